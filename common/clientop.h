@@ -1,0 +1,29 @@
+/* clientop.h - decoding of WebSocket client ops (SPEC 6), from JSON or msgpack. */
+#ifndef HERALD_CLIENTOP_H
+#define HERALD_CLIENTOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef enum {
+    OP_SUBSCRIBE = 0,
+    OP_UNSUBSCRIBE,
+    OP_RESUME,
+    OP_PING,
+} client_op_kind_t;
+
+typedef struct {
+    client_op_kind_t kind;
+    uint32_t channels; /* bit (1u << channel_t) for subscribe/unsubscribe */
+    uint64_t since;    /* resume */
+} client_op_t;
+
+/* {"op":"subscribe","channels":["trade"]}, {"op":"unsubscribe",...}, {"op":"resume","since":S},
+ * {"op":"ping"}. Errors: HERR_MALFORMED, HERR_NOT_MAP, HERR_UNKNOWN_OP, HERR_MISSING_FIELD,
+ * HERR_BAD_KIND, HERR_BAD_VALUE (unknown channel, negative since) - each naming the field. */
+int clientop_parse_json(const char *text, size_t len, client_op_t *op, herald_error_t *err);
+int clientop_parse_msgpack(const uint8_t *buf, size_t len, client_op_t *op, herald_error_t *err);
+
+#endif

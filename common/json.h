@@ -1,0 +1,55 @@
+/* json.h - a small fast JSON writer (client frames) and JSON input via jansson.
+ *
+ * Strings are written with quotes, backslashes and control characters escaped; invalid
+ * UTF-8 sequences are replaced by U+FFFD (so output is always valid UTF-8 JSON). */
+#ifndef HERALD_JSON_H
+#define HERALD_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "err.h"
+#include "model.h"
+
+/* Growable output buffer. `head` bytes of headroom are reserved before data (e.g. LWS_PRE)
+ * so the bytes can be handed to lws_write without a copy. */
+typedef struct {
+    char *base;  /* allocation */
+    char *data;  /* base + head */
+    size_t len;  /* bytes in data */
+    size_t cap;  /* bytes available from data */
+    size_t head; /* headroom before data */
+} jbuf_t;
+
+void jbuf_init(jbuf_t *b, size_t headroom);
+void jbuf_free(jbuf_t *b);
+static inline void jbuf_reset(jbuf_t *b)
+{
+    b->len = 0;
+}
+/* Ensure room for n more bytes; aborts on out-of-memory (like malloc failure elsewhere). */
+void jbuf_reserve(jbuf_t *b, size_t n);
+void jbuf_put(jbuf_t *b, const void *p, size_t n);
+void jbuf_putc(jbuf_t *b, char c);
+void jbuf_puts(jbuf_t *b, const char *s);
+void jbuf_put_u64(jbuf_t *b, uint64_t v);
+void jbuf_put_i64(jbuf_t *b, int64_t v);
+
+/* A JSON string literal (with quotes) of s[0..n), escaped, invalid UTF-8 -> U+FFFD. */
+void json_put_str(jbuf_t *b, const char *s, size_t n);
+
+/* Any msgpack object as JSON: maps with non-string keys have keys stringified; bin is
+ * written as a string of its bytes (escaped); ext as null; floats that are not finite as null. */
+void json_put_msgpack(jbuf_t *b, const msgpack_object *o);
+
+/* The client "notification" frame of SPEC 6. */
+void json_render_notif(jbuf_t *b, const notif_t *n);
+
+/* Parse JSON text (object or array) into msgpack bytes appended to out, so HTTP input
+ * takes the same validation path as native input. Integers stay integers, reals become
+ * float64. Errors: HERR_MALFORMED with line/column in the message, HERR_TOO_LARGE. */
+int json_to_msgpack(const char *text, size_t len, msgpack_sbuffer *out, herald_error_t *err);
+
+#endif

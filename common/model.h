@@ -1,0 +1,90 @@
+/* model.h - the notification model: type table (channel, default priority), payload schema
+ * as data, and the decoded notification record. See SPEC section 2. */
+#ifndef HERALD_MODEL_H
+#define HERALD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "err.h"
+
+#define HERALD_MAX_ID_LEN      64          /* message_id, user_id */
+#define HERALD_MAX_SOURCE_LEN  32
+#define HERALD_MAX_NOTIF_BYTES (64 * 1024) /* encoded notification bound */
+#define HERALD_PRIORITIES      4
+#define HERALD_BROADCAST_USER  "*"
+
+typedef enum {
+    CH_TRADE = 0,
+    CH_ACCOUNT,
+    CH_POSITION,
+    CH_RISK,
+    CH_SYSTEM,
+    CH__COUNT
+} channel_t;
+
+/* Kind a payload field must have. */
+typedef enum {
+    FK_STRING = 0,
+    FK_NUMBER, /* integer or float */
+    FK_INTEGER,
+} field_kind_t;
+
+typedef struct {
+    const char *name;
+    field_kind_t kind;
+} field_spec_t;
+
+/* One row of the type table. `required` lists payload fields that must be present with
+ * the given kinds; extra payload fields are passed through untouched. */
+typedef struct {
+    const char *name;
+    channel_t channel;
+    uint8_t priority;
+    const field_spec_t *required;
+    size_t n_required;
+} msg_type_t;
+
+/* A decoded notification. Strings are NUL-terminated copies; `payload` is a msgpack map
+ * object that borrows from the zone / buffer it was decoded from (valid as long as that is). */
+typedef struct {
+    char message_id[HERALD_MAX_ID_LEN + 1];
+    char user_id[HERALD_MAX_ID_LEN + 1];
+    char source[HERALD_MAX_SOURCE_LEN + 1];
+    const msg_type_t *type;
+    uint8_t priority;
+    bool has_priority;  /* priority was given (else the type's default applies) */
+    bool has_timestamp; /* timestamp was given (else the broker sets it) */
+    uint64_t timestamp; /* ns since epoch */
+    uint64_t seq;       /* 0 = not yet assigned */
+    msgpack_object payload; /* MSGPACK_OBJECT_MAP (empty map when absent) */
+} notif_t;
+
+/* The type table: all rows, in SPEC order. */
+const msg_type_t *model_types(size_t *count);
+
+/* Look up a message_type by name (len bytes, not NUL-terminated); NULL if unknown. */
+const msg_type_t *model_type_find(const char *name, size_t len);
+
+const char *model_channel_name(channel_t ch);
+
+/* Parse a channel name; returns -1 if unknown. */
+int model_channel_find(const char *name, size_t len);
+
+/* Check the payload map against the type's required fields and kinds. On failure fills
+ * err with HERR_MISSING_FIELD / HERR_BAD_KIND / HERR_NOT_MAP naming "payload.<field>". */
+int model_validate_payload(const msg_type_t *type, const msgpack_object *payload,
+                           herald_error_t *err);
+
+static inline bool model_is_broadcast(const notif_t *n)
+{
+    return n->user_id[0] == '*' && n->user_id[1] == '\0';
+}
+
+/* Fill message_id with a random UUIDv4-style id (36 chars). */
+void model_gen_message_id(char out[HERALD_MAX_ID_LEN + 1]);
+
+#endif

@@ -1,0 +1,59 @@
+/* proto.h - broker <-> gateway protocol: ring record types and control-socket messages.
+ *
+ * Data flows broker -> gateway only through the ring, in one order. The control socket
+ * (<runtime.dir>/control.sock, unix stream) carries the gateway's requests and the
+ * broker's hello reply as frames (frame.h) holding one msgpack map each.
+ *
+ * Gateway -> broker (key "op"):
+ *   hello  {op, gw, pid, version}                       first frame; broker attaches the ring
+ *   open   {op, session, user, since}                   a session of `user` opened; since=0: no resume
+ *   close  {op, session, user}                          that session closed
+ *   replay {op, session, user, from, to}                re-send seqs [from,to] from history;
+ *                                                       session 0 = for every session of the user
+ *                                                       (gap fill after ring drops)
+ *   resync {op, user, sessions, after}                  after a broker restart: `sessions` open
+ *                                                       sessions of `user`, last seq seen `after`
+ * Broker -> gateway:
+ *   hello_ok {op, broker_pid, ring, capacity}  |  error {op, code, message} (then close)
+ *
+ * For `open` the broker, in one step (nothing else interleaves in the ring):
+ *   adds the route (refcounted per gateway and user), writes REC_SESSION_READY with the
+ *   user's last seq and the broadcast last seq, then for since>0 the history records
+ *   (since, last] as REC_REPLAY addressed to the session, preceded by REC_GAP if history
+ *   no longer covers all of it, then REC_REPLAY_END. Live REC_NOTIFY records follow.
+ */
+#ifndef HERALD_PROTO_H
+#define HERALD_PROTO_H
+
+#include <stdint.h>
+
+#include "ring.h"
+
+#define PROTO_VERSION 1u
+
+enum {
+    REC_NOTIFY = RING_REC_USER, /* canonical notification (codec.h), live */
+    REC_SESSION_READY,          /* rec_session_ready_t */
+    REC_REPLAY,                 /* rec_replay_t + canonical notification */
+    REC_REPLAY_END,             /* rec_range_t + user_id bytes */
+    REC_GAP,                    /* rec_range_t + user_id bytes */
+};
+
+typedef struct {
+    uint64_t session;
+    uint64_t last_seq;       /* user's last assigned seq at routing time */
+    uint64_t bcast_last_seq; /* broadcast sequence's last seq at routing time */
+} rec_session_ready_t;
+
+typedef struct {
+    uint64_t session; /* 0 = every session of the notification's user on this gateway */
+} rec_replay_t;
+
+typedef struct {
+    uint64_t session; /* 0 = user-level */
+    uint64_t from;
+    uint64_t to;
+    /* followed by the user_id bytes (not NUL-terminated) up to the record length */
+} rec_range_t;
+
+#endif
