@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# run.sh - set up, build (release) and run herald: the supervisor with the broker and
+# gateway.count gateways, in the foreground. Extra arguments go to herald-supervisor
+# (e.g. -o gateway.count=4). Stop with Ctrl-C.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/deploy/setup.sh"
+build="$root/build-release"
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" "$root" --buildtype=release -Dtests=false >/dev/null
+fi
+ninja -C "$build" >/dev/null
+exec "$build/tools/herald-supervisor" -c "${HERALD_CONFIG:-$root/deploy/herald.ini}" "$@"

@@ -1,0 +1,44 @@
+/* test_err.c - error codes: stable names and the error record helper. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+START_TEST(err_codes_have_distinct_stable_names)
+{
+    ck_assert_str_eq(herr_code(HERR_TOO_LARGE), "too_large");
+    ck_assert_str_eq(herr_code(HERR_QUEUE_FULL), "queue_full");
+    ck_assert_str_eq(herr_code(HERR_UNAUTHORIZED), "unauthorized");
+    for (int a = 0; a < HERR__COUNT; a++)
+        for (int b = a + 1; b < HERR__COUNT; b++)
+            ck_assert_str_ne(herr_code((herr_t)a), herr_code((herr_t)b));
+    ck_assert_str_eq(herr_code((herr_t)999), "internal");
+}
+END_TEST
+
+START_TEST(err_set_names_field_and_returns_negative_code)
+{
+    herald_error_t e;
+    int rc = herr_set(&e, HERR_MISSING_FIELD, "payload.order_id", "%s is required", "order_id");
+    ck_assert_int_eq(rc, -HERR_MISSING_FIELD);
+    ck_assert_int_eq(e.code, HERR_MISSING_FIELD);
+    ck_assert_str_eq(e.field, "payload.order_id");
+    ck_assert_str_eq(e.message, "order_id is required");
+    ck_assert_int_eq(herr_set(NULL, HERR_IO, NULL, "x"), -HERR_IO);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("err");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, err_codes_have_distinct_stable_names);
+    tcase_add_test(tc, err_set_names_field_and_returns_negative_code);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
