@@ -31,23 +31,24 @@ static char dir[N_TESTS][128], prefix[N_TESTS][64];
 static char cfgpath[300], rundir[300];
 static unsigned http_port, gw_port;
 
-/* A loopback port nothing listens on right now, with `span` consecutive free ones. */
+/* `span` consecutive loopback ports nothing listens on now, below the ephemeral range (a
+ * port inside it could be picked as a connect's source port and self-connect). */
 static unsigned free_ports(unsigned span)
 {
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t sl = sizeof sa;
-        bind(fd, (struct sockaddr *)&sa, sizeof sa);
-        getsockname(fd, (struct sockaddr *)&sa, &sl);
-        close(fd);
-        unsigned base = ntohs(sa.sin_port);
-        bool ok = base + span < 65000;
-        for (unsigned i = 1; ok && i < span; i++) {
-            int f2 = socket(AF_INET, SOCK_STREAM, 0);
-            sa.sin_port = htons((uint16_t)(base + i));
-            ok = bind(f2, (struct sockaddr *)&sa, sizeof sa) == 0;
-            close(f2);
+    static unsigned next;
+    if (!next) next = 20000 + (unsigned)(getpid() * 37 % 10000);
+    for (int attempt = 0; attempt < 200; attempt++) {
+        unsigned base = next;
+        next += span + 1;
+        if (next > 32000) next = 20000;
+        bool ok = true;
+        for (unsigned i = 0; ok && i < span; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in sa = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)(base + i)),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+            close(fd);
         }
         if (ok) return base;
     }

@@ -220,23 +220,26 @@ START_TEST(ctl_bad_arguments_exit_1_with_one_line)
 }
 END_TEST
 
-/* A loopback port nothing listens on (bound then released). */
-static unsigned free_port(void)
+/* A loopback port that refuses connections: bound (so nobody else takes it and no connect
+ * can self-connect to it) but not listening. Returns the socket; *port gets the port. */
+static int refusing_port(unsigned *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof sa;
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    *port = ntohs(sa.sin_port);
+    return fd;
 }
 
 START_TEST(ctl_unreachable_broker_exits_1_with_one_line)
 {
     static run_t r;
     char http[64];
-    snprintf(http, sizeof http, "broker.http=127.0.0.1:%u", free_port());
+    unsigned port;
+    int fd = refusing_port(&port);
+    snprintf(http, sizeof http, "broker.http=127.0.0.1:%u", port);
     CTL(&r, "publish", "--user", "a", "--type", "order_expired");
     assert_one_line_failure(&r);
     ck_assert_ptr_nonnull(strstr(r.err, "broker.sock"));
@@ -247,6 +250,7 @@ START_TEST(ctl_unreachable_broker_exits_1_with_one_line)
     assert_one_line_failure(&r);
     CTL(&r, "status");
     assert_one_line_failure(&r);
+    close(fd);
 }
 END_TEST
 
