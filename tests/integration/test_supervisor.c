@@ -396,6 +396,28 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert_int_eq(waitpid(tail, &st, 0), tail);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     close(tail_out);
+
+    /* the operator's views of the running node */
+    ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"stats", "--json", NULL}), 0);
+    json_t *stats = json_loads(out, 0, NULL);
+    ck_assert_msg(stats, "stats: %s", out);
+    ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(stats, "broker"),
+                                                        "messages_sent")),
+                     1);
+    ck_assert_int_eq(json_array_size(json_object_get(stats, "gateways")), 2);
+    for (size_t i = 0; i < 2; i++)
+        ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(stats, "gateways"), i),
+                                              "messages_pushed"));
+    json_decref(stats);
+    ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"rings", "--json", NULL}), 0);
+    json_t *rings = json_loads(out, 0, NULL);
+    ck_assert_int_eq(json_array_size(rings), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *r = json_array_get(rings, i);
+        ck_assert_str_eq(json_string_value(json_object_get(r, "producer")), "alive");
+        ck_assert_str_eq(json_string_value(json_object_get(r, "consumer")), "alive");
+    }
+    json_decref(rings);
     ck_assert_int_eq(stop_supervisor(sup), 0);
 }
 END_TEST
