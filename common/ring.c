@@ -498,6 +498,22 @@ void ring_end_sleep(ring_t *r)
 
 /* --- inspection --- */
 
+/* Head and tail as they were at one instant, for a reader that owns neither: head is read
+ * before and after tail, and only an unchanged head (it only grows) proves the pair
+ * consistent (head <= tail <= head + capacity). Gives up after a few tries under heavy
+ * traffic and returns the last pair read. */
+static void positions_snapshot(ring_header_t *h, uint64_t *head, uint64_t *tail)
+{
+    /* all three pair with the release stores of head (consumer) and tail (producer) */
+    uint64_t hd = atomic_load_explicit(&h->head, memory_order_acquire);
+    for (int tries = 0; tries < 64; tries++) {
+        *tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+        *head = atomic_load_explicit(&h->head, memory_order_acquire);
+        if (*head == hd) return;
+        hd = *head;
+    }
+}
+
 void ring_stats(ring_t *r, ring_stats_t *s)
 {
     ring_header_t *h = r->hdr;
@@ -506,10 +522,8 @@ void ring_stats(ring_t *r, ring_stats_t *s)
     s->max_record = r->max_record;
     s->gateway_id = h->gateway_id;
     s->created_ns = h->created_ns;
-    /* head first: it never passes tail, so head <= tail in the snapshot */
     s->records_read = atomic_load_explicit(&h->records_read, memory_order_relaxed);
-    s->head = atomic_load_explicit(&h->head, memory_order_acquire);
-    s->tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    positions_snapshot(h, &s->head, &s->tail);
     s->records_written = atomic_load_explicit(&h->records_written, memory_order_relaxed);
     s->used_bytes = s->tail >= s->head ? s->tail - s->head : 0;
     s->pending_records =
@@ -529,9 +543,8 @@ long ring_peek(ring_t *r, ring_handler_fn fn, void *ctx, size_t max)
     ring_header_t *h = r->hdr;
     if (!r->peek_buf && !(r->peek_buf = malloc(r->max_record ? r->max_record : 1)))
         return -HERR_INTERNAL;
-    /* both pair with the release stores of the consumer (head) and the producer (tail) */
-    uint64_t pos = atomic_load_explicit(&h->head, memory_order_acquire);
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    uint64_t pos, tail;
+    positions_snapshot(h, &pos, &tail);
     if ((pos | tail) & 7 || tail - pos > r->capacity) return -HERR_CORRUPT;
     size_t n = 0;
     while (n < max && pos != tail) {
