@@ -19,19 +19,6 @@
 #include "ring.h"
 #include "ring_testrec.h"
 
-/* Sanitizers slow the peers ~10x: the stress counts shrink accordingly (the behaviour
- * checked is the same). */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
-
 static const char *peer_path; /* argv[1]: the ring_peer executable */
 static char prefix[64];       /* herald-test-<runner pid>: every shm object we create */
 
@@ -584,7 +571,7 @@ END_TEST
 
 START_TEST(ring_moves_ten_million_records_between_processes)
 {
-    const char *count = UNDER_SANITIZER ? "2000000" : "10000000";
+    const char *count = "10000000";
     char name[128], rep_c[512], rep_p[512];
     ring_test_name(name, sizeof name, "stress");
     ring_close(open_ok(name, RING_PRODUCER, 1 << 20));
@@ -690,7 +677,7 @@ static int peek_record(uint32_t type, const uint8_t *data, uint32_t len, void *c
 
 START_TEST(ring_inspector_reads_live_ring)
 {
-    const char *count = UNDER_SANITIZER ? "500000" : "3000000";
+    const char *count = "3000000";
     char name[128], rep_c[512], rep_p[512];
     ring_test_name(name, sizeof name, "live");
     ring_close(open_ok(name, RING_PRODUCER, 1 << 16));
@@ -735,7 +722,7 @@ END_TEST
  * through its io_uring between records. A lost wake-up shows up as a 5 s wait timeout. */
 static void check_no_lost_wakeup(const char *mech)
 {
-    const char *count = UNDER_SANITIZER ? "30000" : "100000";
+    const char *count = "100000";
     char name[128], rep_c[512], rep_p[512];
     ring_test_name(name, sizeof name, mech);
     ring_close(open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY));
