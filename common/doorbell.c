@@ -1,4 +1,4 @@
-/* doorbell.c - futex wake, and the consumer's io_uring wait: IORING_OP_FUTEX_WAIT or a helper thread + eventfd. */
+/* doorbell.c - futex wake; the consumer's io_uring wait (FUTEX_WAIT op or thread + eventfd). */
 #include "doorbell.h"
 
 #include <errno.h>
@@ -16,7 +16,7 @@
  * layout is the one io_uring/futex.c reads: fd = futex2 flags, addr = word,
  * addr2 (same field as off) = expected value, addr3 = bitset mask, futex_flags (the
  * rw_flags slot) = 0, len = 0. */
-#define DOORBELL_OP_FUTEX_WAIT 51
+#define DOORBELL_OP_FUTEX_WAIT   51
 #define DOORBELL_FUTEX2_SIZE_U32 0x02u /* futex2 flags: 32-bit word, shared (no FUTEX2_PRIVATE) */
 #ifndef FUTEX_BITSET_MATCH_ANY
 #define FUTEX_BITSET_MATCH_ANY 0xffffffffu

@@ -1,4 +1,4 @@
-/* doorbell.h - how a ring consumer sleeps on the ring's futex word through its io_uring, and how the producer wakes it.
+/* doorbell.h - a ring consumer sleeps on the ring's futex word via io_uring; the producer wakes it.
  *
  * The word is `doorbell` in the ring header (ring.h); the producer bumps it and calls
  * doorbell_wake (a shared, not private, FUTEX_WAKE: the waiter is another process).
@@ -44,13 +44,13 @@ typedef struct doorbell {
     uint64_t user_data;     /* tag of the armed SQE */
     /* DOORBELL_THREAD only */
     int efd;
-    uint64_t efd_buf;       /* target of the eventfd read SQE */
+    uint64_t efd_buf; /* target of the eventfd read SQE */
     pthread_t thread;
     bool thread_started;
-    _Atomic uint32_t ctl;   /* bumped by arm/close; the thread sleeps on it (private futex) */
-    _Atomic uint32_t want;  /* doorbell value the thread waits to change */
-    _Atomic uint32_t stop;  /* set by doorbell_close */
-    _Atomic uint32_t done;  /* set by the thread as it exits */
+    _Atomic uint32_t ctl;  /* bumped by arm/close; the thread sleeps on it (private futex) */
+    _Atomic uint32_t want; /* doorbell value the thread waits to change */
+    _Atomic uint32_t stop; /* set by doorbell_close */
+    _Atomic uint32_t done; /* set by the thread as it exits */
 } doorbell_t;
 
 /* Wake every waiter on a shared futex word (the producer side, used by ring_wake). */

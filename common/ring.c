@@ -1,4 +1,4 @@
-/* ring.c - the SPSC shared-memory ring: header layout checks, attach/create, producer and consumer paths. */
+/* ring.c - the SPSC shared-memory ring: layout checks, attach/create, producer, consumer. */
 #include "ring.h"
 
 #include <errno.h>
@@ -262,11 +262,11 @@ void ring_close(ring_t *r)
     uint32_t me = (uint32_t)getpid();
     /* only clear the pid if a successor has not already taken the role */
     if (r->mode == RING_PRODUCER)
-        atomic_compare_exchange_strong_explicit(&r->hdr->producer_pid, &me, 0,
-                                                memory_order_relaxed, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&r->hdr->producer_pid, &me, 0, memory_order_relaxed,
+                                                memory_order_relaxed);
     else if (r->mode == RING_CONSUMER)
-        atomic_compare_exchange_strong_explicit(&r->hdr->consumer_pid, &me, 0,
-                                                memory_order_relaxed, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&r->hdr->consumer_pid, &me, 0, memory_order_relaxed,
+                                                memory_order_relaxed);
     munmap(r->hdr, r->map_bytes);
     free(r->peek_buf);
     free(r);

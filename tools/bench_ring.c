@@ -1,4 +1,4 @@
-/* bench_ring.c - `herald-bench ring`: records/s and GB/s through one ring, producer and consumer in two processes.
+/* bench_ring.c - `herald-bench ring`: records/s and GB/s through one ring between two processes.
  *
  * Each run creates a fresh ring, forks the consumer (pinned to the last CPU; the producer
  * stays on CPU 0), and times from the producer's first write to the consumer's last read
@@ -85,8 +85,7 @@ static int consume_record(uint32_t type, const uint8_t *data, uint32_t len, void
 }
 
 /* The consumer process: read `count` records, then report through fd. */
-static int bench_consumer(const char *name, const ring_bench_opts_t *o, int ready_fd,
-                          int result_fd)
+static int bench_consumer(const char *name, const ring_bench_opts_t *o, int ready_fd, int result_fd)
 {
     herald_error_t err;
     ring_t *r;
@@ -263,15 +262,14 @@ static int bench_ring_size(const ring_bench_opts_t *o, ring_bench_summary_t *s)
 
 static void bench_ring_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: herald-bench ring [--size N] [--count N] [--runs K] [--ring-bytes N]\n"
-            "                         [--batch N] [--no-pin]\n"
-            "  --size N        payload bytes per record (default: 64 and 1024)\n"
-            "  --count N       records per run (default 50M for <= 256 B, else 5M)\n"
-            "  --runs K        runs per size; the median is reported (default 5)\n"
-            "  --ring-bytes N  ring capacity (default 16 MiB, as deployed)\n"
-            "  --batch N       records per publish (default 256)\n"
-            "  --no-pin        do not pin producer and consumer to separate CPUs\n");
+    fprintf(out, "usage: herald-bench ring [--size N] [--count N] [--runs K] [--ring-bytes N]\n"
+                 "                         [--batch N] [--no-pin]\n"
+                 "  --size N        payload bytes per record (default: 64 and 1024)\n"
+                 "  --count N       records per run (default 50M for <= 256 B, else 5M)\n"
+                 "  --runs K        runs per size; the median is reported (default 5)\n"
+                 "  --ring-bytes N  ring capacity (default 16 MiB, as deployed)\n"
+                 "  --batch N       records per publish (default 256)\n"
+                 "  --no-pin        do not pin producer and consumer to separate CPUs\n");
 }
 
 int bench_ring_main(int argc, char **argv)
@@ -280,19 +278,35 @@ int bench_ring_main(int argc, char **argv)
     uint32_t size = 0;
     uint64_t count = 0;
     static const struct option opts[] = {
-        {"size", 1, 0, 's'},  {"count", 1, 0, 'n'}, {"runs", 1, 0, 'r'}, {"ring-bytes", 1, 0, 'b'},
+        {"size", 1, 0, 's'},  {"count", 1, 0, 'n'},  {"runs", 1, 0, 'r'}, {"ring-bytes", 1, 0, 'b'},
         {"batch", 1, 0, 'B'}, {"no-pin", 0, 0, 'P'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 's': size = (uint32_t)strtoul(optarg, NULL, 0); break;
-        case 'n': count = strtoull(optarg, NULL, 0); break;
-        case 'r': o.runs = atoi(optarg); break;
-        case 'b': o.ring_bytes = strtoull(optarg, NULL, 0); break;
-        case 'B': o.batch = (uint32_t)strtoul(optarg, NULL, 0); break;
-        case 'P': o.pin = false; break;
-        case 'h': bench_ring_usage(stdout); return 0;
-        default: bench_ring_usage(stderr); return 2;
+        case 's':
+            size = (uint32_t)strtoul(optarg, NULL, 0);
+            break;
+        case 'n':
+            count = strtoull(optarg, NULL, 0);
+            break;
+        case 'r':
+            o.runs = atoi(optarg);
+            break;
+        case 'b':
+            o.ring_bytes = strtoull(optarg, NULL, 0);
+            break;
+        case 'B':
+            o.batch = (uint32_t)strtoul(optarg, NULL, 0);
+            break;
+        case 'P':
+            o.pin = false;
+            break;
+        case 'h':
+            bench_ring_usage(stdout);
+            return 0;
+        default:
+            bench_ring_usage(stderr);
+            return 2;
         }
     }
     if (o.runs < 1 || o.runs > BENCH_MAX_RUNS || o.batch == 0) {
@@ -322,16 +336,15 @@ int bench_ring_main(int argc, char **argv)
                "\"gb_per_s\":%.3f,\"records_per_s_min\":%.0f,\"records_per_s_max\":%.0f,"
                "\"producer_cpu_s\":%.3f,\"consumer_cpu_s\":%.3f,\"consumer_sleeps\":%llu,"
                "\"runs_records_per_s\":[",
-               i ? "," : "", s->size, (unsigned long long)s->count, s->runs, s->rec_med,
-               s->gb_med, s->rec_min, s->rec_max, s->prod_cpu, s->cons_cpu,
-               (unsigned long long)s->sleeps);
+               i ? "," : "", s->size, (unsigned long long)s->count, s->runs, s->rec_med, s->gb_med,
+               s->rec_min, s->rec_max, s->prod_cpu, s->cons_cpu, (unsigned long long)s->sleeps);
         for (int k = 0; k < s->runs; k++)
             printf("%s%.0f", k ? "," : "", s->all[k]);
         printf("]}");
     }
     printf("]}\n");
-    printf("\n%8s %12s %6s %14s %9s %14s %14s\n", "size", "count", "runs", "median rec/s",
-           "GB/s", "min rec/s", "max rec/s");
+    printf("\n%8s %12s %6s %14s %9s %14s %14s\n", "size", "count", "runs", "median rec/s", "GB/s",
+           "min rec/s", "max rec/s");
     for (int i = 0; i < nsizes; i++)
         printf("%8u %12llu %6d %14.0f %9.3f %14.0f %14.0f\n", sum[i].size,
                (unsigned long long)sum[i].count, sum[i].runs, sum[i].rec_med, sum[i].gb_med,

@@ -1,4 +1,4 @@
-/* herald-bench.c - the load generator and benchmark driver: dispatches to one subcommand per measure (SPEC 9). */
+/* herald-bench.c - load generator and benchmark driver: one subcommand per measure (SPEC 9). */
 #include <stdio.h>
 #include <string.h>
 

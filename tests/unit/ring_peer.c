@@ -1,4 +1,4 @@
-/* ring_peer.c - producer or consumer process for the ring tests; prints one key=value report line on stdout.
+/* ring_peer.c - producer or consumer process for the ring tests; reports key=value on stdout.
  *
  *   ring_peer produce NAME --count N [--first S] [--min L] [--max L] [--batch B]
  *                          [--pingpong] [--timeout SEC]
@@ -174,9 +174,8 @@ static int peer_consume(ring_t *r, const peer_opts_t *o)
            "sleeps=%llu timeouts=%llu mech=%s\n",
            (unsigned long long)st.received, (unsigned long long)st.first,
            (unsigned long long)st.last, (unsigned long long)st.bad_order,
-           (unsigned long long)st.bad_sum, (unsigned long long)corrupt,
-           (unsigned long long)sleeps, (unsigned long long)timeouts,
-           o->doorbell ? doorbell_kind_name(bell.kind) : "spin");
+           (unsigned long long)st.bad_sum, (unsigned long long)corrupt, (unsigned long long)sleeps,
+           (unsigned long long)timeouts, o->doorbell ? doorbell_kind_name(bell.kind) : "spin");
     if (o->doorbell) {
         doorbell_close(&bell);
         io_uring_queue_exit(&uring);
@@ -192,28 +191,52 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: ring_peer produce|consume NAME [options]\n");
         return 1;
     }
-    peer_opts_t o = {.name = argv[2], .count = 1000, .min = TESTREC_HDR, .max = 256,
-                     .batch = 64, .timeout_s = 60};
+    peer_opts_t o = {.name = argv[2],
+                     .count = 1000,
+                     .min = TESTREC_HDR,
+                     .max = 256,
+                     .batch = 64,
+                     .timeout_s = 60};
     static const struct option opts[] = {
-        {"count", 1, 0, 'n'}, {"first", 1, 0, 'f'},    {"min", 1, 0, 'l'},
-        {"max", 1, 0, 'm'},   {"batch", 1, 0, 'b'},    {"pingpong", 0, 0, 'p'},
-        {"wait", 1, 0, 'w'},  {"spin", 1, 0, 's'},     {"delay-us", 1, 0, 'd'},
-        {"timeout", 1, 0, 't'}, {0, 0, 0, 0}};
+        {"count", 1, 0, 'n'},    {"first", 1, 0, 'f'},    {"min", 1, 0, 'l'},  {"max", 1, 0, 'm'},
+        {"batch", 1, 0, 'b'},    {"pingpong", 0, 0, 'p'}, {"wait", 1, 0, 'w'}, {"spin", 1, 0, 's'},
+        {"delay-us", 1, 0, 'd'}, {"timeout", 1, 0, 't'},  {0, 0, 0, 0}};
     int c;
     optind = 3;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': o.count = strtoull(optarg, NULL, 10); break;
-        case 'f': o.first = strtoull(optarg, NULL, 10); break;
-        case 'l': o.min = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'm': o.max = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'b': o.batch = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'p': o.pingpong = true; break;
-        case 'w': o.doorbell = strcmp(optarg, "doorbell") == 0; break;
-        case 's': o.spin = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'd': o.delay_us = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 't': o.timeout_s = atoi(optarg); break;
-        default: return 1;
+        case 'n':
+            o.count = strtoull(optarg, NULL, 10);
+            break;
+        case 'f':
+            o.first = strtoull(optarg, NULL, 10);
+            break;
+        case 'l':
+            o.min = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            o.max = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'b':
+            o.batch = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'p':
+            o.pingpong = true;
+            break;
+        case 'w':
+            o.doorbell = strcmp(optarg, "doorbell") == 0;
+            break;
+        case 's':
+            o.spin = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            o.delay_us = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            o.timeout_s = atoi(optarg);
+            break;
+        default:
+            return 1;
         }
     }
     if (o.min < TESTREC_HDR || o.max < o.min || o.count == 0 || o.batch == 0) {

@@ -1,4 +1,4 @@
-/* ring_testrec.h - self-checking test records for the ring tests: seq, length, checksum and filler derived from seq. */
+/* ring_testrec.h - self-checking ring test records: seq, length, checksum, filler from seq. */
 #ifndef HERALD_RING_TESTREC_H
 #define HERALD_RING_TESTREC_H
 

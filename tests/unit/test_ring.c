@@ -1,4 +1,4 @@
-/* test_ring.c - the ring and its doorbell: layout, wrap, limits, corruption, and producer/consumer processes. */
+/* test_ring.c - ring and doorbell: layout, wrap, limits, corruption, multi-process behaviour. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -148,8 +148,7 @@ static int verify_record(uint32_t type, const uint8_t *data, uint32_t len, void 
 {
     verify_t *v = ctx;
     uint64_t seq;
-    if (type != RING_REC_USER + 1 || testrec_check_bytes(data, len, &seq) < 0 ||
-        seq != v->next_seq)
+    if (type != RING_REC_USER + 1 || testrec_check_bytes(data, len, &seq) < 0 || seq != v->next_seq)
         v->bad++;
     v->next_seq++;
     v->bytes += len;
@@ -293,10 +292,10 @@ static void check_corrupt_record(int how)
         ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 40), 0);
     ring_publish(p);
     uint32_t *rec = (uint32_t *)((uint8_t *)ring_header(p) + RING_HEADER_BYTES + 48);
-    if (how == 0) rec[1] = 0;                        /* type 0 */
-    if (how == 1) rec[0] = ring_max_record(p) + 1;   /* longer than max_record */
-    if (how == 2) rec[0] = 200;                      /* runs past tail */
-    if (how == 3) rec[1] = RING_REC_PAD;             /* padding not at the end */
+    if (how == 0) rec[1] = 0;                      /* type 0 */
+    if (how == 1) rec[0] = ring_max_record(p) + 1; /* longer than max_record */
+    if (how == 2) rec[0] = 200;                    /* runs past tail */
+    if (how == 3) rec[1] = RING_REC_PAD;           /* padding not at the end */
     long n = 0;
     ck_assert_int_eq(ring_read_batch(c, count_record, &n, SIZE_MAX), -HERR_CORRUPT);
     ring_stats_t s;
@@ -575,10 +574,11 @@ START_TEST(ring_moves_ten_million_records_between_processes)
     char name[128], rep_c[512], rep_p[512];
     ring_test_name(name, sizeof name, "stress");
     ring_close(open_ok(name, RING_PRODUCER, 1 << 20));
-    char *cargv[] = {"ring_peer", "consume", name, "--count", (char *)count, "--wait",
-                     "doorbell", "--spin", "64", "--batch", "512", "--timeout", "120", NULL};
-    char *pargv[] = {"ring_peer", "produce", name, "--count", (char *)count, "--min", "16",
-                     "--max", "120", "--batch", "256", "--timeout", "120", NULL};
+    char *cargv[] = {"ring_peer", "consume",   name,     "--count", (char *)count,
+                     "--wait",    "doorbell",  "--spin", "64",      "--batch",
+                     "512",       "--timeout", "120",    NULL};
+    char *pargv[] = {"ring_peer", "produce", name,      "--count", (char *)count, "--min", "16",
+                     "--max",     "120",     "--batch", "256",     "--timeout",   "120",   NULL};
     peer_t c = peer_start(cargv);
     peer_t p = peer_start(pargv);
     ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
@@ -621,10 +621,10 @@ START_TEST(ring_consumer_restart_continues_at_published_head)
     char name[128], rep_c[512], rep_p[512];
     ring_test_name(name, sizeof name, "restart");
     ring_close(open_ok(name, RING_PRODUCER, 1 << 18));
-    char *c1argv[] = {"ring_peer", "consume", name, "--count", (char *)count, "--batch", "64",
-                      "--delay-us", "200", "--timeout", "120", NULL};
-    char *pargv[] = {"ring_peer", "produce", name, "--count", (char *)count, "--min", "16",
-                     "--max", "200", "--timeout", "120", NULL};
+    char *c1argv[] = {"ring_peer", "consume",    name,  "--count",   (char *)count, "--batch",
+                      "64",        "--delay-us", "200", "--timeout", "120",         NULL};
+    char *pargv[] = {"ring_peer", "produce", name,  "--count",   (char *)count, "--min",
+                     "16",        "--max",   "200", "--timeout", "120",         NULL};
     peer_t c1 = peer_start(c1argv);
     peer_t p = peer_start(pargv);
     ring_t *i = open_ok(name, RING_INSPECT, 0);
@@ -644,8 +644,8 @@ START_TEST(ring_consumer_restart_continues_at_published_head)
     ck_assert_int_eq(ring_peek(i, take_first_seq, &f, 1), 1);
     ck_assert_int_eq(f.bad, 0);
     ck_assert_uint_eq(f.seq, s.records_read);
-    char *c2argv[] = {"ring_peer", "consume", name, "--count", (char *)count, "--wait",
-                      "doorbell", "--timeout", "120", NULL};
+    char *c2argv[] = {"ring_peer", "consume",  name,        "--count", (char *)count,
+                      "--wait",    "doorbell", "--timeout", "120",     NULL};
     peer_t c2 = peer_start(c2argv);
     ck_assert_int_eq(peer_finish(&c2, rep_c, sizeof rep_c), 0);
     ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
@@ -681,10 +681,10 @@ START_TEST(ring_inspector_reads_live_ring)
     char name[128], rep_c[512], rep_p[512];
     ring_test_name(name, sizeof name, "live");
     ring_close(open_ok(name, RING_PRODUCER, 1 << 16));
-    char *cargv[] = {"ring_peer", "consume", name, "--count", (char *)count, "--wait",
-                     "doorbell", "--spin", "16", "--timeout", "120", NULL};
-    char *pargv[] = {"ring_peer", "produce", name, "--count", (char *)count, "--timeout",
-                     "120", NULL};
+    char *cargv[] = {"ring_peer", "consume", name, "--count",   (char *)count, "--wait",
+                     "doorbell",  "--spin",  "16", "--timeout", "120",         NULL};
+    char *pargv[] = {"ring_peer",   "produce",   name,  "--count",
+                     (char *)count, "--timeout", "120", NULL};
     peer_t c = peer_start(cargv);
     peer_t p = peer_start(pargv);
     ring_t *i = open_ok(name, RING_INSPECT, 0);
@@ -727,10 +727,10 @@ static void check_no_lost_wakeup(const char *mech)
     ring_test_name(name, sizeof name, mech);
     ring_close(open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY));
     setenv("HERALD_DOORBELL", mech, 1);
-    char *cargv[] = {"ring_peer", "consume", name, "--count", (char *)count, "--wait",
-                     "doorbell", "--timeout", "120", NULL};
-    char *pargv[] = {"ring_peer", "produce", name, "--count", (char *)count, "--batch", "1",
-                     "--pingpong", "--timeout", "120", NULL};
+    char *cargv[] = {"ring_peer", "consume",  name,        "--count", (char *)count,
+                     "--wait",    "doorbell", "--timeout", "120",     NULL};
+    char *pargv[] = {"ring_peer", "produce",    name,        "--count", (char *)count, "--batch",
+                     "1",         "--pingpong", "--timeout", "120",     NULL};
     peer_t c = peer_start(cargv);
     peer_t p = peer_start(pargv);
     ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
