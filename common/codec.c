@@ -3,17 +3,24 @@
 
 #include <string.h>
 
+#include <msgpack/unpack_define.h> /* MSGPACK_EMBED_STACK_SIZE: msgpack-c's nesting limit */
+
 /* Walk one msgpack value in p[0..len) without allocating and return its size in *used.
  * msgpack-c allocates count*sizeof(object) as soon as it sees an array/map header, so a
  * 5-byte "array of 2^32 items" would ask for ~100 GB; this scan refuses it first: every
  * announced item needs at least one more byte, so more pending items than remaining bytes
- * means the input is truncated. Also tells truncation (TRUNCATED) from bad bytes (MALFORMED). */
+ * means the input is truncated. Also tells truncation (TRUNCATED) from bad bytes (MALFORMED),
+ * and refuses nesting msgpack-c cannot hold (it has a fixed stack of containers). */
 static int mp_scan(const uint8_t *p, size_t len, size_t *used)
 {
-    size_t off = 0;
-    uint64_t pending = 1;
+    size_t off = 0, depth = 0;
+    uint64_t pending = 1;                              /* values still to read, all levels */
+    uint64_t left[MSGPACK_EMBED_STACK_SIZE + 1] = {1}; /* values still to read per level */
     while (pending > 0) {
         if (off >= len) return -HERR_TRUNCATED;
+        while (left[depth] == 0)
+            depth--;
+        left[depth]--;
         uint8_t b = p[off++];
         uint64_t body = 0, items = 0;
         unsigned lenbytes = 0; /* size of a length or count field after the tag */
@@ -126,6 +133,9 @@ static int mp_scan(const uint8_t *p, size_t len, size_t *used)
         }
         if (len - off < body) return -HERR_TRUNCATED;
         off += body;
+        bool container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
+        if (container && depth >= MSGPACK_EMBED_STACK_SIZE) return -HERR_MALFORMED;
+        if (items > 0) left[++depth] = items;
         pending = pending - 1 + items;
         if (pending > len - off) return -HERR_TRUNCATED;
     }
@@ -143,7 +153,9 @@ int codec_unpack(const uint8_t *buf, size_t len, size_t max_bytes, msgpack_unpac
     int rc = mp_scan(buf, len, &used);
     if (rc == -HERR_TRUNCATED)
         return herr_set(err, HERR_TRUNCATED, "", "input ends inside a msgpack value");
-    if (rc < 0) return herr_set(err, HERR_MALFORMED, "", "invalid msgpack");
+    if (rc < 0)
+        return herr_set(err, HERR_MALFORMED, "", "invalid msgpack (or nested over %d deep)",
+                        MSGPACK_EMBED_STACK_SIZE);
     if (used < len)
         return herr_set(err, HERR_TRAILING, "", "%zu bytes after the msgpack value", len - used);
 
@@ -159,9 +171,8 @@ int codec_unpack(const uint8_t *buf, size_t len, size_t max_bytes, msgpack_unpac
     msgpack_unpack_return r = msgpack_unpack((const char *)buf, len, &off, out->zone, &out->data);
     if (r == MSGPACK_UNPACK_SUCCESS) return 0;
     memset(&out->data, 0, sizeof out->data);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR) return herr_set(err, HERR_INTERNAL, "", "out of memory");
-    /* The scan accepted the bytes, so msgpack-c refused the nesting depth (> 32). */
-    return herr_set(err, HERR_MALFORMED, "", "msgpack nested too deeply");
+    /* The scan accepted the bytes and their depth: only memory can be missing. */
+    return herr_set(err, HERR_INTERNAL, "", "msgpack-c refused the value (out of memory)");
 }
 
 enum {
