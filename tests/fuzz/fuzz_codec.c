@@ -11,10 +11,15 @@ static msgpack_unpacked u, u2, u3;
 static msgpack_sbuffer sb, sb2;
 static jbuf_t jb;
 
+/* The writer's output must parse. Integers are read as reals because jansson refuses
+ * integers beyond int64 (valid JSON, and a uint64 seq can be one). */
 static void check_json(void)
 {
     json_error_t e;
-    json_t *j = json_loadb(jb.data, jb.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    json_t *j =
+        json_loadb(jb.data, jb.len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
+    /* \u0000 in an object key is valid JSON that jansson does not support: not our error */
+    if (!j && strstr(e.text, "NUL byte in object key")) return;
     if (!j) abort(); /* the writer produced invalid JSON */
     json_decref(j);
 }

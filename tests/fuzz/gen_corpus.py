@@ -81,6 +81,8 @@ def codec_seeds():
     seeds["record"] = record(17, "m-1", "trade_executed", "trade", "u1", 1,
                              1764000000000000000, "MatchingEngine", TRADE)
     seeds["record_broadcast"] = record(3, "m-2", "market_halt", "system", "*", 3, 5, "", {})
+    seeds["record_big_seq"] = record(0xf8ffffff00000011, "m-3", "order_expired", "trade", "u9",
+                                     3, 2**64 - 1, "", {"k": -(2**63)})
     seeds["truncated"] = seeds["record"][:40]
     seeds["trailing"] = pack(NOTIFS[3]) + b"\x00"
     seeds["not_map"] = pack(["message_type", "market_halt"])
@@ -90,6 +92,8 @@ def codec_seeds():
     seeds["kinds"] = pack({"message_type": "position_limit", "user_id": "u",
                            "payload": {"b": b"\x00\xff", "n": None, "f": 1.5, "i": -7,
                                        "a": [True, False], 1: "int key"}})
+    seeds["nul_key"] = pack({"message_type": "market_halt", "user_id": "u",
+                             "payload": {"k\x00ey": 1}})
     return seeds
 
 
