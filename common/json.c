@@ -191,12 +191,32 @@ void json_put_str(jbuf_t *b, const char *s, size_t n)
     jbuf_putc(b, '"');
 }
 
-/* Shortest of %.15g / %.17g that reads back as the same double, with ".0" added to
- * integral values so a float stays a float when the JSON is read again. */
+/* Write v so that it reads back as the same double, briefly, and with a '.' or exponent so
+ * a float stays a float when the JSON is read again. Fast path for the common case (prices,
+ * volumes): v is the double nearest to M / 10^k for an integer M < 2^53 and k <= 8; then M
+ * with k decimals is exact (M and 10^k are exact doubles and IEEE division rounds
+ * correctly, as strtod does). Otherwise the shorter of %.15g and %.17g that round-trips. */
 static void put_double(jbuf_t *b, double v)
 {
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    static const uint64_t u10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
     if (!isfinite(v)) {
         jbuf_put(b, "null", 4);
+        return;
+    }
+    double a = fabs(v);
+    for (int k = 0; k < 9; k++) {
+        double m = a * p10[k];
+        if (m >= 9007199254740992.0) break; /* 2^53 */
+        if (m != floor(m) || m / p10[k] != a) continue;
+        uint64_t M = (uint64_t)m;
+        if (signbit(v)) jbuf_putc(b, '-');
+        jbuf_put_u64(b, M / u10[k]);
+        char frac[10] = {'.', '0'};
+        size_t n = k ? (size_t)k + 1 : 2;
+        for (uint64_t f = M % u10[k], i = (uint64_t)k; i > 0; i--, f /= 10)
+            frac[i] = (char)('0' + f % 10);
+        jbuf_put(b, frac, n);
         return;
     }
     char tmp[40];

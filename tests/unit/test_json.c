@@ -223,6 +223,51 @@ START_TEST(json_floats_round_trip_exactly)
 }
 END_TEST
 
+static const char *double_json(double v)
+{
+    msgpack_object o = {.type = MSGPACK_OBJECT_FLOAT64, .via.f64 = v};
+    jbuf_reset(&jb);
+    json_put_msgpack(&jb, &o);
+    jbuf_putc(&jb, '\0');
+    return jb.data;
+}
+
+START_TEST(json_writes_short_decimals_for_common_prices)
+{
+    ck_assert_str_eq(double_json(3521.2), "3521.2");
+    ck_assert_str_eq(double_json(0.3), "0.3");
+    ck_assert_str_eq(double_json(-1.25), "-1.25");
+    ck_assert_str_eq(double_json(100.0), "100.0");
+    ck_assert_str_eq(double_json(-0.0), "-0.0");
+    ck_assert_str_eq(double_json(0.005), "0.005");
+    ck_assert_str_eq(double_json(0.1 + 0.2), "0.30000000000000004");
+    ck_assert_str_eq(double_json(1e21), "1e+21");
+}
+END_TEST
+
+START_TEST(json_random_doubles_round_trip)
+{
+    unsigned seed = 777;
+    for (int i = 0; i < 200000; i++) {
+        double v;
+        if (i & 1) {
+            uint64_t bits = ((uint64_t)rand_r(&seed) << 42) ^ ((uint64_t)rand_r(&seed) << 21) ^
+                            (uint64_t)rand_r(&seed);
+            memcpy(&v, &bits, sizeof v);
+            if (!isfinite(v)) continue;
+        } else {
+            v = (double)(rand_r(&seed) % 100000000) / pow(10, rand_r(&seed) % 12);
+        }
+        const char *t = double_json(v);
+        char *end;
+        double back = strtod(t, &end);
+        ck_assert_msg(*end == '\0' && back == v && signbit(back) == signbit(v), "%.17g -> %s", v,
+                      t);
+        ck_assert_msg(strpbrk(t, ".e") != NULL, "%s reads back as an integer", t);
+    }
+}
+END_TEST
+
 START_TEST(json_renders_the_spec_notification_frame)
 {
     msgpack_sbuffer sb;
@@ -411,6 +456,8 @@ int main(void)
     tcase_add_test(tc, json_output_of_random_bytes_is_valid_json);
     tcase_add_test(tc, json_renders_every_msgpack_kind);
     tcase_add_test(tc, json_floats_round_trip_exactly);
+    tcase_add_test(tc, json_writes_short_decimals_for_common_prices);
+    tcase_add_test(tc, json_random_doubles_round_trip);
     tcase_add_test(tc, json_renders_the_spec_notification_frame);
     tcase_add_test(tc, json_input_round_trips_through_msgpack);
     tcase_add_test(tc, json_input_errors_name_line_and_column);
