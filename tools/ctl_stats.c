@@ -37,7 +37,8 @@ static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t po
     return v;
 }
 
-/* "key value" per member; objects and arrays compact. */
+/* "key value" per member, scalars and arrays compact; an array of objects (the broker's
+ * per-gateway view) gets one indented line per element. */
 static void ctl_print_object(const char *indent, json_t *obj)
 {
     const char *key;
@@ -45,8 +46,20 @@ static void ctl_print_object(const char *indent, json_t *obj)
     json_object_foreach(obj, key, val)
     {
         if (strcmp(key, "gateway") == 0) continue;
+        if (json_is_array(val) && json_is_object(json_array_get(val, 0))) {
+            size_t i;
+            json_t *el;
+            printf("%s%s\n", indent, key);
+            json_array_foreach(val, i, el)
+            {
+                char *s = json_dumps(el, JSON_COMPACT);
+                printf("%s  [%zu] %s\n", indent, i, s ? s : "?");
+                free(s);
+            }
+            continue;
+        }
         char *s = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-        printf("%s%-24s %s\n", indent, key, s ? s : "?");
+        printf("%s%-28s %s\n", indent, key, s ? s : "?");
         free(s);
     }
 }
