@@ -496,6 +496,36 @@ START_TEST(ring_sleep_handshake_reports_pending_records)
 }
 END_TEST
 
+START_TEST(ring_skip_all_discards_pending_and_counts_them)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "skip");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    uint8_t buf[64] = {0};
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 64), 0);
+    ring_publish(p);
+    ring_count_drops(p, 3);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    ring_skip_all(c);
+    ring_stats_t s;
+    ring_stats(c, &s);
+    ck_assert_uint_eq(s.head, s.tail);
+    ck_assert_uint_eq(s.records_read, 5);
+    ck_assert_uint_eq(s.pending_records, 0);
+    ck_assert_uint_eq(s.drops, 3);
+    ck_assert_int_eq(s.consumer_pid, getpid());
+    ck_assert_uint_ne(s.consumer_alive_ns, 0);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 8), 0);
+    ring_publish(p);
+    long n = 0;
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), 1);
+    ring_close(c);
+    ck_assert_int_eq(atomic_load(&ring_header(p)->consumer_pid), 0); /* close clears our pid */
+    ring_close(p);
+}
+END_TEST
+
 /* --- doorbell, in process --- */
 
 static int kernel_at_least(int major, int minor)
@@ -777,6 +807,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, ring_attach_to_missing_ring_is_not_found);
     tcase_add_test(tc, ring_inspector_maps_read_only_and_peeks_without_consuming);
     tcase_add_test(tc, ring_sleep_handshake_reports_pending_records);
+    tcase_add_test(tc, ring_skip_all_discards_pending_and_counts_them);
     tcase_add_test(tc, doorbell_io_uring_futex_wait_delivers_wakeup);
     tcase_add_test(tc, doorbell_thread_fallback_delivers_wakeup);
     tcase_add_test(tc, ring_moves_ten_million_records_between_processes);
