@@ -4,8 +4,8 @@
 
 #include "codec.h"
 
-/* The encoder appends to the sbuffer directly, with one capacity check per value, instead
- * of a callback per fragment through msgpack_packer. Encodings are the smallest, exactly as
+/* The encoder writes into the sbuffer directly, with one capacity check per value (one for
+ * all fields before the payload), instead of a callback per fragment through msgpack_packer. Encodings are the smallest, exactly as
  * msgpack_pack_object chooses them (tested), so payload bytes come out as msgpack-c would
  * write them. */
 static bool sb_reserve(msgpack_sbuffer *sb, size_t n)
@@ -21,13 +21,19 @@ static bool sb_reserve(msgpack_sbuffer *sb, size_t n)
     return true;
 }
 
-/* Write tag and the low `bytes` bytes of v big-endian at w; returns the new end. */
-static uint8_t *put_tag(uint8_t *w, uint8_t tag, uint64_t v, unsigned bytes)
+/* Write the low `bytes` bytes of v big-endian at w; return the new end. */
+static uint8_t *put_be(uint8_t *w, uint64_t v, unsigned bytes)
 {
-    *w++ = tag;
     for (unsigned i = bytes; i > 0; i--)
         *w++ = (uint8_t)(v >> (8 * (i - 1)));
     return w;
+}
+
+/* A tag byte, then put_be. */
+static uint8_t *put_tag(uint8_t *w, uint8_t tag, uint64_t v, unsigned bytes)
+{
+    *w++ = tag;
+    return put_be(w, v, bytes);
 }
 
 /* A length header: the fix form (fix | n) up to fix_max when fix != 0, else the 8-bit form
@@ -44,13 +50,14 @@ static const uint8_t T_STR[3] = {0xd9, 0xda, 0xdb}, T_BIN[3] = {0xc4, 0xc5, 0xc6
                      T_EXT[3] = {0xc7, 0xc8, 0xc9}, T_ARRAY[3] = {0, 0xdc, 0xdd},
                      T_MAP[3] = {0, 0xde, 0xdf};
 
-static int put_str(msgpack_sbuffer *sb, const char *s, size_t n)
+/* Copy a string literal (a pre-encoded key) at w; constant sizes compile to plain moves. */
+#define PUT_LIT(w, s) (memcpy(w, s, sizeof s - 1), (w) + (sizeof s - 1))
+
+static uint8_t *put_strw(uint8_t *w, const char *s, size_t n)
 {
-    if (!sb_reserve(sb, n + 5)) return -1;
-    uint8_t *w = put_len((uint8_t *)sb->data + sb->size, 0xa0, 31, T_STR, n);
+    w = put_len(w, 0xa0, 31, T_STR, n);
     memcpy(w, s, n);
-    sb->size = (size_t)((char *)w - sb->data) + n;
-    return 0;
+    return w + n;
 }
 
 static uint8_t *put_uint(uint8_t *w, uint64_t v)
@@ -101,7 +108,10 @@ static int put_object(msgpack_sbuffer *sb, const msgpack_object *o)
         w = put_tag(w, 0xcb, bits, 8);
         break;
     case MSGPACK_OBJECT_STR:
-        return put_str(sb, o->via.str.ptr, o->via.str.size);
+        if (!sb_reserve(sb, o->via.str.size + 5)) return -1;
+        w = put_strw((uint8_t *)sb->data + sb->size, o->via.str.ptr, o->via.str.size);
+        sb->size = (size_t)((char *)w - sb->data);
+        return 0;
     case MSGPACK_OBJECT_BIN:
     case MSGPACK_OBJECT_EXT: {
         uint32_t n = o->type == MSGPACK_OBJECT_BIN ? o->via.bin.size : o->via.ext.size;
@@ -144,51 +154,43 @@ static int put_object(msgpack_sbuffer *sb, const msgpack_object *o)
     return 0;
 }
 
-/* Append raw bytes (a pre-encoded key or header). */
-static int put_raw(msgpack_sbuffer *sb, const void *p, size_t n)
-{
-    if (!sb_reserve(sb, n)) return -1;
-    memcpy(sb->data + sb->size, p, n);
-    sb->size += n;
-    return 0;
-}
-
-#define PUT_LIT(sb, s) put_raw(sb, s, sizeof s - 1)
-
 long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
 {
     static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
     _Static_assert(sizeof head - 1 == CODEC_SEQ_OFFSET, "canonical seq offset");
-    size_t start = sb->size;
-    uint8_t u64[9];
-    int bad = 0;
     const char *ch = model_channel_name(n->type->channel);
-
-    bad |= PUT_LIT(sb, head);
-    put_tag(u64, 0xcf, n->seq, 8);
-    bad |= put_raw(sb, u64 + 1, 8); /* head ends with the 0xcf tag */
-    bad |= PUT_LIT(sb, "\xaamessage_id");
-    bad |= put_str(sb, n->message_id, strlen(n->message_id));
-    bad |= PUT_LIT(sb, "\xacmessage_type");
-    bad |= put_str(sb, n->type->name, strlen(n->type->name));
-    bad |= PUT_LIT(sb, "\xa7"
-                       "channel");
-    bad |= put_str(sb, ch, strlen(ch));
-    bad |= PUT_LIT(sb, "\xa7user_id");
-    bad |= put_str(sb, n->user_id, strlen(n->user_id));
-    bad |= PUT_LIT(sb, "\xa8priority");
-    uint8_t prio = n->priority & 0x7f; /* positive fixint */
-    bad |= put_raw(sb, &prio, 1);
-    bad |= PUT_LIT(sb, "\xa9timestamp");
-    put_tag(u64, 0xcf, n->timestamp, 8);
-    bad |= put_raw(sb, u64, 9);
-    bad |= PUT_LIT(sb, "\xa6source");
-    bad |= put_str(sb, n->source, strlen(n->source));
-    bad |= PUT_LIT(sb, "\xa7payload");
+    size_t start = sb->size, l_id = strlen(n->message_id), l_type = strlen(n->type->name),
+           l_ch = strlen(ch), l_user = strlen(n->user_id), l_src = strlen(n->source);
+    /* Everything before the payload in one reservation: keys and fixed fields are under
+     * 128 bytes, each string adds at most a 5-byte header. */
+    if (!sb_reserve(sb, 128 + 5 * 5 + l_id + l_type + l_ch + l_user + l_src)) return -HERR_INTERNAL;
+    uint8_t *w = (uint8_t *)sb->data + start;
+    w = PUT_LIT(w, head);
+    w = put_be(w, n->seq, 8); /* head ends with the 0xcf tag */
+    w = PUT_LIT(w, "\xaamessage_id");
+    w = put_strw(w, n->message_id, l_id);
+    w = PUT_LIT(w, "\xacmessage_type");
+    w = put_strw(w, n->type->name, l_type);
+    w = PUT_LIT(w, "\xa7"
+                   "channel");
+    w = put_strw(w, ch, l_ch);
+    w = PUT_LIT(w, "\xa7user_id");
+    w = put_strw(w, n->user_id, l_user);
+    w = PUT_LIT(w, "\xa8priority");
+    *w++ = n->priority & 0x7f; /* positive fixint */
+    w = PUT_LIT(w, "\xa9timestamp");
+    w = put_tag(w, 0xcf, n->timestamp, 8);
+    w = PUT_LIT(w, "\xa6source");
+    w = put_strw(w, n->source, l_src);
+    w = PUT_LIT(w, "\xa7payload");
+    sb->size = (size_t)((char *)w - sb->data);
+    int bad = 0;
     if (n->payload.type == MSGPACK_OBJECT_MAP)
-        bad |= put_object(sb, &n->payload);
+        bad = put_object(sb, &n->payload);
+    else if (sb_reserve(sb, 1))
+        sb->data[sb->size++] = (char)0x80;
     else
-        bad |= PUT_LIT(sb, "\x80");
+        bad = -1;
 
     size_t len = sb->size - start;
     if (bad || len > HERALD_MAX_NOTIF_BYTES) {
