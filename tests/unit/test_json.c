@@ -458,6 +458,10 @@ START_TEST(clientop_names_what_is_wrong)
                      -HERR_TRUNCATED);
     ck_assert_int_eq(clientop_parse_msgpack((const uint8_t *)"\x80\x80", 2, &op, &err),
                      -HERR_TRAILING);
+    static char big[8192];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"op\":\"ping\"}", 13);
+    ck_assert_int_eq(clientop_parse_json(big, sizeof big, &op, &err), -HERR_TOO_LARGE);
 }
 END_TEST
 
