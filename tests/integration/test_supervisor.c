@@ -397,6 +397,16 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     close(tail_out);
 
+    /* refusals are one-line failures: a publish the broker rejects, a token it does not sign */
+    ck_assert_int_eq(run_ctl(out, sizeof out,
+                             (const char *const[]){"publish", "--user", "qs-user", "--type",
+                                                   "order_filled", NULL}),
+                     1);
+    ck_assert_int_eq(run_ctl(out, sizeof out,
+                             (const char *const[]){"tail", "--user", "qs-user", "--timeout", "10",
+                                                   "-o", "auth.secret=not-the-secret", NULL}),
+                     1);
+
     /* the operator's views of the running node */
     ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"stats", "--json", NULL}), 0);
     json_t *stats = json_loads(out, 0, NULL);
