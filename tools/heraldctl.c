@@ -78,7 +78,7 @@ int ctl_check_args(const ctl_t *ctl, const char *const *names, const char **posi
         const char *val = NULL;
         int used = 0;
         for (const char *const *n = names; n && *n && !used; n++)
-            if (!ctl_arg_is(ctl, i, *n, &val, &used)) used = 0;
+            ctl_arg_is(ctl, i, *n, &val, &used);
         if (used) {
             if (!val) return ctl_fail("option %s needs a value", ctl->args[i]);
             i += used;
