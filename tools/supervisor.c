@@ -194,13 +194,13 @@ int main(int argc, char **argv)
     log_init("supervisor", -1);
     if (sup_parse_args(&s, argc, argv)) return 1;
     log_set_level((log_level_t)s.cfg.log_level);
-    if (sup_find_binaries(&s) < 0) return 1;
     if (sup_mkdirs(s.cfg.runtime_dir) < 0) {
         fprintf(stderr, "herald-supervisor: cannot create runtime dir %s: %s\n",
                 s.cfg.runtime_dir, strerror(errno));
         return 1;
     }
     if (sup_lock(&s) < 0) return 1;
+    if (sup_find_binaries(&s) < 0) goto out;
     if (sup_signals(&s) < 0) {
         log_error("signal setup failed: %s", strerror(errno));
         goto out;
@@ -224,6 +224,11 @@ int main(int argc, char **argv)
 out:
     free(s.kids);
     if (s.sigfd >= 0) close(s.sigfd);
-    if (s.lockfd >= 0) close(s.lockfd);
+    if (s.lockfd >= 0) {
+        char pidfile[PATH_MAX];
+        snprintf(pidfile, sizeof pidfile, "%s/%s", s.cfg.runtime_dir, SUP_PID_FILE);
+        if (rc) unlink(pidfile); /* a clean stop removed it already */
+        close(s.lockfd);
+    }
     return rc;
 }

@@ -1,5 +1,6 @@
 /* test_tools.c - heraldctl as an operator runs it: exit codes, one-line errors, tokens,
- * sharding, and read-only ring inspection of a ring this test produces itself. */
+ * sharding, and read-only ring inspection of a ring this test produces itself; and what
+ * herald-supervisor decides before it starts anything (config, lock, binaries). */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,7 +28,7 @@
 
 #define SECRET "test-secret-for-heraldctl"
 
-static char ctl_bin[512];
+static char ctl_bin[512], sup_bin[512];
 static char tmpdir[256], cfgpath[300], prefix[64];
 
 typedef struct {
@@ -101,6 +103,7 @@ static void setup(void)
 {
     const char *build = getenv("HERALD_BUILD_ROOT");
     snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl", build ? build : "build");
+    snprintf(sup_bin, sizeof sup_bin, "%s/tools/herald-supervisor", build ? build : "build");
     snprintf(tmpdir, sizeof tmpdir, "/tmp/herald-test-tools-%d", (int)getpid());
     snprintf(prefix, sizeof prefix, "htools%d", (int)getpid());
     snprintf(cfgpath, sizeof cfgpath, "%s/herald.ini", tmpdir);
@@ -120,6 +123,14 @@ static void teardown(void)
         ring_name(name, sizeof name, prefix, i);
         ring_unlink(name);
     }
+    char path[400];
+    static const char *const files[] = {"supervisor.lock", "supervisor.pid", "status.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/run/%s", tmpdir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/run", tmpdir);
+    rmdir(path);
     unlink(cfgpath);
     rmdir(tmpdir);
 }
@@ -370,6 +381,59 @@ START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
 }
 END_TEST
 
+START_TEST(supervisor_rejects_bad_arguments_with_one_line)
+{
+    static run_t r;
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, "-o", "broker.nonsense=1", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "broker.nonsense"));
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", "/nonexistent/herald.ini", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+}
+END_TEST
+
+START_TEST(supervisor_refuses_a_runtime_dir_locked_by_another_and_names_its_pid)
+{
+    static run_t r;
+    char path[400], pid[32], run[300];
+    snprintf(run, sizeof run, "%s/run", tmpdir);
+    mkdir(run, 0700);
+    snprintf(path, sizeof path, "%s/supervisor.lock", run);
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    ck_assert_int_eq(write(fd, pid, (size_t)n), n);
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    snprintf(pid, sizeof pid, "pid %d", (int)getpid());
+    ck_assert_msg(strstr(r.err, pid), "stderr: %s", r.err);
+    close(fd);
+}
+END_TEST
+
+START_TEST(supervisor_names_a_missing_broker_binary_and_releases_its_lock)
+{
+    static run_t r;
+    char path[400];
+    setenv("HERALD_BIN_DIR", "/nonexistent-herald-bin", 1);
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, NULL});
+    unsetenv("HERALD_BIN_DIR");
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "herald-broker"));
+    snprintf(path, sizeof path, "%s/run/supervisor.pid", tmpdir);
+    ck_assert_int_lt(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/run/supervisor.lock", tmpdir);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tools");
@@ -384,6 +448,12 @@ int main(void)
     tcase_add_test(tc, ctl_rings_shows_a_ring_without_disturbing_it);
     tcase_add_test(tc, ctl_ring_peek_decodes_pending_records_read_only);
     suite_add_tcase(s, tc);
+    TCase *sup = tcase_create("herald-supervisor");
+    tcase_add_checked_fixture(sup, setup, teardown);
+    tcase_add_test(sup, supervisor_rejects_bad_arguments_with_one_line);
+    tcase_add_test(sup, supervisor_refuses_a_runtime_dir_locked_by_another_and_names_its_pid);
+    tcase_add_test(sup, supervisor_names_a_missing_broker_binary_and_releases_its_lock);
+    suite_add_tcase(s, sup);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
