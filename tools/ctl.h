@@ -13,7 +13,7 @@
 /* The command line once the global options (-c, --json, -o) are taken out. */
 typedef struct {
     herald_config_t cfg;
-    bool json;               /* --json: machine output */
+    bool json;                      /* --json: machine output */
     const char *args[CTL_MAX_ARGS]; /* the subcommand's own arguments, in order */
     int nargs;
 } ctl_t;
@@ -26,8 +26,8 @@ int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * option (names: NULL-terminated, each taking a value) nor, while positionals remain
  * allowed, a positional; positional[] receives up to max_pos of them. */
 const char *ctl_opt(const ctl_t *ctl, const char *name);
-int ctl_check_args(const ctl_t *ctl, const char *const *names, const char **positional,
-                   int max_pos, int min_pos);
+int ctl_check_args(const ctl_t *ctl, const char *const *names, const char **positional, int max_pos,
+                   int min_pos);
 
 /* Parse a decimal unsigned value of an option; returns 0 or prints and returns 1. */
 int ctl_parse_u64(const char *opt, const char *s, uint64_t *out);

@@ -58,8 +58,8 @@ static int ctl_build_notif(ctl_t *ctl, msgpack_sbuffer *sb)
 
 int ctl_cmd_publish(ctl_t *ctl)
 {
-    static const char *const names[] = {"user", "type", "priority", "id", "source", "payload",
-                                        NULL};
+    static const char *const names[] = {"user",   "type",    "priority", "id",
+                                        "source", "payload", NULL};
     char sock[300];
     herald_error_t err = {0};
     herald_result_t res = {0};

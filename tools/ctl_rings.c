@@ -97,7 +97,8 @@ static void ctl_ring_json(jbuf_t *b, const ring_stats_t *s, uint64_t now)
 
 static void ctl_ring_row(const ring_stats_t *s, uint64_t now)
 {
-    printf("%-3llu %10llu %10llu %8llu %12llu %12llu %8llu %7llu %8d %-5s %6.1fs %8d %-5s %6.1fs %9.1f%%\n",
+    printf("%-3llu %10llu %10llu %8llu %12llu %12llu %8llu %7llu %8d %-5s %6.1fs %8d %-5s %6.1fs "
+           "%9.1f%%\n",
            (unsigned long long)s->gateway_id, (unsigned long long)s->capacity,
            (unsigned long long)s->used_bytes, (unsigned long long)s->pending_records,
            (unsigned long long)s->records_written, (unsigned long long)s->records_read,
@@ -160,8 +161,10 @@ int ctl_cmd_rings(ctl_t *ctl)
         }
     }
     jbuf_puts(&b, "]\n");
-    if (ctl->json) fwrite(b.data, 1, b.len, stdout);
-    else if (n == 0) printf("(no rings /dev/shm/%s.gw*.ring)\n", ctl->cfg.shm_prefix);
+    if (ctl->json)
+        fwrite(b.data, 1, b.len, stdout);
+    else if (n == 0)
+        printf("(no rings /dev/shm/%s.gw*.ring)\n", ctl->cfg.shm_prefix);
     jbuf_free(&b);
     return rc;
 }

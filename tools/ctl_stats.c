@@ -22,8 +22,8 @@ static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t po
 
     if (ctl->cfg.broker_api_key[0])
         snprintf(hdr, sizeof hdr, "Authorization: apikey %.150s\r\n", ctl->cfg.broker_api_key);
-    if (http_request(hp->host, port, "GET", path, hdr, NULL, 0, CTL_HTTP_TIMEOUT_MS, &res,
-                     &err) < 0) {
+    if (http_request(hp->host, port, "GET", path, hdr, NULL, 0, CTL_HTTP_TIMEOUT_MS, &res, &err) <
+        0) {
         snprintf(why, whylen, "%s", err.message);
         return NULL;
     }
@@ -31,8 +31,7 @@ static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t po
     if (res.status != 200)
         snprintf(why, whylen, "%s:%u%s: HTTP %d", hp->host, (unsigned)port, path, res.status);
     else if (!(v = json_loadb(res.body, res.body_len, 0, &jerr)))
-        snprintf(why, whylen, "%s:%u%s: bad JSON: %s", hp->host, (unsigned)port, path,
-                 jerr.text);
+        snprintf(why, whylen, "%s:%u%s: bad JSON: %s", hp->host, (unsigned)port, path, jerr.text);
     http_response_free(&res);
     return v;
 }
@@ -71,8 +70,8 @@ int ctl_cmd_stats(ctl_t *ctl)
     json_t *out = json_object(), *gws = json_array();
 
     if (ctl_check_args(ctl, NULL, NULL, 0, 0)) goto bad_args;
-    json_t *broker = ctl_get_json(ctl, &cfg->broker_http, cfg->broker_http.port, "/api/stats",
-                                  why, sizeof why);
+    json_t *broker =
+        ctl_get_json(ctl, &cfg->broker_http, cfg->broker_http.port, "/api/stats", why, sizeof why);
     if (!broker) {
         snprintf(failed, sizeof failed, "broker unreachable: %s", why);
         broker = json_pack("{s:s}", "error", why);

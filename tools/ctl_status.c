@@ -48,8 +48,8 @@ int ctl_cmd_status(ctl_t *ctl)
     json_object_set_new(st, "supervisor_up", json_boolean(sup_up));
     if (!ctl->json)
         printf("supervisor pid %lld %s\n%-10s %8s %-5s %-9s %8s %9s  %s\n", (long long)sup_pid,
-               sup_up ? "up" : "DOWN (stale status file)", "name", "pid", "up", "state",
-               "restarts", "uptime", "last exit");
+               sup_up ? "up" : "DOWN (stale status file)", "name", "pid", "up", "state", "restarts",
+               "uptime", "last exit");
     size_t i;
     json_t *p;
     json_array_foreach(procs, i, p)

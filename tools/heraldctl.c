@@ -70,8 +70,8 @@ const char *ctl_opt(const ctl_t *ctl, const char *name)
     return NULL;
 }
 
-int ctl_check_args(const ctl_t *ctl, const char *const *names, const char **positional,
-                   int max_pos, int min_pos)
+int ctl_check_args(const ctl_t *ctl, const char *const *names, const char **positional, int max_pos,
+                   int min_pos)
 {
     int npos = 0;
     for (int i = 0; i < ctl->nargs;) {
@@ -115,7 +115,7 @@ static int ctl_load_config(ctl_t *ctl, const char *path, char **ovr, int novr)
     bool no_secret = rc == -HERR_MISSING_FIELD && strcmp(err.field, "auth.secret") == 0;
     if (rc < 0 && !no_secret)
         return strstr(err.message, file) ? ctl_fail("config: %s", err.message)
-                                          : ctl_fail("config %s: %s", file, err.message);
+                                         : ctl_fail("config %s: %s", file, err.message);
     for (int i = 0; i < novr; i++) {
         char *eq = strchr(ovr[i], '=');
         if (!eq) return ctl_fail("-o %s: expected section.key=value", ovr[i]);

@@ -118,11 +118,11 @@ int http_request(const char *host, uint16_t port, const char *method, const char
     memset(res, 0, sizeof *res);
     int fd = http_connect(host, port, timeout_ms, err);
     if (fd < 0) return -HERR_IO;
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n"
-                     "Content-Length: %zu\r\n%s\r\n",
-                     method, path, host, (unsigned)port, body ? body_len : 0,
-                     headers ? headers : "");
+    int n =
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n"
+                 "Content-Length: %zu\r\n%s\r\n",
+                 method, path, host, (unsigned)port, body ? body_len : 0, headers ? headers : "");
     if (n < 0 || (size_t)n >= sizeof req) {
         rc = herr_set(err, HERR_TOO_LARGE, path, "request header for %s too long", path);
         goto out;
@@ -138,8 +138,8 @@ int http_request(const char *host, uint16_t port, const char *method, const char
         if (hend && clen >= 0 && len >= (size_t)(hend - buf) + (size_t)clen) break;
         if (len == cap) {
             if (cap >= HTTP_MAX_RESPONSE) {
-                rc = herr_set(err, HERR_TOO_LARGE, host, "response from %s:%u over 16 MiB",
-                              host, (unsigned)port);
+                rc = herr_set(err, HERR_TOO_LARGE, host, "response from %s:%u over 16 MiB", host,
+                              (unsigned)port);
                 goto out;
             }
             char *nb = realloc(buf, cap * 2 + 1);

@@ -8,8 +8,8 @@
 #include "err.h"
 
 typedef struct {
-    int status;  /* HTTP status code */
-    char *body;  /* NUL-terminated, malloc'ed; free with http_response_free */
+    int status; /* HTTP status code */
+    char *body; /* NUL-terminated, malloc'ed; free with http_response_free */
     size_t body_len;
 } http_response_t;
 

@@ -10,21 +10,21 @@
 
 #include "config.h"
 
-#define SUP_BACKOFF_MIN_MS   100u
-#define SUP_BACKOFF_MAX_MS   10000u
-#define SUP_STABLE_MS        30000u /* uptime after which the backoff starts over */
-#define SUP_READY_WAIT_MS    10000u /* bound on waiting for broker.sock to accept */
-#define SUP_READY_POLL_MS    50u
-#define SUP_STOP_GRACE_MS    5000u  /* SIGTERM, then SIGKILL after this */
+#define SUP_BACKOFF_MIN_MS 100u
+#define SUP_BACKOFF_MAX_MS 10000u
+#define SUP_STABLE_MS      30000u /* uptime after which the backoff starts over */
+#define SUP_READY_WAIT_MS  10000u /* bound on waiting for broker.sock to accept */
+#define SUP_READY_POLL_MS  50u
+#define SUP_STOP_GRACE_MS  5000u /* SIGTERM, then SIGKILL after this */
 
 typedef enum { SUP_STARTING, SUP_UP, SUP_BACKOFF, SUP_STOPPING, SUP_STOPPED } sup_state_t;
 
 typedef struct {
-    char name[16];          /* "broker", "gateway0", ... */
-    int gw_id;              /* -1 for the broker */
-    pid_t pid;              /* 0 when not running */
+    char name[16]; /* "broker", "gateway0", ... */
+    int gw_id;     /* -1 for the broker */
+    pid_t pid;     /* 0 when not running */
     sup_state_t state;
-    unsigned restarts;      /* starts after the first */
+    unsigned restarts; /* starts after the first */
     bool started_once;
     time_t started_at;      /* wall clock of the current/last start */
     uint64_t started_ms;    /* monotonic, for the stable-uptime rule */
@@ -47,7 +47,7 @@ typedef struct {
     int lockfd;
     bool gateways_started; /* after the broker was first ready */
     bool stopping;
-    int stop_phase;        /* 0: stopping gateways, 1: stopping the broker */
+    int stop_phase; /* 0: stopping gateways, 1: stopping the broker */
     uint64_t stop_deadline_ms;
 } sup_t;
 

@@ -43,8 +43,7 @@ static int sup_find_one(char *out, size_t len, const char *name, const char *sub
     if (sup_try_bin(out, len, dir, name)) return 0;
     snprintf(up, sizeof up, "%s/../%s", dir, subdir);
     if (sup_try_bin(out, len, up, name)) return 0;
-    fprintf(stderr, "herald-supervisor: %s not found next to %s (set HERALD_BIN_DIR)\n", name,
-            dir);
+    fprintf(stderr, "herald-supervisor: %s not found next to %s (set HERALD_BIN_DIR)\n", name, dir);
     return -1;
 }
 
@@ -67,7 +66,8 @@ int sup_children_init(sup_t *s)
         c->gw_id = (int)i - 1;
         c->state = SUP_STOPPED;
         c->backoff_ms = SUP_BACKOFF_MIN_MS;
-        if (i == 0) snprintf(c->name, sizeof c->name, "broker");
+        if (i == 0)
+            snprintf(c->name, sizeof c->name, "broker");
         else if (snprintf(c->name, sizeof c->name, "gateway%d", c->gw_id) >= (int)sizeof c->name)
             return -1;
     }
@@ -166,8 +166,8 @@ void sup_reap(sup_t *s)
             log_info("%s stopped (%s)", c->name, c->last_exit);
         } else {
             if (now - c->started_ms >= SUP_STABLE_MS) c->backoff_ms = SUP_BACKOFF_MIN_MS;
-            log_warn("%s (pid %d) died: %s; restarting in %llu ms", c->name, (int)pid,
-                     c->last_exit, (unsigned long long)c->backoff_ms);
+            log_warn("%s (pid %d) died: %s; restarting in %llu ms", c->name, (int)pid, c->last_exit,
+                     (unsigned long long)c->backoff_ms);
             sup_schedule_restart(c, now);
         }
         sup_write_status(s);
@@ -248,14 +248,17 @@ bool sup_step(sup_t *s)
     if (b->state == SUP_STARTING) {
         bool ready = sup_broker_ready(s);
         if (!ready && now < b->ready_by_ms) return false;
-        if (ready) log_info("broker ready (pid %d)", (int)b->pid);
-        else log_warn("broker.sock not accepting after %u ms; starting gateways anyway",
-                      SUP_READY_WAIT_MS);
+        if (ready)
+            log_info("broker ready (pid %d)", (int)b->pid);
+        else
+            log_warn("broker.sock not accepting after %u ms; starting gateways anyway",
+                     SUP_READY_WAIT_MS);
         b->state = SUP_UP;
         sup_write_status(s);
         if (!s->gateways_started) {
             s->gateways_started = true;
-            for (size_t i = 1; i < s->nkids; i++) sup_spawn(s, &s->kids[i]);
+            for (size_t i = 1; i < s->nkids; i++)
+                sup_spawn(s, &s->kids[i]);
         }
     }
     return false;

@@ -147,8 +147,7 @@ static int sup_parse_args(sup_t *s, int argc, char **argv)
         }
     }
     if (s->cfg.auth_secret[0] == '\0') {
-        fprintf(stderr, "herald-supervisor: config %s: auth.secret is required\n",
-                s->config_path);
+        fprintf(stderr, "herald-supervisor: config %s: auth.secret is required\n", s->config_path);
         return 1;
     }
     return 0;
@@ -195,8 +194,8 @@ int main(int argc, char **argv)
     if (sup_parse_args(&s, argc, argv)) return 1;
     log_set_level((log_level_t)s.cfg.log_level);
     if (sup_mkdirs(s.cfg.runtime_dir) < 0) {
-        fprintf(stderr, "herald-supervisor: cannot create runtime dir %s: %s\n",
-                s.cfg.runtime_dir, strerror(errno));
+        fprintf(stderr, "herald-supervisor: cannot create runtime dir %s: %s\n", s.cfg.runtime_dir,
+                strerror(errno));
         return 1;
     }
     if (sup_lock(&s) < 0) return 1;

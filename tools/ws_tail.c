@@ -21,11 +21,11 @@ typedef struct {
     jbuf_t msg;                   /* the message being reassembled from fragments */
     char subscribe[512];          /* op to send once connected ("" = none) */
     bool subscribe_pending;
-    uint64_t want;                /* --count (0 = unlimited) */
-    uint64_t got;                 /* notifications printed */
+    uint64_t want; /* --count (0 = unlimited) */
+    uint64_t got;  /* notifications printed */
     bool done;
     bool timed_out;
-    char why[300];                /* failure reason ("" = none) */
+    char why[300]; /* failure reason ("" = none) */
 } tail_t;
 
 /* One complete server message: print it and count notifications. */
@@ -143,8 +143,9 @@ int ctl_cmd_tail(ctl_t *ctl)
                  sizeof token) < 0)
         return ctl_fail("tail: could not mint a token for %s", user);
     snprintf(path, sizeof path, "/ws?token=%s", token);
-    if (since) snprintf(path + strlen(path), sizeof path - strlen(path), "&since=%llu",
-                        (unsigned long long)since);
+    if (since)
+        snprintf(path + strlen(path), sizeof path - strlen(path), "&since=%llu",
+                 (unsigned long long)since);
     unsigned count = ctl->cfg.gateway_count ? ctl->cfg.gateway_count : 1;
     unsigned g = shard_gateway(user, strlen(user), count);
     int port = ctl->cfg.gateway_listen.port + (int)g;

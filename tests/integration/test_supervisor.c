@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SECRET   "test-secret-for-the-supervisor"
-#define N_TESTS  4
-#define WAIT_S   30
+#define SECRET  "test-secret-for-the-supervisor"
+#define N_TESTS 4
+#define WAIT_S  30
 
 static char bin_dir[512], ctl_bin[600], sup_bin[600];
 static int test_no; /* which of the N_TESTS directories this test uses */
@@ -112,7 +112,8 @@ static int run_ctl(char *out, size_t outlen, const char *const *args)
 {
     const char *argv[16] = {ctl_bin, "-c", cfgpath};
     int n = 3, fd;
-    for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = spawn(argv, "heraldctl.log", &fd, SIGKILL);
     size_t len = 0;
@@ -221,8 +222,8 @@ START_TEST(supervisor_refuses_a_second_instance_on_the_same_runtime_dir)
     json_decref(wait_all_up());
     ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"status", NULL}), 0);
 
-    pid_t second = spawn((const char *const[]){sup_bin, "-c", cfgpath, NULL}, "second.log", NULL,
-                         SIGKILL);
+    pid_t second =
+        spawn((const char *const[]){sup_bin, "-c", cfgpath, NULL}, "second.log", NULL, SIGKILL);
     int st;
     ck_assert_int_eq(waitpid(second, &st, 0), second);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
@@ -266,7 +267,8 @@ START_TEST(supervisor_restarts_a_gateway_and_the_broker_killed_with_sigkill)
     ck_assert_ptr_nonnull(st);
     ck_assert(json_is_true(json_object_get(status_proc(st, "gateway0"), "up")));
     ck_assert(json_is_true(json_object_get(status_proc(st, "broker"), "up")));
-    ck_assert_int_eq(json_integer_value(json_object_get(status_proc(st, "gateway0"), "restarts")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(status_proc(st, "gateway0"), "restarts")),
+                     1);
     json_decref(st);
     ck_assert_int_eq(stop_supervisor(sup), 0);
 }
@@ -291,7 +293,8 @@ START_TEST(supervisor_sigterm_stops_everything_and_leaves_nothing_behind)
     use_test_dir(2);
     pid_t sup = start_supervisor();
     json_t *st = wait_all_up();
-    for (int i = 0; i < 3; i++) pids[i] = proc_pid(st, names[i]);
+    for (int i = 0; i < 3; i++)
+        pids[i] = proc_pid(st, names[i]);
     json_decref(st);
 
     ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"status", NULL}), 0);
@@ -304,8 +307,8 @@ START_TEST(supervisor_sigterm_stops_everything_and_leaves_nothing_behind)
 
     ck_assert_int_eq(stop_supervisor(sup), 0);
     for (int i = 0; i < 3; i++)
-        ck_assert_msg(kill(pids[i], 0) < 0 && errno == ESRCH, "%s (pid %d) still exists",
-                      names[i], (int)pids[i]);
+        ck_assert_msg(kill(pids[i], 0) < 0 && errno == ESRCH, "%s (pid %d) still exists", names[i],
+                      (int)pids[i]);
     static const char *const files[] = {"broker.sock", "control.sock", "status.json",
                                         "supervisor.pid"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -322,7 +325,8 @@ static void wait_port(unsigned port)
 {
     for (int i = 0; i < WAIT_S * 20; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
         close(fd);
@@ -358,13 +362,11 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     pid_t sup = start_supervisor();
     json_decref(wait_all_up());
 
-    ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"token", "--user", "qs-user",
-                                                                     NULL}),
-                     0);
+    ck_assert_int_eq(
+        run_ctl(out, sizeof out, (const char *const[]){"token", "--user", "qs-user", NULL}), 0);
     ck_assert_int_gt(strlen(out), 20);
-    ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"--json", "shard", "qs-user",
-                                                                     NULL}),
-                     0);
+    ck_assert_int_eq(
+        run_ctl(out, sizeof out, (const char *const[]){"--json", "shard", "qs-user", NULL}), 0);
     json_t *sh = json_loads(out, 0, NULL);
     wait_port(gw_port + (unsigned)json_integer_value(json_object_get(sh, "gateway")));
     json_decref(sh);
@@ -411,9 +413,8 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"stats", "--json", NULL}), 0);
     json_t *stats = json_loads(out, 0, NULL);
     ck_assert_msg(stats, "stats: %s", out);
-    ck_assert_int_ge(json_integer_value(json_object_get(json_object_get(stats, "broker"),
-                                                        "messages_sent")),
-                     1);
+    ck_assert_int_ge(
+        json_integer_value(json_object_get(json_object_get(stats, "broker"), "messages_sent")), 1);
     ck_assert_int_eq(json_array_size(json_object_get(stats, "gateways")), 2);
     for (size_t i = 0; i < 2; i++)
         ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(stats, "gateways"), i),

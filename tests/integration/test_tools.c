@@ -81,13 +81,13 @@ static void run_cmd(run_t *r, const char *const *argv)
 }
 
 /* heraldctl -c <test config> args... */
-#define CTL(r, ...)                                                                            \
-    run_cmd(r, (const char *const[]){ctl_bin, "-c", cfgpath, __VA_ARGS__, NULL})
+#define CTL(r, ...) run_cmd(r, (const char *const[]){ctl_bin, "-c", cfgpath, __VA_ARGS__, NULL})
 
 static int count_lines(const char *s)
 {
     int n = 0;
-    for (; *s; s++) n += *s == '\n';
+    for (; *s; s++)
+        n += *s == '\n';
     return n;
 }
 
@@ -110,8 +110,9 @@ static void setup(void)
     mkdir(tmpdir, 0700);
     FILE *f = fopen(cfgpath, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f, "[runtime]\ndir = %s/run\nshm_prefix = %s\n[gateway]\ncount = 3\n"
-               "listen = 127.0.0.1:17500\n[auth]\nsecret = %s\n",
+    fprintf(f,
+            "[runtime]\ndir = %s/run\nshm_prefix = %s\n[gateway]\ncount = 3\n"
+            "listen = 127.0.0.1:17500\n[auth]\nsecret = %s\n",
             tmpdir, prefix, SECRET);
     fclose(f);
 }
@@ -147,11 +148,12 @@ START_TEST(ctl_token_verifies_with_the_configured_secret)
     ck_assert_int_eq(jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL), user, &err), 0);
     ck_assert_str_eq(user, "alice");
     /* expired after the default ttl of one hour, not before */
-    ck_assert_int_eq(jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3500, user,
-                                &err), 0);
-    ck_assert_int_ne(jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3700, user,
-                                &err), 0);
-    ck_assert_int_ne(jwt_verify("other", r.out, strlen(r.out), (uint64_t)time(NULL), user, &err), 0);
+    ck_assert_int_eq(
+        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3500, user, &err), 0);
+    ck_assert_int_ne(
+        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3700, user, &err), 0);
+    ck_assert_int_ne(jwt_verify("other", r.out, strlen(r.out), (uint64_t)time(NULL), user, &err),
+                     0);
 }
 END_TEST
 
@@ -277,8 +279,11 @@ static ring_t *make_ring(void)
     rec_session_ready_t sr = {.session = 42, .last_seq = 6, .bcast_last_seq = 3};
     ck_assert_int_eq(ring_write(r, REC_SESSION_READY, &sr, sizeof sr), 0);
 
-    notif_t n = {.type = model_type_find("order_expired", 13), .priority = 3,
-                 .has_priority = true, .has_timestamp = true, .timestamp = 1764000000000000000ull,
+    notif_t n = {.type = model_type_find("order_expired", 13),
+                 .priority = 3,
+                 .has_priority = true,
+                 .has_timestamp = true,
+                 .timestamp = 1764000000000000000ull,
                  .seq = 7};
     snprintf(n.message_id, sizeof n.message_id, "m-1");
     snprintf(n.user_id, sizeof n.user_id, "alice");
@@ -317,7 +322,8 @@ START_TEST(ctl_rings_shows_a_ring_without_disturbing_it)
     ck_assert_int_eq(json_integer_value(json_object_get(g, "gateway")), 1);
     ck_assert_int_eq(json_integer_value(json_object_get(g, "capacity")), (json_int_t)s.capacity);
     ck_assert_int_eq(json_integer_value(json_object_get(g, "pending_records")), 3);
-    ck_assert_int_eq(json_integer_value(json_object_get(g, "used_bytes")), (json_int_t)s.used_bytes);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "used_bytes")),
+                     (json_int_t)s.used_bytes);
     ck_assert_int_eq(json_integer_value(json_object_get(g, "records_written")),
                      (json_int_t)s.records_written);
     ck_assert_int_eq(json_integer_value(json_object_get(g, "records_read")), 0);

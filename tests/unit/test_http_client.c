@@ -38,8 +38,7 @@ static void serve_once(const char *reply, size_t len)
             n += (size_t)k;
             req[n] = '\0';
             char *end = strstr(req, "\r\n\r\n"), *cl = strstr(req, "Content-Length: ");
-            if (end && (size_t)(end + 4 - req) + (cl ? strtoul(cl + 16, NULL, 10) : 0) <= n)
-                break;
+            if (end && (size_t)(end + 4 - req) + (cl ? strtoul(cl + 16, NULL, 10) : 0) <= n) break;
         }
         if (!reply) pause();
         if (write(c, reply, len) < 0) _exit(1);
@@ -67,7 +66,8 @@ START_TEST(http_reads_a_body_by_content_length)
     REPLY("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
           "{\"a\":12345}");
     ck_assert_int_eq(http_request("127.0.0.1", (uint16_t)port, "GET", "/api/stats", NULL, NULL, 0,
-                                  2000, &res, &err), 0);
+                                  2000, &res, &err),
+                     0);
     ck_assert_int_eq(res.status, 200);
     ck_assert_str_eq(res.body, "{\"a\":12345}");
     ck_assert_uint_eq(res.body_len, 11);
@@ -79,9 +79,11 @@ START_TEST(http_decodes_a_chunked_body)
 {
     http_response_t res;
     herald_error_t err = {0};
-    REPLY("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"b\"\r\n3\r\n:1}\r\n0\r\n\r\n");
-    ck_assert_int_eq(http_request("127.0.0.1", (uint16_t)port, "GET", "/stats", NULL, NULL, 0,
-                                  2000, &res, &err), 0);
+    REPLY("HTTP/1.1 200 OK\r\ntransfer-encoding: "
+          "chunked\r\n\r\n4\r\n{\"b\"\r\n3\r\n:1}\r\n0\r\n\r\n");
+    ck_assert_int_eq(
+        http_request("127.0.0.1", (uint16_t)port, "GET", "/stats", NULL, NULL, 0, 2000, &res, &err),
+        0);
     ck_assert_int_eq(res.status, 200);
     ck_assert_str_eq(res.body, "{\"b\":1}");
     http_response_free(&res);
@@ -93,8 +95,9 @@ START_TEST(http_reads_until_close_without_content_length)
     http_response_t res;
     herald_error_t err = {0};
     REPLY("HTTP/1.0 404 Not Found\r\n\r\nno such thing");
-    ck_assert_int_eq(http_request("127.0.0.1", (uint16_t)port, "POST", "/x", "X-A: b\r\n", "{}",
-                                  2, 2000, &res, &err), 0);
+    ck_assert_int_eq(http_request("127.0.0.1", (uint16_t)port, "POST", "/x", "X-A: b\r\n", "{}", 2,
+                                  2000, &res, &err),
+                     0);
     ck_assert_int_eq(res.status, 404);
     ck_assert_str_eq(res.body, "no such thing");
     http_response_free(&res);
@@ -106,8 +109,9 @@ START_TEST(http_rejects_a_response_that_is_not_http)
     http_response_t res;
     herald_error_t err = {0};
     REPLY("SSH-2.0-OpenSSH\r\n\r\n");
-    ck_assert_int_eq(http_request("127.0.0.1", (uint16_t)port, "GET", "/", NULL, NULL, 0, 2000,
-                                  &res, &err), -HERR_MALFORMED);
+    ck_assert_int_eq(
+        http_request("127.0.0.1", (uint16_t)port, "GET", "/", NULL, NULL, 0, 2000, &res, &err),
+        -HERR_MALFORMED);
     ck_assert_ptr_nonnull(strstr(err.message, "not an HTTP"));
 }
 END_TEST
@@ -117,8 +121,9 @@ START_TEST(http_times_out_on_a_silent_server)
     http_response_t res;
     herald_error_t err = {0};
     serve_once(NULL, 0);
-    ck_assert_int_eq(http_request("127.0.0.1", (uint16_t)port, "GET", "/", NULL, NULL, 0, 200,
-                                  &res, &err), -HERR_IO);
+    ck_assert_int_eq(
+        http_request("127.0.0.1", (uint16_t)port, "GET", "/", NULL, NULL, 0, 200, &res, &err),
+        -HERR_IO);
     ck_assert_ptr_nonnull(strstr(err.message, "timed out"));
 }
 END_TEST
@@ -134,8 +139,9 @@ START_TEST(http_names_the_address_it_could_not_reach)
     getsockname(fd, (struct sockaddr *)&sa, &sl);
     char where[32];
     snprintf(where, sizeof where, "127.0.0.1:%u", ntohs(sa.sin_port));
-    ck_assert_int_eq(http_request("127.0.0.1", ntohs(sa.sin_port), "GET", "/", NULL, NULL, 0, 2000,
-                                  &res, &err), -HERR_IO);
+    ck_assert_int_eq(
+        http_request("127.0.0.1", ntohs(sa.sin_port), "GET", "/", NULL, NULL, 0, 2000, &res, &err),
+        -HERR_IO);
     ck_assert_ptr_nonnull(strstr(err.message, where));
     ck_assert_ptr_nonnull(strstr(err.message, "refused"));
     close(fd);
