@@ -53,7 +53,8 @@ proxy_port=${ports[0]}
 upstreams="$tmp/upstreams.conf"
 any="upstream herald_gw_any {"
 for ((g = 0; g < gateways; g++)); do
-  echo "upstream herald_gw_$g { server 127.0.0.1:${ports[g + 1]}; }" >>"$upstreams"
+  backup=${ports[(g + 1) % gateways + 1]}
+  echo "upstream herald_gw_$g { server 127.0.0.1:${ports[g + 1]}; server 127.0.0.1:$backup backup; }" >>"$upstreams"
   any+=" server 127.0.0.1:${ports[g + 1]};"
 done
 echo "$any }" >>"$upstreams"
