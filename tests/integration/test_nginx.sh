@@ -48,7 +48,8 @@ PY
 proxy_port=${ports[0]}
 
 # The shipped herald.conf, with only its deployment-specific values replaced: where the
-# Perl module is, the gateway count, the gateway list, the listen port. Each replacement is
+# Perl module is, the gateway count, the gateway list, the listen port, the access log.
+# Each replacement is
 # checked, so a herald.conf that drifts from this shape fails here instead of passing.
 upstreams="$tmp/upstreams.conf"
 any="upstream herald_gw_any {"
@@ -59,9 +60,9 @@ for ((g = 0; g < gateways; g++)); do
 done
 echo "$any }" >>"$upstreams"
 python3 - "$root/deploy/nginx/herald.conf" "$tmp/herald.conf" "$root/deploy/nginx" \
-  "$gateways" "$upstreams" "$proxy_port" <<'PY'
+  "$gateways" "$upstreams" "$proxy_port" "$tmp" <<'PY'
 import re, sys
-src, dst, moddir, count, upstreams, port = sys.argv[1:]
+src, dst, moddir, count, upstreams, port, logdir = sys.argv[1:]
 conf = open(src).read()
 def sub(pattern, repl, flags=0):
     global conf
@@ -72,6 +73,7 @@ sub(r"^perl_modules [^;]+;", f"perl_modules {moddir};", re.M)
 sub(r"HeraldShard::route\(\$_\[0\], \d+\)", f"HeraldShard::route($_[0], {count})")
 sub(r"^# BEGIN herald gateways.*?^# END herald gateways$", open(upstreams).read(), re.M | re.S)
 sub(r"^    listen 127\.0\.0\.1:\d+;", f"    listen 127.0.0.1:{port};", re.M)
+sub(r"^    access_log \S+ herald;", f"    access_log {logdir}/access.log herald;", re.M)
 open(dst, "w").write(conf)
 PY
 
@@ -197,5 +199,7 @@ print(f"{len(users)} users routed through nginx, {failures} mismatches")
 sys.exit(1 if failures else 0)
 PY
 [ "$rc" -eq 0 ] || fail "nginx routing differs from common/shard.c"
+grep -q 'gateway=[0-9]' "$tmp/access.log" || fail "access log does not name the chosen gateway"
+! grep -q 'token=' "$tmp/access.log" || fail "access log records the clients' tokens"
 kill -0 "$nginx_pid" 2>/dev/null || fail "nginx died during the test"
 echo "PASS: nginx routes like shard_gateway for $users users over $gateways gateways"
