@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -137,6 +138,36 @@ int procs_wait_unix(const char *path, int timeout_ms)
         usleep(10000);
     } while (procs_ms() < end);
     return -1;
+}
+
+int procs_http_get(const char *host, uint16_t port, const char *path, char *body, size_t cap)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char req[512], resp[65536];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    size_t got = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || send(fd, req, (size_t)n, 0) != n) {
+        close(fd);
+        return -1;
+    }
+    for (;;) {
+        ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+        if (r <= 0) break;
+        got += (size_t)r;
+        if (got == sizeof resp - 1) break;
+    }
+    close(fd);
+    resp[got] = '\0';
+    int status;
+    if (sscanf(resp, "HTTP/%*s %d", &status) != 1) return -1;
+    const char *b = strstr(resp, "\r\n\r\n");
+    if (body && cap) snprintf(body, cap, "%s", b ? b + 4 : "");
+    return status;
 }
 
 static bool procs_known(pid_t pid)

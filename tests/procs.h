@@ -37,6 +37,10 @@ pid_t procs_spawn(const char *path, char *const argv[], const char *log_path);
 int procs_wait_tcp(const char *host, uint16_t port, int timeout_ms);
 int procs_wait_unix(const char *path, int timeout_ms);
 
+/* GET path from host:port over HTTP/1.0. Returns the status code (body, NUL-terminated, in
+ * body up to cap) or -1. */
+int procs_http_get(const char *host, uint16_t port, const char *path, char *body, size_t cap);
+
 /* Send sig to pid (only pids spawned here). */
 int procs_kill(pid_t pid, int sig);
 

@@ -37,12 +37,25 @@ struct wsc {
 
 static struct lws_context *wsc_ctx;
 static unsigned wsc_users;
+static lws_sorted_usec_list_t wsc_tick; /* bounds each lws_service wait */
 
 static uint64_t wsc_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wsc_tick_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul; /* firing is the point: it ends the current poll wait */
+}
+
+/* One service pass that waits at most 10 ms (lws ignores lws_service's timeout argument). */
+static void wsc_step(void)
+{
+    lws_sul_schedule(wsc_ctx, 0, &wsc_tick, wsc_tick_cb, 10000);
+    lws_service(wsc_ctx, 0);
 }
 
 static void wsc_push(wsc_t *c, const char *p, size_t n, bool binary)
@@ -156,7 +169,7 @@ void wsc_pump(int ms)
 {
     if (!wsc_ctx) return;
     uint64_t end = wsc_ms() + (uint64_t)(ms > 0 ? ms : 0);
-    do lws_service(wsc_ctx, 10);
+    do wsc_step();
     while (wsc_ms() < end);
 }
 
@@ -176,6 +189,7 @@ static void wsc_free(wsc_t *c)
     free(c->rx);
     free(c);
     if (--wsc_users == 0) {
+        lws_sul_cancel(&wsc_tick);
         lws_context_destroy(wsc_ctx);
         wsc_ctx = NULL;
     }
@@ -219,13 +233,13 @@ int wsc_connect(wsc_t **out, const char *url, const char *token, const char *sub
         return -1;
     }
     uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
-    while (c->status == 0 && wsc_ms() < end) lws_service(wsc_ctx, 10);
+    while (c->status == 0 && wsc_ms() < end) wsc_step();
     int status = c->status;
     if (status != 101) {
         if (c->wsi) {
             lws_set_opaque_user_data(c->wsi, NULL);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            lws_service(wsc_ctx, 0);
+            wsc_step();
         }
         wsc_free(c);
         return status ? status : -1;
@@ -239,7 +253,7 @@ long wsc_recv(wsc_t *c, const char **data, bool *binary, int timeout_ms)
     free(c->last);
     c->last = NULL;
     uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
-    while (!c->head && !c->closed && wsc_ms() < end) lws_service(wsc_ctx, 10);
+    while (!c->head && !c->closed && wsc_ms() < end) wsc_step();
     if (!c->head) return c->closed ? -2 : -1;
     wsc_msg_t *m = c->head;
     c->head = m->next;
@@ -274,7 +288,7 @@ static int wsc_send(wsc_t *c, const void *p, size_t n, bool binary)
     else c->out_head = o;
     c->out_tail = o;
     lws_callback_on_writable(c->wsi);
-    lws_service(wsc_ctx, 0);
+    wsc_step();
     return 0;
 }
 
@@ -309,7 +323,7 @@ void wsc_close(wsc_t *c)
     if (c->wsi) {
         lws_set_opaque_user_data(c->wsi, NULL);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        lws_service(wsc_ctx, 0);
+        wsc_step();
     }
     wsc_free(c);
 }
