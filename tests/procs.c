@@ -294,6 +294,7 @@ void procs_cleanup(void)
         procs_pids[i] = 0;
     }
     for (unsigned i = 0; i < procs_n_prefixes; i++) procs_shm_cleanup(procs_prefixes[i]);
-    for (unsigned i = 0; i < procs_n_dirs; i++) procs_rmtree(procs_dirs[i]);
+    if (!getenv("HERALD_TEST_KEEP")) /* keep logs for a post-mortem when asked */
+        for (unsigned i = 0; i < procs_n_dirs; i++) procs_rmtree(procs_dirs[i]);
     procs_n_prefixes = procs_n_dirs = 0;
 }

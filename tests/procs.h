@@ -60,7 +60,8 @@ void procs_shm_cleanup(const char *prefix);
 /* Remove a directory tree. */
 void procs_rmtree(const char *dir);
 
-/* Kill every recorded pid, remove recorded dirs and shm prefixes. Idempotent. */
+/* Kill every recorded pid, remove recorded dirs (kept when HERALD_TEST_KEEP is set, for
+ * their logs) and shm prefixes. Idempotent. */
 void procs_cleanup(void);
 
 #endif
