@@ -97,11 +97,11 @@ static void user_gap_message(gw_t *g, gw_user_t *u, uint64_t from, uint64_t to)
 static void user_start_fill(gw_t *g, gw_user_t *u)
 {
     bool anyone = u == &g->bcast ? g->all != NULL : u->sessions != NULL;
-    if (!anyone || g->ctl_state != CTL_UP) {
-        /* Nobody to fill for, or no broker to ask: accept the loss of position. */
-        u->last = u->want_to;
+    if (!anyone) {
+        u->last = u->want_to; /* nobody to fill for */
         return;
     }
+    /* With the broker link down the request is re-sent by the resync on reconnect. */
     u->filling = true;
     u->fill_to = u->want_to;
     g->c.gaps_detected++;
@@ -188,7 +188,13 @@ static int on_notify(gw_t *g, const uint8_t *data, uint32_t len)
 static void on_user_fill(gw_t *g, gw_user_t *u, note_t *nt)
 {
     uint64_t seq = nt->n.seq;
-    if (!u->filling || seq <= u->last) return;
+    if (!u->filling) {
+        /* Unasked fill: the broker's answer to our resync after its restart. It is in
+         * order like the live stream. */
+        user_live(g, u, nt);
+        return;
+    }
+    if (seq <= u->last) return;
     if (seq > u->last + 1) user_gap_message(g, u, u->last + 1, seq - 1);
     u->last = seq;
     note_fan_out(g, u, nt);
@@ -236,13 +242,14 @@ static int on_range(gw_t *g, uint32_t type, const uint8_t *data, uint32_t len)
     size_t ulen = len - sizeof r;
     if (r.session == 0) {
         gw_user_t *u = user_of(g, uid, ulen);
-        if (!u || !u->filling) return 0;
+        if (!u || !u->known) return 0;
         if (type == REC_GAP) {
             uint64_t from = r.from > u->last + 1 ? r.from : u->last + 1;
             if (r.to >= from) user_gap_message(g, u, from, r.to);
             if (r.to > u->last) u->last = r.to;
-            if (u->last >= u->fill_to) user_finish_fill(g, u);
-        } else {
+            if (u->last > u->want_to) u->want_to = u->last;
+            if (u->filling && u->last >= u->fill_to) user_finish_fill(g, u);
+        } else if (u->filling && r.to >= u->fill_to) { /* not the end of an older fill */
             if (u->last < u->fill_to) {
                 user_gap_message(g, u, u->last + 1, u->fill_to);
                 u->last = u->fill_to;

@@ -421,8 +421,13 @@ START_TEST(broker_restart_gets_a_resync_with_the_last_seq)
     ck_assert_str_eq(req.user, "u1");
     ck_assert_uint_eq(req.sessions, 1);
     ck_assert_uint_eq(req.after, 2);
-    fb_notify(T.fb, "u1", 3, "position_limit", 0, 0);
+    /* the restarted broker answers with what was sequenced while the link was down */
+    fb_replay(T.fb, 0, "u1", 3, "position_limit", 0);
+    fb_range(T.fb, false, 0, "u1", 3, 3);
+    fb_notify(T.fb, "u1", 4, "position_limit", 0, 0);
     expect_seq(c, 3);
+    expect_seq(c, 4);
+    expect_silence(c, 200);
     wsc_close(c);
     gwt_stop();
 }
