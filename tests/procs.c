@@ -140,7 +140,8 @@ int procs_wait_unix(const char *path, int timeout_ms)
     return -1;
 }
 
-int procs_http_get(const char *host, uint16_t port, const char *path, char *body, size_t cap)
+static int procs_http(const char *host, uint16_t port, const char *req, size_t req_len,
+                      char *body, size_t cap)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) return -1;
@@ -148,10 +149,10 @@ int procs_http_get(const char *host, uint16_t port, const char *path, char *body
     if (fd < 0) return -1;
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char req[512], resp[65536];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    static char resp[65536];
     size_t got = 0;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || send(fd, req, (size_t)n, 0) != n) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        send(fd, req, req_len, MSG_NOSIGNAL) != (ssize_t)req_len) {
         close(fd);
         return -1;
     }
@@ -167,6 +168,30 @@ int procs_http_get(const char *host, uint16_t port, const char *path, char *body
     if (sscanf(resp, "HTTP/%*s %d", &status) != 1) return -1;
     const char *b = strstr(resp, "\r\n\r\n");
     if (body && cap) snprintf(body, cap, "%s", b ? b + 4 : "");
+    return status;
+}
+
+int procs_http_get(const char *host, uint16_t port, const char *path, char *body, size_t cap)
+{
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host);
+    return procs_http(host, port, req, (size_t)n, body, cap);
+}
+
+int procs_http_post(const char *host, uint16_t port, const char *path, const char *ctype,
+                    const char *extra_header, const char *body, char *resp, size_t cap)
+{
+    size_t blen = strlen(body), hlen = 1024 + (extra_header ? strlen(extra_header) : 0);
+    char *req = malloc(hlen + blen);
+    if (!req) return -1;
+    int n = snprintf(req, hlen,
+                     "POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n%s%s\r\n",
+                     path, host, ctype, blen, extra_header ? extra_header : "",
+                     extra_header ? "\r\n" : "");
+    memcpy(req + n, body, blen);
+    int status = procs_http(host, port, req, (size_t)n + blen, resp, cap);
+    free(req);
     return status;
 }
 

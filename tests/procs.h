@@ -41,6 +41,11 @@ int procs_wait_unix(const char *path, int timeout_ms);
  * body up to cap) or -1. */
 int procs_http_get(const char *host, uint16_t port, const char *path, char *body, size_t cap);
 
+/* POST body (content type ctype) to path; extra_header ("Name: value", or NULL) is added.
+ * Returns the status code with the response body in resp, or -1. */
+int procs_http_post(const char *host, uint16_t port, const char *path, const char *ctype,
+                    const char *extra_header, const char *body, char *resp, size_t cap);
+
 /* Send sig to pid (only pids spawned here). */
 int procs_kill(pid_t pid, int sig);
 
