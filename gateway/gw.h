@@ -20,6 +20,7 @@
 #define GW_FLOOD_LIMIT    20          /* bad client messages tolerated ... */
 #define GW_FLOOD_WINDOW_S 10          /* ... within this many seconds */
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
+#define GW_WRITE_COALESCE (64 * 1024)  /* bytes of frames per coalesced write */
 #define GW_NS_PER_MS      1000000ull
 #define GW_NS_PER_S       1000000000ull
 
@@ -175,6 +176,7 @@ typedef struct gw {
     } dl[HERALD_PRIORITIES - 1];
     uint64_t tick_at_ns;
     /* scratch */
+    unsigned char wbuf[LWS_PRE + GW_WRITE_COALESCE];
     jbuf_t jb;
     msgpack_unpacked unp;
     gw_counters_t c;

@@ -66,6 +66,7 @@ static struct {
     e2e_samples_t lat[4];
     _Atomic uint64_t sent, acked, refused, outstanding;
     _Atomic bool pub_done;
+    _Atomic uint64_t pub_end_ns; /* when the last publish was acknowledged */
     int pub_fd;
 } E;
 
@@ -228,7 +229,8 @@ static void *e2e_reader(void *arg)
                     atomic_fetch_add(ok ? &E.acked : &E.refused, 1);
                 }
             }
-            atomic_fetch_sub(&E.outstanding, 1);
+            if (atomic_fetch_sub(&E.outstanding, 1) == 1 && atomic_load(&E.pub_done))
+                atomic_store(&E.pub_end_ns, e2e_now(CLOCK_MONOTONIC));
             off += (size_t)n;
         }
         memmove(buf, buf + off, len - off);
@@ -582,19 +584,22 @@ int bench_e2e_main(int argc, char **argv)
     for (unsigned g = 0; g < E.o.gateways; g++) e2e_proc_usage(E.gw[g], &cpu1[g], &rss[g]);
     e2e_proc_usage(E.broker, &cpu1[E.o.gateways], &rss[E.o.gateways]);
     double secs = (double)(end - start) / 1e9;
+    uint64_t pub_end = atomic_load(&E.pub_end_ns);
+    double pub_secs = pub_end > start ? (double)(pub_end - start) / 1e9 : 0;
     for (unsigned p = 0; p < 4; p++) qsort(E.lat[p].v, E.lat[p].n, sizeof(uint64_t), cmp_u64);
 
     printf("{\"bench\":\"e2e\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,\"proto\":\"%s\","
            "\"count\":%llu,\"rate\":%llu,\"sent\":%llu,\"acked\":%llu,\"refused\":%llu,"
            "\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,\"duplicates\":%llu,"
-           "\"seconds\":%.3f,\"delivered_per_s\":%.0f,\"latency_ms\":{",
+           "\"seconds\":%.3f,\"publish_seconds\":%.3f,\"delivered_per_s\":%.0f,"
+           "\"latency_ms\":{",
            E.o.sessions, E.o.users, E.o.gateways, E.o.msgpack ? "msgpack" : "json",
            (unsigned long long)E.o.count, (unsigned long long)E.o.rate,
            (unsigned long long)E.sent, (unsigned long long)E.acked,
            (unsigned long long)E.refused, (unsigned long long)expected,
            (unsigned long long)E.delivered,
            (unsigned long long)(expected > E.delivered ? expected - E.delivered : 0),
-           (unsigned long long)E.dups, secs, (double)E.delivered / secs);
+           (unsigned long long)E.dups, secs, pub_secs, (double)E.delivered / secs);
     for (unsigned p = 0; p < 4; p++)
         printf("%s\"P%u\":{\"n\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
                "\"max\":%.3f}",
@@ -613,6 +618,7 @@ int bench_e2e_main(int argc, char **argv)
         printf("P%-9u %10zu %10.3f %10.3f %10.3f %10.3f %10.3f\n", p, E.lat[p].n,
                pct(&E.lat[p], .5), pct(&E.lat[p], .9), pct(&E.lat[p], .99),
                pct(&E.lat[p], .999), pct(&E.lat[p], 1));
+    printf("published and acknowledged in %.2f s\n", pub_secs);
     printf("delivered %llu of %llu (lost %llu, duplicates %llu) in %.2f s: %.0f/s\n",
            (unsigned long long)E.delivered, (unsigned long long)expected,
            (unsigned long long)(expected > E.delivered ? expected - E.delivered : 0),
