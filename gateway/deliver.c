@@ -186,12 +186,14 @@ int gw_session_write(gw_t *g, gw_session_t *s)
         unsigned char ping[LWS_PRE];
         if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
     }
-    /* Coalesce: several ready frames go out pre-framed in one write (one syscall). */
+    /* Coalesce: several ready frames go out pre-framed in one write (one syscall). With
+     * permessage-deflate lws frames and compresses each message itself. */
     while (s->ready.count && !lws_send_pipe_choked(s->wsi)) {
         unsigned char *out = g->wbuf + LWS_PRE;
         size_t used = 0, frames = 0, pushed = 0;
         gw_msg_t *m;
-        while ((m = fifo_front(&s->ready)) && used + m->len + 10 <= GW_WRITE_COALESCE) {
+        while (!s->deflate && (m = fifo_front(&s->ready)) &&
+               used + m->len + 10 <= GW_WRITE_COALESCE) {
             used += ws_frame(out + used, m);
             frames++;
             pushed += m->notification;
@@ -199,7 +201,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
             fifo_pop(&s->ready);
             gw_msg_unref(m);
         }
-        if (!frames) { /* one frame larger than the coalescing buffer */
+        if (!frames) { /* deflate, or one frame larger than the coalescing buffer */
             m = fifo_front(&s->ready);
             if (lws_write(s->wsi, gw_msg_data(m), m->len,
                           m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0) {

@@ -60,6 +60,7 @@ typedef struct gw_session {
     char id_str[24];
     gw_sess_state_t state;
     bool binary;     /* herald.msgpack */
+    bool deflate;    /* permessage-deflate negotiated: lws must frame (compress) each write */
     bool open_sent;  /* `open` went to the current broker connection */
     bool filtered;   /* a subscribe/unsubscribe set `channels` */
     uint32_t channels;

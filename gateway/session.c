@@ -183,6 +183,10 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (s->user) session_receive(g, s, wsi, in, len);
         gw_uring_commit(g);
         return 0;
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        /* the session data exists already (lws allocates it before the extensions) */
+        if (s && in && !strcmp((const char *)in, "permessage-deflate")) s->deflate = true;
+        return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
         s->last_rx_ns = gw_now_ns();
         return 0;

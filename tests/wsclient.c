@@ -37,6 +37,13 @@ struct wsc {
 
 static struct lws_context *wsc_ctx;
 static unsigned wsc_users;
+static bool wsc_deflate, wsc_ctx_deflate;
+
+static const struct lws_extension wsc_exts[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
 static lws_sorted_usec_list_t wsc_tick; /* bounds each lws_service wait */
 
 static uint64_t wsc_ms(void)
@@ -151,13 +158,25 @@ static const struct lws_protocols wsc_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+void wsc_offer_deflate(bool on)
+{
+    wsc_deflate = on;
+}
+
 static int wsc_ctx_get(void)
 {
+    if (wsc_ctx && wsc_ctx_deflate != wsc_deflate && !wsc_users) {
+        lws_sul_cancel(&wsc_tick);
+        lws_context_destroy(wsc_ctx);
+        wsc_ctx = NULL;
+    }
     if (wsc_ctx) return 0;
+    wsc_ctx_deflate = wsc_deflate;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = wsc_protocols;
+    info.extensions = wsc_deflate ? wsc_exts : NULL;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     info.timeout_secs = 10;
     lws_set_log_level(LLL_ERR, NULL);

@@ -17,6 +17,10 @@ typedef struct wsc wsc_t;
 int wsc_connect(wsc_t **out, const char *url, const char *token, const char *subprotocol,
                 int timeout_ms);
 
+/* Offer permessage-deflate on connections made from now on (the shared context is
+ * recreated when no client is open). */
+void wsc_offer_deflate(bool on);
+
 /* Wait for the next message. Returns its length (>= 0) with *data (NUL-terminated, valid
  * until the next wsc_recv or wsc_close) and *binary; -1 on timeout; -2 when the connection
  * closed and no message is left (see wsc_close_code). */

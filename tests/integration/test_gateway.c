@@ -326,6 +326,21 @@ START_TEST(msgpack_session_gets_the_canonical_bytes)
 }
 END_TEST
 
+START_TEST(permessage_deflate_session_receives_batched_notifications_intact)
+{
+    gwt_start(NULL);
+    wsc_offer_deflate(true);
+    wsc_t *c = gwt_client("u1", NULL, NULL, 0, NULL, NULL);
+    for (uint64_t s = 1; s <= 30; s++) fb_notify(T.fb, "u1", s, "market_halt", 3, 300);
+    fb_notify(T.fb, "u1", 31, "position_limit", 0, 300); /* P0: flushes nothing held */
+    expect_seq(c, 31);
+    for (uint64_t s = 1; s <= 30; s++) expect_seq(c, s);
+    wsc_close(c);
+    wsc_offer_deflate(false);
+    gwt_stop();
+}
+END_TEST
+
 START_TEST(seq_gap_is_filled_by_replay_and_delivered_in_order)
 {
     gwt_start(NULL);
@@ -510,6 +525,7 @@ static Suite *gateway_suite(void)
     ADD(idle_session_is_closed_after_the_session_timeout);
     ADD(slow_consumer_is_closed_with_4008_while_others_keep_receiving);
     ADD(msgpack_session_gets_the_canonical_bytes);
+    ADD(permessage_deflate_session_receives_batched_notifications_intact);
     ADD(seq_gap_is_filled_by_replay_and_delivered_in_order);
     ADD(history_gap_becomes_a_gap_message);
     ADD(resume_at_connect_replays_the_missed_then_goes_live);
