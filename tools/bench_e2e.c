@@ -530,6 +530,8 @@ int bench_e2e_main(int argc, char **argv)
         E.s[i].seen_bits = per_user;
         E.s[i].seen = calloc(per_user / 8 + 1, 1);
     }
+    double rss_base[E2E_MAX_GW], dummy;
+    for (unsigned g = 0; g < E.o.gateways; g++) e2e_proc_usage(E.gw[g], &dummy, &rss_base[g]);
     /* connect in waves so the listen backlogs are not flooded */
     uint64_t t0 = e2e_now(CLOCK_MONOTONIC);
     for (unsigned i = 0; i < E.o.sessions; i++) {
@@ -610,8 +612,10 @@ int bench_e2e_main(int argc, char **argv)
         printf("%s{\"name\":\"%s%d\",\"rss_mib\":%.1f,\"cpu_s\":%.2f}", g ? "," : "",
                g < E.o.gateways ? "gateway" : "broker", g < E.o.gateways ? (int)g : 0, rss[g],
                cpu1[g] - cpu0[g]);
-    (void)rss_idle;
-    printf("]}\n");
+    double per_gw = (double)E.o.sessions / E.o.gateways, idle_kib = 0;
+    for (unsigned g = 0; g < E.o.gateways; g++)
+        idle_kib += (rss_idle[g] - rss_base[g]) * 1024.0 / per_gw / E.o.gateways;
+    printf("],\"idle_session_kib\":%.2f}\n", idle_kib);
     printf("\n%-10s %10s %10s %10s %10s %10s %10s\n", "priority", "n", "p50 ms", "p90 ms",
            "p99 ms", "p99.9 ms", "max ms");
     for (unsigned p = 0; p < 4; p++)
@@ -626,6 +630,7 @@ int bench_e2e_main(int argc, char **argv)
     for (unsigned g = 0; g <= E.o.gateways; g++)
         printf("%s%-3d rss %.1f MiB, cpu %.2f s\n", g < E.o.gateways ? "gateway" : "broker ",
                g < E.o.gateways ? (int)g : 0, rss[g], cpu1[g] - cpu0[g]);
+    printf("gateway RSS growth per idle session: %.2f KiB\n", idle_kib);
     lws_sul_cancel(&e2e_tick);
     lws_context_destroy(ctx);
     e2e_stop_system();
