@@ -24,7 +24,8 @@ static int auth_token(struct lws *wsi, char *out, int outlen)
     int n = lws_hdr_copy(wsi, out, outlen, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 7 && !strncasecmp(out, "Bearer ", 7)) {
         char *t = out + 7;
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         n = (int)strlen(t);
         memmove(out, t, (size_t)n + 1);
         return n;

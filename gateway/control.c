@@ -14,10 +14,10 @@
 #include "log.h"
 #include "proto.h"
 
-#define CTL_RX_CAP       (256 * 1024)
-#define CTL_TX_MAX       (16u * 1024 * 1024) /* a broker this far behind is stuck: reconnect */
-#define CTL_BACKOFF_MIN  100
-#define CTL_BACKOFF_MAX  2000
+#define CTL_RX_CAP      (256 * 1024)
+#define CTL_TX_MAX      (16u * 1024 * 1024) /* a broker this far behind is stuck: reconnect */
+#define CTL_BACKOFF_MIN 100
+#define CTL_BACKOFF_MAX 2000
 
 void gw_ctl_init(gw_t *g)
 {
@@ -33,8 +33,8 @@ void gw_ctl_init(gw_t *g)
 static void ctl_schedule_retry(gw_t *g)
 {
     g->ctl_retry_at_ns = gw_now_ns() + g->ctl_backoff_ms * GW_NS_PER_MS;
-    g->ctl_backoff_ms = g->ctl_backoff_ms * 2 > CTL_BACKOFF_MAX ? CTL_BACKOFF_MAX
-                                                                 : g->ctl_backoff_ms * 2;
+    g->ctl_backoff_ms =
+        g->ctl_backoff_ms * 2 > CTL_BACKOFF_MAX ? CTL_BACKOFF_MAX : g->ctl_backoff_ms * 2;
 }
 
 static void ctl_disconnect(gw_t *g, const char *why)
@@ -48,7 +48,8 @@ static void ctl_disconnect(gw_t *g, const char *why)
     g->ctl_gen++; /* completions of the old socket are ignored */
     g->ctl_recv_pending = g->ctl_pollout_pending = false;
     g->ctl_rx_len = g->ctl_tx_len = 0;
-    for (gw_session_t *s = g->all; s; s = s->anext) s->open_sent = false;
+    for (gw_session_t *s = g->all; s; s = s->anext)
+        s->open_sent = false;
     ctl_schedule_retry(g);
 }
 
@@ -70,8 +71,8 @@ static void ctl_flush(gw_t *g)
 {
     size_t off = 0;
     while (off < g->ctl_tx_len) {
-        ssize_t n = send(g->ctl_fd, g->ctl_tx + off, g->ctl_tx_len - off,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n =
+            send(g->ctl_fd, g->ctl_tx + off, g->ctl_tx_len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -104,7 +105,8 @@ static void ctl_send_packed(gw_t *g)
     }
     if (need > g->ctl_tx_cap) {
         size_t cap = g->ctl_tx_cap ? g->ctl_tx_cap : 4096;
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         g->ctl_tx = realloc(g->ctl_tx, cap);
         if (!g->ctl_tx) abort();
         g->ctl_tx_cap = cap;
@@ -214,7 +216,8 @@ static void ctl_resync(gw_t *g)
     for (size_t b = 0; b < g->user_tab_size; b++) {
         for (gw_user_t *u = g->user_tab[b]; u; u = u->hnext) {
             unsigned live = 0;
-            for (gw_session_t *s = u->sessions; s; s = s->unext) live += s->state == SESS_LIVE;
+            for (gw_session_t *s = u->sessions; s; s = s->unext)
+                live += s->state == SESS_LIVE;
             if (!live) continue;
             msgpack_packer pk = ctl_begin(g, "resync", 4);
             pk_str(&pk, "user", u->id);
@@ -271,7 +274,8 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         ctl_resync(g);
     } else if (str_is(op, "error")) {
         const msgpack_object *m = map_get(&u.data, "message");
-        log_error("broker refused us: %.*s", m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
+        log_error("broker refused us: %.*s",
+                  m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
                   m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
         ctl_disconnect(g, "broker error");
     } else {
@@ -299,8 +303,8 @@ void gw_ctl_on_cqe(gw_t *g, unsigned tag, uint64_t gen, int res)
     while (g->ctl_fd >= 0 && gen == g->ctl_gen) {
         const uint8_t *body;
         size_t blen;
-        long n = frame_next(g->ctl_rx + off, g->ctl_rx_len - off, CTL_RX_CAP - FRAME_HDR, &body,
-                            &blen);
+        long n =
+            frame_next(g->ctl_rx + off, g->ctl_rx_len - off, CTL_RX_CAP - FRAME_HDR, &body, &blen);
         if (n < 0) {
             ctl_disconnect(g, "oversized frame from the broker");
             return;

@@ -30,7 +30,8 @@ static void fifo_push(gw_fifo_t *f, gw_msg_t *m)
         uint32_t ncap = f->cap ? f->cap * 2 : 8;
         gw_msg_t **n = malloc(ncap * sizeof *n);
         if (!n) abort();
-        for (uint32_t i = 0; i < f->count; i++) n[i] = f->items[(f->head + i) & (f->cap - 1)];
+        for (uint32_t i = 0; i < f->count; i++)
+            n[i] = f->items[(f->head + i) & (f->cap - 1)];
         free(f->items);
         f->items = n;
         f->head = 0;
@@ -64,10 +65,14 @@ static void fifo_free(gw_fifo_t *f)
 static void dl_unlink(gw_t *g, gw_session_t *s, unsigned i)
 {
     if (!s->dl[i].on) return;
-    if (s->dl[i].prev) s->dl[i].prev->dl[i].next = s->dl[i].next;
-    else g->dl[i].head = s->dl[i].next;
-    if (s->dl[i].next) s->dl[i].next->dl[i].prev = s->dl[i].prev;
-    else g->dl[i].tail = s->dl[i].prev;
+    if (s->dl[i].prev)
+        s->dl[i].prev->dl[i].next = s->dl[i].next;
+    else
+        g->dl[i].head = s->dl[i].next;
+    if (s->dl[i].next)
+        s->dl[i].next->dl[i].prev = s->dl[i].prev;
+    else
+        g->dl[i].tail = s->dl[i].prev;
     s->dl[i].next = s->dl[i].prev = NULL;
     s->dl[i].on = false;
 }
@@ -79,8 +84,10 @@ static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
     s->dl[i].deadline_ns = deadline;
     s->dl[i].next = NULL;
     s->dl[i].prev = g->dl[i].tail;
-    if (g->dl[i].tail) g->dl[i].tail->dl[i].next = s;
-    else g->dl[i].head = s;
+    if (g->dl[i].tail)
+        g->dl[i].tail->dl[i].next = s;
+    else
+        g->dl[i].head = s;
     g->dl[i].tail = s;
     s->dl[i].on = true;
 }
@@ -133,7 +140,8 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
 
 void gw_session_flush(gw_t *g, gw_session_t *s)
 {
-    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++) dl_unlink(g, s, i);
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
+        dl_unlink(g, s, i);
     if (!s->held.count) return;
     while (s->held.count) {
         fifo_push(&s->ready, fifo_front(&s->held));
@@ -147,7 +155,8 @@ uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
     uint64_t next = 0;
     for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++) {
         gw_session_t *s;
-        while ((s = g->dl[i].head) && s->dl[i].deadline_ns <= now_ns) gw_session_flush(g, s);
+        while ((s = g->dl[i].head) && s->dl[i].deadline_ns <= now_ns)
+            gw_session_flush(g, s);
         if (s && (!next || s->dl[i].deadline_ns < next)) next = s->dl[i].deadline_ns;
     }
     return next;
@@ -167,7 +176,8 @@ static size_t ws_frame(unsigned char *out, const gw_msg_t *m)
         out[n++] = (unsigned char)len;
     } else {
         out[n++] = 127;
-        for (int i = 7; i >= 0; i--) out[n++] = (unsigned char)(len >> (8 * i));
+        for (int i = 7; i >= 0; i--)
+            out[n++] = (unsigned char)(len >> (8 * i));
     }
     memcpy(out + n, gw_msg_data((gw_msg_t *)m), len);
     return n + len;
@@ -226,7 +236,8 @@ int gw_session_write(gw_t *g, gw_session_t *s)
 
 void gw_deliver_drop(gw_t *g, gw_session_t *s)
 {
-    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++) dl_unlink(g, s, i);
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
+        dl_unlink(g, s, i);
     for (gw_fifo_t *f = &s->ready; f; f = f == &s->ready ? &s->held : NULL) {
         for (uint32_t i = 0; i < f->count; i++)
             if (f->items[(f->head + i) & (f->cap - 1)]->notification) g->c.failed++;

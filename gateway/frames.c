@@ -57,17 +57,22 @@ static void fw_str(fw_t *w, const char *k, const char *v)
 static void fw_u64(fw_t *w, const char *k, uint64_t v)
 {
     fw_key(w, k);
-    if (w->binary) msgpack_pack_uint64(&w->pk, v);
-    else jbuf_put_u64(w->jb, v);
+    if (w->binary)
+        msgpack_pack_uint64(&w->pk, v);
+    else
+        jbuf_put_u64(w->jb, v);
 }
 
 static void fw_channels(fw_t *w, const char *k, uint32_t mask)
 {
     fw_key(w, k);
     unsigned n = 0;
-    for (unsigned c = 0; c < CH__COUNT; c++) n += (mask >> c) & 1u;
-    if (w->binary) msgpack_pack_array(&w->pk, n);
-    else jbuf_putc(w->jb, '[');
+    for (unsigned c = 0; c < CH__COUNT; c++)
+        n += (mask >> c) & 1u;
+    if (w->binary)
+        msgpack_pack_array(&w->pk, n);
+    else
+        jbuf_putc(w->jb, '[');
     bool first = true;
     for (unsigned c = 0; c < CH__COUNT; c++) {
         if (!(mask & (1u << c))) continue;

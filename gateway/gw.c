@@ -35,8 +35,7 @@ static const struct lws_protocols gw_protocols[] = {
 };
 
 static const struct lws_protocol_vhost_options gw_pvo_default = {NULL, NULL, "default", "1"};
-static const struct lws_protocol_vhost_options gw_pvo = {NULL, &gw_pvo_default, "herald.json",
-                                                         ""};
+static const struct lws_protocol_vhost_options gw_pvo = {NULL, &gw_pvo_default, "herald.json", ""};
 
 static void gw_usage(void)
 {
@@ -49,7 +48,8 @@ static int gw_parse_args(gw_t *g, int argc, char **argv)
     const char *path = NULL;
     int have_id = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-c") && i + 1 < argc) path = argv[++i];
+        if (!strcmp(argv[i], "-c") && i + 1 < argc)
+            path = argv[++i];
         else if (!strcmp(argv[i], "--id") && i + 1 < argc) {
             char *end;
             unsigned long id = strtoul(argv[++i], &end, 10);
@@ -127,8 +127,7 @@ static int gw_lws_start(gw_t *g)
 
 static void gw_lws_log(int level, const char *line)
 {
-    log_write(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-              line);
+    log_write(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"), line);
 }
 
 int main(int argc, char **argv)

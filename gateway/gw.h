@@ -20,7 +20,7 @@
 #define GW_FLOOD_LIMIT    20          /* bad client messages tolerated ... */
 #define GW_FLOOD_WINDOW_S 10          /* ... within this many seconds */
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
-#define GW_WRITE_COALESCE (64 * 1024)  /* bytes of frames per coalesced write */
+#define GW_WRITE_COALESCE (64 * 1024) /* bytes of frames per coalesced write */
 #define GW_NS_PER_MS      1000000ull
 #define GW_NS_PER_S       1000000000ull
 
@@ -30,8 +30,8 @@ typedef struct gw_msg {
     uint32_t refs;
     uint32_t len;
     bool binary;
-    bool notification; /* counts as "pushed" when written */
-    unsigned char buf[];  /* LWS_PRE + len */
+    bool notification;   /* counts as "pushed" when written */
+    unsigned char buf[]; /* LWS_PRE + len */
 } gw_msg_t;
 
 static inline unsigned char *gw_msg_data(gw_msg_t *m)
@@ -59,21 +59,21 @@ typedef struct gw_session {
     uint64_t id;
     char id_str[24];
     gw_sess_state_t state;
-    bool binary;     /* herald.msgpack */
-    bool deflate;    /* permessage-deflate negotiated: lws must frame (compress) each write */
-    bool open_sent;  /* `open` went to the current broker connection */
-    bool filtered;   /* a subscribe/unsubscribe set `channels` */
+    bool binary;    /* herald.msgpack */
+    bool deflate;   /* permessage-deflate negotiated: lws must frame (compress) each write */
+    bool open_sent; /* `open` went to the current broker connection */
+    bool filtered;  /* a subscribe/unsubscribe set `channels` */
     uint32_t channels;
-    uint64_t since;           /* resume point at connect (0 = none) */
-    uint64_t live_from;       /* first user seq delivered live */
-    uint64_t bcast_live_from; /* first broadcast seq delivered live */
-    uint64_t have_from;       /* lowest seq this session holds contiguously up to live */
+    uint64_t since;                /* resume point at connect (0 = none) */
+    uint64_t live_from;            /* first user seq delivered live */
+    uint64_t bcast_live_from;      /* first broadcast seq delivered live */
+    uint64_t have_from;            /* lowest seq this session holds contiguously up to live */
     uint64_t replay_lo, replay_hi; /* accepted session-addressed replay range (hi 0 = none) */
-    bool resume_pending;      /* reply `resumed` at REC_REPLAY_END */
+    bool resume_pending;           /* reply `resumed` at REC_REPLAY_END */
     /* links */
-    struct gw_session *unext, *uprev;     /* user's sessions */
-    struct gw_session *anext, *aprev;     /* every session */
-    struct gw_session *hnext;             /* id hash chain */
+    struct gw_session *unext, *uprev; /* user's sessions */
+    struct gw_session *anext, *aprev; /* every session */
+    struct gw_session *hnext;         /* id hash chain */
     struct {
         struct gw_session *next, *prev;
         uint64_t deadline_ns;

@@ -21,7 +21,11 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     if (g->ring) ring_stats(g->ring, &rs);
     size_t n = 0;
 #define M(nm, ty, lb, v) m[n++] = (metric_t){nm, nm, ty, lb, (uint64_t)(v)}
-#define L(nm, fam, lb, v) m[n++] = (metric_t){nm, fam, "counter", lb, (uint64_t)(v)}
+#define L(nm, fam, lb, v)                                                                          \
+    m[n++] = (metric_t)                                                                            \
+    {                                                                                              \
+        nm, fam, "counter", lb, (uint64_t)(v)                                                      \
+    }
     M("active_sessions", "gauge", NULL, g->n_sessions);
     M("active_users", "gauge", NULL, g->n_users);
     M("sessions_opened", "counter", NULL, g->c.sessions_opened);
@@ -31,7 +35,8 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("timeout_closes", "counter", NULL, g->c.timeout_closes);
     M("flood_closes", "counter", NULL, g->c.flood_closes);
     L("auth_failures_missing", "auth_failures_total", "reason=\"missing\"", g->c.auth_fail[0]);
-    L("auth_failures_bad_signature", "auth_failures_total", "reason=\"bad_signature\"", g->c.auth_fail[1]);
+    L("auth_failures_bad_signature", "auth_failures_total", "reason=\"bad_signature\"",
+      g->c.auth_fail[1]);
     L("auth_failures_expired", "auth_failures_total", "reason=\"expired\"", g->c.auth_fail[2]);
     L("auth_failures_invalid", "auth_failures_total", "reason=\"invalid\"", g->c.auth_fail[3]);
     M("bad_client_messages", "counter", NULL, g->c.bad_client_msgs);
@@ -57,12 +62,18 @@ static void metrics_prometheus(gw_t *g, jbuf_t *b)
     size_t n = metrics_collect(g, m);
     char line[256];
     for (size_t i = 0; i < n; i++) {
+        size_t fl = strlen(m[i].family);
+        const char *suffix =
+            !strcmp(m[i].type, "counter") && (fl < 6 || strcmp(m[i].family + fl - 6, "_total"))
+                ? "_total"
+                : "";
         if (i == 0 || strcmp(m[i].family, m[i - 1].family)) {
-            snprintf(line, sizeof line, "# TYPE herald_gateway_%s %s\n", m[i].family, m[i].type);
+            snprintf(line, sizeof line, "# TYPE herald_gateway_%s%s %s\n", m[i].family, suffix,
+                     m[i].type);
             jbuf_puts(b, line);
         }
-        snprintf(line, sizeof line, "herald_gateway_%s{gateway=\"%u\"%s%s} %llu\n", m[i].family,
-                 g->id, m[i].label ? "," : "", m[i].label ? m[i].label : "",
+        snprintf(line, sizeof line, "herald_gateway_%s%s{gateway=\"%u\"%s%s} %llu\n", m[i].family,
+                 suffix, g->id, m[i].label ? "," : "", m[i].label ? m[i].label : "",
                  (unsigned long long)m[i].value);
         jbuf_puts(b, line);
     }
@@ -90,8 +101,7 @@ static int http_reply(struct lws *wsi, unsigned status, const char *ctype, jbuf_
     if (lws_add_http_common_headers(wsi, status, ctype, body->len, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
-    if (lws_write(wsi, (unsigned char *)body->data, body->len, LWS_WRITE_HTTP_FINAL) < 0)
-        return -1;
+    if (lws_write(wsi, (unsigned char *)body->data, body->len, LWS_WRITE_HTTP_FINAL) < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -133,6 +143,7 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return gw_auth_check(g, wsi, uid, &since, true);
     case LWS_CALLBACK_HTTP:
         return http_get(g, wsi, (const char *)in);
-    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }

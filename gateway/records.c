@@ -164,8 +164,10 @@ static void user_live(gw_t *g, gw_user_t *u, note_t *nt)
     u->want_to = seq - 1;
     user_start_fill(g, u);
     u->want_to = seq;
-    if (u->filling) user_hold(u, nt->bytes, nt->len, seq);
-    else note_fan_out(g, u, nt);
+    if (u->filling)
+        user_hold(u, nt->bytes, nt->len, seq);
+    else
+        note_fan_out(g, u, nt);
     if (!u->filling) u->last = seq;
 }
 
@@ -324,11 +326,15 @@ int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void 
     gw_t *g = ctx;
     g->c.ring_records++;
     switch (type) {
-    case REC_NOTIFY: return on_notify(g, data, len);
-    case REC_SESSION_READY: return on_ready(g, data, len);
-    case REC_REPLAY: return on_replay(g, data, len);
+    case REC_NOTIFY:
+        return on_notify(g, data, len);
+    case REC_SESSION_READY:
+        return on_ready(g, data, len);
+    case REC_REPLAY:
+        return on_replay(g, data, len);
     case REC_REPLAY_END:
-    case REC_GAP: return on_range(g, type, data, len);
+    case REC_GAP:
+        return on_range(g, type, data, len);
     default:
         g->c.bad_records++;
         log_warn("ring record of unknown type %u (%u bytes) skipped", type, len);

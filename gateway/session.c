@@ -48,12 +48,16 @@ static void session_closed(gw_t *g, gw_session_t *s)
     if (!u) return; /* never established */
     gw_ctl_send_close(g, s);
     gw_deliver_drop(g, s);
-    if (s->uprev) s->uprev->unext = s->unext;
-    else u->sessions = s->unext;
+    if (s->uprev)
+        s->uprev->unext = s->unext;
+    else
+        u->sessions = s->unext;
     if (s->unext) s->unext->uprev = s->uprev;
     u->n_sessions--;
-    if (s->aprev) s->aprev->anext = s->anext;
-    else g->all = s->anext;
+    if (s->aprev)
+        s->aprev->anext = s->anext;
+    else
+        g->all = s->anext;
     if (s->anext) s->anext->aprev = s->aprev;
     gw_sess_tab_del(g, s);
     g->n_sessions--;
@@ -74,8 +78,7 @@ static void session_bad_input(gw_t *g, gw_session_t *s, const char *code, const 
     }
     if (++s->bad_count > GW_FLOOD_LIMIT) {
         g->c.flood_closes++;
-        log_warn("session %s (user %s): too many bad messages, closing", s->id_str,
-                 s->user->id);
+        log_warn("session %s (user %s): too many bad messages, closing", s->id_str, s->user->id);
         gw_session_close_later(g, s, 1008, "too many bad messages");
         return;
     }
@@ -121,8 +124,12 @@ static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
         s->filtered = true;
         session_reply(g, s, gw_frame_subscribed(g, s->binary, s->channels));
         break;
-    case OP_RESUME: session_resume(g, s, op->since); break;
-    case OP_PING: session_reply(g, s, gw_frame_pong(g, s->binary)); break;
+    case OP_RESUME:
+        session_resume(g, s, op->since);
+        break;
+    case OP_PING:
+        session_reply(g, s, gw_frame_pong(g, s->binary));
+        break;
     }
 }
 
@@ -132,26 +139,30 @@ static void session_message(gw_t *g, gw_session_t *s, bool binary)
     herald_error_t err;
     int rc = binary ? clientop_parse_msgpack((const uint8_t *)s->rx, s->rx_len, &op, &err)
                     : clientop_parse_json(s->rx, s->rx_len, &op, &err);
-    if (rc < 0) session_bad_input(g, s, herr_code(err.code), err.message);
-    else session_op(g, s, &op);
+    if (rc < 0)
+        session_bad_input(g, s, herr_code(err.code), err.message);
+    else
+        session_op(g, s, &op);
 }
 
-static void session_receive(gw_t *g, gw_session_t *s, struct lws *wsi, const void *in,
-                            size_t len)
+static void session_receive(gw_t *g, gw_session_t *s, struct lws *wsi, const void *in, size_t len)
 {
     s->last_rx_ns = g->now_ns = gw_now_ns();
     if (!s->rx) {
         s->rx = malloc(GW_RX_MAX);
         if (!s->rx) abort();
     }
-    if (s->rx_len + len > GW_RX_MAX) s->rx_overflow = true;
+    if (s->rx_len + len > GW_RX_MAX)
+        s->rx_overflow = true;
     else {
         memcpy(s->rx + s->rx_len, in, len);
         s->rx_len += len;
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return;
-    if (s->rx_overflow) session_bad_input(g, s, "too_large", "message over 64 KiB");
-    else if (!s->close_code) session_message(g, s, lws_frame_is_binary(wsi));
+    if (s->rx_overflow)
+        session_bad_input(g, s, "too_large", "message over 64 KiB");
+    else if (!s->close_code)
+        session_message(g, s, lws_frame_is_binary(wsi));
     s->rx_len = 0;
     s->rx_overflow = false;
     /* Ops are rare: give the buffer back rather than keep 64 KiB per idle session. */
@@ -197,7 +208,8 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         session_closed(g, s);
         gw_uring_commit(g);
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 

@@ -43,8 +43,7 @@ int gw_uring_init(gw_t *g)
         log_error("dup io_uring fd: %s", strerror(errno));
         goto fail;
     }
-    g->uring_wsi = lws_adopt_descriptor_vhost(g->vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-uring",
-                                              NULL);
+    g->uring_wsi = lws_adopt_descriptor_vhost(g->vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-uring", NULL);
     if (!g->uring_wsi) {
         log_error("lws refused to adopt the io_uring fd");
         goto fail;
@@ -84,8 +83,7 @@ static void uring_arm_timer(gw_t *g, uint64_t at_ns)
         g->timer_upd_ts.tv_sec = (long long)(at_ns / GW_NS_PER_S);
         g->timer_upd_ts.tv_nsec = (long long)(at_ns % GW_NS_PER_S);
         sqe = gw_uring_sqe(g);
-        io_uring_prep_timeout_update(sqe, &g->timer_upd_ts, gw_ud(UD_TIMER, 0),
-                                     IORING_TIMEOUT_ABS);
+        io_uring_prep_timeout_update(sqe, &g->timer_upd_ts, gw_ud(UD_TIMER, 0), IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(sqe, gw_ud(UD_TIMER_UPD, 0));
     }
     g->timer_at_ns = at_ns;
@@ -194,10 +192,14 @@ static void uring_dispatch(gw_t *g, uint64_t ud, int res)
         g->timer_armed = false;
         uring_on_timer(g);
         break;
-    case UD_TIMER_UPD: break;
+    case UD_TIMER_UPD:
+        break;
     case UD_CTL_RECV:
-    case UD_CTL_POLLOUT: gw_ctl_on_cqe(g, tag, ud >> 8, res); break;
-    default: log_warn("io_uring completion with unknown tag %u", tag);
+    case UD_CTL_POLLOUT:
+        gw_ctl_on_cqe(g, tag, ud >> 8, res);
+        break;
+    default:
+        log_warn("io_uring completion with unknown tag %u", tag);
     }
 }
 
@@ -226,10 +228,13 @@ int gw_uring_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     (void)len;
     gw_t *g = lws_context_user(lws_get_context(wsi));
     switch (reason) {
-    case LWS_CALLBACK_RAW_RX_FILE: uring_reap(g); return 0;
+    case LWS_CALLBACK_RAW_RX_FILE:
+        uring_reap(g);
+        return 0;
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (g && wsi == g->uring_wsi) g->uring_wsi = NULL;
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }

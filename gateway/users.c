@@ -8,7 +8,8 @@
 static uint64_t hash_bytes(const char *p, size_t n)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
     return h ^ (h >> 29);
 }
 
@@ -74,7 +75,8 @@ void gw_user_remove(gw_t *g, gw_user_t *u)
             break;
         }
     }
-    for (size_t i = 0; i < u->n_held; i++) free(u->held[i].bytes);
+    for (size_t i = 0; i < u->n_held; i++)
+        free(u->held[i].bytes);
     free(u->held);
     free(u);
 }

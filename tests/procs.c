@@ -60,7 +60,8 @@ int procs_env_init(procs_env_t *env, const char *tag)
     snprintf(env->shm_prefix, sizeof env->shm_prefix, "ht%d.%u.%lx", (int)getpid(), seq++,
              (unsigned long)(procs_ms() & 0xffffff));
     if (procs_n_dirs < 8) snprintf(procs_dirs[procs_n_dirs++], 256, "%s", env->dir);
-    if (procs_n_prefixes < 8) snprintf(procs_prefixes[procs_n_prefixes++], 64, "%s", env->shm_prefix);
+    if (procs_n_prefixes < 8)
+        snprintf(procs_prefixes[procs_n_prefixes++], 64, "%s", env->shm_prefix);
     snprintf(env->config, sizeof env->config, "%s/herald.ini", env->dir);
     return 0;
 }
@@ -77,8 +78,10 @@ int procs_env_write_config(procs_env_t *env, const char *ini_text)
 const char *procs_build_path(const char *rel, char *out, size_t len)
 {
     const char *root = getenv("HERALD_BUILD_ROOT");
-    if (root && *root) snprintf(out, len, "%s/%s", root, rel);
-    else snprintf(out, len, "%s", rel);
+    if (root && *root)
+        snprintf(out, len, "%s/%s", root, rel);
+    else
+        snprintf(out, len, "%s", rel);
     return out;
 }
 
@@ -140,8 +143,8 @@ int procs_wait_unix(const char *path, int timeout_ms)
     return -1;
 }
 
-static int procs_http(const char *host, uint16_t port, const char *req, size_t req_len,
-                      char *body, size_t cap)
+static int procs_http(const char *host, uint16_t port, const char *req, size_t req_len, char *body,
+                      size_t cap)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) return -1;
@@ -273,7 +276,8 @@ uint16_t procs_free_ports(unsigned count)
         uint16_t base = ntohs(sa.sin_port);
         if (base > 65535 - count) continue;
         bool ok = true;
-        for (unsigned i = 0; i < count && ok; i++) ok = procs_port_free((uint16_t)(base + i));
+        for (unsigned i = 0; i < count && ok; i++)
+            ok = procs_port_free((uint16_t)(base + i));
         if (ok) return base;
     }
     return 0;
@@ -318,8 +322,10 @@ void procs_cleanup(void)
         waitpid(procs_pids[i], NULL, 0);
         procs_pids[i] = 0;
     }
-    for (unsigned i = 0; i < procs_n_prefixes; i++) procs_shm_cleanup(procs_prefixes[i]);
+    for (unsigned i = 0; i < procs_n_prefixes; i++)
+        procs_shm_cleanup(procs_prefixes[i]);
     if (!getenv("HERALD_TEST_KEEP")) /* keep logs for a post-mortem when asked */
-        for (unsigned i = 0; i < procs_n_dirs; i++) procs_rmtree(procs_dirs[i]);
+        for (unsigned i = 0; i < procs_n_dirs; i++)
+            procs_rmtree(procs_dirs[i]);
     procs_n_prefixes = procs_n_dirs = 0;
 }

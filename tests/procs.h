@@ -14,9 +14,9 @@
 
 /* A private runtime for one test. */
 typedef struct {
-    char dir[256];        /* temp dir (runtime.dir) */
-    char shm_prefix[64];  /* unique runtime.shm_prefix */
-    char config[320];     /* path of the config file written by procs_env_write_config */
+    char dir[256];       /* temp dir (runtime.dir) */
+    char shm_prefix[64]; /* unique runtime.shm_prefix */
+    char config[320];    /* path of the config file written by procs_env_write_config */
 } procs_env_t;
 
 /* Create a temp dir named after tag and the pid, and a unique shm prefix. Returns 0 or -1. */

@@ -25,7 +25,7 @@ typedef struct wsc_out {
 struct wsc {
     struct lws *wsi;
     char token[4200];
-    int status;    /* 0 pending, 101 ok, >0 refused status, -1 failed */
+    int status; /* 0 pending, 101 ok, >0 refused status, -1 failed */
     bool closed;
     int close_code;
     wsc_msg_t *head, *tail;
@@ -74,8 +74,10 @@ static void wsc_push(wsc_t *c, const char *p, size_t n, bool binary)
     m->len = n;
     memcpy(m->data, p, n);
     m->data[n] = '\0';
-    if (c->tail) c->tail->next = m;
-    else c->head = m;
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
     c->tail = m;
 }
 
@@ -83,8 +85,7 @@ static int wsc_write_pending(wsc_t *c, struct lws *wsi)
 {
     wsc_out_t *o = c->out_head;
     if (!o) return 0;
-    if (lws_write(wsi, o->buf + LWS_PRE, o->len, o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) <
-        0)
+    if (lws_write(wsi, o->buf + LWS_PRE, o->len, o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
         return -1;
     c->out_head = o->next;
     if (!c->out_head) c->out_tail = NULL;
@@ -104,8 +105,8 @@ static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             unsigned char **p = in, *end = *p + len;
             char v[4300];
             int n = snprintf(v, sizeof v, "Bearer %s", c->token);
-            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                             (unsigned char *)v, n, p, end))
+            if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)v,
+                                             n, p, end))
                 return -1;
         }
         return 0;
@@ -142,14 +143,16 @@ static int wsc_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             c->close_code = (b[0] << 8) | b[1];
         }
         return 0;
-    case LWS_CALLBACK_CLIENT_WRITEABLE: return c ? wsc_write_pending(c, wsi) : 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return c ? wsc_write_pending(c, wsi) : 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (c) {
             c->closed = true;
             c->wsi = NULL;
         }
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -188,7 +191,8 @@ void wsc_pump(int ms)
 {
     if (!wsc_ctx) return;
     uint64_t end = wsc_ms() + (uint64_t)(ms > 0 ? ms : 0);
-    do wsc_step();
+    do
+        wsc_step();
     while (wsc_ms() < end);
 }
 
@@ -252,7 +256,8 @@ int wsc_connect(wsc_t **out, const char *url, const char *token, const char *sub
         return -1;
     }
     uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
-    while (c->status == 0 && wsc_ms() < end) wsc_step();
+    while (c->status == 0 && wsc_ms() < end)
+        wsc_step();
     int status = c->status;
     if (status != 101) {
         if (c->wsi) {
@@ -272,7 +277,8 @@ long wsc_recv(wsc_t *c, const char **data, bool *binary, int timeout_ms)
     free(c->last);
     c->last = NULL;
     uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
-    while (!c->head && !c->closed && wsc_ms() < end) wsc_step();
+    while (!c->head && !c->closed && wsc_ms() < end)
+        wsc_step();
     if (!c->head) return c->closed ? -2 : -1;
     wsc_msg_t *m = c->head;
     c->head = m->next;
@@ -303,8 +309,10 @@ static int wsc_send(wsc_t *c, const void *p, size_t n, bool binary)
     o->binary = binary;
     o->len = n;
     memcpy(o->buf + LWS_PRE, p, n);
-    if (c->out_tail) c->out_tail->next = o;
-    else c->out_head = o;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
     c->out_tail = o;
     lws_callback_on_writable(c->wsi);
     wsc_step();

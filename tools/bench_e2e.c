@@ -112,8 +112,8 @@ static void e2e_proc_usage(pid_t pid, double *cpu_s, double *rss_mib)
         if (fgets(buf, sizeof buf, f)) {
             char *p = strrchr(buf, ')');
             unsigned long ut = 0, st = 0;
-            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) == 2)
+            if (p &&
+                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
                 *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
         }
         fclose(f);
@@ -169,7 +169,8 @@ static int e2e_start_system(void)
     if (E.broker < 0) return -1;
     char sock[256];
     snprintf(sock, sizeof sock, "%s/broker.sock", E.dir);
-    for (int i = 0; i < 500 && access(sock, F_OK); i++) usleep(10000);
+    for (int i = 0; i < 500 && access(sock, F_OK); i++)
+        usleep(10000);
     snprintf(bin, sizeof bin, "%s/gateway/herald-gateway", E.o.bin_dir);
     for (unsigned g = 0; g < E.o.gateways; g++) {
         snprintf(idbuf, sizeof idbuf, "%u", g);
@@ -189,8 +190,10 @@ static void e2e_stop_system(void)
     for (unsigned g = 0; g < E.o.gateways; g++)
         if (E.gw[g] > 0) all[n++] = E.gw[g];
     if (E.broker > 0) all[n++] = E.broker;
-    for (unsigned i = 0; i < n; i++) kill(all[i], SIGTERM);
-    for (unsigned i = 0; i < n; i++) waitpid(all[i], NULL, 0);
+    for (unsigned i = 0; i < n; i++)
+        kill(all[i], SIGTERM);
+    for (unsigned i = 0; i < n; i++)
+        waitpid(all[i], NULL, 0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s /dev/shm/%s.*", E.dir, E.prefix);
     if (system(cmd) != 0) fprintf(stderr, "herald-bench e2e: clean-up of %s failed\n", E.dir);
@@ -267,7 +270,8 @@ static void *e2e_publisher(void *arg)
                 nanosleep(&ts, NULL);
             }
         }
-        while (atomic_load(&E.outstanding) >= 64) usleep(100);
+        while (atomic_load(&E.outstanding) >= 64)
+            usleep(100);
         msgpack_sbuffer_clear(&sb);
         msgpack_sbuffer_write(&sb, "\0\0\0\0", FRAME_HDR); /* length, patched below */
         msgpack_packer pk;
@@ -368,8 +372,8 @@ static int e2e_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         jwt_mint(E2E_SECRET, uid, (uint64_t)time(NULL), 3600, tok, sizeof tok);
         int n = snprintf(v, sizeof v, "Bearer %s", tok);
         unsigned char **p = in;
-        return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                            (unsigned char *)v, n, p, *p + len)
+        return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (unsigned char *)v,
+                                            n, p, *p + len)
                    ? -1
                    : 0;
     }
@@ -393,7 +397,8 @@ static int e2e_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         s->closed = true;
         s->wsi = NULL;
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -461,15 +466,22 @@ static void e2e_usage(FILE *out)
 static int e2e_parse(int argc, char **argv)
 {
     e2e_opts_t *o = &E.o;
-    *o = (e2e_opts_t){.sessions = 1000, .users = 0, .gateways = 2, .batch = 50, .payload = 200,
-                      .count = 200000, .rate = 0, .prio = -1};
+    *o = (e2e_opts_t){.sessions = 1000,
+                      .users = 0,
+                      .gateways = 2,
+                      .batch = 50,
+                      .payload = 200,
+                      .count = 200000,
+                      .rate = 0,
+                      .prio = -1};
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     snprintf(o->bin_dir, sizeof o->bin_dir, "%s/..", dirname(exe));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--msgpack")) o->msgpack = true;
+        if (!strcmp(a, "--msgpack"))
+            o->msgpack = true;
         else if (!strcmp(a, "--help")) {
             e2e_usage(stdout);
             exit(0);
@@ -478,15 +490,24 @@ static int e2e_parse(int argc, char **argv)
             return -1;
         } else {
             i++;
-            if (!strcmp(a, "--sessions")) o->sessions = (unsigned)atoi(v);
-            else if (!strcmp(a, "--users")) o->users = (unsigned)atoi(v);
-            else if (!strcmp(a, "--count")) o->count = strtoull(v, NULL, 10);
-            else if (!strcmp(a, "--rate")) o->rate = strtoull(v, NULL, 10);
-            else if (!strcmp(a, "--gateways")) o->gateways = (unsigned)atoi(v);
-            else if (!strcmp(a, "--batch")) o->batch = (unsigned)atoi(v);
-            else if (!strcmp(a, "--payload")) o->payload = (unsigned)atoi(v);
-            else if (!strcmp(a, "--priority")) o->prio = strcmp(v, "mixed") ? atoi(v) : -1;
-            else if (!strcmp(a, "--bin-dir")) snprintf(o->bin_dir, sizeof o->bin_dir, "%s", v);
+            if (!strcmp(a, "--sessions"))
+                o->sessions = (unsigned)atoi(v);
+            else if (!strcmp(a, "--users"))
+                o->users = (unsigned)atoi(v);
+            else if (!strcmp(a, "--count"))
+                o->count = strtoull(v, NULL, 10);
+            else if (!strcmp(a, "--rate"))
+                o->rate = strtoull(v, NULL, 10);
+            else if (!strcmp(a, "--gateways"))
+                o->gateways = (unsigned)atoi(v);
+            else if (!strcmp(a, "--batch"))
+                o->batch = (unsigned)atoi(v);
+            else if (!strcmp(a, "--payload"))
+                o->payload = (unsigned)atoi(v);
+            else if (!strcmp(a, "--priority"))
+                o->prio = strcmp(v, "mixed") ? atoi(v) : -1;
+            else if (!strcmp(a, "--bin-dir"))
+                snprintf(o->bin_dir, sizeof o->bin_dir, "%s", v);
             else {
                 e2e_usage(stderr);
                 return -1;
@@ -531,7 +552,8 @@ int bench_e2e_main(int argc, char **argv)
         E.s[i].seen = calloc(per_user / 8 + 1, 1);
     }
     double rss_base[E2E_MAX_GW], dummy;
-    for (unsigned g = 0; g < E.o.gateways; g++) e2e_proc_usage(E.gw[g], &dummy, &rss_base[g]);
+    for (unsigned g = 0; g < E.o.gateways; g++)
+        e2e_proc_usage(E.gw[g], &dummy, &rss_base[g]);
     /* connect in waves so the listen backlogs are not flooded */
     uint64_t t0 = e2e_now(CLOCK_MONOTONIC);
     for (unsigned i = 0; i < E.o.sessions; i++) {
@@ -547,7 +569,8 @@ int bench_e2e_main(int argc, char **argv)
         return 1;
     }
     double cpu0[E2E_MAX_GW + 1], rss[E2E_MAX_GW + 1], cpu1[E2E_MAX_GW + 1], rss_idle[E2E_MAX_GW];
-    for (unsigned g = 0; g < E.o.gateways; g++) e2e_proc_usage(E.gw[g], &cpu0[g], &rss_idle[g]);
+    for (unsigned g = 0; g < E.o.gateways; g++)
+        e2e_proc_usage(E.gw[g], &cpu0[g], &rss_idle[g]);
     e2e_proc_usage(E.broker, &cpu0[E.o.gateways], &rss[E.o.gateways]);
 
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -560,8 +583,10 @@ int bench_e2e_main(int argc, char **argv)
     }
     uint64_t expected = 0;
     unsigned *sess_per_user = calloc(E.o.users, sizeof *sess_per_user);
-    for (unsigned i = 0; i < E.o.sessions; i++) sess_per_user[E.s[i].user]++;
-    for (uint64_t i = 0; i < E.o.count; i++) expected += sess_per_user[i % E.o.users];
+    for (unsigned i = 0; i < E.o.sessions; i++)
+        sess_per_user[E.s[i].user]++;
+    for (uint64_t i = 0; i < E.o.count; i++)
+        expected += sess_per_user[i % E.o.users];
     pthread_t pub, rd;
     uint64_t start = e2e_now(CLOCK_MONOTONIC), last_progress = start, last_count = 0;
     pthread_create(&rd, NULL, e2e_reader, NULL);
@@ -583,12 +608,14 @@ int bench_e2e_main(int argc, char **argv)
     pthread_join(pub, NULL);
     shutdown(E.pub_fd, SHUT_WR);
     pthread_join(rd, NULL);
-    for (unsigned g = 0; g < E.o.gateways; g++) e2e_proc_usage(E.gw[g], &cpu1[g], &rss[g]);
+    for (unsigned g = 0; g < E.o.gateways; g++)
+        e2e_proc_usage(E.gw[g], &cpu1[g], &rss[g]);
     e2e_proc_usage(E.broker, &cpu1[E.o.gateways], &rss[E.o.gateways]);
     double secs = (double)(end - start) / 1e9;
     uint64_t pub_end = atomic_load(&E.pub_end_ns);
     double pub_secs = pub_end > start ? (double)(pub_end - start) / 1e9 : 0;
-    for (unsigned p = 0; p < 4; p++) qsort(E.lat[p].v, E.lat[p].n, sizeof(uint64_t), cmp_u64);
+    for (unsigned p = 0; p < 4; p++)
+        qsort(E.lat[p].v, E.lat[p].n, sizeof(uint64_t), cmp_u64);
 
     printf("{\"bench\":\"e2e\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,\"proto\":\"%s\","
            "\"count\":%llu,\"rate\":%llu,\"sent\":%llu,\"acked\":%llu,\"refused\":%llu,"
@@ -596,9 +623,8 @@ int bench_e2e_main(int argc, char **argv)
            "\"seconds\":%.3f,\"publish_seconds\":%.3f,\"delivered_per_s\":%.0f,"
            "\"latency_ms\":{",
            E.o.sessions, E.o.users, E.o.gateways, E.o.msgpack ? "msgpack" : "json",
-           (unsigned long long)E.o.count, (unsigned long long)E.o.rate,
-           (unsigned long long)E.sent, (unsigned long long)E.acked,
-           (unsigned long long)E.refused, (unsigned long long)expected,
+           (unsigned long long)E.o.count, (unsigned long long)E.o.rate, (unsigned long long)E.sent,
+           (unsigned long long)E.acked, (unsigned long long)E.refused, (unsigned long long)expected,
            (unsigned long long)E.delivered,
            (unsigned long long)(expected > E.delivered ? expected - E.delivered : 0),
            (unsigned long long)E.dups, secs, pub_secs, (double)E.delivered / secs);
@@ -616,12 +642,12 @@ int bench_e2e_main(int argc, char **argv)
     for (unsigned g = 0; g < E.o.gateways; g++)
         idle_kib += (rss_idle[g] - rss_base[g]) * 1024.0 / per_gw / E.o.gateways;
     printf("],\"idle_session_kib\":%.2f}\n", idle_kib);
-    printf("\n%-10s %10s %10s %10s %10s %10s %10s\n", "priority", "n", "p50 ms", "p90 ms",
-           "p99 ms", "p99.9 ms", "max ms");
+    printf("\n%-10s %10s %10s %10s %10s %10s %10s\n", "priority", "n", "p50 ms", "p90 ms", "p99 ms",
+           "p99.9 ms", "max ms");
     for (unsigned p = 0; p < 4; p++)
         printf("P%-9u %10zu %10.3f %10.3f %10.3f %10.3f %10.3f\n", p, E.lat[p].n,
-               pct(&E.lat[p], .5), pct(&E.lat[p], .9), pct(&E.lat[p], .99),
-               pct(&E.lat[p], .999), pct(&E.lat[p], 1));
+               pct(&E.lat[p], .5), pct(&E.lat[p], .9), pct(&E.lat[p], .99), pct(&E.lat[p], .999),
+               pct(&E.lat[p], 1));
     printf("published and acknowledged in %.2f s\n", pub_secs);
     printf("delivered %llu of %llu (lost %llu, duplicates %llu) in %.2f s: %.0f/s\n",
            (unsigned long long)E.delivered, (unsigned long long)expected,

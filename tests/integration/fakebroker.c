@@ -97,15 +97,24 @@ static int fb_parse(const uint8_t *body, size_t len, fb_req_t *req)
         char k[16];
         obj_str(&u.data.via.map.ptr[i].key, k, sizeof k);
         const msgpack_object *v = &u.data.via.map.ptr[i].val;
-        if (!strcmp(k, "op")) obj_str(v, req->op, sizeof req->op);
-        else if (!strcmp(k, "user")) obj_str(v, req->user, sizeof req->user);
-        else if (!strcmp(k, "session")) req->session = obj_u64(v);
-        else if (!strcmp(k, "since")) req->since = obj_u64(v);
-        else if (!strcmp(k, "from")) req->from = obj_u64(v);
-        else if (!strcmp(k, "to")) req->to = obj_u64(v);
-        else if (!strcmp(k, "after")) req->after = obj_u64(v);
-        else if (!strcmp(k, "sessions")) req->sessions = obj_u64(v);
-        else if (!strcmp(k, "gw")) req->gw = obj_u64(v);
+        if (!strcmp(k, "op"))
+            obj_str(v, req->op, sizeof req->op);
+        else if (!strcmp(k, "user"))
+            obj_str(v, req->user, sizeof req->user);
+        else if (!strcmp(k, "session"))
+            req->session = obj_u64(v);
+        else if (!strcmp(k, "since"))
+            req->since = obj_u64(v);
+        else if (!strcmp(k, "from"))
+            req->from = obj_u64(v);
+        else if (!strcmp(k, "to"))
+            req->to = obj_u64(v);
+        else if (!strcmp(k, "after"))
+            req->after = obj_u64(v);
+        else if (!strcmp(k, "sessions"))
+            req->sessions = obj_u64(v);
+        else if (!strcmp(k, "gw"))
+            req->gw = obj_u64(v);
     }
     msgpack_unpacked_destroy(&u);
     return 0;
@@ -184,8 +193,8 @@ static void fb_write2(fb_t *fb, uint32_t type, const void *a, uint32_t alen, con
 
 void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last_seq)
 {
-    rec_session_ready_t r = {.session = session, .last_seq = last_seq,
-                             .bcast_last_seq = bcast_last_seq};
+    rec_session_ready_t r = {
+        .session = session, .last_seq = last_seq, .bcast_last_seq = bcast_last_seq};
     fb_write2(fb, REC_SESSION_READY, &r, sizeof r, NULL, 0);
 }
 
@@ -258,7 +267,7 @@ void fb_corrupt(fb_t *fb)
     if (ring_write(fb->ring, REC_NOTIFY, junk, sizeof junk) < 0) return;
     uint8_t *data = (uint8_t *)h + RING_HEADER_BYTES;
     uint64_t off = pos & (h->capacity - 1);
-    uint32_t bad_len = (uint32_t)h->capacity; /* longer than max_record */
+    uint32_t bad_len = (uint32_t)h->capacity;                    /* longer than max_record */
     if (off + RING_REC_HDR + sizeof junk > h->capacity) off = 0; /* it went after a pad */
     memcpy(data + off, &bad_len, sizeof bad_len);
     fb_publish(fb);

@@ -38,8 +38,8 @@ static void gwt_start(const char *const *overrides)
     T.port = procs_free_ports(1);
     ck_assert_uint_ne(T.port, 0);
     snprintf(ini, sizeof ini,
-             "[gateway]\nlisten = 127.0.0.1:%u\nring_bytes = 1M\n[auth]\nsecret = %s\n",
-             T.port, SECRET);
+             "[gateway]\nlisten = 127.0.0.1:%u\nring_bytes = 1M\n[auth]\nsecret = %s\n", T.port,
+             SECRET);
     ck_assert_int_eq(procs_env_write_config(&T.env, ini), 0);
     T.fb = fb_start(T.env.dir, T.env.shm_prefix, 0, 1u << 20);
     ck_assert_ptr_nonnull(T.fb);
@@ -135,8 +135,10 @@ static void expect_type(wsc_t *c, const char *type, json_t **out)
     json_t *j = gwt_json(c, WAIT);
     ck_assert_ptr_nonnull(j);
     ck_assert_str_eq(jstr(j, "type"), type);
-    if (out) *out = j;
-    else json_decref(j);
+    if (out)
+        *out = j;
+    else
+        json_decref(j);
 }
 
 static void expect_silence(wsc_t *c, int ms)
@@ -162,10 +164,11 @@ START_TEST(handshake_refuses_missing_bad_and_expired_tokens_with_401)
     char tok[512], bad[512], expired[512], url[800];
     wsc_t *c = NULL;
     ck_assert_int_eq(wsc_connect(&c, T.url, NULL, NULL, WAIT), 401);
-    ck_assert_int_gt(jwt_mint("another-secret", "u1", (uint64_t)time(NULL), 60, bad, sizeof bad), 0);
+    ck_assert_int_gt(jwt_mint("another-secret", "u1", (uint64_t)time(NULL), 60, bad, sizeof bad),
+                     0);
     ck_assert_int_eq(wsc_connect(&c, T.url, bad, NULL, WAIT), 401);
-    ck_assert_int_gt(jwt_mint(SECRET, "u1", (uint64_t)time(NULL) - 7200, 60, expired,
-                              sizeof expired), 0);
+    ck_assert_int_gt(
+        jwt_mint(SECRET, "u1", (uint64_t)time(NULL) - 7200, 60, expired, sizeof expired), 0);
     ck_assert_int_eq(wsc_connect(&c, T.url, expired, NULL, WAIT), 401);
     ck_assert_ptr_null(c);
     ck_assert_uint_eq(gwt_stat("auth_failures_missing"), 1);
@@ -251,10 +254,12 @@ START_TEST(batch_size_pending_forces_a_flush_before_the_deadline)
     const char *o[] = {"gateway.flush_ms=60000,60000,60000", "gateway.batch_size=5", NULL};
     gwt_start(o);
     wsc_t *c = gwt_client("u1", NULL, NULL, 0, NULL, NULL);
-    for (uint64_t s = 1; s <= 4; s++) fb_notify(T.fb, "u1", s, "market_halt", 3, 0);
+    for (uint64_t s = 1; s <= 4; s++)
+        fb_notify(T.fb, "u1", s, "market_halt", 3, 0);
     expect_silence(c, 300);
     fb_notify(T.fb, "u1", 5, "market_halt", 3, 0);
-    for (uint64_t s = 1; s <= 5; s++) expect_seq(c, s);
+    for (uint64_t s = 1; s <= 5; s++)
+        expect_seq(c, s);
     wsc_close(c);
     gwt_stop();
 }
@@ -287,14 +292,16 @@ START_TEST(slow_consumer_is_closed_with_4008_while_others_keep_receiving)
     uint64_t seq = 0;
     /* far more than the socket buffers and the bound hold */
     for (int i = 0; i < 4000 && gwt_stat("slow_consumer_closes") == 0; i++)
-        for (int k = 0; k < 10; k++) fb_notify(T.fb, "slow", ++seq, "position_limit", 0, 4000);
+        for (int k = 0; k < 10; k++)
+            fb_notify(T.fb, "slow", ++seq, "position_limit", 0, 4000);
     ck_assert_uint_eq(gwt_stat("slow_consumer_closes"), 1);
     fb_notify(T.fb, "fast", 1, "position_limit", 0, 0);
     expect_seq(fast, 1);
     wsc_set_reading(slow, true);
     const char *m;
     long n;
-    while ((n = wsc_recv(slow, &m, NULL, WAIT)) >= 0) continue;
+    while ((n = wsc_recv(slow, &m, NULL, WAIT)) >= 0)
+        continue;
     ck_assert_int_eq(n, -2);
     ck_assert_int_eq(wsc_close_code(slow), 4008);
     wsc_close(slow);
@@ -331,10 +338,12 @@ START_TEST(permessage_deflate_session_receives_batched_notifications_intact)
     gwt_start(NULL);
     wsc_offer_deflate(true);
     wsc_t *c = gwt_client("u1", NULL, NULL, 0, NULL, NULL);
-    for (uint64_t s = 1; s <= 30; s++) fb_notify(T.fb, "u1", s, "market_halt", 3, 300);
+    for (uint64_t s = 1; s <= 30; s++)
+        fb_notify(T.fb, "u1", s, "market_halt", 3, 300);
     fb_notify(T.fb, "u1", 31, "position_limit", 0, 300); /* P0: flushes nothing held */
     expect_seq(c, 31);
-    for (uint64_t s = 1; s <= 30; s++) expect_seq(c, s);
+    for (uint64_t s = 1; s <= 30; s++)
+        expect_seq(c, s);
     wsc_close(c);
     wsc_offer_deflate(false);
     gwt_stop();
@@ -357,7 +366,8 @@ START_TEST(seq_gap_is_filled_by_replay_and_delivered_in_order)
     fb_replay(T.fb, 0, "u1", 2, "position_limit", 0);
     fb_replay(T.fb, 0, "u1", 3, "position_limit", 0);
     fb_range(T.fb, false, 0, "u1", 2, 3);
-    for (uint64_t s = 1; s <= 5; s++) expect_seq(c, s);
+    for (uint64_t s = 1; s <= 5; s++)
+        expect_seq(c, s);
     expect_silence(c, 200);
     wsc_close(c);
     gwt_stop();
@@ -393,10 +403,12 @@ START_TEST(resume_at_connect_replays_the_missed_then_goes_live)
     fb_req_t open;
     wsc_t *c = gwt_client("u1", "?since=2", NULL, 5, &sid, &open);
     ck_assert_uint_eq(open.since, 2);
-    for (uint64_t s = 3; s <= 5; s++) fb_replay(T.fb, sid, "u1", s, "market_halt", 3);
+    for (uint64_t s = 3; s <= 5; s++)
+        fb_replay(T.fb, sid, "u1", s, "market_halt", 3);
     fb_range(T.fb, false, sid, "u1", 3, 5);
     fb_notify(T.fb, "u1", 6, "position_limit", 0, 0);
-    for (uint64_t s = 3; s <= 5; s++) expect_seq(c, s);
+    for (uint64_t s = 3; s <= 5; s++)
+        expect_seq(c, s);
     json_t *j;
     expect_type(c, "resumed", &j);
     ck_assert_uint_eq(jint(j, "from"), 3);
@@ -463,10 +475,12 @@ START_TEST(client_ops_get_answers_and_a_flood_of_bad_input_closes)
     expect_type(c, "error", NULL);
     wsc_send_text(c, "{\"op\":\"ping\"}");
     expect_type(c, "pong", NULL);
-    for (int i = 0; i < 30; i++) wsc_send_text(c, "{{{");
+    for (int i = 0; i < 30; i++)
+        wsc_send_text(c, "{{{");
     const char *m;
     long n;
-    while ((n = wsc_recv(c, &m, NULL, WAIT)) >= 0) continue;
+    while ((n = wsc_recv(c, &m, NULL, WAIT)) >= 0)
+        continue;
     ck_assert_int_eq(n, -2);
     ck_assert_int_eq(wsc_close_code(c), 1008);
     ck_assert_uint_eq(gwt_stat("flood_closes"), 1);
@@ -482,7 +496,8 @@ START_TEST(corrupt_ring_record_is_counted_and_the_stream_continues)
     fb_notify(T.fb, "u1", 1, "position_limit", 0, 0);
     expect_seq(c, 1);
     fb_corrupt(T.fb);
-    for (int i = 0; i < 100 && gwt_stat("ring_corrupt") == 0; i++) usleep(20000);
+    for (int i = 0; i < 100 && gwt_stat("ring_corrupt") == 0; i++)
+        usleep(20000);
     ck_assert_uint_eq(gwt_stat("ring_corrupt"), 1);
     fb_notify(T.fb, "u1", 2, "position_limit", 0, 0);
     expect_seq(c, 2);
@@ -513,9 +528,9 @@ static Suite *gateway_suite(void)
     tcase_set_timeout(tc, 120);
     /* GW_TEST=<name> runs one test (debugging) */
     const char *only = getenv("GW_TEST");
-#define ADD(t)                                                                                 \
-    do {                                                                                       \
-        if (!only || !strcmp(only, #t)) tcase_add_test(tc, t);                                 \
+#define ADD(t)                                                                                     \
+    do {                                                                                           \
+        if (!only || !strcmp(only, #t)) tcase_add_test(tc, t);                                     \
     } while (0)
     ADD(handshake_refuses_missing_bad_and_expired_tokens_with_401);
     ADD(session_receives_only_its_own_users_notifications);

@@ -103,9 +103,11 @@ static wsc_t *sys_client(unsigned gw, const char *user, uint64_t since)
     char tok[512], url[256];
     wsc_t *c;
     ck_assert_int_gt(jwt_mint(SECRET, user, (uint64_t)time(NULL), 3600, tok, sizeof tok), 0);
-    if (since) snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws?since=%llu", S.ws + gw,
-                        (unsigned long long)since);
-    else snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", S.ws + gw);
+    if (since)
+        snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws?since=%llu", S.ws + gw,
+                 (unsigned long long)since);
+    else
+        snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", S.ws + gw);
     ck_assert_int_eq(wsc_connect(&c, url, tok, NULL, WAIT), 101);
     const char *m;
     ck_assert_int_gt(wsc_recv(c, &m, NULL, WAIT), 0);
@@ -159,13 +161,16 @@ START_TEST(user_on_two_gateways_gets_each_notification_once_per_session)
     wsc_t *s0 = sys_client(0, "u1", 0);
     wsc_t *s1 = sys_client(1, "u1", 0);
     wsc_t *s2 = sys_client(1, "u1", 0);
-    for (int i = 0; i < 20; i++) sys_publish("u1", "trade_canceled", -1); /* P1 */
+    for (int i = 0; i < 20; i++)
+        sys_publish("u1", "trade_canceled", -1); /* P1 */
     wsc_t *all[] = {s0, s1, s2};
     for (unsigned k = 0; k < 3; k++) {
-        for (uint64_t seq = 1; seq <= 20; seq++) ck_assert_uint_eq(next_seq(all[k], "u1"), seq);
+        for (uint64_t seq = 1; seq <= 20; seq++)
+            ck_assert_uint_eq(next_seq(all[k], "u1"), seq);
         expect_silence(all[k], k ? 50 : 300);
     }
-    for (unsigned k = 0; k < 3; k++) wsc_close(all[k]);
+    for (unsigned k = 0; k < 3; k++)
+        wsc_close(all[k]);
     sys_stop();
 }
 END_TEST
@@ -174,12 +179,16 @@ START_TEST(resume_after_reconnect_returns_exactly_the_missed_seqs)
 {
     sys_start();
     wsc_t *c = sys_client(0, "u1", 0);
-    for (int i = 0; i < 3; i++) sys_publish("u1", "position_limit", 0);
-    for (uint64_t s = 1; s <= 3; s++) ck_assert_uint_eq(next_seq(c, "u1"), s);
+    for (int i = 0; i < 3; i++)
+        sys_publish("u1", "position_limit", 0);
+    for (uint64_t s = 1; s <= 3; s++)
+        ck_assert_uint_eq(next_seq(c, "u1"), s);
     wsc_close(c);
-    for (int i = 0; i < 3; i++) sys_publish("u1", "position_limit", 0);
+    for (int i = 0; i < 3; i++)
+        sys_publish("u1", "position_limit", 0);
     c = sys_client(0, "u1", 3);
-    for (uint64_t s = 4; s <= 6; s++) ck_assert_uint_eq(next_seq(c, "u1"), s);
+    for (uint64_t s = 4; s <= 6; s++)
+        ck_assert_uint_eq(next_seq(c, "u1"), s);
     const char *m;
     ck_assert_int_gt(wsc_recv(c, &m, NULL, WAIT), 0);
     ck_assert_msg(strstr(m, "\"resumed\"") && strstr(m, "\"from\":4") && strstr(m, "\"to\":6"),
@@ -221,7 +230,8 @@ START_TEST(gateway_kill9_mid_stream_then_resume_loses_and_duplicates_nothing)
     unsigned char seen[N + 1] = {0};
     uint64_t dups = 0;
     wsc_t *c = sys_client(0, "u1", 0);
-    for (int i = 0; i < N / 2; i++) sys_publish("u1", "trade_canceled", -1);
+    for (int i = 0; i < N / 2; i++)
+        sys_publish("u1", "trade_canceled", -1);
     uint64_t high = drain_into(c, seen, N + 1, N / 4, &dups);
     ck_assert_uint_ge(high, N / 4);
     procs_kill(S.gw[0], SIGKILL);
@@ -231,14 +241,17 @@ START_TEST(gateway_kill9_mid_stream_then_resume_loses_and_duplicates_nothing)
     high = drain_into(c, seen, N + 1, N, &dups);
     ck_assert(wsc_is_closed(c));
     wsc_close(c);
-    for (int i = N / 2; i < 3 * N / 4; i++) sys_publish("u1", "trade_canceled", -1);
+    for (int i = N / 2; i < 3 * N / 4; i++)
+        sys_publish("u1", "trade_canceled", -1);
     sys_spawn_gateway(0);
     c = sys_client(0, "u1", high);
-    for (int i = 3 * N / 4; i < N; i++) sys_publish("u1", "trade_canceled", -1);
+    for (int i = 3 * N / 4; i < N; i++)
+        sys_publish("u1", "trade_canceled", -1);
     high = drain_into(c, seen, N + 1, N, &dups);
     ck_assert_uint_eq(high, N);
     ck_assert_uint_eq(dups, 0);
-    for (uint64_t s = 1; s <= N; s++) ck_assert_msg(seen[s] == 1, "seq %llu missing", (unsigned long long)s);
+    for (uint64_t s = 1; s <= N; s++)
+        ck_assert_msg(seen[s] == 1, "seq %llu missing", (unsigned long long)s);
     wsc_close(c);
     sys_stop();
 }
