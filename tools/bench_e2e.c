@@ -25,12 +25,11 @@
 
 #include "codec.h"
 #include "frame.h"
+#include "bench_sys.h"
 #include "jwt.h"
 
 #define E2E_SECRET "herald-bench-e2e-secret"
-#define E2E_MAX_GW 8
-
-extern char **environ;
+#define E2E_MAX_GW BENCH_SYS_MAX_GW
 
 typedef struct {
     unsigned sessions, users, gateways, batch, payload;
@@ -57,9 +56,7 @@ typedef struct {
 
 static struct {
     e2e_opts_t o;
-    char dir[96], prefix[64], config[200];
-    uint16_t http, ws;
-    pid_t broker, gw[E2E_MAX_GW];
+    bench_sys_t sys;
     e2e_sess_t *s;
     unsigned ready, closed;
     uint64_t delivered, dups, bad;
@@ -86,117 +83,6 @@ static void e2e_sample(unsigned prio, uint64_t ns)
         if (!s->v) abort();
     }
     s->v[s->n++] = ns;
-}
-
-/* --- processes --- */
-
-static pid_t e2e_spawn(const char *bin, char *const argv[], const char *log)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    return rc ? -1 : pid;
-}
-
-static void e2e_proc_usage(pid_t pid, double *cpu_s, double *rss_mib)
-{
-    char path[64], buf[4096];
-    *cpu_s = *rss_mib = 0;
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fgets(buf, sizeof buf, f)) {
-            char *p = strrchr(buf, ')');
-            unsigned long ut = 0, st = 0;
-            if (p &&
-                sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-                *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-        }
-        fclose(f);
-    }
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(buf, sizeof buf, f)) {
-        unsigned long kb;
-        if (sscanf(buf, "VmRSS: %lu kB", &kb) == 1) *rss_mib = (double)kb / 1024.0;
-    }
-    fclose(f);
-}
-
-static uint16_t e2e_free_port(unsigned span)
-{
-    for (int attempt = 0; attempt < 100; attempt++) {
-        uint16_t base = (uint16_t)(20000 + (unsigned)(rand() % 30000));
-        bool ok = true;
-        for (unsigned i = 0; i < span && ok; i++) {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(base + i)};
-            sa.sin_addr.s_addr = htonl(0x7f000001);
-            ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-            close(fd);
-        }
-        if (ok) return base;
-    }
-    return 0;
-}
-
-static int e2e_start_system(void)
-{
-    snprintf(E.dir, sizeof E.dir, "/tmp/herald-bench-e2e.%d", (int)getpid());
-    snprintf(E.prefix, sizeof E.prefix, "hbe2e%d", (int)getpid());
-    snprintf(E.config, sizeof E.config, "%s/herald.ini", E.dir);
-    if (mkdir(E.dir, 0700) < 0 && errno != EEXIST) return -1;
-    E.http = e2e_free_port(1);
-    E.ws = e2e_free_port(E.o.gateways);
-    FILE *f = fopen(E.config, "w");
-    if (!f) return -1;
-    fprintf(f,
-            "[runtime]\ndir = %s\nshm_prefix = %s\n[broker]\nhttp = 127.0.0.1:%u\n"
-            "[gateway]\ncount = %u\nlisten = 127.0.0.1:%u\n[auth]\nsecret = %s\n"
-            "[log]\nlevel = warn\n",
-            E.dir, E.prefix, E.http, E.o.gateways, E.ws, E2E_SECRET);
-    fclose(f);
-    char bin[PATH_MAX + 32], log[256], idbuf[8];
-    snprintf(bin, sizeof bin, "%s/broker/herald-broker", E.o.bin_dir);
-    snprintf(log, sizeof log, "%s/broker.log", E.dir);
-    char *bargv[] = {bin, (char *)"-c", E.config, NULL};
-    E.broker = e2e_spawn(bin, bargv, log);
-    if (E.broker < 0) return -1;
-    char sock[256];
-    snprintf(sock, sizeof sock, "%s/broker.sock", E.dir);
-    for (int i = 0; i < 500 && access(sock, F_OK); i++)
-        usleep(10000);
-    snprintf(bin, sizeof bin, "%s/gateway/herald-gateway", E.o.bin_dir);
-    for (unsigned g = 0; g < E.o.gateways; g++) {
-        snprintf(idbuf, sizeof idbuf, "%u", g);
-        snprintf(log, sizeof log, "%s/gateway%u.log", E.dir, g);
-        char *gargv[] = {bin, (char *)"--id", idbuf, (char *)"-c", E.config, NULL};
-        E.gw[g] = e2e_spawn(bin, gargv, log);
-        if (E.gw[g] < 0) return -1;
-    }
-    usleep(500000); /* listeners up; sessions retry below anyway */
-    return 0;
-}
-
-static void e2e_stop_system(void)
-{
-    pid_t all[E2E_MAX_GW + 1];
-    unsigned n = 0;
-    for (unsigned g = 0; g < E.o.gateways; g++)
-        if (E.gw[g] > 0) all[n++] = E.gw[g];
-    if (E.broker > 0) all[n++] = E.broker;
-    for (unsigned i = 0; i < n; i++)
-        kill(all[i], SIGTERM);
-    for (unsigned i = 0; i < n; i++)
-        waitpid(all[i], NULL, 0);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s /dev/shm/%s.*", E.dir, E.prefix);
-    if (system(cmd) != 0) fprintf(stderr, "herald-bench e2e: clean-up of %s failed\n", E.dir);
 }
 
 /* --- publisher (native ingress, pipelined batches) --- */
@@ -427,7 +313,7 @@ static void e2e_connect(struct lws_context *ctx, unsigned i)
     memset(&ci, 0, sizeof ci);
     ci.context = ctx;
     ci.address = "127.0.0.1";
-    ci.port = E.ws + (int)(i % E.o.gateways);
+    ci.port = E.sys.ws + (int)(i % E.o.gateways);
     ci.path = "/ws";
     ci.host = ci.address;
     ci.origin = ci.address;
@@ -531,9 +417,9 @@ int bench_e2e_main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &rl);
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)getpid());
-    if (e2e_start_system() < 0) {
+    if (bench_sys_start(&E.sys, E.o.bin_dir, E.o.gateways, E2E_SECRET) < 0) {
         fprintf(stderr, "herald-bench e2e: cannot start the system (bin dir %s)\n", E.o.bin_dir);
-        e2e_stop_system();
+        bench_sys_stop(&E.sys);
         return 1;
     }
     lws_set_log_level(LLL_ERR, NULL);
@@ -553,7 +439,7 @@ int bench_e2e_main(int argc, char **argv)
     }
     double rss_base[E2E_MAX_GW], dummy;
     for (unsigned g = 0; g < E.o.gateways; g++)
-        e2e_proc_usage(E.gw[g], &dummy, &rss_base[g]);
+        bench_proc_usage(E.sys.gw[g], &dummy, &rss_base[g]);
     /* connect in waves so the listen backlogs are not flooded */
     uint64_t t0 = e2e_now(CLOCK_MONOTONIC);
     for (unsigned i = 0; i < E.o.sessions; i++) {
@@ -565,20 +451,20 @@ int bench_e2e_main(int argc, char **argv)
     if (E.ready < E.o.sessions) {
         fprintf(stderr, "herald-bench e2e: only %u of %u sessions got their welcome\n", E.ready,
                 E.o.sessions);
-        e2e_stop_system();
+        bench_sys_stop(&E.sys);
         return 1;
     }
     double cpu0[E2E_MAX_GW + 1], rss[E2E_MAX_GW + 1], cpu1[E2E_MAX_GW + 1], rss_idle[E2E_MAX_GW];
     for (unsigned g = 0; g < E.o.gateways; g++)
-        e2e_proc_usage(E.gw[g], &cpu0[g], &rss_idle[g]);
-    e2e_proc_usage(E.broker, &cpu0[E.o.gateways], &rss[E.o.gateways]);
+        bench_proc_usage(E.sys.gw[g], &cpu0[g], &rss_idle[g]);
+    bench_proc_usage(E.sys.broker, &cpu0[E.o.gateways], &rss[E.o.gateways]);
 
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/broker.sock", E.dir);
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s/broker.sock", E.sys.dir);
     E.pub_fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (connect(E.pub_fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         fprintf(stderr, "herald-bench e2e: connect %s: %s\n", sa.sun_path, strerror(errno));
-        e2e_stop_system();
+        bench_sys_stop(&E.sys);
         return 1;
     }
     uint64_t expected = 0;
@@ -609,8 +495,8 @@ int bench_e2e_main(int argc, char **argv)
     shutdown(E.pub_fd, SHUT_WR);
     pthread_join(rd, NULL);
     for (unsigned g = 0; g < E.o.gateways; g++)
-        e2e_proc_usage(E.gw[g], &cpu1[g], &rss[g]);
-    e2e_proc_usage(E.broker, &cpu1[E.o.gateways], &rss[E.o.gateways]);
+        bench_proc_usage(E.sys.gw[g], &cpu1[g], &rss[g]);
+    bench_proc_usage(E.sys.broker, &cpu1[E.o.gateways], &rss[E.o.gateways]);
     double secs = (double)(end - start) / 1e9;
     uint64_t pub_end = atomic_load(&E.pub_end_ns);
     double pub_secs = pub_end > start ? (double)(pub_end - start) / 1e9 : 0;
@@ -659,7 +545,7 @@ int bench_e2e_main(int argc, char **argv)
     printf("gateway RSS growth per idle session: %.2f KiB\n", idle_kib);
     lws_sul_cancel(&e2e_tick);
     lws_context_destroy(ctx);
-    e2e_stop_system();
+    bench_sys_stop(&E.sys);
     bool ok = E.delivered >= expected && !E.dups;
     return ok ? 0 : 1;
 }
