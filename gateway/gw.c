@@ -7,15 +7,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "gw.h"
 #include "log.h"
 
-static gw_t *gw_signal_target;
+static struct ev_loop *gw_loop;
 
-static void gw_on_signal(int sig)
+static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    (void)sig;
-    if (gw_signal_target) gw_signal_target->stop = 1;
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
 }
 
 static const struct lws_extension gw_extensions[] = {
@@ -98,10 +101,20 @@ static int gw_parse_args(gw_t *g, int argc, char **argv)
     return 0;
 }
 
+/* lws runs on a libev loop (epoll): with thousands of sessions lws's own poll() backend
+ * would scan every descriptor on each wake-up. */
 static int gw_lws_start(gw_t *g)
 {
     struct lws_context_creation_info info;
+    static void *loops[1];
     memset(&info, 0, sizeof info);
+    gw_loop = ev_default_loop(EVBACKEND_EPOLL);
+    if (!gw_loop) {
+        log_error("libev: no epoll loop");
+        return -1;
+    }
+    loops[0] = gw_loop;
+    info.foreign_loops = loops;
     info.port = g->cfg.gateway_listen.port + (int)g->id;
     info.iface = g->cfg.gateway_listen.host[0] ? g->cfg.gateway_listen.host : NULL;
     info.protocols = gw_protocols;
@@ -109,7 +122,7 @@ static int gw_lws_start(gw_t *g)
     info.extensions = gw_extensions;
     info.user = g;
     info.pt_serv_buf_size = 64 * 1024;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.timeout_secs = 10;
     g->lws = lws_create_context(&info);
     if (!g->lws) {
@@ -141,10 +154,6 @@ int main(int argc, char **argv)
     log_set_level((log_level_t)g->cfg.log_level);
     lws_set_log_level(LLL_ERR, gw_lws_log);
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = gw_on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    gw_signal_target = g;
 
     jbuf_init(&g->jb, LWS_PRE);
     msgpack_unpacked_init(&g->unp);
@@ -158,8 +167,12 @@ int main(int argc, char **argv)
     gw_ctl_try_connect(g);
     gw_uring_commit(g);
 
-    while (!g->stop)
-        if (lws_service(g->lws, 0) < 0) break;
+    ev_signal sig_term, sig_int;
+    ev_signal_init(&sig_term, gw_on_signal, SIGTERM);
+    ev_signal_init(&sig_int, gw_on_signal, SIGINT);
+    ev_signal_start(gw_loop, &sig_term);
+    ev_signal_start(gw_loop, &sig_int);
+    ev_run(gw_loop, 0);
     log_info("stopping: %zu sessions", g->n_sessions);
     rc = 0;
 out:

@@ -136,7 +136,6 @@ typedef struct gw {
     unsigned id;
     struct lws_context *lws;
     struct lws_vhost *vh;
-    volatile int stop;
     /* io_uring */
     struct io_uring uring;
     struct lws *uring_wsi;
