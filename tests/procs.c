@@ -43,6 +43,51 @@ static void procs_record_init(void)
     }
 }
 
+#define PROCS_REGISTRY_ENV "HERALD_PROCS_REGISTRY"
+
+static void procs_registry_add(const char *kind, const char *value)
+{
+    const char *path = getenv(PROCS_REGISTRY_ENV);
+    if (!path) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "%s %s\n", kind, value);
+    fclose(f);
+}
+
+void procs_registry_begin(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/herald-procs.%d.reg", (int)getpid());
+    unlink(path);
+    setenv(PROCS_REGISTRY_ENV, path, 1);
+}
+
+void procs_registry_end(void)
+{
+    const char *path = getenv(PROCS_REGISTRY_ENV);
+    if (!path) return;
+    FILE *f = fopen(path, "r");
+    char line[400];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "pid ", 4)) {
+            pid_t pid = (pid_t)atoi(line + 4);
+            if (pid > 1 && kill(pid, 0) == 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0); /* not our child: reaped by init, this just fails */
+            }
+        } else if (!strncmp(line, "shm ", 4)) {
+            procs_shm_cleanup(line + 4);
+        } else if (!strncmp(line, "dir ", 4) && !getenv("HERALD_TEST_KEEP")) {
+            procs_rmtree(line + 4);
+        }
+    }
+    if (f) fclose(f);
+    unlink(path);
+    unsetenv(PROCS_REGISTRY_ENV);
+}
+
 static uint64_t procs_ms(void)
 {
     struct timespec ts;
@@ -59,6 +104,8 @@ int procs_env_init(procs_env_t *env, const char *tag)
     if (!mkdtemp(env->dir)) return -1;
     snprintf(env->shm_prefix, sizeof env->shm_prefix, "ht%d.%u.%lx", (int)getpid(), seq++,
              (unsigned long)(procs_ms() & 0xffffff));
+    procs_registry_add("dir", env->dir);
+    procs_registry_add("shm", env->shm_prefix);
     if (procs_n_dirs < 8) snprintf(procs_dirs[procs_n_dirs++], 256, "%s", env->dir);
     if (procs_n_prefixes < 8)
         snprintf(procs_prefixes[procs_n_prefixes++], 64, "%s", env->shm_prefix);
@@ -107,6 +154,9 @@ pid_t procs_spawn(const char *path, char *const argv[], const char *log_path)
             break;
         }
     }
+    char num[24];
+    snprintf(num, sizeof num, "%d", (int)pid);
+    procs_registry_add("pid", num);
     return pid;
 }
 

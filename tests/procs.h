@@ -69,4 +69,12 @@ void procs_rmtree(const char *dir);
  * their logs) and shm prefixes. Idempotent. */
 void procs_cleanup(void);
 
+/* Check runs each test in a forked child that ends with _exit when an assertion fails, so
+ * neither atexit nor a checked teardown runs. Call procs_registry_begin() in main before
+ * srunner_run_all: every pid, dir and shm prefix recorded from then on (in any forked test)
+ * is also appended to a registry file, and procs_registry_end() after the run kills and
+ * removes whatever a failed test left behind. */
+void procs_registry_begin(void);
+void procs_registry_end(void);
+
 #endif

@@ -274,7 +274,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     SRunner *sr = srunner_create(gateway_broker_suite());
+    procs_registry_begin();
     srunner_run_all(sr, CK_NORMAL);
+    procs_registry_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
