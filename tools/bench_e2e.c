@@ -198,6 +198,9 @@ static void *e2e_publisher(void *arg)
     }
 out:
     atomic_store(&E.pub_done, true);
+    /* the last ack may have come before pub_done was set */
+    if (!atomic_load(&E.outstanding) && !atomic_load(&E.pub_end_ns))
+        atomic_store(&E.pub_end_ns, e2e_now(CLOCK_MONOTONIC));
     msgpack_sbuffer_destroy(&sb);
     free(pad);
     return NULL;
