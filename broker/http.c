@@ -242,6 +242,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 {
     broker_t *b = g_broker;
     http_pss_t *p = user;
+    if (!p) return lws_callback_http_dummy(wsi, reason, user, in, len); /* no request yet */
     switch (reason) {
     case LWS_CALLBACK_HTTP: return on_http(b, wsi, p, in);
     case LWS_CALLBACK_HTTP_BODY:
