@@ -1,0 +1,8 @@
+/* bench.h - herald-bench subcommands: each is a main-like entry point taking its own argv. */
+#ifndef HERALD_BENCH_H
+#define HERALD_BENCH_H
+
+/* `herald-bench ring ...`: ring throughput between two processes (bench_ring.c). */
+int bench_ring_main(int argc, char **argv);
+
+#endif
