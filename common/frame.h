@@ -8,7 +8,7 @@
 #define FRAME_HDR 4u
 
 /* Find the next complete frame in buf[0..len). Returns bytes consumed (header + body) and
- * sets *body/*body_len, 0 if more bytes are needed, or -1 if the announced length exceeds
+ * sets *body and *body_len, 0 if more bytes are needed, or -1 if the announced length exceeds
  * max_body (the stream cannot be resynchronised: close it). */
 static inline long frame_next(const uint8_t *buf, size_t len, size_t max_body,
                               const uint8_t **body, size_t *body_len)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  meson ninja-build pkg-config gcc python3
+  meson ninja-build pkg-config gcc python3 libev-dev
   liburing-dev libwebsockets-dev libmsgpack-dev check libinih-dev
   libssl-dev libjansson-dev zlib1g-dev
   nginx libnginx-mod-http-perl

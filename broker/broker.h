@@ -1,0 +1,255 @@
+/* broker.h - herald-broker's shared state: notifications in flight, users, gateways, connections. */
+#ifndef HERALD_BROKER_H
+#define HERALD_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "config.h"
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "model.h"
+#include "ring.h"
+
+#define BK_MAX_GATEWAYS  256
+#define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
+#define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
+#define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
+
+typedef struct bk_req bk_req_t;
+typedef struct bk_user bk_user_t;
+typedef struct bk_dedup_entry bk_dedup_entry_t;
+
+/* A response slot waiting for a notification's seq (the original or a duplicate). */
+typedef struct bk_waiter {
+    struct bk_waiter *next;
+    bk_req_t *req;
+    uint32_t idx;
+    bool duplicate;
+} bk_waiter_t;
+
+/* One accepted notification: queued, then (after sequencing) kept in its user's history. */
+typedef struct bk_item {
+    struct bk_item *next;    /* priority queue link, then history link */
+    bk_user_t *user;         /* set at ingest (users are never freed) */
+    bk_dedup_entry_t *dedup; /* its dedup entry while queued (NULL if evicted) */
+    bk_req_t *req;           /* the publishing request (NULL once answered) */
+    uint32_t idx;            /* its slot in req */
+    bk_waiter_t *waiters;    /* duplicates waiting for the same seq */
+    uint64_t seq;            /* 0 while queued */
+    uint64_t at_ns;          /* wall clock when sequenced (history age) */
+    uint32_t len;            /* canonical bytes */
+    uint8_t prio;
+    uint8_t bytes[];
+} bk_item_t;
+
+/* Per-item outcome of a request. */
+typedef struct {
+    uint64_t seq;
+    uint8_t done;
+    bool duplicate;
+    herr_t code; /* HERR_OK when accepted */
+    char *message; /* malloc'd error text, or NULL */
+    char message_id[HERALD_MAX_ID_LEN + 1];
+} bk_result_t;
+
+/* One request frame (native) or HTTP publish body. Owned by its connection's response FIFO
+ * (native) or its HTTP session; orphaned (owner gone) requests free themselves once their
+ * last pending item completes. */
+struct bk_req {
+    bk_req_t *next;      /* connection's response FIFO */
+    struct bk_conn *conn; /* native owner, NULL if orphaned or HTTP */
+    struct lws *wsi;     /* HTTP owner, NULL if orphaned or native */
+    bool batch;          /* the body was an array: answer an array */
+    bool orphan;
+    herr_t frame_code;   /* whole-frame error (malformed, not map/array) */
+    char frame_msg[200];
+    uint32_t n, pending;
+    bk_result_t res[];
+};
+
+/* A user (or the broadcast user "*"): sequence, history, routes. Never freed. */
+struct bk_user {
+    struct bk_user *hnext;
+    uint64_t last_seq;
+    bk_item_t *hist_head, *hist_tail; /* oldest .. newest */
+    uint32_t hist_count;
+    uint16_t n_routes, cap_routes;
+    struct bk_route *routes; /* gateways with a session of this user, refcounted */
+    bool active;               /* counted in active_users */
+    char id[HERALD_MAX_ID_LEN + 1];
+};
+
+struct bk_route {
+    uint16_t gw;
+    uint32_t refs; /* open sessions of the user on that gateway */
+};
+
+/* A record waiting because the ring was full. */
+typedef struct bk_backlog_rec {
+    struct bk_backlog_rec *next;
+    uint32_t type, len;
+    uint8_t bytes[];
+} bk_backlog_rec_t;
+
+typedef struct bk_gateway {
+    unsigned id;
+    ring_t *ring;              /* kept open after detach for re-attach and inspection */
+    struct bk_conn *ctrl;      /* control connection while attached */
+    bool attached;
+    bool dirty;                /* written this round, needs publish */
+    pid_t pid;
+    uint32_t users;            /* users routed here */
+    bk_backlog_rec_t *bl_head, *bl_tail;
+    uint64_t bl_bytes, bl_count;
+    uint64_t drops, records, attaches;
+    log_ratelimit_t drop_rl;
+} bk_gateway_t;
+
+typedef enum { CONN_LISTEN_NATIVE, CONN_LISTEN_CTRL, CONN_NATIVE, CONN_CTRL } conn_kind_t;
+
+typedef struct bk_conn {
+    int fd;
+    conn_kind_t kind;
+    struct lws *wsi;
+    uint8_t *rx;
+    size_t rx_len, rx_cap;
+    uint8_t *tx;
+    size_t tx_off, tx_len, tx_cap;
+    bk_req_t *rq_head, *rq_tail;
+    struct bk_conn *dirty_next; /* on the broker's flush list */
+    bool dirty, closing;
+    bk_gateway_t *gw; /* control connections: the gateway after hello */
+} bk_conn_t;
+
+typedef struct {
+    uint64_t accepted, sent, deduplicated, dropped;
+    uint64_t queue_full[HERALD_PRIORITIES];
+    uint64_t invalid, too_large, bad_frames, unauthorized;
+    uint64_t ring_drops, backlogged;
+    uint64_t http_requests, native_frames, ctrl_frames, ctrl_errors;
+    uint64_t journal_bytes, journal_compactions, journal_corrupt, journal_errors;
+    uint64_t replays, gaps;
+} bk_counters_t;
+
+typedef struct bk_queue {
+    bk_item_t *head, *tail;
+    uint32_t count, cap;
+} bk_queue_t;
+
+typedef struct broker {
+    herald_config_t cfg;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    bk_counters_t c;
+    bk_queue_t q[HERALD_PRIORITIES];
+    /* users */
+    bk_user_t **utab;
+    size_t utab_size, n_users, active_users;
+    bk_user_t *bcast;
+    /* dedup */
+    struct bk_dedup *dedup;
+    /* gateways */
+    bk_gateway_t *gws[BK_MAX_GATEWAYS];
+    unsigned active_gateways;
+    /* journal */
+    struct bk_journal *jr;
+    /* drain bookkeeping */
+    lws_sorted_usec_list_t sul_drain, sul_backlog, sul_tick;
+    bool drain_scheduled, backlog_scheduled;
+    bk_conn_t *dirty;                 /* connections with responses to flush */
+    log_ratelimit_t rl_full, rl_bad, rl_journal;
+    bool stop;
+    uint64_t started_ns;
+} broker_t;
+
+/* --- pipeline.c --- */
+void bk_queue_init(broker_t *b);
+bk_req_t *bk_req_new(uint32_t n);
+/* Take one decoded notification object into slot idx of req (validate, dedup, enqueue). */
+void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_object *o);
+/* Take a whole request body (msgpack map or array of maps) into a new request. */
+bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
+void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
+void bk_req_orphan(broker_t *b, bk_req_t *req);
+void bk_req_free(bk_req_t *req);
+void bk_drain_schedule(broker_t *b);
+size_t bk_queue_total(const broker_t *b);
+
+/* --- dedup.c --- */
+int bk_dedup_init(broker_t *b, uint32_t window);
+void bk_dedup_free(broker_t *b);
+bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id);
+/* Insert (evicting the oldest when full); item is the queued notification or NULL. */
+bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_item_t *item);
+uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
+bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
+void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
+typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, void *ctx);
+void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx);
+size_t bk_dedup_count(broker_t *b);
+
+/* --- users.c --- */
+int bk_users_init(broker_t *b);
+bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
+void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it);
+void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns);
+/* First seq the history still holds (last_seq + 1 if empty). */
+uint64_t bk_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns);
+uint32_t bk_route_refs(const bk_user_t *u, unsigned gw);
+void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
+void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
+void bk_routes_forget_gateway(broker_t *b, unsigned gw);
+void bk_users_free(broker_t *b);
+
+/* --- route.c --- */
+bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
+void bk_gateway_detach(broker_t *b, bk_gateway_t *g);
+/* Write a record to a gateway (ring, or its backlog when full). NOTIFY records past the
+ * backlog bound are dropped and counted; other records are never dropped. */
+void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
+                 const void *c, uint32_t clen);
+void bk_route_item(broker_t *b, const bk_item_t *it);
+void bk_rings_publish(broker_t *b);
+void bk_backlogs_drain(broker_t *b);
+void bk_rings_heartbeat(broker_t *b);
+void bk_gateways_free(broker_t *b);
+/* Replay (from, to] of user u into gateway g for session (0 = user-level), with REC_GAP
+ * when history no longer covers the start, then REC_REPLAY_END(from+1, to). */
+void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,
+               uint64_t to, bool end_marker);
+
+/* --- journal.c --- */
+int bk_journal_open(broker_t *b, herald_error_t *err);
+void bk_journal_append(broker_t *b, const bk_item_t *it);
+/* write() what this round appended; compacts when the file passed its bound. */
+void bk_journal_flush(broker_t *b);
+void bk_journal_close(broker_t *b);
+
+/* --- native.c --- */
+int bk_native_listen(broker_t *b, herald_error_t *err);
+void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c);
+void bk_conns_flush(broker_t *b);
+/* Queue a control-plane reply frame (already framed) on c. */
+void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
+extern const struct lws_protocols bk_raw_protocol;
+
+/* --- control.c --- */
+void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
+void bk_ctrl_closed(broker_t *b, bk_conn_t *c);
+
+/* --- http.c --- */
+extern const struct lws_protocols bk_http_protocol;
+void bk_http_req_done(broker_t *b, bk_req_t *req);
+
+/* --- stats.c --- */
+void bk_stats_json(broker_t *b, jbuf_t *out);
+void bk_metrics_text(broker_t *b, jbuf_t *out);
+
+extern broker_t *g_broker;
+
+#endif

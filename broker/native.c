@@ -1,0 +1,366 @@
+/* native.c - the framed-msgpack sockets (broker.sock, optional TCP, control.sock) adopted into
+ * the lws loop as raw descriptors: accept, read frames, answer in request order. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "frame.h"
+
+#define READ_CHUNK   (256u * 1024)
+#define CTRL_MAX     (1u << 20)
+
+static msgpack_sbuffer resp;
+
+static bk_conn_t *conn_adopt(broker_t *b, int fd, conn_kind_t kind)
+{
+    bk_conn_t *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->fd = fd;
+    c->kind = kind;
+    lws_adopt_desc_t ad = {
+        .vh = b->vh,
+        .type = LWS_ADOPT_RAW_FILE_DESC,
+        .fd.filefd = fd,
+        .vh_prot_name = bk_raw_protocol.name,
+        .opaque = c,
+    };
+    c->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!c->wsi) { /* lws closed fd */
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int listen_unix(const char *path, herald_error_t *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return herr_set(err, HERR_BAD_VALUE, "runtime.dir", "socket path %s is too long", path);
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return herr_set(err, HERR_IO, path, "socket: %s", strerror(errno));
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 512) < 0) {
+        int e = errno;
+        close(fd);
+        return herr_set(err, HERR_IO, path, "bind/listen %s: %s", path, strerror(e));
+    }
+    return fd;
+}
+
+static int listen_tcp(const host_port_t *hp, herald_error_t *err)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(hp->port)};
+    if (inet_pton(AF_INET, hp->host, &sa.sin_addr) != 1)
+        return herr_set(err, HERR_BAD_VALUE, "broker.tcp", "not an IPv4 address: %s", hp->host);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0) return herr_set(err, HERR_IO, "broker.tcp", "socket: %s", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 512) < 0) {
+        int e = errno;
+        close(fd);
+        return herr_set(err, HERR_IO, "broker.tcp", "bind %s:%u: %s", hp->host, hp->port,
+                        strerror(e));
+    }
+    return fd;
+}
+
+int bk_native_listen(broker_t *b, herald_error_t *err)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/broker.sock", b->cfg.runtime_dir);
+    int fd = listen_unix(path, err);
+    if (fd < 0 || !conn_adopt(b, fd, CONN_LISTEN_NATIVE)) goto fail;
+    snprintf(path, sizeof path, "%s/control.sock", b->cfg.runtime_dir);
+    fd = listen_unix(path, err);
+    if (fd < 0 || !conn_adopt(b, fd, CONN_LISTEN_CTRL)) goto fail;
+    if (b->cfg.broker_tcp.port) {
+        fd = listen_tcp(&b->cfg.broker_tcp, err);
+        if (fd < 0 || !conn_adopt(b, fd, CONN_LISTEN_NATIVE)) goto fail;
+    }
+    return 0;
+fail:
+    if (fd >= 0) herr_set(err, HERR_IO, path, "lws refused to adopt the listening socket");
+    return -1;
+}
+
+static void tx_reserve(bk_conn_t *c, size_t n)
+{
+    if (c->tx_off && c->tx_off == c->tx_len) c->tx_off = c->tx_len = 0;
+    if (c->tx_len + n <= c->tx_cap) return;
+    if (c->tx_off) {
+        memmove(c->tx, c->tx + c->tx_off, c->tx_len - c->tx_off);
+        c->tx_len -= c->tx_off;
+        c->tx_off = 0;
+        if (c->tx_len + n <= c->tx_cap) return;
+    }
+    size_t cap = c->tx_cap ? c->tx_cap : 64 * 1024;
+    while (cap < c->tx_len + n) cap *= 2;
+    uint8_t *p = realloc(c->tx, cap);
+    if (!p) abort();
+    c->tx = p;
+    c->tx_cap = cap;
+}
+
+void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len)
+{
+    tx_reserve(c, FRAME_HDR + len);
+    frame_put_len(c->tx + c->tx_len, (uint32_t)len);
+    memcpy(c->tx + c->tx_len + FRAME_HDR, buf, len);
+    c->tx_len += FRAME_HDR + len;
+    bk_conn_mark_dirty(b, c);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_result(msgpack_packer *pk, const bk_result_t *r)
+{
+    if (r->code == HERR_OK) {
+        msgpack_pack_map(pk, 3);
+        pack_str(pk, "ok");
+        msgpack_pack_true(pk);
+        pack_str(pk, "seq");
+        msgpack_pack_uint64(pk, r->seq);
+        pack_str(pk, "duplicate");
+        if (r->duplicate)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        return;
+    }
+    msgpack_pack_map(pk, 3);
+    pack_str(pk, "ok");
+    msgpack_pack_false(pk);
+    pack_str(pk, "error");
+    pack_str(pk, herr_code(r->code));
+    pack_str(pk, "message");
+    pack_str(pk, r->message ? r->message : "");
+}
+
+/* Append the response frame of a completed request to the connection's output. */
+static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
+{
+    msgpack_packer pk;
+    resp.size = 0;
+    msgpack_packer_init(&pk, &resp, msgpack_sbuffer_write);
+    if (req->frame_code != HERR_OK) {
+        bk_result_t r = {.code = req->frame_code, .message = (char *)req->frame_msg};
+        pack_result(&pk, &r);
+    } else if (req->batch) {
+        msgpack_pack_array(&pk, req->n);
+        for (uint32_t i = 0; i < req->n; i++) pack_result(&pk, &req->res[i]);
+    } else {
+        pack_result(&pk, &req->res[0]);
+    }
+    tx_reserve(c, FRAME_HDR + resp.size);
+    frame_put_len(c->tx + c->tx_len, (uint32_t)resp.size);
+    memcpy(c->tx + c->tx_len + FRAME_HDR, resp.data, resp.size);
+    c->tx_len += FRAME_HDR + resp.size;
+}
+
+/* Write what we can; re-arm writable for the rest. Returns -1 if the peer is gone. */
+static int conn_write(bk_conn_t *c)
+{
+    while (c->tx_off < c->tx_len) {
+        ssize_t w = write(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                lws_callback_on_writable(c->wsi);
+                return 0;
+            }
+            return -1;
+        }
+        c->tx_off += (size_t)w;
+    }
+    c->tx_off = c->tx_len = 0;
+    if (c->closing) return -1;
+    return 0;
+}
+
+void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c)
+{
+    if (c->dirty) return;
+    c->dirty = true;
+    c->dirty_next = b->dirty;
+    b->dirty = c;
+}
+
+static void conn_pop_done(bk_conn_t *c)
+{
+    while (c->rq_head && c->rq_head->pending == 0) {
+        bk_req_t *r = c->rq_head;
+        c->rq_head = r->next;
+        if (!c->rq_head) c->rq_tail = NULL;
+        conn_put_response(c, r);
+        bk_req_free(r);
+    }
+}
+
+void bk_conns_flush(broker_t *b)
+{
+    while (b->dirty) {
+        bk_conn_t *c = b->dirty;
+        b->dirty = c->dirty_next;
+        c->dirty = false;
+        conn_pop_done(c);
+        if (c->tx_len > c->tx_off && conn_write(c) < 0) {
+            c->closing = true;
+            lws_callback_on_writable(c->wsi); /* closes from its own callback */
+        }
+    }
+}
+
+static void native_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
+{
+    b->c.native_frames++;
+    bk_req_t *r = bk_ingest_body(b, body, len);
+    r->conn = c;
+    if (c->rq_tail)
+        c->rq_tail->next = r;
+    else
+        c->rq_head = r;
+    c->rq_tail = r;
+    if (r->pending == 0) bk_conn_mark_dirty(b, c);
+}
+
+/* Parse complete frames out of rx. Returns -1 when the stream cannot continue. */
+static int conn_frames(broker_t *b, bk_conn_t *c)
+{
+    size_t off = 0;
+    size_t max = c->kind == CONN_CTRL ? CTRL_MAX : BK_MAX_FRAME;
+    int rc = 0;
+    while (off < c->rx_len) {
+        const uint8_t *body;
+        size_t blen;
+        long n = frame_next(c->rx + off, c->rx_len - off, max, &body, &blen);
+        if (n == 0) break;
+        if (n < 0) {
+            b->c.bad_frames++;
+            if (log_ratelimit_ok(&b->rl_bad, 5))
+                log_warn("closing connection: frame announces more than %zu bytes", max);
+            bk_req_t *r = bk_req_new(0);
+            r->frame_code = HERR_TOO_LARGE;
+            snprintf(r->frame_msg, sizeof r->frame_msg, "frame exceeds %zu bytes", max);
+            if (c->kind == CONN_NATIVE) {
+                if (c->rq_tail)
+                    c->rq_tail->next = r;
+                else
+                    c->rq_head = r;
+                c->rq_tail = r;
+            } else {
+                bk_req_free(r);
+            }
+            c->closing = true;
+            bk_conn_mark_dirty(b, c);
+            rc = -1;
+            off = c->rx_len;
+            break;
+        }
+        if (c->kind == CONN_NATIVE)
+            native_frame(b, c, body, blen);
+        else
+            bk_ctrl_frame(b, c, body, blen);
+        off += (size_t)n;
+    }
+    if (off) {
+        memmove(c->rx, c->rx + off, c->rx_len - off);
+        c->rx_len -= off;
+    }
+    return rc;
+}
+
+static int conn_read(broker_t *b, bk_conn_t *c)
+{
+    if (c->closing) return 0;
+    if (c->rx_cap - c->rx_len < READ_CHUNK) {
+        size_t cap = c->rx_cap ? c->rx_cap : READ_CHUNK * 2;
+        while (cap - c->rx_len < READ_CHUNK) cap *= 2;
+        uint8_t *p = realloc(c->rx, cap);
+        if (!p) abort();
+        c->rx = p;
+        c->rx_cap = cap;
+    }
+    ssize_t n = read(c->fd, c->rx + c->rx_len, READ_CHUNK);
+    if (n == 0) return -1;
+    if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+    c->rx_len += (size_t)n;
+    conn_frames(b, c);
+    bk_conns_flush(b);
+    return 0;
+}
+
+static void conn_accept(broker_t *b, bk_conn_t *l)
+{
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
+        conn_adopt(b, fd, l->kind == CONN_LISTEN_CTRL ? CONN_CTRL : CONN_NATIVE);
+    }
+}
+
+static void conn_free(broker_t *b, bk_conn_t *c)
+{
+    if (c->kind == CONN_CTRL) bk_ctrl_closed(b, c);
+    for (bk_req_t *r = c->rq_head, *nx; r; r = nx) {
+        nx = r->next;
+        bk_req_orphan(b, r);
+    }
+    if (c->dirty) { /* unlink from the flush list */
+        bk_conn_t **pp = &b->dirty;
+        while (*pp != c) pp = &(*pp)->dirty_next;
+        *pp = c->dirty_next;
+    }
+    free(c->rx);
+    free(c->tx);
+    free(c);
+}
+
+static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                  size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    broker_t *b = g_broker;
+    bk_conn_t *c = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (!c) return -1;
+        if (c->kind == CONN_LISTEN_NATIVE || c->kind == CONN_LISTEN_CTRL) {
+            conn_accept(b, c);
+            return 0;
+        }
+        return conn_read(b, c);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        if (!c) return -1;
+        return conn_write(c);
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (c) {
+            lws_set_opaque_user_data(wsi, NULL);
+            conn_free(b, c);
+        }
+        return 0;
+    default: return 0;
+    }
+}
+
+const struct lws_protocols bk_raw_protocol = {"herald-raw", raw_cb, 0, 0, 0, NULL, 0};

@@ -1,0 +1,275 @@
+/* pipeline.c - ingest (validate, dedup, enqueue) and the drain rounds that assign seqs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "codec.h"
+
+/* Sequenced this round: whose responses to complete once the journal is written. */
+typedef struct {
+    bk_req_t *req;
+    uint32_t idx;
+    bk_waiter_t *waiters;
+    uint64_t seq;
+} bk_done_t;
+
+static bk_done_t round_done[BK_ROUND_BUDGET];
+static msgpack_unpacked unpacked;
+static msgpack_sbuffer enc;
+
+/* Per-round quanta for P1..P3 so a flood of a higher priority never starves a lower one. */
+static const uint32_t quantum[HERALD_PRIORITIES] = {BK_ROUND_BUDGET, 2048, 1024, 512};
+
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bk_queue_init(broker_t *b)
+{
+    for (int p = 0; p < HERALD_PRIORITIES; p++) b->q[p].cap = b->cfg.queue_capacity[p];
+    msgpack_unpacked_init(&unpacked);
+    msgpack_sbuffer_init(&enc);
+}
+
+size_t bk_queue_total(const broker_t *b)
+{
+    size_t n = 0;
+    for (int p = 0; p < HERALD_PRIORITIES; p++) n += b->q[p].count;
+    return n;
+}
+
+bk_req_t *bk_req_new(uint32_t n)
+{
+    bk_req_t *r = calloc(1, sizeof *r + (size_t)n * sizeof(bk_result_t));
+    if (!r) abort();
+    r->n = n;
+    return r;
+}
+
+void bk_req_free(bk_req_t *req)
+{
+    if (!req) return;
+    for (uint32_t i = 0; i < req->n; i++) free(req->res[i].message);
+    free(req);
+}
+
+void bk_req_orphan(broker_t *b, bk_req_t *req)
+{
+    (void)b;
+    req->conn = NULL;
+    req->wsi = NULL;
+    if (req->pending == 0)
+        bk_req_free(req);
+    else
+        req->orphan = true;
+}
+
+void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
+{
+    bk_result_t *r = &req->res[idx];
+    r->done = 1;
+    r->code = code;
+    free(r->message);
+    r->message = strdup(msg ? msg : "");
+}
+
+/* One slot of req got its answer; hand the request back to its owner when all did. */
+static void req_slot_done(broker_t *b, bk_req_t *req)
+{
+    if (--req->pending) return;
+    if (req->orphan)
+        bk_req_free(req);
+    else if (req->conn)
+        bk_conn_mark_dirty(b, req->conn);
+    else if (req->wsi)
+        bk_http_req_done(b, req);
+}
+
+static void refuse(broker_t *b, bk_req_t *req, uint32_t idx, const herald_error_t *err)
+{
+    b->c.invalid++;
+    if (log_ratelimit_ok(&b->rl_bad, 5))
+        log_warn("refused notification: %s (%s)", herr_code(err->code), err->message);
+    bk_result_fail(req, idx, err->code, err->message);
+}
+
+void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_object *o)
+{
+    notif_t n;
+    herald_error_t err = {0};
+    bk_result_t *res = &req->res[idx];
+
+    if (codec_notif_from_object(o, &n, &err) < 0 ||
+        model_validate_payload(n.type, &n.payload, &err) < 0) {
+        refuse(b, req, idx, &err);
+        return;
+    }
+    memcpy(res->message_id, n.message_id, sizeof res->message_id);
+
+    bk_dedup_entry_t *e = bk_dedup_find(b, n.message_id);
+    if (e) {
+        b->c.deduplicated++;
+        res->duplicate = true;
+        bk_item_t *orig = bk_dedup_item(e);
+        if (!orig) {
+            res->seq = bk_dedup_seq(e);
+            res->done = 1;
+            return;
+        }
+        bk_waiter_t *w = malloc(sizeof *w);
+        if (!w) abort();
+        *w = (bk_waiter_t){.next = orig->waiters, .req = req, .idx = idx, .duplicate = true};
+        orig->waiters = w;
+        req->pending++;
+        return;
+    }
+
+    bk_queue_t *q = &b->q[n.priority];
+    if (q->count >= q->cap) {
+        b->c.queue_full[n.priority]++;
+        b->c.dropped++;
+        if (log_ratelimit_ok(&b->rl_full, 1))
+            log_warn("queue P%u full (%u): refusing publishes (%llu refused so far)", n.priority,
+                     q->cap, (unsigned long long)b->c.queue_full[n.priority]);
+        bk_result_fail(req, idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
+        return;
+    }
+    if (!n.has_timestamp) n.timestamp = wall_ns();
+    n.seq = 0;
+    enc.size = 0;
+    long len = codec_encode(&n, &enc, NULL);
+    if (len < 0) {
+        b->c.too_large++;
+        herr_set(&err, (herr_t)-len, "", "encoded notification exceeds %u bytes",
+                 HERALD_MAX_NOTIF_BYTES);
+        refuse(b, req, idx, &err);
+        return;
+    }
+    bk_user_t *u = bk_user_get(b, n.user_id, strlen(n.user_id), true);
+    bk_item_t *it = malloc(sizeof *it + (size_t)len);
+    if (!it) abort();
+    *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n.priority};
+    memcpy(it->bytes, enc.data, (size_t)len);
+    it->req = req;
+    it->idx = idx;
+    it->dedup = bk_dedup_insert(b, n.message_id, 0, it);
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->count++;
+    req->pending++;
+    b->c.accepted++;
+}
+
+bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
+{
+    herald_error_t err = {0};
+    if (codec_unpack(body, len, BK_MAX_FRAME, &unpacked, &err) < 0) {
+        bk_req_t *r = bk_req_new(0);
+        b->c.bad_frames++;
+        r->frame_code = err.code;
+        snprintf(r->frame_msg, sizeof r->frame_msg, "%s", err.message);
+        return r;
+    }
+    const msgpack_object *o = &unpacked.data;
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        uint32_t n = o->via.array.size;
+        bk_req_t *r = bk_req_new(n);
+        r->batch = true;
+        r->pending = 1; /* held while the items go in */
+        for (uint32_t i = 0; i < n; i++) bk_ingest_object(b, r, i, &o->via.array.ptr[i]);
+        r->pending--;
+        bk_drain_schedule(b);
+        return r;
+    }
+    bk_req_t *r = bk_req_new(1);
+    r->pending = 1;
+    bk_ingest_object(b, r, 0, o);
+    r->pending--;
+    bk_drain_schedule(b);
+    return r;
+}
+
+/* Sequence one queued notification: seq, journal, history, rings. */
+static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
+{
+    bk_item_t *it = q->head;
+    q->head = it->next;
+    if (!q->head) q->tail = NULL;
+    q->count--;
+    it->next = NULL;
+
+    bk_user_t *u = it->user;
+    it->seq = ++u->last_seq;
+    it->at_ns = now;
+    codec_patch_seq(it->bytes, CODEC_SEQ_OFFSET, it->seq);
+    if (it->dedup) bk_dedup_sequenced(it->dedup, it->seq);
+    it->dedup = NULL;
+    round_done[slot] = (bk_done_t){it->req, it->idx, it->waiters, it->seq};
+    it->waiters = NULL;
+    it->req = NULL;
+    bk_journal_append(b, it);
+    bk_route_item(b, it);
+    b->c.sent++;
+    bk_history_append(b, u, it); /* may free it */
+}
+
+static void complete_round(broker_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bk_done_t *d = &round_done[i];
+        if (d->req) {
+            bk_result_t *r = &d->req->res[d->idx];
+            r->seq = d->seq;
+            r->done = 1;
+            req_slot_done(b, d->req);
+        }
+        for (bk_waiter_t *w = d->waiters, *nx; w; w = nx) {
+            nx = w->next;
+            bk_result_t *r = &w->req->res[w->idx];
+            r->seq = d->seq;
+            r->duplicate = true;
+            r->done = 1;
+            req_slot_done(b, w->req);
+            free(w);
+        }
+    }
+}
+
+static void drain_cb(lws_sorted_usec_list_t *sul)
+{
+    broker_t *b = lws_container_of(sul, broker_t, sul_drain);
+    b->drain_scheduled = false;
+    uint64_t now = wall_ns();
+    size_t n = 0;
+    bool more = true;
+    while (n < BK_ROUND_BUDGET && more) {
+        more = false;
+        for (int p = 0; p < HERALD_PRIORITIES && n < BK_ROUND_BUDGET; p++) {
+            uint32_t k = quantum[p];
+            while (k-- && n < BK_ROUND_BUDGET && b->q[p].head) sequence_one(b, &b->q[p], n++, now);
+            if (b->q[p].head) more = true;
+        }
+    }
+    /* Durable before acknowledged: the journal write precedes every ack of this round. */
+    bk_journal_flush(b);
+    bk_rings_publish(b);
+    complete_round(b, n);
+    bk_conns_flush(b);
+    if (bk_queue_total(b)) bk_drain_schedule(b);
+}
+
+void bk_drain_schedule(broker_t *b)
+{
+    if (b->drain_scheduled) return;
+    b->drain_scheduled = true;
+    /* Zero delay: runs on the next loop iteration, after pending input was polled. */
+    lws_sul_schedule(b->ctx, 0, &b->sul_drain, drain_cb, 1);
+}

@@ -1,0 +1,231 @@
+/* route.c - gateways and their rings: attach/detach, record writes, per-gateway backlog, replay. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "proto.h"
+
+bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err)
+{
+    if (id >= BK_MAX_GATEWAYS) {
+        herr_set(err, HERR_BAD_VALUE, "gw", "gateway id %u out of range (max %u)", id,
+                 BK_MAX_GATEWAYS - 1);
+        return NULL;
+    }
+    bk_gateway_t *g = b->gws[id];
+    if (g && g->attached) {
+        herr_set(err, HERR_BAD_VALUE, "gw", "gateway %u is already attached (pid %d)", id,
+                 (int)g->pid);
+        return NULL;
+    }
+    if (!g) {
+        g = calloc(1, sizeof *g);
+        if (!g) abort();
+        g->id = id;
+        b->gws[id] = g;
+    }
+    if (!g->ring) {
+        char name[160];
+        ring_name(name, sizeof name, b->cfg.shm_prefix, id);
+        if (ring_open(&g->ring, name, RING_PRODUCER, b->cfg.ring_bytes, id, err) < 0) {
+            g->ring = NULL;
+            return NULL;
+        }
+    }
+    g->attached = true;
+    g->pid = pid;
+    g->attaches++;
+    b->active_gateways++;
+    log_info("gateway %u attached (pid %d)", id, (int)pid);
+    return g;
+}
+
+static void backlog_clear(bk_gateway_t *g)
+{
+    for (bk_backlog_rec_t *r = g->bl_head, *nx; r; r = nx) {
+        nx = r->next;
+        free(r);
+    }
+    g->bl_head = g->bl_tail = NULL;
+    g->bl_bytes = g->bl_count = 0;
+}
+
+void bk_gateway_detach(broker_t *b, bk_gateway_t *g)
+{
+    if (!g->attached) return;
+    g->attached = false;
+    g->ctrl = NULL;
+    b->active_gateways--;
+    bk_routes_forget_gateway(b, g->id);
+    g->users = 0;
+    if (g->bl_count)
+        log_warn("gateway %u detached with %llu backlogged records (discarded)", g->id,
+                 (unsigned long long)g->bl_count);
+    backlog_clear(g);
+    log_info("gateway %u detached (pid %d): routing to it stopped", g->id, (int)g->pid);
+}
+
+static void backlog_cb(lws_sorted_usec_list_t *sul);
+
+static void drop_notify(broker_t *b, bk_gateway_t *g)
+{
+    g->drops++;
+    b->c.ring_drops++;
+    b->c.dropped++;
+    ring_count_drops(g->ring, 1);
+    if (log_ratelimit_ok(&g->drop_rl, 1))
+        log_warn("gateway %u: ring and backlog full, dropping notifications (%llu so far)", g->id,
+                 (unsigned long long)g->drops);
+}
+
+static void backlog_push(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a,
+                         uint32_t alen, const void *c, uint32_t clen)
+{
+    bk_backlog_rec_t *r = malloc(sizeof *r + alen + clen);
+    if (!r) abort();
+    r->next = NULL;
+    r->type = type;
+    r->len = alen + clen;
+    if (alen) memcpy(r->bytes, a, alen);
+    if (clen) memcpy(r->bytes + alen, c, clen);
+    if (g->bl_tail)
+        g->bl_tail->next = r;
+    else
+        g->bl_head = r;
+    g->bl_tail = r;
+    g->bl_bytes += r->len;
+    g->bl_count++;
+    b->c.backlogged++;
+    if (!b->backlog_scheduled) {
+        b->backlog_scheduled = true;
+        lws_sul_schedule(b->ctx, 0, &b->sul_backlog, backlog_cb, 1000);
+    }
+}
+
+void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
+                 const void *c, uint32_t clen)
+{
+    g->dirty = true;
+    if (!g->bl_head) {
+        int rc = ring_write2(g->ring, type, a, alen, c, clen);
+        if (rc == 0) {
+            g->records++;
+            return;
+        }
+        if (rc != -ENOSPC) { /* larger than the ring's max record: cannot ever be delivered */
+            drop_notify(b, g);
+            return;
+        }
+    }
+    if (type == REC_NOTIFY && g->bl_bytes + alen + clen > BK_BACKLOG_BYTES) {
+        drop_notify(b, g);
+        return;
+    }
+    backlog_push(b, g, type, a, alen, c, clen);
+}
+
+void bk_route_item(broker_t *b, const bk_item_t *it)
+{
+    if (it->user == b->bcast) {
+        for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++)
+            if (b->gws[i] && b->gws[i]->attached)
+                bk_gw_write(b, b->gws[i], REC_NOTIFY, it->bytes, it->len, NULL, 0);
+        return;
+    }
+    const bk_user_t *u = it->user;
+    for (uint16_t i = 0; i < u->n_routes; i++) {
+        bk_gateway_t *g = b->gws[u->routes[i].gw];
+        if (g && g->attached) bk_gw_write(b, g, REC_NOTIFY, it->bytes, it->len, NULL, 0);
+    }
+}
+
+void bk_rings_publish(broker_t *b)
+{
+    for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
+        bk_gateway_t *g = b->gws[i];
+        if (!g || !g->dirty) continue;
+        g->dirty = false;
+        /* One release store per round; the doorbell only when the consumer sleeps. */
+        if (ring_publish(g->ring)) ring_wake(g->ring);
+    }
+}
+
+void bk_backlogs_drain(broker_t *b)
+{
+    bool left = false;
+    for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
+        bk_gateway_t *g = b->gws[i];
+        if (!g || !g->bl_head) continue;
+        while (g->bl_head) {
+            bk_backlog_rec_t *r = g->bl_head;
+            if (ring_write(g->ring, r->type, r->bytes, r->len) == -ENOSPC) break;
+            g->records++;
+            g->dirty = true;
+            g->bl_head = r->next;
+            if (!g->bl_head) g->bl_tail = NULL;
+            g->bl_bytes -= r->len;
+            g->bl_count--;
+            free(r);
+        }
+        if (g->bl_head) left = true;
+    }
+    bk_rings_publish(b);
+    b->backlog_scheduled = left;
+    if (left) lws_sul_schedule(b->ctx, 0, &b->sul_backlog, backlog_cb, 1000);
+}
+
+static void backlog_cb(lws_sorted_usec_list_t *sul)
+{
+    broker_t *b = lws_container_of(sul, broker_t, sul_backlog);
+    bk_backlogs_drain(b);
+}
+
+void bk_rings_heartbeat(broker_t *b)
+{
+    for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++)
+        if (b->gws[i] && b->gws[i]->ring) ring_heartbeat(b->gws[i]->ring);
+}
+
+void bk_gateways_free(broker_t *b)
+{
+    for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
+        bk_gateway_t *g = b->gws[i];
+        if (!g) continue;
+        backlog_clear(g);
+        if (g->ring) ring_close(g->ring);
+        free(g);
+        b->gws[i] = NULL;
+    }
+}
+
+static void write_range(broker_t *b, bk_gateway_t *g, uint32_t type, bk_user_t *u,
+                        uint64_t session, uint64_t from, uint64_t to)
+{
+    rec_range_t r = {.session = session, .from = from, .to = to};
+    bk_gw_write(b, g, type, &r, sizeof r, u->id, (uint32_t)strlen(u->id));
+}
+
+void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,
+               uint64_t to, bool end_marker)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (to > u->last_seq) to = u->last_seq;
+    uint64_t first = bk_history_first(b, u, now);
+    b->c.replays++;
+    if (after + 1 < first && after < to) {
+        uint64_t gap_to = first - 1 < to ? first - 1 : to;
+        write_range(b, g, REC_GAP, u, session, after + 1, gap_to);
+        b->c.gaps++;
+    }
+    rec_replay_t rh = {.session = session};
+    for (bk_item_t *it = u->hist_head; it; it = it->next) {
+        if (it->seq <= after) continue;
+        if (it->seq > to) break;
+        bk_gw_write(b, g, REC_REPLAY, &rh, sizeof rh, it->bytes, it->len);
+    }
+    if (end_marker) write_range(b, g, REC_REPLAY_END, u, session, after + 1, to);
+}

@@ -1,0 +1,163 @@
+/* stats.c - the broker's counters as /api/stats JSON and /metrics Prometheus text. */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+
+static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
+{
+    if (comma) jbuf_putc(o, ',');
+    jbuf_putc(o, '"');
+    jbuf_puts(o, k);
+    jbuf_puts(o, "\":");
+    jbuf_put_u64(o, v);
+}
+
+void bk_stats_json(broker_t *b, jbuf_t *o)
+{
+    const bk_counters_t *c = &b->c;
+    jbuf_putc(o, '{');
+    kv(o, "active_gateways", b->active_gateways, false);
+    kv(o, "active_users", b->active_users, true);
+    kv(o, "users", b->n_users, true);
+    kv(o, "messages_accepted", c->accepted, true);
+    kv(o, "messages_sent", c->sent, true);
+    kv(o, "messages_deduplicated", c->deduplicated, true);
+    kv(o, "messages_dropped", c->dropped, true);
+    kv(o, "messages_invalid", c->invalid, true);
+    kv(o, "messages_too_large", c->too_large, true);
+    kv(o, "bad_frames", c->bad_frames, true);
+    kv(o, "unauthorized", c->unauthorized, true);
+    kv(o, "ring_drops", c->ring_drops, true);
+    kv(o, "backlogged", c->backlogged, true);
+    kv(o, "replays", c->replays, true);
+    kv(o, "gaps", c->gaps, true);
+    kv(o, "journal_bytes", c->journal_bytes, true);
+    kv(o, "journal_compactions", c->journal_compactions, true);
+    kv(o, "journal_corrupt", c->journal_corrupt, true);
+    kv(o, "journal_errors", c->journal_errors, true);
+    kv(o, "dedup_entries", bk_dedup_count(b), true);
+    jbuf_puts(o, ",\"queue_sizes\":[");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        if (p) jbuf_putc(o, ',');
+        jbuf_put_u64(o, b->q[p].count);
+    }
+    jbuf_puts(o, "],\"queue_full\":[");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        if (p) jbuf_putc(o, ',');
+        jbuf_put_u64(o, c->queue_full[p]);
+    }
+    jbuf_puts(o, "],\"gateways\":[");
+    bool first = true;
+    for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
+        bk_gateway_t *g = b->gws[i];
+        if (!g) continue;
+        ring_stats_t rs;
+        ring_stats(g->ring, &rs);
+        if (!first) jbuf_putc(o, ',');
+        first = false;
+        jbuf_putc(o, '{');
+        kv(o, "id", g->id, false);
+        kv(o, "pid", (uint64_t)g->pid, true);
+        jbuf_puts(o, g->attached ? ",\"attached\":true" : ",\"attached\":false");
+        kv(o, "users", g->users, true);
+        kv(o, "records", g->records, true);
+        kv(o, "backlog", g->bl_count, true);
+        kv(o, "backlog_bytes", g->bl_bytes, true);
+        kv(o, "drops", g->drops, true);
+        jbuf_puts(o, ",\"ring\":{");
+        kv(o, "capacity", rs.capacity, false);
+        kv(o, "used_bytes", rs.used_bytes, true);
+        kv(o, "pending_records", rs.pending_records, true);
+        kv(o, "records_written", rs.records_written, true);
+        kv(o, "records_read", rs.records_read, true);
+        kv(o, "drops", rs.drops, true);
+        kv(o, "wakeups", rs.wakeups, true);
+        kv(o, "consumer_pid", (uint64_t)rs.consumer_pid, true);
+        jbuf_puts(o, "}}");
+    }
+    jbuf_puts(o, "]}");
+}
+
+static void metric(jbuf_t *o, const char *name, const char *type, const char *help, uint64_t v)
+{
+    char line[256];
+    snprintf(line, sizeof line, "# HELP herald_broker_%s %s\n# TYPE herald_broker_%s %s\n", name,
+             help, name, type);
+    jbuf_puts(o, line);
+    snprintf(line, sizeof line, "herald_broker_%s %llu\n", name, (unsigned long long)v);
+    jbuf_puts(o, line);
+}
+
+static void gw_metric(jbuf_t *o, broker_t *b, const char *name, const char *type,
+                      const char *help, uint64_t (*get)(bk_gateway_t *))
+{
+    char line[256];
+    snprintf(line, sizeof line, "# HELP herald_broker_%s %s\n# TYPE herald_broker_%s %s\n", name,
+             help, name, type);
+    jbuf_puts(o, line);
+    for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
+        if (!b->gws[i]) continue;
+        snprintf(line, sizeof line, "herald_broker_%s{gateway=\"%u\"} %llu\n", name, i,
+                 (unsigned long long)get(b->gws[i]));
+        jbuf_puts(o, line);
+    }
+}
+
+static uint64_t g_attached(bk_gateway_t *g) { return g->attached; }
+static uint64_t g_users(bk_gateway_t *g) { return g->users; }
+static uint64_t g_records(bk_gateway_t *g) { return g->records; }
+static uint64_t g_backlog(bk_gateway_t *g) { return g->bl_count; }
+static uint64_t g_drops(bk_gateway_t *g) { return g->drops; }
+
+static uint64_t g_used(bk_gateway_t *g)
+{
+    ring_stats_t rs;
+    ring_stats(g->ring, &rs);
+    return rs.used_bytes;
+}
+
+void bk_metrics_text(broker_t *b, jbuf_t *o)
+{
+    const bk_counters_t *c = &b->c;
+    metric(o, "active_gateways", "gauge", "Gateways attached.", b->active_gateways);
+    metric(o, "active_users", "gauge", "Users routed to at least one gateway.", b->active_users);
+    metric(o, "messages_accepted_total", "counter", "Notifications queued.", c->accepted);
+    metric(o, "messages_sent_total", "counter", "Notifications sequenced and routed.", c->sent);
+    metric(o, "messages_deduplicated_total", "counter", "Duplicate publishes.", c->deduplicated);
+    metric(o, "messages_dropped_total", "counter", "Refused (queue full) or dropped (ring).",
+           c->dropped);
+    metric(o, "messages_invalid_total", "counter", "Notifications refused as invalid.",
+           c->invalid);
+    metric(o, "messages_too_large_total", "counter", "Notifications over 64 KiB.", c->too_large);
+    metric(o, "bad_frames_total", "counter", "Undecodable frames or bodies.", c->bad_frames);
+    metric(o, "unauthorized_total", "counter", "HTTP publishes without the api key.",
+           c->unauthorized);
+    metric(o, "ring_drops_total", "counter", "Notifications dropped for a full gateway.",
+           c->ring_drops);
+    metric(o, "journal_corrupt_total", "counter", "Corrupt journal tails truncated.",
+           c->journal_corrupt);
+    metric(o, "journal_errors_total", "counter", "Journal write failures.", c->journal_errors);
+    jbuf_puts(o, "# HELP herald_broker_queue_size Queued notifications per priority.\n"
+                 "# TYPE herald_broker_queue_size gauge\n");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        char line[96];
+        snprintf(line, sizeof line, "herald_broker_queue_size{priority=\"%d\"} %u\n", p,
+                 b->q[p].count);
+        jbuf_puts(o, line);
+    }
+    jbuf_puts(o, "# HELP herald_broker_queue_full_total Publishes refused per priority.\n"
+                 "# TYPE herald_broker_queue_full_total counter\n");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        char line[96];
+        snprintf(line, sizeof line, "herald_broker_queue_full_total{priority=\"%d\"} %llu\n", p,
+                 (unsigned long long)c->queue_full[p]);
+        jbuf_puts(o, line);
+    }
+    gw_metric(o, b, "gateway_attached", "gauge", "1 while attached.", g_attached);
+    gw_metric(o, b, "gateway_users", "gauge", "Users routed to the gateway.", g_users);
+    gw_metric(o, b, "gateway_records_total", "counter", "Records written.", g_records);
+    gw_metric(o, b, "gateway_backlog", "gauge", "Records waiting for ring space.", g_backlog);
+    gw_metric(o, b, "gateway_drops_total", "counter", "Notifications dropped.", g_drops);
+    gw_metric(o, b, "gateway_ring_used_bytes", "gauge", "Ring bytes not yet consumed.", g_used);
+}

@@ -1,0 +1,170 @@
+/* users.c - the user table: per-user sequence, bounded history, and gateway routes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+static uint32_t user_hash(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+int bk_users_init(broker_t *b)
+{
+    b->utab_size = 1024;
+    b->utab = calloc(b->utab_size, sizeof *b->utab);
+    if (!b->utab) return -1;
+    b->bcast = bk_user_get(b, HERALD_BROADCAST_USER, 1, true);
+    return 0;
+}
+
+static void users_grow(broker_t *b)
+{
+    size_t size = b->utab_size * 2;
+    bk_user_t **tab = calloc(size, sizeof *tab);
+    if (!tab) return; /* keep the longer chains */
+    for (size_t i = 0; i < b->utab_size; i++) {
+        for (bk_user_t *u = b->utab[i], *nx; u; u = nx) {
+            nx = u->hnext;
+            size_t h = user_hash(u->id, strlen(u->id)) & (size - 1);
+            u->hnext = tab[h];
+            tab[h] = u;
+        }
+    }
+    free(b->utab);
+    b->utab = tab;
+    b->utab_size = size;
+}
+
+bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create)
+{
+    if (len > HERALD_MAX_ID_LEN) return NULL;
+    size_t h = user_hash(id, len) & (b->utab_size - 1);
+    for (bk_user_t *u = b->utab[h]; u; u = u->hnext)
+        if (!strncmp(u->id, id, len) && u->id[len] == '\0') return u;
+    if (!create) return NULL;
+    bk_user_t *u = calloc(1, sizeof *u);
+    if (!u) abort();
+    memcpy(u->id, id, len);
+    u->hnext = b->utab[h];
+    b->utab[h] = u;
+    if (++b->n_users > b->utab_size) users_grow(b);
+    return u;
+}
+
+static void history_pop(bk_user_t *u)
+{
+    bk_item_t *it = u->hist_head;
+    u->hist_head = it->next;
+    if (!u->hist_head) u->hist_tail = NULL;
+    u->hist_count--;
+    free(it);
+}
+
+void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns)
+{
+    uint64_t age = (uint64_t)b->cfg.history_age_s * 1000000000ull;
+    while (u->hist_head && (u->hist_count > b->cfg.history_size ||
+                            (now_ns > age && u->hist_head->at_ns < now_ns - age)))
+        history_pop(u);
+}
+
+void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it)
+{
+    it->next = NULL;
+    if (u->hist_tail)
+        u->hist_tail->next = it;
+    else
+        u->hist_head = it;
+    u->hist_tail = it;
+    u->hist_count++;
+    bk_history_trim(b, u, it->at_ns);
+}
+
+uint64_t bk_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns)
+{
+    bk_history_trim(b, u, now_ns);
+    return u->hist_head ? u->hist_head->seq : u->last_seq + 1;
+}
+
+uint32_t bk_route_refs(const bk_user_t *u, unsigned gw)
+{
+    for (uint16_t i = 0; i < u->n_routes; i++)
+        if (u->routes[i].gw == gw) return u->routes[i].refs;
+    return 0;
+}
+
+void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
+{
+    for (uint16_t i = 0; i < u->n_routes; i++) {
+        if (u->routes[i].gw == gw) {
+            u->routes[i].refs += n;
+            return;
+        }
+    }
+    if (u->n_routes == u->cap_routes) {
+        uint16_t cap = u->cap_routes ? (uint16_t)(u->cap_routes * 2) : 2;
+        struct bk_route *r = realloc(u->routes, cap * sizeof *r);
+        if (!r) abort();
+        u->routes = r;
+        u->cap_routes = cap;
+    }
+    u->routes[u->n_routes++] = (struct bk_route){(uint16_t)gw, n};
+    if (b->gws[gw]) b->gws[gw]->users++;
+    if (!u->active) {
+        u->active = true;
+        b->active_users++;
+    }
+    log_debug("user %s subscribed on gateway %u", u->id, gw);
+}
+
+static void route_remove_at(broker_t *b, bk_user_t *u, uint16_t i)
+{
+    unsigned gw = u->routes[i].gw;
+    u->routes[i] = u->routes[--u->n_routes];
+    if (b->gws[gw] && b->gws[gw]->users) b->gws[gw]->users--;
+    if (!u->n_routes && u->active) {
+        u->active = false;
+        b->active_users--;
+    }
+    log_debug("user %s unsubscribed from gateway %u", u->id, gw);
+}
+
+void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
+{
+    for (uint16_t i = 0; i < u->n_routes; i++) {
+        if (u->routes[i].gw != gw) continue;
+        if (u->routes[i].refs > n)
+            u->routes[i].refs -= n;
+        else
+            route_remove_at(b, u, i);
+        return;
+    }
+}
+
+void bk_routes_forget_gateway(broker_t *b, unsigned gw)
+{
+    for (size_t h = 0; h < b->utab_size; h++)
+        for (bk_user_t *u = b->utab[h]; u; u = u->hnext)
+            for (uint16_t i = 0; i < u->n_routes; i++)
+                if (u->routes[i].gw == gw) {
+                    route_remove_at(b, u, i);
+                    break;
+                }
+}
+
+void bk_users_free(broker_t *b)
+{
+    for (size_t h = 0; h < b->utab_size; h++) {
+        for (bk_user_t *u = b->utab[h], *nx; u; u = nx) {
+            nx = u->hnext;
+            while (u->hist_head) history_pop(u);
+            free(u->routes);
+            free(u);
+        }
+    }
+    free(b->utab);
+    b->utab = NULL;
+}

@@ -1,0 +1,94 @@
+/* bk_harness.h - process-level test helpers: a private herald-broker, a raw HTTP/1.1 client,
+ * and a test gateway that attaches to a ring through the control socket. */
+#ifndef HERALD_BK_HARNESS_H
+#define HERALD_BK_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+
+#include "herald.h"
+#include "ring.h"
+
+#define BKH_MAX_OVERRIDES 16
+
+/* One broker under test: private runtime dir, shm prefix and HTTP port. */
+typedef struct {
+    char dir[64];
+    char prefix[64];
+    char sock[100];
+    char ctrl[100];
+    char config[200];
+    char logpath[200];
+    uint16_t http_port;
+    pid_t pid;
+    int n_over;
+    char over[BKH_MAX_OVERRIDES][128];
+} bkh_t;
+
+/* Create the runtime dir and config; overrides are "section.key=value" (NULL-terminated). */
+void bkh_init(bkh_t *h, const char *const *overrides);
+/* Start the broker and wait until its sockets answer. Returns 0 or -1. */
+int bkh_start(bkh_t *h);
+/* Send sig and reap the broker. */
+void bkh_stop(bkh_t *h, int sig);
+/* Kill the broker, unlink our shm objects, remove the runtime dir. Idempotent. */
+void bkh_cleanup(bkh_t *h);
+
+/* --- HTTP --- */
+typedef struct {
+    int status;
+    char headers[2048];
+    char *body; /* malloc'd, NUL-terminated */
+    size_t body_len;
+} bkh_http_resp_t;
+
+/* A keep-alive capable raw connection to the broker's HTTP port. */
+int bkh_http_connect(bkh_t *h);
+/* One request on fd (extra_headers: "" or lines ending in \r\n). Returns status or -1. */
+int bkh_http(int fd, const char *method, const char *path, const char *extra_headers,
+             const char *body, size_t body_len, bkh_http_resp_t *resp);
+void bkh_http_free(bkh_http_resp_t *resp);
+
+/* --- producer payloads --- */
+/* JSON text -> msgpack bytes in sb (replacing). */
+void bkh_msgpack(msgpack_sbuffer *sb, const char *json);
+/* A valid system_notice for user with priority and message id ("" = none) as JSON text. */
+void bkh_notice_json(char *out, size_t cap, const char *user, int prio, const char *id);
+
+/* --- test gateway --- */
+typedef struct {
+    uint32_t type;
+    uint64_t seq, session, from, to, last_seq;
+    int prio;
+    char user[72];
+    char message_id[72];
+} bkh_rec_t;
+
+typedef struct {
+    int fd;
+    unsigned id;
+    ring_t *ring;
+    bkh_rec_t *recs; /* everything read so far */
+    size_t n, cap;
+} bkh_gw_t;
+
+/* hello over control.sock, wait for hello_ok, attach to the ring as consumer. */
+int bkh_gw_attach(bkh_gw_t *g, bkh_t *h, unsigned id);
+/* Close the control connection (the broker must mark the gateway down); keeps the ring. */
+void bkh_gw_disconnect(bkh_gw_t *g);
+void bkh_gw_free(bkh_gw_t *g);
+int bkh_gw_open(bkh_gw_t *g, uint64_t session, const char *user, uint64_t since);
+int bkh_gw_close(bkh_gw_t *g, uint64_t session, const char *user);
+int bkh_gw_replay(bkh_gw_t *g, uint64_t session, const char *user, uint64_t from, uint64_t to);
+int bkh_gw_resync(bkh_gw_t *g, const char *user, uint64_t sessions, uint64_t after);
+/* Read ring records until at least `want` in total were collected or timeout_ms passed.
+ * Returns the total collected. */
+size_t bkh_gw_collect(bkh_gw_t *g, size_t want, int timeout_ms);
+/* Wait for a record of type (after index from); returns its index or -1. */
+long bkh_gw_wait_type(bkh_gw_t *g, size_t from, uint32_t type, int timeout_ms);
+
+#endif

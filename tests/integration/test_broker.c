@@ -1,0 +1,692 @@
+/* test_broker.c - herald-broker as a process: publishing, errors, dedup, priorities, seq,
+ * routing to rings, history and replay, overload, gateway death, restart, bad input. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "frame.h"
+#include "proto.h"
+
+static bkh_t H;
+static bkh_gw_t G[2];
+static bool exit_hook;
+
+static void cleanup(void)
+{
+    bkh_gw_free(&G[0]);
+    bkh_gw_free(&G[1]);
+    bkh_cleanup(&H);
+}
+
+/* Start a broker with overrides; clean-up runs on any exit of the test process. */
+static void start(const char *const *over)
+{
+    if (!exit_hook) {
+        atexit(cleanup);
+        exit_hook = true;
+    }
+    bkh_init(&H, over);
+    ck_assert_msg(bkh_start(&H) == 0, "broker did not start (log %s)", H.logpath);
+}
+
+static herald_client_t *client(void)
+{
+    herald_error_t err;
+    herald_client_t *c = herald_connect(H.sock, &err);
+    ck_assert_msg(c != NULL, "connect: %s", err.message);
+    return c;
+}
+
+static herald_result_t publish(herald_client_t *c, const char *user, int prio, const char *id)
+{
+    char json[512];
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bkh_notice_json(json, sizeof json, user, prio, id);
+    bkh_msgpack(&sb, json);
+    herald_result_t r;
+    herald_error_t err;
+    ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
+                  err.message);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+static void attach_and_open(int gi, unsigned id, const char *user)
+{
+    ck_assert_int_eq(bkh_gw_attach(&G[gi], &H, id), 0);
+    size_t from = G[gi].n;
+    ck_assert_int_eq(bkh_gw_open(&G[gi], 1, user, 0), 0);
+    ck_assert_int_ge(bkh_gw_wait_type(&G[gi], from, REC_SESSION_READY, 5000), 0);
+}
+
+static size_t count_type(bkh_gw_t *g, uint32_t type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++) n += g->recs[i].type == type;
+    return n;
+}
+
+START_TEST(native_publish_is_sequenced_and_written_to_the_routed_ring)
+{
+    start(NULL);
+    attach_and_open(0, 0, "alice");
+    herald_client_t *c = client();
+    for (int i = 1; i <= 3; i++) {
+        herald_result_t r = publish(c, "alice", 1, NULL);
+        ck_assert(r.ok);
+        ck_assert_uint_eq(r.seq, (uint64_t)i);
+        ck_assert(!r.duplicate);
+    }
+    herald_result_t other = publish(c, "bob", 1, NULL);
+    ck_assert_uint_eq(other.seq, 1);
+    bkh_gw_collect(&G[0], 4, 2000);
+    ck_assert_uint_eq(count_type(&G[0], REC_NOTIFY), 3); /* bob is not routed here */
+    for (size_t i = 0, k = 1; i < G[0].n; i++)
+        if (G[0].recs[i].type == REC_NOTIFY) ck_assert_uint_eq(G[0].recs[i].seq, k++);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(native_batch_answers_every_item_on_its_own)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    msgpack_sbuffer a, b, bad;
+    msgpack_sbuffer_init(&a);
+    msgpack_sbuffer_init(&b);
+    msgpack_sbuffer_init(&bad);
+    char json[512];
+    bkh_notice_json(json, sizeof json, "u1", 2, "");
+    bkh_msgpack(&a, json);
+    bkh_msgpack(&b, json);
+    bkh_msgpack(&bad, "{\"message_type\":\"order_filled\",\"user_id\":\"u1\",\"payload\":{}}");
+    const uint8_t *maps[3] = {(uint8_t *)a.data, (uint8_t *)bad.data, (uint8_t *)b.data};
+    size_t lens[3] = {a.size, bad.size, b.size};
+    herald_result_t res[3];
+    herald_error_t err;
+    ck_assert_int_eq(herald_publish_batch(c, maps, lens, 3, res, &err), 0);
+    ck_assert(res[0].ok && res[0].seq == 1);
+    ck_assert(!res[1].ok);
+    ck_assert_str_eq(res[1].error, "missing_field");
+    ck_assert_msg(strstr(res[1].message, "payload.order_id"), "message names the field: %s",
+                  res[1].message);
+    ck_assert(res[2].ok && res[2].seq == 2);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+    msgpack_sbuffer_destroy(&bad);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(http_publish_object_and_array_with_keep_alive)
+{
+    start(NULL);
+    int fd = bkh_http_connect(&H);
+    char json[512], arr[1200];
+    bkh_notice_json(json, sizeof json, "u1", 1, "h1");
+    bkh_http_resp_t r;
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", json, strlen(json), &r), 200);
+    ck_assert_msg(strstr(r.body, "\"seq\":1") && strstr(r.body, "\"message_id\":\"h1\"") &&
+                      strstr(r.body, "\"duplicate\":false"),
+                  "%s", r.body);
+    bkh_http_free(&r);
+    char j2[512];
+    bkh_notice_json(j2, sizeof j2, "u1", 3, "h2");
+    snprintf(arr, sizeof arr, "[%s,{\"message_type\":\"nope\",\"user_id\":\"u1\"},%s]", j2, json);
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", arr, strlen(arr), &r), 200);
+    ck_assert_msg(r.body[0] == '[' && strstr(r.body, "{\"seq\":2,\"message_id\":\"h2\"") &&
+                      strstr(r.body, "\"error\":\"unknown_type\"") &&
+                      strstr(r.body, "{\"seq\":1,\"message_id\":\"h1\",\"duplicate\":true}"),
+                  "%s", r.body);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, "\"messages_sent\":2") && strstr(r.body, "\"queue_sizes\":["),
+                  "%s", r.body);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/route?user=alice", "", NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, "\"user\":\"alice\"") && strstr(r.body, "ws://127.0.0.1:75"),
+                  "%s", r.body);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/metrics", "", NULL, 0, &r), 200);
+    ck_assert(strstr(r.body, "herald_broker_messages_sent_total 2") != NULL);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/healthz", "", NULL, 0, &r), 200);
+    bkh_http_free(&r);
+    close(fd);
+}
+END_TEST
+
+START_TEST(http_errors_are_json_naming_the_problem)
+{
+    start(NULL);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t r;
+    const char *missing = "{\"message_type\":\"order_rejected\",\"user_id\":\"u\",\"payload\":"
+                          "{\"order_id\":\"o\",\"instrument_id\":\"i\",\"reason\":\"r\"}}";
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", missing, strlen(missing), &r), 400);
+    ck_assert_msg(strstr(r.body, "\"error\":\"missing_field\"") &&
+                      strstr(r.body, "payload.error_code"),
+                  "%s", r.body);
+    bkh_http_free(&r);
+    const char *kind = "{\"message_type\":\"system_notice\",\"user_id\":7}";
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", kind, strlen(kind), &r), 400);
+    ck_assert_msg(strstr(r.body, "user_id"), "%s", r.body);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", "{oops", 5, &r), 400);
+    ck_assert_msg(strstr(r.body, "\"error\":\"malformed\""), "%s", r.body);
+    bkh_http_free(&r);
+    size_t big = 70 * 1024;
+    char *body = malloc(big + 300);
+    int n = snprintf(body, big + 300,
+                     "{\"message_type\":\"system_notice\",\"user_id\":\"u\",\"payload\":{\"title\""
+                     ":\"t\",\"level\":\"x\",\"content\":\"");
+    memset(body + n, 'a', big);
+    strcpy(body + n + big, "\"}}");
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", body, strlen(body), &r), 413);
+    ck_assert_msg(strstr(r.body, "\"error\":\"too_large\""), "%s", r.body);
+    bkh_http_free(&r);
+    free(body);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/nowhere", "", NULL, 0, &r), 404);
+    ck_assert_msg(strstr(r.body, "\"error\":\"not_found\""), "%s", r.body);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/healthz", "", NULL, 0, &r), 200);
+    bkh_http_free(&r);
+    close(fd);
+}
+END_TEST
+
+START_TEST(http_requires_the_api_key_when_configured)
+{
+    const char *over[] = {"broker.api_key=s3cret", NULL};
+    start(over);
+    int fd = bkh_http_connect(&H);
+    char json[512];
+    bkh_notice_json(json, sizeof json, "u1", 1, "");
+    bkh_http_resp_t r;
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", json, strlen(json), &r), 401);
+    ck_assert_msg(strstr(r.body, "\"error\":\"unauthorized\""), "%s", r.body);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "Authorization: apikey wrong\r\n", json,
+                              strlen(json), &r),
+                     401);
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "Authorization: apikey s3cret\r\n", json,
+                              strlen(json), &r),
+                     200);
+    bkh_http_free(&r);
+    close(fd);
+}
+END_TEST
+
+START_TEST(native_errors_keep_the_connection_when_framing_is_intact)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    herald_error_t err;
+    herald_result_t r;
+    const uint8_t garbage[] = {0xc1, 0xff, 0x00};
+    ck_assert_int_eq(herald_send(c, garbage, sizeof garbage, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, &r, 1, &err), 1);
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.error, "malformed");
+    const uint8_t number[] = {0x05};
+    ck_assert_int_eq(herald_send(c, number, 1, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, &r, 1, &err), 1);
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.error, "not_map");
+    r = publish(c, "u1", 0, NULL);
+    ck_assert(r.ok && r.seq == 1);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(native_oversized_frame_is_refused_and_closed)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    uint8_t hdr[4];
+    frame_put_len(hdr, 1u << 30); /* announce a 1 GiB frame */
+    int raw = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", H.sock);
+    ck_assert_int_eq(connect(raw, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(write(raw, hdr, 4), 4);
+    uint8_t buf[512];
+    ssize_t total = 0, n;
+    while ((n = read(raw, buf + total, sizeof buf - (size_t)total)) > 0) total += n;
+    ck_assert_int_gt(total, 4); /* an error frame, then EOF */
+    ck_assert(memmem(buf, (size_t)total, "too_large", 9) != NULL);
+    close(raw);
+    herald_result_t r = publish(c, "u1", 1, NULL); /* the broker still serves */
+    ck_assert(r.ok);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(duplicate_message_id_gets_the_original_seq_and_one_delivery)
+{
+    start(NULL);
+    attach_and_open(0, 0, "dd");
+    herald_client_t *c = client();
+    herald_result_t a = publish(c, "dd", 1, "same-id");
+    herald_result_t x = publish(c, "dd", 1, "other-id");
+    herald_result_t b = publish(c, "dd", 1, "same-id");
+    ck_assert(a.ok && !a.duplicate);
+    ck_assert(b.ok && b.duplicate);
+    ck_assert_uint_eq(a.seq, b.seq);
+    ck_assert_uint_eq(x.seq, 2);
+    bkh_gw_collect(&G[0], 4, 300);
+    ck_assert_uint_eq(count_type(&G[0], REC_NOTIFY), 2);
+    herald_close(c);
+}
+END_TEST
+
+/* Pipelined: a batch of many P3 then one P0; the P0 must reach the ring before the last P3. */
+START_TEST(p0_overtakes_a_queued_p3_backlog)
+{
+    start(NULL);
+    attach_and_open(0, 0, "pp");
+    herald_client_t *c = client();
+    const int n = 20000;
+    char json[512];
+    msgpack_sbuffer one, batch;
+    msgpack_sbuffer_init(&one);
+    msgpack_sbuffer_init(&batch);
+    bkh_notice_json(json, sizeof json, "pp", 3, "");
+    bkh_msgpack(&one, json);
+    uint8_t arr[5] = {0xdd, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    msgpack_sbuffer_write(&batch, (char *)arr, 5);
+    for (int i = 0; i < n; i++) msgpack_sbuffer_write(&batch, one.data, one.size);
+    bkh_notice_json(json, sizeof json, "pp", 0, "the-p0");
+    bkh_msgpack(&one, json);
+    herald_error_t err;
+    ck_assert_int_eq(herald_send(c, (uint8_t *)batch.data, batch.size, &err), 0);
+    ck_assert_int_eq(herald_send(c, (uint8_t *)one.data, one.size, &err), 0);
+    herald_result_t *res = calloc((size_t)n, sizeof *res);
+    ck_assert_int_eq(herald_recv_results(c, res, (size_t)n, &err), n);
+    herald_result_t p0;
+    ck_assert_int_eq(herald_recv_results(c, &p0, 1, &err), 1);
+    ck_assert(p0.ok);
+    bkh_gw_collect(&G[0], (size_t)n + 2, 5000);
+    long p0_at = -1, last_p3 = -1;
+    for (size_t i = 0; i < G[0].n; i++) {
+        if (G[0].recs[i].type != REC_NOTIFY) continue;
+        if (G[0].recs[i].prio == 0) p0_at = (long)i;
+        if (G[0].recs[i].prio == 3) last_p3 = (long)i;
+    }
+    ck_assert_int_ge(p0_at, 0);
+    ck_assert_msg(p0_at < last_p3, "P0 at %ld, last P3 at %ld", p0_at, last_p3);
+    free(res);
+    msgpack_sbuffer_destroy(&one);
+    msgpack_sbuffer_destroy(&batch);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(seq_is_gap_free_per_user_across_priorities)
+{
+    start(NULL);
+    const char *users[] = {"s0", "s1", "s2", "s3"};
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    for (int u = 0; u < 4; u++) ck_assert_int_eq(bkh_gw_open(&G[0], (uint64_t)u + 1, users[u], 0), 0);
+    herald_client_t *c = client();
+    usleep(50000);
+    const int n = 4000;
+    msgpack_sbuffer batch, one;
+    msgpack_sbuffer_init(&batch);
+    msgpack_sbuffer_init(&one);
+    uint8_t arr[5] = {0xdd, 0, 0, (uint8_t)(n >> 8), (uint8_t)n};
+    msgpack_sbuffer_write(&batch, (char *)arr, 5);
+    char json[512];
+    for (int i = 0; i < n; i++) {
+        bkh_notice_json(json, sizeof json, users[(i * 7) % 4], (i * 13) % 4, "");
+        bkh_msgpack(&one, json);
+        msgpack_sbuffer_write(&batch, one.data, one.size);
+    }
+    herald_error_t err;
+    herald_result_t *res = calloc((size_t)n, sizeof *res);
+    for (int rep = 0; rep < 3; rep++) {
+        ck_assert_int_eq(herald_send(c, (uint8_t *)batch.data, batch.size, &err), 0);
+        ck_assert_int_eq(herald_recv_results(c, res, (size_t)n, &err), n);
+    }
+    bkh_gw_collect(&G[0], 4 + 3 * (size_t)n, 5000);
+    uint64_t next[4] = {1, 1, 1, 1};
+    for (size_t i = 0; i < G[0].n; i++) {
+        if (G[0].recs[i].type != REC_NOTIFY) continue;
+        int u = G[0].recs[i].user[1] - '0';
+        ck_assert_uint_eq(G[0].recs[i].seq, next[u]);
+        next[u]++;
+    }
+    ck_assert_uint_eq(next[0] + next[1] + next[2] + next[3] - 4, 3 * (uint64_t)n);
+    free(res);
+    msgpack_sbuffer_destroy(&batch);
+    msgpack_sbuffer_destroy(&one);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(broadcast_reaches_every_attached_ring)
+{
+    start(NULL);
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    ck_assert_int_eq(bkh_gw_attach(&G[1], &H, 1), 0);
+    herald_client_t *c = client();
+    herald_result_t r = publish(c, "*", 3, NULL);
+    ck_assert(r.ok && r.seq == 1);
+    r = publish(c, "*", 3, NULL);
+    ck_assert_uint_eq(r.seq, 2);
+    bkh_gw_collect(&G[0], 2, 2000);
+    bkh_gw_collect(&G[1], 2, 2000);
+    ck_assert_uint_eq(count_type(&G[0], REC_NOTIFY), 2);
+    ck_assert_uint_eq(count_type(&G[1], REC_NOTIFY), 2);
+    ck_assert_str_eq(G[1].recs[1].user, "*");
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(open_with_since_replays_history_bounded_by_count_with_a_gap)
+{
+    const char *over[] = {"broker.history_size=5", NULL};
+    start(over);
+    herald_client_t *c = client();
+    for (int i = 0; i < 10; i++) publish(c, "hh", 2, NULL);
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    ck_assert_int_eq(bkh_gw_open(&G[0], 9, "hh", 2), 0);
+    ck_assert_int_ge(bkh_gw_wait_type(&G[0], 0, REC_REPLAY_END, 3000), 0);
+    bkh_rec_t *r = G[0].recs;
+    ck_assert_uint_eq(r[0].type, REC_SESSION_READY);
+    ck_assert_uint_eq(r[0].last_seq, 10);
+    ck_assert_uint_eq(r[1].type, REC_GAP);
+    ck_assert_uint_eq(r[1].from, 3);
+    ck_assert_uint_eq(r[1].to, 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_uint_eq(r[2 + i].type, REC_REPLAY);
+        ck_assert_uint_eq(r[2 + i].seq, 6 + (uint64_t)i);
+        ck_assert_uint_eq(r[2 + i].session, 9);
+    }
+    ck_assert_uint_eq(r[7].type, REC_REPLAY_END);
+    ck_assert_str_eq(r[7].user, "hh");
+    /* Live notifications follow the replay. */
+    herald_result_t x = publish(c, "hh", 2, NULL);
+    ck_assert_uint_eq(x.seq, 11);
+    bkh_gw_collect(&G[0], 9, 2000);
+    ck_assert_uint_eq(G[0].recs[8].type, REC_NOTIFY);
+    ck_assert_uint_eq(G[0].recs[8].seq, 11);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(history_expires_by_age)
+{
+    const char *over[] = {"broker.history_age_s=1", NULL};
+    start(over);
+    herald_client_t *c = client();
+    for (int i = 0; i < 3; i++) publish(c, "aa", 2, NULL);
+    usleep(1500000);
+    publish(c, "aa", 2, NULL);
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    ck_assert_int_eq(bkh_gw_replay(&G[0], 0, "aa", 1, 4), 0);
+    ck_assert_int_ge(bkh_gw_wait_type(&G[0], 0, REC_REPLAY_END, 3000), 0);
+    ck_assert_uint_eq(G[0].recs[0].type, REC_GAP);
+    ck_assert_uint_eq(G[0].recs[0].from, 1);
+    ck_assert_uint_eq(G[0].recs[0].to, 3);
+    ck_assert_uint_eq(G[0].recs[1].type, REC_REPLAY);
+    ck_assert_uint_eq(G[0].recs[1].seq, 4);
+    ck_assert_uint_eq(G[0].recs[1].session, 0);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(full_queue_refuses_then_recovers)
+{
+    const char *over[] = {"broker.queue_capacity=1,1,1,1", NULL};
+    start(over);
+    herald_client_t *c = client();
+    char json[512];
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    bkh_notice_json(json, sizeof json, "qf", 3, "");
+    bkh_msgpack(&one, json);
+    const uint8_t *maps[3] = {(uint8_t *)one.data, (uint8_t *)one.data, (uint8_t *)one.data};
+    size_t lens[3] = {one.size, one.size, one.size};
+    herald_result_t res[3];
+    herald_error_t err;
+    ck_assert_int_eq(herald_publish_batch(c, maps, lens, 3, res, &err), 0);
+    ck_assert(res[0].ok);
+    ck_assert_str_eq(res[1].error, "queue_full");
+    ck_assert_str_eq(res[2].error, "queue_full");
+    herald_result_t r = publish(c, "qf", 3, NULL);
+    ck_assert(r.ok);
+    ck_assert_uint_eq(r.seq, 2);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t hr;
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr), 200);
+    ck_assert_msg(strstr(hr.body, "\"queue_full\":[0,0,0,2]"), "%s", hr.body);
+    bkh_http_free(&hr);
+    close(fd);
+    msgpack_sbuffer_destroy(&one);
+    herald_close(c);
+}
+END_TEST
+
+/* A full queue answers HTTP with 503 and Retry-After. Filling the queue between drain rounds
+ * needs concurrent input: a child floods native batches while we publish over HTTP. */
+START_TEST(http_publish_to_a_full_queue_is_503_with_retry_after)
+{
+    const char *over[] = {"broker.queue_capacity=1,1,1,1", NULL};
+    start(over);
+    pid_t child = fork();
+    if (child == 0) {
+        herald_error_t err;
+        herald_client_t *c = herald_connect(H.sock, &err);
+        if (!c) _exit(1);
+        char json[512];
+        msgpack_sbuffer one, batch;
+        msgpack_sbuffer_init(&one);
+        msgpack_sbuffer_init(&batch);
+        bkh_notice_json(json, sizeof json, "flood", 3, "");
+        bkh_msgpack(&one, json);
+        uint8_t arr[3] = {0xdc, 0, 64};
+        msgpack_sbuffer_write(&batch, (char *)arr, 3);
+        for (int i = 0; i < 64; i++) msgpack_sbuffer_write(&batch, one.data, one.size);
+        herald_result_t res[64];
+        for (int i = 0; i < 3000; i++) {
+            if (herald_send(c, (uint8_t *)batch.data, batch.size, &err) < 0) break;
+            if (i >= 8 && herald_recv_results(c, res, 64, &err) < 0) break;
+        }
+        _exit(0);
+    }
+    int fd = bkh_http_connect(&H);
+    char json[512];
+    bkh_notice_json(json, sizeof json, "web", 3, "");
+    bool got503 = false;
+    for (int i = 0; i < 3000 && !got503; i++) {
+        bkh_http_resp_t r;
+        int st = bkh_http(fd, "POST", "/api/publish", "", json, strlen(json), &r);
+        if (st == 503) {
+            got503 = true;
+            ck_assert_msg(strcasestr(r.headers, "retry-after: 1") != NULL, "%s", r.headers);
+            ck_assert_msg(strstr(r.body, "\"error\":\"queue_full\""), "%s", r.body);
+        } else {
+            ck_assert_int_eq(st, 200);
+        }
+        bkh_http_free(&r);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(fd);
+    ck_assert_msg(got503, "no HTTP publish met a full queue");
+}
+END_TEST
+
+START_TEST(gateway_death_stops_routing_and_reattach_works)
+{
+    start(NULL);
+    attach_and_open(0, 0, "gd");
+    herald_client_t *c = client();
+    publish(c, "gd", 1, NULL);
+    bkh_gw_collect(&G[0], 2, 2000);
+    ck_assert_uint_eq(count_type(&G[0], REC_NOTIFY), 1);
+    bkh_gw_disconnect(&G[0]);
+    usleep(100000);
+    publish(c, "gd", 1, NULL);
+    bkh_gw_collect(&G[0], 3, 200);
+    ck_assert_uint_eq(count_type(&G[0], REC_NOTIFY), 1); /* not routed any more */
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t hr;
+    bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr);
+    ck_assert_msg(strstr(hr.body, "\"active_gateways\":0") && strstr(hr.body, "\"attached\":false"),
+                  "%s", hr.body);
+    bkh_http_free(&hr);
+    close(fd);
+    /* Re-attach with the same id, open again: routing resumes on the same ring. */
+    size_t from = G[0].n;
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    ck_assert_int_eq(bkh_gw_open(&G[0], 2, "gd", 0), 0);
+    long ready = bkh_gw_wait_type(&G[0], from, REC_SESSION_READY, 3000);
+    ck_assert_int_ge(ready, 0);
+    ck_assert_uint_eq(G[0].recs[ready].last_seq, 2);
+    herald_result_t r = publish(c, "gd", 1, NULL);
+    ck_assert_uint_eq(r.seq, 3);
+    bkh_gw_collect(&G[0], (size_t)ready + 2, 2000);
+    ck_assert_uint_eq(G[0].recs[ready + 1].seq, 3);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(broker_kill9_restart_keeps_seq_history_and_dedup)
+{
+    start(NULL);
+    attach_and_open(0, 0, "rk");
+    herald_client_t *c = client();
+    for (int i = 1; i <= 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "rk-%d", i);
+        publish(c, "rk", 1, id);
+    }
+    herald_close(c);
+    bkh_gw_collect(&G[0], 6, 2000);
+    bkh_stop(&H, SIGKILL);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    c = client();
+    herald_result_t d = publish(c, "rk", 1, "rk-3");
+    ck_assert(d.ok && d.duplicate);
+    ck_assert_uint_eq(d.seq, 3);
+    herald_result_t n = publish(c, "rk", 1, "rk-6");
+    ck_assert(!n.duplicate);
+    ck_assert_uint_eq(n.seq, 6);
+    /* The gateway reconnects: hello re-attaches the same ring, resync replays what it missed. */
+    size_t from = G[0].n;
+    bkh_gw_disconnect(&G[0]);
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    ck_assert_int_eq(bkh_gw_resync(&G[0], "rk", 1, 5), 0);
+    long end = bkh_gw_wait_type(&G[0], from, REC_REPLAY_END, 3000);
+    ck_assert_int_ge(end, 0);
+    ck_assert_uint_eq(G[0].recs[end - 1].type, REC_REPLAY);
+    ck_assert_uint_eq(G[0].recs[end - 1].seq, 6);
+    /* History survived: replay from 1. */
+    from = G[0].n;
+    ck_assert_int_eq(bkh_gw_replay(&G[0], 0, "rk", 1, 6), 0);
+    end = bkh_gw_wait_type(&G[0], from, REC_REPLAY_END, 3000);
+    ck_assert_int_eq(end - (long)from, 6);
+    herald_result_t live = publish(c, "rk", 1, NULL);
+    ck_assert_uint_eq(live.seq, 7);
+    bkh_gw_collect(&G[0], (size_t)end + 2, 2000);
+    ck_assert_uint_eq(G[0].recs[end + 1].seq, 7); /* routed again after resync */
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(corrupt_journal_tail_is_truncated_and_counted)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    for (int i = 0; i < 3; i++) publish(c, "cj", 1, NULL);
+    herald_close(c);
+    bkh_stop(&H, SIGKILL);
+    char path[200];
+    snprintf(path, sizeof path, "/dev/shm/%s.broker.journal", H.prefix);
+    FILE *f = fopen(path, "ab");
+    ck_assert_ptr_nonnull(f);
+    fwrite("\x40\x00\x00\x00garbage-tail", 1, 16, f);
+    fclose(f);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    c = client();
+    herald_result_t r = publish(c, "cj", 1, NULL);
+    ck_assert_uint_eq(r.seq, 4);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t hr;
+    bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr);
+    ck_assert_msg(strstr(hr.body, "\"journal_corrupt\":1"), "%s", hr.body);
+    bkh_http_free(&hr);
+    close(fd);
+    herald_close(c);
+}
+END_TEST
+
+START_TEST(bad_control_messages_get_errors_and_never_crash)
+{
+    start(NULL);
+    ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
+    const uint8_t junk[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};
+    ck_assert_int_eq(write(G[0].fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    uint8_t buf[512];
+    ssize_t n = read(G[0].fd, buf, sizeof buf);
+    ck_assert_int_gt(n, 4);
+    ck_assert(memmem(buf, (size_t)n, "error", 5) != NULL);
+    ck_assert_int_eq(bkh_gw_replay(&G[0], 0, "", 1, 2), 0); /* empty user */
+    n = read(G[0].fd, buf, sizeof buf);
+    ck_assert(n > 4 && memmem(buf, (size_t)n, "user", 4) != NULL);
+    herald_client_t *c = client();
+    herald_result_t r = publish(c, "ok", 1, NULL);
+    ck_assert(r.ok);
+    herald_close(c);
+}
+END_TEST
+
+static Suite *broker_suite(void)
+{
+    Suite *s = suite_create("broker");
+    TCase *t = tcase_create("process");
+    tcase_set_timeout(t, 120);
+    tcase_add_checked_fixture(t, NULL, cleanup);
+    tcase_add_test(t, native_publish_is_sequenced_and_written_to_the_routed_ring);
+    tcase_add_test(t, native_batch_answers_every_item_on_its_own);
+    tcase_add_test(t, http_publish_object_and_array_with_keep_alive);
+    tcase_add_test(t, http_errors_are_json_naming_the_problem);
+    tcase_add_test(t, http_requires_the_api_key_when_configured);
+    tcase_add_test(t, native_errors_keep_the_connection_when_framing_is_intact);
+    tcase_add_test(t, native_oversized_frame_is_refused_and_closed);
+    tcase_add_test(t, duplicate_message_id_gets_the_original_seq_and_one_delivery);
+    tcase_add_test(t, p0_overtakes_a_queued_p3_backlog);
+    tcase_add_test(t, seq_is_gap_free_per_user_across_priorities);
+    tcase_add_test(t, broadcast_reaches_every_attached_ring);
+    tcase_add_test(t, open_with_since_replays_history_bounded_by_count_with_a_gap);
+    tcase_add_test(t, history_expires_by_age);
+    tcase_add_test(t, full_queue_refuses_then_recovers);
+    tcase_add_test(t, http_publish_to_a_full_queue_is_503_with_retry_after);
+    tcase_add_test(t, gateway_death_stops_routing_and_reattach_works);
+    tcase_add_test(t, broker_kill9_restart_keeps_seq_history_and_dedup);
+    tcase_add_test(t, corrupt_journal_tail_is_truncated_and_counted);
+    tcase_add_test(t, bad_control_messages_get_errors_and_never_crash);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(broker_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
