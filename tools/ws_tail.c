@@ -142,10 +142,12 @@ int ctl_cmd_tail(ctl_t *ctl)
     if (jwt_mint(ctl->cfg.auth_secret, user, (uint64_t)time(NULL), TAIL_TOKEN_TTL_S, token,
                  sizeof token) < 0)
         return ctl_fail("tail: could not mint a token for %s", user);
-    snprintf(path, sizeof path, "/ws?token=%s", token);
+    /* since first: the gateway reads each query argument into a small buffer, and a long
+     * token argument before it would end its search */
     if (since)
-        snprintf(path + strlen(path), sizeof path - strlen(path), "&since=%llu",
-                 (unsigned long long)since);
+        snprintf(path, sizeof path, "/ws?since=%llu&token=%s", (unsigned long long)since, token);
+    else
+        snprintf(path, sizeof path, "/ws?token=%s", token);
     unsigned count = ctl->cfg.gateway_count ? ctl->cfg.gateway_count : 1;
     unsigned g = shard_gateway(user, strlen(user), count);
     int port = ctl->cfg.gateway_listen.port + (int)g;

@@ -399,6 +399,18 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     close(tail_out);
 
+    /* a later session resumes: what was published after `since` comes first */
+    ck_assert_int_eq(run_ctl(out, sizeof out,
+                             (const char *const[]){"publish", "--user", "qs-user", "--type",
+                                                   "order_expired", "--id", "qs-2", NULL}),
+                     0);
+    ck_assert_int_eq(run_ctl(out, sizeof out,
+                             (const char *const[]){"tail", "--user", "qs-user", "--since", "1",
+                                                   "--count", "1", "--timeout", "10", NULL}),
+                     0);
+    ck_assert_msg(strstr(out, "\"message_id\":\"qs-2\"") && !strstr(out, "\"qs-1\""),
+                  "tail --since 1: %s", out);
+
     /* refusals are one-line failures: a publish the broker rejects, a token it does not sign */
     ck_assert_int_eq(run_ctl(out, sizeof out,
                              (const char *const[]){"publish", "--user", "qs-user", "--type",
