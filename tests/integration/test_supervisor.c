@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procs.h"
+
 #define SECRET  "test-secret-for-the-supervisor"
 #define N_TESTS 4
 #define WAIT_S  30
@@ -320,22 +322,6 @@ START_TEST(supervisor_sigterm_stops_everything_and_leaves_nothing_behind)
 }
 END_TEST
 
-/* Wait (bounded) until something accepts on 127.0.0.1:port. */
-static void wait_port(unsigned port)
-{
-    for (int i = 0; i < WAIT_S * 20; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-        close(fd);
-        if (rc == 0) return;
-        sleep_ms(50);
-    }
-    ck_abort_msg("nothing listening on port %u within %d s", port, WAIT_S);
-}
-
 /* Read one line from fd (bounded wait) into line; false at EOF/timeout. */
 static bool read_line(int fd, char *line, size_t len)
 {
@@ -368,7 +354,9 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert_int_eq(
         run_ctl(out, sizeof out, (const char *const[]){"--json", "shard", "qs-user", NULL}), 0);
     json_t *sh = json_loads(out, 0, NULL);
-    wait_port(gw_port + (unsigned)json_integer_value(json_object_get(sh, "gateway")));
+    unsigned port = gw_port + (unsigned)json_integer_value(json_object_get(sh, "gateway"));
+    ck_assert_msg(procs_wait_tcp("127.0.0.1", (uint16_t)port, WAIT_S * 1000) == 0,
+                  "nothing listening on port %u", port);
     json_decref(sh);
 
     int tail_out;
@@ -450,7 +438,7 @@ END_TEST
  * remains: files, the dirs and any shm object of the test prefixes. */
 static void teardown_all(void)
 {
-    char cmd[700];
+    char path[700];
     for (int n = 0; n < N_TESTS; n++) {
         char lock[700];
         snprintf(lock, sizeof lock, "%s/run/supervisor.lock", dir[n]);
@@ -464,12 +452,11 @@ static void teardown_all(void)
         DIR *d = opendir("/dev/shm");
         for (struct dirent *e; d && (e = readdir(d));) {
             if (strncmp(e->d_name, prefix[n], pl) != 0 || e->d_name[pl] != '.') continue;
-            snprintf(cmd, sizeof cmd, "/dev/shm/%s", e->d_name);
-            unlink(cmd);
+            snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+            unlink(path);
         }
         if (d) closedir(d);
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir[n]);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir[n]);
+        procs_rmtree(dir[n]);
     }
 }
 
