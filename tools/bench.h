@@ -5,4 +5,7 @@
 /* `herald-bench ring ...`: ring throughput between two processes (bench_ring.c). */
 int bench_ring_main(int argc, char **argv);
 
+/* `herald-bench broker ...`: broker ingress (native or HTTP) into rings (bench_broker.c). */
+int bench_broker_main(int argc, char **argv);
+
 #endif

@@ -12,6 +12,7 @@ typedef struct {
 
 static const bench_cmd_t bench_cmds[] = {
     {"ring", bench_ring_main, "SPSC ring throughput, producer and consumer in two processes"},
+    {"broker", bench_broker_main, "broker ingress (native batches or HTTP) into rings"},
 };
 
 static void bench_usage(FILE *out)
