@@ -1,0 +1,272 @@
+/* bench_e2e.c - `herald-bench e2e`: publish through the native ingress, receive on real
+ * WebSocket sessions, report throughput, latency per priority, loss and process costs. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_e2e.h"
+#include "bench_procs.h"
+#include "bench_report.h"
+#include "bench_ws.h"
+#include "herald_time.h"
+
+static volatile sig_atomic_t bench_stop;
+
+static void bench_on_signal(int sig)
+{
+    (void)sig;
+    bench_stop = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: herald-bench e2e -S SESSIONS -M MESSAGES [options]\n"
+            "  --rate R              notifications/s, paced in 1 ms slices (default: max)\n"
+            "  --priority-mix a,b,c,d  percent of P0..P3 (default 10,40,40,10)\n"
+            "  --gateways N          gateways (spawn default 2; target: gateway.count)\n"
+            "  --users U             distinct users, U <= S (default S)\n"
+            "  --payload-bytes B     published notification size, approx. (default 300)\n"
+            "  --batch N             notifications per request frame (default 256)\n"
+            "  --window N            request frames in flight (default 8)\n"
+            "  --timeout SECONDS     publish start -> stop waiting (default 60)\n"
+            "  --src-addrs K         spread sessions over 127.0.0.1..K (default 1)\n"
+            "  --config FILE         herald config (target: the running one)\n"
+            "  -o section.key=value  config override (passed to spawned processes too)\n"
+            "  --spawn | --target    start a private herald (default) or use a running one\n"
+            "  --self-test           measure the bench's own receive path and exit\n"
+            "Output: one JSON line on stdout, a table on stderr. Exit 0 ok, 1 error,\n"
+            "2 when notifications were lost, duplicated or out of order.\n");
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_mix(const char *s, unsigned mix[HERALD_PRIORITIES])
+{
+    unsigned sum = 0;
+    if (sscanf(s, "%u,%u,%u,%u", &mix[0], &mix[1], &mix[2], &mix[3]) != 4) return -1;
+    for (int p = 0; p < HERALD_PRIORITIES; p++) sum += mix[p];
+    return sum == 100 ? 0 : -1;
+}
+
+/* Options into r. Returns 0, or -1 after printing what is wrong. */
+static int parse_args(bench_run_t *r, int argc, char **argv)
+{
+    uint64_t v = 0;
+    bool have_s = false, have_m = false, have_gw = false, have_u = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = true;
+        int bad = 0;
+        if (!strcmp(a, "--spawn")) r->spawn = true, takes = false;
+        else if (!strcmp(a, "--target")) r->spawn = false, takes = false;
+        else if (!strcmp(a, "--self-test")) r->self_test = true, takes = false;
+        else if (!val) bad = 1;
+        else if (!strcmp(a, "-S")) bad = parse_u64(val, 1000000, &v), r->sessions = (unsigned)v, have_s = true;
+        else if (!strcmp(a, "-M")) bad = parse_u64(val, 1ull << 36, &r->messages), have_m = true;
+        else if (!strcmp(a, "--rate")) bad = parse_u64(val, 100000000, &v), r->rate = (double)v;
+        else if (!strcmp(a, "--priority-mix")) bad = parse_mix(val, r->mix);
+        else if (!strcmp(a, "--gateways")) bad = parse_u64(val, BENCH_MAX_GATEWAYS, &v), r->gateways = (unsigned)v, have_gw = true;
+        else if (!strcmp(a, "--users")) bad = parse_u64(val, 1000000, &v), r->users = (unsigned)v, have_u = true;
+        else if (!strcmp(a, "--payload-bytes")) bad = parse_u64(val, 60000, &v), r->payload_bytes = (unsigned)v;
+        else if (!strcmp(a, "--batch")) bad = parse_u64(val, 100000, &v), r->batch = (unsigned)v;
+        else if (!strcmp(a, "--window")) bad = parse_u64(val, 100000, &v), r->window = (unsigned)v;
+        else if (!strcmp(a, "--timeout")) bad = parse_u64(val, 86400, &v), r->timeout_s = (double)v;
+        else if (!strcmp(a, "--src-addrs")) bad = parse_u64(val, 254, &v), r->src_addrs = (unsigned)v;
+        else if (!strcmp(a, "--config")) r->config_path = val;
+        else if (!strcmp(a, "-o")) {
+            bad = r->n_overrides >= BENCH_MAX_OVERRIDES || !strchr(val, '=');
+            if (!bad) r->overrides[r->n_overrides++] = val;
+        } else {
+            fprintf(stderr, "herald-bench e2e: unknown option %s\n", a);
+            usage();
+            return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "herald-bench e2e: bad or missing value for %s\n", a);
+            return -1;
+        }
+        if (takes) i++;
+    }
+    if (r->self_test) return 0;
+    if (!have_s || !have_m || r->sessions == 0 || r->messages == 0 || r->batch == 0 ||
+        r->window == 0 || r->timeout_s <= 0 || r->src_addrs == 0 ||
+        (have_gw && r->gateways == 0)) {
+        usage();
+        return -1;
+    }
+    if (!have_u) r->users = r->sessions;
+    if (r->users == 0 || r->users > r->sessions) {
+        fprintf(stderr, "herald-bench e2e: --users must be 1..S (every user needs a session)\n");
+        return -1;
+    }
+    if (!have_gw && r->spawn) r->gateways = 2;
+    return 0;
+}
+
+int bench_load_config(bench_run_t *r)
+{
+    herald_error_t err;
+    config_defaults(&r->cfg);
+    if (config_load(&r->cfg, config_default_path(r->config_path), &err) < 0) {
+        fprintf(stderr, "herald-bench e2e: config %s: %s\n", config_default_path(r->config_path),
+                err.message);
+        return -1;
+    }
+    for (unsigned i = 0; i < r->n_overrides; i++) {
+        char key[96];
+        const char *eq = strchr(r->overrides[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - r->overrides[i]), r->overrides[i]);
+        if (config_set(&r->cfg, key, eq + 1, &err) < 0) {
+            fprintf(stderr, "herald-bench e2e: -o %s: %s\n", r->overrides[i], err.message);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* User ids, sessions per user, the acknowledgement bitmap. */
+static int setup_users(bench_run_t *r)
+{
+    r->user_ids = calloc(r->users, sizeof *r->user_ids);
+    r->user_sessions = calloc(r->users, sizeof *r->user_sessions);
+    r->acked = calloc(r->messages / 8 + 1, 1);
+    if (!r->user_ids || !r->user_sessions || !r->acked) return -1;
+    for (unsigned k = 0; k < r->users; k++) snprintf(r->user_ids[k], 24, "bench-u%u", k);
+    for (unsigned s = 0; s < r->sessions; s++) r->user_sessions[s % r->users]++;
+    snprintf(r->run_nonce, sizeof r->run_nonce, "%x%llx", (unsigned)getpid(),
+             (unsigned long long)(now_ns() / 1000) & 0xffffffffull);
+    return 0;
+}
+
+/* The bench's own ceiling: per-frame receive work (parse, loss/order checks, histogram)
+ * on frames shaped like the gateway's, without sockets. */
+static int self_test(bench_run_t *r)
+{
+    const unsigned frames = 65536, rounds = 32;
+    r->sessions = r->users = 1000;
+    r->messages = frames;
+    if (setup_users(r) < 0) return 1;
+    double cpu = bws_selftest(r, frames, rounds);
+    if (cpu < 0) {
+        fprintf(stderr, "herald-bench e2e: out of memory\n");
+        return 1;
+    }
+    double n = (double)frames * rounds;
+    uint64_t bad = r->foreign + r->malformed + r->duplicates + r->out_of_order;
+    printf("{\"bench\":\"e2e-self-test\",\"frames\":%.0f,\"cpu_s\":%.3f,"
+           "\"frames_per_cpu_s\":%.0f,\"ns_per_frame\":%.1f,\"avg_frame_bytes\":%.0f,"
+           "\"errors\":%llu}\n",
+           n, cpu, n / cpu, cpu * 1e9 / n, (double)r->frame_bytes / (double)r->received,
+           (unsigned long long)bad);
+    fprintf(stderr, "receive path alone: %.0f frames per CPU second (%.1f ns/frame)\n", n / cpu,
+            cpu * 1e9 / n);
+    return bad || r->received != (uint64_t)n ? 1 : 0;
+}
+
+/* Sessions need one fd each: raise the soft limit to the hard one. */
+static void raise_nofile(unsigned sessions)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < (rlim_t)sessions + 64)
+        fprintf(stderr, "herald-bench e2e: fd limit %llu is below %u sessions + 64\n",
+                (unsigned long long)rl.rlim_cur, sessions);
+}
+
+static double process_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Publish and receive; fills the run and procs samples. Returns 0 or -1. */
+static int measure(bench_run_t *r, bws_pool_t *pool, bprocs_t *ps, double *bench_cpu_s)
+{
+    pthread_t pub;
+    bprocs_sample(ps, true);
+    double cpu0 = process_cpu_s();
+    uint64_t deadline = mono_ns() + (uint64_t)(r->timeout_s * 1e9);
+    if (pthread_create(&pub, NULL, bench_pub_thread, r) != 0) {
+        fprintf(stderr, "herald-bench e2e: cannot start the publisher thread\n");
+        return -1;
+    }
+    bws_receive(pool, deadline);
+    if (!atomic_load_explicit(&r->pub_done, memory_order_acquire)) bench_stop = 1;
+    pthread_join(pub, NULL);
+    *bench_cpu_s = process_cpu_s() - cpu0;
+    bprocs_sample(ps, false);
+    return 0;
+}
+
+int bench_e2e_main(int argc, char **argv)
+{
+    bench_run_t *r = calloc(1, sizeof *r);
+    bprocs_t ps;
+    bws_pool_t *pool = NULL;
+    bench_totals_t totals;
+    double bench_cpu_s = 0;
+    int rc = 1;
+    memset(&ps, 0, sizeof ps);
+    if (!r) return 1;
+    *r = (bench_run_t){.mix = {10, 40, 40, 10}, .payload_bytes = 300, .batch = 256,
+                       .window = 8, .timeout_s = 60, .src_addrs = 1, .spawn = true,
+                       .stop = &bench_stop};
+    if (parse_args(r, argc, argv) < 0) goto out;
+    if (r->self_test) {
+        rc = self_test(r);
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, bench_on_signal);
+    signal(SIGTERM, bench_on_signal);
+    raise_nofile(r->sessions);
+    if (setup_users(r) < 0) {
+        fprintf(stderr, "herald-bench e2e: out of memory\n");
+        goto out;
+    }
+    if (r->spawn) {
+        if ((r->config_path && bench_load_config(r) < 0) || bprocs_spawn(&ps, r) < 0) goto out;
+    } else {
+        if (bench_load_config(r) < 0) goto out;
+        if (!r->gateways) r->gateways = r->cfg.gateway_count;
+        snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
+        bprocs_find(&ps, r);
+    }
+    if (!(pool = bws_create(r))) goto out;
+    if (bws_connect_all(pool, 30 + r->sessions / 500.0) < 0) goto out;
+    fprintf(stderr, "herald-bench e2e: %u sessions welcomed; publishing %llu notifications\n",
+            r->sessions, (unsigned long long)r->messages);
+    if (measure(r, pool, &ps, &bench_cpu_s) < 0) goto out;
+    bench_totals(r, bws_sessions_dropped(pool), bench_cpu_s, &totals);
+    bench_report(r, &ps, &totals);
+    rc = (totals.lost || r->duplicates || r->out_of_order || r->foreign) ? 2 : 0;
+    if (r->pub_error[0] || bench_stop) rc = 1;
+out:
+    bws_destroy(pool);
+    bprocs_stop(&ps);
+    if (r) {
+        free(r->user_ids);
+        free(r->user_sessions);
+        free(r->acked);
+    }
+    free(r);
+    return rc;
+}
