@@ -20,36 +20,51 @@ static int scan_u64(const char **p, const char *end, uint64_t *v)
     return 0;
 }
 
-/* Find key (including its quotes and colon) at or after *p and leave *p after it. */
-static int seek_key(const char **p, const char *end, const char *key, size_t klen)
+/* Consume the literal lit at *p. */
+static int expect(const char **p, const char *end, const char *lit, size_t len)
 {
-    const char *hit = memmem(*p, (size_t)(end - *p), key, klen);
-    if (!hit) return -1;
-    *p = hit + klen;
+    if ((size_t)(end - *p) < len || memcmp(*p, lit, len) != 0) return -1;
+    *p += len;
     return 0;
 }
 
+/* Consume a string body up to and including its closing quote; a string with an escape is
+ * left to the full parser. Sets *s, *n to the body. */
+static int take_str(const char **p, const char *end, const char **s, size_t *n)
+{
+    const char *q = memchr(*p, '"', (size_t)(end - *p));
+    if (!q || memchr(*p, '\\', (size_t)(q - *p))) return -1;
+    *s = *p;
+    *n = (size_t)(q - *p);
+    *p = q + 1;
+    return 0;
+}
+
+/* The gateway writes a notification's fields in one order (json_render_notif): walk them
+ * in that order; anything unexpected goes to the full parser. */
 static int fast_notification(const char *s, size_t len, bmsg_t *m)
 {
     static const char prefix[] = "{\"type\":\"notification\",\"seq\":";
-    const char *p = s + sizeof prefix - 1, *end = s + len;
-    uint64_t prio;
-    if (scan_u64(&p, end, &m->seq) < 0) return -1;
-    if (seek_key(&p, end, LIT(",\"user_id\":\"")) < 0) return -1;
-    const char *u = p;
-    while (p < end && *p != '"' && *p != '\\') p++;
-    if (p >= end || *p != '"' || (size_t)(p - u) > HERALD_MAX_ID_LEN) return -1;
-    memcpy(m->user_id, u, (size_t)(p - u));
-    m->user_id[p - u] = '\0';
-    if (seek_key(&p, end, LIT(",\"priority\":")) < 0 || scan_u64(&p, end, &prio) < 0 ||
-        prio >= HERALD_PRIORITIES)
+    const char *p = s + sizeof prefix - 1, *end = s + len, *str;
+    size_t n;
+    uint64_t prio, ts;
+    if (scan_u64(&p, end, &m->seq) < 0 || expect(&p, end, LIT(",\"message_id\":\"")) < 0 ||
+        take_str(&p, end, &str, &n) < 0 || expect(&p, end, LIT(",\"message_type\":\"")) < 0 ||
+        take_str(&p, end, &str, &n) < 0 || expect(&p, end, LIT(",\"channel\":\"")) < 0 ||
+        take_str(&p, end, &str, &n) < 0 || expect(&p, end, LIT(",\"user_id\":\"")) < 0 ||
+        take_str(&p, end, &str, &n) < 0 || n > HERALD_MAX_ID_LEN)
+        return -1;
+    memcpy(m->user_id, str, n);
+    m->user_id[n] = '\0';
+    if (expect(&p, end, LIT(",\"priority\":")) < 0 || scan_u64(&p, end, &prio) < 0 ||
+        prio >= HERALD_PRIORITIES || expect(&p, end, LIT(",\"timestamp\":")) < 0 ||
+        scan_u64(&p, end, &ts) < 0 || expect(&p, end, LIT(",\"source\":\"")) < 0 ||
+        take_str(&p, end, &str, &n) < 0 ||
+        expect(&p, end, LIT(",\"payload\":{\"bench_t0\":")) < 0 ||
+        scan_u64(&p, end, &m->bench_t0) < 0 || expect(&p, end, LIT(",\"bench_i\":")) < 0 ||
+        scan_u64(&p, end, &m->bench_i) < 0)
         return -1;
     m->priority = (unsigned)prio;
-    if (seek_key(&p, end, LIT("\"payload\":{\"bench_t0\":")) < 0 ||
-        scan_u64(&p, end, &m->bench_t0) < 0)
-        return -1;
-    if (seek_key(&p, end, LIT(",\"bench_i\":")) < 0 || scan_u64(&p, end, &m->bench_i) < 0)
-        return -1;
     m->kind = BMSG_NOTIFICATION;
     return 0;
 }

@@ -73,7 +73,7 @@ static int set_override(bench_run_t *r, char *store, size_t len, const char *key
 {
     herald_error_t err;
     if (r->n_overrides >= BENCH_MAX_OVERRIDES) return -1;
-    snprintf(store, len, "%s=%s", key, value);
+    if (snprintf(store, len, "%s=%s", key, value) >= (int)len) return -1;
     r->overrides[r->n_overrides++] = store;
     if (config_set(&r->cfg, key, value, &err) < 0) {
         fprintf(stderr, "herald-bench: %s: %s\n", key, err.message);
@@ -180,7 +180,7 @@ static int write_config(bprocs_t *ps, bench_run_t *r, char *path, size_t len)
 
 int bprocs_spawn(bprocs_t *ps, bench_run_t *r)
 {
-    static char ovr[6][128], cfg_path[200];
+    static char ovr[6][200], cfg_path[200];
     char broker[512], gateway[512], val[64];
     memset(ps, 0, sizeof *ps);
     snprintf(ps->run_dir, sizeof ps->run_dir, "/tmp/herald-bench.XXXXXX");
@@ -235,6 +235,10 @@ int bprocs_spawn(bprocs_t *ps, bench_run_t *r)
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (g->pid < 0 || wait_ready(g, (struct sockaddr *)&sa, sizeof sa) < 0) goto failed;
     }
+    fprintf(stderr, "herald-bench e2e: started in %s:", ps->run_dir);
+    for (unsigned i = 0; i < ps->n; i++)
+        fprintf(stderr, " %s pid %d", ps->procs[i].name, (int)ps->procs[i].pid);
+    fprintf(stderr, "\n");
     return 0;
 failed:
     print_log_tail(ps, "broker.log");
@@ -301,8 +305,24 @@ static long proc_status_kib(pid_t pid, const char *key)
     return v;
 }
 
+/* Busy (not idle, not iowait) CPU seconds of the whole machine since boot, or -1. */
+static double machine_busy_s(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8) return -1;
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 void bprocs_sample(bprocs_t *ps, bool start)
 {
+    if (start) ps->sys_busy0_s = machine_busy_s();
+    else ps->sys_busy_s = machine_busy_s();
     for (unsigned i = 0; i < ps->n; i++) {
         bproc_t *p = &ps->procs[i];
         if (!p->pid) continue;

@@ -21,6 +21,8 @@ typedef struct {
 typedef struct {
     bproc_t procs[1 + BENCH_MAX_GATEWAYS];
     unsigned n;
+    double sys_busy0_s;  /* machine-wide busy CPU seconds (/proc/stat) at the start */
+    double sys_busy_s;   /* ... at the end */
     char run_dir[128];   /* private runtime dir (spawn mode), "" otherwise */
     char shm_prefix[64]; /* our shm prefix (spawn mode) */
 } bprocs_t;
@@ -34,7 +36,8 @@ int bprocs_spawn(bprocs_t *ps, bench_run_t *r);
 /* Target mode: find the pids of a running herald from its rings' headers. */
 void bprocs_find(bprocs_t *ps, const bench_run_t *r);
 
-/* Sample CPU (start = true: the baseline) and, at the end, memory of every known process. */
+/* Sample CPU (start = true: the baseline) and, at the end, memory of every known process;
+ * also the machine's busy CPU time, so a report shows load from processes not ours. */
 void bprocs_sample(bprocs_t *ps, bool start);
 
 /* Stop the processes we started (SIGTERM, then SIGKILL after 5 s), reap them, remove our

@@ -64,6 +64,16 @@ static void json_str(const char *s)
     }
 }
 
+/* Busy CPU seconds on the machine during the measurement not spent by herald or the bench:
+ * other load that makes a result unrepresentative. */
+static double other_cpu_s(const bprocs_t *ps, const bench_totals_t *t)
+{
+    double ours = t->bench_cpu_s;
+    for (unsigned i = 0; i < ps->n; i++) ours += ps->procs[i].cpu_s - ps->procs[i].cpu0_s;
+    double other = ps->sys_busy_s - ps->sys_busy0_s - ours;
+    return other > 0 ? other : 0;
+}
+
 static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
 {
     printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,"
@@ -85,6 +95,8 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
     json_latency(r);
     printf(",");
     json_procs(ps);
+    printf(",\"machine\":{\"busy_s\":%.2f,\"other_s\":%.2f}", ps->sys_busy_s - ps->sys_busy0_s,
+           other_cpu_s(ps, t));
     printf(",\"bench_cpu\":{\"total_s\":%.3f,\"publisher_s\":%.3f,\"receiver_s\":%.3f,"
            "\"rx_ceiling_per_s\":%.0f},\"error\":\"",
            t->bench_cpu_s, r->pub_cpu_s, r->rx_cpu_s, t->rx_ceiling_per_s);
@@ -127,6 +139,8 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
     fprintf(o, "  bench      %7s %10.2f  (publisher %.2f, receiver %.2f: %.0f deliveries per "
                "receiver CPU second)\n",
             "-", t->bench_cpu_s, r->pub_cpu_s, r->rx_cpu_s, t->rx_ceiling_per_s);
+    fprintf(o, "  machine busy %.2f CPU s, of which %.2f by other processes\n",
+            ps->sys_busy_s - ps->sys_busy0_s, other_cpu_s(ps, t));
     if (r->pub_error[0]) fprintf(o, "  publisher stopped: %s\n", r->pub_error);
 }
 
