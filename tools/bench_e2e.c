@@ -149,7 +149,9 @@ static int setup_users(bench_run_t *r)
     r->user_ids = calloc(r->users, sizeof *r->user_ids);
     r->user_sessions = calloc(r->users, sizeof *r->user_sessions);
     r->acked = calloc(r->messages / 8 + 1, 1);
-    if (!r->user_ids || !r->user_sessions || !r->acked) return -1;
+    r->n_ticks = (unsigned)(r->timeout_s * 1e9 / BENCH_TICK_NS) + 1;
+    r->rx_per_tick = calloc(r->n_ticks, sizeof *r->rx_per_tick);
+    if (!r->user_ids || !r->user_sessions || !r->acked || !r->rx_per_tick) return -1;
     for (unsigned k = 0; k < r->users; k++) snprintf(r->user_ids[k], 24, "bench-u%u", k);
     for (unsigned s = 0; s < r->sessions; s++) r->user_sessions[s % r->users]++;
     snprintf(r->run_nonce, sizeof r->run_nonce, "%x%llx", (unsigned)getpid(),
@@ -207,7 +209,8 @@ static int measure(bench_run_t *r, bws_pool_t *pool, bprocs_t *ps, double *bench
     pthread_t pub;
     bprocs_sample(ps, true);
     double cpu0 = process_cpu_s();
-    uint64_t deadline = mono_ns() + (uint64_t)(r->timeout_s * 1e9);
+    r->t_origin = mono_ns();
+    uint64_t deadline = r->t_origin + (uint64_t)(r->timeout_s * 1e9);
     if (pthread_create(&pub, NULL, bench_pub_thread, r) != 0) {
         fprintf(stderr, "herald-bench e2e: cannot start the publisher thread\n");
         return -1;
@@ -270,6 +273,7 @@ out:
         free(r->user_ids);
         free(r->user_sessions);
         free(r->acked);
+        free(r->rx_per_tick);
     }
     free(r);
     return rc;

@@ -16,6 +16,7 @@
 
 #define BENCH_MAX_GATEWAYS 64
 #define BENCH_MAX_OVERRIDES 32
+#define BENCH_TICK_NS 100000000ull /* delivery timeline resolution: 100 ms */
 
 typedef struct {
     /* options (set by bench_e2e_main, read-only afterwards) */
@@ -67,6 +68,9 @@ typedef struct {
     uint64_t malformed;
     uint64_t frame_bytes;     /* bytes of notification frames */
     uint64_t t_last_rx;       /* mono ns of the last notification */
+    uint64_t t_origin;        /* mono ns just before the publisher starts (set by main) */
+    uint32_t *rx_per_tick;    /* deliveries per BENCH_TICK_NS since t_origin */
+    unsigned n_ticks;
     double rx_cpu_s;          /* receive loop CPU during the publish phase */
 
     volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM */
