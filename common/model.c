@@ -1,0 +1,248 @@
+/* model.c - the SPEC 2 type table, the payload schema as data, and message id generation. */
+#include "model.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Field kinds follow SPEC 2: prices, volumes, margins, cash, profits, costs and ratios are
+ * numbers (integer or float); ids, directions, reasons, messages and other labels are
+ * strings; error_code, account_type and deadline are integers. */
+/* clang-format off */
+#define S(f) {f, FK_STRING}
+#define N(f) {f, FK_NUMBER}
+#define I(f) {f, FK_INTEGER}
+/* clang-format on */
+
+static const field_spec_t req_order_accepted[] = {
+    S("order_id"),      S("exchange_order_id"),
+    S("instrument_id"), S("direction"),
+    S("offset"),        N("price"),
+    N("volume"),        S("order_type"),
+    N("frozen_margin"),
+};
+static const field_spec_t req_order_rejected[] = {
+    S("order_id"),
+    S("instrument_id"),
+    S("reason"),
+    I("error_code"),
+};
+static const field_spec_t req_order_partially_filled[] = {
+    S("order_id"),      S("exchange_order_id"), S("instrument_id"),
+    N("filled_volume"), N("remaining_volume"),  N("average_price"),
+};
+static const field_spec_t req_order_filled[] = {
+    S("order_id"),      S("exchange_order_id"), S("instrument_id"),
+    N("filled_volume"), N("average_price"),
+};
+static const field_spec_t req_order_canceled[] = {
+    S("order_id"),
+    S("exchange_order_id"),
+    S("instrument_id"),
+    S("reason"),
+};
+static const field_spec_t req_trade_executed[] = {
+    S("trade_id"),      S("order_id"),  S("exchange_order_id"),
+    S("instrument_id"), S("direction"), S("offset"),
+    N("price"),         N("volume"),    N("commission"),
+    S("fill_type"),
+};
+static const field_spec_t req_account_open[] = {
+    S("account_id"), S("user_id"), S("account_name"), N("init_cash"), I("account_type"),
+};
+static const field_spec_t req_account_update[] = {
+    S("user_id"), N("balance"),         N("available"),    N("frozen"),
+    N("margin"),  N("position_profit"), N("close_profit"), N("risk_ratio"),
+};
+static const field_spec_t req_position_update[] = {
+    S("user_id"),   S("instrument_id"), N("volume_long"), N("volume_short"),
+    N("cost_long"), N("cost_short"),    N("profit_long"), N("profit_short"),
+};
+static const field_spec_t req_risk_alert[] = {
+    S("user_id"), S("alert_type"), S("severity"), S("message"), N("risk_ratio"), S("suggestion"),
+};
+static const field_spec_t req_margin_call[] = {
+    S("user_id"), N("current_margin"), N("required_margin"), I("deadline"), S("message"),
+};
+static const field_spec_t req_system_notice[] = {
+    S("title"),
+    S("content"),
+    S("level"),
+};
+
+#define ROW(name, ch, prio, req)                                                                   \
+    {                                                                                              \
+        name, ch, prio, req, sizeof req / sizeof req[0]                                            \
+    }
+#define BARE(name, ch, prio)                                                                       \
+    {                                                                                              \
+        name, ch, prio, NULL, 0                                                                    \
+    }
+
+static const msg_type_t types[] = {
+    ROW("order_accepted", CH_TRADE, 1, req_order_accepted),
+    ROW("order_partially_filled", CH_TRADE, 1, req_order_partially_filled),
+    ROW("order_filled", CH_TRADE, 1, req_order_filled),
+    ROW("order_canceled", CH_TRADE, 1, req_order_canceled),
+    ROW("trade_executed", CH_TRADE, 1, req_trade_executed),
+    BARE("trade_canceled", CH_TRADE, 1),
+    ROW("order_rejected", CH_TRADE, 0, req_order_rejected),
+    BARE("order_expired", CH_TRADE, 3),
+    ROW("account_open", CH_ACCOUNT, 2, req_account_open),
+    ROW("account_update", CH_ACCOUNT, 2, req_account_update),
+    ROW("position_update", CH_POSITION, 2, req_position_update),
+    BARE("position_profit", CH_POSITION, 2),
+    ROW("risk_alert", CH_RISK, 0, req_risk_alert),
+    ROW("margin_call", CH_RISK, 0, req_margin_call),
+    BARE("position_limit", CH_RISK, 0),
+    ROW("system_notice", CH_SYSTEM, 3, req_system_notice),
+    BARE("trading_session_start", CH_SYSTEM, 3),
+    BARE("trading_session_end", CH_SYSTEM, 3),
+    BARE("market_halt", CH_SYSTEM, 3),
+};
+
+static const char *const channel_names[CH__COUNT] = {
+    [CH_TRADE] = "trade", [CH_ACCOUNT] = "account", [CH_POSITION] = "position",
+    [CH_RISK] = "risk",   [CH_SYSTEM] = "system",
+};
+
+const msg_type_t *model_types(size_t *count)
+{
+    *count = sizeof types / sizeof types[0];
+    return types;
+}
+
+const msg_type_t *model_type_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        const char *t = types[i].name;
+        if (t[0] == name[0] && strlen(t) == len && memcmp(t, name, len) == 0) return &types[i];
+    }
+    return NULL;
+}
+
+const char *model_channel_name(channel_t ch)
+{
+    if ((unsigned)ch >= CH__COUNT) return "unknown";
+    return channel_names[ch];
+}
+
+int model_channel_find(const char *name, size_t len)
+{
+    for (int i = 0; i < CH__COUNT; i++) {
+        if (strlen(channel_names[i]) == len && memcmp(channel_names[i], name, len) == 0) return i;
+    }
+    return -1;
+}
+
+static const msgpack_object *map_get(const msgpack_object *map, const char *key, size_t klen)
+{
+    const msgpack_object_kv *kv = map->via.map.ptr;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &kv[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0)
+            return &kv[i].val;
+    }
+    return NULL;
+}
+
+static bool kind_matches(field_kind_t kind, msgpack_object_type t)
+{
+    bool integer = t == MSGPACK_OBJECT_POSITIVE_INTEGER || t == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    switch (kind) {
+    case FK_STRING:
+        return t == MSGPACK_OBJECT_STR;
+    case FK_INTEGER:
+        return integer;
+    case FK_NUMBER:
+        return integer || t == MSGPACK_OBJECT_FLOAT64 || t == MSGPACK_OBJECT_FLOAT32;
+    }
+    return false;
+}
+
+static const char *kind_name(field_kind_t kind)
+{
+    switch (kind) {
+    case FK_STRING:
+        return "a string";
+    case FK_INTEGER:
+        return "an integer";
+    case FK_NUMBER:
+        return "a number";
+    }
+    return "?";
+}
+
+/* Fill err naming "payload.<field>" (herr_set takes the field verbatim). */
+static int payload_error(herald_error_t *err, herr_t code, const msg_type_t *type,
+                         const field_spec_t *f)
+{
+    char field[sizeof err->field];
+    snprintf(field, sizeof field, "payload.%s", f->name);
+    if (code == HERR_MISSING_FIELD)
+        return herr_set(err, code, field, "%s is required for %s", field, type->name);
+    return herr_set(err, code, field, "%s must be %s", field, kind_name(f->kind));
+}
+
+int model_validate_payload(const msg_type_t *type, const msgpack_object *payload,
+                           herald_error_t *err)
+{
+    if (payload->type != MSGPACK_OBJECT_MAP)
+        return herr_set(err, HERR_NOT_MAP, "payload", "payload must be a map");
+    for (size_t i = 0; i < type->n_required; i++) {
+        const field_spec_t *f = &type->required[i];
+        const msgpack_object *v = map_get(payload, f->name, strlen(f->name));
+        if (!v) return payload_error(err, HERR_MISSING_FIELD, type, f);
+        if (!kind_matches(f->kind, v->type)) return payload_error(err, HERR_BAD_KIND, type, f);
+    }
+    return 0;
+}
+
+/* Random bytes are fetched in blocks: one getrandom() call serves 16 ids. */
+static _Thread_local uint8_t rnd_pool[256];
+static _Thread_local size_t rnd_left;
+
+static void rnd_refill(void)
+{
+    size_t got = 0;
+    while (got < sizeof rnd_pool) {
+        ssize_t r = getrandom(rnd_pool + got, sizeof rnd_pool - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+        } else if (r < 0 && errno != EINTR) {
+            /* No kernel entropy interface: ids must still be unique, not secret. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                         ((uint64_t)getpid() << 48) ^ (uint64_t)(uintptr_t)&ts;
+            for (; got < sizeof rnd_pool; got++) {
+                x += 0x9e3779b97f4a7c15ull;
+                uint64_t z = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+                rnd_pool[got] = (uint8_t)((z ^ (z >> 27)) * 0x94d049bb133111ebull >> 56);
+            }
+        }
+    }
+    rnd_left = sizeof rnd_pool;
+}
+
+void model_gen_message_id(char out[HERALD_MAX_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (rnd_left < 16) rnd_refill();
+    uint8_t b[16];
+    memcpy(b, rnd_pool + sizeof rnd_pool - rnd_left, 16);
+    rnd_left -= 16;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 15];
+    }
+    *p = '\0';
+}

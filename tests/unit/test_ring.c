@@ -1,0 +1,801 @@
+/* test_ring.c - ring and doorbell: layout, wrap, limits, corruption, multi-process behaviour. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "doorbell.h"
+#include "ring.h"
+#include "ring_testrec.h"
+
+static const char *peer_path; /* argv[1]: the ring_peer executable */
+static char prefix[64];       /* herald-test-<runner pid>: every shm object we create */
+
+static void names_setup(void)
+{
+    snprintf(prefix, sizeof prefix, "herald-test-%d", (int)getpid());
+}
+
+/* Runs in the runner process after the test case, pass or fail: remove our shm objects. */
+static void names_teardown(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) ring_unlink(e->d_name);
+    closedir(d);
+}
+
+static void ring_test_name(char *out, size_t n, const char *tag)
+{
+    snprintf(out, n, "%s.%s.ring", prefix, tag);
+}
+
+static ring_t *open_ok(const char *name, ring_mode_t mode, size_t cap)
+{
+    herald_error_t err;
+    ring_t *r = NULL;
+    int rc = ring_open(&r, name, mode, cap, 3, &err);
+    ck_assert_msg(rc == 0, "ring_open %s: %s", name, err.message);
+    return r;
+}
+
+/* --- processes --- */
+
+typedef struct {
+    pid_t pid;
+    int out; /* read end of its stdout */
+} peer_t;
+
+static peer_t peer_start(char *const argv[])
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv(peer_path, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    return (peer_t){pid, p[0]};
+}
+
+/* Read the peer's report line and reap it; returns its exit status. */
+static int peer_finish(peer_t *pr, char *report, size_t n)
+{
+    size_t used = 0;
+    ssize_t k;
+    while (used + 1 < n && (k = read(pr->out, report + used, n - 1 - used)) > 0)
+        used += (size_t)k;
+    report[used] = 0;
+    close(pr->out);
+    int st;
+    ck_assert_int_eq(waitpid(pr->pid, &st, 0), pr->pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static unsigned long long report_get(const char *report, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "%s=", key);
+    const char *p = strstr(report, pat);
+    ck_assert_msg(p != NULL, "no %s in report '%s'", key, report);
+    return strtoull(p + strlen(pat), NULL, 10);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- layout and single-process behaviour --- */
+
+START_TEST(ring_creates_header_as_documented)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "hdr");
+    ring_t *r = open_ok(name, RING_PRODUCER, 5000);
+    ring_header_t *h = ring_header(r);
+    ck_assert_uint_eq(h->magic, RING_MAGIC);
+    ck_assert_uint_eq(h->version, RING_VERSION);
+    ck_assert_uint_eq(h->header_bytes, RING_HEADER_BYTES);
+    ck_assert_uint_eq(h->capacity, 8192);
+    ck_assert_uint_eq(h->max_record, 1024);
+    ck_assert_uint_eq(ring_max_record(r), 1024);
+    ck_assert_uint_eq(h->gateway_id, 3);
+    ck_assert_uint_eq(atomic_load(&h->ready), 1);
+    ck_assert_uint_eq(atomic_load(&h->producer_pid), (uint32_t)getpid());
+    ck_assert_uint_ne(atomic_load(&h->producer_alive_ns), 0);
+    char path[160];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, RING_HEADER_BYTES + 8192);
+    char gw[64];
+    ring_name(gw, sizeof gw, "herald", 7);
+    ck_assert_str_eq(gw, "herald.gw7.ring");
+    ring_close(r);
+}
+END_TEST
+
+typedef struct {
+    uint64_t next_seq, bytes;
+    int bad;
+} verify_t;
+
+static int verify_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
+{
+    verify_t *v = ctx;
+    uint64_t seq;
+    if (type != RING_REC_USER + 1 || testrec_check_bytes(data, len, &seq) < 0 || seq != v->next_seq)
+        v->bad++;
+    v->next_seq++;
+    v->bytes += len;
+    return 0;
+}
+
+START_TEST(ring_wraps_with_mixed_record_sizes_intact)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "wrap");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    uint32_t max = (uint32_t)ring_max_record(p);
+    uint8_t buf[4096];
+    verify_t v = {0};
+    uint64_t seq = 0, total = 20000;
+    while (v.next_seq < total) {
+        /* write what fits (sizes from the minimum to max_record), then read some */
+        while (seq < total) {
+            uint32_t len = testrec_len(seq, TESTREC_HDR, max);
+            testrec_fill(buf, seq, len);
+            int rc = ring_write(p, RING_REC_USER + 1, buf, len);
+            if (rc == -ENOSPC) break;
+            ck_assert_int_eq(rc, 0);
+            seq++;
+        }
+        ring_publish(p);
+        long n = ring_read_batch(c, verify_record, &v, 1 + seq % 7);
+        ck_assert_int_ge(n, 1);
+    }
+    ck_assert_int_eq(v.bad, 0);
+    ring_stats_t s;
+    ring_stats(c, &s);
+    ck_assert_uint_eq(s.records_written, total);
+    ck_assert_uint_eq(s.records_read, total);
+    ck_assert_uint_eq(s.head, s.tail);
+    ck_assert_uint_gt(s.tail, 100 * s.capacity); /* wrapped many times */
+    ck_assert_uint_eq(s.corrupt, 0);
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
+START_TEST(ring_refuses_record_larger_than_max)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "max");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    uint32_t max = (uint32_t)ring_max_record(p);
+    uint8_t *buf = calloc(1, max + 1);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, max + 1), -EMSGSIZE);
+    ck_assert_int_eq(ring_write2(p, RING_REC_USER, buf, max, buf, 1), -EMSGSIZE);
+    ck_assert_int_eq(ring_write(p, 0, buf, 8), -EINVAL);
+    ck_assert_int_eq(ring_write(p, RING_REC_PAD, buf, 8), -EINVAL);
+    ck_assert(!ring_publish(p));
+    ck_assert_uint_eq(atomic_load(&ring_header(p)->tail), 0);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, max), 0);
+    free(buf);
+    ring_close(p);
+}
+END_TEST
+
+START_TEST(ring_full_refuses_with_enospc_and_keeps_data)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "full");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    uint8_t buf[256];
+    uint64_t seq = 0;
+    int rc;
+    for (;;) {
+        uint32_t len = testrec_len(seq, TESTREC_HDR, 200);
+        testrec_fill(buf, seq, len);
+        if ((rc = ring_write(p, RING_REC_USER + 1, buf, len)) != 0) break;
+        seq++;
+    }
+    ck_assert_int_eq(rc, -ENOSPC);
+    ck_assert_uint_lt(ring_free_bytes(p), 8 + 200 + 8);
+    /* refusing again changes nothing */
+    ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 200), -ENOSPC);
+    ring_publish(p);
+    verify_t v = {0};
+    ck_assert_int_eq(ring_read_batch(c, verify_record, &v, SIZE_MAX), (long)seq);
+    ck_assert_int_eq(v.bad, 0);
+    ck_assert_uint_eq(ring_free_bytes(p), RING_MIN_CAPACITY);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 200), 0);
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
+START_TEST(ring_reattached_producer_keeps_positions)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "reattach");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    uint8_t buf[64];
+    for (uint64_t s = 0; s < 10; s++) {
+        testrec_fill(buf, s, 40);
+        ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 40), 0);
+    }
+    ring_publish(p);
+    uint64_t tail = atomic_load(&ring_header(p)->tail);
+    ring_close(p);
+    p = open_ok(name, RING_PRODUCER, 1 << 20); /* capacity only applies when creating */
+    ck_assert_uint_eq(ring_header(p)->capacity, RING_MIN_CAPACITY);
+    ck_assert_uint_eq(atomic_load(&ring_header(p)->tail), tail);
+    for (uint64_t s = 10; s < 20; s++) {
+        testrec_fill(buf, s, 40);
+        ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 40), 0);
+    }
+    ring_publish(p);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    verify_t v = {0};
+    ck_assert_int_eq(ring_read_batch(c, verify_record, &v, SIZE_MAX), 20);
+    ck_assert_int_eq(v.bad, 0);
+    ck_assert_uint_eq(atomic_load(&ring_header(c)->records_written), 20);
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
+static int count_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
+{
+    (void)type, (void)data, (void)len;
+    (*(long *)ctx)++;
+    return 0;
+}
+
+/* Write three records, damage the second's header with `how`, expect a clean resync. */
+static void check_corrupt_record(int how)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "badrec");
+    ring_unlink(name);
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    uint8_t buf[64] = {0};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 40), 0);
+    ring_publish(p);
+    uint32_t *rec = (uint32_t *)((uint8_t *)ring_header(p) + RING_HEADER_BYTES + 48);
+    if (how == 0) rec[1] = 0;                      /* type 0 */
+    if (how == 1) rec[0] = ring_max_record(p) + 1; /* longer than max_record */
+    if (how == 2) rec[0] = 200;                    /* runs past tail */
+    if (how == 3) rec[1] = RING_REC_PAD;           /* padding not at the end */
+    long n = 0;
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, SIZE_MAX), -HERR_CORRUPT);
+    ring_stats_t s;
+    ring_stats(c, &s);
+    ck_assert_uint_eq(s.corrupt, 1);
+    ck_assert_uint_eq(s.head, s.tail);
+    /* the stream goes on after the resync */
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 40), 0);
+    ring_publish(p);
+    n = 0;
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, SIZE_MAX), 1);
+    ring_close(c);
+    ring_close(p);
+    ring_unlink(name);
+}
+
+START_TEST(ring_consumer_rejects_corrupt_record_and_resyncs)
+{
+    for (int how = 0; how < 4; how++)
+        check_corrupt_record(how);
+}
+END_TEST
+
+START_TEST(ring_consumer_rejects_tail_beyond_capacity)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "badtail");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    atomic_store(&ring_header(p)->tail, 3 * RING_MIN_CAPACITY);
+    long n = 0;
+    ck_assert_int_eq(ring_peek(c, count_record, &n, 10), -HERR_CORRUPT);
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), -HERR_CORRUPT);
+    ck_assert_int_eq(n, 0);
+    ck_assert_uint_eq(atomic_load(&ring_header(c)->head), 3 * RING_MIN_CAPACITY);
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
+/* Create a valid ring, damage it with `damage`, and expect attach to name `field`. */
+static void check_attach_fails(const char *tag, void (*damage)(int fd, ring_header_t *h),
+                               const char *field)
+{
+    char name[128], path[160];
+    ring_test_name(name, sizeof name, tag);
+    ring_close(open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY));
+    snprintf(path, sizeof path, "/%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    ck_assert_int_ge(fd, 0);
+    ring_header_t *h = mmap(NULL, RING_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(h, MAP_FAILED);
+    damage(fd, h);
+    munmap(h, RING_HEADER_BYTES);
+    close(fd);
+    ring_mode_t modes[] = {RING_CONSUMER, RING_INSPECT, RING_PRODUCER};
+    for (int i = 0; i < 3; i++) {
+        herald_error_t err = {0};
+        ring_t *r = NULL;
+        int rc = ring_open(&r, name, modes[i], RING_MIN_CAPACITY, 0, &err);
+        ck_assert_int_eq(rc, -HERR_CORRUPT);
+        ck_assert_ptr_null(r);
+        ck_assert_str_eq(err.field, field);
+        ck_assert_ptr_nonnull(strstr(err.message, name));
+    }
+}
+
+static void bad_magic(int fd, ring_header_t *h)
+{
+    (void)fd;
+    h->magic ^= 1;
+}
+
+static void bad_version(int fd, ring_header_t *h)
+{
+    (void)fd;
+    h->version = 99;
+}
+
+static void bad_header_bytes(int fd, ring_header_t *h)
+{
+    (void)fd;
+    h->header_bytes = 512;
+}
+
+static void bad_capacity(int fd, ring_header_t *h)
+{
+    (void)fd;
+    h->capacity = RING_MIN_CAPACITY + 8;
+}
+
+static void not_ready(int fd, ring_header_t *h)
+{
+    (void)fd;
+    atomic_store(&h->ready, 0);
+}
+
+static void truncated_header(int fd, ring_header_t *h)
+{
+    (void)h;
+    ck_assert_int_eq(ftruncate(fd, 100), 0);
+}
+
+static void truncated_data(int fd, ring_header_t *h)
+{
+    (void)h;
+    ck_assert_int_eq(ftruncate(fd, RING_HEADER_BYTES + RING_MIN_CAPACITY / 2), 0);
+}
+
+START_TEST(ring_attach_rejects_corrupt_header_naming_the_field)
+{
+    check_attach_fails("magic", bad_magic, "magic");
+    check_attach_fails("version", bad_version, "version");
+    check_attach_fails("hbytes", bad_header_bytes, "header_bytes");
+    check_attach_fails("cap", bad_capacity, "capacity");
+    check_attach_fails("ready", not_ready, "ready");
+    check_attach_fails("trunc", truncated_header, "size");
+    check_attach_fails("truncdata", truncated_data, "size");
+}
+END_TEST
+
+START_TEST(ring_attach_to_missing_ring_is_not_found)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "missing");
+    herald_error_t err;
+    ring_t *r;
+    ck_assert_int_eq(ring_open(&r, name, RING_CONSUMER, 0, 0, &err), -HERR_NOT_FOUND);
+    ck_assert_int_eq(ring_open(&r, name, RING_INSPECT, 0, 0, &err), -HERR_NOT_FOUND);
+    ck_assert_int_eq(ring_unlink(name), -ENOENT);
+}
+END_TEST
+
+/* The inspector's mapping must be read-only: /proc/self/maps shows it as r--s. */
+START_TEST(ring_inspector_maps_read_only_and_peeks_without_consuming)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "inspect");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    uint8_t buf[64];
+    for (uint64_t s = 0; s < 5; s++) {
+        testrec_fill(buf, s, 48);
+        ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 48), 0);
+    }
+    ring_publish(p);
+    ring_t *i = open_ok(name, RING_INSPECT, 0);
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, maps))
+        if (strstr(line, name)) {
+            found++;
+            if (strstr(line, "r--s")) found += 10;
+        }
+    fclose(maps);
+    ck_assert_int_eq(found, 11 + 1); /* the producer's rw-s mapping and our r--s one */
+    verify_t v = {0};
+    ck_assert_int_eq(ring_peek(i, verify_record, &v, 3), 3);
+    ck_assert_int_eq(v.bad, 0);
+    v = (verify_t){0};
+    ck_assert_int_eq(ring_peek(i, verify_record, &v, 100), 5);
+    ring_stats_t s;
+    ring_stats(i, &s);
+    ck_assert_uint_eq(s.head, 0);
+    ck_assert_uint_eq(s.pending_records, 5);
+    ck_assert_uint_eq(s.used_bytes, 5 * 56);
+    ck_assert_int_eq(s.producer_pid, getpid());
+    ring_heartbeat(i); /* a no-op for inspectors (it would fault otherwise) */
+    ring_close(i);
+    ring_close(p);
+}
+END_TEST
+
+START_TEST(ring_sleep_handshake_reports_pending_records)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "sleep");
+    ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    uint32_t v0, v1;
+    ck_assert(ring_prepare_sleep(c, &v0));
+    ck_assert(atomic_load(&ring_header(c)->sleeping));
+    uint8_t buf[16] = {0};
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 16), 0);
+    ck_assert(ring_publish(p)); /* the consumer said it sleeps: the producer must wake */
+    ring_wake(p);
+    ck_assert(!atomic_load(&ring_header(c)->sleeping));
+    ck_assert_uint_ne(atomic_load(ring_doorbell_word(c)), v0);
+    ck_assert(!ring_prepare_sleep(c, &v1)); /* a record is pending: no sleep */
+    ck_assert(!atomic_load(&ring_header(c)->sleeping));
+    long n = 0;
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), 1);
+    ck_assert(ring_prepare_sleep(c, &v1));
+    ring_end_sleep(c);
+    ck_assert_uint_eq(atomic_load(&ring_header(c)->wakeups), 1);
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
+/* --- doorbell, in process --- */
+
+static int kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int a = 0, b = 0;
+    if (uname(&u) == 0) sscanf(u.release, "%d.%d", &a, &b);
+    return a > major || (a == major && b >= minor);
+}
+
+/* Arm the doorbell on an empty ring; a forked producer writes one record 50 ms later; the
+ * CQE must arrive and the record be readable. */
+static void check_doorbell_delivers(const char *mech)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, mech);
+    ring_t *c0 = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
+    ring_close(c0);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    setenv("HERALD_DOORBELL", mech, 1);
+    struct io_uring uring;
+    ck_assert_int_eq(io_uring_queue_init(4, &uring, 0), 0);
+    doorbell_t d;
+    ck_assert_int_eq(doorbell_open(&d, &uring, c), 0);
+    ck_assert_str_eq(doorbell_kind_name(d.kind), mech);
+    ck_assert_int_eq(doorbell_arm(&d, 42), 1);
+    ck_assert_int_eq(doorbell_arm(&d, 42), 1); /* already armed: no second SQE */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        usleep(50000);
+        herald_error_t err;
+        ring_t *p;
+        if (ring_open(&p, name, RING_PRODUCER, 0, 0, &err) < 0) _exit(1);
+        uint8_t buf[16] = {0};
+        ring_write(p, RING_REC_USER, buf, 16);
+        if (ring_publish(p)) ring_wake(p);
+        _exit(0);
+    }
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts = {10, 0};
+    ck_assert_int_eq(io_uring_wait_cqe_timeout(&uring, &cqe, &ts), 0);
+    ck_assert_uint_eq(cqe->user_data, 42);
+    ck_assert_int_eq(doorbell_complete(&d, cqe->res), 0);
+    io_uring_cqe_seen(&uring, cqe);
+    long n = 0;
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), 1);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_uint_eq(atomic_load(&ring_header(c)->wakeups), 1);
+    /* close with a wait armed: it is cancelled, nothing hangs */
+    ck_assert_int_eq(doorbell_arm(&d, 43), 1);
+    doorbell_close(&d);
+    io_uring_queue_exit(&uring);
+    ring_close(c);
+}
+
+START_TEST(doorbell_io_uring_futex_wait_delivers_wakeup)
+{
+    if (!kernel_at_least(6, 7)) return; /* no IORING_OP_FUTEX_WAIT: the fallback is tested */
+    check_doorbell_delivers("uring-futex");
+}
+END_TEST
+
+START_TEST(doorbell_thread_fallback_delivers_wakeup)
+{
+    check_doorbell_delivers("thread");
+}
+END_TEST
+
+/* --- processes --- */
+
+START_TEST(ring_moves_ten_million_records_between_processes)
+{
+    const char *count = "10000000";
+    char name[128], rep_c[512], rep_p[512];
+    ring_test_name(name, sizeof name, "stress");
+    ring_close(open_ok(name, RING_PRODUCER, 1 << 20));
+    char *cargv[] = {"ring_peer", "consume",   name,     "--count", (char *)count,
+                     "--wait",    "doorbell",  "--spin", "64",      "--batch",
+                     "512",       "--timeout", "120",    NULL};
+    char *pargv[] = {"ring_peer", "produce", name,      "--count", (char *)count, "--min", "16",
+                     "--max",     "120",     "--batch", "256",     "--timeout",   "120",   NULL};
+    peer_t c = peer_start(cargv);
+    peer_t p = peer_start(pargv);
+    ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
+    ck_assert_int_eq(peer_finish(&c, rep_c, sizeof rep_c), 0);
+    unsigned long long n = strtoull(count, NULL, 10);
+    ck_assert_uint_eq(report_get(rep_p, "sent"), n);
+    ck_assert_uint_eq(report_get(rep_c, "received"), n);
+    ck_assert_uint_eq(report_get(rep_c, "first"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "last"), n - 1);
+    ck_assert_uint_eq(report_get(rep_c, "bad_order"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "bad_sum"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "corrupt"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "timeouts"), 0);
+    ring_t *i = open_ok(name, RING_INSPECT, 0);
+    ring_stats_t s;
+    ring_stats(i, &s);
+    ck_assert_uint_eq(s.records_written, n);
+    ck_assert_uint_eq(s.records_read, n);
+    ck_assert_uint_eq(s.head, s.tail);
+    ring_close(i);
+}
+END_TEST
+
+typedef struct {
+    uint64_t seq;
+    int bad;
+} first_seq_t;
+
+static int take_first_seq(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
+{
+    first_seq_t *f = ctx;
+    (void)type;
+    if (testrec_check(data, len, &f->seq) < 0) f->bad++;
+    return 1;
+}
+
+START_TEST(ring_consumer_restart_continues_at_published_head)
+{
+    const char *count = "2000000";
+    char name[128], rep_c[512], rep_p[512];
+    ring_test_name(name, sizeof name, "restart");
+    ring_close(open_ok(name, RING_PRODUCER, 1 << 18));
+    char *c1argv[] = {"ring_peer", "consume",    name,  "--count",   (char *)count, "--batch",
+                      "64",        "--delay-us", "200", "--timeout", "120",         NULL};
+    char *pargv[] = {"ring_peer", "produce", name,  "--count",   (char *)count, "--min",
+                     "16",        "--max",   "200", "--timeout", "120",         NULL};
+    peer_t c1 = peer_start(c1argv);
+    peer_t p = peer_start(pargv);
+    ring_t *i = open_ok(name, RING_INSPECT, 0);
+    ring_stats_t s;
+    double deadline = now_s() + 60;
+    do {
+        usleep(1000);
+        ring_stats(i, &s);
+    } while (s.records_read < 100000 && now_s() < deadline);
+    ck_assert_uint_ge(s.records_read, 100000);
+    kill(c1.pid, SIGKILL);
+    ck_assert_int_eq(peer_finish(&c1, rep_c, sizeof rep_c), 128 + SIGKILL);
+    /* Nobody consumes now: the published head is where the next consumer must start. */
+    ring_stats(i, &s);
+    ck_assert_uint_lt(s.records_read, 2000000);
+    first_seq_t f = {0};
+    ck_assert_int_eq(ring_peek(i, take_first_seq, &f, 1), 1);
+    ck_assert_int_eq(f.bad, 0);
+    ck_assert_uint_eq(f.seq, s.records_read);
+    char *c2argv[] = {"ring_peer", "consume",  name,        "--count", (char *)count,
+                      "--wait",    "doorbell", "--timeout", "120",     NULL};
+    peer_t c2 = peer_start(c2argv);
+    ck_assert_int_eq(peer_finish(&c2, rep_c, sizeof rep_c), 0);
+    ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
+    ck_assert_uint_eq(report_get(rep_c, "first"), f.seq);
+    ck_assert_uint_eq(report_get(rep_c, "last"), 2000000 - 1);
+    ck_assert_uint_eq(report_get(rep_c, "received"), 2000000 - f.seq);
+    ck_assert_uint_eq(report_get(rep_c, "bad_order"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "bad_sum"), 0);
+    ring_stats(i, &s);
+    ck_assert_uint_eq(s.records_read, 2000000);
+    ck_assert_uint_eq(s.head, s.tail);
+    ring_close(i);
+}
+END_TEST
+
+typedef struct {
+    long seen;
+    int bad;
+} peek_check_t;
+
+static int peek_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
+{
+    peek_check_t *pc = ctx;
+    uint64_t seq;
+    if (type != RING_REC_USER || testrec_check(data, len, &seq) < 0) pc->bad++;
+    pc->seen++;
+    return 0;
+}
+
+START_TEST(ring_inspector_reads_live_ring)
+{
+    const char *count = "3000000";
+    char name[128], rep_c[512], rep_p[512];
+    ring_test_name(name, sizeof name, "live");
+    ring_close(open_ok(name, RING_PRODUCER, 1 << 16));
+    char *cargv[] = {"ring_peer", "consume", name, "--count",   (char *)count, "--wait",
+                     "doorbell",  "--spin",  "16", "--timeout", "120",         NULL};
+    char *pargv[] = {"ring_peer",   "produce",   name,  "--count",
+                     (char *)count, "--timeout", "120", NULL};
+    peer_t c = peer_start(cargv);
+    peer_t p = peer_start(pargv);
+    ring_t *i = open_ok(name, RING_INSPECT, 0);
+    ring_stats_t prev = {0}, s;
+    peek_check_t pc = {0};
+    unsigned long long n = strtoull(count, NULL, 10);
+    double deadline = now_s() + 100;
+    long rounds = 0;
+    do {
+        ring_stats(i, &s);
+        ck_assert_uint_le(s.head, s.tail);
+        ck_assert_uint_ge(s.head, prev.head);
+        ck_assert_uint_ge(s.tail, prev.tail);
+        ck_assert_uint_ge(s.records_read, prev.records_read);
+        ck_assert_uint_ge(s.records_written, prev.records_written);
+        ck_assert_uint_le(s.used_bytes, s.capacity);
+        prev = s;
+        ck_assert_int_ge(ring_peek(i, peek_record, &pc, 16), 0);
+        rounds++;
+    } while (s.records_read < n && now_s() < deadline);
+    ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
+    ck_assert_int_eq(peer_finish(&c, rep_c, sizeof rep_c), 0);
+    ck_assert_int_eq(pc.bad, 0);
+    ck_assert_int_gt(pc.seen, 0);
+    ck_assert_uint_eq(report_get(rep_c, "received"), n);
+    ck_assert_uint_eq(report_get(rep_c, "bad_order"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "bad_sum"), 0);
+    ck_assert_uint_eq(s.records_read, n);
+    ck_assert_int_gt(rounds, 1);
+    ring_close(i);
+}
+END_TEST
+
+/* 100k rounds of: producer writes one record, waits until it is consumed; consumer sleeps
+ * through its io_uring between records. A lost wake-up shows up as a 5 s wait timeout. */
+static void check_no_lost_wakeup(const char *mech)
+{
+    const char *count = "100000";
+    char name[128], rep_c[512], rep_p[512];
+    ring_test_name(name, sizeof name, mech);
+    ring_close(open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY));
+    setenv("HERALD_DOORBELL", mech, 1);
+    char *cargv[] = {"ring_peer", "consume",  name,        "--count", (char *)count,
+                     "--wait",    "doorbell", "--timeout", "120",     NULL};
+    char *pargv[] = {"ring_peer", "produce",    name,        "--count", (char *)count, "--batch",
+                     "1",         "--pingpong", "--timeout", "120",     NULL};
+    peer_t c = peer_start(cargv);
+    peer_t p = peer_start(pargv);
+    ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
+    ck_assert_int_eq(peer_finish(&c, rep_c, sizeof rep_c), 0);
+    unsigned long long n = strtoull(count, NULL, 10);
+    ck_assert_uint_eq(report_get(rep_c, "received"), n);
+    ck_assert_uint_eq(report_get(rep_c, "bad_order"), 0);
+    ck_assert_uint_eq(report_get(rep_c, "timeouts"), 0);
+    ck_assert_msg(strstr(rep_c, mech) != NULL, "mechanism: %s", rep_c);
+    /* most rounds really went through a sleep and a doorbell ring */
+    ck_assert_uint_gt(report_get(rep_c, "sleeps"), n / 2);
+    ck_assert_uint_gt(report_get(rep_p, "wakes"), n / 2);
+}
+
+START_TEST(doorbell_loses_no_wakeup_in_100k_rounds_uring_futex)
+{
+    if (!kernel_at_least(6, 7)) return;
+    check_no_lost_wakeup("uring-futex");
+}
+END_TEST
+
+START_TEST(doorbell_loses_no_wakeup_in_100k_rounds_thread)
+{
+    check_no_lost_wakeup("thread");
+}
+END_TEST
+
+static Suite *ring_suite(void)
+{
+    Suite *s = suite_create("ring");
+    TCase *tc = tcase_create("ring");
+    tcase_add_unchecked_fixture(tc, names_setup, names_teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, ring_creates_header_as_documented);
+    tcase_add_test(tc, ring_wraps_with_mixed_record_sizes_intact);
+    tcase_add_test(tc, ring_refuses_record_larger_than_max);
+    tcase_add_test(tc, ring_full_refuses_with_enospc_and_keeps_data);
+    tcase_add_test(tc, ring_reattached_producer_keeps_positions);
+    tcase_add_test(tc, ring_consumer_rejects_corrupt_record_and_resyncs);
+    tcase_add_test(tc, ring_consumer_rejects_tail_beyond_capacity);
+    tcase_add_test(tc, ring_attach_rejects_corrupt_header_naming_the_field);
+    tcase_add_test(tc, ring_attach_to_missing_ring_is_not_found);
+    tcase_add_test(tc, ring_inspector_maps_read_only_and_peeks_without_consuming);
+    tcase_add_test(tc, ring_sleep_handshake_reports_pending_records);
+    tcase_add_test(tc, doorbell_io_uring_futex_wait_delivers_wakeup);
+    tcase_add_test(tc, doorbell_thread_fallback_delivers_wakeup);
+    tcase_add_test(tc, ring_moves_ten_million_records_between_processes);
+    tcase_add_test(tc, ring_consumer_restart_continues_at_published_head);
+    tcase_add_test(tc, ring_inspector_reads_live_ring);
+    tcase_add_test(tc, doorbell_loses_no_wakeup_in_100k_rounds_uring_futex);
+    tcase_add_test(tc, doorbell_loses_no_wakeup_in_100k_rounds_thread);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    peer_path = argc > 1 ? argv[1] : getenv("RING_PEER");
+    if (!peer_path) {
+        fprintf(stderr, "usage: test_ring PATH-TO-ring_peer\n");
+        return 2;
+    }
+    SRunner *sr = srunner_create(ring_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
