@@ -59,66 +59,93 @@ static int parse_mix(const char *s, unsigned mix[HERALD_PRIORITIES])
 {
     unsigned sum = 0;
     if (sscanf(s, "%u,%u,%u,%u", &mix[0], &mix[1], &mix[2], &mix[3]) != 4) return -1;
-    for (int p = 0; p < HERALD_PRIORITIES; p++) sum += mix[p];
+    for (int p = 0; p < HERALD_PRIORITIES; p++)
+        sum += mix[p];
     return sum == 100 ? 0 : -1;
 }
 
-/* Options into r. Returns 0, or -1 after printing what is wrong. */
+/* A numeric option: flag, upper bound, where the value goes (exactly one pointer set). */
+typedef struct {
+    const char *flag;
+    uint64_t max;
+    unsigned *u32;
+    uint64_t *u64;
+    double *dbl;
+} num_opt_t;
+
+/* Parse a numeric option a=val into r. Returns 1 if a is one, 0 if not, -1 if val is bad. */
+static int parse_num_opt(bench_run_t *r, const char *a, const char *val)
+{
+    const num_opt_t opts[] = {
+        {"-S", 1000000, &r->sessions, NULL, NULL},
+        {"-M", 1ull << 36, NULL, &r->messages, NULL},
+        {"--rate", 100000000, NULL, NULL, &r->rate},
+        {"--gateways", BENCH_MAX_GATEWAYS, &r->gateways, NULL, NULL},
+        {"--users", 1000000, &r->users, NULL, NULL},
+        {"--payload-bytes", 60000, &r->payload_bytes, NULL, NULL},
+        {"--batch", 100000, &r->batch, NULL, NULL},
+        {"--window", 100000, &r->window, NULL, NULL},
+        {"--timeout", 86400, NULL, NULL, &r->timeout_s},
+        {"--src-addrs", 254, &r->src_addrs, NULL, NULL},
+    };
+    for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+        const num_opt_t *o = &opts[k];
+        uint64_t v;
+        if (strcmp(a, o->flag) != 0) continue;
+        if (!val || parse_u64(val, o->max, &v) < 0) return -1;
+        if (o->u32) *o->u32 = (unsigned)v;
+        if (o->u64) *o->u64 = v;
+        if (o->dbl) *o->dbl = (double)v;
+        return 1;
+    }
+    return 0;
+}
+
+/* Options into r. Returns 0, 1 for --help (usage printed), or -1 after printing what is
+ * wrong. */
 static int parse_args(bench_run_t *r, int argc, char **argv)
 {
-    uint64_t v = 0;
-    bool have_s = false, have_m = false, have_gw = false, have_u = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        bool takes = true;
-        int bad = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage();
-            return -1;
-        }
-        if (!strcmp(a, "--spawn")) r->spawn = true, takes = false;
-        else if (!strcmp(a, "--target")) r->spawn = false, takes = false;
-        else if (!strcmp(a, "--self-test")) r->self_test = true, takes = false;
-        else if (!val) bad = 1;
-        else if (!strcmp(a, "-S")) bad = parse_u64(val, 1000000, &v), r->sessions = (unsigned)v, have_s = true;
-        else if (!strcmp(a, "-M")) bad = parse_u64(val, 1ull << 36, &r->messages), have_m = true;
-        else if (!strcmp(a, "--rate")) bad = parse_u64(val, 100000000, &v), r->rate = (double)v;
-        else if (!strcmp(a, "--priority-mix")) bad = parse_mix(val, r->mix);
-        else if (!strcmp(a, "--gateways")) bad = parse_u64(val, BENCH_MAX_GATEWAYS, &v), r->gateways = (unsigned)v, have_gw = true;
-        else if (!strcmp(a, "--users")) bad = parse_u64(val, 1000000, &v), r->users = (unsigned)v, have_u = true;
-        else if (!strcmp(a, "--payload-bytes")) bad = parse_u64(val, 60000, &v), r->payload_bytes = (unsigned)v;
-        else if (!strcmp(a, "--batch")) bad = parse_u64(val, 100000, &v), r->batch = (unsigned)v;
-        else if (!strcmp(a, "--window")) bad = parse_u64(val, 100000, &v), r->window = (unsigned)v;
-        else if (!strcmp(a, "--timeout")) bad = parse_u64(val, 86400, &v), r->timeout_s = (double)v;
-        else if (!strcmp(a, "--src-addrs")) bad = parse_u64(val, 254, &v), r->src_addrs = (unsigned)v;
-        else if (!strcmp(a, "--config")) r->config_path = val;
-        else if (!strcmp(a, "-o")) {
-            bad = r->n_overrides >= BENCH_MAX_OVERRIDES || !strchr(val, '=');
-            if (!bad) r->overrides[r->n_overrides++] = val;
-        } else {
-            fprintf(stderr, "herald-bench e2e: unknown option %s\n", a);
-            usage();
-            return -1;
-        }
-        if (bad) {
+        int num = parse_num_opt(r, a, val);
+        if (num > 0) {
+            i++;
+        } else if (num < 0) {
             fprintf(stderr, "herald-bench e2e: bad or missing value for %s\n", a);
             return -1;
+        } else if (!strcmp(a, "--spawn") || !strcmp(a, "--target")) {
+            r->spawn = a[2] == 's';
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 1;
+        } else if (!strcmp(a, "--self-test")) {
+            r->self_test = true;
+        } else if (val && !strcmp(a, "--priority-mix") && parse_mix(val, r->mix) == 0) {
+            i++;
+        } else if (val && !strcmp(a, "--config")) {
+            r->config_path = argv[++i];
+        } else if (val && !strcmp(a, "-o") && strchr(val, '=') &&
+                   r->n_overrides < BENCH_MAX_OVERRIDES) {
+            r->overrides[r->n_overrides++] = argv[++i];
+        } else {
+            fprintf(stderr, "herald-bench e2e: bad option or value: %s%s%s\n", a, val ? " " : "",
+                    val ? val : "");
+            usage();
+            return -1;
         }
-        if (takes) i++;
     }
     if (r->self_test) return 0;
-    if (!have_s || !have_m || r->sessions == 0 || r->messages == 0 || r->batch == 0 ||
-        r->window == 0 || r->timeout_s <= 0 || r->src_addrs == 0 ||
-        (have_gw && r->gateways == 0)) {
+    if (r->sessions == 0 || r->messages == 0 || r->batch == 0 || r->window == 0 ||
+        r->timeout_s <= 0 || r->src_addrs == 0) {
         usage();
         return -1;
     }
-    if (!have_u) r->users = r->sessions;
-    if (r->users == 0 || r->users > r->sessions) {
+    if (r->users == 0) r->users = r->sessions;
+    if (r->users > r->sessions) {
         fprintf(stderr, "herald-bench e2e: --users must be 1..S (every user needs a session)\n");
         return -1;
     }
-    if (!have_gw && r->spawn) r->gateways = 2;
+    if (r->gateways == 0 && r->spawn) r->gateways = 2;
     return 0;
 }
 
@@ -152,8 +179,10 @@ static int setup_users(bench_run_t *r)
     r->n_ticks = (unsigned)(r->timeout_s * 1e9 / BENCH_TICK_NS) + 1;
     r->rx_per_tick = calloc(r->n_ticks, sizeof *r->rx_per_tick);
     if (!r->user_ids || !r->user_sessions || !r->acked || !r->rx_per_tick) return -1;
-    for (unsigned k = 0; k < r->users; k++) snprintf(r->user_ids[k], 24, "bench-u%u", k);
-    for (unsigned s = 0; s < r->sessions; s++) r->user_sessions[s % r->users]++;
+    for (unsigned k = 0; k < r->users; k++)
+        snprintf(r->user_ids[k], 24, "bench-u%u", k);
+    for (unsigned s = 0; s < r->sessions; s++)
+        r->user_sessions[s % r->users]++;
     snprintf(r->run_nonce, sizeof r->run_nonce, "%x%llx", (unsigned)getpid(),
              (unsigned long long)(now_ns() / 1000) & 0xffffffffull);
     return 0;
@@ -163,7 +192,8 @@ static int setup_users(bench_run_t *r)
  * on frames shaped like the gateway's, without sockets. */
 static int self_test(bench_run_t *r)
 {
-    const unsigned frames = 4096, rounds = 512; /* 2.5 MB of frames: cache-warm, as fresh from recv */
+    const unsigned frames = 4096,
+                   rounds = 512; /* 2.5 MB of frames: cache-warm, as fresh from recv */
     r->sessions = r->users = 1000;
     r->messages = frames;
     if (setup_users(r) < 0) return 1;
@@ -233,10 +263,19 @@ int bench_e2e_main(int argc, char **argv)
     int rc = 1;
     memset(&ps, 0, sizeof ps);
     if (!r) return 1;
-    *r = (bench_run_t){.mix = {10, 40, 40, 10}, .payload_bytes = 300, .batch = 256,
-                       .window = 8, .timeout_s = 60, .src_addrs = 1, .spawn = true,
+    *r = (bench_run_t){.mix = {10, 40, 40, 10},
+                       .payload_bytes = 300,
+                       .batch = 256,
+                       .window = 8,
+                       .timeout_s = 60,
+                       .src_addrs = 1,
+                       .spawn = true,
                        .stop = &bench_stop};
-    if (parse_args(r, argc, argv) < 0) goto out;
+    int parsed = parse_args(r, argc, argv);
+    if (parsed != 0) {
+        rc = parsed > 0 ? 0 : 1;
+        goto out;
+    }
     if (r->self_test) {
         rc = self_test(r);
         goto out;

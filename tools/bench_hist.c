@@ -43,7 +43,8 @@ void bhist_merge(bhist_t *dst, const bhist_t *src)
     if (src->max > dst->max) dst->max = src->max;
     dst->count += src->count;
     dst->sum += src->sum;
-    for (unsigned i = 0; i < BHIST_BUCKETS; i++) dst->buckets[i] += src->buckets[i];
+    for (unsigned i = 0; i < BHIST_BUCKETS; i++)
+        dst->buckets[i] += src->buckets[i];
 }
 
 uint64_t bhist_percentile(const bhist_t *h, double p)

@@ -14,7 +14,8 @@ static int scan_u64(const char **p, const char *end, uint64_t *v)
     const char *q = *p;
     uint64_t x = 0;
     if (q >= end || *q < '0' || *q > '9') return -1;
-    while (q < end && *q >= '0' && *q <= '9') x = x * 10 + (uint64_t)(*q++ - '0');
+    while (q < end && *q >= '0' && *q <= '9')
+        x = x * 10 + (uint64_t)(*q++ - '0');
     *v = x;
     *p = q;
     return 0;

@@ -68,8 +68,7 @@ static unsigned free_ports(unsigned count)
     return 0;
 }
 
-static int set_override(bench_run_t *r, char *store, size_t len, const char *key,
-                        const char *value)
+static int set_override(bench_run_t *r, char *store, size_t len, const char *key, const char *value)
 {
     herald_error_t err;
     if (r->n_overrides >= BENCH_MAX_OVERRIDES) return -1;
@@ -100,8 +99,10 @@ static pid_t start_child(bprocs_t *ps, const bench_run_t *r, const char *bin, in
         argv[n++] = r->overrides[i];
     }
     argv[n] = NULL;
-    if (gw < 0) snprintf(log, sizeof log, "%s/broker.log", ps->run_dir);
-    else snprintf(log, sizeof log, "%s/gateway%d.log", ps->run_dir, gw);
+    if (gw < 0)
+        snprintf(log, sizeof log, "%s/broker.log", ps->run_dir);
+    else
+        snprintf(log, sizeof log, "%s/gateway%d.log", ps->run_dir, gw);
     pid_t parent = getpid(), pid = fork();
     if (pid != 0) return pid;
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
@@ -142,8 +143,8 @@ static int wait_ready(bproc_t *p, const struct sockaddr *sa, socklen_t len)
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
     }
-    fprintf(stderr, "herald-bench: %s (pid %d) not accepting connections after 15 s\n",
-            p->name, (int)p->pid);
+    fprintf(stderr, "herald-bench: %s (pid %d) not accepting connections after 15 s\n", p->name,
+            (int)p->pid);
     return -1;
 }
 
@@ -154,7 +155,8 @@ static void print_log_tail(const bprocs_t *ps, const char *file)
     FILE *f = fopen(path, "r");
     if (!f) return;
     fprintf(stderr, "--- %s\n", path);
-    for (int n = 0; fgets(line, sizeof line, f) && n < 40; n++) fputs(line, stderr);
+    for (int n = 0; fgets(line, sizeof line, f) && n < 40; n++)
+        fputs(line, stderr);
     fclose(f);
 }
 
@@ -171,7 +173,8 @@ static int write_config(bprocs_t *ps, bench_run_t *r, char *path, size_t len)
     close(fd);
     if (!(f = fopen(path, "w"))) return -1;
     fprintf(f, "; written by herald-bench for one run\n[auth]\nsecret = bench-");
-    for (size_t i = 0; i < sizeof key; i++) fprintf(f, "%02x", key[i]);
+    for (size_t i = 0; i < sizeof key; i++)
+        fprintf(f, "%02x", key[i]);
     fprintf(f, "\n");
     if (fclose(f) != 0) return -1;
     r->config_path = path;
@@ -321,8 +324,10 @@ static double machine_busy_s(void)
 
 void bprocs_sample(bprocs_t *ps, bool start)
 {
-    if (start) ps->sys_busy0_s = machine_busy_s();
-    else ps->sys_busy_s = machine_busy_s();
+    if (start)
+        ps->sys_busy0_s = machine_busy_s();
+    else
+        ps->sys_busy_s = machine_busy_s();
     for (unsigned i = 0; i < ps->n; i++) {
         bproc_t *p = &ps->procs[i];
         if (!p->pid) continue;
@@ -373,8 +378,8 @@ void bprocs_stop(bprocs_t *ps)
         uint64_t deadline = mono_ns() + STOP_GRACE_NS;
         while (waitpid(p->pid, NULL, WNOHANG) == 0) {
             if (mono_ns() > deadline) {
-                fprintf(stderr, "herald-bench: %s (pid %d) ignored SIGTERM; killing it\n",
-                        p->name, (int)p->pid);
+                fprintf(stderr, "herald-bench: %s (pid %d) ignored SIGTERM; killing it\n", p->name,
+                        (int)p->pid);
                 kill(p->pid, SIGKILL);
                 waitpid(p->pid, NULL, 0);
                 break;

@@ -45,8 +45,7 @@ static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v, size_t
 
 /* One trade_executed notification. bench_t0 and bench_i come first in the payload: the
  * receive fast path (bench_parse.c) looks for them there. */
-static void pack_one(const bench_run_t *r, msgpack_packer *pk, uint64_t i, uint64_t t0,
-                     size_t pad)
+static void pack_one(const bench_run_t *r, msgpack_packer *pk, uint64_t i, uint64_t t0, size_t pad)
 {
     static const char pad_chars[] =
         "settlement T+0; venue XSHG; account class retail; fee schedule standard; "
@@ -112,7 +111,8 @@ size_t bench_pub_encode(const bench_run_t *r, uint64_t first, unsigned n, uint64
     msgpack_sbuffer_clear(sb);
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, n);
-    for (unsigned k = 0; k < n; k++) pack_one(r, &pk, first + k, t0, pad);
+    for (unsigned k = 0; k < n; k++)
+        pack_one(r, &pk, first + k, t0, pad);
     return sb->size;
 }
 
@@ -185,8 +185,7 @@ static void pub_run(bench_run_t *r, herald_client_t *c)
     while ((next < r->messages || busy) && !*r->stop) {
         uint64_t now = mono_ns();
         if (now > deadline) {
-            snprintf(r->pub_error, sizeof r->pub_error, "timeout with %u frames unanswered",
-                     busy);
+            snprintf(r->pub_error, sizeof r->pub_error, "timeout with %u frames unanswered", busy);
             break;
         }
         unsigned n = busy < r->window && next < r->messages ? pub_due(r, next, start, now) : 0;

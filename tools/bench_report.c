@@ -32,7 +32,8 @@ void bench_totals(const bench_run_t *r, unsigned dropped_sessions, double bench_
 static uint64_t refused_total(const bench_run_t *r)
 {
     uint64_t n = 0;
-    for (int e = 0; e < HERR__COUNT; e++) n += r->pub_refused[e];
+    for (int e = 0; e < HERR__COUNT; e++)
+        n += r->pub_refused[e];
     return n;
 }
 
@@ -55,8 +56,7 @@ static void json_procs(const bprocs_t *ps)
     for (unsigned i = 0; i < ps->n; i++) {
         const bproc_t *p = &ps->procs[i];
         printf("%s{\"name\":\"%s\",\"pid\":%d,\"cpu_s\":%.3f,\"rss_kib\":%ld,\"hwm_kib\":%ld}",
-               i ? "," : "", p->name, (int)p->pid, p->cpu_s - p->cpu0_s, p->rss_kib,
-               p->hwm_kib);
+               i ? "," : "", p->name, (int)p->pid, p->cpu_s - p->cpu0_s, p->rss_kib, p->hwm_kib);
     }
     printf("]");
 }
@@ -66,9 +66,12 @@ static void json_str(const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 0x20) printf("\\u%04x", c);
-        else putchar(c);
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
     }
 }
 
@@ -77,7 +80,8 @@ static void json_str(const char *s)
 static double other_cpu_s(const bprocs_t *ps, const bench_totals_t *t)
 {
     double ours = t->bench_cpu_s;
-    for (unsigned i = 0; i < ps->n; i++) ours += ps->procs[i].cpu_s - ps->procs[i].cpu0_s;
+    for (unsigned i = 0; i < ps->n; i++)
+        ours += ps->procs[i].cpu_s - ps->procs[i].cpu0_s;
     double other = ps->sys_busy_s - ps->sys_busy0_s - ours;
     return other > 0 ? other : 0;
 }
@@ -87,9 +91,8 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
     printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,"
            "\"messages\":%" PRIu64 ",\"rate\":%.0f,\"payload_bytes\":%u,\"batch\":%u,"
            "\"window\":%u,\"mix\":[%u,%u,%u,%u],",
-           r->spawn ? "spawn" : "target", r->sessions, r->users, r->gateways, r->messages,
-           r->rate, r->payload_bytes, r->batch, r->window, r->mix[0], r->mix[1], r->mix[2],
-           r->mix[3]);
+           r->spawn ? "spawn" : "target", r->sessions, r->users, r->gateways, r->messages, r->rate,
+           r->payload_bytes, r->batch, r->window, r->mix[0], r->mix[1], r->mix[2], r->mix[3]);
     printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"refused\":%" PRIu64
            ",\"expected\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
            ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%" PRIu64 ",\"foreign\":%" PRIu64
@@ -107,7 +110,8 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
     unsigned last = (unsigned)((t->elapsed_s * 1e9) / BENCH_TICK_NS) + 1;
     for (unsigned i = 0; i < last && i < r->n_ticks; i += per_s) {
         uint64_t n = 0;
-        for (unsigned k = i; k < i + per_s && k < r->n_ticks; k++) n += r->rx_per_tick[k];
+        for (unsigned k = i; k < i + per_s && k < r->n_ticks; k++)
+            n += r->rx_per_tick[k];
         printf("%s%llu", i ? "," : "", (unsigned long long)n);
     }
     printf("],");
@@ -125,23 +129,27 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
 static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
 {
     FILE *o = stderr;
-    fprintf(o, "\nherald-bench e2e: %u sessions, %u users, %u gateways, %" PRIu64
-               " notifications, %s\n",
-            r->sessions, r->users, r->gateways, r->messages,
-            r->rate > 0 ? "paced" : "max rate");
-    fprintf(o, "  delivered/s %10.0f over %.3f s (first publish to last delivery); best 1 s window "
-               "%.0f/s\n",
+    fprintf(o,
+            "\nherald-bench e2e: %u sessions, %u users, %u gateways, %" PRIu64
+            " notifications, %s\n",
+            r->sessions, r->users, r->gateways, r->messages, r->rate > 0 ? "paced" : "max rate");
+    fprintf(o,
+            "  delivered/s %10.0f over %.3f s (first publish to last delivery); best 1 s window "
+            "%.0f/s\n",
             t->delivered_per_s, t->elapsed_s, t->peak_per_s);
-    fprintf(o, "  sent %" PRIu64 "  acked %" PRIu64 "  refused %" PRIu64 "  expected %" PRIu64
-               "  received %" PRIu64 "\n",
+    fprintf(o,
+            "  sent %" PRIu64 "  acked %" PRIu64 "  refused %" PRIu64 "  expected %" PRIu64
+            "  received %" PRIu64 "\n",
             r->pub_sent, r->pub_acked, refused_total(r), t->expected, r->received);
-    fprintf(o, "  lost %" PRIu64 "  duplicates %" PRIu64 "  out-of-order %" PRIu64
-               "  foreign %" PRIu64 "  dropped sessions %u\n",
+    fprintf(o,
+            "  lost %" PRIu64 "  duplicates %" PRIu64 "  out-of-order %" PRIu64 "  foreign %" PRIu64
+            "  dropped sessions %u\n",
             t->lost, r->duplicates, r->out_of_order, r->foreign, t->dropped_sessions);
     for (int e = 1; e < HERR__COUNT; e++)
         if (r->pub_refused[e])
             fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code((herr_t)e), r->pub_refused[e]);
-    fprintf(o, "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
+    fprintf(o,
+            "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
         const bhist_t *h = &r->lat[p];
         fprintf(o, "  P%u        %12" PRIu64, p, h->count);
@@ -152,11 +160,12 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
     fprintf(o, "\n  process        pid      cpu s    rss KiB   peak KiB\n");
     for (unsigned i = 0; i < ps->n; i++) {
         const bproc_t *p = &ps->procs[i];
-        fprintf(o, "  %-10s %7d %10.2f %10ld %10ld\n", p->name, (int)p->pid,
-                p->cpu_s - p->cpu0_s, p->rss_kib, p->hwm_kib);
+        fprintf(o, "  %-10s %7d %10.2f %10ld %10ld\n", p->name, (int)p->pid, p->cpu_s - p->cpu0_s,
+                p->rss_kib, p->hwm_kib);
     }
-    fprintf(o, "  bench      %7s %10.2f  (publisher %.2f, receiver %.2f: %.0f deliveries per "
-               "receiver CPU second)\n",
+    fprintf(o,
+            "  bench      %7s %10.2f  (publisher %.2f, receiver %.2f: %.0f deliveries per "
+            "receiver CPU second)\n",
             "-", t->bench_cpu_s, r->pub_cpu_s, r->rx_cpu_s, t->rx_ceiling_per_s);
     fprintf(o, "  machine busy %.2f CPU s, of which %.2f by other processes\n",
             ps->sys_busy_s - ps->sys_busy0_s, other_cpu_s(ps, t));

@@ -6,12 +6,12 @@
 #include "bench_procs.h"
 
 typedef struct {
-    uint64_t expected;      /* deliveries owed for acknowledged notifications */
-    uint64_t lost;          /* expected - received (never negative) */
-    double elapsed_s;       /* first publish -> last delivery (or last ack) */
-    double delivered_per_s; /* received / elapsed: includes the P2/P3 flush-delay tail */
-    double peak_per_s;      /* most deliveries in any 1 s window (sustained rate) */
-    double bench_cpu_s;     /* whole bench process during the measurement */
+    uint64_t expected;       /* deliveries owed for acknowledged notifications */
+    uint64_t lost;           /* expected - received (never negative) */
+    double elapsed_s;        /* first publish -> last delivery (or last ack) */
+    double delivered_per_s;  /* received / elapsed: includes the P2/P3 flush-delay tail */
+    double peak_per_s;       /* most deliveries in any 1 s window (sustained rate) */
+    double bench_cpu_s;      /* whole bench process during the measurement */
     double rx_ceiling_per_s; /* deliveries per CPU second of the receive loop */
     unsigned dropped_sessions;
 } bench_totals_t;

@@ -13,7 +13,7 @@
 #include "jwt.h"
 #include "shard.h"
 
-#define MAX_HANDSHAKES 256  /* connects in flight: stays below the gateways' listen backlog */
+#define MAX_HANDSHAKES 256 /* connects in flight: stays below the gateways' listen backlog */
 #define MAX_TRIES      3
 #define TICK_US        (5 * LWS_US_PER_MS)
 #define TOKEN_TTL_S    86400
@@ -38,7 +38,7 @@ struct bws_pool {
     struct lws_context *ctx;
     lws_sorted_usec_list_t tick;
     bsess_t *s;
-    unsigned next;       /* next session index to start connecting */
+    unsigned next; /* next session index to start connecting */
     unsigned handshaking;
     unsigned welcomed;
     unsigned failed;     /* gave up connecting */
@@ -60,8 +60,8 @@ static void sess_connect(bws_pool_t *p, unsigned idx)
     char token[512], path[600], iface[20];
     struct lws_client_connect_info ci;
 
-    if (jwt_mint(r->cfg.auth_secret, user, (uint64_t)time(NULL), TOKEN_TTL_S, token,
-                 sizeof token) < 0) {
+    if (jwt_mint(r->cfg.auth_secret, user, (uint64_t)time(NULL), TOKEN_TTL_S, token, sizeof token) <
+        0) {
         fprintf(stderr, "herald-bench: token for %s does not fit\n", user);
         s->state = SS_GONE;
         p->failed++;
@@ -97,7 +97,8 @@ static void sess_connect(bws_pool_t *p, unsigned idx)
 static void pool_start_connects(bws_pool_t *p)
 {
     const bench_run_t *r = p->r;
-    while (p->handshaking < MAX_HANDSHAKES && p->next < r->sessions) sess_connect(p, p->next++);
+    while (p->handshaking < MAX_HANDSHAKES && p->next < r->sessions)
+        sess_connect(p, p->next++);
     for (unsigned i = p->retry_from; i < p->next && p->handshaking < MAX_HANDSHAKES; i++) {
         bsess_t *s = &p->s[i];
         if (s->state != SS_IDLE) {
@@ -204,7 +205,8 @@ static void sess_gone(bsess_t *s, bool error)
         s->state = SS_GONE;
     } else if (s->state == SS_CONNECTING || s->state == SS_OPEN) {
         s->state = error ? SS_IDLE : SS_GONE; /* an error before welcome is retried */
-        if (s->state == SS_IDLE && s - p->s < (long)p->retry_from) p->retry_from = (unsigned)(s - p->s);
+        if (s->state == SS_IDLE && s - p->s < (long)p->retry_from)
+            p->retry_from = (unsigned)(s - p->s);
         if (s->state == SS_GONE) p->failed++;
     }
     s->wsi = NULL;
@@ -292,8 +294,7 @@ int bws_connect_all(bws_pool_t *p, double timeout_s)
     uint64_t deadline = mono_ns() + (uint64_t)(timeout_s * 1e9);
     pool_start_connects(p);
     lws_sul_schedule(p->ctx, 0, &p->tick, pool_tick, TICK_US);
-    while (p->welcomed + p->failed + p->dropped < r->sessions && !*r->stop &&
-           mono_ns() < deadline)
+    while (p->welcomed + p->failed + p->dropped < r->sessions && !*r->stop && mono_ns() < deadline)
         lws_service(p->ctx, 0);
     if (p->welcomed == r->sessions) return 0;
     fprintf(stderr, "herald-bench: %u of %u sessions welcomed (%u failed, %u closed)%s\n",
@@ -363,7 +364,8 @@ double bws_selftest(bench_run_t *r, unsigned frames, unsigned rounds)
     }
 out:
     if (pool.s)
-        for (unsigned i = 0; i < r->sessions; i++) free(pool.s[i].seen);
+        for (unsigned i = 0; i < r->sessions; i++)
+            free(pool.s[i].seen);
     free(pool.s);
     free(lens);
     free(text);

@@ -31,7 +31,8 @@ static int run_bench(char *const args[], char *out, size_t outlen, pid_t *pid)
     close(fds[1]);
     size_t n = 0;
     ssize_t got;
-    while ((got = read(fds[0], out + n, outlen - 1 - n)) > 0) n += (size_t)got;
+    while ((got = read(fds[0], out + n, outlen - 1 - n)) > 0)
+        n += (size_t)got;
     out[n] = '\0';
     close(fds[0]);
     int st;
@@ -64,8 +65,9 @@ START_TEST(bench_e2e_delivers_every_notification_to_every_session_and_cleans_up)
 {
     static char out[1 << 16];
     /* 30 sessions of 10 users: each notification is owed to 3 sessions */
-    char *const args[] = {"herald-bench", "e2e", "-S", "30", "--users", "10", "-M", "3000",
-                          "--rate", "20000", "--gateways", "2", "--timeout", "60", NULL};
+    char *const args[] = {"herald-bench", "e2e", "-S",        "30",     "--users",
+                          "10",           "-M",  "3000",      "--rate", "20000",
+                          "--gateways",   "2",   "--timeout", "60",     NULL};
     pid_t pid;
     int rc = run_bench(args, out, sizeof out, &pid);
     ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);

@@ -10,19 +10,30 @@ static bhist_t h;
 START_TEST(hist_is_exact_below_128)
 {
     bhist_init(&h);
-    for (uint64_t v = 0; v < 128; v++) bhist_record(&h, v);
+    for (uint64_t v = 0; v < 128; v++)
+        bhist_record(&h, v);
     ck_assert_uint_eq(h.count, 128);
     ck_assert_uint_eq(bhist_percentile(&h, 50), 63);
     ck_assert_uint_eq(bhist_percentile(&h, 1), 1);
     ck_assert_uint_eq(bhist_percentile(&h, 100), 127);
-    for (uint64_t v = 0; v < 128; v++) ck_assert_uint_eq(bhist_bucket_high(bhist_index(v)), v);
+    for (uint64_t v = 0; v < 128; v++)
+        ck_assert_uint_eq(bhist_bucket_high(bhist_index(v)), v);
 }
 END_TEST
 
 START_TEST(hist_buckets_contain_their_values_within_one_128th)
 {
-    uint64_t vals[] = {128, 129, 255, 256, 257, 1000, 999999, 1ull << 40, (1ull << 40) + 12345,
-                       UINT64_MAX - 1, UINT64_MAX};
+    uint64_t vals[] = {128,
+                       129,
+                       255,
+                       256,
+                       257,
+                       1000,
+                       999999,
+                       1ull << 40,
+                       (1ull << 40) + 12345,
+                       UINT64_MAX - 1,
+                       UINT64_MAX};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         unsigned idx = bhist_index(vals[i]);
         ck_assert_uint_lt(idx, BHIST_BUCKETS);
@@ -51,13 +62,14 @@ END_TEST
 START_TEST(hist_percentiles_of_a_uniform_range_are_within_one_percent)
 {
     bhist_init(&h);
-    for (uint64_t v = 1; v <= 100000; v++) bhist_record(&h, v * 1000);
+    for (uint64_t v = 1; v <= 100000; v++)
+        bhist_record(&h, v * 1000);
     const double p[] = {50, 90, 99, 99.9};
     const double want[] = {50000e3, 90000e3, 99000e3, 99900e3};
     for (int i = 0; i < 4; i++) {
         double got = (double)bhist_percentile(&h, p[i]);
-        ck_assert_msg(got >= want[i] && got <= want[i] * 1.01, "p%.1f = %.0f, want %.0f", p[i],
-                      got, want[i]);
+        ck_assert_msg(got >= want[i] && got <= want[i] * 1.01, "p%.1f = %.0f, want %.0f", p[i], got,
+                      want[i]);
     }
     ck_assert_uint_eq(bhist_percentile(&h, 100), 100000000);
     ck_assert_uint_eq(h.min, 1000);
@@ -69,7 +81,8 @@ START_TEST(hist_percentile_never_exceeds_max_nor_undercuts_min)
 {
     bhist_init(&h);
     bhist_record(&h, 1000001);
-    for (int i = 0; i < 10; i++) ck_assert_uint_eq(bhist_percentile(&h, i * 10 + 1), 1000001);
+    for (int i = 0; i < 10; i++)
+        ck_assert_uint_eq(bhist_percentile(&h, i * 10 + 1), 1000001);
     bhist_init(&h);
     ck_assert_uint_eq(bhist_percentile(&h, 99), 0);
     ck_assert_uint_eq(bhist_percentile(&h, 100), 0);
@@ -81,7 +94,8 @@ END_TEST
 START_TEST(hist_tail_percentiles_count_ranks_not_interpolate)
 {
     bhist_init(&h);
-    for (int i = 0; i < 999; i++) bhist_record(&h, 100);
+    for (int i = 0; i < 999; i++)
+        bhist_record(&h, 100);
     bhist_record(&h, 5000000);
     ck_assert_uint_eq(bhist_percentile(&h, 99.9), 100);
     ck_assert_uint_eq(bhist_percentile(&h, 99.91), 5000000);

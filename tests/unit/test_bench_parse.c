@@ -5,10 +5,10 @@
 
 #include "bench_parse.h"
 
-#define NOTIF                                                                                  \
-    "{\"type\":\"notification\",\"seq\":17,\"message_id\":\"m-1\",\"message_type\":"        \
-    "\"trade_executed\",\"channel\":\"trade\",\"user_id\":\"u1\",\"priority\":2,"            \
-    "\"timestamp\":1764000000000000000,\"source\":\"MatchingEngine\",\"payload\":{"          \
+#define NOTIF                                                                                      \
+    "{\"type\":\"notification\",\"seq\":17,\"message_id\":\"m-1\",\"message_type\":"               \
+    "\"trade_executed\",\"channel\":\"trade\",\"user_id\":\"u1\",\"priority\":2,"                  \
+    "\"timestamp\":1764000000000000000,\"source\":\"MatchingEngine\",\"payload\":{"                \
     "\"bench_t0\":123456789,\"bench_i\":42,\"price\":1.5}}"
 
 static bmsg_kind_t parse(const char *s, bmsg_t *m)
