@@ -36,7 +36,8 @@ static void usage(void)
             "  --batch N             notifications per request frame (default 256)\n"
             "  --window N            request frames in flight (default 8)\n"
             "  --timeout SECONDS     publish start -> stop waiting (default 60)\n"
-            "  --src-addrs K         spread sessions over 127.0.0.1..K (default 1)\n"
+            "  --src-addrs K         spread sessions over 127.0.0.1..K (default: enough\n"
+            "                        that S uses at most half the ephemeral ports of each)\n"
             "  --config FILE         herald config (target: the running one)\n"
             "  -o section.key=value  config override (passed to spawned processes too)\n"
             "  --spawn | --target    start a private herald (default) or use a running one\n"
@@ -62,6 +63,21 @@ static int parse_mix(const char *s, unsigned mix[HERALD_PRIORITIES])
     for (int p = 0; p < HERALD_PRIORITIES; p++)
         sum += mix[p];
     return sum == 100 ? 0 : -1;
+}
+
+/* Loopback source addresses so that S sessions use at most half of the ephemeral port
+ * range per address (connections of earlier runs may still hold ports in TIME_WAIT). */
+static unsigned auto_src_addrs(unsigned sessions)
+{
+    unsigned lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &lo, &hi) != 2 || hi <= lo) lo = 32768, hi = 60999;
+        fclose(f);
+    }
+    unsigned per_addr = (hi - lo + 1) / 2;
+    unsigned k = sessions / per_addr + 1;
+    return k > 254 ? 254 : k;
 }
 
 /* A numeric option: flag, upper bound, where the value goes (exactly one pointer set). */
@@ -136,7 +152,7 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
     }
     if (r->self_test) return 0;
     if (r->sessions == 0 || r->messages == 0 || r->batch == 0 || r->window == 0 ||
-        r->timeout_s <= 0 || r->src_addrs == 0) {
+        r->timeout_s <= 0) {
         usage();
         return -1;
     }
@@ -146,6 +162,7 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
         return -1;
     }
     if (r->gateways == 0 && r->spawn) r->gateways = 2;
+    if (r->src_addrs == 0) r->src_addrs = auto_src_addrs(r->sessions);
     return 0;
 }
 
@@ -268,7 +285,6 @@ int bench_e2e_main(int argc, char **argv)
                        .batch = 256,
                        .window = 8,
                        .timeout_s = 60,
-                       .src_addrs = 1,
                        .spawn = true,
                        .stop = &bench_stop};
     int parsed = parse_args(r, argc, argv);
