@@ -41,6 +41,7 @@ static void usage(void)
             "  --config FILE         herald config (target: the running one)\n"
             "  -o section.key=value  config override (passed to spawned processes too)\n"
             "  --spawn | --target    start a private herald (default) or use a running one\n"
+            "  --poll                receive on lws's poll() loop, not libev (to compare)\n"
             "  --self-test           measure the bench's own receive path and exit\n"
             "Output: one JSON line on stdout, a table on stderr. Exit 0 ok, 1 error,\n"
             "2 when notifications were lost, duplicated or out of order.\n");
@@ -134,6 +135,8 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 1;
+        } else if (!strcmp(a, "--poll")) {
+            r->use_poll = true;
         } else if (!strcmp(a, "--self-test")) {
             r->self_test = true;
         } else if (val && !strcmp(a, "--priority-mix") && parse_mix(val, r->mix) == 0) {

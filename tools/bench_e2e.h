@@ -33,6 +33,7 @@ typedef struct {
     unsigned src_addrs;              /* loopback source addresses 127.0.0.1.. to spread over */
     bool spawn;
     bool self_test;
+    bool use_poll; /* receive on lws's poll() loop instead of libev (epoll) */
     const char *config_path;
     const char *overrides[BENCH_MAX_OVERRIDES]; /* "section.key=value" for children too */
     unsigned n_overrides;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "bench_parse.h"
@@ -36,6 +37,7 @@ typedef struct {
 struct bws_pool {
     bench_run_t *r;
     struct lws_context *ctx;
+    struct ev_loop *loop; /* libev (epoll) loop lws runs on; NULL: lws's poll() loop */
     lws_sorted_usec_list_t tick;
     bsess_t *s;
     unsigned next; /* next session index to start connecting */
@@ -275,7 +277,22 @@ bws_pool_t *bws_create(bench_run_t *r)
     info.timeout_secs = 30;
     info.retry_and_idle_policy = &bws_no_validity;
     info.connect_timeout_secs = 20;
-    p->ctx = lws_create_context(&info);
+    /* poll() costs O(sessions) per wake-up, which dominated the receive side at 1,000+
+     * sessions: lws runs on a libev (epoll) loop we own when its evlib plugin loads. */
+    void *foreign[1] = {p->loop = r->use_poll ? NULL : ev_loop_new(EVBACKEND_EPOLL)};
+    if (p->loop) {
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        info.foreign_loops = foreign;
+        p->ctx = lws_create_context(&info);
+        if (!p->ctx) {
+            fprintf(stderr, "herald-bench: lws on libev unavailable; using poll()\n");
+            ev_loop_destroy(p->loop);
+            p->loop = NULL;
+            info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+            info.foreign_loops = NULL;
+        }
+    }
+    if (!p->ctx) p->ctx = lws_create_context(&info);
     if (!p->ctx) {
         fprintf(stderr, "herald-bench: lws_create_context failed\n");
         bws_destroy(p);
@@ -288,6 +305,15 @@ oom:
     return NULL;
 }
 
+/* Wait for and handle one round of events. */
+static void pool_service(bws_pool_t *p)
+{
+    if (p->loop)
+        ev_run(p->loop, EVRUN_ONCE);
+    else
+        lws_service(p->ctx, 0);
+}
+
 int bws_connect_all(bws_pool_t *p, double timeout_s)
 {
     const bench_run_t *r = p->r;
@@ -295,7 +321,7 @@ int bws_connect_all(bws_pool_t *p, double timeout_s)
     pool_start_connects(p);
     lws_sul_schedule(p->ctx, 0, &p->tick, pool_tick, TICK_US);
     while (p->welcomed + p->failed + p->dropped < r->sessions && !*r->stop && mono_ns() < deadline)
-        lws_service(p->ctx, 0);
+        pool_service(p);
     if (p->welcomed == r->sessions) return 0;
     fprintf(stderr, "herald-bench: %u of %u sessions welcomed (%u failed, %u closed)%s\n",
             p->welcomed, r->sessions, p->failed, p->dropped,
@@ -308,7 +334,7 @@ void bws_receive(bws_pool_t *p, uint64_t deadline)
     bench_run_t *r = p->r;
     double cpu0 = bench_thread_cpu_s();
     while (!*r->stop && mono_ns() < deadline) {
-        lws_service(p->ctx, 0);
+        pool_service(p);
         /* acquire: pairs with the publisher's release; `expected` is then final */
         if (atomic_load_explicit(&r->pub_done, memory_order_acquire) &&
             r->received >= atomic_load_explicit(&r->expected, memory_order_relaxed))
@@ -381,6 +407,7 @@ void bws_destroy(bws_pool_t *p)
 {
     if (!p) return;
     if (p->ctx) lws_context_destroy(p->ctx);
+    if (p->loop) ev_loop_destroy(p->loop);
     if (p->s) {
         for (unsigned i = 0; i < p->r->sessions; i++) {
             free(p->s[i].seen);
