@@ -7,7 +7,10 @@ packages=(
   meson ninja-build pkg-config gcc python3
   liburing-dev libwebsockets-dev libmsgpack-dev check libinih-dev
   libssl-dev libjansson-dev zlib1g-dev
+  nginx libnginx-mod-http-perl
 )
+# nginx is only run by tests/integration/test_nginx.sh (its own temp prefix, loopback ports);
+# where the package's own service may start, it is the distribution's, not ours.
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libclang-rt-14-dev); fi
 
 missing=()
