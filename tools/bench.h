@@ -5,4 +5,8 @@
 /* `herald-bench ring ...`: ring throughput between two processes (bench_ring.c). */
 int bench_ring_main(int argc, char **argv);
 
+/* `herald-bench e2e ...`: end to end through broker, rings, gateways and WebSocket
+ * sessions (bench_e2e.c). */
+int bench_e2e_main(int argc, char **argv);
+
 #endif
