@@ -22,7 +22,9 @@ typedef struct {
 
 /* {"op":"subscribe","channels":["trade"]}, {"op":"unsubscribe",...}, {"op":"resume","since":S},
  * {"op":"ping"}. Errors: HERR_MALFORMED, HERR_NOT_MAP, HERR_UNKNOWN_OP, HERR_MISSING_FIELD,
- * HERR_BAD_KIND, HERR_BAD_VALUE (unknown channel, negative since) - each naming the field. */
+ * HERR_BAD_KIND, HERR_BAD_VALUE (unknown channel, negative since) - each naming the field;
+ * also HERR_TOO_LARGE (an op over 4 KiB) and, for msgpack, HERR_TRUNCATED / HERR_TRAILING.
+ * Unknown extra fields are ignored. */
 int clientop_parse_json(const char *text, size_t len, client_op_t *op, herald_error_t *err);
 int clientop_parse_msgpack(const uint8_t *buf, size_t len, client_op_t *op, herald_error_t *err);
 

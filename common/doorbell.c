@@ -189,7 +189,9 @@ void doorbell_close(doorbell_t *d)
         /* The thread may be between its stop check and its futex wait: keep waking both
          * words until it reports it is done. */
         struct timespec ms = {0, 1000000};
+        /* pairs with the thread's release store of done as it exits */
         while (!atomic_load_explicit(&d->done, memory_order_acquire)) {
+            /* pairs with the thread's acquire load of ctl: it wakes and sees stop */
             atomic_fetch_add_explicit(&d->ctl, 1, memory_order_release);
             syscall(SYS_futex, (uint32_t *)&d->ctl, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
             doorbell_wake(d->word);

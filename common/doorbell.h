@@ -7,11 +7,14 @@
  * doorbell_open picks one of two mechanisms by probing, once:
  *   DOORBELL_URING_FUTEX  IORING_OP_FUTEX_WAIT (Linux >= 6.7): the wait itself is an SQE
  *                         and completes when the word is woken or no longer holds the
- *                         expected value. Chosen when a live probe wait on a private word
- *                         completes with -EAGAIN as the kernel documents.
+ *                         expected value. Chosen when a probe (a wait for a value a
+ *                         scratch word does not hold, on a scratch io_uring) completes
+ *                         with -EAGAIN; kernels without the opcode answer -EINVAL.
  *   DOORBELL_THREAD       otherwise: a helper thread blocks in futex(FUTEX_WAIT) and writes
  *                         an eventfd; the SQE is a read of that eventfd.
  * The environment variable HERALD_DOORBELL=thread forces the fallback (tests use it).
+ * Either way one armed wait costs one SQE and one CQE, and nothing runs while the ring is
+ * idle (the fallback thread sleeps in the kernel).
  *
  * Use (consumer):
  *   ring_read_batch() returned 0  ->  doorbell_arm(d, TAG)

@@ -229,23 +229,48 @@ static void put_double(jbuf_t *b, double v)
     jbuf_put(b, tmp, (size_t)k);
 }
 
-static void put_key(jbuf_t *b, const msgpack_object *k)
+static void put_value(jbuf_t *b, const msgpack_object *o, bool in_key);
+
+/* A map key as a JSON string. Scalars become the string of their JSON text (which needs no
+ * escaping). An array or map key becomes the string of its JSON text too, but inside such a
+ * text, array and map keys are written as "[...]" / "{...}": escaping a key within a key
+ * within a key ... doubles the backslashes at every level, so a small input nested 30 deep
+ * would otherwise render to gigabytes. */
+static void put_key(jbuf_t *b, const msgpack_object *k, bool in_key)
 {
-    if (k->type == MSGPACK_OBJECT_STR) {
+    switch (k->type) {
+    case MSGPACK_OBJECT_STR:
         json_put_str(b, k->via.str.ptr, k->via.str.size);
-    } else if (k->type == MSGPACK_OBJECT_BIN) {
+        return;
+    case MSGPACK_OBJECT_BIN:
         json_put_str(b, k->via.bin.ptr, k->via.bin.size);
-    } else {
-        /* A non-string key becomes the string of its JSON form (rare: render aside). */
+        return;
+    case MSGPACK_OBJECT_ARRAY:
+    case MSGPACK_OBJECT_MAP: {
+        if (in_key) {
+            jbuf_puts(b, k->type == MSGPACK_OBJECT_ARRAY ? "\"[...]\"" : "\"{...}\"");
+            return;
+        }
         jbuf_t tmp;
         jbuf_init(&tmp, 0);
-        json_put_msgpack(&tmp, k);
+        put_value(&tmp, k, true);
         json_put_str(b, tmp.data, tmp.len);
         jbuf_free(&tmp);
+        return;
+    }
+    default:
+        jbuf_putc(b, '"');
+        put_value(b, k, in_key);
+        jbuf_putc(b, '"');
     }
 }
 
 void json_put_msgpack(jbuf_t *b, const msgpack_object *o)
+{
+    put_value(b, o, false);
+}
+
+static void put_value(jbuf_t *b, const msgpack_object *o, bool in_key)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -277,7 +302,7 @@ void json_put_msgpack(jbuf_t *b, const msgpack_object *o)
         jbuf_putc(b, '[');
         for (uint32_t i = 0; i < o->via.array.size; i++) {
             if (i) jbuf_putc(b, ',');
-            json_put_msgpack(b, &o->via.array.ptr[i]);
+            put_value(b, &o->via.array.ptr[i], in_key);
         }
         jbuf_putc(b, ']');
         break;
@@ -285,9 +310,9 @@ void json_put_msgpack(jbuf_t *b, const msgpack_object *o)
         jbuf_putc(b, '{');
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             if (i) jbuf_putc(b, ',');
-            put_key(b, &o->via.map.ptr[i].key);
+            put_key(b, &o->via.map.ptr[i].key, in_key);
             jbuf_putc(b, ':');
-            json_put_msgpack(b, &o->via.map.ptr[i].val);
+            put_value(b, &o->via.map.ptr[i].val, in_key);
         }
         jbuf_putc(b, '}');
         break;

@@ -1,7 +1,9 @@
 /* json.h - a small fast JSON writer (client frames) and JSON input via jansson.
  *
  * Strings are written with quotes, backslashes and control characters escaped; invalid
- * UTF-8 sequences are replaced by U+FFFD (so output is always valid UTF-8 JSON). */
+ * UTF-8 sequences are replaced by U+FFFD (so output is always valid UTF-8 JSON): one U+FFFD
+ * per maximal invalid subpart, as Unicode recommends (overlong forms, surrogates, > U+10FFFF,
+ * bytes 0xF5..0xFF, stray continuation bytes and truncated sequences are all invalid). */
 #ifndef HERALD_JSON_H
 #define HERALD_JSON_H
 

@@ -138,14 +138,20 @@ int model_channel_find(const char *name, size_t len)
     return -1;
 }
 
-static const msgpack_object *map_get(const msgpack_object *map, const char *key, size_t klen)
+/* Find key in map, searching from *hint on and wrapping around; producers usually send the
+ * fields in schema order, so each lookup then succeeds at its first comparison. */
+static const msgpack_object *map_get(const msgpack_object *map, const char *key, size_t klen,
+                                     uint32_t *hint)
 {
     const msgpack_object_kv *kv = map->via.map.ptr;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
+    uint32_t n = map->via.map.size;
+    for (uint32_t j = 0, i = *hint; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
         const msgpack_object *k = &kv[i].key;
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
+            k->via.str.ptr[0] == key[0] && memcmp(k->via.str.ptr, key, klen) == 0) {
+            *hint = i + 1 == n ? 0 : i + 1;
             return &kv[i].val;
+        }
     }
     return NULL;
 }
@@ -193,9 +199,10 @@ int model_validate_payload(const msg_type_t *type, const msgpack_object *payload
 {
     if (payload->type != MSGPACK_OBJECT_MAP)
         return herr_set(err, HERR_NOT_MAP, "payload", "payload must be a map");
+    uint32_t hint = 0;
     for (size_t i = 0; i < type->n_required; i++) {
         const field_spec_t *f = &type->required[i];
-        const msgpack_object *v = map_get(payload, f->name, strlen(f->name));
+        const msgpack_object *v = map_get(payload, f->name, strlen(f->name), &hint);
         if (!v) return payload_error(err, HERR_MISSING_FIELD, type, f);
         if (!kind_matches(f->kind, v->type)) return payload_error(err, HERR_BAD_KIND, type, f);
     }

@@ -217,9 +217,11 @@ int ring_open(ring_t **out, const char *name, ring_mode_t mode, size_t capacity,
     if (created) header_init(r->hdr, (uint64_t)st.st_size - RING_HEADER_BYTES, gateway_id);
     rc = header_validate(r->hdr, r->map_bytes, path, err);
     if (rc < 0) goto fail;
-    r->capacity = r->hdr->capacity;
+    /* From the validated mapping size, not from the header again: another process could
+     * change the header after our check, never our mapping. */
+    r->capacity = r->map_bytes - RING_HEADER_BYTES;
     r->mask = r->capacity - 1;
-    r->max_record = r->hdr->max_record;
+    r->max_record = (uint32_t)(r->capacity / 8);
     r->data = (uint8_t *)map + RING_HEADER_BYTES;
 
     ring_header_t *h = r->hdr;

@@ -4,10 +4,13 @@
 set -euo pipefail
 
 packages=(
-  meson ninja-build pkg-config gcc python3
+  meson ninja-build pkg-config gcc python3 libev-dev
   liburing-dev libwebsockets-dev libmsgpack-dev check libinih-dev
   libssl-dev libjansson-dev zlib1g-dev
+  nginx libnginx-mod-http-perl
 )
+# nginx is only run by tests/integration/test_nginx.sh (its own temp prefix, loopback ports);
+# where the package's own service may start, it is the distribution's, not ours.
 if [ "${1:-}" = "--fuzz" ]; then packages+=(clang libclang-rt-14-dev); fi
 
 missing=()

@@ -126,17 +126,18 @@ static int bench_consumer(const char *name, const ring_bench_opts_t *o, int read
     return write(result_fd, &res, sizeof res) == (ssize_t)sizeof res ? 0 : 1;
 }
 
-/* The producer (this process): write count records of o->size bytes. */
-static int bench_produce(ring_t *r, const ring_bench_opts_t *o, const uint8_t *payload)
+/* The producer (this process): write count records of o->size bytes, each starting with its
+ * sequence number (as the broker writes an encoded notification from its own buffer). */
+static int bench_produce(ring_t *r, const ring_bench_opts_t *o, uint8_t *payload)
 {
     uint64_t seq = 0, spins = 0;
     uint64_t deadline = mono_ns() + BENCH_TIMEOUT_S * 1000000000ull;
-    uint32_t head_len = o->size >= 8 ? 8 : 0;
+    size_t seq_bytes = o->size >= 8 ? 8 : 0;
     while (seq < o->count) {
         uint64_t end = seq + o->batch < o->count ? seq + o->batch : o->count;
         for (; seq < end; seq++) {
-            int rc = head_len ? ring_write2(r, RING_REC_USER, &seq, 8, payload + 8, o->size - 8)
-                              : ring_write(r, RING_REC_USER, payload, o->size);
+            memcpy(payload, &seq, seq_bytes);
+            int rc = ring_write(r, RING_REC_USER, payload, o->size);
             if (rc == -ENOSPC) break;
             if (rc < 0) {
                 fprintf(stderr, "herald-bench: ring_write: %s\n", strerror(-rc));

@@ -92,6 +92,7 @@ def codec_seeds():
     seeds["kinds"] = pack({"message_type": "position_limit", "user_id": "u",
                            "payload": {"b": b"\x00\xff", "n": None, "f": 1.5, "i": -7,
                                        "a": [True, False], 1: "int key"}})
+    seeds["nested_keys"] = b"\x81" * 30 + b"\x01" + b"\x02" * 30  # maps as keys of maps
     seeds["nul_key"] = pack({"message_type": "market_halt", "user_id": "u",
                              "payload": {"k\x00ey": 1}})
     return seeds

@@ -157,6 +157,90 @@ START_TEST(codec_seq_is_fixed_width_at_documented_offset)
 }
 END_TEST
 
+/* Pack a payload holding every kind at the boundaries of its encodings. */
+static void pack_boundary_payload(msgpack_packer *pk)
+{
+    static char big[20000];
+    const uint64_t uints[] = {0,     127,   128,         255,         256,
+                              65535, 65536, 4294967295u, 4294967296u, UINT64_MAX};
+    const int64_t ints[] = {
+        -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1, INT64_MIN};
+    const size_t lens[] = {0, 1, 2, 3, 4, 8, 16, 17, 31, 32, 255, 256, 20000};
+    size_t nl = sizeof lens / sizeof lens[0];
+    msgpack_pack_map(pk, 9);
+    msgpack_pack_str_with_body(pk, "u", 1);
+    msgpack_pack_array(pk, 10);
+    for (int i = 0; i < 10; i++)
+        msgpack_pack_uint64(pk, uints[i]);
+    msgpack_pack_str_with_body(pk, "i", 1);
+    msgpack_pack_array(pk, 10);
+    for (int i = 0; i < 10; i++)
+        msgpack_pack_int64(pk, ints[i]);
+    msgpack_pack_str_with_body(pk, "f", 1);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_float(pk, 1.5f);
+    msgpack_pack_double(pk, -0.1);
+    msgpack_pack_nil(pk);
+    msgpack_pack_true(pk);
+    msgpack_pack_str_with_body(pk, "s", 1);
+    msgpack_pack_array(pk, (uint32_t)nl);
+    for (size_t i = 0; i < nl; i++)
+        msgpack_pack_str_with_body(pk, big, lens[i] / 2);
+    msgpack_pack_str_with_body(pk, "b", 1);
+    msgpack_pack_array(pk, (uint32_t)nl);
+    for (size_t i = 0; i < nl; i++)
+        msgpack_pack_bin_with_body(pk, big, lens[i] / 2);
+    msgpack_pack_str_with_body(pk, "e", 1);
+    msgpack_pack_array(pk, (uint32_t)nl);
+    for (size_t i = 0; i < nl; i++)
+        msgpack_pack_ext_with_body(pk, big, lens[i] / 2, -3);
+    msgpack_pack_str_with_body(pk, "a", 1);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 15);
+    for (int i = 0; i < 15; i++)
+        msgpack_pack_nil(pk);
+    msgpack_pack_array(pk, 16);
+    for (int i = 0; i < 16; i++)
+        msgpack_pack_nil(pk);
+    msgpack_pack_str_with_body(pk, "m", 1);
+    msgpack_pack_map(pk, 16);
+    for (int i = 0; i < 16; i++) {
+        msgpack_pack_int(pk, i);
+        msgpack_pack_map(pk, 0);
+    }
+    msgpack_pack_uint8(pk, 7); /* a non-string key */
+    msgpack_pack_array(pk, 0);
+}
+
+START_TEST(codec_encodes_payload_exactly_as_msgpack_c)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "message_type", 12);
+    msgpack_pack_str_with_body(&pk, "market_halt", 11);
+    msgpack_pack_str_with_body(&pk, "user_id", 7);
+    msgpack_pack_str_with_body(&pk, "u", 1);
+    msgpack_pack_str_with_body(&pk, "payload", 7);
+    pack_boundary_payload(&pk);
+    herald_error_t err = {0};
+    notif_t n, back;
+    ck_assert_int_eq(
+        codec_unpack((const uint8_t *)sb.data, sb.size, HERALD_MAX_NOTIF_BYTES, &u, &err), 0);
+    ck_assert_msg(codec_notif_from_object(&u.data, &n, &err) == 0, "%s", err.message);
+    long len = codec_encode(&n, &out, NULL);
+    ck_assert_int_gt(len, 0);
+    msgpack_sbuffer ref;
+    msgpack_sbuffer_init(&ref);
+    pack_obj(&ref, &n.payload);
+    ck_assert_uint_gt((size_t)len, ref.size);
+    ck_assert_mem_eq(out.data + (size_t)len - ref.size, ref.data, ref.size);
+    ck_assert_mem_eq(out.data + (size_t)len - ref.size - 8, "\xa7payload", 8);
+    ck_assert_int_eq(codec_decode((const uint8_t *)out.data, out.size, &u2, &back, &err), 0);
+    msgpack_sbuffer_destroy(&ref);
+}
+END_TEST
+
 START_TEST(codec_encode_appends_after_existing_bytes)
 {
     notif_t n, back;
@@ -256,7 +340,6 @@ START_TEST(codec_encode_refuses_notification_over_64k)
     snprintf(json, big + 200,
              "{\"message_type\":\"market_halt\",\"user_id\":\"u\",\"payload\":{\"t\":\"%s\"}}", s);
     msgpack_sbuffer_clear(&sb);
-    msgpack_sbuffer_write(&sb, "", 0);
     herald_error_t err = {0};
     ck_assert_int_eq(json_to_msgpack(json, strlen(json), &sb, &err), -HERR_TOO_LARGE);
     /* the same through the native path: unpack (generous limit), validate, encode */
@@ -446,6 +529,7 @@ int main(void)
     tcase_add_test(tc, codec_applies_defaults_for_absent_fields);
     tcase_add_test(tc, codec_ignores_broker_fields_from_producers);
     tcase_add_test(tc, codec_seq_is_fixed_width_at_documented_offset);
+    tcase_add_test(tc, codec_encodes_payload_exactly_as_msgpack_c);
     tcase_add_test(tc, codec_encode_appends_after_existing_bytes);
     tcase_add_test(tc, codec_reports_truncation_at_every_prefix);
     tcase_add_test(tc, codec_refuses_huge_container_headers_without_allocating);

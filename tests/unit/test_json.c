@@ -199,6 +199,23 @@ START_TEST(json_renders_every_msgpack_kind)
     ck_assert_str_eq(MP("\x82\xa1k\x91\xc0\x01\xa1v"), "{\"k\":[null],\"1\":\"v\"}");
     ck_assert_str_eq(MP("\x81\x91\x01\x02"), "{\"[1]\":2}");
     ck_assert_str_eq(MP("\x81\xa3k\x00y\x01"), "{\"k\\u0000y\":1}");
+    ck_assert_str_eq(MP("\x82\xc3\x01\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\x02"),
+                     "{\"true\":1,\"1.5\":2}");
+    /* a map key inside a map key is not stringified again */
+    ck_assert_str_eq(MP("\x81\x81\x81\x01\x02\x03\x04"), "{\"{\\\"{...}\\\":3}\":4}");
+}
+END_TEST
+
+START_TEST(json_nested_map_keys_render_in_linear_size)
+{
+    /* 30 maps, each the single key of the next: naive stringifying doubles per level */
+    char in[64];
+    memset(in, 0x81, 30);
+    in[30] = 0x01;
+    for (int i = 31; i < 61; i++)
+        in[i] = 0x02;
+    const char *out = mp_json(in, 61);
+    ck_assert_uint_lt(strlen(out), 400);
 }
 END_TEST
 
@@ -441,6 +458,10 @@ START_TEST(clientop_names_what_is_wrong)
                      -HERR_TRUNCATED);
     ck_assert_int_eq(clientop_parse_msgpack((const uint8_t *)"\x80\x80", 2, &op, &err),
                      -HERR_TRAILING);
+    static char big[8192];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"op\":\"ping\"}", 13);
+    ck_assert_int_eq(clientop_parse_json(big, sizeof big, &op, &err), -HERR_TOO_LARGE);
 }
 END_TEST
 
@@ -455,6 +476,7 @@ int main(void)
     tcase_add_test(tc, json_replaces_each_invalid_utf8_class);
     tcase_add_test(tc, json_output_of_random_bytes_is_valid_json);
     tcase_add_test(tc, json_renders_every_msgpack_kind);
+    tcase_add_test(tc, json_nested_map_keys_render_in_linear_size);
     tcase_add_test(tc, json_floats_round_trip_exactly);
     tcase_add_test(tc, json_writes_short_decimals_for_common_prices);
     tcase_add_test(tc, json_random_doubles_round_trip);

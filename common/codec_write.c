@@ -1,0 +1,202 @@
+/* codec_write.c - codec_encode: the canonical notification layout of codec.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* The encoder writes into the sbuffer directly, with one capacity check per value (one for
+ * all fields before the payload), instead of a callback per fragment through msgpack_packer. Encodings are the smallest, exactly as
+ * msgpack_pack_object chooses them (tested), so payload bytes come out as msgpack-c would
+ * write them. */
+static bool sb_reserve(msgpack_sbuffer *sb, size_t n)
+{
+    if (sb->alloc - sb->size >= n) return true;
+    size_t cap = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
+    while (cap - sb->size < n)
+        cap *= 2;
+    char *p = realloc(sb->data, cap);
+    if (!p) return false;
+    sb->data = p;
+    sb->alloc = cap;
+    return true;
+}
+
+/* Write the low `bytes` bytes of v big-endian at w; return the new end. */
+static uint8_t *put_be(uint8_t *w, uint64_t v, unsigned bytes)
+{
+    for (unsigned i = bytes; i > 0; i--)
+        *w++ = (uint8_t)(v >> (8 * (i - 1)));
+    return w;
+}
+
+/* A tag byte, then put_be. */
+static uint8_t *put_tag(uint8_t *w, uint8_t tag, uint64_t v, unsigned bytes)
+{
+    *w++ = tag;
+    return put_be(w, v, bytes);
+}
+
+/* A length header: the fix form (fix | n) up to fix_max when fix != 0, else the 8-bit form
+ * t8 (when t8 != 0: arrays and maps have none), 16-bit t16 or 32-bit t32. */
+static uint8_t *put_len(uint8_t *w, uint8_t fix, unsigned fix_max, const uint8_t t[3], uint64_t n)
+{
+    if (fix && n <= fix_max) return put_tag(w, (uint8_t)(fix | n), 0, 0);
+    if (t[0] && n < 256) return put_tag(w, t[0], n, 1);
+    if (n < 65536) return put_tag(w, t[1], n, 2);
+    return put_tag(w, t[2], n, 4);
+}
+
+static const uint8_t T_STR[3] = {0xd9, 0xda, 0xdb}, T_BIN[3] = {0xc4, 0xc5, 0xc6},
+                     T_EXT[3] = {0xc7, 0xc8, 0xc9}, T_ARRAY[3] = {0, 0xdc, 0xdd},
+                     T_MAP[3] = {0, 0xde, 0xdf};
+
+/* Copy a string literal (a pre-encoded key) at w; constant sizes compile to plain moves. */
+#define PUT_LIT(w, s) (memcpy(w, s, sizeof s - 1), (w) + (sizeof s - 1))
+
+static uint8_t *put_strw(uint8_t *w, const char *s, size_t n)
+{
+    w = put_len(w, 0xa0, 31, T_STR, n);
+    memcpy(w, s, n);
+    return w + n;
+}
+
+static uint8_t *put_uint(uint8_t *w, uint64_t v)
+{
+    if (v < 128) return put_tag(w, (uint8_t)v, 0, 0);
+    if (v < 256) return put_tag(w, 0xcc, v, 1);
+    if (v < 65536) return put_tag(w, 0xcd, v, 2);
+    if (v <= UINT32_MAX) return put_tag(w, 0xce, v, 4);
+    return put_tag(w, 0xcf, v, 8);
+}
+
+static uint8_t *put_int(uint8_t *w, int64_t v)
+{
+    if (v >= -32) return put_tag(w, (uint8_t)v, 0, 0);
+    if (v >= INT8_MIN) return put_tag(w, 0xd0, (uint64_t)v, 1);
+    if (v >= INT16_MIN) return put_tag(w, 0xd1, (uint64_t)v, 2);
+    if (v >= INT32_MIN) return put_tag(w, 0xd2, (uint64_t)v, 4);
+    return put_tag(w, 0xd3, (uint64_t)v, 8);
+}
+
+static int put_object(msgpack_sbuffer *sb, const msgpack_object *o)
+{
+    if (!sb_reserve(sb, 10)) return -1; /* any header or scalar */
+    uint8_t *w = (uint8_t *)sb->data + sb->size, *w0 = w;
+    uint64_t bits;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        *w++ = 0xc0;
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        *w++ = o->via.boolean ? 0xc3 : 0xc2;
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        w = put_uint(w, o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        w = put_int(w, o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32: {
+        float f = (float)o->via.f64;
+        uint32_t b32;
+        memcpy(&b32, &f, sizeof b32);
+        w = put_tag(w, 0xca, b32, 4);
+        break;
+    }
+    case MSGPACK_OBJECT_FLOAT64:
+        memcpy(&bits, &o->via.f64, sizeof bits);
+        w = put_tag(w, 0xcb, bits, 8);
+        break;
+    case MSGPACK_OBJECT_STR:
+        if (!sb_reserve(sb, o->via.str.size + 5)) return -1;
+        w = put_strw((uint8_t *)sb->data + sb->size, o->via.str.ptr, o->via.str.size);
+        sb->size = (size_t)((char *)w - sb->data);
+        return 0;
+    case MSGPACK_OBJECT_BIN:
+    case MSGPACK_OBJECT_EXT: {
+        uint32_t n = o->type == MSGPACK_OBJECT_BIN ? o->via.bin.size : o->via.ext.size;
+        const char *p = o->type == MSGPACK_OBJECT_BIN ? o->via.bin.ptr : o->via.ext.ptr;
+        if (o->type == MSGPACK_OBJECT_BIN) {
+            w = put_len(w, 0, 0, T_BIN, n);
+        } else {
+            static const uint8_t fixext[17] = {
+                [1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
+            if (n <= 16 && fixext[n])
+                w = put_tag(w, fixext[n], 0, 0);
+            else
+                w = put_len(w, 0, 0, T_EXT, n);
+            *w++ = (uint8_t)o->via.ext.type;
+        }
+        sb->size += (size_t)(w - w0);
+        if (!sb_reserve(sb, n)) return -1;
+        memcpy(sb->data + sb->size, p, n);
+        sb->size += n;
+        return 0;
+    }
+    case MSGPACK_OBJECT_ARRAY:
+        w = put_len(w, 0x90, 15, T_ARRAY, o->via.array.size);
+        sb->size += (size_t)(w - w0);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            if (put_object(sb, &o->via.array.ptr[i])) return -1;
+        return 0;
+    case MSGPACK_OBJECT_MAP:
+        w = put_len(w, 0x80, 15, T_MAP, o->via.map.size);
+        sb->size += (size_t)(w - w0);
+        for (uint32_t i = 0; i < o->via.map.size; i++)
+            if (put_object(sb, &o->via.map.ptr[i].key) || put_object(sb, &o->via.map.ptr[i].val))
+                return -1;
+        return 0;
+    default:
+        *w++ = 0xc0;
+        break; /* no other kinds exist */
+    }
+    sb->size += (size_t)(w - w0);
+    return 0;
+}
+
+long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
+{
+    static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
+    _Static_assert(sizeof head - 1 == CODEC_SEQ_OFFSET, "canonical seq offset");
+    const char *ch = model_channel_name(n->type->channel);
+    size_t start = sb->size, l_id = strlen(n->message_id), l_type = strlen(n->type->name),
+           l_ch = strlen(ch), l_user = strlen(n->user_id), l_src = strlen(n->source);
+    /* Everything before the payload in one reservation: keys and fixed fields are under
+     * 128 bytes, each string adds at most a 5-byte header. */
+    if (!sb_reserve(sb, 128 + 5 * 5 + l_id + l_type + l_ch + l_user + l_src)) return -HERR_INTERNAL;
+    uint8_t *w = (uint8_t *)sb->data + start;
+    w = PUT_LIT(w, head);
+    w = put_be(w, n->seq, 8); /* head ends with the 0xcf tag */
+    w = PUT_LIT(w, "\xaamessage_id");
+    w = put_strw(w, n->message_id, l_id);
+    w = PUT_LIT(w, "\xacmessage_type");
+    w = put_strw(w, n->type->name, l_type);
+    w = PUT_LIT(w, "\xa7"
+                   "channel");
+    w = put_strw(w, ch, l_ch);
+    w = PUT_LIT(w, "\xa7user_id");
+    w = put_strw(w, n->user_id, l_user);
+    w = PUT_LIT(w, "\xa8priority");
+    *w++ = n->priority & 0x7f; /* positive fixint */
+    w = PUT_LIT(w, "\xa9timestamp");
+    w = put_tag(w, 0xcf, n->timestamp, 8);
+    w = PUT_LIT(w, "\xa6source");
+    w = put_strw(w, n->source, l_src);
+    w = PUT_LIT(w, "\xa7payload");
+    sb->size = (size_t)((char *)w - sb->data);
+    int bad = 0;
+    if (n->payload.type == MSGPACK_OBJECT_MAP)
+        bad = put_object(sb, &n->payload);
+    else if (sb_reserve(sb, 1))
+        sb->data[sb->size++] = (char)0x80;
+    else
+        bad = -1;
+
+    size_t len = sb->size - start;
+    if (bad || len > HERALD_MAX_NOTIF_BYTES) {
+        sb->size = start;
+        return bad ? -HERR_INTERNAL : -HERR_TOO_LARGE;
+    }
+    if (seq_off) *seq_off = CODEC_SEQ_OFFSET;
+    return (long)len;
+}

@@ -1,0 +1,247 @@
+/* deliver.c - per-session output: shared frames, P0-now / P1..P3-batched queues, flush
+ * deadlines (three FIFO lists, one per priority, so the nearest deadline is a list head),
+ * the slow-consumer bound and coalesced writes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "log.h"
+
+gw_msg_t *gw_msg_new(const void *data, size_t len, bool binary)
+{
+    gw_msg_t *m = malloc(sizeof *m + LWS_PRE + len);
+    if (!m) abort();
+    m->refs = 1;
+    m->len = (uint32_t)len;
+    m->binary = binary;
+    m->notification = false;
+    if (len) memcpy(gw_msg_data(m), data, len);
+    return m;
+}
+
+void gw_msg_unref(gw_msg_t *m)
+{
+    if (m && --m->refs == 0) free(m);
+}
+
+static void fifo_push(gw_fifo_t *f, gw_msg_t *m)
+{
+    if (f->count == f->cap) {
+        uint32_t ncap = f->cap ? f->cap * 2 : 8;
+        gw_msg_t **n = malloc(ncap * sizeof *n);
+        if (!n) abort();
+        for (uint32_t i = 0; i < f->count; i++)
+            n[i] = f->items[(f->head + i) & (f->cap - 1)];
+        free(f->items);
+        f->items = n;
+        f->head = 0;
+        f->cap = ncap;
+    }
+    f->items[(f->head + f->count) & (f->cap - 1)] = m;
+    f->count++;
+}
+
+static gw_msg_t *fifo_front(const gw_fifo_t *f)
+{
+    return f->count ? f->items[f->head] : NULL;
+}
+
+static void fifo_pop(gw_fifo_t *f)
+{
+    f->head = (f->head + 1) & (f->cap - 1);
+    f->count--;
+}
+
+static void fifo_free(gw_fifo_t *f)
+{
+    while (f->count) {
+        gw_msg_unref(fifo_front(f));
+        fifo_pop(f);
+    }
+    free(f->items);
+    memset(f, 0, sizeof *f);
+}
+
+static void dl_unlink(gw_t *g, gw_session_t *s, unsigned i)
+{
+    if (!s->dl[i].on) return;
+    if (s->dl[i].prev)
+        s->dl[i].prev->dl[i].next = s->dl[i].next;
+    else
+        g->dl[i].head = s->dl[i].next;
+    if (s->dl[i].next)
+        s->dl[i].next->dl[i].prev = s->dl[i].prev;
+    else
+        g->dl[i].tail = s->dl[i].prev;
+    s->dl[i].next = s->dl[i].prev = NULL;
+    s->dl[i].on = false;
+}
+
+/* Deadlines of one priority are appended in time order (same delay for all), so each list
+ * stays sorted without a heap. */
+static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
+{
+    s->dl[i].deadline_ns = deadline;
+    s->dl[i].next = NULL;
+    s->dl[i].prev = g->dl[i].tail;
+    if (g->dl[i].tail)
+        g->dl[i].tail->dl[i].next = s;
+    else
+        g->dl[i].head = s;
+    g->dl[i].tail = s;
+    s->dl[i].on = true;
+}
+
+void gw_session_want_write(gw_session_t *s)
+{
+    if (!s->writable_requested && s->wsi) {
+        s->writable_requested = true;
+        lws_callback_on_writable(s->wsi);
+    }
+}
+
+void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char *reason)
+{
+    if (s->close_code) return;
+    s->close_code = code;
+    s->close_reason = reason;
+    gw_deliver_drop(g, s);
+    gw_session_want_write(s);
+    /* A peer that never reads never makes us writable: kill it after a grace period. */
+    if (s->wsi) lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
+
+void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
+{
+    if (s->close_code) return;
+    if (s->pending_bytes + m->len > g->cfg.max_pending_bytes) {
+        g->c.slow_closes++;
+        if (m->notification) g->c.failed++;
+        log_warn("session %s (user %s): %zu bytes pending, closing as slow consumer", s->id_str,
+                 s->user ? s->user->id : "?", s->pending_bytes);
+        gw_session_close_later(g, s, 4008, "slow consumer");
+        return;
+    }
+    m->refs++;
+    s->pending_bytes += m->len;
+    if (prio == 0 || prio >= HERALD_PRIORITIES) {
+        fifo_push(&s->ready, m);
+        gw_session_want_write(s);
+        return;
+    }
+    fifo_push(&s->held, m);
+    if (s->held.count >= g->cfg.batch_size) {
+        gw_session_flush(g, s);
+        return;
+    }
+    unsigned i = prio - 1;
+    if (!s->dl[i].on) dl_append(g, s, i, g->now_ns + g->cfg.flush_ms[i] * GW_NS_PER_MS);
+}
+
+void gw_session_flush(gw_t *g, gw_session_t *s)
+{
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
+        dl_unlink(g, s, i);
+    if (!s->held.count) return;
+    while (s->held.count) {
+        fifo_push(&s->ready, fifo_front(&s->held));
+        fifo_pop(&s->held);
+    }
+    gw_session_want_write(s);
+}
+
+uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
+{
+    uint64_t next = 0;
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++) {
+        gw_session_t *s;
+        while ((s = g->dl[i].head) && s->dl[i].deadline_ns <= now_ns)
+            gw_session_flush(g, s);
+        if (s && (!next || s->dl[i].deadline_ns < next)) next = s->dl[i].deadline_ns;
+    }
+    return next;
+}
+
+/* Frame m as an unmasked, uncompressed WebSocket message (valid with permessage-deflate:
+ * RSV1 clear means "not compressed") at out; returns the bytes used. */
+static size_t ws_frame(unsigned char *out, const gw_msg_t *m)
+{
+    size_t n = 0, len = m->len;
+    out[n++] = (unsigned char)(0x80 | (m->binary ? 0x2 : 0x1));
+    if (len < 126) {
+        out[n++] = (unsigned char)len;
+    } else if (len < 65536) {
+        out[n++] = 126;
+        out[n++] = (unsigned char)(len >> 8);
+        out[n++] = (unsigned char)len;
+    } else {
+        out[n++] = 127;
+        for (int i = 7; i >= 0; i--)
+            out[n++] = (unsigned char)(len >> (8 * i));
+    }
+    memcpy(out + n, gw_msg_data((gw_msg_t *)m), len);
+    return n + len;
+}
+
+int gw_session_write(gw_t *g, gw_session_t *s)
+{
+    s->writable_requested = false;
+    if (s->close_code) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        return -1;
+    }
+    if (s->want_ping) {
+        s->want_ping = false;
+        unsigned char ping[LWS_PRE];
+        if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+    }
+    /* Coalesce: several ready frames go out pre-framed in one write (one syscall). With
+     * permessage-deflate lws frames and compresses each message itself. */
+    while (s->ready.count && !lws_send_pipe_choked(s->wsi)) {
+        unsigned char *out = g->wbuf + LWS_PRE;
+        size_t used = 0, frames = 0, pushed = 0;
+        gw_msg_t *m;
+        while (!s->deflate && (m = fifo_front(&s->ready)) &&
+               used + m->len + 10 <= GW_WRITE_COALESCE) {
+            used += ws_frame(out + used, m);
+            frames++;
+            pushed += m->notification;
+            s->pending_bytes -= m->len;
+            fifo_pop(&s->ready);
+            gw_msg_unref(m);
+        }
+        if (!frames) { /* deflate, or one frame larger than the coalescing buffer */
+            m = fifo_front(&s->ready);
+            if (lws_write(s->wsi, gw_msg_data(m), m->len,
+                          m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0) {
+                g->c.failed += m->notification;
+                return -1;
+            }
+            g->c.pushed += m->notification;
+            s->pending_bytes -= m->len;
+            fifo_pop(&s->ready);
+            gw_msg_unref(m);
+            continue;
+        }
+        if (lws_write(s->wsi, out, used, LWS_WRITE_RAW) < 0) {
+            g->c.failed += pushed;
+            return -1;
+        }
+        g->c.pushed += pushed;
+    }
+    if (s->ready.count) gw_session_want_write(s);
+    return 0;
+}
+
+void gw_deliver_drop(gw_t *g, gw_session_t *s)
+{
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
+        dl_unlink(g, s, i);
+    for (gw_fifo_t *f = &s->ready; f; f = f == &s->ready ? &s->held : NULL) {
+        for (uint32_t i = 0; i < f->count; i++)
+            if (f->items[(f->head + i) & (f->cap - 1)]->notification) g->c.failed++;
+        fifo_free(f);
+    }
+    s->pending_bytes = 0;
+}

@@ -1,0 +1,185 @@
+/* gw.c - herald-gateway: command line, configuration, the lws context (WebSocket + HTTP on
+ * gateway.listen port + id) and the event loop. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "gw.h"
+#include "log.h"
+
+static struct ev_loop *gw_loop;
+
+static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static const struct lws_extension gw_extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
+/* protocols[0] serves plain HTTP and gates upgrades; herald.json is the default subprotocol
+ * (pvo "default") for clients that name none. `user` != NULL marks the msgpack protocol. */
+static const struct lws_protocols gw_protocols[] = {
+    {"http", gw_http_callback, 0, 0, 0, NULL, 0},
+    {"herald.json", gw_session_callback, sizeof(gw_session_t), 4096, 0, NULL, 0},
+    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), 4096, 0, (void *)1, 0},
+    {"gw-uring", gw_uring_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const struct lws_protocol_vhost_options gw_pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options gw_pvo = {NULL, &gw_pvo_default, "herald.json", ""};
+
+static void gw_usage(void)
+{
+    fprintf(stderr, "usage: herald-gateway --id N [-c CONFIG] [-o section.key=value ...]\n");
+}
+
+static int gw_parse_args(gw_t *g, int argc, char **argv)
+{
+    herald_error_t err;
+    const char *path = NULL;
+    int have_id = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strcmp(argv[i], "--id") && i + 1 < argc) {
+            char *end;
+            unsigned long id = strtoul(argv[++i], &end, 10);
+            if (*end || id > 1023) {
+                fprintf(stderr, "herald-gateway: bad --id %s\n", argv[i]);
+                return -1;
+            }
+            g->id = (unsigned)id;
+            have_id = 1;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+            i++;
+        } else {
+            gw_usage();
+            return -1;
+        }
+    }
+    if (!have_id) {
+        gw_usage();
+        return -1;
+    }
+    config_defaults(&g->cfg);
+    if (config_load(&g->cfg, config_default_path(path), &err) < 0) {
+        fprintf(stderr, "herald-gateway: config: %s\n", err.message);
+        return -1;
+    }
+    /* -o overrides apply after the file, in order */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-o") || i + 1 >= argc) continue;
+        char kv[512];
+        snprintf(kv, sizeof kv, "%s", argv[++i]);
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            fprintf(stderr, "herald-gateway: -o %s: expected section.key=value\n", kv);
+            return -1;
+        }
+        *eq = '\0';
+        if (config_set(&g->cfg, kv, eq + 1, &err) < 0) {
+            fprintf(stderr, "herald-gateway: -o %s: %s\n", kv, err.message);
+            return -1;
+        }
+    }
+    if (!g->cfg.auth_secret[0]) {
+        fprintf(stderr, "herald-gateway: auth.secret is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* lws runs on a libev loop (epoll): with thousands of sessions lws's own poll() backend
+ * would scan every descriptor on each wake-up. */
+static int gw_lws_start(gw_t *g)
+{
+    struct lws_context_creation_info info;
+    static void *loops[1];
+    memset(&info, 0, sizeof info);
+    gw_loop = ev_default_loop(EVBACKEND_EPOLL);
+    if (!gw_loop) {
+        log_error("libev: no epoll loop");
+        return -1;
+    }
+    loops[0] = gw_loop;
+    info.foreign_loops = loops;
+    info.port = g->cfg.gateway_listen.port + (int)g->id;
+    info.iface = g->cfg.gateway_listen.host[0] ? g->cfg.gateway_listen.host : NULL;
+    info.protocols = gw_protocols;
+    info.pvo = &gw_pvo;
+    info.extensions = gw_extensions;
+    info.user = g;
+    info.pt_serv_buf_size = 64 * 1024;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
+    info.timeout_secs = 10;
+    g->lws = lws_create_context(&info);
+    if (!g->lws) {
+        log_error("cannot listen on %s:%d", info.iface ? info.iface : "*", info.port);
+        return -1;
+    }
+    g->vh = lws_get_vhost_by_name(g->lws, "default");
+    if (!g->vh) {
+        log_error("lws default vhost missing");
+        return -1;
+    }
+    log_info("listening on %s:%d", info.iface ? info.iface : "*", info.port);
+    return 0;
+}
+
+static void gw_lws_log(int level, const char *line)
+{
+    log_write(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"), line);
+}
+
+int main(int argc, char **argv)
+{
+    static gw_t gw;
+    gw_t *g = &gw;
+    int rc = 1;
+
+    if (gw_parse_args(g, argc, argv) < 0) return 2;
+    log_init("gateway", (int)g->id);
+    log_set_level((log_level_t)g->cfg.log_level);
+    lws_set_log_level(LLL_ERR, gw_lws_log);
+    signal(SIGPIPE, SIG_IGN);
+
+    jbuf_init(&g->jb, LWS_PRE);
+    msgpack_unpacked_init(&g->unp);
+    snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
+    /* Session ids stay unique across restarts of this gateway (the broker may still hold
+     * routes of the previous incarnation until it sees the control socket close). */
+    g->next_session = ((uint64_t)time(NULL) & 0xffffffffu) << 20;
+    gw_ctl_init(g);
+    if (gw_lws_start(g) < 0) goto out;
+    if (gw_uring_init(g) < 0) goto out;
+    gw_ctl_try_connect(g);
+    gw_uring_commit(g);
+
+    ev_signal sig_term, sig_int;
+    ev_signal_init(&sig_term, gw_on_signal, SIGTERM);
+    ev_signal_init(&sig_int, gw_on_signal, SIGINT);
+    ev_signal_start(gw_loop, &sig_term);
+    ev_signal_start(gw_loop, &sig_int);
+    ev_run(gw_loop, 0);
+    log_info("stopping: %zu sessions", g->n_sessions);
+    rc = 0;
+out:
+    gw_ctl_fini(g);
+    if (g->lws) lws_context_destroy(g->lws);
+    gw_uring_fini(g);
+    msgpack_unpacked_destroy(&g->unp);
+    jbuf_free(&g->jb);
+    return rc;
+}

@@ -1,0 +1,149 @@
+/* metrics.c - the gateway's HTTP side: the upgrade gate for /ws (auth, 401), and
+ * GET /metrics (Prometheus text), /healthz and /stats (JSON) from one table of values. */
+#include <stdio.h>
+#include <string.h>
+
+#include "gw.h"
+
+typedef struct {
+    const char *name;   /* JSON key */
+    const char *family; /* Prometheus name: herald_gateway_<family> */
+    const char *type;   /* "gauge" | "counter" */
+    const char *label;  /* extra Prometheus label (key="value"), or NULL */
+    uint64_t value;
+} metric_t;
+
+#define N_METRICS 24
+
+static size_t metrics_collect(gw_t *g, metric_t *m)
+{
+    ring_stats_t rs = {0};
+    if (g->ring) ring_stats(g->ring, &rs);
+    size_t n = 0;
+#define M(nm, ty, lb, v) m[n++] = (metric_t){nm, nm, ty, lb, (uint64_t)(v)}
+#define L(nm, fam, lb, v)                                                                          \
+    m[n++] = (metric_t)                                                                            \
+    {                                                                                              \
+        nm, fam, "counter", lb, (uint64_t)(v)                                                      \
+    }
+    M("active_sessions", "gauge", NULL, g->n_sessions);
+    M("active_users", "gauge", NULL, g->n_users);
+    M("sessions_opened", "counter", NULL, g->c.sessions_opened);
+    M("messages_pushed", "counter", NULL, g->c.pushed);
+    M("messages_failed", "counter", NULL, g->c.failed);
+    M("slow_consumer_closes", "counter", NULL, g->c.slow_closes);
+    M("timeout_closes", "counter", NULL, g->c.timeout_closes);
+    M("flood_closes", "counter", NULL, g->c.flood_closes);
+    L("auth_failures_missing", "auth_failures_total", "reason=\"missing\"", g->c.auth_fail[0]);
+    L("auth_failures_bad_signature", "auth_failures_total", "reason=\"bad_signature\"",
+      g->c.auth_fail[1]);
+    L("auth_failures_expired", "auth_failures_total", "reason=\"expired\"", g->c.auth_fail[2]);
+    L("auth_failures_invalid", "auth_failures_total", "reason=\"invalid\"", g->c.auth_fail[3]);
+    M("bad_client_messages", "counter", NULL, g->c.bad_client_msgs);
+    M("ring_lag_bytes", "gauge", NULL, rs.used_bytes);
+    M("ring_lag_records", "gauge", NULL, rs.pending_records);
+    M("ring_records", "counter", NULL, g->c.ring_records);
+    M("ring_corrupt", "counter", NULL, g->c.ring_corrupt);
+    M("ring_bad_records", "counter", NULL, g->c.bad_records);
+    M("ring_drops", "counter", NULL, rs.drops);
+    M("seq_gaps", "counter", NULL, g->c.gaps_detected);
+    M("replays_requested", "counter", NULL, g->c.replays_requested);
+    M("gap_messages", "counter", NULL, g->c.gap_msgs);
+    M("broker_connected", "gauge", NULL, g->ctl_state == CTL_UP);
+    M("broker_connects", "counter", NULL, g->c.ctl_connects);
+#undef M
+#undef L
+    return n;
+}
+
+static void metrics_prometheus(gw_t *g, jbuf_t *b)
+{
+    metric_t m[N_METRICS];
+    size_t n = metrics_collect(g, m);
+    char line[256];
+    for (size_t i = 0; i < n; i++) {
+        size_t fl = strlen(m[i].family);
+        const char *suffix =
+            !strcmp(m[i].type, "counter") && (fl < 6 || strcmp(m[i].family + fl - 6, "_total"))
+                ? "_total"
+                : "";
+        if (i == 0 || strcmp(m[i].family, m[i - 1].family)) {
+            snprintf(line, sizeof line, "# TYPE herald_gateway_%s%s %s\n", m[i].family, suffix,
+                     m[i].type);
+            jbuf_puts(b, line);
+        }
+        snprintf(line, sizeof line, "herald_gateway_%s%s{gateway=\"%u\"%s%s} %llu\n", m[i].family,
+                 suffix, g->id, m[i].label ? "," : "", m[i].label ? m[i].label : "",
+                 (unsigned long long)m[i].value);
+        jbuf_puts(b, line);
+    }
+}
+
+static void metrics_json(gw_t *g, jbuf_t *b)
+{
+    metric_t m[N_METRICS];
+    size_t n = metrics_collect(g, m);
+    jbuf_puts(b, "{\"gateway\":");
+    jbuf_put_u64(b, g->id);
+    for (size_t i = 0; i < n; i++) {
+        jbuf_putc(b, ',');
+        json_put_str(b, m[i].name, strlen(m[i].name));
+        jbuf_putc(b, ':');
+        jbuf_put_u64(b, m[i].value);
+    }
+    jbuf_putc(b, '}');
+}
+
+static int http_reply(struct lws *wsi, unsigned status, const char *ctype, jbuf_t *body)
+{
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+                                      *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, status, ctype, body->len, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (lws_write(wsi, (unsigned char *)body->data, body->len, LWS_WRITE_HTTP_FINAL) < 0) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_get(gw_t *g, struct lws *wsi, const char *path)
+{
+    jbuf_t *b = &g->jb;
+    jbuf_reset(b);
+    if (!strcmp(path, "/metrics")) {
+        metrics_prometheus(g, b);
+        return http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", b);
+    }
+    if (!strcmp(path, "/stats")) {
+        metrics_json(g, b);
+        return http_reply(wsi, HTTP_STATUS_OK, "application/json", b);
+    }
+    if (!strcmp(path, "/healthz")) {
+        bool ok = g->ctl_state == CTL_UP && g->ring;
+        jbuf_puts(b, ok ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\",\"broker\":false}");
+        return http_reply(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+                          "application/json", b);
+    }
+    lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len)
+{
+    gw_t *g = lws_context_user(lws_get_context(wsi));
+    char path[256], uid[HERALD_MAX_ID_LEN + 1];
+    uint64_t since;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, "/ws")) {
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+            return 1;
+        }
+        return gw_auth_check(g, wsi, uid, &since, true);
+    case LWS_CALLBACK_HTTP:
+        return http_get(g, wsi, (const char *)in);
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,234 @@
+/* session.c - the herald.json / herald.msgpack WebSocket protocols: session life cycle,
+ * client ops (subscribe, unsubscribe, resume, ping), flood control and the heartbeat. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clientop.h"
+#include "gw.h"
+#include "log.h"
+
+#define ALL_CHANNELS ((1u << CH__COUNT) - 1)
+
+static void session_reply(gw_t *g, gw_session_t *s, gw_msg_t *m)
+{
+    gw_deliver(g, s, m, 0);
+    gw_msg_unref(m);
+}
+
+static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const char *user,
+                         uint64_t since)
+{
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    s->wsi = wsi;
+    s->binary = p && p->user != NULL;
+    s->since = since;
+    s->id = ++g->next_session;
+    snprintf(s->id_str, sizeof s->id_str, "%u-%llx", g->id, (unsigned long long)s->id);
+    s->last_rx_ns = s->last_ping_ns = g->now_ns = gw_now_ns();
+    gw_user_t *u = gw_user_get(g, user);
+    s->user = u;
+    s->unext = u->sessions;
+    if (u->sessions) u->sessions->uprev = s;
+    u->sessions = s;
+    u->n_sessions++;
+    s->anext = g->all;
+    if (g->all) g->all->aprev = s;
+    g->all = s;
+    gw_sess_tab_add(g, s);
+    g->n_sessions++;
+    g->c.sessions_opened++;
+    s->state = SESS_WAIT_READY;
+    gw_ctl_send_open(g, s);
+}
+
+static void session_closed(gw_t *g, gw_session_t *s)
+{
+    gw_user_t *u = s->user;
+    if (!u) return; /* never established */
+    gw_ctl_send_close(g, s);
+    gw_deliver_drop(g, s);
+    if (s->uprev)
+        s->uprev->unext = s->unext;
+    else
+        u->sessions = s->unext;
+    if (s->unext) s->unext->uprev = s->uprev;
+    u->n_sessions--;
+    if (s->aprev)
+        s->aprev->anext = s->anext;
+    else
+        g->all = s->anext;
+    if (s->anext) s->anext->aprev = s->aprev;
+    gw_sess_tab_del(g, s);
+    g->n_sessions--;
+    g->c.sessions_closed++;
+    free(s->rx);
+    s->rx = NULL;
+    s->user = NULL;
+    s->wsi = NULL;
+    gw_user_release(g, u);
+}
+
+static void session_bad_input(gw_t *g, gw_session_t *s, const char *code, const char *msg)
+{
+    g->c.bad_client_msgs++;
+    if (g->now_ns - s->bad_window_ns > GW_FLOOD_WINDOW_S * GW_NS_PER_S) {
+        s->bad_window_ns = g->now_ns;
+        s->bad_count = 0;
+    }
+    if (++s->bad_count > GW_FLOOD_LIMIT) {
+        g->c.flood_closes++;
+        log_warn("session %s (user %s): too many bad messages, closing", s->id_str, s->user->id);
+        gw_session_close_later(g, s, 1008, "too many bad messages");
+        return;
+    }
+    session_reply(g, s, gw_frame_error(g, s->binary, code, msg));
+}
+
+static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
+{
+    if (s->state != SESS_LIVE) {
+        session_bad_input(g, s, "not_ready", "resume before welcome");
+        return;
+    }
+    if (s->resume_pending) {
+        session_bad_input(g, s, "resume_pending", "a resume is already in progress");
+        return;
+    }
+    if (since + 1 >= s->have_from) {
+        /* Everything after `since` is already on this session. */
+        session_reply(g, s, gw_frame_range(g, s->binary, "resumed", since, since));
+        return;
+    }
+    if (g->ctl_state != CTL_UP) {
+        session_bad_input(g, s, "unavailable", "broker unavailable, retry the resume");
+        return;
+    }
+    s->replay_lo = since + 1;
+    s->replay_hi = s->have_from - 1;
+    s->have_from = since + 1;
+    s->resume_pending = true;
+    gw_ctl_send_replay(g, s->id, s->user->id, s->replay_lo, s->replay_hi);
+}
+
+static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
+{
+    switch (op->kind) {
+    case OP_SUBSCRIBE:
+        s->channels = s->filtered ? s->channels | op->channels : op->channels;
+        s->filtered = true;
+        session_reply(g, s, gw_frame_subscribed(g, s->binary, s->channels));
+        break;
+    case OP_UNSUBSCRIBE:
+        s->channels = (s->filtered ? s->channels : ALL_CHANNELS) & ~op->channels;
+        s->filtered = true;
+        session_reply(g, s, gw_frame_subscribed(g, s->binary, s->channels));
+        break;
+    case OP_RESUME:
+        session_resume(g, s, op->since);
+        break;
+    case OP_PING:
+        session_reply(g, s, gw_frame_pong(g, s->binary));
+        break;
+    }
+}
+
+static void session_message(gw_t *g, gw_session_t *s, bool binary)
+{
+    client_op_t op;
+    herald_error_t err;
+    int rc = binary ? clientop_parse_msgpack((const uint8_t *)s->rx, s->rx_len, &op, &err)
+                    : clientop_parse_json(s->rx, s->rx_len, &op, &err);
+    if (rc < 0)
+        session_bad_input(g, s, herr_code(err.code), err.message);
+    else
+        session_op(g, s, &op);
+}
+
+static void session_receive(gw_t *g, gw_session_t *s, struct lws *wsi, const void *in, size_t len)
+{
+    s->last_rx_ns = g->now_ns = gw_now_ns();
+    if (!s->rx) {
+        s->rx = malloc(GW_RX_MAX);
+        if (!s->rx) abort();
+    }
+    if (s->rx_len + len > GW_RX_MAX)
+        s->rx_overflow = true;
+    else {
+        memcpy(s->rx + s->rx_len, in, len);
+        s->rx_len += len;
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return;
+    if (s->rx_overflow)
+        session_bad_input(g, s, "too_large", "message over 64 KiB");
+    else if (!s->close_code)
+        session_message(g, s, lws_frame_is_binary(wsi));
+    s->rx_len = 0;
+    s->rx_overflow = false;
+    /* Ops are rare: give the buffer back rather than keep 64 KiB per idle session. */
+    free(s->rx);
+    s->rx = NULL;
+}
+
+int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    gw_t *g = lws_context_user(lws_get_context(wsi));
+    gw_session_t *s = user;
+    char uid[HERALD_MAX_ID_LEN + 1];
+    uint64_t since = 0;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    case LWS_CALLBACK_HTTP:
+        /* herald.json is the vhost default protocol, so lws asks it about upgrades */
+        return gw_http_callback(wsi, reason, NULL, in, len);
+    case LWS_CALLBACK_ESTABLISHED:
+        /* The upgrade was authenticated in HTTP_CONFIRM_UPGRADE; the headers are still
+         * attached here, so read the identity again rather than carry it across. */
+        if (gw_auth_check(g, wsi, uid, &since, false)) return -1;
+        session_open(g, s, wsi, uid, since);
+        gw_uring_commit(g);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        if (s->user) session_receive(g, s, wsi, in, len);
+        gw_uring_commit(g);
+        return 0;
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        /* the session data exists already (lws allocates it before the extensions) */
+        if (s && in && !strcmp((const char *)in, "permessage-deflate")) s->deflate = true;
+        return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        s->last_rx_ns = gw_now_ns();
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!s->user) return 0;
+        return gw_session_write(g, s);
+    case LWS_CALLBACK_CLOSED:
+        session_closed(g, s);
+        gw_uring_commit(g);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void gw_sessions_tick(gw_t *g, uint64_t now_ns)
+{
+    uint64_t idle_ns = (uint64_t)g->cfg.session_timeout_s * GW_NS_PER_S;
+    uint64_t ping_ns = (uint64_t)g->cfg.ping_interval_s * GW_NS_PER_S;
+    for (gw_session_t *s = g->all; s; s = s->anext) {
+        if (s->close_code) continue;
+        if (idle_ns && now_ns - s->last_rx_ns > idle_ns) {
+            g->c.timeout_closes++;
+            log_info("session %s (user %s): idle, closing", s->id_str, s->user->id);
+            gw_session_close_later(g, s, 1001, "idle timeout");
+            continue;
+        }
+        if (ping_ns && now_ns - s->last_ping_ns >= ping_ns) {
+            s->last_ping_ns = now_ns;
+            s->want_ping = true;
+            gw_session_want_write(s);
+        }
+    }
+}

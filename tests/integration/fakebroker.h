@@ -1,0 +1,55 @@
+/* fakebroker.h - a scripted stand-in for herald-broker's gateway side (proto.h), so gateway
+ * tests can drive the exact ring record stream (gaps, replays, corrupt records) and see the
+ * exact control requests. It serves control.sock and produces one gateway's ring. */
+#ifndef HERALD_TEST_FAKEBROKER_H
+#define HERALD_TEST_FAKEBROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fb fb_t;
+
+/* A control request from the gateway. */
+typedef struct {
+    char op[16];
+    uint64_t session, since, from, to, after, sessions, gw;
+    char user[72];
+} fb_req_t;
+
+/* Listen on <dir>/control.sock and create ring <prefix>.gw<id>.ring of ring_bytes. */
+fb_t *fb_start(const char *dir, const char *prefix, unsigned gw_id, size_t ring_bytes);
+
+/* Accept the gateway's connection, read its hello and answer hello_ok. 0 or -1. */
+int fb_accept(fb_t *fb, int timeout_ms);
+
+/* Next request frame from the gateway; 0, or -1 on timeout / closed. */
+int fb_next(fb_t *fb, fb_req_t *req, int timeout_ms);
+
+/* Next request with the given op (others are dropped); 0 or -1. */
+int fb_expect(fb_t *fb, const char *op, fb_req_t *req, int timeout_ms);
+
+/* Records (each one published and the doorbell rung at once). */
+void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last_seq);
+/* message_type without required payload fields: order_expired (trade), trade_canceled
+ * (trade), position_profit (position), position_limit (risk), market_halt (system) ...
+ * pad adds a payload string of that many bytes. */
+void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio,
+               size_t pad);
+void fb_replay(fb_t *fb, uint64_t session, const char *user, uint64_t seq, const char *type,
+               unsigned prio);
+void fb_range(fb_t *fb, bool gap, uint64_t session, const char *user, uint64_t from, uint64_t to);
+/* A record whose header length is invalid (the consumer must count it as corrupt). */
+void fb_corrupt(fb_t *fb);
+
+/* Encode a notification as the canonical bytes into out (returns length). */
+size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio, size_t pad,
+                 uint8_t *out, size_t cap);
+
+/* Drop the gateway connection (the broker "died"); the ring stays. */
+void fb_drop(fb_t *fb);
+
+/* Close everything, unlink the ring. NULL ignored. */
+void fb_stop(fb_t *fb);
+
+#endif

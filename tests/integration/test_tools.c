@@ -1,0 +1,468 @@
+/* test_tools.c - heraldctl as an operator runs it: exit codes, one-line errors, tokens,
+ * sharding, and read-only ring inspection of a ring this test produces itself; and what
+ * herald-supervisor decides before it starts anything (config, lock, binaries). */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "jwt.h"
+#include "model.h"
+#include "proto.h"
+#include "ring.h"
+#include "shard.h"
+
+#define SECRET "test-secret-for-heraldctl"
+
+static char ctl_bin[512], sup_bin[512];
+static char tmpdir[256], cfgpath[300], prefix[64];
+
+typedef struct {
+    int rc;
+    char out[65536];
+    char err[8192];
+} run_t;
+
+/* Run argv to completion (bounded: 30 s, then SIGKILL) capturing stdout and stderr. */
+static void run_cmd(run_t *r, const char *const *argv)
+{
+    int po[2], pe[2];
+    ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    size_t no = 0, ne = 0;
+    struct pollfd p[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+    time_t deadline = time(NULL) + 30;
+    while ((p[0].fd >= 0 || p[1].fd >= 0) && time(NULL) < deadline) {
+        if (poll(p, 2, 1000) <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !p[i].revents) continue;
+            char *buf = i ? r->err : r->out;
+            size_t *n = i ? &ne : &no, cap = (i ? sizeof r->err : sizeof r->out) - 1;
+            ssize_t k = read(p[i].fd, buf + *n, cap - *n);
+            if (k <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+            } else {
+                *n += (size_t)k;
+            }
+        }
+    }
+    r->out[no] = r->err[ne] = '\0';
+    if (p[0].fd >= 0 || p[1].fd >= 0) kill(pid, SIGKILL);
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0) close(p[i].fd);
+    int st;
+    waitpid(pid, &st, 0);
+    r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* heraldctl -c <test config> args... */
+#define CTL(r, ...) run_cmd(r, (const char *const[]){ctl_bin, "-c", cfgpath, __VA_ARGS__, NULL})
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* A failure is exit 1, nothing on stdout, exactly one line on stderr. */
+static void assert_one_line_failure(const run_t *r)
+{
+    ck_assert_msg(r->rc == 1, "exit %d, stderr: %s", r->rc, r->err);
+    ck_assert_int_eq(count_lines(r->err), 1);
+    ck_assert_msg(strncmp(r->err, "heraldctl: ", 11) == 0, "stderr: %s", r->err);
+}
+
+static void setup(void)
+{
+    const char *build = getenv("HERALD_BUILD_ROOT");
+    snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl", build ? build : "build");
+    snprintf(sup_bin, sizeof sup_bin, "%s/tools/herald-supervisor", build ? build : "build");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/herald-test-tools-%d", (int)getpid());
+    snprintf(prefix, sizeof prefix, "htools%d", (int)getpid());
+    snprintf(cfgpath, sizeof cfgpath, "%s/herald.ini", tmpdir);
+    mkdir(tmpdir, 0700);
+    FILE *f = fopen(cfgpath, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "[runtime]\ndir = %s/run\nshm_prefix = %s\n[gateway]\ncount = 3\n"
+            "listen = 127.0.0.1:17500\n[auth]\nsecret = %s\n",
+            tmpdir, prefix, SECRET);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    char name[128];
+    for (unsigned i = 0; i < 4; i++) {
+        ring_name(name, sizeof name, prefix, i);
+        ring_unlink(name);
+    }
+    char path[400];
+    static const char *const files[] = {"supervisor.lock", "supervisor.pid", "status.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/run/%s", tmpdir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/run", tmpdir);
+    rmdir(path);
+    unlink(cfgpath);
+    rmdir(tmpdir);
+}
+
+START_TEST(ctl_token_verifies_with_the_configured_secret)
+{
+    static run_t r;
+    char user[HERALD_MAX_ID_LEN + 1];
+    herald_error_t err = {0};
+    CTL(&r, "token", "--user", "alice");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 1);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    ck_assert_int_eq(jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL), user, &err), 0);
+    ck_assert_str_eq(user, "alice");
+    /* expired after the default ttl of one hour, not before */
+    ck_assert_int_eq(
+        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3500, user, &err), 0);
+    ck_assert_int_ne(
+        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3700, user, &err), 0);
+    ck_assert_int_ne(jwt_verify("other", r.out, strlen(r.out), (uint64_t)time(NULL), user, &err),
+                     0);
+}
+END_TEST
+
+START_TEST(ctl_token_json_and_ttl_work_after_the_subcommand_arguments)
+{
+    static run_t r;
+    char user[HERALD_MAX_ID_LEN + 1];
+    herald_error_t err = {0};
+    run_cmd(&r, (const char *const[]){ctl_bin, "token", "--user", "bob", "--ttl", "60", "--json",
+                                      "-c", cfgpath, NULL});
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    json_t *v = json_loads(r.out, 0, NULL);
+    ck_assert_ptr_nonnull(v);
+    const char *tok = json_string_value(json_object_get(v, "token"));
+    ck_assert_ptr_nonnull(tok);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "user")), "bob");
+    uint64_t now = (uint64_t)time(NULL);
+    ck_assert_int_eq(jwt_verify(SECRET, tok, strlen(tok), now, user, &err), 0);
+    ck_assert_int_ne(jwt_verify(SECRET, tok, strlen(tok), now + 120, user, &err), 0);
+    json_decref(v);
+}
+END_TEST
+
+START_TEST(ctl_shard_matches_shard_gateway_and_its_url)
+{
+    static const char *const users[] = {"alice", "bob", "carol", "u-1234", "trader.42"};
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+        static run_t r;
+        char url[64];
+        CTL(&r, "--json", "shard", users[i]);
+        ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+        json_t *v = json_loads(r.out, 0, NULL);
+        ck_assert_ptr_nonnull(v);
+        unsigned g = shard_gateway(users[i], strlen(users[i]), 3);
+        snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", 17500 + g);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "gateway")), g);
+        ck_assert_str_eq(json_string_value(json_object_get(v, "url")), url);
+        ck_assert_str_eq(json_string_value(json_object_get(v, "user")), users[i]);
+        json_decref(v);
+        CTL(&r, "shard", users[i], "-o", "gateway.count=1");
+        ck_assert_str_eq(r.out, "gateway 0 ws://127.0.0.1:17500/ws\n");
+    }
+}
+END_TEST
+
+START_TEST(ctl_bad_arguments_exit_1_with_one_line)
+{
+    static run_t r;
+    run_cmd(&r, (const char *const[]){ctl_bin, "-c", cfgpath, NULL});
+    assert_one_line_failure(&r);
+    CTL(&r, "frobnicate");
+    assert_one_line_failure(&r);
+    CTL(&r, "token");
+    assert_one_line_failure(&r);
+    CTL(&r, "token", "--user", "a", "--ttl", "soon");
+    assert_one_line_failure(&r);
+    CTL(&r, "token", "--usr", "a");
+    assert_one_line_failure(&r);
+    CTL(&r, "shard");
+    assert_one_line_failure(&r);
+    CTL(&r, "shard", "a", "b");
+    assert_one_line_failure(&r);
+    CTL(&r, "ring");
+    assert_one_line_failure(&r);
+    CTL(&r, "ring", "0", "--peek");
+    assert_one_line_failure(&r);
+    CTL(&r, "publish", "--user", "a");
+    assert_one_line_failure(&r);
+    CTL(&r, "publish", "--user", "a", "--type", "order_expired", "--payload", "{not json");
+    assert_one_line_failure(&r);
+    CTL(&r, "-o", "gateway.nonsense=1", "token", "--user", "a");
+    assert_one_line_failure(&r);
+    ck_assert_ptr_nonnull(strstr(r.err, "gateway.nonsense"));
+    run_cmd(&r, (const char *const[]){ctl_bin, "-c", "/nonexistent/herald.ini", "token", "--user",
+                                      "a", NULL});
+    assert_one_line_failure(&r);
+}
+END_TEST
+
+/* A loopback port that refuses connections: bound (so nobody else takes it and no connect
+ * can self-connect to it) but not listening. Returns the socket; *port gets the port. */
+static int refusing_port(unsigned *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+START_TEST(ctl_unreachable_broker_exits_1_with_one_line)
+{
+    static run_t r;
+    char http[64];
+    unsigned port;
+    int fd = refusing_port(&port);
+    snprintf(http, sizeof http, "broker.http=127.0.0.1:%u", port);
+    CTL(&r, "publish", "--user", "a", "--type", "order_expired");
+    assert_one_line_failure(&r);
+    ck_assert_ptr_nonnull(strstr(r.err, "broker.sock"));
+    CTL(&r, "stats", "-o", http);
+    assert_one_line_failure(&r);
+    ck_assert_ptr_nonnull(strstr(r.err, "broker unreachable"));
+    CTL(&r, "--json", "stats", "-o", http);
+    assert_one_line_failure(&r);
+    CTL(&r, "status");
+    assert_one_line_failure(&r);
+    close(fd);
+}
+END_TEST
+
+/* The ring this test produces: session_ready, one notification, a gap. */
+static ring_t *make_ring(void)
+{
+    char name[128];
+    ring_t *r;
+    herald_error_t err = {0};
+    ring_name(name, sizeof name, prefix, 1);
+    ck_assert_int_eq(ring_open(&r, name, RING_PRODUCER, 65536, 1, &err), 0);
+
+    rec_session_ready_t sr = {.session = 42, .last_seq = 6, .bcast_last_seq = 3};
+    ck_assert_int_eq(ring_write(r, REC_SESSION_READY, &sr, sizeof sr), 0);
+
+    notif_t n = {.type = model_type_find("order_expired", 13),
+                 .priority = 3,
+                 .has_priority = true,
+                 .has_timestamp = true,
+                 .timestamp = 1764000000000000000ull,
+                 .seq = 7};
+    snprintf(n.message_id, sizeof n.message_id, "m-1");
+    snprintf(n.user_id, sizeof n.user_id, "alice");
+    snprintf(n.source, sizeof n.source, "MatchingEngine");
+    n.payload.type = MSGPACK_OBJECT_MAP;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_int_gt(codec_encode(&n, &sb, NULL), 0);
+    ck_assert_int_eq(ring_write(r, REC_NOTIFY, sb.data, (uint32_t)sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    char gap[sizeof(rec_range_t) + 5];
+    rec_range_t rg = {.session = 0, .from = 2, .to = 5};
+    memcpy(gap, &rg, sizeof rg);
+    memcpy(gap + sizeof rg, "alice", 5);
+    ck_assert_int_eq(ring_write(r, REC_GAP, gap, sizeof gap), 0);
+    ring_publish(r);
+    return r;
+}
+
+START_TEST(ctl_rings_shows_a_ring_without_disturbing_it)
+{
+    static run_t r;
+    static uint8_t before[RING_HEADER_BYTES];
+    ring_t *ring = make_ring();
+    ring_stats_t s;
+    ring_stats(ring, &s);
+    memcpy(before, ring_header(ring), sizeof before);
+
+    CTL(&r, "rings", "--json");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    json_t *v = json_loads(r.out, 0, NULL);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(json_array_size(v), 1);
+    json_t *g = json_array_get(v, 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "gateway")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "capacity")), (json_int_t)s.capacity);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "pending_records")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "used_bytes")),
+                     (json_int_t)s.used_bytes);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "records_written")),
+                     (json_int_t)s.records_written);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "records_read")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(g, "producer_pid")), getpid());
+    ck_assert_str_eq(json_string_value(json_object_get(g, "producer")), "alive");
+    ck_assert_str_eq(json_string_value(json_object_get(g, "consumer")), "none");
+    json_decref(v);
+
+    CTL(&r, "rings");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 2);
+
+    ck_assert_mem_eq(before, ring_header(ring), sizeof before);
+    ring_close(ring);
+}
+END_TEST
+
+START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
+{
+    static run_t r;
+    static uint8_t before[RING_HEADER_BYTES];
+    ring_t *ring = make_ring();
+    memcpy(before, ring_header(ring), sizeof before);
+
+    CTL(&r, "ring", "1", "--peek", "10");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 3);
+    char *save = NULL, *line = strtok_r(r.out, "\n", &save);
+    json_t *v = json_loads(line, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "record")), "session_ready");
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "session")), 42);
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "last_seq")), 6);
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "bcast_last_seq")), 3);
+    json_decref(v);
+    v = json_loads(strtok_r(NULL, "\n", &save), 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "record")), "notify");
+    json_t *n = json_object_get(v, "notification");
+    ck_assert_int_eq(json_integer_value(json_object_get(n, "seq")), 7);
+    ck_assert_str_eq(json_string_value(json_object_get(n, "message_id")), "m-1");
+    ck_assert_str_eq(json_string_value(json_object_get(n, "user_id")), "alice");
+    ck_assert_str_eq(json_string_value(json_object_get(n, "message_type")), "order_expired");
+    ck_assert_str_eq(json_string_value(json_object_get(n, "channel")), "trade");
+    ck_assert_str_eq(json_string_value(json_object_get(n, "source")), "MatchingEngine");
+    json_decref(v);
+    v = json_loads(strtok_r(NULL, "\n", &save), 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "record")), "gap");
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "from")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "to")), 5);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "user_id")), "alice");
+    json_decref(v);
+
+    CTL(&r, "ring", "1", "--peek", "1", "--json");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 1);
+
+    CTL(&r, "ring", "3", "--peek", "1");
+    assert_one_line_failure(&r);
+
+    ck_assert_mem_eq(before, ring_header(ring), sizeof before);
+    ring_close(ring);
+}
+END_TEST
+
+START_TEST(supervisor_rejects_bad_arguments_with_one_line)
+{
+    static run_t r;
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, "-o", "broker.nonsense=1", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "broker.nonsense"));
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", "/nonexistent/herald.ini", NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+}
+END_TEST
+
+START_TEST(supervisor_refuses_a_runtime_dir_locked_by_another_and_names_its_pid)
+{
+    static run_t r;
+    char path[400], pid[32], run[300];
+    snprintf(run, sizeof run, "%s/run", tmpdir);
+    mkdir(run, 0700);
+    snprintf(path, sizeof path, "%s/supervisor.lock", run);
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    ck_assert_int_eq(write(fd, pid, (size_t)n), n);
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, NULL});
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    snprintf(pid, sizeof pid, "pid %d", (int)getpid());
+    ck_assert_msg(strstr(r.err, pid), "stderr: %s", r.err);
+    close(fd);
+}
+END_TEST
+
+START_TEST(supervisor_names_a_missing_broker_binary_and_releases_its_lock)
+{
+    static run_t r;
+    char path[400];
+    setenv("HERALD_BIN_DIR", "/nonexistent-herald-bin", 1);
+    run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, NULL});
+    unsetenv("HERALD_BIN_DIR");
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_ptr_nonnull(strstr(r.err, "herald-broker"));
+    snprintf(path, sizeof path, "%s/run/supervisor.pid", tmpdir);
+    ck_assert_int_lt(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/run/supervisor.lock", tmpdir);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+    close(fd);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tools");
+    TCase *tc = tcase_create("heraldctl");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, ctl_token_verifies_with_the_configured_secret);
+    tcase_add_test(tc, ctl_token_json_and_ttl_work_after_the_subcommand_arguments);
+    tcase_add_test(tc, ctl_shard_matches_shard_gateway_and_its_url);
+    tcase_add_test(tc, ctl_bad_arguments_exit_1_with_one_line);
+    tcase_add_test(tc, ctl_unreachable_broker_exits_1_with_one_line);
+    tcase_add_test(tc, ctl_rings_shows_a_ring_without_disturbing_it);
+    tcase_add_test(tc, ctl_ring_peek_decodes_pending_records_read_only);
+    suite_add_tcase(s, tc);
+    TCase *sup = tcase_create("herald-supervisor");
+    tcase_add_checked_fixture(sup, setup, teardown);
+    tcase_add_test(sup, supervisor_rejects_bad_arguments_with_one_line);
+    tcase_add_test(sup, supervisor_refuses_a_runtime_dir_locked_by_another_and_names_its_pid);
+    tcase_add_test(sup, supervisor_names_a_missing_broker_binary_and_releases_its_lock);
+    suite_add_tcase(s, sup);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
