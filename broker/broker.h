@@ -122,7 +122,8 @@ typedef struct bk_conn {
     size_t tx_off, tx_len, tx_cap;
     bk_req_t *rq_head, *rq_tail;
     struct bk_conn *dirty_next; /* on the broker's flush list */
-    bool dirty, closing;
+    struct bk_conn *rearm_next; /* on the broker's re-arm-writable list */
+    bool dirty, closing, rearm;
     bk_gateway_t *gw; /* control connections: the gateway after hello */
 } bk_conn_t;
 
@@ -159,7 +160,9 @@ typedef struct broker {
     /* journal */
     struct bk_journal *jr;
     /* drain bookkeeping */
-    lws_sorted_usec_list_t sul_drain, sul_backlog, sul_tick;
+    lws_sorted_usec_list_t sul_drain, sul_backlog, sul_tick, sul_rearm;
+    struct bk_conn *rearm; /* connections whose writable request must be made outside
+                            * their WRITEABLE callback (lws clears POLLOUT after it) */
     bool drain_scheduled, backlog_scheduled;
     bk_conn_t *dirty;                 /* connections with responses to flush */
     log_ratelimit_t rl_full, rl_bad, rl_journal;

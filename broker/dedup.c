@@ -55,13 +55,16 @@ void bk_dedup_free(broker_t *b)
     b->dedup = NULL;
 }
 
-bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id)
+static bk_dedup_entry_t *find_hashed(bk_dedup_t *d, const char *id, uint32_t h)
 {
-    bk_dedup_t *d = b->dedup;
-    uint32_t h = id_hash(id);
     for (bk_dedup_entry_t *e = d->tab[h & d->mask]; e; e = e->hnext)
         if (e->hash == h && !strcmp(e->id, id)) return e;
     return NULL;
+}
+
+bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id)
+{
+    return find_hashed(b->dedup, id, id_hash(id));
 }
 
 static void unlink_entry(bk_dedup_t *d, bk_dedup_entry_t *e)
@@ -76,7 +79,8 @@ static void unlink_entry(bk_dedup_t *d, bk_dedup_entry_t *e)
 bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_item_t *item)
 {
     bk_dedup_t *d = b->dedup;
-    bk_dedup_entry_t *old = bk_dedup_find(b, id);
+    uint32_t h = id_hash(id);
+    bk_dedup_entry_t *old = item ? NULL : find_hashed(d, id, h); /* ingest checked already */
     if (old) { /* replaying a journal that holds it twice: keep the newest */
         old->seq = seq;
         old->item = item;
@@ -92,11 +96,13 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_
         d->count++;
     }
     bk_dedup_entry_t *e = &d->slots[slot];
-    e->hash = id_hash(id);
+    size_t len = strnlen(id, HERALD_MAX_ID_LEN);
+    e->hash = h;
     e->seq = seq;
     e->item = item;
     e->used = true;
-    snprintf(e->id, sizeof e->id, "%s", id);
+    memcpy(e->id, id, len);
+    e->id[len] = '\0';
     e->hnext = d->tab[e->hash & d->mask];
     d->tab[e->hash & d->mask] = e;
     return e;

@@ -268,6 +268,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_writeable(wsi, p, p->text ? "text/plain; version=0.0.4" : "application/json");
     case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* either may be the last call for this session */
         if (p->req) bk_req_orphan(b, p->req);
         p->req = NULL;
         pss_reset(p);

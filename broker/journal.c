@@ -15,7 +15,7 @@
 #define JR_MAGIC     "HRLDJRN1"
 #define JR_HDR       16u /* magic + version + reserved */
 #define JR_REC_HDR   12u /* u32 len, u16 type, u16 zero, u32 checksum */
-#define JR_MIN_BOUND (64ull * 1024 * 1024)
+#define JR_MIN_BOUND (256ull * 1024 * 1024)
 
 enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
 

@@ -174,15 +174,41 @@ static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
     c->tx_len += FRAME_HDR + resp.size;
 }
 
-/* Write what we can; re-arm writable for the rest. Returns -1 if the peer is gone. */
-static int conn_write(bk_conn_t *c)
+static void rearm_cb(lws_sorted_usec_list_t *sul)
+{
+    broker_t *b = lws_container_of(sul, broker_t, sul_rearm);
+    while (b->rearm) {
+        bk_conn_t *c = b->rearm;
+        b->rearm = c->rearm_next;
+        c->rearm = false;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+/* Ask for POLLOUT. From inside a raw-file WRITEABLE callback lws clears POLLOUT after we
+ * return, so the request is made from a zero-delay timer instead. */
+static void conn_want_write(broker_t *b, bk_conn_t *c, bool in_writeable)
+{
+    if (!in_writeable) {
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    if (c->rearm) return;
+    c->rearm = true;
+    c->rearm_next = b->rearm;
+    b->rearm = c;
+    lws_sul_schedule(b->ctx, 0, &b->sul_rearm, rearm_cb, 1);
+}
+
+/* Write what we can; ask for writable for the rest. Returns -1 if the peer is gone. */
+static int conn_write(broker_t *b, bk_conn_t *c, bool in_writeable)
 {
     while (c->tx_off < c->tx_len) {
         ssize_t w = write(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) {
-                lws_callback_on_writable(c->wsi);
+                conn_want_write(b, c, in_writeable);
                 return 0;
             }
             return -1;
@@ -220,7 +246,7 @@ void bk_conns_flush(broker_t *b)
         b->dirty = c->dirty_next;
         c->dirty = false;
         conn_pop_done(c);
-        if (c->tx_len > c->tx_off && conn_write(c) < 0) {
+        if (c->tx_len > c->tx_off && conn_write(b, c, false) < 0) {
             c->closing = true;
             lws_callback_on_writable(c->wsi); /* closes from its own callback */
         }
@@ -329,6 +355,11 @@ static void conn_free(broker_t *b, bk_conn_t *c)
         while (*pp != c) pp = &(*pp)->dirty_next;
         *pp = c->dirty_next;
     }
+    if (c->rearm) {
+        bk_conn_t **pp = &b->rearm;
+        while (*pp != c) pp = &(*pp)->rearm_next;
+        *pp = c->rearm_next;
+    }
     free(c->rx);
     free(c->tx);
     free(c);
@@ -352,7 +383,7 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return conn_read(b, c);
     case LWS_CALLBACK_RAW_WRITEABLE_FILE:
         if (!c) return -1;
-        return conn_write(c);
+        return conn_write(b, c, true);
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (c) {
             lws_set_opaque_user_data(wsi, NULL);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -168,6 +169,8 @@ int bkh_http_connect(bkh_t *h)
     }
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 
@@ -189,14 +192,17 @@ static int write_all(int fd, const void *p, size_t n)
 int bkh_http(int fd, const char *method, const char *path, const char *extra_headers,
              const char *body, size_t body_len, bkh_http_resp_t *resp)
 {
-    char head[1024];
-    int hl = snprintf(head, sizeof head,
+    size_t blen = body ? body_len : 0;
+    char *head = malloc(1024 + blen);
+    int hl = snprintf(head, 1024,
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n\r\n",
                       method, path, extra_headers ? extra_headers : "", body ? body_len : 0);
     memset(resp, 0, sizeof *resp);
-    if (write_all(fd, head, (size_t)hl) < 0 || (body && write_all(fd, body, body_len) < 0))
-        return -1;
+    if (blen) memcpy(head + hl, body, blen);
+    int wrc = write_all(fd, head, (size_t)hl + blen); /* one write: no Nagle stall */
+    free(head);
+    if (wrc < 0) return -1;
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     char *eoh = NULL;

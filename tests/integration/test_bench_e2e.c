@@ -1,0 +1,127 @@
+/* test_bench_e2e.c - herald-bench e2e against a herald it starts itself: it accounts for
+ * every notification, reports one JSON line, and leaves no process, shm object or dir. */
+#include <check.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+static const char *bench_path; /* argv[1]: the herald-bench executable */
+
+/* Run herald-bench with args; its stdout goes to out (NUL-terminated). Returns the exit
+ * status; *pid receives the bench's pid (its shm prefix is hbench<pid>). */
+static int run_bench(char *const args[], char *out, size_t outlen, pid_t *pid)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    *pid = fork();
+    ck_assert_int_ge(*pid, 0);
+    if (*pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(bench_path, args);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while ((got = read(fds[0], out + n, outlen - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(fds[0]);
+    int st;
+    ck_assert_int_eq(waitpid(*pid, &st, 0), *pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static long long get_int(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    ck_assert_msg(json_is_integer(v), "report has no integer \"%s\"", key);
+    return json_integer_value(v);
+}
+
+/* No /dev/shm object left with the bench's prefix. */
+static int shm_left(pid_t pid)
+{
+    char prefix[32];
+    int left = 0;
+    struct dirent *e;
+    snprintf(prefix, sizeof prefix, "hbench%d.", (int)pid);
+    DIR *d = opendir("/dev/shm");
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) left++;
+    if (d) closedir(d);
+    return left;
+}
+
+START_TEST(bench_e2e_delivers_every_notification_to_every_session_and_cleans_up)
+{
+    static char out[1 << 16];
+    /* 30 sessions of 10 users: each notification is owed to 3 sessions */
+    char *const args[] = {"herald-bench", "e2e", "-S",        "30",     "--users",
+                          "10",           "-M",  "3000",      "--rate", "20000",
+                          "--gateways",   "2",   "--timeout", "60",     NULL};
+    pid_t pid;
+    int rc = run_bench(args, out, sizeof out, &pid);
+    ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);
+    json_error_t jerr;
+    json_t *rep = json_loads(out, JSON_DISABLE_EOF_CHECK, &jerr);
+    ck_assert_msg(rep != NULL, "no JSON report: %s", jerr.text);
+    ck_assert_int_eq(get_int(rep, "sent"), 3000);
+    ck_assert_int_eq(get_int(rep, "acked"), 3000);
+    ck_assert_int_eq(get_int(rep, "expected"), 9000);
+    ck_assert_int_eq(get_int(rep, "received"), 9000);
+    ck_assert_int_eq(get_int(rep, "lost"), 0);
+    ck_assert_int_eq(get_int(rep, "duplicates"), 0);
+    ck_assert_int_eq(get_int(rep, "out_of_order"), 0);
+    json_t *lat = json_object_get(rep, "latency_us");
+    long long total = 0;
+    for (int p = 0; p < 4; p++) {
+        char key[4];
+        snprintf(key, sizeof key, "P%d", p);
+        total += get_int(json_object_get(lat, key), "count");
+    }
+    ck_assert_int_eq(total, 9000);
+    ck_assert_int_eq((int)json_array_size(json_object_get(rep, "procs")), 3);
+    json_decref(rep);
+    ck_assert_int_eq(shm_left(pid), 0);
+}
+END_TEST
+
+START_TEST(bench_e2e_refuses_more_users_than_sessions)
+{
+    static char out[4096];
+    char *const args[] = {"herald-bench", "e2e", "-S", "2", "--users", "3", "-M", "10", NULL};
+    pid_t pid;
+    ck_assert_int_eq(run_bench(args, out, sizeof out, &pid), 1);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_bench_e2e HERALD_BENCH\n");
+        return EXIT_FAILURE;
+    }
+    bench_path = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("bench_e2e");
+    TCase *tc = tcase_create("bench_e2e");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, bench_e2e_delivers_every_notification_to_every_session_and_cleans_up);
+    tcase_add_test(tc, bench_e2e_refuses_more_users_than_sessions);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

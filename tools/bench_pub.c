@@ -1,0 +1,235 @@
+/* bench_pub.c - herald-bench e2e publisher: trade_executed notifications through libherald,
+ * pipelined batch frames, paced in 1 ms slices when a rate is given. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_e2e.h"
+#include "herald.h"
+#include "herald_time.h"
+
+#define SLICE_NS 1000000ull
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+unsigned bench_pub_priority(const bench_run_t *r, uint64_t i)
+{
+    unsigned roll = (unsigned)(mix64(i) % 100), acc = 0;
+    for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
+        acc += r->mix[p];
+        if (roll < acc) return p;
+    }
+    return HERALD_PRIORITIES - 1;
+}
+
+double bench_thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v, size_t vlen)
+{
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+    msgpack_pack_str_with_body(pk, v, vlen);
+}
+
+/* One trade_executed notification. bench_t0 and bench_i come first in the payload: the
+ * receive fast path (bench_parse.c) looks for them there. */
+static void pack_one(const bench_run_t *r, msgpack_packer *pk, uint64_t i, uint64_t t0, size_t pad)
+{
+    static const char pad_chars[] =
+        "settlement T+0; venue XSHG; account class retail; fee schedule standard; "
+        "clearing member 0042; routed via smart order router; no special instructions; "
+        "this memo pads the notification to the size requested with --payload-bytes ok";
+    char id[48], num[32];
+    unsigned user = bench_user_of(r, i);
+    int n = snprintf(id, sizeof id, "hb%s-%" PRIu64, r->run_nonce, i);
+
+    msgpack_pack_map(pk, 6);
+    pack_kv_str(pk, "message_id", id, (size_t)n);
+    pack_kv_str(pk, "message_type", "trade_executed", 14);
+    pack_kv_str(pk, "user_id", r->user_ids[user], strlen(r->user_ids[user]));
+    msgpack_pack_str_with_body(pk, "priority", 8);
+    msgpack_pack_uint8(pk, (uint8_t)bench_pub_priority(r, i));
+    pack_kv_str(pk, "source", "herald-bench", 12);
+    msgpack_pack_str_with_body(pk, "payload", 7);
+    msgpack_pack_map(pk, 13);
+    msgpack_pack_str_with_body(pk, "bench_t0", 8);
+    msgpack_pack_uint64(pk, t0);
+    msgpack_pack_str_with_body(pk, "bench_i", 7);
+    msgpack_pack_uint64(pk, i);
+    n = snprintf(num, sizeof num, "T%" PRIu64, 880000000 + i);
+    pack_kv_str(pk, "trade_id", num, (size_t)n);
+    n = snprintf(num, sizeof num, "O%" PRIu64, 550000000 + i);
+    pack_kv_str(pk, "order_id", num, (size_t)n);
+    n = snprintf(num, sizeof num, "X%016" PRIx64, mix64(i));
+    pack_kv_str(pk, "exchange_order_id", num, (size_t)n);
+    pack_kv_str(pk, "instrument_id", "rb2501", 6);
+    pack_kv_str(pk, "direction", (i & 1) ? "sell" : "buy", (i & 1) ? 4 : 3);
+    pack_kv_str(pk, "offset", "open", 4);
+    msgpack_pack_str_with_body(pk, "price", 5);
+    msgpack_pack_double(pk, 3512.0 + (double)(i % 40));
+    msgpack_pack_str_with_body(pk, "volume", 6);
+    msgpack_pack_uint32(pk, (uint32_t)(1 + i % 20));
+    msgpack_pack_str_with_body(pk, "commission", 10);
+    msgpack_pack_double(pk, 1.75);
+    pack_kv_str(pk, "fill_type", "full", 4);
+    pack_kv_str(pk, "memo", pad_chars, pad < sizeof pad_chars - 1 ? pad : sizeof pad_chars - 1);
+}
+
+/* Memo length that brings one notification to about r->payload_bytes. */
+static size_t pad_for(const bench_run_t *r)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_one(r, &pk, r->messages, 0, 0);
+    size_t base = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    if (r->payload_bytes <= base) return 0;
+    size_t pad = r->payload_bytes - base;
+    return pad > 31 ? pad - 1 : pad; /* str8 header is one byte longer than fixstr */
+}
+
+size_t bench_pub_encode(const bench_run_t *r, uint64_t first, unsigned n, uint64_t t0,
+                        msgpack_sbuffer *sb)
+{
+    static __thread size_t pad = SIZE_MAX;
+    msgpack_packer pk;
+    if (pad == SIZE_MAX) pad = pad_for(r);
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (unsigned k = 0; k < n; k++)
+        pack_one(r, &pk, first + k, t0, pad);
+    return sb->size;
+}
+
+typedef struct {
+    uint64_t first;
+    unsigned n;
+} inflight_t;
+
+/* Collect the responses of the oldest request frame. */
+static int pub_collect(bench_run_t *r, herald_client_t *c, inflight_t *f, herald_result_t *res)
+{
+    herald_error_t err;
+    long got = herald_recv_results(c, res, f->n, &err);
+    if (got != (long)f->n) {
+        snprintf(r->pub_error, sizeof r->pub_error, "receiving results: %s",
+                 got < 0 ? err.message : "short result list");
+        return -1;
+    }
+    uint64_t owed = 0;
+    for (unsigned k = 0; k < f->n; k++) {
+        uint64_t i = f->first + k;
+        if (!res[k].ok) {
+            herr_t code = HERR_INTERNAL;
+            for (int e = 1; e < HERR__COUNT; e++)
+                if (strcmp(res[k].error, herr_code((herr_t)e)) == 0) code = (herr_t)e;
+            r->pub_refused[code]++;
+            continue;
+        }
+        if (res[k].duplicate) r->pub_duplicate++;
+        r->acked[i >> 3] |= (uint8_t)(1u << (i & 7));
+        r->pub_acked++;
+        owed += r->user_sessions[bench_user_of(r, i)];
+    }
+    atomic_fetch_add_explicit(&r->expected, owed, memory_order_relaxed);
+    return 0;
+}
+
+/* How many notifications may go out now: all that are due under the rate, capped. */
+static unsigned pub_due(const bench_run_t *r, uint64_t next, uint64_t start, uint64_t now)
+{
+    uint64_t left = r->messages - next;
+    uint64_t n = left < r->batch ? left : r->batch;
+    if (r->rate <= 0) return (unsigned)n;
+    uint64_t due = (uint64_t)((double)(now - start) * r->rate / 1e9) + 1;
+    if (due > r->messages) due = r->messages;
+    return due > next ? (unsigned)(due - next < n ? due - next : n) : 0;
+}
+
+static void sleep_until(uint64_t mono)
+{
+    struct timespec ts = {(time_t)(mono / 1000000000ull), (long)(mono % 1000000000ull)};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+static void pub_run(bench_run_t *r, herald_client_t *c)
+{
+    herald_result_t *res = calloc(r->batch, sizeof *res);
+    inflight_t *q = calloc(r->window, sizeof *q);
+    msgpack_sbuffer sb;
+    herald_error_t err;
+    unsigned head = 0, busy = 0;
+    uint64_t next = 0;
+    msgpack_sbuffer_init(&sb);
+    if (!res || !q) {
+        snprintf(r->pub_error, sizeof r->pub_error, "out of memory");
+        goto out;
+    }
+    uint64_t start = mono_ns(), deadline = start + (uint64_t)(r->timeout_s * 1e9);
+    r->pub_t_start = start;
+    while ((next < r->messages || busy) && !*r->stop) {
+        uint64_t now = mono_ns();
+        if (now > deadline) {
+            snprintf(r->pub_error, sizeof r->pub_error, "timeout with %u frames unanswered", busy);
+            break;
+        }
+        unsigned n = busy < r->window && next < r->messages ? pub_due(r, next, start, now) : 0;
+        if (n) {
+            size_t len = bench_pub_encode(r, next, n, mono_ns(), &sb);
+            if (herald_send(c, (const uint8_t *)sb.data, len, &err) < 0) {
+                snprintf(r->pub_error, sizeof r->pub_error, "sending: %s", err.message);
+                break;
+            }
+            q[(head + busy) % r->window] = (inflight_t){next, n};
+            busy++;
+            next += n;
+            r->pub_sent += n;
+            continue;
+        }
+        if (busy) {
+            if (pub_collect(r, c, &q[head], res) < 0) break;
+            head = (head + 1) % r->window;
+            busy--;
+            r->pub_t_end = mono_ns();
+            continue;
+        }
+        sleep_until(now + SLICE_NS - (now - start) % SLICE_NS);
+    }
+out:
+    msgpack_sbuffer_destroy(&sb);
+    free(q);
+    free(res);
+}
+
+void *bench_pub_thread(void *arg)
+{
+    bench_run_t *r = arg;
+    herald_error_t err;
+    herald_client_t *c = herald_connect(r->broker_addr, &err);
+    if (!c) {
+        snprintf(r->pub_error, sizeof r->pub_error, "connect %.100s: %.140s", r->broker_addr,
+                 err.message);
+    } else {
+        pub_run(r, c);
+        herald_close(c);
+    }
+    r->pub_cpu_s = bench_thread_cpu_s();
+    /* release: pairs with the acquire load in the receive loop; publisher fields are final */
+    atomic_store_explicit(&r->pub_done, true, memory_order_release);
+    return NULL;
+}

@@ -1,0 +1,179 @@
+/* bench_report.c - herald-bench e2e result line and table. */
+#include "bench_report.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static const double PCTS[] = {50, 90, 99, 99.9};
+static const char *const PCT_NAMES[] = {"p50", "p90", "p99", "p99_9"};
+#define NPCT (sizeof PCTS / sizeof PCTS[0])
+
+void bench_totals(const bench_run_t *r, unsigned dropped_sessions, double bench_cpu_s,
+                  bench_totals_t *t)
+{
+    uint64_t end = r->t_last_rx > r->pub_t_end ? r->t_last_rx : r->pub_t_end;
+    t->expected = atomic_load_explicit(&r->expected, memory_order_relaxed);
+    t->lost = t->expected > r->received ? t->expected - r->received : 0;
+    t->elapsed_s = end > r->pub_t_start ? (double)(end - r->pub_t_start) / 1e9 : 0;
+    t->delivered_per_s = t->elapsed_s > 0 ? (double)r->received / t->elapsed_s : 0;
+    t->bench_cpu_s = bench_cpu_s;
+    t->peak_per_s = 0;
+    const unsigned win = (unsigned)(1000000000ull / BENCH_TICK_NS);
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < r->n_ticks; i++) {
+        sum += r->rx_per_tick[i];
+        if (i >= win) sum -= r->rx_per_tick[i - win];
+        if ((double)sum > t->peak_per_s) t->peak_per_s = (double)sum;
+    }
+    t->rx_ceiling_per_s = r->rx_cpu_s > 0 ? (double)r->received / r->rx_cpu_s : 0;
+    t->dropped_sessions = dropped_sessions;
+}
+
+static uint64_t refused_total(const bench_run_t *r)
+{
+    uint64_t n = 0;
+    for (int e = 0; e < HERR__COUNT; e++)
+        n += r->pub_refused[e];
+    return n;
+}
+
+static void json_latency(const bench_run_t *r)
+{
+    printf("\"latency_us\":{");
+    for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
+        const bhist_t *h = &r->lat[p];
+        printf("%s\"P%u\":{\"count\":%" PRIu64, p ? "," : "", p, h->count);
+        for (unsigned k = 0; k < NPCT; k++)
+            printf(",\"%s\":%.1f", PCT_NAMES[k], (double)bhist_percentile(h, PCTS[k]) / 1e3);
+        printf(",\"max\":%.1f,\"mean\":%.1f}", (double)h->max / 1e3, bhist_mean(h) / 1e3);
+    }
+    printf("}");
+}
+
+static void json_procs(const bprocs_t *ps)
+{
+    printf("\"procs\":[");
+    for (unsigned i = 0; i < ps->n; i++) {
+        const bproc_t *p = &ps->procs[i];
+        printf("%s{\"name\":\"%s\",\"pid\":%d,\"cpu_s\":%.3f,\"rss_kib\":%ld,\"hwm_kib\":%ld}",
+               i ? "," : "", p->name, (int)p->pid, p->cpu_s - p->cpu0_s, p->rss_kib, p->hwm_kib);
+    }
+    printf("]");
+}
+
+/* s as a JSON string body: quotes, backslashes and control characters escaped. */
+static void json_str(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+}
+
+/* Busy CPU seconds on the machine during the measurement not spent by herald or the bench:
+ * other load that makes a result unrepresentative. */
+static double other_cpu_s(const bprocs_t *ps, const bench_totals_t *t)
+{
+    double ours = t->bench_cpu_s;
+    for (unsigned i = 0; i < ps->n; i++)
+        ours += ps->procs[i].cpu_s - ps->procs[i].cpu0_s;
+    double other = ps->sys_busy_s - ps->sys_busy0_s - ours;
+    return other > 0 ? other : 0;
+}
+
+static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
+{
+    printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,"
+           "\"messages\":%" PRIu64 ",\"rate\":%.0f,\"payload_bytes\":%u,\"batch\":%u,"
+           "\"window\":%u,\"mix\":[%u,%u,%u,%u],",
+           r->spawn ? "spawn" : "target", r->sessions, r->users, r->gateways, r->messages, r->rate,
+           r->payload_bytes, r->batch, r->window, r->mix[0], r->mix[1], r->mix[2], r->mix[3]);
+    printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"refused\":%" PRIu64
+           ",\"expected\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
+           ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%" PRIu64 ",\"foreign\":%" PRIu64
+           ",\"malformed\":%" PRIu64 ",\"other_frames\":%" PRIu64 ",\"dropped_sessions\":%u,",
+           r->pub_sent, r->pub_acked, refused_total(r), t->expected, r->received, t->lost,
+           r->duplicates, r->out_of_order, r->foreign, r->malformed, r->other_frames,
+           t->dropped_sessions);
+    printf("\"elapsed_s\":%.3f,\"delivered_per_s\":%.0f,\"peak_1s_per_s\":%.0f,"
+           "\"avg_frame_bytes\":%.0f,",
+           t->elapsed_s, t->delivered_per_s, t->peak_per_s,
+           r->received ? (double)r->frame_bytes / (double)r->received : 0.0);
+    json_latency(r);
+    printf(",\"per_second\":[");
+    const unsigned per_s = (unsigned)(1000000000ull / BENCH_TICK_NS);
+    unsigned last = (unsigned)((t->elapsed_s * 1e9) / BENCH_TICK_NS) + 1;
+    for (unsigned i = 0; i < last && i < r->n_ticks; i += per_s) {
+        uint64_t n = 0;
+        for (unsigned k = i; k < i + per_s && k < r->n_ticks; k++)
+            n += r->rx_per_tick[k];
+        printf("%s%llu", i ? "," : "", (unsigned long long)n);
+    }
+    printf("],");
+    json_procs(ps);
+    printf(",\"machine\":{\"busy_s\":%.2f,\"other_s\":%.2f}", ps->sys_busy_s - ps->sys_busy0_s,
+           other_cpu_s(ps, t));
+    printf(",\"bench_cpu\":{\"total_s\":%.3f,\"publisher_s\":%.3f,\"receiver_s\":%.3f,"
+           "\"rx_ceiling_per_s\":%.0f},\"error\":\"",
+           t->bench_cpu_s, r->pub_cpu_s, r->rx_cpu_s, t->rx_ceiling_per_s);
+    json_str(r->pub_error);
+    printf("\"}\n");
+    fflush(stdout);
+}
+
+static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
+{
+    FILE *o = stderr;
+    fprintf(o,
+            "\nherald-bench e2e: %u sessions, %u users, %u gateways, %" PRIu64
+            " notifications, %s\n",
+            r->sessions, r->users, r->gateways, r->messages, r->rate > 0 ? "paced" : "max rate");
+    fprintf(o,
+            "  delivered/s %10.0f over %.3f s (first publish to last delivery); best 1 s window "
+            "%.0f/s\n",
+            t->delivered_per_s, t->elapsed_s, t->peak_per_s);
+    fprintf(o,
+            "  sent %" PRIu64 "  acked %" PRIu64 "  refused %" PRIu64 "  expected %" PRIu64
+            "  received %" PRIu64 "\n",
+            r->pub_sent, r->pub_acked, refused_total(r), t->expected, r->received);
+    fprintf(o,
+            "  lost %" PRIu64 "  duplicates %" PRIu64 "  out-of-order %" PRIu64 "  foreign %" PRIu64
+            "  dropped sessions %u\n",
+            t->lost, r->duplicates, r->out_of_order, r->foreign, t->dropped_sessions);
+    for (int e = 1; e < HERR__COUNT; e++)
+        if (r->pub_refused[e])
+            fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code((herr_t)e), r->pub_refused[e]);
+    fprintf(o,
+            "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
+    for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
+        const bhist_t *h = &r->lat[p];
+        fprintf(o, "  P%u        %12" PRIu64, p, h->count);
+        for (unsigned k = 0; k < NPCT; k++)
+            fprintf(o, " %10.1f", (double)bhist_percentile(h, PCTS[k]) / 1e3);
+        fprintf(o, " %10.1f\n", (double)h->max / 1e3);
+    }
+    fprintf(o, "\n  process        pid      cpu s    rss KiB   peak KiB\n");
+    for (unsigned i = 0; i < ps->n; i++) {
+        const bproc_t *p = &ps->procs[i];
+        fprintf(o, "  %-10s %7d %10.2f %10ld %10ld\n", p->name, (int)p->pid, p->cpu_s - p->cpu0_s,
+                p->rss_kib, p->hwm_kib);
+    }
+    fprintf(o,
+            "  bench      %7s %10.2f  (publisher %.2f, receiver %.2f: %.0f deliveries per "
+            "receiver CPU second)\n",
+            "-", t->bench_cpu_s, r->pub_cpu_s, r->rx_cpu_s, t->rx_ceiling_per_s);
+    fprintf(o, "  machine busy %.2f CPU s, of which %.2f by other processes\n",
+            ps->sys_busy_s - ps->sys_busy0_s, other_cpu_s(ps, t));
+    if (r->pub_error[0]) fprintf(o, "  publisher stopped: %s\n", r->pub_error);
+}
+
+void bench_report(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
+{
+    json_line(r, ps, t);
+    table(r, ps, t);
+}
