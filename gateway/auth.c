@@ -37,9 +37,11 @@ static int auth_token(struct lws *wsi, char *out, int outlen)
     return n;
 }
 
+/* lws_get_urlarg_by_name copies each query argument into buf while it searches and gives
+ * up at the first one that does not fit, so buf must hold the longest argument (the token). */
 static uint64_t auth_since(struct lws *wsi)
 {
-    char buf[64];
+    char buf[2048];
     const char *v = lws_get_urlarg_by_name(wsi, "since=", buf, sizeof buf);
     if (!v || !*v) return 0;
     char *end;
