@@ -205,6 +205,7 @@ static void uring_dispatch(gw_t *g, uint64_t ud, int res)
 
 static void uring_reap(gw_t *g)
 {
+    g->in_reap = true;
     for (int round = 0; round < 4; round++) {
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
@@ -217,6 +218,7 @@ static void uring_reap(gw_t *g)
         if (!n) break;
         io_uring_cq_advance(&g->uring, n);
     }
+    gw_deliver_write_now(g);
     gw_uring_commit(g);
 }
 
