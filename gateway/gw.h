@@ -22,6 +22,10 @@
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
 #define GW_WRITE_COALESCE (64 * 1024) /* bytes of frames per coalesced write */
 #define GW_NS_PER_MS      1000000ull
+/* A held batch whose deadline falls within this of a wake-up is flushed in that wake-up
+ * (SPEC 6 bounds the wait, not its minimum): a deadline right after a doorbell wake then
+ * costs no wake-up of its own, and one timer wake flushes every deadline near it. */
+#define GW_FLUSH_SLACK_NS (1 * GW_NS_PER_MS)
 #define GW_NS_PER_S       1000000000ull
 
 /* One output frame with LWS_PRE headroom. Notification frames are rendered once and shared
