@@ -88,8 +88,8 @@ typedef struct gw_session {
     gw_fifo_t held;  /* P1..P3 waiting for their flush */
     size_t pending_bytes;
     bool writable_requested;
-    bool on_wlist;                /* queued on gw_t.wlist for a direct write this pass */
-    struct gw_session *wnext;     /* gw_t.wlist link */
+    bool on_wlist;            /* queued on gw_t.wlist for a direct write this pass */
+    struct gw_session *wnext; /* gw_t.wlist link */
     bool want_ping;
     uint16_t close_code; /* != 0: close at the next writable callback */
     const char *close_reason;
