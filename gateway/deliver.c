@@ -92,11 +92,35 @@ static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
     s->dl[i].on = true;
 }
 
-void gw_session_want_write(gw_session_t *s)
+void gw_session_want_write(gw_t *g, gw_session_t *s)
 {
-    if (!s->writable_requested && s->wsi) {
-        s->writable_requested = true;
-        lws_callback_on_writable(s->wsi);
+    if (s->writable_requested || !s->wsi) return;
+    if (g->in_reap && !s->deflate && !s->close_code) {
+        if (!s->on_wlist) {
+            s->on_wlist = true;
+            s->wnext = g->wlist;
+            g->wlist = s;
+        }
+        return;
+    }
+    s->writable_requested = true;
+    lws_callback_on_writable(s->wsi);
+}
+
+void gw_deliver_write_now(gw_t *g)
+{
+    gw_session_t *s = g->wlist;
+    g->wlist = NULL;
+    g->in_reap = false; /* what is left after a partial send waits for a writable callback */
+    while (s) {
+        gw_session_t *next = s->wnext;
+        s->on_wlist = false;
+        s->wnext = NULL;
+        /* a session closed during the pass asked for its writable callback already */
+        if (s->wsi && s->user && !s->close_code && !s->writable_requested &&
+            gw_session_write(g, s) < 0)
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        s = next;
     }
 }
 
@@ -106,7 +130,7 @@ void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char 
     s->close_code = code;
     s->close_reason = reason;
     gw_deliver_drop(g, s);
-    gw_session_want_write(s);
+    gw_session_want_write(g, s);
     /* A peer that never reads never makes us writable: kill it after a grace period. */
     if (s->wsi) lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
@@ -126,7 +150,7 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
     s->pending_bytes += m->len;
     if (prio == 0 || prio >= HERALD_PRIORITIES) {
         fifo_push(&s->ready, m);
-        gw_session_want_write(s);
+        gw_session_want_write(g, s);
         return;
     }
     fifo_push(&s->held, m);
@@ -147,7 +171,7 @@ void gw_session_flush(gw_t *g, gw_session_t *s)
         fifo_push(&s->ready, fifo_front(&s->held));
         fifo_pop(&s->held);
     }
-    gw_session_want_write(s);
+    gw_session_want_write(g, s);
 }
 
 uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
@@ -197,8 +221,10 @@ int gw_session_write(gw_t *g, gw_session_t *s)
         if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
     }
     /* Coalesce: several ready frames go out pre-framed in one write (one syscall). With
-     * permessage-deflate lws frames and compresses each message itself. */
-    while (s->ready.count && !lws_send_pipe_choked(s->wsi)) {
+     * permessage-deflate lws frames and compresses each message itself. A send the kernel
+     * took only in part leaves the rest buffered in lws (lws_partial_buffered): stop there
+     * and wait for the writable callback (no poll() per write as lws_send_pipe_choked). */
+    while (s->ready.count && !lws_partial_buffered(s->wsi)) {
         unsigned char *out = g->wbuf + LWS_PRE;
         size_t used = 0, frames = 0, pushed = 0;
         gw_msg_t *m;
@@ -230,7 +256,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
         }
         g->c.pushed += pushed;
     }
-    if (s->ready.count) gw_session_want_write(s);
+    if (s->ready.count) gw_session_want_write(g, s);
     return 0;
 }
 

@@ -22,6 +22,10 @@
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
 #define GW_WRITE_COALESCE (64 * 1024) /* bytes of frames per coalesced write */
 #define GW_NS_PER_MS      1000000ull
+/* A held batch whose deadline falls within this of a wake-up is flushed in that wake-up
+ * (SPEC 6 bounds the wait, not its minimum): a deadline right after a doorbell wake then
+ * costs no wake-up of its own, and one timer wake flushes every deadline near it. */
+#define GW_FLUSH_SLACK_NS (1 * GW_NS_PER_MS)
 #define GW_NS_PER_S       1000000000ull
 
 /* One output frame with LWS_PRE headroom. Notification frames are rendered once and shared
@@ -84,6 +88,8 @@ typedef struct gw_session {
     gw_fifo_t held;  /* P1..P3 waiting for their flush */
     size_t pending_bytes;
     bool writable_requested;
+    bool on_wlist;            /* queued on gw_t.wlist for a direct write this pass */
+    struct gw_session *wnext; /* gw_t.wlist link */
     bool want_ping;
     uint16_t close_code; /* != 0: close at the next writable callback */
     const char *close_reason;
@@ -175,6 +181,10 @@ typedef struct gw {
         gw_session_t *head, *tail;
     } dl[HERALD_PRIORITIES - 1];
     uint64_t tick_at_ns;
+    /* Sessions with output queued during a reap pass, written directly at its end (one
+     * send each, no writable callback round trip); see gw_deliver_write_now. */
+    gw_session_t *wlist;
+    bool in_reap;
     /* scratch */
     unsigned char wbuf[LWS_PRE + GW_WRITE_COALESCE];
     jbuf_t jb;
@@ -230,8 +240,14 @@ void gw_session_flush(gw_t *g, gw_session_t *s);
 uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns);
 /* Write ready frames while the socket takes them. Returns -1 to close the connection. */
 int gw_session_write(gw_t *g, gw_session_t *s);
-/* Ask lws for a writable callback (once until it comes). */
-void gw_session_want_write(gw_session_t *s);
+/* Get s's ready frames written: during a reap pass (g->in_reap) queue s for the direct
+ * write at the end of the pass; otherwise (or when lws must frame: deflate, or a close)
+ * ask lws for a writable callback (once until it comes). */
+void gw_session_want_write(gw_t *g, gw_session_t *s);
+/* End of a reap pass: write every queued session now, from outside a writable callback
+ * (plain sessions only; lws buffers a partial send itself). A failed write kills the
+ * connection asynchronously. */
+void gw_deliver_write_now(gw_t *g);
 /* Schedule a close with a WebSocket code; the session writes no more frames. */
 void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char *reason);
 /* Free every queued frame of s and unlink it from the deadline lists. */

@@ -228,7 +228,7 @@ void gw_sessions_tick(gw_t *g, uint64_t now_ns)
         if (ping_ns && now_ns - s->last_ping_ns >= ping_ns) {
             s->last_ping_ns = now_ns;
             s->want_ping = true;
-            gw_session_want_write(s);
+            gw_session_want_write(g, s);
         }
     }
 }

@@ -70,7 +70,10 @@ void gw_uring_fini(gw_t *g)
 static void uring_arm_timer(gw_t *g, uint64_t at_ns)
 {
     struct io_uring_sqe *sqe;
-    if (g->timer_armed && at_ns >= g->timer_at_ns) return;
+    /* Keep a pending timeout that is due at most a slack before the nearest deadline;
+     * move it otherwise (later too: deadlines flushed early would make it a wasted wake). */
+    if (g->timer_armed && at_ns >= g->timer_at_ns && at_ns - g->timer_at_ns <= GW_FLUSH_SLACK_NS)
+        return;
     if (!g->timer_armed) {
         g->timer_ts.tv_sec = (long long)(at_ns / GW_NS_PER_S);
         g->timer_ts.tv_nsec = (long long)(at_ns % GW_NS_PER_S);
@@ -79,12 +82,14 @@ static void uring_arm_timer(gw_t *g, uint64_t at_ns)
         io_uring_sqe_set_data64(sqe, gw_ud(UD_TIMER, 0));
         g->timer_armed = true;
     } else {
-        /* Move the one pending timeout earlier instead of adding a second one. */
+        /* Move the one pending timeout instead of adding a second one. */
         g->timer_upd_ts.tv_sec = (long long)(at_ns / GW_NS_PER_S);
         g->timer_upd_ts.tv_nsec = (long long)(at_ns % GW_NS_PER_S);
         sqe = gw_uring_sqe(g);
         io_uring_prep_timeout_update(sqe, &g->timer_upd_ts, gw_ud(UD_TIMER, 0), IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(sqe, gw_ud(UD_TIMER_UPD, 0));
+        /* no completion when it worked: it would only wake the loop for nothing */
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     }
     g->timer_at_ns = at_ns;
 }
@@ -165,7 +170,6 @@ int gw_uring_attach_ring(gw_t *g)
 static void uring_on_timer(gw_t *g)
 {
     uint64_t now = g->now_ns;
-    gw_deliver_due(g, now);
     if (now >= g->tick_at_ns) {
         g->tick_at_ns = now + GW_NS_PER_S;
         if (g->ring) ring_heartbeat(g->ring);
@@ -205,6 +209,7 @@ static void uring_dispatch(gw_t *g, uint64_t ud, int res)
 
 static void uring_reap(gw_t *g)
 {
+    g->in_reap = true;
     for (int round = 0; round < 4; round++) {
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
@@ -217,6 +222,9 @@ static void uring_reap(gw_t *g)
         if (!n) break;
         io_uring_cq_advance(&g->uring, n);
     }
+    /* Every wake-up (doorbell, timer, no-op) flushes the batches due by now + the slack. */
+    gw_deliver_due(g, g->now_ns + GW_FLUSH_SLACK_NS);
+    gw_deliver_write_now(g);
     gw_uring_commit(g);
 }
 
