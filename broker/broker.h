@@ -186,9 +186,15 @@ size_t bk_queue_total(const broker_t *b);
 /* --- dedup.c --- */
 int bk_dedup_init(broker_t *b, uint32_t window);
 void bk_dedup_free(broker_t *b);
-bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id);
-/* Insert (evicting the oldest when full); item is the queued notification or NULL. */
-bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_item_t *item);
+/* Hash of an id of len bytes: computed once per notification, given to find and insert. */
+uint32_t bk_dedup_hash(const char *id, size_t len);
+/* The window's entry for id (len bytes, hash h), or NULL. */
+bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h);
+/* Insert (evicting the oldest when full); item is the queued notification or NULL. With an
+ * item the caller has already found id absent; without (journal replay) an existing entry
+ * is updated in place. */
+bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h,
+                                  uint64_t seq, bk_item_t *item);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
