@@ -19,6 +19,7 @@
 #define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
 #define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
 #define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
+#define BK_TX_PAUSE      (8u * 1024 * 1024)  /* stop reading a connection with more unsent output */
 
 typedef struct bk_req bk_req_t;
 typedef struct bk_user bk_user_t;
@@ -124,6 +125,7 @@ typedef struct bk_conn {
     struct bk_conn *dirty_next; /* on the broker's flush list */
     struct bk_conn *rearm_next; /* on the broker's re-arm-writable list */
     bool dirty, closing, rearm;
+    bool paused; /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
 } bk_conn_t;
 
@@ -135,6 +137,7 @@ typedef struct {
     uint64_t http_requests, native_frames, ctrl_frames, ctrl_errors;
     uint64_t journal_bytes, journal_compactions, journal_corrupt, journal_errors;
     uint64_t replays, gaps;
+    uint64_t read_pauses; /* connections paused for unread responses (backpressure) */
 } bk_counters_t;
 
 typedef struct bk_queue {
