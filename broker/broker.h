@@ -19,6 +19,7 @@
 #define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
 #define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
 #define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
+#define BK_TX_PAUSE      (8u * 1024 * 1024)  /* stop reading a connection with more unsent output */
 
 typedef struct bk_req bk_req_t;
 typedef struct bk_user bk_user_t;
@@ -124,6 +125,7 @@ typedef struct bk_conn {
     struct bk_conn *dirty_next; /* on the broker's flush list */
     struct bk_conn *rearm_next; /* on the broker's re-arm-writable list */
     bool dirty, closing, rearm;
+    bool paused; /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
 } bk_conn_t;
 
@@ -135,6 +137,7 @@ typedef struct {
     uint64_t http_requests, native_frames, ctrl_frames, ctrl_errors;
     uint64_t journal_bytes, journal_compactions, journal_corrupt, journal_errors;
     uint64_t replays, gaps;
+    uint64_t read_pauses; /* connections paused for unread responses (backpressure) */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -186,9 +189,15 @@ size_t bk_queue_total(const broker_t *b);
 /* --- dedup.c --- */
 int bk_dedup_init(broker_t *b, uint32_t window);
 void bk_dedup_free(broker_t *b);
-bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id);
-/* Insert (evicting the oldest when full); item is the queued notification or NULL. */
-bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_item_t *item);
+/* Hash of an id of len bytes: computed once per notification, given to find and insert. */
+uint32_t bk_dedup_hash(const char *id, size_t len);
+/* The window's entry for id (len bytes, hash h), or NULL. */
+bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h);
+/* Insert (evicting the oldest when full); item is the queued notification or NULL. With an
+ * item the caller has already found id absent; without (journal replay) an existing entry
+ * is updated in place. */
+bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h,
+                                  uint64_t seq, bk_item_t *item);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
@@ -248,6 +257,11 @@ void bk_ctrl_closed(broker_t *b, bk_conn_t *c);
 /* --- http.c --- */
 extern const struct lws_protocols bk_http_protocol;
 void bk_http_req_done(broker_t *b, bk_req_t *req);
+
+/* --- jarena.c --- */
+/* Route jansson's allocations to a bump arena rewound whenever all its blocks are freed;
+ * call once before any jansson use (nothing in the broker keeps jansson values). */
+void bk_jarena_install(void);
 
 /* --- stats.c --- */
 void bk_stats_json(broker_t *b, jbuf_t *out);

@@ -1,29 +1,51 @@
-/* dedup.c - the window of recent message ids: hash lookup plus a FIFO ring, oldest evicted first. */
+/* dedup.c - the window of recent message ids: a FIFO ring of entries, oldest evicted first,
+ * indexed by a compact open-addressed table (linear probing, backward-shift deletion). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
 
 struct bk_dedup_entry {
-    bk_dedup_entry_t *hnext;
     bk_item_t *item; /* the notification while it is still queued */
     uint64_t seq;    /* 0 while queued */
     uint32_t hash;
+    uint8_t len;
     bool used;
     char id[HERALD_MAX_ID_LEN + 1];
 };
 
+/* A table bucket: the id's 32-bit hash (its home is hash & mask) and its FIFO slot + 1;
+ * 0 is an empty bucket. Eight bytes, so a probe run stays in one or two cache lines and
+ * a miss usually never touches an entry. */
+typedef struct {
+    uint32_t hash, slot1;
+} bk_bucket_t;
+
 typedef struct bk_dedup {
     bk_dedup_entry_t *slots; /* FIFO ring: slots[(head + i) % window] */
-    bk_dedup_entry_t **tab;
+    bk_bucket_t *tab;        /* at most half full */
     uint32_t window, head, count, mask;
 } bk_dedup_t;
 
-static uint32_t id_hash(const char *s)
+uint32_t bk_dedup_hash(const char *id, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, id + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    if (i < len) {
+        uint64_t w = 0;
+        memcpy(&w, id + i, len - i);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+    }
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return (uint32_t)h;
 }
 
 int bk_dedup_init(broker_t *b, uint32_t window)
@@ -55,32 +77,43 @@ void bk_dedup_free(broker_t *b)
     b->dedup = NULL;
 }
 
-static bk_dedup_entry_t *find_hashed(bk_dedup_t *d, const char *id, uint32_t h)
+bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h)
 {
-    for (bk_dedup_entry_t *e = d->tab[h & d->mask]; e; e = e->hnext)
-        if (e->hash == h && !strcmp(e->id, id)) return e;
-    return NULL;
+    bk_dedup_t *d = b->dedup;
+    for (uint32_t i = h & d->mask;; i = (i + 1) & d->mask) {
+        bk_bucket_t k = d->tab[i];
+        if (!k.slot1) return NULL;
+        if (k.hash != h) continue;
+        bk_dedup_entry_t *e = &d->slots[k.slot1 - 1];
+        if (e->len == len && !memcmp(e->id, id, len)) return e;
+    }
 }
 
-bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id)
+/* Remove slot's bucket and shift the rest of its probe run back so no lookup stops early. */
+static void unlink_slot(bk_dedup_t *d, uint32_t slot)
 {
-    return find_hashed(b->dedup, id, id_hash(id));
-}
-
-static void unlink_entry(bk_dedup_t *d, bk_dedup_entry_t *e)
-{
-    bk_dedup_entry_t **pp = &d->tab[e->hash & d->mask];
-    while (*pp != e) pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    bk_dedup_entry_t *e = &d->slots[slot];
+    uint32_t i = e->hash & d->mask;
+    while (d->tab[i].slot1 != slot + 1) i = (i + 1) & d->mask;
+    for (uint32_t j = (i + 1) & d->mask; d->tab[j].slot1; j = (j + 1) & d->mask) {
+        uint32_t home = d->tab[j].hash & d->mask;
+        /* j's bucket may move to the hole i unless its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays) continue;
+        d->tab[i] = d->tab[j];
+        i = j;
+    }
+    d->tab[i] = (bk_bucket_t){0, 0};
     if (e->item) e->item->dedup = NULL; /* still queued: it will not report its seq here */
     e->used = false;
 }
 
-bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_item_t *item)
+bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h,
+                                  uint64_t seq, bk_item_t *item)
 {
     bk_dedup_t *d = b->dedup;
-    uint32_t h = id_hash(id);
-    bk_dedup_entry_t *old = item ? NULL : find_hashed(d, id, h); /* ingest checked already */
+    if (len > HERALD_MAX_ID_LEN) len = HERALD_MAX_ID_LEN;
+    bk_dedup_entry_t *old = item ? NULL : bk_dedup_find(b, id, len, h); /* ingest checked */
     if (old) { /* replaying a journal that holds it twice: keep the newest */
         old->seq = seq;
         old->item = item;
@@ -89,22 +122,24 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, uint64_t seq, bk_
     uint32_t slot;
     if (d->count == d->window) {
         slot = d->head;
-        unlink_entry(d, &d->slots[slot]);
-        d->head = (d->head + 1) % d->window;
+        unlink_slot(d, slot);
+        d->head = d->head + 1 == d->window ? 0 : d->head + 1;
     } else {
-        slot = (d->head + d->count) % d->window;
+        slot = d->head + d->count;
+        if (slot >= d->window) slot -= d->window;
         d->count++;
     }
     bk_dedup_entry_t *e = &d->slots[slot];
-    size_t len = strnlen(id, HERALD_MAX_ID_LEN);
     e->hash = h;
     e->seq = seq;
     e->item = item;
     e->used = true;
+    e->len = (uint8_t)len;
     memcpy(e->id, id, len);
     e->id[len] = '\0';
-    e->hnext = d->tab[e->hash & d->mask];
-    d->tab[e->hash & d->mask] = e;
+    uint32_t i = h & d->mask;
+    while (d->tab[i].slot1) i = (i + 1) & d->mask;
+    d->tab[i] = (bk_bucket_t){h, slot + 1};
     return e;
 }
 

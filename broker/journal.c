@@ -91,7 +91,7 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
         memcpy(id, d, dlen);
         id[dlen] = '\0';
         if (type == J_DEDUP) {
-            bk_dedup_insert(b, id, word, NULL);
+            bk_dedup_insert(b, id, dlen, bk_dedup_hash(id, dlen), word, NULL);
             return 0;
         }
         bk_user_t *u = bk_user_get(b, id, dlen, true);
@@ -104,7 +104,10 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     if (codec_decode(d, dlen, scratch, &n, &err) < 0 || n.seq == 0) return -1;
     bk_user_t *u = bk_user_get(b, n.user_id, strlen(n.user_id), true);
     if (n.seq > u->last_seq) u->last_seq = n.seq;
-    if (type == J_NOTIF) bk_dedup_insert(b, n.message_id, n.seq, NULL);
+    if (type == J_NOTIF) {
+        size_t idl = strlen(n.message_id);
+        bk_dedup_insert(b, n.message_id, idl, bk_dedup_hash(n.message_id, idl), n.seq, NULL);
+    }
     if (u->hist_tail && u->hist_tail->seq >= n.seq) return 0; /* already held */
     bk_item_t *it = malloc(sizeof *it + dlen);
     if (!it) abort();

@@ -200,6 +200,23 @@ static void conn_want_write(broker_t *b, bk_conn_t *c, bool in_writeable)
     lws_sul_schedule(b->ctx, 0, &b->sul_rearm, rearm_cb, 1);
 }
 
+/* Backpressure: a peer that does not read its responses stops being read (its writes then
+ * block in the kernel) until its unsent output drains to half the bound. */
+static void conn_pause_check(broker_t *b, bk_conn_t *c)
+{
+    if (c->paused || c->tx_len - c->tx_off <= BK_TX_PAUSE) return;
+    c->paused = true;
+    b->c.read_pauses++;
+    lws_rx_flow_control(c->wsi, 0);
+}
+
+static void conn_resume(bk_conn_t *c)
+{
+    if (!c->paused || c->tx_len - c->tx_off > BK_TX_PAUSE / 2) return;
+    c->paused = false;
+    lws_rx_flow_control(c->wsi, 1);
+}
+
 /* Write what we can; ask for writable for the rest. Returns -1 if the peer is gone. */
 static int conn_write(broker_t *b, bk_conn_t *c, bool in_writeable)
 {
@@ -214,6 +231,7 @@ static int conn_write(broker_t *b, bk_conn_t *c, bool in_writeable)
             return -1;
         }
         c->tx_off += (size_t)w;
+        conn_resume(c);
     }
     c->tx_off = c->tx_len = 0;
     if (c->closing) return -1;
@@ -249,6 +267,8 @@ void bk_conns_flush(broker_t *b)
         if (c->tx_len > c->tx_off && conn_write(b, c, false) < 0) {
             c->closing = true;
             lws_callback_on_writable(c->wsi); /* closes from its own callback */
+        } else {
+            conn_pause_check(b, c);
         }
     }
 }

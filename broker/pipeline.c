@@ -111,7 +111,9 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
     }
     memcpy(res->message_id, n.message_id, sizeof res->message_id);
 
-    bk_dedup_entry_t *e = bk_dedup_find(b, n.message_id);
+    size_t id_len = strlen(n.message_id);
+    uint32_t id_hash = bk_dedup_hash(n.message_id, id_len);
+    bk_dedup_entry_t *e = bk_dedup_find(b, n.message_id, id_len, id_hash);
     if (e) {
         b->c.deduplicated++;
         res->duplicate = true;
@@ -157,7 +159,7 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
     memcpy(it->bytes, enc.data, (size_t)len);
     it->req = req;
     it->idx = idx;
-    it->dedup = bk_dedup_insert(b, n.message_id, 0, it);
+    it->dedup = bk_dedup_insert(b, n.message_id, id_len, id_hash, 0, it);
     if (q->tail)
         q->tail->next = it;
     else

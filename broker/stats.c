@@ -32,6 +32,7 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "backlogged", c->backlogged, true);
     kv(o, "replays", c->replays, true);
     kv(o, "gaps", c->gaps, true);
+    kv(o, "read_pauses", c->read_pauses, true);
     kv(o, "journal_bytes", c->journal_bytes, true);
     kv(o, "journal_compactions", c->journal_compactions, true);
     kv(o, "journal_corrupt", c->journal_corrupt, true);

@@ -1,6 +1,7 @@
 /* test_broker.c - herald-broker as a process: publishing, errors, dedup, priorities, seq,
  * routing to rings, history and replay, overload, gateway death, restart, bad input. */
 #include <check.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -654,6 +655,94 @@ START_TEST(bad_control_messages_get_errors_and_never_crash)
 }
 END_TEST
 
+static uint64_t stat_u64(const char *key)
+{
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t hr;
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr), 200);
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(hr.body, pat);
+    ck_assert_msg(p != NULL, "%s", hr.body);
+    uint64_t v = strtoull(p + strlen(pat), NULL, 10);
+    bkh_http_free(&hr);
+    close(fd);
+    return v;
+}
+
+/* A producer that never reads: the broker stops reading it once ~8 MiB of responses wait,
+ * counts the pause, and still answers every frame in order once the producer reads. */
+START_TEST(native_producer_not_reading_is_paused_then_fully_answered)
+{
+    enum { ITEMS = 1000, MAX_FRAMES = 600 };
+    start(NULL);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", H.sock);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    /* One frame: an array of ITEMS non-objects, each answered with an error (~70 bytes). */
+    uint8_t frame[FRAME_HDR + 3 + ITEMS];
+    frame_put_len(frame, 3 + ITEMS);
+    frame[FRAME_HDR] = 0xdc;
+    frame[FRAME_HDR + 1] = ITEMS >> 8;
+    frame[FRAME_HDR + 2] = ITEMS & 0xff;
+    memset(frame + FRAME_HDR + 3, 0x01, ITEMS);
+    unsigned started = 0;
+    size_t left = 0; /* bytes of the current frame not yet written */
+    for (;;) {     /* fill until the broker stops taking frames (or a bound) */
+        if (!left) {
+            if (started == MAX_FRAMES) break;
+            started++;
+            left = sizeof frame;
+        }
+        ssize_t w = write(fd, frame + sizeof frame - left, left);
+        if (w > 0) {
+            left -= (size_t)w;
+            continue;
+        }
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (poll(&p, 1, 1000) == 0) break;
+    }
+    ck_assert_uint_gt(started, 130); /* more than 8 MiB of answers were asked for */
+    uint64_t pauses = 0;
+    for (int i = 0; i < 100 && !(pauses = stat_u64("read_pauses")); i++) usleep(100000);
+    ck_assert_uint_ge(pauses, 1);
+    /* Now read: every frame started gets its answer (finishing the partial one). */
+    size_t cap = 1 << 20, have = 0;
+    uint8_t *buf = malloc(cap);
+    unsigned answered = 0;
+    time_t deadline = time(NULL) + 60;
+    while (answered < started && time(NULL) < deadline) {
+        struct pollfd p = {fd, (short)(POLLIN | (left ? POLLOUT : 0)), 0};
+        poll(&p, 1, 1000);
+        if (left && (p.revents & POLLOUT)) {
+            ssize_t w = write(fd, frame + sizeof frame - left, left);
+            if (w > 0) left -= (size_t)w;
+        }
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n <= 0) continue;
+        have += (size_t)n;
+        size_t off = 0;
+        const uint8_t *body;
+        size_t blen;
+        long k;
+        while ((k = frame_next(buf + off, have - off, cap, &body, &blen)) > 0) {
+            ck_assert(memmem(body, blen, "error", 5) != NULL);
+            answered++;
+            off += (size_t)k;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+    free(buf);
+    close(fd);
+    ck_assert_uint_eq(answered, started);
+    herald_client_t *c = client();
+    ck_assert(publish(c, "bp", 1, NULL).ok);
+    herald_close(c);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
     Suite *s = suite_create("broker");
@@ -679,6 +768,7 @@ static Suite *broker_suite(void)
     tcase_add_test(t, broker_kill9_restart_keeps_seq_history_and_dedup);
     tcase_add_test(t, corrupt_journal_tail_is_truncated_and_counted);
     tcase_add_test(t, bad_control_messages_get_errors_and_never_crash);
+    tcase_add_test(t, native_producer_not_reading_is_paused_then_fully_answered);
     suite_add_tcase(s, t);
     return s;
 }
