@@ -1,4 +1,7 @@
-/* fakebroker.c - scripted broker side of proto.h for gateway tests. */
+/* fakebroker.c - scripted broker side of proto.h, ONLY for gateway fault injection the real
+ * herald-broker cannot produce on demand: a corrupt ring record, and a seq gap in the live
+ * ring (simulated ring drops) with the gap-fill protocol. Everything else is tested against
+ * the real broker (test_gateway_broker.c, test_gateway_recovery.c). */
 #include "fakebroker.h"
 
 #include <errno.h>
@@ -198,7 +201,7 @@ void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last
     fb_write2(fb, REC_SESSION_READY, &r, sizeof r, NULL, 0);
 }
 
-size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio, size_t pad,
+static size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio, size_t pad,
                  uint8_t *out, size_t cap)
 {
     notif_t n;
@@ -273,17 +276,10 @@ void fb_corrupt(fb_t *fb)
     fb_publish(fb);
 }
 
-void fb_drop(fb_t *fb)
-{
-    if (fb->cfd >= 0) close(fb->cfd);
-    fb->cfd = -1;
-    fb->rx_len = 0;
-}
-
 void fb_stop(fb_t *fb)
 {
     if (!fb) return;
-    fb_drop(fb);
+    if (fb->cfd >= 0) close(fb->cfd);
     if (fb->lfd >= 0) close(fb->lfd);
     unlink(fb->sock_path);
     if (fb->ring) ring_close(fb->ring);
