@@ -297,17 +297,8 @@ END_TEST
 /* Wait (bounded) until something accepts on 127.0.0.1:port. */
 static void wait_port(unsigned port)
 {
-    for (int i = 0; i < WAIT_S * 20; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-        close(fd);
-        if (rc == 0) return;
-        sleep_ms(50);
-    }
-    ck_abort_msg("nothing listening on port %u within %d s", port, WAIT_S);
+    ck_assert_msg(procs_wait_tcp("127.0.0.1", (uint16_t)port, WAIT_S * 1000) == 0,
+                  "nothing listening on port %u within %d s", port, WAIT_S);
 }
 
 /* Read one line from fd (bounded wait) into line; false at EOF/timeout. */
