@@ -32,11 +32,9 @@ int fb_expect(fb_t *fb, const char *op, fb_req_t *req, int timeout_ms);
 
 /* Records (each one published and the doorbell rung at once). */
 void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last_seq);
-/* message_type without required payload fields: order_expired (trade), trade_canceled
- * (trade), position_profit (position), position_limit (risk), market_halt (system) ...
- * pad adds a payload string of that many bytes. */
-void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio,
-               size_t pad);
+/* message_type without required payload fields: position_limit (risk), market_halt
+ * (system) ...; the payload is empty. */
+void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio);
 void fb_replay(fb_t *fb, uint64_t session, const char *user, uint64_t seq, const char *type,
                unsigned prio);
 void fb_range(fb_t *fb, bool gap, uint64_t session, const char *user, uint64_t from, uint64_t to);

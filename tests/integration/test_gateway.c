@@ -47,15 +47,15 @@ static void fault_stop(wsc_t *c)
 START_TEST(fault_live_ring_seq_gap_is_filled_by_replay_and_delivered_in_order)
 {
     wsc_t *c = fault_start();
-    fb_notify(FB, "u1", 1, "position_limit", 0, 0);
-    fb_notify(FB, "u1", 4, "position_limit", 0, 0); /* the ring dropped 2 and 3 */
+    fb_notify(FB, "u1", 1, "position_limit", 0);
+    fb_notify(FB, "u1", 4, "position_limit", 0); /* the ring dropped 2 and 3 */
     fb_req_t req;
     ck_assert_int_eq(fb_expect(FB, "replay", &req, GWS_WAIT), 0);
     ck_assert_uint_eq(req.session, 0);
     ck_assert_str_eq(req.user, "u1");
     ck_assert_uint_eq(req.from, 2);
     ck_assert_uint_eq(req.to, 3);
-    fb_notify(FB, "u1", 5, "position_limit", 0, 0); /* held behind the fill */
+    fb_notify(FB, "u1", 5, "position_limit", 0); /* held behind the fill */
     fb_replay(FB, 0, "u1", 2, "position_limit", 0);
     fb_replay(FB, 0, "u1", 3, "position_limit", 0);
     fb_range(FB, false, 0, "u1", 2, 3);
@@ -69,8 +69,8 @@ END_TEST
 START_TEST(fault_live_ring_gap_past_the_history_becomes_a_gap_message)
 {
     wsc_t *c = fault_start();
-    fb_notify(FB, "u1", 1, "position_limit", 0, 0);
-    fb_notify(FB, "u1", 5, "position_limit", 0, 0);
+    fb_notify(FB, "u1", 1, "position_limit", 0);
+    fb_notify(FB, "u1", 5, "position_limit", 0);
     fb_req_t req;
     ck_assert_int_eq(fb_expect(FB, "replay", &req, GWS_WAIT), 0);
     fb_range(FB, true, 0, "u1", 2, 4);
@@ -89,13 +89,13 @@ END_TEST
 START_TEST(fault_corrupt_ring_record_is_counted_and_the_stream_continues)
 {
     wsc_t *c = fault_start();
-    fb_notify(FB, "u1", 1, "position_limit", 0, 0);
+    fb_notify(FB, "u1", 1, "position_limit", 0);
     gws_expect_seq(c, 1);
     fb_corrupt(FB);
     for (int i = 0; i < 250 && gws_stat(&S, 0, "ring_corrupt") == 0; i++)
         usleep(20000);
     ck_assert_uint_eq(gws_stat(&S, 0, "ring_corrupt"), 1);
-    fb_notify(FB, "u1", 2, "position_limit", 0, 0);
+    fb_notify(FB, "u1", 2, "position_limit", 0);
     gws_expect_seq(c, 2);
     fault_stop(c);
 }
