@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -311,26 +312,67 @@ static bool procs_port_free(uint16_t port)
 
 uint16_t procs_free_ports(unsigned count)
 {
+    /* Below the ephemeral range (32768+): a port in it could be picked as some connect's
+     * source port meanwhile, and a client could even connect to itself. */
+    static unsigned next;
+    if (!next) next = 20000 + (unsigned)(getpid() * 37 % 10000);
     for (int attempt = 0; attempt < 200; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return 0;
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof sa;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-            getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-            close(fd);
-            return 0;
-        }
-        close(fd);
-        uint16_t base = ntohs(sa.sin_port);
-        if (base > 65535 - count) continue;
+        unsigned base = next;
+        next += count + 1;
+        if (next + count > 32000) next = 20000;
         bool ok = true;
         for (unsigned i = 0; i < count && ok; i++)
             ok = procs_port_free((uint16_t)(base + i));
-        if (ok) return base;
+        if (ok) return (uint16_t)base;
     }
     return 0;
+}
+
+int procs_run(const char *const *argv, procs_output_t *r, int timeout_s)
+{
+    int po[2], pe[2];
+    if (pipe2(po, O_CLOEXEC) < 0) return -1;
+    if (pipe2(pe, O_CLOEXEC) < 0) {
+        close(po[0]);
+        close(po[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(po[1]);
+    close(pe[1]);
+    size_t no = 0, ne = 0;
+    struct pollfd p[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+    uint64_t end = procs_ms() + (uint64_t)timeout_s * 1000u;
+    while (rc == 0 && (p[0].fd >= 0 || p[1].fd >= 0) && procs_ms() < end) {
+        if (poll(p, 2, 200) <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !p[i].revents) continue;
+            char *buf = i ? r->err : r->out;
+            size_t *n = i ? &ne : &no, cap = (i ? sizeof r->err : sizeof r->out) - 1;
+            ssize_t k = read(p[i].fd, buf + *n, cap - *n);
+            if (k <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+            } else {
+                *n += (size_t)k;
+            }
+        }
+    }
+    r->out[no] = r->err[ne] = '\0';
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0) close(p[i].fd);
+    if (rc != 0) return r->rc = -1;
+    kill(pid, SIGKILL); /* bounded: no-op when it already exited */
+    int st;
+    waitpid(pid, &st, 0);
+    r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r->rc;
 }
 
 void procs_shm_cleanup(const char *prefix)

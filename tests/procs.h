@@ -56,8 +56,20 @@ int procs_reap(pid_t pid, int timeout_ms);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; reaps. Returns the wait status. */
 int procs_stop(pid_t pid, int timeout_ms);
 
-/* A free TCP port on 127.0.0.1 such that ports [port, port+count) are all free now. */
+/* A TCP port on 127.0.0.1, below the ephemeral range, such that ports [port, port+count)
+ * are all free now (0 if none found). */
 uint16_t procs_free_ports(unsigned count);
+
+/* Output of a command run to completion. */
+typedef struct {
+    int rc; /* exit code, 128 + signal when killed, -1 when it could not start */
+    char out[65536];
+    char err[8192];
+} procs_output_t;
+
+/* Run argv (argv[0] is the path) to completion, capturing stdout and stderr; killed with
+ * SIGKILL after timeout_s. Returns r->rc. */
+int procs_run(const char *const *argv, procs_output_t *r, int timeout_s);
 
 /* Unlink every /dev/shm object whose name starts with prefix. */
 void procs_shm_cleanup(const char *prefix);

@@ -1,10 +1,9 @@
-/* bk_harness.c - start a private herald-broker, talk HTTP/1.1 to it, and act as a gateway. */
+/* bk_harness.c - broker-specific test helpers on tests/procs: a private herald-broker, a
+ * keep-alive HTTP/1.1 client, producer payloads, and a test gateway on the control socket. */
 #include "bk_harness.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -13,10 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -24,105 +20,55 @@
 #include "json.h"
 #include "proto.h"
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 void bkh_init(bkh_t *h, const char *const *overrides)
 {
+    char ini[256];
     memset(h, 0, sizeof *h);
-    snprintf(h->dir, sizeof h->dir, "/tmp/hbtest.%d.XXXXXX", (int)getpid());
-    if (!mkdtemp(h->dir)) abort();
-    snprintf(h->prefix, sizeof h->prefix, "hbt%d_%ld", (int)getpid(), (long)time(NULL) % 100000);
-    snprintf(h->sock, sizeof h->sock, "%s/broker.sock", h->dir);
-    snprintf(h->ctrl, sizeof h->ctrl, "%s/control.sock", h->dir);
-    snprintf(h->config, sizeof h->config, "%s/herald.ini", h->dir);
-    snprintf(h->logpath, sizeof h->logpath, "%s/broker.log", h->dir);
-    h->http_port = free_port();
-    FILE *f = fopen(h->config, "w");
-    if (!f) abort();
-    fprintf(f, "[runtime]\ndir = %s\nshm_prefix = %s\n[broker]\nhttp = 127.0.0.1:%u\n"
-               "[gateway]\nring_bytes = 1M\n[auth]\nsecret = test-secret\n",
-            h->dir, h->prefix, h->http_port);
-    fclose(f);
+    if (procs_env_init(&h->env, "bk") < 0) abort();
+    snprintf(h->sock, sizeof h->sock, "%.80s/broker.sock", h->env.dir);
+    snprintf(h->ctrl, sizeof h->ctrl, "%.80s/control.sock", h->env.dir);
+    snprintf(h->logpath, sizeof h->logpath, "%s/broker.log", h->env.dir);
+    h->http_port = procs_free_ports(1);
+    snprintf(ini, sizeof ini,
+             "[broker]\nhttp = 127.0.0.1:%u\n[gateway]\nring_bytes = 1M\n"
+             "[auth]\nsecret = test-secret\n",
+             h->http_port);
+    if (!h->http_port || procs_env_write_config(&h->env, ini) < 0) abort();
     for (; overrides && *overrides && h->n_over < BKH_MAX_OVERRIDES; overrides++)
         snprintf(h->over[h->n_over++], sizeof h->over[0], "%s", *overrides);
 }
 
-static bool can_connect_unix(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
 int bkh_start(bkh_t *h)
 {
-    char exe[512];
-    const char *root = getenv("HERALD_BUILD_ROOT");
-    snprintf(exe, sizeof exe, "%s/broker/herald-broker", root ? root : "build");
+    char exe[512], *argv[4 + 2 * BKH_MAX_OVERRIDES];
+    int n = 0;
+    argv[n++] = (char *)procs_build_path("broker/herald-broker", exe, sizeof exe);
+    argv[n++] = (char *)"-c";
+    argv[n++] = h->env.config;
+    for (int i = 0; i < h->n_over; i++) {
+        argv[n++] = (char *)"-o";
+        argv[n++] = h->over[i];
+    }
+    argv[n] = NULL;
     unlink(h->sock);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        char *argv[4 + 2 * BKH_MAX_OVERRIDES];
-        int n = 0;
-        argv[n++] = exe;
-        argv[n++] = "-c";
-        argv[n++] = h->config;
-        for (int i = 0; i < h->n_over; i++) {
-            argv[n++] = "-o";
-            argv[n++] = h->over[i];
-        }
-        argv[n] = NULL;
-        int fd = open(h->logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(exe, argv);
-        _exit(127);
-    }
-    h->pid = pid;
-    for (int i = 0; i < 500; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            h->pid = 0;
-            return -1;
-        }
-        if (can_connect_unix(h->sock) && can_connect_unix(h->ctrl)) {
-            int fd = bkh_http_connect(h);
-            if (fd >= 0) {
-                close(fd);
-                return 0;
-            }
-        }
-        usleep(10000);
-    }
-    return -1;
+    h->pid = procs_spawn(exe, argv, h->logpath);
+    if (h->pid < 0) return -1;
+    if (procs_wait_unix(h->sock, 5000) < 0 || procs_wait_tcp("127.0.0.1", h->http_port, 5000) < 0)
+        return -1;
+    return 0;
 }
 
 void bkh_stop(bkh_t *h, int sig)
 {
     if (h->pid <= 0) return;
-    kill(h->pid, sig);
-    waitpid(h->pid, NULL, 0);
+    procs_kill(h->pid, sig);
+    procs_reap(h->pid, 10000);
     h->pid = 0;
 }
 
 void bkh_cleanup(bkh_t *h)
 {
-    if (!h->dir[0]) return;
+    if (!h->env.dir[0]) return;
     bkh_stop(h, SIGKILL);
     if (getenv("BKH_SHOWLOG")) { /* debugging aid: the broker's log on stderr */
         FILE *f = fopen(h->logpath, "r");
@@ -130,30 +76,8 @@ void bkh_cleanup(bkh_t *h)
         while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
         if (f) fclose(f);
     }
-    DIR *d = opendir("/dev/shm");
-    if (d) {
-        size_t pl = strlen(h->prefix);
-        for (struct dirent *e; (e = readdir(d));) {
-            if (!strncmp(e->d_name, h->prefix, pl) && e->d_name[pl] == '.') {
-                char p[400];
-                snprintf(p, sizeof p, "/dev/shm/%s", e->d_name);
-                unlink(p);
-            }
-        }
-        closedir(d);
-    }
-    d = opendir(h->dir);
-    if (d) {
-        for (struct dirent *e; (e = readdir(d));) {
-            if (e->d_name[0] == '.') continue;
-            char p[400];
-            snprintf(p, sizeof p, "%s/%s", h->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(h->dir);
-    h->dir[0] = '\0';
+    procs_cleanup(); /* our shm objects, the runtime dir */
+    h->env.dir[0] = '\0';
 }
 
 /* --- HTTP --- */
@@ -325,7 +249,7 @@ int bkh_gw_attach(bkh_gw_t *g, bkh_t *h, unsigned id)
     if (!g->ring) {
         char name[160];
         herald_error_t err;
-        ring_name(name, sizeof name, h->prefix, id);
+        ring_name(name, sizeof name, h->env.shm_prefix, id);
         if (ring_open(&g->ring, name, RING_CONSUMER, 0, id, &err) < 0) return -1;
     }
     return 0;

@@ -1,5 +1,6 @@
-/* bk_harness.h - process-level test helpers: a private herald-broker, a raw HTTP/1.1 client,
- * and a test gateway that attaches to a ring through the control socket. */
+/* bk_harness.h - broker-specific test helpers on top of tests/procs.h (which spawns, waits,
+ * kills, picks ports and cleans up): a private herald-broker, a raw keep-alive HTTP/1.1
+ * client, and a test gateway that attaches to a ring through the control socket. */
 #ifndef HERALD_BK_HARNESS_H
 #define HERALD_BK_HARNESS_H
 
@@ -11,18 +12,17 @@
 #include <msgpack.h>
 
 #include "herald.h"
+#include "procs.h"
 #include "ring.h"
 
 #define BKH_MAX_OVERRIDES 16
 
 /* One broker under test: private runtime dir, shm prefix and HTTP port. */
 typedef struct {
-    char dir[64];
-    char prefix[64];
-    char sock[100];
+    procs_env_t env; /* runtime dir, shm prefix, config path */
+    char sock[100]; /* unix socket paths fit sun_path */
     char ctrl[100];
-    char config[200];
-    char logpath[200];
+    char logpath[320];
     uint16_t http_port;
     pid_t pid;
     int n_over;
@@ -35,7 +35,8 @@ void bkh_init(bkh_t *h, const char *const *overrides);
 int bkh_start(bkh_t *h);
 /* Send sig and reap the broker. */
 void bkh_stop(bkh_t *h, int sig);
-/* Kill the broker, unlink our shm objects, remove the runtime dir. Idempotent. */
+/* Kill the broker, unlink our shm objects, remove the runtime dir (procs_cleanup).
+ * Idempotent. */
 void bkh_cleanup(bkh_t *h);
 
 /* --- HTTP --- */

@@ -1,4 +1,7 @@
-/* fakebroker.c - scripted broker side of proto.h for gateway tests. */
+/* fakebroker.c - scripted broker side of proto.h, ONLY for gateway fault injection the real
+ * herald-broker cannot produce on demand: a corrupt ring record, and a seq gap in the live
+ * ring (simulated ring drops) with the gap-fill protocol. Everything else is tested against
+ * the real broker (test_gateway_broker.c, test_gateway_recovery.c). */
 #include "fakebroker.h"
 
 #include <errno.h>
@@ -198,8 +201,9 @@ void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last
     fb_write2(fb, REC_SESSION_READY, &r, sizeof r, NULL, 0);
 }
 
-size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio, size_t pad,
-                 uint8_t *out, size_t cap)
+/* A notification in the canonical encoding, payload {} (returns its length). */
+static size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio,
+                        uint8_t *out, size_t cap)
 {
     notif_t n;
     memset(&n, 0, sizeof n);
@@ -211,19 +215,7 @@ size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio
     n.has_priority = true;
     n.timestamp = 1764000000000000000ull + seq;
     n.seq = seq;
-    /* payload {"pad": "xxx..."} built as an object over a static buffer */
-    static char padbuf[65536];
-    static msgpack_object_kv kv;
-    memset(padbuf, 'x', sizeof padbuf);
-    kv.key.type = MSGPACK_OBJECT_STR;
-    kv.key.via.str.ptr = "pad";
-    kv.key.via.str.size = 3;
-    kv.val.type = MSGPACK_OBJECT_STR;
-    kv.val.via.str.ptr = padbuf;
-    kv.val.via.str.size = (uint32_t)(pad < sizeof padbuf ? pad : sizeof padbuf);
     n.payload.type = MSGPACK_OBJECT_MAP;
-    n.payload.via.map.size = 1;
-    n.payload.via.map.ptr = &kv;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     long len = codec_encode(&n, &sb, NULL);
@@ -236,19 +228,18 @@ size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio
     return out_len;
 }
 
-void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio,
-               size_t pad)
+void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio)
 {
-    static uint8_t buf[70000];
-    size_t n = fb_encode(user, seq, type, prio, pad, buf, sizeof buf);
+    uint8_t buf[1024];
+    size_t n = fb_encode(user, seq, type, prio, buf, sizeof buf);
     fb_write2(fb, REC_NOTIFY, buf, (uint32_t)n, NULL, 0);
 }
 
 void fb_replay(fb_t *fb, uint64_t session, const char *user, uint64_t seq, const char *type,
                unsigned prio)
 {
-    static uint8_t buf[70000];
-    size_t n = fb_encode(user, seq, type, prio, 0, buf, sizeof buf);
+    uint8_t buf[1024];
+    size_t n = fb_encode(user, seq, type, prio, buf, sizeof buf);
     rec_replay_t h = {.session = session};
     fb_write2(fb, REC_REPLAY, &h, sizeof h, buf, (uint32_t)n);
 }
@@ -273,17 +264,10 @@ void fb_corrupt(fb_t *fb)
     fb_publish(fb);
 }
 
-void fb_drop(fb_t *fb)
-{
-    if (fb->cfd >= 0) close(fb->cfd);
-    fb->cfd = -1;
-    fb->rx_len = 0;
-}
-
 void fb_stop(fb_t *fb)
 {
     if (!fb) return;
-    fb_drop(fb);
+    if (fb->cfd >= 0) close(fb->cfd);
     if (fb->lfd >= 0) close(fb->lfd);
     unlink(fb->sock_path);
     if (fb->ring) ring_close(fb->ring);

@@ -1,6 +1,7 @@
-/* fakebroker.h - a scripted stand-in for herald-broker's gateway side (proto.h), so gateway
- * tests can drive the exact ring record stream (gaps, replays, corrupt records) and see the
- * exact control requests. It serves control.sock and produces one gateway's ring. */
+/* fakebroker.h - a scripted stand-in for herald-broker's gateway side (proto.h), kept ONLY
+ * for fault injection the real broker cannot produce on demand: a corrupt ring record and a
+ * seq gap in the live ring (simulated drops) with the gap-fill protocol. It serves
+ * control.sock and produces one gateway's ring. All other gateway tests use the real broker. */
 #ifndef HERALD_TEST_FAKEBROKER_H
 #define HERALD_TEST_FAKEBROKER_H
 
@@ -31,23 +32,14 @@ int fb_expect(fb_t *fb, const char *op, fb_req_t *req, int timeout_ms);
 
 /* Records (each one published and the doorbell rung at once). */
 void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last_seq);
-/* message_type without required payload fields: order_expired (trade), trade_canceled
- * (trade), position_profit (position), position_limit (risk), market_halt (system) ...
- * pad adds a payload string of that many bytes. */
-void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio,
-               size_t pad);
+/* message_type without required payload fields: position_limit (risk), market_halt
+ * (system) ...; the payload is empty. */
+void fb_notify(fb_t *fb, const char *user, uint64_t seq, const char *type, unsigned prio);
 void fb_replay(fb_t *fb, uint64_t session, const char *user, uint64_t seq, const char *type,
                unsigned prio);
 void fb_range(fb_t *fb, bool gap, uint64_t session, const char *user, uint64_t from, uint64_t to);
 /* A record whose header length is invalid (the consumer must count it as corrupt). */
 void fb_corrupt(fb_t *fb);
-
-/* Encode a notification as the canonical bytes into out (returns length). */
-size_t fb_encode(const char *user, uint64_t seq, const char *type, unsigned prio, size_t pad,
-                 uint8_t *out, size_t cap);
-
-/* Drop the gateway connection (the broker "died"); the ring stays. */
-void fb_drop(fb_t *fb);
 
 /* Close everything, unlink the ring. NULL ignored. */
 void fb_stop(fb_t *fb);

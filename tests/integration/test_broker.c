@@ -616,7 +616,7 @@ START_TEST(corrupt_journal_tail_is_truncated_and_counted)
     herald_close(c);
     bkh_stop(&H, SIGKILL);
     char path[200];
-    snprintf(path, sizeof path, "/dev/shm/%s.broker.journal", H.prefix);
+    snprintf(path, sizeof path, "/dev/shm/%s.broker.journal", H.env.shm_prefix);
     FILE *f = fopen(path, "ab");
     ck_assert_ptr_nonnull(f);
     fwrite("\x40\x00\x00\x00garbage-tail", 1, 16, f);
@@ -776,7 +776,9 @@ static Suite *broker_suite(void)
 int main(void)
 {
     SRunner *sr = srunner_create(broker_suite());
+    procs_registry_begin();
     srunner_run_all(sr, CK_NORMAL);
+    procs_registry_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? 1 : 0;

@@ -33,29 +33,12 @@ static char dir[N_TESTS][128], prefix[N_TESTS][64];
 static char cfgpath[300], rundir[300];
 static unsigned http_port, gw_port;
 
-/* `span` consecutive loopback ports nothing listens on now, below the ephemeral range (a
- * port inside it could be picked as a connect's source port and self-connect). */
+/* `span` consecutive free loopback ports (tests/procs.h). */
 static unsigned free_ports(unsigned span)
 {
-    static unsigned next;
-    if (!next) next = 20000 + (unsigned)(getpid() * 37 % 10000);
-    for (int attempt = 0; attempt < 200; attempt++) {
-        unsigned base = next;
-        next += span + 1;
-        if (next > 32000) next = 20000;
-        bool ok = true;
-        for (unsigned i = 0; ok && i < span; i++) {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in sa = {.sin_family = AF_INET,
-                                     .sin_port = htons((uint16_t)(base + i)),
-                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-            close(fd);
-        }
-        if (ok) return base;
-    }
-    ck_abort_msg("no free loopback ports");
-    return 0;
+    uint16_t base = procs_free_ports(span);
+    ck_assert_msg(base != 0, "no free loopback ports");
+    return base;
 }
 
 /* Per test: its own runtime dir, shm prefix, ports and config. */
@@ -112,28 +95,17 @@ static pid_t start_supervisor(void)
 /* Run heraldctl to completion (bounded) with stdout into out; returns its exit code. */
 static int run_ctl(char *out, size_t outlen, const char *const *args)
 {
+    static procs_output_t r;
     const char *argv[16] = {ctl_bin, "-c", cfgpath};
-    int n = 3, fd;
+    int n = 3;
     for (int i = 0; args[i] && n < 15; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    pid_t pid = spawn(argv, "heraldctl.log", &fd, SIGKILL);
-    size_t len = 0;
-    time_t deadline = time(NULL) + WAIT_S;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (time(NULL) >= deadline) break;
-        if (poll(&p, 1, 1000) <= 0) continue;
-        ssize_t k = read(fd, out + len, outlen - 1 - len);
-        if (k <= 0) break;
-        len += (size_t)k;
-    }
+    procs_run(argv, &r, WAIT_S);
+    size_t len = strnlen(r.out, outlen - 1);
+    memcpy(out, r.out, len);
     out[len] = '\0';
-    close(fd);
-    kill(pid, SIGKILL); /* no-op when it already exited */
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r.rc;
 }
 
 /* status.json, or NULL when absent. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "procs.h"
 #include "jwt.h"
 #include "model.h"
 #include "proto.h"
@@ -31,53 +32,10 @@
 static char ctl_bin[512], sup_bin[512];
 static char tmpdir[256], cfgpath[300], prefix[64];
 
-typedef struct {
-    int rc;
-    char out[65536];
-    char err[8192];
-} run_t;
-
 /* Run argv to completion (bounded: 30 s, then SIGKILL) capturing stdout and stderr. */
-static void run_cmd(run_t *r, const char *const *argv)
+static void run_cmd(procs_output_t *r, const char *const *argv)
 {
-    int po[2], pe[2];
-    ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    size_t no = 0, ne = 0;
-    struct pollfd p[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
-    time_t deadline = time(NULL) + 30;
-    while ((p[0].fd >= 0 || p[1].fd >= 0) && time(NULL) < deadline) {
-        if (poll(p, 2, 1000) <= 0) continue;
-        for (int i = 0; i < 2; i++) {
-            if (p[i].fd < 0 || !p[i].revents) continue;
-            char *buf = i ? r->err : r->out;
-            size_t *n = i ? &ne : &no, cap = (i ? sizeof r->err : sizeof r->out) - 1;
-            ssize_t k = read(p[i].fd, buf + *n, cap - *n);
-            if (k <= 0) {
-                close(p[i].fd);
-                p[i].fd = -1;
-            } else {
-                *n += (size_t)k;
-            }
-        }
-    }
-    r->out[no] = r->err[ne] = '\0';
-    if (p[0].fd >= 0 || p[1].fd >= 0) kill(pid, SIGKILL);
-    for (int i = 0; i < 2; i++)
-        if (p[i].fd >= 0) close(p[i].fd);
-    int st;
-    waitpid(pid, &st, 0);
-    r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    procs_run(argv, r, 30);
 }
 
 /* heraldctl -c <test config> args... */
@@ -92,7 +50,7 @@ static int count_lines(const char *s)
 }
 
 /* A failure is exit 1, nothing on stdout, exactly one line on stderr. */
-static void assert_one_line_failure(const run_t *r)
+static void assert_one_line_failure(const procs_output_t *r)
 {
     ck_assert_msg(r->rc == 1, "exit %d, stderr: %s", r->rc, r->err);
     ck_assert_int_eq(count_lines(r->err), 1);
@@ -138,7 +96,7 @@ static void teardown(void)
 
 START_TEST(ctl_token_verifies_with_the_configured_secret)
 {
-    static run_t r;
+    static procs_output_t r;
     char user[HERALD_MAX_ID_LEN + 1];
     herald_error_t err = {0};
     CTL(&r, "token", "--user", "alice");
@@ -159,7 +117,7 @@ END_TEST
 
 START_TEST(ctl_token_json_and_ttl_work_after_the_subcommand_arguments)
 {
-    static run_t r;
+    static procs_output_t r;
     char user[HERALD_MAX_ID_LEN + 1];
     herald_error_t err = {0};
     run_cmd(&r, (const char *const[]){ctl_bin, "token", "--user", "bob", "--ttl", "60", "--json",
@@ -181,7 +139,7 @@ START_TEST(ctl_shard_matches_shard_gateway_and_its_url)
 {
     static const char *const users[] = {"alice", "bob", "carol", "u-1234", "trader.42"};
     for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
-        static run_t r;
+        static procs_output_t r;
         char url[64];
         CTL(&r, "--json", "shard", users[i]);
         ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
@@ -201,7 +159,7 @@ END_TEST
 
 START_TEST(ctl_bad_arguments_exit_1_with_one_line)
 {
-    static run_t r;
+    static procs_output_t r;
     run_cmd(&r, (const char *const[]){ctl_bin, "-c", cfgpath, NULL});
     assert_one_line_failure(&r);
     CTL(&r, "frobnicate");
@@ -248,7 +206,7 @@ static int refusing_port(unsigned *port)
 
 START_TEST(ctl_unreachable_broker_exits_1_with_one_line)
 {
-    static run_t r;
+    static procs_output_t r;
     char http[64];
     unsigned port;
     int fd = refusing_port(&port);
@@ -306,7 +264,7 @@ static ring_t *make_ring(void)
 
 START_TEST(ctl_rings_shows_a_ring_without_disturbing_it)
 {
-    static run_t r;
+    static procs_output_t r;
     static uint8_t before[RING_HEADER_BYTES];
     ring_t *ring = make_ring();
     ring_stats_t s;
@@ -343,7 +301,7 @@ END_TEST
 
 START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
 {
-    static run_t r;
+    static procs_output_t r;
     static uint8_t before[RING_HEADER_BYTES];
     ring_t *ring = make_ring();
     memcpy(before, ring_header(ring), sizeof before);
@@ -389,7 +347,7 @@ END_TEST
 
 START_TEST(supervisor_rejects_bad_arguments_with_one_line)
 {
-    static run_t r;
+    static procs_output_t r;
     run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, "-o", "broker.nonsense=1", NULL});
     ck_assert_int_eq(r.rc, 1);
     ck_assert_int_eq(count_lines(r.err), 1);
@@ -402,7 +360,7 @@ END_TEST
 
 START_TEST(supervisor_refuses_a_runtime_dir_locked_by_another_and_names_its_pid)
 {
-    static run_t r;
+    static procs_output_t r;
     char path[400], pid[32], run[300];
     snprintf(run, sizeof run, "%s/run", tmpdir);
     mkdir(run, 0700);
@@ -423,7 +381,7 @@ END_TEST
 
 START_TEST(supervisor_names_a_missing_broker_binary_and_releases_its_lock)
 {
-    static run_t r;
+    static procs_output_t r;
     char path[400];
     setenv("HERALD_BIN_DIR", "/nonexistent-herald-bin", 1);
     run_cmd(&r, (const char *const[]){sup_bin, "-c", cfgpath, NULL});
