@@ -172,7 +172,9 @@ START_TEST(heartbeat_keeps_a_responsive_session_open_past_the_timeout)
     const char *o[] = {"gateway.ping_interval_s=1", "gateway.session_timeout_s=2", NULL};
     gws_start(&S, 1, o);
     wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL);
-    /* the client answers pings while it waits; the session outlives the 2 s timeout */
+    /* The client answers pings while it waits; the session outlives the 2 s timeout. lws
+     * 4.1 drops an empty PONG before LWS_CALLBACK_RECEIVE_PONG, so this holds only when
+     * the gateway's pings carry a payload (the pong echoes it). */
     gws_expect_silence(c, 4500);
     gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
     ck_assert_uint_eq(gws_stat(&S, 0, "timeout_closes"), 0);
