@@ -217,8 +217,11 @@ int gw_session_write(gw_t *g, gw_session_t *s)
     }
     if (s->want_ping) {
         s->want_ping = false;
-        unsigned char ping[LWS_PRE];
-        if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0) return -1;
+        /* one payload byte: lws 4.1 drops an empty pong before LWS_CALLBACK_RECEIVE_PONG,
+         * so an answer to an empty ping would never count as activity */
+        unsigned char ping[LWS_PRE + 1] = {0};
+        ping[LWS_PRE] = 'h';
+        if (lws_write(s->wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0) return -1;
     }
     /* Coalesce: several ready frames go out pre-framed in one write (one syscall). With
      * permessage-deflate lws frames and compresses each message itself. A send the kernel
