@@ -210,7 +210,7 @@ int model_validate_payload(const msg_type_t *type, const msgpack_object *payload
 }
 
 /* Random bytes are fetched in blocks: one getrandom() call serves 16 ids. */
-static _Thread_local uint8_t rnd_pool[256];
+static _Thread_local uint8_t rnd_pool[4096]; /* one getrandom per 256 ids */
 static _Thread_local size_t rnd_left;
 
 static void rnd_refill(void)
