@@ -3,7 +3,7 @@
 # closing line "N passed, N failed" (Check test cases, plus one per non-Check test).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bash "$root/deploy/setup.sh" || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+bash "$root/deploy/setup.sh" --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 build="${HERALD_TEST_BUILD:-$root/build-test}"
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$root" --buildtype=debugoptimized \
