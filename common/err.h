@@ -8,22 +8,22 @@
  * (herr_code) is what producers and clients see in "error" fields. */
 typedef enum {
     HERR_OK = 0,
-    HERR_TRUNCATED,      /* input ends inside a value */
-    HERR_MALFORMED,      /* not valid msgpack / JSON */
-    HERR_NOT_MAP,        /* a notification must be a map / object */
-    HERR_BAD_KIND,       /* a field has the wrong kind (string vs number ...) */
-    HERR_TOO_LONG,       /* a string field exceeds its bound */
-    HERR_TOO_LARGE,      /* the notification exceeds HERALD_MAX_NOTIF_BYTES */
-    HERR_UNKNOWN_TYPE,   /* message_type not in the type table */
-    HERR_MISSING_FIELD,  /* a required field is absent */
-    HERR_BAD_VALUE,      /* a value is out of range (priority 7, empty user_id ...) */
-    HERR_TRAILING,       /* bytes after the value */
-    HERR_UNKNOWN_OP,     /* client op not known */
-    HERR_QUEUE_FULL,     /* broker priority queue full */
-    HERR_UNAUTHORIZED,   /* missing or wrong api key / token */
-    HERR_NOT_FOUND,      /* no such route / object */
-    HERR_IO,             /* system call failed; message has errno text */
-    HERR_CORRUPT,        /* shared memory or file failed validation */
+    HERR_TRUNCATED,     /* input ends inside a value */
+    HERR_MALFORMED,     /* not valid msgpack / JSON */
+    HERR_NOT_MAP,       /* a notification must be a map / object */
+    HERR_BAD_KIND,      /* a field has the wrong kind (string vs number ...) */
+    HERR_TOO_LONG,      /* a string field exceeds its bound */
+    HERR_TOO_LARGE,     /* the notification exceeds HERALD_MAX_NOTIF_BYTES */
+    HERR_UNKNOWN_TYPE,  /* message_type not in the type table */
+    HERR_MISSING_FIELD, /* a required field is absent */
+    HERR_BAD_VALUE,     /* a value is out of range (priority 7, empty user_id ...) */
+    HERR_TRAILING,      /* bytes after the value */
+    HERR_UNKNOWN_OP,    /* client op not known */
+    HERR_QUEUE_FULL,    /* broker priority queue full */
+    HERR_UNAUTHORIZED,  /* missing or wrong api key / token */
+    HERR_NOT_FOUND,     /* no such route / object */
+    HERR_IO,            /* system call failed; message has errno text */
+    HERR_CORRUPT,       /* shared memory or file failed validation */
     HERR_INTERNAL,
     HERR__COUNT
 } herr_t;

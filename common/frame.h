@@ -10,8 +10,8 @@
 /* Find the next complete frame in buf[0..len). Returns bytes consumed (header + body) and
  * sets *body and *body_len, 0 if more bytes are needed, or -1 if the announced length exceeds
  * max_body (the stream cannot be resynchronised: close it). */
-static inline long frame_next(const uint8_t *buf, size_t len, size_t max_body,
-                              const uint8_t **body, size_t *body_len)
+static inline long frame_next(const uint8_t *buf, size_t len, size_t max_body, const uint8_t **body,
+                              size_t *body_len)
 {
     if (len < FRAME_HDR) return 0;
     size_t n = ((size_t)buf[0] << 24) | ((size_t)buf[1] << 16) | ((size_t)buf[2] << 8) | buf[3];

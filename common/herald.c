@@ -170,8 +170,7 @@ static void result_from(const msgpack_object *o, herald_result_t *r)
         else if (kl == 5 && !memcmp(ks, "error", 5) && v->type == MSGPACK_OBJECT_STR)
             snprintf(r->error, sizeof r->error, "%.*s", (int)v->via.str.size, v->via.str.ptr);
         else if (kl == 7 && !memcmp(ks, "message", 7) && v->type == MSGPACK_OBJECT_STR)
-            snprintf(r->message, sizeof r->message, "%.*s", (int)v->via.str.size,
-                     v->via.str.ptr);
+            snprintf(r->message, sizeof r->message, "%.*s", (int)v->via.str.size, v->via.str.ptr);
     }
 }
 
@@ -201,16 +200,15 @@ static long read_frame(herald_client_t *c, herald_error_t *err)
     }
 }
 
-long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max,
-                         herald_error_t *err)
+long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max, herald_error_t *err)
 {
     if (c->fd < 0) return herr_set(err, HERR_IO, "socket", "not connected");
     if (!c->outstanding) return herr_set(err, HERR_BAD_VALUE, "", "no request outstanding");
     long n = read_frame(c, err);
     if (n < 0) return n;
     size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&c->msg, (const char *)c->rx + FRAME_HDR,
-                                                   (size_t)n - FRAME_HDR, &off);
+    msgpack_unpack_return ur =
+        msgpack_unpack_next(&c->msg, (const char *)c->rx + FRAME_HDR, (size_t)n - FRAME_HDR, &off);
     long count = -1;
     if (ur == MSGPACK_UNPACK_SUCCESS) {
         const msgpack_object *o = &c->msg.data;
@@ -250,7 +248,8 @@ int herald_publish_batch(herald_client_t *c, const uint8_t *const *maps, const s
     uint8_t arr[5] = {0xdd, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
                       (uint8_t)n}; /* array32 header */
     size_t total = sizeof arr;
-    for (size_t i = 0; i < n; i++) total += lens[i];
+    for (size_t i = 0; i < n; i++)
+        total += lens[i];
     uint8_t *body = malloc(total);
     if (!body) return herr_set(err, HERR_INTERNAL, "", "out of memory");
     memcpy(body, arr, sizeof arr);
@@ -267,6 +266,7 @@ int herald_publish_batch(herald_client_t *c, const uint8_t *const *maps, const s
     if ((size_t)got == n) return 0;
     /* A whole-frame refusal answers with one map: give every item that answer. */
     if (got == 1)
-        for (size_t i = 1; i < n; i++) res[i] = res[0];
+        for (size_t i = 1; i < n; i++)
+            res[i] = res[0];
     return 0;
 }

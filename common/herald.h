@@ -40,8 +40,7 @@ int herald_publish_batch(herald_client_t *c, const uint8_t *const *maps, const s
  * collect responses in order. herald_recv_results fills up to max results for the oldest
  * outstanding request (a batch fills one per item) and returns how many, or negative. */
 int herald_send(herald_client_t *c, const uint8_t *body, size_t len, herald_error_t *err);
-long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max,
-                         herald_error_t *err);
+long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max, herald_error_t *err);
 
 /* Drop the connection and connect again to the same address. */
 int herald_reconnect(herald_client_t *c, herald_error_t *err);

@@ -33,9 +33,9 @@ typedef struct {
 } log_ratelimit_t;
 bool log_ratelimit_ok(log_ratelimit_t *rl, unsigned per_sec);
 
-#define log_debug(...)                                                                         \
-    do {                                                                                       \
-        if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, __VA_ARGS__);                         \
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOG_DEBUG)) log_write(LOG_DEBUG, __VA_ARGS__);                             \
     } while (0)
 #define log_info(...)  log_write(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_WARN, __VA_ARGS__)

@@ -11,20 +11,13 @@
 
 #include "err.h"
 
-#define HERALD_MAX_ID_LEN      64          /* message_id, user_id */
+#define HERALD_MAX_ID_LEN      64 /* message_id, user_id */
 #define HERALD_MAX_SOURCE_LEN  32
 #define HERALD_MAX_NOTIF_BYTES (64 * 1024) /* encoded notification bound */
 #define HERALD_PRIORITIES      4
 #define HERALD_BROADCAST_USER  "*"
 
-typedef enum {
-    CH_TRADE = 0,
-    CH_ACCOUNT,
-    CH_POSITION,
-    CH_RISK,
-    CH_SYSTEM,
-    CH__COUNT
-} channel_t;
+typedef enum { CH_TRADE = 0, CH_ACCOUNT, CH_POSITION, CH_RISK, CH_SYSTEM, CH__COUNT } channel_t;
 
 /* Kind a payload field must have. */
 typedef enum {
@@ -56,10 +49,10 @@ typedef struct {
     char source[HERALD_MAX_SOURCE_LEN + 1];
     const msg_type_t *type;
     uint8_t priority;
-    bool has_priority;  /* priority was given (else the type's default applies) */
-    bool has_timestamp; /* timestamp was given (else the broker sets it) */
-    uint64_t timestamp; /* ns since epoch */
-    uint64_t seq;       /* 0 = not yet assigned */
+    bool has_priority;      /* priority was given (else the type's default applies) */
+    bool has_timestamp;     /* timestamp was given (else the broker sets it) */
+    uint64_t timestamp;     /* ns since epoch */
+    uint64_t seq;           /* 0 = not yet assigned */
     msgpack_object payload; /* MSGPACK_OBJECT_MAP (empty map when absent) */
 } notif_t;
 

@@ -141,7 +141,8 @@ START_TEST(dedup_matches_a_plain_fifo_model_on_a_random_walk)
         for (unsigned s = 0; s < STEPS; s++) {
             unsigned n = (unsigned)rand() % POOL;
             bool held = false;
-            for (unsigned k = 0; k < count; k++) held |= fifo[(head + k) % W] == n;
+            for (unsigned k = 0; k < count; k++)
+                held |= fifo[(head + k) % W] == n;
             ck_assert_msg((find(n, fns[f]) != NULL) == held, "step %u id %u", s, n);
             if (held) continue;
             insert(n, fns[f], s + 1);
@@ -154,7 +155,8 @@ START_TEST(dedup_matches_a_plain_fifo_model_on_a_random_walk)
         }
         for (unsigned n = 0; n < POOL; n++) {
             bool held = false;
-            for (unsigned k = 0; k < count; k++) held |= fifo[(head + k) % W] == n;
+            for (unsigned k = 0; k < count; k++)
+                held |= fifo[(head + k) % W] == n;
             ck_assert_msg((find(n, fns[f]) != NULL) == held, "final id %u", n);
         }
         bk_dedup_free(&br);
