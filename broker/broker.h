@@ -18,6 +18,7 @@
 #define BK_MAX_GATEWAYS  256
 #define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
 #define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
+#define BK_MAX_BATCH     10000u /* items per batch request; a larger one is refused whole */
 #define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
 #define BK_TX_PAUSE      (8u * 1024 * 1024)  /* stop reading a connection with more unsent output */
 

@@ -170,9 +170,32 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
     b->c.accepted++;
 }
 
+/* Items announced by a msgpack array header at the start of body (0 if not an array). */
+static uint64_t batch_items(const uint8_t *body, size_t len)
+{
+    if (len >= 1 && (body[0] & 0xf0u) == 0x90u) return body[0] & 0x0fu;
+    if (len >= 3 && body[0] == 0xdc) return (uint64_t)body[1] << 8 | body[2];
+    if (len >= 5 && body[0] == 0xdd)
+        return (uint64_t)body[1] << 24 | (uint64_t)body[2] << 16 | (uint64_t)body[3] << 8 | body[4];
+    return 0;
+}
+
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
 {
     herald_error_t err = {0};
+    /* Every item costs a result slot and a response entry (~150 bytes) while an empty map is
+     * one byte of input: bound the batch before decoding so one frame cannot amplify into
+     * gigabytes. Refused whole, so the producer sees one clear error. */
+    uint64_t items = batch_items(body, len);
+    if (items > BK_MAX_BATCH) {
+        bk_req_t *r = bk_req_new(0);
+        b->c.too_large++;
+        r->frame_code = HERR_TOO_LARGE;
+        snprintf(r->frame_msg, sizeof r->frame_msg,
+                 "batch of %llu notifications exceeds the limit of %u per request",
+                 (unsigned long long)items, BK_MAX_BATCH);
+        return r;
+    }
     if (codec_unpack(body, len, BK_MAX_FRAME, &unpacked, &err) < 0) {
         bk_req_t *r = bk_req_new(0);
         b->c.bad_frames++;

@@ -273,6 +273,73 @@ START_TEST(native_oversized_frame_is_refused_and_closed)
 }
 END_TEST
 
+/* A frame body: msgpack array32 header for n items followed by items (n copies of item). */
+static uint8_t *batch_body(uint32_t n, const void *item, size_t ilen, size_t *len)
+{
+    *len = 5 + (size_t)n * ilen;
+    uint8_t *b = malloc(*len);
+    ck_assert_ptr_nonnull(b);
+    b[0] = 0xdd;
+    frame_put_len(b + 1, n); /* big-endian u32, as in the frame header */
+    for (uint32_t i = 0; i < n; i++) memcpy(b + 5 + (size_t)i * ilen, item, ilen);
+    return b;
+}
+
+START_TEST(batch_over_the_item_limit_is_refused_whole_and_one_at_the_limit_works)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    herald_error_t err;
+    herald_result_t *res = calloc(10000, sizeof *res);
+    ck_assert_ptr_nonnull(res);
+    /* 10,001 empty maps: one byte each, one too_large answer for the whole frame */
+    const uint8_t empty = 0x80;
+    size_t len;
+    uint8_t *body = batch_body(10001, &empty, 1, &len);
+    ck_assert_int_eq(herald_send(c, body, len, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, res, 10000, &err), 1);
+    ck_assert(!res[0].ok);
+    ck_assert_str_eq(res[0].error, "too_large");
+    ck_assert_msg(strstr(res[0].message, "10000"), "names the limit: %s", res[0].message);
+    free(body);
+    /* exactly the limit, of valid notices: every item sequenced */
+    char json[512];
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    bkh_notice_json(json, sizeof json, "cap", 2, "");
+    bkh_msgpack(&one, json);
+    body = batch_body(10000, one.data, one.size, &len);
+    ck_assert_int_eq(herald_send(c, body, len, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, res, 10000, &err), 10000);
+    for (uint32_t i = 0; i < 10000; i++)
+        ck_assert_msg(res[i].ok && res[i].seq == i + 1, "item %u: %s", i, res[i].error);
+    free(body);
+    msgpack_sbuffer_destroy(&one);
+    /* HTTP: the same limit */
+    size_t hlen = 2 + 10001 * 3;
+    char *arr = malloc(hlen + 1);
+    ck_assert_ptr_nonnull(arr);
+    arr[0] = '[';
+    for (size_t i = 0; i < 10001; i++) memcpy(arr + 1 + i * 3, i ? ",{}" : "{} ", 3);
+    arr[hlen - 1] = ']';
+    arr[hlen] = 0;
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t r;
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", arr, hlen, &r), 413);
+    ck_assert_msg(strstr(r.body, "\"error\":\"too_large\"") && strstr(r.body, "10000"), "%s",
+                  r.body);
+    bkh_http_free(&r);
+    free(arr);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, "\"messages_too_large\":2"), "%s", r.body);
+    bkh_http_free(&r);
+    close(fd);
+    ck_assert(publish(c, "cap", 1, NULL).ok); /* still serving */
+    free(res);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(duplicate_message_id_gets_the_original_seq_and_one_delivery)
 {
     start(NULL);
@@ -291,13 +358,14 @@ START_TEST(duplicate_message_id_gets_the_original_seq_and_one_delivery)
 }
 END_TEST
 
-/* Pipelined: a batch of many P3 then one P0; the P0 must reach the ring before the last P3. */
+/* Pipelined: two batches of many P3 then one P0; the P0 must reach the ring before the last
+ * P3. */
 START_TEST(p0_overtakes_a_queued_p3_backlog)
 {
     start(NULL);
     attach_and_open(0, 0, "pp");
     herald_client_t *c = client();
-    const int n = 20000;
+    const int n = 10000; /* per batch: the item limit */
     char json[512];
     msgpack_sbuffer one, batch;
     msgpack_sbuffer_init(&one);
@@ -311,13 +379,15 @@ START_TEST(p0_overtakes_a_queued_p3_backlog)
     bkh_msgpack(&one, json);
     herald_error_t err;
     ck_assert_int_eq(herald_send(c, (uint8_t *)batch.data, batch.size, &err), 0);
+    ck_assert_int_eq(herald_send(c, (uint8_t *)batch.data, batch.size, &err), 0);
     ck_assert_int_eq(herald_send(c, (uint8_t *)one.data, one.size, &err), 0);
     herald_result_t *res = calloc((size_t)n, sizeof *res);
+    ck_assert_int_eq(herald_recv_results(c, res, (size_t)n, &err), n);
     ck_assert_int_eq(herald_recv_results(c, res, (size_t)n, &err), n);
     herald_result_t p0;
     ck_assert_int_eq(herald_recv_results(c, &p0, 1, &err), 1);
     ck_assert(p0.ok);
-    bkh_gw_collect(&G[0], (size_t)n + 2, 5000);
+    bkh_gw_collect(&G[0], 2 * (size_t)n + 2, 5000);
     long p0_at = -1, last_p3 = -1;
     for (size_t i = 0; i < G[0].n; i++) {
         if (G[0].recs[i].type != REC_NOTIFY) continue;
@@ -756,6 +826,7 @@ static Suite *broker_suite(void)
     tcase_add_test(t, http_requires_the_api_key_when_configured);
     tcase_add_test(t, native_errors_keep_the_connection_when_framing_is_intact);
     tcase_add_test(t, native_oversized_frame_is_refused_and_closed);
+    tcase_add_test(t, batch_over_the_item_limit_is_refused_whole_and_one_at_the_limit_works);
     tcase_add_test(t, duplicate_message_id_gets_the_original_seq_and_one_delivery);
     tcase_add_test(t, p0_overtakes_a_queued_p3_backlog);
     tcase_add_test(t, seq_is_gap_free_per_user_across_priorities);
