@@ -239,8 +239,12 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
 /* --- journal.c --- */
 int bk_journal_open(broker_t *b, herald_error_t *err);
 void bk_journal_append(broker_t *b, const bk_item_t *it);
-/* write() what this round appended; compacts when the file passed its bound. */
-void bk_journal_flush(broker_t *b);
+/* write() what this round appended (and any earlier failed round); compacts when the file
+ * passed its bound. Returns 0, or -HERR_IO if the write failed: the file is cut back to its
+ * last good size and the records are kept for the next flush (bk_journal_failing). */
+int bk_journal_flush(broker_t *b);
+/* True while records are waiting for a journal write that failed. */
+bool bk_journal_failing(const broker_t *b);
 void bk_journal_close(broker_t *b);
 
 /* --- native.c --- */

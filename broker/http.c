@@ -53,14 +53,15 @@ static void respond_error(struct lws *wsi, http_pss_t *p, int status, herr_t cod
     jbuf_puts(&p->out, ",\"message\":");
     json_put_str(&p->out, msg, strlen(msg));
     jbuf_putc(&p->out, '}');
-    p->retry_after = code == HERR_QUEUE_FULL;
+    p->retry_after = code == HERR_QUEUE_FULL || code == HERR_IO;
     respond(wsi, p, status);
 }
 
 static int status_of(herr_t code)
 {
     switch (code) {
-    case HERR_QUEUE_FULL: return 503;
+    case HERR_QUEUE_FULL:
+    case HERR_IO: return 503; /* journal write failing: retry later */
     case HERR_TOO_LARGE: return 413;
     case HERR_UNAUTHORIZED: return 401;
     default: return 400;

@@ -16,6 +16,8 @@ typedef struct {
 } bk_done_t;
 
 static bk_done_t round_done[BK_ROUND_BUDGET];
+static const char journal_failed_msg[] =
+    "broker journal write failed: not acknowledged, retry later";
 static msgpack_unpacked unpacked;
 static msgpack_sbuffer enc;
 
@@ -104,6 +106,11 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
     herald_error_t err = {0};
     bk_result_t *res = &req->res[idx];
 
+    if (bk_journal_failing(b)) { /* nothing can be made durable: see bk_journal_flush */
+        b->c.dropped++;
+        bk_result_fail(req, idx, HERR_IO, journal_failed_msg);
+        return;
+    }
     if (codec_notif_from_object(o, &n, &err) < 0 ||
         model_validate_payload(n.type, &n.payload, &err) < 0) {
         refuse(b, req, idx, &err);
@@ -246,7 +253,8 @@ static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
     bk_history_append(b, u, it); /* may free it */
 }
 
-static void complete_round(broker_t *b, size_t n)
+/* Answer the round's slots with their seqs, or (journal not written) with io_error. */
+static void complete_round(broker_t *b, size_t n, bool journaled)
 {
     for (size_t i = 0; i < n; i++) {
         bk_done_t *d = &round_done[i];
@@ -254,6 +262,7 @@ static void complete_round(broker_t *b, size_t n)
             bk_result_t *r = &d->req->res[d->idx];
             r->seq = d->seq;
             r->done = 1;
+            if (!journaled) bk_result_fail(d->req, d->idx, HERR_IO, journal_failed_msg);
             req_slot_done(b, d->req);
         }
         for (bk_waiter_t *w = d->waiters, *nx; w; w = nx) {
@@ -262,6 +271,7 @@ static void complete_round(broker_t *b, size_t n)
             r->seq = d->seq;
             r->duplicate = true;
             r->done = 1;
+            if (!journaled) bk_result_fail(w->req, w->idx, HERR_IO, journal_failed_msg);
             req_slot_done(b, w->req);
             free(w);
         }
@@ -272,6 +282,11 @@ static void drain_cb(lws_sorted_usec_list_t *sul)
 {
     broker_t *b = lws_container_of(sul, broker_t, sul_drain);
     b->drain_scheduled = false;
+    /* A failed journal write is retried first; nothing more is sequenced until it works. */
+    if (bk_journal_failing(b) && bk_journal_flush(b) < 0) {
+        bk_drain_schedule(b);
+        return;
+    }
     uint64_t now = wall_ns();
     size_t n = 0;
     bool more = true;
@@ -284,17 +299,19 @@ static void drain_cb(lws_sorted_usec_list_t *sul)
         }
     }
     /* Durable before acknowledged: the journal write precedes every ack of this round. */
-    bk_journal_flush(b);
+    bool journaled = bk_journal_flush(b) == 0;
     bk_rings_publish(b);
-    complete_round(b, n);
+    complete_round(b, n, journaled);
     bk_conns_flush(b);
-    if (bk_queue_total(b)) bk_drain_schedule(b);
+    if (bk_queue_total(b) || !journaled) bk_drain_schedule(b);
 }
 
 void bk_drain_schedule(broker_t *b)
 {
     if (b->drain_scheduled) return;
     b->drain_scheduled = true;
-    /* Zero delay: runs on the next loop iteration, after pending input was polled. */
-    lws_sul_schedule(b->ctx, 0, &b->sul_drain, drain_cb, 1);
+    /* Zero delay: runs on the next loop iteration, after pending input was polled. A failing
+     * journal is retried every 100 ms instead. */
+    lws_usec_t delay = bk_journal_failing(b) ? 100 * LWS_US_PER_MS : 1;
+    lws_sul_schedule(b->ctx, 0, &b->sul_drain, drain_cb, delay);
 }

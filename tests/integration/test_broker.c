@@ -678,6 +678,40 @@ START_TEST(broker_kill9_restart_keeps_seq_history_and_dedup)
 }
 END_TEST
 
+/* HERALD_TEST_JOURNAL_FAIL_AFTER=2: the third journal write is torn and fails, once. */
+START_TEST(failed_journal_write_is_not_acknowledged_and_seqs_never_go_back)
+{
+    setenv("HERALD_TEST_JOURNAL_FAIL_AFTER", "2", 1);
+    start(NULL);
+    unsetenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
+    herald_client_t *c = client();
+    ck_assert_uint_eq(publish(c, "jf", 1, "jf-1").seq, 1);
+    ck_assert_uint_eq(publish(c, "jf", 1, "jf-2").seq, 2);
+    herald_result_t r = publish(c, "jf", 1, "jf-3");
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.error, "io_error");
+    ck_assert_msg(strstr(r.message, "journal"), "names the journal: %s", r.message);
+    /* the broker retries the write; the producer's retry is then answered by dedup */
+    for (int i = 0; i < 100 && !r.ok; i++) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        r = publish(c, "jf", 1, "jf-3");
+    }
+    ck_assert_msg(r.ok && r.duplicate && r.seq == 3, "retry: ok %d seq %llu %s", r.ok,
+                  (unsigned long long)r.seq, r.error);
+    ck_assert_uint_eq(publish(c, "jf", 1, "jf-4").seq, 4);
+    herald_close(c);
+    bkh_stop(&H, SIGKILL);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    c = client();
+    r = publish(c, "jf", 1, "jf-3");
+    ck_assert(r.ok && r.duplicate && r.seq == 3);
+    r = publish(c, "jf", 1, "jf-5");
+    ck_assert_msg(!r.duplicate && r.seq == 5, "seq after restart %llu", (unsigned long long)r.seq);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(corrupt_journal_tail_is_truncated_and_counted)
 {
     start(NULL);
@@ -838,6 +872,7 @@ static Suite *broker_suite(void)
     tcase_add_test(t, gateway_death_stops_routing_and_reattach_works);
     tcase_add_test(t, broker_kill9_restart_keeps_seq_history_and_dedup);
     tcase_add_test(t, corrupt_journal_tail_is_truncated_and_counted);
+    tcase_add_test(t, failed_journal_write_is_not_acknowledged_and_seqs_never_go_back);
     tcase_add_test(t, bad_control_messages_get_errors_and_never_crash);
     tcase_add_test(t, native_producer_not_reading_is_paused_then_fully_answered);
     suite_add_tcase(s, t);
