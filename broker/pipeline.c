@@ -6,6 +6,7 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "proto.h"
 
 /* Sequenced this round: whose responses to complete once the journal is written. */
 typedef struct {
@@ -156,6 +157,16 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
         b->c.too_large++;
         herr_set(&err, (herr_t)-len, "", "encoded notification exceeds %u bytes",
                  HERALD_MAX_NOTIF_BYTES);
+        refuse(b, req, idx, &err);
+        return;
+    }
+    /* A record over the ring's max (ring_bytes / 8) could never be delivered, live or as a
+     * replay (which adds its session header). */
+    if ((uint64_t)len + sizeof(rec_replay_t) > b->cfg.ring_bytes / 8) {
+        b->c.too_large++;
+        herr_set(&err, HERR_TOO_LARGE, "", "encoded notification of %ld bytes exceeds the ring's "
+                 "record limit of %llu bytes (gateway.ring_bytes / 8, less 8)", len,
+                 (unsigned long long)(b->cfg.ring_bytes / 8 - sizeof(rec_replay_t)));
         refuse(b, req, idx, &err);
         return;
     }

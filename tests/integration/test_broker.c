@@ -445,6 +445,63 @@ START_TEST(seq_is_gap_free_per_user_across_priorities)
 }
 END_TEST
 
+static uint64_t stat_of(const char *body, const char *key)
+{
+    char k[80];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(body, k);
+    ck_assert_msg(p != NULL, "no %s in %s", key, body);
+    return strtoull(p + strlen(k), NULL, 10);
+}
+
+/* ring_bytes 4096: max record 512 bytes, and a gateway that never reads fills it quickly. */
+START_TEST(small_ring_refuses_big_notifications_and_counts_a_discarded_backlog)
+{
+    const char *over[] = {"gateway.ring_bytes=4096", NULL};
+    start(over);
+    attach_and_open(0, 0, "bl");
+    herald_client_t *c = client();
+    char json[1400], content[701];
+    memset(content, 'x', 700);
+    content[700] = 0;
+    snprintf(json, sizeof json,
+             "{\"message_type\":\"system_notice\",\"user_id\":\"bl\",\"payload\":"
+             "{\"title\":\"t\",\"content\":\"%s\",\"level\":\"info\"}}", content);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bkh_msgpack(&sb, json);
+    herald_result_t r;
+    herald_error_t err;
+    ck_assert_int_eq(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err), 0);
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.error, "too_large");
+    ck_assert_msg(strstr(r.message, "ring"), "%s", r.message);
+    msgpack_sbuffer_destroy(&sb);
+    for (int i = 0; i < 60; i++) ck_assert(publish(c, "bl", 1, NULL).ok);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t h;
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
+    uint64_t backlogged = stat_of(h.body, "backlogged");
+    ck_assert_uint_gt(backlogged, 0);
+    ck_assert_uint_eq(stat_of(h.body, "ring_drops"), 0);
+    bkh_http_free(&h);
+    bkh_gw_disconnect(&G[0]);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
+        bool gone = stat_of(h.body, "active_gateways") == 0;
+        if (gone) break;
+        bkh_http_free(&h);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_uint_eq(stat_of(h.body, "active_gateways"), 0);
+    ck_assert_uint_eq(stat_of(h.body, "ring_drops"), backlogged);
+    bkh_http_free(&h);
+    close(fd);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(broadcast_reaches_every_attached_ring)
 {
     start(NULL);
@@ -865,6 +922,7 @@ static Suite *broker_suite(void)
     tcase_add_test(t, p0_overtakes_a_queued_p3_backlog);
     tcase_add_test(t, seq_is_gap_free_per_user_across_priorities);
     tcase_add_test(t, broadcast_reaches_every_attached_ring);
+    tcase_add_test(t, small_ring_refuses_big_notifications_and_counts_a_discarded_backlog);
     tcase_add_test(t, open_with_since_replays_history_bounded_by_count_with_a_gap);
     tcase_add_test(t, history_expires_by_age);
     tcase_add_test(t, full_queue_refuses_then_recovers);
