@@ -138,6 +138,7 @@ typedef struct {
     uint64_t http_requests, native_frames, ctrl_frames, ctrl_errors;
     uint64_t journal_bytes, journal_compactions, journal_corrupt, journal_errors;
     uint64_t replays, gaps;
+    uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses; /* connections paused for unread responses (backpressure) */
 } bk_counters_t;
 

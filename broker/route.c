@@ -232,12 +232,30 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
     if (to > u->last_seq) to = u->last_seq;
     uint64_t first = bk_history_first(b, u, now);
     b->c.replays++;
+    rec_replay_t rh = {.session = session};
+    /* Replays may land in the backlog (a full ring) and are not dropped there, so each one
+     * is bounded as if it all did: one that would take the backlog past BK_BACKLOG_BYTES is
+     * answered with a gap for the whole range instead (the client refetches state), else
+     * every open of a stalled gateway could add history_size records. */
+    uint64_t bytes = 0;
+    for (bk_item_t *it = u->hist_head; it && it->seq <= to; it = it->next)
+        if (it->seq > after) bytes += sizeof rh + it->len;
+    if (bytes && g->bl_bytes + bytes > BK_BACKLOG_BYTES) {
+        write_range(b, g, REC_GAP, u, session, after + 1, to);
+        b->c.gaps++;
+        b->c.replay_overflows++;
+        if (log_ratelimit_ok(&g->drop_rl, 1))
+            log_warn("gateway %u: backlog full, replay of %s (%llu bytes) answered with a gap "
+                     "(%llu so far)", g->id, u->id, (unsigned long long)bytes,
+                     (unsigned long long)b->c.replay_overflows);
+        if (end_marker) write_range(b, g, REC_REPLAY_END, u, session, after + 1, to);
+        return;
+    }
     if (after + 1 < first && after < to) {
         uint64_t gap_to = first - 1 < to ? first - 1 : to;
         write_range(b, g, REC_GAP, u, session, after + 1, gap_to);
         b->c.gaps++;
     }
-    rec_replay_t rh = {.session = session};
     for (bk_item_t *it = u->hist_head; it; it = it->next) {
         if (it->seq <= after) continue;
         if (it->seq > to) break;

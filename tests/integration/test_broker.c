@@ -553,6 +553,50 @@ START_TEST(open_with_since_replays_history_bounded_by_count_with_a_gap)
 }
 END_TEST
 
+/* A gateway that never reads: every open with since=1 replays the whole history into the
+ * backlog, which must stay bounded (64 MiB); past it, opens get a gap instead. */
+START_TEST(replays_into_a_full_backlog_are_bounded_and_answered_with_a_gap)
+{
+    const char *over[] = {"gateway.ring_bytes=4096", NULL};
+    start(over);
+    attach_and_open(0, 0, "rb");
+    herald_client_t *c = client();
+    char json[512];
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    bkh_notice_json(json, sizeof json, "rb", 1, "");
+    bkh_msgpack(&one, json);
+    size_t len;
+    uint8_t *body = batch_body(1000, one.data, one.size, &len);
+    herald_result_t *res = calloc(1000, sizeof *res);
+    herald_error_t err;
+    ck_assert_int_eq(herald_send(c, body, len, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, res, 1000, &err), 1000);
+    ck_assert(res[999].ok && res[999].seq == 1000);
+    free(res);
+    free(body);
+    msgpack_sbuffer_destroy(&one);
+    const int opens = 450; /* ~170 KB of history each: 75 MB unbounded */
+    for (int i = 0; i < opens; i++) ck_assert_int_eq(bkh_gw_open(&G[0], 2 + i, "rb", 1), 0);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t h = {0};
+    for (int i = 0; i < 500; i++) {
+        ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
+        if (stat_of(h.body, "replays") >= (uint64_t)opens) break;
+        bkh_http_free(&h);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_uint_eq(stat_of(h.body, "replays"), opens);
+    uint64_t bl = stat_of(h.body, "backlog_bytes");
+    ck_assert_msg(bl <= 65u * 1024 * 1024, "backlog %llu bytes", (unsigned long long)bl);
+    ck_assert_uint_gt(stat_of(h.body, "gaps"), 0);
+    bkh_http_free(&h);
+    close(fd);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(history_expires_by_age)
 {
     const char *over[] = {"broker.history_age_s=1", NULL};
@@ -924,6 +968,7 @@ static Suite *broker_suite(void)
     tcase_add_test(t, broadcast_reaches_every_attached_ring);
     tcase_add_test(t, small_ring_refuses_big_notifications_and_counts_a_discarded_backlog);
     tcase_add_test(t, open_with_since_replays_history_bounded_by_count_with_a_gap);
+    tcase_add_test(t, replays_into_a_full_backlog_are_bounded_and_answered_with_a_gap);
     tcase_add_test(t, history_expires_by_age);
     tcase_add_test(t, full_queue_refuses_then_recovers);
     tcase_add_test(t, http_publish_to_a_full_queue_is_503_with_retry_after);
