@@ -54,8 +54,9 @@ typedef struct {
     uint64_t seq;
     uint8_t done;
     bool duplicate;
+    bool msg_owned; /* message is malloc'd (else static) */
     herr_t code; /* HERR_OK when accepted */
-    char *message; /* malloc'd error text, or NULL */
+    const char *message; /* error text, or NULL */
     char message_id[HERALD_MAX_ID_LEN + 1];
 } bk_result_t;
 
@@ -182,7 +183,10 @@ bk_req_t *bk_req_new(uint32_t n);
 void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_object *o);
 /* Take a whole request body (msgpack map or array of maps) into a new request. */
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
+/* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,
+ * referenced (bk_result_fail_static: no allocation per refused item). */
 void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
+void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_req_orphan(broker_t *b, bk_req_t *req);
 void bk_req_free(bk_req_t *req);
 void bk_drain_schedule(broker_t *b);

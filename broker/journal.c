@@ -24,9 +24,9 @@ typedef struct bk_journal {
     char path[320];
     uint8_t *buf; /* records appended this round */
     size_t len, cap;
-    uint64_t size;  /* bytes in the file */
-    uint64_t bound; /* compact when size passes this */
-    bool failing;   /* the last write failed: buf holds records not yet in the file */
+    uint64_t size;   /* bytes in the file */
+    uint64_t bound;  /* compact when size passes this */
+    bool failing;    /* the last write failed: buf holds records not yet in the file */
     long fail_after; /* test fault injection: flushes left before one torn write (-1: off) */
 } bk_journal_t;
 

@@ -57,7 +57,8 @@ bk_req_t *bk_req_new(uint32_t n)
 void bk_req_free(bk_req_t *req)
 {
     if (!req) return;
-    for (uint32_t i = 0; i < req->n; i++) free(req->res[i].message);
+    for (uint32_t i = 0; i < req->n; i++)
+        if (req->res[i].msg_owned) free((char *)req->res[i].message);
     free(req);
 }
 
@@ -72,13 +73,21 @@ void bk_req_orphan(broker_t *b, bk_req_t *req)
         req->orphan = true;
 }
 
-void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
+void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
 {
     bk_result_t *r = &req->res[idx];
     r->done = 1;
     r->code = code;
-    free(r->message);
-    r->message = strdup(msg ? msg : "");
+    if (r->msg_owned) free((char *)r->message);
+    r->message = msg;
+    r->msg_owned = false;
+}
+
+void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
+{
+    char *copy = strdup(msg ? msg : ""); /* NULL (out of memory) reads as "" */
+    bk_result_fail_static(req, idx, code, copy);
+    req->res[idx].msg_owned = copy != NULL;
 }
 
 /* One slot of req got its answer; hand the request back to its owner when all did. */
@@ -109,7 +118,7 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
 
     if (bk_journal_failing(b)) { /* nothing can be made durable: see bk_journal_flush */
         b->c.dropped++;
-        bk_result_fail(req, idx, HERR_IO, journal_failed_msg);
+        bk_result_fail_static(req, idx, HERR_IO, journal_failed_msg);
         return;
     }
     if (codec_notif_from_object(o, &n, &err) < 0 ||
@@ -146,7 +155,7 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
         if (log_ratelimit_ok(&b->rl_full, 1))
             log_warn("queue P%u full (%u): refusing publishes (%llu refused so far)", n.priority,
                      q->cap, (unsigned long long)b->c.queue_full[n.priority]);
-        bk_result_fail(req, idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
+        bk_result_fail_static(req, idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
         return;
     }
     if (!n.has_timestamp) n.timestamp = wall_ns();
@@ -273,7 +282,7 @@ static void complete_round(broker_t *b, size_t n, bool journaled)
             bk_result_t *r = &d->req->res[d->idx];
             r->seq = d->seq;
             r->done = 1;
-            if (!journaled) bk_result_fail(d->req, d->idx, HERR_IO, journal_failed_msg);
+            if (!journaled) bk_result_fail_static(d->req, d->idx, HERR_IO, journal_failed_msg);
             req_slot_done(b, d->req);
         }
         for (bk_waiter_t *w = d->waiters, *nx; w; w = nx) {
@@ -282,7 +291,7 @@ static void complete_round(broker_t *b, size_t n, bool journaled)
             r->seq = d->seq;
             r->duplicate = true;
             r->done = 1;
-            if (!journaled) bk_result_fail(w->req, w->idx, HERR_IO, journal_failed_msg);
+            if (!journaled) bk_result_fail_static(w->req, w->idx, HERR_IO, journal_failed_msg);
             req_slot_done(b, w->req);
             free(w);
         }
