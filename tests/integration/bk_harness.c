@@ -51,9 +51,13 @@ int bkh_start(bkh_t *h)
     }
     argv[n] = NULL;
     unlink(h->sock);
+    unlink(h->ctrl); /* a restart must not find the last broker's socket file */
     h->pid = procs_spawn(exe, argv, h->logpath);
     if (h->pid < 0) return -1;
-    if (procs_wait_unix(h->sock, 5000) < 0 || procs_wait_tcp("127.0.0.1", h->http_port, 5000) < 0)
+    /* control.sock is bound after broker.sock: wait for both, or a loaded machine lets a
+     * test gateway connect in between. */
+    if (procs_wait_unix(h->sock, 5000) < 0 || procs_wait_unix(h->ctrl, 5000) < 0 ||
+        procs_wait_tcp("127.0.0.1", h->http_port, 5000) < 0)
         return -1;
     return 0;
 }
