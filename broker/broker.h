@@ -18,6 +18,7 @@
 #define BK_MAX_GATEWAYS  256
 #define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
 #define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
+#define BK_MAX_BATCH     10000u /* items per batch request; a larger one is refused whole */
 #define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
 #define BK_TX_PAUSE      (8u * 1024 * 1024)  /* stop reading a connection with more unsent output */
 
@@ -53,8 +54,9 @@ typedef struct {
     uint64_t seq;
     uint8_t done;
     bool duplicate;
+    bool msg_owned; /* message is malloc'd (else static) */
     herr_t code; /* HERR_OK when accepted */
-    char *message; /* malloc'd error text, or NULL */
+    const char *message; /* error text, or NULL */
     char message_id[HERALD_MAX_ID_LEN + 1];
 } bk_result_t;
 
@@ -137,6 +139,7 @@ typedef struct {
     uint64_t http_requests, native_frames, ctrl_frames, ctrl_errors;
     uint64_t journal_bytes, journal_compactions, journal_corrupt, journal_errors;
     uint64_t replays, gaps;
+    uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses; /* connections paused for unread responses (backpressure) */
 } bk_counters_t;
 
@@ -180,7 +183,10 @@ bk_req_t *bk_req_new(uint32_t n);
 void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_object *o);
 /* Take a whole request body (msgpack map or array of maps) into a new request. */
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
+/* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,
+ * referenced (bk_result_fail_static: no allocation per refused item). */
 void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
+void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_req_orphan(broker_t *b, bk_req_t *req);
 void bk_req_free(bk_req_t *req);
 void bk_drain_schedule(broker_t *b);
@@ -238,8 +244,12 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
 /* --- journal.c --- */
 int bk_journal_open(broker_t *b, herald_error_t *err);
 void bk_journal_append(broker_t *b, const bk_item_t *it);
-/* write() what this round appended; compacts when the file passed its bound. */
-void bk_journal_flush(broker_t *b);
+/* write() what this round appended (and any earlier failed round); compacts when the file
+ * passed its bound. Returns 0, or -HERR_IO if the write failed: the file is cut back to its
+ * last good size and the records are kept for the next flush (bk_journal_failing). */
+int bk_journal_flush(broker_t *b);
+/* True while records are waiting for a journal write that failed. */
+bool bk_journal_failing(const broker_t *b);
 void bk_journal_close(broker_t *b);
 
 /* --- native.c --- */

@@ -1,4 +1,5 @@
 /* http.c - the broker's HTTP API on lws: publish, stats, route, metrics, healthz. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,14 +53,15 @@ static void respond_error(struct lws *wsi, http_pss_t *p, int status, herr_t cod
     jbuf_puts(&p->out, ",\"message\":");
     json_put_str(&p->out, msg, strlen(msg));
     jbuf_putc(&p->out, '}');
-    p->retry_after = code == HERR_QUEUE_FULL;
+    p->retry_after = code == HERR_QUEUE_FULL || code == HERR_IO;
     respond(wsi, p, status);
 }
 
 static int status_of(herr_t code)
 {
     switch (code) {
-    case HERR_QUEUE_FULL: return 503;
+    case HERR_QUEUE_FULL:
+    case HERR_IO: return 503; /* journal write failing: retry later */
     case HERR_TOO_LARGE: return 413;
     case HERR_UNAUTHORIZED: return 401;
     default: return 400;
@@ -117,6 +119,36 @@ void bk_http_req_done(broker_t *b, bk_req_t *req)
     render_publish(wsi, lws_wsi_user(wsi), req);
 }
 
+/* Items of a top-level JSON array (0 if the body is not one), by a scan that tracks
+ * strings and nesting; more than BK_MAX_BATCH stops early. Run before parsing so a body of
+ * millions of `{}` is refused before jansson builds a tree ~60x its size. */
+static size_t json_batch_items(const uint8_t *s, size_t len)
+{
+    size_t i = 0, items = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    if (i == len || s[i] != '[') return 0;
+    unsigned depth = 1;
+    bool str = false, esc = false, any = false; /* any: the array is not empty */
+    for (i++; i < len && depth && items <= BK_MAX_BATCH; i++) {
+        uint8_t ch = s[i];
+        if (str) {
+            if (esc)
+                esc = false;
+            else if (ch == '\\')
+                esc = true;
+            else if (ch == '"')
+                str = false;
+            continue;
+        }
+        if (ch == '"') str = true;
+        if (ch == '[' || ch == '{') depth++;
+        if (ch == ']' || ch == '}') depth--;
+        if (depth == 1 && ch == ',') items++;
+        if (depth && ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') any = true;
+    }
+    return any ? items + 1 : 0;
+}
+
 static void publish_complete(broker_t *b, struct lws *wsi, http_pss_t *p)
 {
     b->c.http_requests++;
@@ -129,6 +161,15 @@ static void publish_complete(broker_t *b, struct lws *wsi, http_pss_t *p)
     if (p->too_large) {
         b->c.too_large++;
         respond_error(wsi, p, 413, HERR_TOO_LARGE, "request body exceeds 16 MiB");
+        return;
+    }
+    size_t items = json_batch_items(p->body, p->len);
+    if (items > BK_MAX_BATCH) {
+        char msg[120];
+        b->c.too_large++;
+        snprintf(msg, sizeof msg, "batch of more than %u notifications per request",
+                 BK_MAX_BATCH);
+        respond_error(wsi, p, 413, HERR_TOO_LARGE, msg);
         return;
     }
     herald_error_t err = {0};

@@ -24,8 +24,10 @@ typedef struct bk_journal {
     char path[320];
     uint8_t *buf; /* records appended this round */
     size_t len, cap;
-    uint64_t size;  /* bytes in the file */
-    uint64_t bound; /* compact when size passes this */
+    uint64_t size;   /* bytes in the file */
+    uint64_t bound;  /* compact when size passes this */
+    bool failing;    /* the last write failed: buf holds records not yet in the file */
+    long fail_after; /* test fault injection: flushes left before one torn write (-1: off) */
 } bk_journal_t;
 
 /* Cheap 32-bit checksum over 8-byte words: enough to find a torn or corrupt tail. */
@@ -172,8 +174,9 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
     j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (j->fd < 0) {
         int e = errno;
+        herr_set(err, HERR_IO, "journal", "open %s: %s", j->path, strerror(e));
         free(j);
-        return herr_set(err, HERR_IO, "journal", "open %s: %s", j->path, strerror(e));
+        return -HERR_IO;
     }
     struct stat st;
     fstat(j->fd, &st);
@@ -201,13 +204,18 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
     if (lseek(j->fd, (off_t)valid, SEEK_SET) < 0) goto io;
     j->size = valid;
     j->bound = JR_MIN_BOUND > 4 * valid ? JR_MIN_BOUND : 4 * valid;
+    /* Tests only: HERALD_TEST_JOURNAL_FAIL_AFTER=N makes the flush after N good ones write
+     * half its bytes and fail with EIO, once (a full /dev/shm cannot be had on demand). */
+    const char *fa = getenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
+    j->fail_after = fa && *fa ? strtol(fa, NULL, 10) : -1;
     b->jr = j;
     return 0;
 io:;
     int e = errno;
+    herr_set(err, HERR_IO, "journal", "write %s: %s", j->path, strerror(e));
     close(j->fd);
     free(j);
-    return herr_set(err, HERR_IO, "journal", "write %s: %s", j->path, strerror(e));
+    return -HERR_IO;
 }
 
 void bk_journal_append(broker_t *b, const bk_item_t *it)
@@ -269,20 +277,51 @@ fail:
     log_error("journal compaction of %s failed: %s", j->path, strerror(errno));
 }
 
-void bk_journal_flush(broker_t *b)
+static int jr_write_round(bk_journal_t *j)
+{
+    if (j->fail_after >= 0 && j->fail_after-- == 0) {
+        jr_write_all(j->fd, j->buf, j->len / 2); /* torn, as a full file system leaves it */
+        errno = EIO;
+        return -1;
+    }
+    return jr_write_all(j->fd, j->buf, j->len);
+}
+
+/* A failed write may leave a torn record; anything appended after it would be lost at the
+ * next start (jr_load stops at the tear) and seqs would go backwards. So the file is cut
+ * back to its last good size and the round's records stay in buf, ahead of any later ones:
+ * the broker's state is always "file + buf", and buf is retried (by the next flush or
+ * bk_journal_retry) until it is written. While it is not, nothing is acknowledged: the
+ * failed round is answered io_error and bk_ingest_object refuses publishes (a producer's
+ * retry of a failed item is answered by dedup once the journal works again). */
+int bk_journal_flush(broker_t *b)
 {
     bk_journal_t *j = b->jr;
-    if (!j->len) return;
-    if (jr_write_all(j->fd, j->buf, j->len) < 0) {
+    if (!j->len) return 0;
+    if (jr_write_round(j) < 0) {
+        int e = errno;
         b->c.journal_errors++;
         if (log_ratelimit_ok(&b->rl_journal, 1))
-            log_error("journal write to %s failed: %s", j->path, strerror(errno));
-    } else {
-        j->size += j->len;
-        b->c.journal_bytes += j->len;
+            log_error("journal write to %s failed: %s; refusing publishes until it works",
+                      j->path, strerror(e));
+        if (ftruncate(j->fd, (off_t)j->size) < 0 || lseek(j->fd, (off_t)j->size, SEEK_SET) < 0)
+            log_error("journal %s: cannot cut back to %llu bytes: %s", j->path,
+                      (unsigned long long)j->size, strerror(errno));
+        j->failing = true;
+        return -HERR_IO;
     }
+    if (j->failing) log_info("journal %s: writes work again", j->path);
+    j->failing = false;
+    j->size += j->len;
+    b->c.journal_bytes += j->len;
     j->len = 0;
     if (j->size > j->bound) jr_compact(b);
+    return 0;
+}
+
+bool bk_journal_failing(const broker_t *b)
+{
+    return b->jr->failing;
 }
 
 void bk_journal_close(broker_t *b)

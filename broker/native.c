@@ -160,7 +160,7 @@ static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
     resp.size = 0;
     msgpack_packer_init(&pk, &resp, msgpack_sbuffer_write);
     if (req->frame_code != HERR_OK) {
-        bk_result_t r = {.code = req->frame_code, .message = (char *)req->frame_msg};
+        bk_result_t r = {.code = req->frame_code, .message = req->frame_msg};
         pack_result(&pk, &r);
     } else if (req->batch) {
         msgpack_pack_array(&pk, req->n);

@@ -6,6 +6,7 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "proto.h"
 
 /* Sequenced this round: whose responses to complete once the journal is written. */
 typedef struct {
@@ -16,6 +17,8 @@ typedef struct {
 } bk_done_t;
 
 static bk_done_t round_done[BK_ROUND_BUDGET];
+static const char journal_failed_msg[] =
+    "broker journal write failed: not acknowledged, retry later";
 static msgpack_unpacked unpacked;
 static msgpack_sbuffer enc;
 
@@ -54,7 +57,8 @@ bk_req_t *bk_req_new(uint32_t n)
 void bk_req_free(bk_req_t *req)
 {
     if (!req) return;
-    for (uint32_t i = 0; i < req->n; i++) free(req->res[i].message);
+    for (uint32_t i = 0; i < req->n; i++)
+        if (req->res[i].msg_owned) free((char *)req->res[i].message);
     free(req);
 }
 
@@ -69,13 +73,21 @@ void bk_req_orphan(broker_t *b, bk_req_t *req)
         req->orphan = true;
 }
 
-void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
+void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
 {
     bk_result_t *r = &req->res[idx];
     r->done = 1;
     r->code = code;
-    free(r->message);
-    r->message = strdup(msg ? msg : "");
+    if (r->msg_owned) free((char *)r->message);
+    r->message = msg;
+    r->msg_owned = false;
+}
+
+void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
+{
+    char *copy = strdup(msg ? msg : ""); /* NULL (out of memory) reads as "" */
+    bk_result_fail_static(req, idx, code, copy);
+    req->res[idx].msg_owned = copy != NULL;
 }
 
 /* One slot of req got its answer; hand the request back to its owner when all did. */
@@ -104,6 +116,11 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
     herald_error_t err = {0};
     bk_result_t *res = &req->res[idx];
 
+    if (bk_journal_failing(b)) { /* nothing can be made durable: see bk_journal_flush */
+        b->c.dropped++;
+        bk_result_fail_static(req, idx, HERR_IO, journal_failed_msg);
+        return;
+    }
     if (codec_notif_from_object(o, &n, &err) < 0 ||
         model_validate_payload(n.type, &n.payload, &err) < 0) {
         refuse(b, req, idx, &err);
@@ -138,7 +155,7 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
         if (log_ratelimit_ok(&b->rl_full, 1))
             log_warn("queue P%u full (%u): refusing publishes (%llu refused so far)", n.priority,
                      q->cap, (unsigned long long)b->c.queue_full[n.priority]);
-        bk_result_fail(req, idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
+        bk_result_fail_static(req, idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
         return;
     }
     if (!n.has_timestamp) n.timestamp = wall_ns();
@@ -149,6 +166,16 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
         b->c.too_large++;
         herr_set(&err, (herr_t)-len, "", "encoded notification exceeds %u bytes",
                  HERALD_MAX_NOTIF_BYTES);
+        refuse(b, req, idx, &err);
+        return;
+    }
+    /* A record over the ring's max (ring_bytes / 8) could never be delivered, live or as a
+     * replay (which adds its session header). */
+    if ((uint64_t)len + sizeof(rec_replay_t) > b->cfg.ring_bytes / 8) {
+        b->c.too_large++;
+        herr_set(&err, HERR_TOO_LARGE, "", "encoded notification of %ld bytes exceeds the ring's "
+                 "record limit of %llu bytes (gateway.ring_bytes / 8, less 8)", len,
+                 (unsigned long long)(b->cfg.ring_bytes / 8 - sizeof(rec_replay_t)));
         refuse(b, req, idx, &err);
         return;
     }
@@ -170,9 +197,32 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
     b->c.accepted++;
 }
 
+/* Items announced by a msgpack array header at the start of body (0 if not an array). */
+static uint64_t batch_items(const uint8_t *body, size_t len)
+{
+    if (len >= 1 && (body[0] & 0xf0u) == 0x90u) return body[0] & 0x0fu;
+    if (len >= 3 && body[0] == 0xdc) return (uint64_t)body[1] << 8 | body[2];
+    if (len >= 5 && body[0] == 0xdd)
+        return (uint64_t)body[1] << 24 | (uint64_t)body[2] << 16 | (uint64_t)body[3] << 8 | body[4];
+    return 0;
+}
+
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
 {
     herald_error_t err = {0};
+    /* Every item costs a result slot and a response entry (~150 bytes) while an empty map is
+     * one byte of input: bound the batch before decoding so one frame cannot amplify into
+     * gigabytes. Refused whole, so the producer sees one clear error. */
+    uint64_t items = batch_items(body, len);
+    if (items > BK_MAX_BATCH) {
+        bk_req_t *r = bk_req_new(0);
+        b->c.too_large++;
+        r->frame_code = HERR_TOO_LARGE;
+        snprintf(r->frame_msg, sizeof r->frame_msg,
+                 "batch of %llu notifications exceeds the limit of %u per request",
+                 (unsigned long long)items, BK_MAX_BATCH);
+        return r;
+    }
     if (codec_unpack(body, len, BK_MAX_FRAME, &unpacked, &err) < 0) {
         bk_req_t *r = bk_req_new(0);
         b->c.bad_frames++;
@@ -223,7 +273,8 @@ static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
     bk_history_append(b, u, it); /* may free it */
 }
 
-static void complete_round(broker_t *b, size_t n)
+/* Answer the round's slots with their seqs, or (journal not written) with io_error. */
+static void complete_round(broker_t *b, size_t n, bool journaled)
 {
     for (size_t i = 0; i < n; i++) {
         bk_done_t *d = &round_done[i];
@@ -231,6 +282,7 @@ static void complete_round(broker_t *b, size_t n)
             bk_result_t *r = &d->req->res[d->idx];
             r->seq = d->seq;
             r->done = 1;
+            if (!journaled) bk_result_fail_static(d->req, d->idx, HERR_IO, journal_failed_msg);
             req_slot_done(b, d->req);
         }
         for (bk_waiter_t *w = d->waiters, *nx; w; w = nx) {
@@ -239,6 +291,7 @@ static void complete_round(broker_t *b, size_t n)
             r->seq = d->seq;
             r->duplicate = true;
             r->done = 1;
+            if (!journaled) bk_result_fail_static(w->req, w->idx, HERR_IO, journal_failed_msg);
             req_slot_done(b, w->req);
             free(w);
         }
@@ -249,6 +302,11 @@ static void drain_cb(lws_sorted_usec_list_t *sul)
 {
     broker_t *b = lws_container_of(sul, broker_t, sul_drain);
     b->drain_scheduled = false;
+    /* A failed journal write is retried first; nothing more is sequenced until it works. */
+    if (bk_journal_failing(b) && bk_journal_flush(b) < 0) {
+        bk_drain_schedule(b);
+        return;
+    }
     uint64_t now = wall_ns();
     size_t n = 0;
     bool more = true;
@@ -261,17 +319,19 @@ static void drain_cb(lws_sorted_usec_list_t *sul)
         }
     }
     /* Durable before acknowledged: the journal write precedes every ack of this round. */
-    bk_journal_flush(b);
+    bool journaled = bk_journal_flush(b) == 0;
     bk_rings_publish(b);
-    complete_round(b, n);
+    complete_round(b, n, journaled);
     bk_conns_flush(b);
-    if (bk_queue_total(b)) bk_drain_schedule(b);
+    if (bk_queue_total(b) || !journaled) bk_drain_schedule(b);
 }
 
 void bk_drain_schedule(broker_t *b)
 {
     if (b->drain_scheduled) return;
     b->drain_scheduled = true;
-    /* Zero delay: runs on the next loop iteration, after pending input was polled. */
-    lws_sul_schedule(b->ctx, 0, &b->sul_drain, drain_cb, 1);
+    /* Zero delay: runs on the next loop iteration, after pending input was polled. A failing
+     * journal is retried every 100 ms instead. */
+    lws_usec_t delay = bk_journal_failing(b) ? 100 * LWS_US_PER_MS : 1;
+    lws_sul_schedule(b->ctx, 0, &b->sul_drain, drain_cb, delay);
 }

@@ -42,14 +42,18 @@ bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_erro
     return g;
 }
 
-static void backlog_clear(bk_gateway_t *g)
+/* Free the backlog; returns how many of its records were live notifications. */
+static uint64_t backlog_clear(bk_gateway_t *g)
 {
+    uint64_t notify = 0;
     for (bk_backlog_rec_t *r = g->bl_head, *nx; r; r = nx) {
         nx = r->next;
+        notify += r->type == REC_NOTIFY;
         free(r);
     }
     g->bl_head = g->bl_tail = NULL;
     g->bl_bytes = g->bl_count = 0;
+    return notify;
 }
 
 void bk_gateway_detach(broker_t *b, bk_gateway_t *g)
@@ -60,10 +64,17 @@ void bk_gateway_detach(broker_t *b, bk_gateway_t *g)
     b->active_gateways--;
     bk_routes_forget_gateway(b, g->id);
     g->users = 0;
-    if (g->bl_count)
-        log_warn("gateway %u detached with %llu backlogged records (discarded)", g->id,
-                 (unsigned long long)g->bl_count);
-    backlog_clear(g);
+    uint64_t records = g->bl_count, notify = backlog_clear(g);
+    if (records) {
+        /* Undelivered notifications: counted as drops (the gateway's clients resume or
+         * see a gap when they reconnect). */
+        g->drops += notify;
+        b->c.ring_drops += notify;
+        b->c.dropped += notify;
+        log_warn("gateway %u detached with %llu backlogged records (%llu notifications) "
+                 "discarded, counted as drops",
+                 g->id, (unsigned long long)records, (unsigned long long)notify);
+    }
     log_info("gateway %u detached (pid %d): routing to it stopped", g->id, (int)g->pid);
 }
 
@@ -160,9 +171,14 @@ void bk_backlogs_drain(broker_t *b)
         if (!g || !g->bl_head) continue;
         while (g->bl_head) {
             bk_backlog_rec_t *r = g->bl_head;
-            if (ring_write(g->ring, r->type, r->bytes, r->len) == -ENOSPC) break;
-            g->records++;
-            g->dirty = true;
+            int rc = ring_write(g->ring, r->type, r->bytes, r->len);
+            if (rc == -ENOSPC) break;
+            if (rc == 0) {
+                g->records++;
+                g->dirty = true;
+            } else { /* larger than the ring's max record: can never be delivered */
+                drop_notify(b, g);
+            }
             g->bl_head = r->next;
             if (!g->bl_head) g->bl_tail = NULL;
             g->bl_bytes -= r->len;
@@ -193,7 +209,7 @@ void bk_gateways_free(broker_t *b)
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
         bk_gateway_t *g = b->gws[i];
         if (!g) continue;
-        backlog_clear(g);
+        (void)backlog_clear(g);
         if (g->ring) ring_close(g->ring);
         free(g);
         b->gws[i] = NULL;
@@ -216,12 +232,30 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
     if (to > u->last_seq) to = u->last_seq;
     uint64_t first = bk_history_first(b, u, now);
     b->c.replays++;
+    rec_replay_t rh = {.session = session};
+    /* Replays may land in the backlog (a full ring) and are not dropped there, so each one
+     * is bounded as if it all did: one that would take the backlog past BK_BACKLOG_BYTES is
+     * answered with a gap for the whole range instead (the client refetches state), else
+     * every open of a stalled gateway could add history_size records. */
+    uint64_t bytes = 0;
+    for (bk_item_t *it = u->hist_head; it && it->seq <= to; it = it->next)
+        if (it->seq > after) bytes += sizeof rh + it->len;
+    if (bytes && g->bl_bytes + bytes > BK_BACKLOG_BYTES) {
+        write_range(b, g, REC_GAP, u, session, after + 1, to);
+        b->c.gaps++;
+        b->c.replay_overflows++;
+        if (log_ratelimit_ok(&g->drop_rl, 1))
+            log_warn("gateway %u: backlog full, replay of %s (%llu bytes) answered with a gap "
+                     "(%llu so far)", g->id, u->id, (unsigned long long)bytes,
+                     (unsigned long long)b->c.replay_overflows);
+        if (end_marker) write_range(b, g, REC_REPLAY_END, u, session, after + 1, to);
+        return;
+    }
     if (after + 1 < first && after < to) {
         uint64_t gap_to = first - 1 < to ? first - 1 : to;
         write_range(b, g, REC_GAP, u, session, after + 1, gap_to);
         b->c.gaps++;
     }
-    rec_replay_t rh = {.session = session};
     for (bk_item_t *it = u->hist_head; it; it = it->next) {
         if (it->seq <= after) continue;
         if (it->seq > to) break;

@@ -32,6 +32,7 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "backlogged", c->backlogged, true);
     kv(o, "replays", c->replays, true);
     kv(o, "gaps", c->gaps, true);
+    kv(o, "replay_overflows", c->replay_overflows, true);
     kv(o, "read_pauses", c->read_pauses, true);
     kv(o, "journal_bytes", c->journal_bytes, true);
     kv(o, "journal_compactions", c->journal_compactions, true);
@@ -136,6 +137,9 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
            c->unauthorized);
     metric(o, "ring_drops_total", "counter", "Notifications dropped for a full gateway.",
            c->ring_drops);
+    metric(o, "replay_overflows_total", "counter",
+           "Replays answered with a gap because the gateway's backlog was full.",
+           c->replay_overflows);
     metric(o, "journal_corrupt_total", "counter", "Corrupt journal tails truncated.",
            c->journal_corrupt);
     metric(o, "journal_errors_total", "counter", "Journal write failures.", c->journal_errors);

@@ -51,9 +51,13 @@ int bkh_start(bkh_t *h)
     }
     argv[n] = NULL;
     unlink(h->sock);
+    unlink(h->ctrl); /* a restart must not find the last broker's socket file */
     h->pid = procs_spawn(exe, argv, h->logpath);
     if (h->pid < 0) return -1;
-    if (procs_wait_unix(h->sock, 5000) < 0 || procs_wait_tcp("127.0.0.1", h->http_port, 5000) < 0)
+    /* control.sock is bound after broker.sock: wait for both, or a loaded machine lets a
+     * test gateway connect in between. */
+    if (procs_wait_unix(h->sock, 5000) < 0 || procs_wait_unix(h->ctrl, 5000) < 0 ||
+        procs_wait_tcp("127.0.0.1", h->http_port, 5000) < 0)
         return -1;
     return 0;
 }
@@ -227,7 +231,10 @@ int bkh_gw_attach(bkh_gw_t *g, bkh_t *h, unsigned id)
     g->fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", h->ctrl);
-    if (connect(g->fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -1;
+    if (connect(g->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        fprintf(stderr, "bkh_gw_attach: connect %s: %s\n", h->ctrl, strerror(errno));
+        return -1;
+    }
     struct timeval tv = {10, 0};
     setsockopt(g->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     msgpack_sbuffer sb;
@@ -242,15 +249,25 @@ int bkh_gw_attach(bkh_gw_t *g, bkh_t *h, unsigned id)
     size_t blen = 0;
     while (frame_next(buf, len, sizeof buf - FRAME_HDR, &body, &blen) == 0) {
         ssize_t r = read(g->fd, buf + len, sizeof buf - len);
-        if (r <= 0) return -1;
+        if (r <= 0) {
+            fprintf(stderr, "bkh_gw_attach: read from control.sock: %s\n",
+                    r ? strerror(errno) : "EOF");
+            return -1;
+        }
         len += (size_t)r;
     }
-    if (blen < 10 || !memmem(body, blen, "hello_ok", 8)) return -1;
+    if (blen < 10 || !memmem(body, blen, "hello_ok", 8)) {
+        fprintf(stderr, "bkh_gw_attach: no hello_ok: %.*s\n", (int)blen, (const char *)body);
+        return -1;
+    }
     if (!g->ring) {
         char name[160];
         herald_error_t err;
         ring_name(name, sizeof name, h->env.shm_prefix, id);
-        if (ring_open(&g->ring, name, RING_CONSUMER, 0, id, &err) < 0) return -1;
+        if (ring_open(&g->ring, name, RING_CONSUMER, 0, id, &err) < 0) {
+            fprintf(stderr, "bkh_gw_attach: %s\n", err.message);
+            return -1;
+        }
     }
     return 0;
 }

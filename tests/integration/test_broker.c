@@ -273,6 +273,73 @@ START_TEST(native_oversized_frame_is_refused_and_closed)
 }
 END_TEST
 
+/* A frame body: msgpack array32 header for n items followed by items (n copies of item). */
+static uint8_t *batch_body(uint32_t n, const void *item, size_t ilen, size_t *len)
+{
+    *len = 5 + (size_t)n * ilen;
+    uint8_t *b = malloc(*len);
+    ck_assert_ptr_nonnull(b);
+    b[0] = 0xdd;
+    frame_put_len(b + 1, n); /* big-endian u32, as in the frame header */
+    for (uint32_t i = 0; i < n; i++) memcpy(b + 5 + (size_t)i * ilen, item, ilen);
+    return b;
+}
+
+START_TEST(batch_over_the_item_limit_is_refused_whole_and_one_at_the_limit_works)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    herald_error_t err;
+    herald_result_t *res = calloc(10000, sizeof *res);
+    ck_assert_ptr_nonnull(res);
+    /* 10,001 empty maps: one byte each, one too_large answer for the whole frame */
+    const uint8_t empty = 0x80;
+    size_t len;
+    uint8_t *body = batch_body(10001, &empty, 1, &len);
+    ck_assert_int_eq(herald_send(c, body, len, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, res, 10000, &err), 1);
+    ck_assert(!res[0].ok);
+    ck_assert_str_eq(res[0].error, "too_large");
+    ck_assert_msg(strstr(res[0].message, "10000"), "names the limit: %s", res[0].message);
+    free(body);
+    /* exactly the limit, of valid notices: every item sequenced */
+    char json[512];
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    bkh_notice_json(json, sizeof json, "cap", 2, "");
+    bkh_msgpack(&one, json);
+    body = batch_body(10000, one.data, one.size, &len);
+    ck_assert_int_eq(herald_send(c, body, len, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, res, 10000, &err), 10000);
+    for (uint32_t i = 0; i < 10000; i++)
+        ck_assert_msg(res[i].ok && res[i].seq == i + 1, "item %u: %s", i, res[i].error);
+    free(body);
+    msgpack_sbuffer_destroy(&one);
+    /* HTTP: the same limit */
+    size_t hlen = 2 + 10001 * 3;
+    char *arr = malloc(hlen + 1);
+    ck_assert_ptr_nonnull(arr);
+    arr[0] = '[';
+    for (size_t i = 0; i < 10001; i++) memcpy(arr + 1 + i * 3, i ? ",{}" : "{} ", 3);
+    arr[hlen - 1] = ']';
+    arr[hlen] = 0;
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t r;
+    ck_assert_int_eq(bkh_http(fd, "POST", "/api/publish", "", arr, hlen, &r), 413);
+    ck_assert_msg(strstr(r.body, "\"error\":\"too_large\"") && strstr(r.body, "10000"), "%s",
+                  r.body);
+    bkh_http_free(&r);
+    free(arr);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &r), 200);
+    ck_assert_msg(strstr(r.body, "\"messages_too_large\":2"), "%s", r.body);
+    bkh_http_free(&r);
+    close(fd);
+    ck_assert(publish(c, "cap", 1, NULL).ok); /* still serving */
+    free(res);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(duplicate_message_id_gets_the_original_seq_and_one_delivery)
 {
     start(NULL);
@@ -291,13 +358,14 @@ START_TEST(duplicate_message_id_gets_the_original_seq_and_one_delivery)
 }
 END_TEST
 
-/* Pipelined: a batch of many P3 then one P0; the P0 must reach the ring before the last P3. */
+/* Pipelined: two batches of many P3 then one P0; the P0 must reach the ring before the last
+ * P3. */
 START_TEST(p0_overtakes_a_queued_p3_backlog)
 {
     start(NULL);
     attach_and_open(0, 0, "pp");
     herald_client_t *c = client();
-    const int n = 20000;
+    const int n = 10000; /* per batch: the item limit */
     char json[512];
     msgpack_sbuffer one, batch;
     msgpack_sbuffer_init(&one);
@@ -311,13 +379,15 @@ START_TEST(p0_overtakes_a_queued_p3_backlog)
     bkh_msgpack(&one, json);
     herald_error_t err;
     ck_assert_int_eq(herald_send(c, (uint8_t *)batch.data, batch.size, &err), 0);
+    ck_assert_int_eq(herald_send(c, (uint8_t *)batch.data, batch.size, &err), 0);
     ck_assert_int_eq(herald_send(c, (uint8_t *)one.data, one.size, &err), 0);
     herald_result_t *res = calloc((size_t)n, sizeof *res);
+    ck_assert_int_eq(herald_recv_results(c, res, (size_t)n, &err), n);
     ck_assert_int_eq(herald_recv_results(c, res, (size_t)n, &err), n);
     herald_result_t p0;
     ck_assert_int_eq(herald_recv_results(c, &p0, 1, &err), 1);
     ck_assert(p0.ok);
-    bkh_gw_collect(&G[0], (size_t)n + 2, 5000);
+    bkh_gw_collect(&G[0], 2 * (size_t)n + 2, 5000);
     long p0_at = -1, last_p3 = -1;
     for (size_t i = 0; i < G[0].n; i++) {
         if (G[0].recs[i].type != REC_NOTIFY) continue;
@@ -375,6 +445,63 @@ START_TEST(seq_is_gap_free_per_user_across_priorities)
 }
 END_TEST
 
+static uint64_t stat_of(const char *body, const char *key)
+{
+    char k[80];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(body, k);
+    ck_assert_msg(p != NULL, "no %s in %s", key, body);
+    return strtoull(p + strlen(k), NULL, 10);
+}
+
+/* ring_bytes 4096: max record 512 bytes, and a gateway that never reads fills it quickly. */
+START_TEST(small_ring_refuses_big_notifications_and_counts_a_discarded_backlog)
+{
+    const char *over[] = {"gateway.ring_bytes=4096", NULL};
+    start(over);
+    attach_and_open(0, 0, "bl");
+    herald_client_t *c = client();
+    char json[1400], content[701];
+    memset(content, 'x', 700);
+    content[700] = 0;
+    snprintf(json, sizeof json,
+             "{\"message_type\":\"system_notice\",\"user_id\":\"bl\",\"payload\":"
+             "{\"title\":\"t\",\"content\":\"%s\",\"level\":\"info\"}}", content);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bkh_msgpack(&sb, json);
+    herald_result_t r;
+    herald_error_t err;
+    ck_assert_int_eq(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err), 0);
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.error, "too_large");
+    ck_assert_msg(strstr(r.message, "ring"), "%s", r.message);
+    msgpack_sbuffer_destroy(&sb);
+    for (int i = 0; i < 60; i++) ck_assert(publish(c, "bl", 1, NULL).ok);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t h;
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
+    uint64_t backlogged = stat_of(h.body, "backlogged");
+    ck_assert_uint_gt(backlogged, 0);
+    ck_assert_uint_eq(stat_of(h.body, "ring_drops"), 0);
+    bkh_http_free(&h);
+    bkh_gw_disconnect(&G[0]);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
+        bool gone = stat_of(h.body, "active_gateways") == 0;
+        if (gone) break;
+        bkh_http_free(&h);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_uint_eq(stat_of(h.body, "active_gateways"), 0);
+    ck_assert_uint_eq(stat_of(h.body, "ring_drops"), backlogged);
+    bkh_http_free(&h);
+    close(fd);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(broadcast_reaches_every_attached_ring)
 {
     start(NULL);
@@ -422,6 +549,50 @@ START_TEST(open_with_since_replays_history_bounded_by_count_with_a_gap)
     bkh_gw_collect(&G[0], 9, 2000);
     ck_assert_uint_eq(G[0].recs[8].type, REC_NOTIFY);
     ck_assert_uint_eq(G[0].recs[8].seq, 11);
+    herald_close(c);
+}
+END_TEST
+
+/* A gateway that never reads: every open with since=1 replays the whole history into the
+ * backlog, which must stay bounded (64 MiB); past it, opens get a gap instead. */
+START_TEST(replays_into_a_full_backlog_are_bounded_and_answered_with_a_gap)
+{
+    const char *over[] = {"gateway.ring_bytes=4096", NULL};
+    start(over);
+    attach_and_open(0, 0, "rb");
+    herald_client_t *c = client();
+    char json[512];
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    bkh_notice_json(json, sizeof json, "rb", 1, "");
+    bkh_msgpack(&one, json);
+    size_t len;
+    uint8_t *body = batch_body(1000, one.data, one.size, &len);
+    herald_result_t *res = calloc(1000, sizeof *res);
+    herald_error_t err;
+    ck_assert_int_eq(herald_send(c, body, len, &err), 0);
+    ck_assert_int_eq(herald_recv_results(c, res, 1000, &err), 1000);
+    ck_assert(res[999].ok && res[999].seq == 1000);
+    free(res);
+    free(body);
+    msgpack_sbuffer_destroy(&one);
+    const int opens = 450; /* ~170 KB of history each: 75 MB unbounded */
+    for (int i = 0; i < opens; i++) ck_assert_int_eq(bkh_gw_open(&G[0], 2 + i, "rb", 1), 0);
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t h = {0};
+    for (int i = 0; i < 500; i++) {
+        ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
+        if (stat_of(h.body, "replays") >= (uint64_t)opens) break;
+        bkh_http_free(&h);
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_uint_eq(stat_of(h.body, "replays"), opens);
+    uint64_t bl = stat_of(h.body, "backlog_bytes");
+    ck_assert_msg(bl <= 65u * 1024 * 1024, "backlog %llu bytes", (unsigned long long)bl);
+    ck_assert_uint_gt(stat_of(h.body, "gaps"), 0);
+    bkh_http_free(&h);
+    close(fd);
     herald_close(c);
 }
 END_TEST
@@ -608,6 +779,40 @@ START_TEST(broker_kill9_restart_keeps_seq_history_and_dedup)
 }
 END_TEST
 
+/* HERALD_TEST_JOURNAL_FAIL_AFTER=2: the third journal write is torn and fails, once. */
+START_TEST(failed_journal_write_is_not_acknowledged_and_seqs_never_go_back)
+{
+    setenv("HERALD_TEST_JOURNAL_FAIL_AFTER", "2", 1);
+    start(NULL);
+    unsetenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
+    herald_client_t *c = client();
+    ck_assert_uint_eq(publish(c, "jf", 1, "jf-1").seq, 1);
+    ck_assert_uint_eq(publish(c, "jf", 1, "jf-2").seq, 2);
+    herald_result_t r = publish(c, "jf", 1, "jf-3");
+    ck_assert(!r.ok);
+    ck_assert_str_eq(r.error, "io_error");
+    ck_assert_msg(strstr(r.message, "journal"), "names the journal: %s", r.message);
+    /* the broker retries the write; the producer's retry is then answered by dedup */
+    for (int i = 0; i < 100 && !r.ok; i++) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        r = publish(c, "jf", 1, "jf-3");
+    }
+    ck_assert_msg(r.ok && r.duplicate && r.seq == 3, "retry: ok %d seq %llu %s", r.ok,
+                  (unsigned long long)r.seq, r.error);
+    ck_assert_uint_eq(publish(c, "jf", 1, "jf-4").seq, 4);
+    herald_close(c);
+    bkh_stop(&H, SIGKILL);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    c = client();
+    r = publish(c, "jf", 1, "jf-3");
+    ck_assert(r.ok && r.duplicate && r.seq == 3);
+    r = publish(c, "jf", 1, "jf-5");
+    ck_assert_msg(!r.duplicate && r.seq == 5, "seq after restart %llu", (unsigned long long)r.seq);
+    herald_close(c);
+}
+END_TEST
+
 START_TEST(corrupt_journal_tail_is_truncated_and_counted)
 {
     start(NULL);
@@ -756,17 +961,21 @@ static Suite *broker_suite(void)
     tcase_add_test(t, http_requires_the_api_key_when_configured);
     tcase_add_test(t, native_errors_keep_the_connection_when_framing_is_intact);
     tcase_add_test(t, native_oversized_frame_is_refused_and_closed);
+    tcase_add_test(t, batch_over_the_item_limit_is_refused_whole_and_one_at_the_limit_works);
     tcase_add_test(t, duplicate_message_id_gets_the_original_seq_and_one_delivery);
     tcase_add_test(t, p0_overtakes_a_queued_p3_backlog);
     tcase_add_test(t, seq_is_gap_free_per_user_across_priorities);
     tcase_add_test(t, broadcast_reaches_every_attached_ring);
+    tcase_add_test(t, small_ring_refuses_big_notifications_and_counts_a_discarded_backlog);
     tcase_add_test(t, open_with_since_replays_history_bounded_by_count_with_a_gap);
+    tcase_add_test(t, replays_into_a_full_backlog_are_bounded_and_answered_with_a_gap);
     tcase_add_test(t, history_expires_by_age);
     tcase_add_test(t, full_queue_refuses_then_recovers);
     tcase_add_test(t, http_publish_to_a_full_queue_is_503_with_retry_after);
     tcase_add_test(t, gateway_death_stops_routing_and_reattach_works);
     tcase_add_test(t, broker_kill9_restart_keeps_seq_history_and_dedup);
     tcase_add_test(t, corrupt_journal_tail_is_truncated_and_counted);
+    tcase_add_test(t, failed_journal_write_is_not_acknowledged_and_seqs_never_go_back);
     tcase_add_test(t, bad_control_messages_get_errors_and_never_crash);
     tcase_add_test(t, native_producer_not_reading_is_paused_then_fully_answered);
     suite_add_tcase(s, t);
