@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 
 #include "bench_check.h"
+#include "bench_wsframe.h"
 #include "herald_time.h"
 #include "jwt.h"
 #include "shard.h"
@@ -328,15 +329,26 @@ double bws_selftest(bench_run_t *r, unsigned frames, unsigned rounds)
         pool.s[i].state = SS_WELCOMED;
         if (bcheck_init(&pool.s[i].chk, r, i % r->users) < 0) goto out;
     }
-    for (unsigned i = 0; i < frames; i++)
-        lens[i] = render_frame(r, i, text + (size_t)i * FRAME_MAX, FRAME_MAX);
+    for (unsigned i = 0; i < frames; i++) { /* a 16-bit length header, then the text */
+        uint8_t *f = (uint8_t *)text + (size_t)i * FRAME_MAX;
+        lens[i] = render_frame(r, i, (char *)f + 4, FRAME_MAX - 4);
+        if (lens[i] > FRAME_MAX - 5) lens[i] = FRAME_MAX - 5; /* truncated: counted malformed */
+        f[0] = 0x80 | BWSF_TEXT;
+        f[1] = 126;
+        f[2] = (uint8_t)(lens[i] >> 8);
+        f[3] = (uint8_t)lens[i];
+    }
     cpu = 0;
     for (unsigned round = 0; round < rounds; round++) {
         for (unsigned i = 0; i < r->sessions; i++)
             bcheck_reset(&pool.s[i].chk, r);
         double t0 = bench_thread_cpu_s();
-        for (unsigned i = 0; i < frames; i++)
-            sess_on_frame(&pool.s[i % r->users], text + (size_t)i * FRAME_MAX, (size_t)lens[i]);
+        for (unsigned i = 0; i < frames; i++) {
+            bwsf_frame_t f;
+            if (bwsf_parse((uint8_t *)text + (size_t)i * FRAME_MAX, (size_t)lens[i] + 4,
+                           FRAME_MAX, &f) == BWSF_OK)
+                sess_on_frame(&pool.s[i % r->users], (const char *)f.payload, (size_t)f.len);
+        }
         cpu += bench_thread_cpu_s() - t0;
     }
 out:
