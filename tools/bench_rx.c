@@ -336,12 +336,13 @@ static void sess_on_readable(brx_pool_t *p, rx_sess_t *s)
         p->rbuf[len] = '\0';
         char *end = strstr((char *)p->rbuf, "\r\n\r\n");
         const char *why;
-        if (!end) {
-            if (len >= MAX_HTTP) sess_gone(p, s, false, "handshake response too long");
-            else if (reserve(&s->carry, &s->carry_cap, len) == 0) {
-                memcpy(s->carry, p->rbuf, len);
-                s->carry_len = len;
+        if (!end) { /* keep the partial response for the next read */
+            if (len >= MAX_HTTP || reserve(&s->carry, &s->carry_cap, len) < 0) {
+                sess_gone(p, s, false, "handshake response too long");
+                return;
             }
+            memcpy(s->carry, p->rbuf, len);
+            s->carry_len = len;
             return;
         }
         size_t head = (size_t)(end - (char *)p->rbuf) + 4;
