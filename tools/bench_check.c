@@ -32,8 +32,7 @@ void bcheck_free(bcheck_t *c)
     c->seen = NULL;
 }
 
-static void on_notification(bench_run_t *r, bcheck_t *c, const bmsg_t *m, size_t len,
-                            uint64_t now)
+static void on_notification(bench_run_t *r, bcheck_t *c, const bmsg_t *m, size_t len, uint64_t now)
 {
     if (m->bench_i >= r->messages || bench_user_of(r, m->bench_i) != c->user ||
         strcmp(m->user_id, r->user_ids[c->user]) != 0) {

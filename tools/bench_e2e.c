@@ -267,8 +267,7 @@ typedef struct {
 static int receiver_start(receiver_t *rx, bench_run_t *r)
 {
     double timeout_s = 30 + r->sessions / 500.0;
-    if (r->use_lws)
-        return (rx->lws = bws_create(r)) ? bws_connect_all(rx->lws, timeout_s) : -1;
+    if (r->use_lws) return (rx->lws = bws_create(r)) ? bws_connect_all(rx->lws, timeout_s) : -1;
     return (rx->lean = brx_create(r)) ? brx_connect_all(rx->lean, timeout_s) : -1;
 }
 

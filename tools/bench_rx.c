@@ -20,7 +20,7 @@
 #include "jwt.h"
 #include "shard.h"
 
-#define MAX_HANDSHAKES 256         /* connects in flight: below the gateways' listen backlog */
+#define MAX_HANDSHAKES 256 /* connects in flight: below the gateways' listen backlog */
 #define MAX_TRIES      3
 #define RBUF_SIZE      (64 * 1024) /* bytes per read: many frames per recv */
 #define MAX_MESSAGE    (16u << 20) /* a text message larger than this is refused */
@@ -163,8 +163,8 @@ static void sess_send_upgrade(brx_pool_t *p, rx_sess_t *s)
         sess_gone(p, s, true, strerror(err ? err : errno));
         return;
     }
-    if (jwt_mint(r->cfg.auth_secret, user, (uint64_t)time(NULL), TOKEN_TTL_S, token,
-                 sizeof token) < 0 ||
+    if (jwt_mint(r->cfg.auth_secret, user, (uint64_t)time(NULL), TOKEN_TTL_S, token, sizeof token) <
+            0 ||
         bwsf_new_key(s->key) < 0) {
         s->tries = MAX_TRIES;
         sess_gone(p, s, true, "no token or no random key");

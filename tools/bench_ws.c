@@ -29,7 +29,7 @@ typedef struct {
     unsigned gateway;
     sess_state_t state;
     unsigned tries;
-    char *frag;                           /* a frame that arrived in pieces */
+    char *frag; /* a frame that arrived in pieces */
     size_t frag_len, frag_cap;
 } bsess_t;
 
@@ -345,8 +345,8 @@ double bws_selftest(bench_run_t *r, unsigned frames, unsigned rounds)
         double t0 = bench_thread_cpu_s();
         for (unsigned i = 0; i < frames; i++) {
             bwsf_frame_t f;
-            if (bwsf_parse((uint8_t *)text + (size_t)i * FRAME_MAX, (size_t)lens[i] + 4,
-                           FRAME_MAX, &f) == BWSF_OK)
+            if (bwsf_parse((uint8_t *)text + (size_t)i * FRAME_MAX, (size_t)lens[i] + 4, FRAME_MAX,
+                           &f) == BWSF_OK)
                 sess_on_frame(&pool.s[i % r->users], (const char *)f.payload, (size_t)f.len);
         }
         cpu += bench_thread_cpu_s() - t0;

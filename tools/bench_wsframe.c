@@ -83,14 +83,22 @@ int bwsf_new_key(char out[BWSF_KEY_LEN + 1])
 const char *bwsf_strerror(bwsf_rc_t rc)
 {
     switch (rc) {
-    case BWSF_NEED_MORE: return "incomplete frame";
-    case BWSF_OK: return "ok";
-    case BWSF_ERR_MASKED: return "masked server frame";
-    case BWSF_ERR_RSV: return "reserved bits set";
-    case BWSF_ERR_OPCODE: return "reserved opcode";
-    case BWSF_ERR_CONTROL: return "fragmented or oversized control frame";
-    case BWSF_ERR_TOO_BIG: return "frame too big";
-    case BWSF_ERR_LENGTH: return "length not in shortest form";
+    case BWSF_NEED_MORE:
+        return "incomplete frame";
+    case BWSF_OK:
+        return "ok";
+    case BWSF_ERR_MASKED:
+        return "masked server frame";
+    case BWSF_ERR_RSV:
+        return "reserved bits set";
+    case BWSF_ERR_OPCODE:
+        return "reserved opcode";
+    case BWSF_ERR_CONTROL:
+        return "fragmented or oversized control frame";
+    case BWSF_ERR_TOO_BIG:
+        return "frame too big";
+    case BWSF_ERR_LENGTH:
+        return "length not in shortest form";
     }
     return "?";
 }

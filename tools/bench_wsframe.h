@@ -18,14 +18,14 @@
 #define BWSF_ACCEPT_LEN 28 /* base64 of a SHA-1 */
 
 typedef enum {
-    BWSF_NEED_MORE = 0,     /* buffer holds less than one frame (see need) */
-    BWSF_OK = 1,            /* one whole frame parsed */
-    BWSF_ERR_MASKED = -1,   /* a server frame carried a mask (RFC 6455 5.1) */
-    BWSF_ERR_RSV = -2,      /* reserved bits set: no extension was negotiated */
-    BWSF_ERR_OPCODE = -3,   /* reserved opcode */
-    BWSF_ERR_CONTROL = -4,  /* control frame fragmented or over 125 bytes */
-    BWSF_ERR_TOO_BIG = -5,  /* payload over the caller's limit, or a 64-bit length >= 2^63 */
-    BWSF_ERR_LENGTH = -6,   /* length not in its shortest form */
+    BWSF_NEED_MORE = 0,    /* buffer holds less than one frame (see need) */
+    BWSF_OK = 1,           /* one whole frame parsed */
+    BWSF_ERR_MASKED = -1,  /* a server frame carried a mask (RFC 6455 5.1) */
+    BWSF_ERR_RSV = -2,     /* reserved bits set: no extension was negotiated */
+    BWSF_ERR_OPCODE = -3,  /* reserved opcode */
+    BWSF_ERR_CONTROL = -4, /* control frame fragmented or over 125 bytes */
+    BWSF_ERR_TOO_BIG = -5, /* payload over the caller's limit, or a 64-bit length >= 2^63 */
+    BWSF_ERR_LENGTH = -6,  /* length not in its shortest form */
 } bwsf_rc_t;
 
 typedef struct {

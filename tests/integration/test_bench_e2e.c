@@ -66,10 +66,9 @@ static int shm_left(pid_t pid)
 static void check_full_delivery(char *receiver_flag)
 {
     static char out[1 << 16];
-    char *const args[] = {"herald-bench", "e2e", "-S",        "30",     "--users",
-                          "10",           "-M",  "3000",      "--rate", "20000",
-                          "--gateways",   "2",   "--timeout", "60",     receiver_flag,
-                          NULL};
+    char *const args[] = {"herald-bench", "e2e",  "-S",          "30",    "--users",    "10",
+                          "-M",           "3000", "--rate",      "20000", "--gateways", "2",
+                          "--timeout",    "60",   receiver_flag, NULL};
     pid_t pid;
     int rc = run_bench(args, out, sizeof out, &pid);
     ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);

@@ -143,7 +143,7 @@ START_TEST(rx_handshakes_answers_ping_with_masked_pong_and_counts_a_close)
     ck_assert_uint_eq(g.pong[0], 0x8a);
     ck_assert_uint_eq(g.pong[1], 0x80 | 4);
     for (int i = 0; i < 4; i++)
-        ck_assert_uint_eq(g.pong[6 + i] ^ g.pong[2 + i], (uint8_t)"ping"[i]);
+        ck_assert_uint_eq(g.pong[6 + i] ^ g.pong[2 + i], (uint8_t) "ping"[i]);
     ck_assert_uint_eq(g.close_len, 8);
     ck_assert_uint_eq(g.close_reply[0], 0x88);
     ck_assert_uint_eq(g.close_reply[6] ^ g.close_reply[2], 0x03);
