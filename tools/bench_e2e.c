@@ -13,6 +13,7 @@
 #include "bench_e2e.h"
 #include "bench_procs.h"
 #include "bench_report.h"
+#include "bench_rx.h"
 #include "bench_ws.h"
 #include "herald_time.h"
 
@@ -41,7 +42,9 @@ static void usage(void)
             "  --config FILE         herald config (target: the running one)\n"
             "  -o section.key=value  config override (passed to spawned processes too)\n"
             "  --spawn | --target    start a private herald (default) or use a running one\n"
-            "  --poll                receive on lws's poll() loop, not libev (to compare)\n"
+            "  --lws                 receive with the libwebsockets client (libev), not the\n"
+            "                        lean epoll receiver (to compare, and as a cross-check)\n"
+            "  --poll                with --lws: lws's poll() loop, not libev\n"
             "  --self-test           measure the bench's own receive path and exit\n"
             "Output: one JSON line on stdout, a table on stderr. Exit 0 ok, 1 error,\n"
             "2 when notifications were lost, duplicated or out of order.\n");
@@ -135,8 +138,10 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 1;
+        } else if (!strcmp(a, "--lws")) {
+            r->use_lws = true;
         } else if (!strcmp(a, "--poll")) {
-            r->use_poll = true;
+            r->use_poll = r->use_lws = true;
         } else if (!strcmp(a, "--self-test")) {
             r->self_test = true;
         } else if (val && !strcmp(a, "--priority-mix") && parse_mix(val, r->mix) == 0) {
@@ -253,8 +258,27 @@ static double process_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The receiver in use: the lean one, or the lws client with --lws. */
+typedef struct {
+    brx_pool_t *lean;
+    bws_pool_t *lws;
+} receiver_t;
+
+static int receiver_start(receiver_t *rx, bench_run_t *r)
+{
+    double timeout_s = 30 + r->sessions / 500.0;
+    if (r->use_lws) return (rx->lws = bws_create(r)) ? bws_connect_all(rx->lws, timeout_s) : -1;
+    return (rx->lean = brx_create(r)) ? brx_connect_all(rx->lean, timeout_s) : -1;
+}
+
+static void receiver_stop(receiver_t *rx)
+{
+    bws_destroy(rx->lws);
+    brx_destroy(rx->lean);
+}
+
 /* Publish and receive; fills the run and procs samples. Returns 0 or -1. */
-static int measure(bench_run_t *r, bws_pool_t *pool, bprocs_t *ps, double *bench_cpu_s)
+static int measure(bench_run_t *r, receiver_t *rx, bprocs_t *ps, double *bench_cpu_s)
 {
     pthread_t pub;
     bprocs_sample(ps, true);
@@ -265,7 +289,10 @@ static int measure(bench_run_t *r, bws_pool_t *pool, bprocs_t *ps, double *bench
         fprintf(stderr, "herald-bench e2e: cannot start the publisher thread\n");
         return -1;
     }
-    bws_receive(pool, deadline);
+    if (rx->lws)
+        bws_receive(rx->lws, deadline);
+    else
+        brx_receive(rx->lean, deadline);
     if (!atomic_load_explicit(&r->pub_done, memory_order_acquire)) bench_stop = 1;
     pthread_join(pub, NULL);
     *bench_cpu_s = process_cpu_s() - cpu0;
@@ -277,7 +304,7 @@ int bench_e2e_main(int argc, char **argv)
 {
     bench_run_t *r = calloc(1, sizeof *r);
     bprocs_t ps;
-    bws_pool_t *pool = NULL;
+    receiver_t rx = {NULL, NULL};
     bench_totals_t totals;
     double bench_cpu_s = 0;
     int rc = 1;
@@ -315,17 +342,17 @@ int bench_e2e_main(int argc, char **argv)
         snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
         bprocs_find(&ps, r);
     }
-    if (!(pool = bws_create(r))) goto out;
-    if (bws_connect_all(pool, 30 + r->sessions / 500.0) < 0) goto out;
+    if (receiver_start(&rx, r) < 0) goto out;
     fprintf(stderr, "herald-bench e2e: %u sessions welcomed; publishing %llu notifications\n",
             r->sessions, (unsigned long long)r->messages);
-    if (measure(r, pool, &ps, &bench_cpu_s) < 0) goto out;
-    bench_totals(r, bws_sessions_dropped(pool), bench_cpu_s, &totals);
+    if (measure(r, &rx, &ps, &bench_cpu_s) < 0) goto out;
+    bench_totals(r, rx.lws ? bws_sessions_dropped(rx.lws) : brx_sessions_dropped(rx.lean),
+                 bench_cpu_s, &totals);
     bench_report(r, &ps, &totals);
     rc = (totals.lost || r->duplicates || r->out_of_order || r->foreign) ? 2 : 0;
     if (r->pub_error[0] || bench_stop) rc = 1;
 out:
-    bws_destroy(pool);
+    receiver_stop(&rx);
     bprocs_stop(&ps);
     if (r) {
         free(r->user_ids);

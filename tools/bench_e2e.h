@@ -33,7 +33,8 @@ typedef struct {
     unsigned src_addrs;              /* loopback source addresses 127.0.0.1.. to spread over */
     bool spawn;
     bool self_test;
-    bool use_poll; /* receive on lws's poll() loop instead of libev (epoll) */
+    bool use_lws;  /* receive with the libwebsockets client instead of the lean receiver */
+    bool use_poll; /* with use_lws: lws's poll() loop instead of libev (epoll) */
     const char *config_path;
     const char *overrides[BENCH_MAX_OVERRIDES]; /* "section.key=value" for children too */
     unsigned n_overrides;

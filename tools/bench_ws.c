@@ -9,7 +9,8 @@
 #include <ev.h>
 #include <libwebsockets.h>
 
-#include "bench_parse.h"
+#include "bench_check.h"
+#include "bench_wsframe.h"
 #include "herald_time.h"
 #include "jwt.h"
 #include "shard.h"
@@ -24,13 +25,11 @@ typedef enum { SS_IDLE = 0, SS_CONNECTING, SS_OPEN, SS_WELCOMED, SS_GONE } sess_
 typedef struct {
     struct lws *wsi;
     bws_pool_t *pool;
-    unsigned user;
+    bcheck_t chk; /* the user and what arrived */
     unsigned gateway;
     sess_state_t state;
     unsigned tries;
-    uint64_t last_seq[HERALD_PRIORITIES]; /* order check per priority (SPEC 4) */
-    uint8_t *seen;                        /* bit k: the user's k-th notification arrived */
-    char *frag;                           /* a frame that arrived in pieces */
+    char *frag; /* a frame that arrived in pieces */
     size_t frag_len, frag_cap;
 } bsess_t;
 
@@ -58,7 +57,7 @@ static void sess_connect(bws_pool_t *p, unsigned idx)
 {
     bsess_t *s = &p->s[idx];
     const bench_run_t *r = p->r;
-    const char *user = r->user_ids[s->user];
+    const char *user = r->user_ids[s->chk.user];
     char token[512], path[600], iface[20];
     struct lws_client_connect_info ci;
 
@@ -123,53 +122,11 @@ static void pool_tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(p->ctx, 0, &p->tick, pool_tick, TICK_US);
 }
 
-static void sess_on_notification(bsess_t *s, const bmsg_t *m, size_t len, uint64_t now)
-{
-    bench_run_t *r = s->pool->r;
-    if (m->bench_i >= r->messages || bench_user_of(r, m->bench_i) != s->user ||
-        strcmp(m->user_id, r->user_ids[s->user]) != 0) {
-        r->foreign++;
-        return;
-    }
-    uint64_t k = bench_rank_of(r, m->bench_i);
-    uint8_t bit = (uint8_t)(1u << (k & 7));
-    if (s->seen[k >> 3] & bit) {
-        r->duplicates++;
-        return;
-    }
-    s->seen[k >> 3] |= bit;
-    r->received++;
-    r->frame_bytes += len;
-    r->t_last_rx = now;
-    uint64_t tick = (now - r->t_origin) / BENCH_TICK_NS;
-    if (tick < r->n_ticks) r->rx_per_tick[tick]++;
-    if (m->seq <= s->last_seq[m->priority]) r->out_of_order++;
-    s->last_seq[m->priority] = m->seq;
-    bhist_record(&r->lat[m->priority], now > m->bench_t0 ? now - m->bench_t0 : 0);
-}
-
 static void sess_on_frame(bsess_t *s, const char *data, size_t len)
 {
-    bench_run_t *r = s->pool->r;
-    bmsg_t m;
-    switch (bparse_frame(data, len, &m)) {
-    case BMSG_NOTIFICATION:
-        sess_on_notification(s, &m, len, mono_ns());
-        break;
-    case BMSG_WELCOME:
-        if (s->state == SS_OPEN) {
-            s->state = SS_WELCOMED;
-            s->pool->welcomed++;
-        }
-        break;
-    case BMSG_OTHER:
-        if (r->other_frames++ < 5)
-            fprintf(stderr, "herald-bench: session of %s got a \"%s\" frame: %.*s\n",
-                    r->user_ids[s->user], m.type, (int)(len > 200 ? 200 : len), data);
-        break;
-    case BMSG_MALFORMED:
-        r->malformed++;
-        break;
+    if (bcheck_frame(s->pool->r, &s->chk, data, len) == BMSG_WELCOME && s->state == SS_OPEN) {
+        s->state = SS_WELCOMED;
+        s->pool->welcomed++;
     }
 }
 
@@ -233,7 +190,7 @@ static int bws_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (s) {
             if (s->tries >= MAX_TRIES)
                 fprintf(stderr, "herald-bench: session %ld (%s) to gateway %u: %s\n",
-                        (long)(s - s->pool->s), s->pool->r->user_ids[s->user], s->gateway,
+                        (long)(s - s->pool->s), s->pool->r->user_ids[s->chk.user], s->gateway,
                         in ? (const char *)in : "connection error");
             sess_gone(s, true);
         }
@@ -262,10 +219,8 @@ bws_pool_t *bws_create(bench_run_t *r)
         bsess_t *s = &p->s[i];
         const char *user = r->user_ids[i % r->users];
         s->pool = p;
-        s->user = i % r->users;
         s->gateway = shard_gateway(user, strlen(user), r->gateways);
-        s->seen = calloc(bench_user_msgs(r, s->user) / 8 + 1, 1);
-        if (!s->seen) goto oom;
+        if (bcheck_init(&s->chk, r, i % r->users) < 0) goto oom;
     }
     lws_set_log_level(LLL_ERR, NULL);
     memset(&info, 0, sizeof info);
@@ -371,27 +326,35 @@ double bws_selftest(bench_run_t *r, unsigned frames, unsigned rounds)
     if (!text || !lens || !(pool.s = calloc(r->sessions, sizeof *pool.s))) goto out;
     for (unsigned i = 0; i < r->sessions; i++) {
         pool.s[i].pool = &pool;
-        pool.s[i].user = i % r->users;
         pool.s[i].state = SS_WELCOMED;
-        if (!(pool.s[i].seen = calloc(bench_user_msgs(r, pool.s[i].user) / 8 + 1, 1))) goto out;
+        if (bcheck_init(&pool.s[i].chk, r, i % r->users) < 0) goto out;
     }
-    for (unsigned i = 0; i < frames; i++)
-        lens[i] = render_frame(r, i, text + (size_t)i * FRAME_MAX, FRAME_MAX);
+    for (unsigned i = 0; i < frames; i++) { /* a 16-bit length header, then the text */
+        uint8_t *f = (uint8_t *)text + (size_t)i * FRAME_MAX;
+        lens[i] = render_frame(r, i, (char *)f + 4, FRAME_MAX - 4);
+        if (lens[i] > FRAME_MAX - 5) lens[i] = FRAME_MAX - 5; /* truncated: counted malformed */
+        f[0] = 0x80 | BWSF_TEXT;
+        f[1] = 126;
+        f[2] = (uint8_t)(lens[i] >> 8);
+        f[3] = (uint8_t)lens[i];
+    }
     cpu = 0;
     for (unsigned round = 0; round < rounds; round++) {
-        for (unsigned i = 0; i < r->sessions; i++) {
-            memset(pool.s[i].seen, 0, bench_user_msgs(r, pool.s[i].user) / 8 + 1);
-            memset(pool.s[i].last_seq, 0, sizeof pool.s[i].last_seq);
-        }
+        for (unsigned i = 0; i < r->sessions; i++)
+            bcheck_reset(&pool.s[i].chk, r);
         double t0 = bench_thread_cpu_s();
-        for (unsigned i = 0; i < frames; i++)
-            sess_on_frame(&pool.s[i % r->users], text + (size_t)i * FRAME_MAX, (size_t)lens[i]);
+        for (unsigned i = 0; i < frames; i++) {
+            bwsf_frame_t f;
+            if (bwsf_parse((uint8_t *)text + (size_t)i * FRAME_MAX, (size_t)lens[i] + 4, FRAME_MAX,
+                           &f) == BWSF_OK)
+                sess_on_frame(&pool.s[i % r->users], (const char *)f.payload, (size_t)f.len);
+        }
         cpu += bench_thread_cpu_s() - t0;
     }
 out:
     if (pool.s)
         for (unsigned i = 0; i < r->sessions; i++)
-            free(pool.s[i].seen);
+            bcheck_free(&pool.s[i].chk);
     free(pool.s);
     free(lens);
     free(text);
@@ -410,7 +373,7 @@ void bws_destroy(bws_pool_t *p)
     if (p->loop) ev_loop_destroy(p->loop);
     if (p->s) {
         for (unsigned i = 0; i < p->r->sessions; i++) {
-            free(p->s[i].seen);
+            bcheck_free(&p->s[i].chk);
             free(p->s[i].frag);
         }
         free(p->s);

@@ -23,9 +23,9 @@ void bws_receive(bws_pool_t *p, uint64_t deadline);
 /* Sessions that closed or failed after being welcomed (each one loses deliveries). */
 unsigned bws_sessions_dropped(const bws_pool_t *p);
 
-/* Self-test of the per-frame receive path (parse, checks, histogram) without sockets: run
- * `rounds` passes over `frames` notification frames rendered like the gateway's, addressed
- * to r's users. Returns the thread CPU seconds spent, or -1 on out-of-memory. */
+/* Self-test of the per-frame receive path (RFC 6455 framing as the lean receiver parses
+ * it, JSON parse, checks, histogram) without sockets: run `rounds` passes over `frames`
+ * notification frames rendered like the gateway's, addressed to r's users. Returns the thread CPU seconds spent, or -1 on out-of-memory. */
 double bws_selftest(bench_run_t *r, unsigned frames, unsigned rounds);
 
 /* Close every session and free the pool. */

@@ -61,13 +61,14 @@ static int shm_left(pid_t pid)
     return left;
 }
 
-START_TEST(bench_e2e_delivers_every_notification_to_every_session_and_cleans_up)
+/* One run with 30 sessions of 10 users (each notification owed to 3 sessions) on the
+ * receiver chosen by receiver_flag (NULL: the default, lean one). */
+static void check_full_delivery(char *receiver_flag)
 {
     static char out[1 << 16];
-    /* 30 sessions of 10 users: each notification is owed to 3 sessions */
-    char *const args[] = {"herald-bench", "e2e", "-S",        "30",     "--users",
-                          "10",           "-M",  "3000",      "--rate", "20000",
-                          "--gateways",   "2",   "--timeout", "60",     NULL};
+    char *const args[] = {"herald-bench", "e2e",  "-S",          "30",    "--users",    "10",
+                          "-M",           "3000", "--rate",      "20000", "--gateways", "2",
+                          "--timeout",    "60",   receiver_flag, NULL};
     pid_t pid;
     int rc = run_bench(args, out, sizeof out, &pid);
     ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);
@@ -93,6 +94,18 @@ START_TEST(bench_e2e_delivers_every_notification_to_every_session_and_cleans_up)
     json_decref(rep);
     ck_assert_int_eq(shm_left(pid), 0);
 }
+
+START_TEST(bench_e2e_delivers_every_notification_to_every_session_and_cleans_up)
+{
+    check_full_delivery(NULL);
+}
+END_TEST
+
+/* The libwebsockets receiver (--lws) is the cross-check of the lean one. */
+START_TEST(bench_e2e_lws_receiver_counts_the_same_deliveries)
+{
+    check_full_delivery("--lws");
+}
 END_TEST
 
 START_TEST(bench_e2e_refuses_more_users_than_sessions)
@@ -117,6 +130,7 @@ int main(int argc, char **argv)
     TCase *tc = tcase_create("bench_e2e");
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, bench_e2e_delivers_every_notification_to_every_session_and_cleans_up);
+    tcase_add_test(tc, bench_e2e_lws_receiver_counts_the_same_deliveries);
     tcase_add_test(tc, bench_e2e_refuses_more_users_than_sessions);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
