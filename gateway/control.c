@@ -274,10 +274,19 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         ctl_resync(g);
     } else if (str_is(op, "error")) {
         const msgpack_object *m = map_get(&u.data, "message");
-        log_error("broker refused us: %.*s",
-                  m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
-                  m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
-        ctl_disconnect(g, "broker error");
+        int mlen = m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0;
+        const char *msg = mlen ? m->via.str.ptr : "";
+        if (g->ctl_state != CTL_UP) {
+            /* The answer to our hello: the broker will not serve this gateway. */
+            log_error("broker refused us: %.*s", mlen, msg);
+            ctl_disconnect(g, "broker refused the hello");
+            goto out;
+        }
+        /* A refused open/replay/resync concerns one request, not the link: keep serving
+         * every other session. */
+        g->c.ctl_errors++;
+        if (log_ratelimit_ok(&g->ctl_err_rl, 5))
+            log_warn("broker refused a control request: %.*s", mlen, msg);
     } else {
         log_warn("unexpected control frame from the broker ignored");
     }

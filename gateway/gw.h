@@ -13,6 +13,7 @@
 #include "config.h"
 #include "doorbell.h"
 #include "json.h"
+#include "log.h"
 #include "model.h"
 #include "ring.h"
 
@@ -134,7 +135,7 @@ typedef struct {
     uint64_t bad_client_msgs;
     uint64_t ring_records, ring_corrupt, bad_records;
     uint64_t gaps_detected, replays_requested, gap_msgs;
-    uint64_t ctl_connects;
+    uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
 } gw_counters_t;
 
 typedef struct gw {
@@ -168,6 +169,7 @@ typedef struct gw {
     uint8_t *ctl_tx;
     size_t ctl_tx_len, ctl_tx_cap;
     msgpack_sbuffer ctl_sb;
+    log_ratelimit_t ctl_err_rl;
     /* sessions and users */
     gw_session_t *all;
     size_t n_sessions;
