@@ -227,6 +227,15 @@ static void ctl_resync(gw_t *g)
             if (u->filling) gw_ctl_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
         }
     }
+    if (g->bcast.known) {
+        /* Broadcasts sequenced while the link was down: the broker replays them without a
+         * route (every attached gateway gets broadcasts). */
+        msgpack_packer pk = ctl_begin(g, "resync", 4);
+        pk_str(&pk, "user", g->bcast.id);
+        pk_u64(&pk, "sessions", 0);
+        pk_u64(&pk, "after", g->bcast.last);
+        ctl_send_packed(g);
+    }
     if (g->bcast.filling)
         gw_ctl_send_replay(g, 0, g->bcast.id, g->bcast.last + 1, g->bcast.fill_to);
     for (gw_session_t *s = g->all; s && g->ctl_state == CTL_UP; s = s->anext)

@@ -189,6 +189,28 @@ START_TEST(broker_kill9_and_restart_keeps_sessions_and_loses_nothing_acknowledge
 }
 END_TEST
 
+START_TEST(broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL);
+    gws_expect_seq(c, gws_publish(&S, "*", "market_halt", 0, 0));
+    gws_kill9(&S, &S.broker);
+    /* hold the gateway so the restarted broker sequences a broadcast before it reattaches */
+    ck_assert_int_eq(kill(S.gw[0], SIGSTOP), 0);
+    gws_spawn_broker(&S);
+    uint64_t b2 = gws_publish(&S, "*", "market_halt", 0, 0);
+    ck_assert_int_eq(kill(S.gw[0], SIGCONT), 0);
+    /* no later broadcast is needed to expose it */
+    gws_expect_seq(c, b2);
+    gws_expect_seq(c, gws_publish(&S, "*", "market_halt", 0, 0));
+    gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    gws_expect_silence(c, 300);
+    ck_assert(!wsc_is_closed(c));
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
 static Suite *gateway_recovery_suite(void)
 {
     Suite *s = suite_create("gateway_recovery");
@@ -199,6 +221,7 @@ static Suite *gateway_recovery_suite(void)
     tcase_add_test(tc, resume_past_the_history_gets_a_gap_message_then_the_kept_seqs);
     tcase_add_test(tc, gateway_kill9_mid_stream_then_resume_loses_and_duplicates_nothing);
     tcase_add_test(tc, broker_kill9_and_restart_keeps_sessions_and_loses_nothing_acknowledged);
+    tcase_add_test(tc, broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect);
     suite_add_tcase(s, tc);
     return s;
 }
