@@ -238,8 +238,18 @@ static void ctl_resync(gw_t *g)
     }
     if (g->bcast.filling)
         gw_ctl_send_replay(g, 0, g->bcast.id, g->bcast.last + 1, g->bcast.fill_to);
-    for (gw_session_t *s = g->all; s && g->ctl_state == CTL_UP; s = s->anext)
-        if (s->state == SESS_WAIT_READY) gw_ctl_send_open(g, s);
+    for (gw_session_t *s = g->all; s && g->ctl_state == CTL_UP; s = s->anext) {
+        if (s->state == SESS_WAIT_READY) {
+            gw_ctl_send_open(g, s);
+        } else if (s->replay_hi || s->resume_pending) {
+            /* A resume whose replay (or its end) may have been lost with the old link. */
+            uint64_t from = s->replay_next > s->replay_lo ? s->replay_next : s->replay_lo;
+            if (from > s->replay_hi)
+                gw_session_replay_end(g, s, s->replay_hi); /* all of it was delivered */
+            else
+                gw_ctl_send_replay(g, s->id, s->user->id, from, s->replay_hi);
+        }
+    }
 }
 
 static const msgpack_object *map_get(const msgpack_object *o, const char *key)

@@ -111,6 +111,7 @@ static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
     }
     s->replay_lo = since + 1;
     s->replay_hi = s->have_from - 1;
+    s->replay_next = s->replay_lo;
     s->have_from = since + 1;
     s->resume_pending = true;
     gw_ctl_send_replay(g, s->id, s->user->id, s->replay_lo, s->replay_hi);
