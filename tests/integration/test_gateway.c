@@ -1,8 +1,9 @@
-/* test_gateway.c - herald-gateway under ring faults the real broker cannot produce on
- * demand: a seq gap in the live ring (simulated ring drops) and the gap-fill protocol that
- * repairs it, a fill the history no longer covers, and a corrupt ring record. The broker
- * side is scripted (fakebroker.h); every other gateway behaviour is tested against the real
- * herald-broker in test_gateway_broker.c and test_gateway_recovery.c. */
+/* test_gateway.c - herald-gateway under faults the real broker cannot produce on demand: a
+ * seq gap in the live ring (simulated ring drops) and the gap-fill protocol that repairs it,
+ * a fill the history no longer covers, a corrupt ring record, and a refused control request
+ * that must not drop the link. The broker side is scripted (fakebroker.h); every other
+ * gateway behaviour is tested against the real herald-broker in test_gateway_broker.c and
+ * test_gateway_recovery.c. */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -101,6 +102,22 @@ START_TEST(fault_corrupt_ring_record_is_counted_and_the_stream_continues)
 }
 END_TEST
 
+START_TEST(fault_refused_control_request_is_counted_and_the_link_stays_up)
+{
+    wsc_t *c = fault_start();
+    uint64_t connects = gws_stat(&S, 0, "broker_connects");
+    ck_assert_int_eq(fb_error(FB, "bad_value", "replay range [0,5] is empty"), 0);
+    for (int i = 0; i < 500 && gws_stat(&S, 0, "broker_errors") == 0; i++)
+        usleep(10000);
+    ck_assert_uint_eq(gws_stat(&S, 0, "broker_errors"), 1);
+    ck_assert_uint_eq(gws_stat(&S, 0, "broker_connected"), 1);
+    ck_assert_uint_eq(gws_stat(&S, 0, "broker_connects"), connects);
+    fb_notify(FB, "u1", 1, "position_limit", 0);
+    gws_expect_seq(c, 1);
+    fault_stop(c);
+}
+END_TEST
+
 static Suite *gateway_fault_suite(void)
 {
     Suite *s = suite_create("gateway");
@@ -109,6 +126,7 @@ static Suite *gateway_fault_suite(void)
     tcase_add_test(tc, fault_live_ring_seq_gap_is_filled_by_replay_and_delivered_in_order);
     tcase_add_test(tc, fault_live_ring_gap_past_the_history_becomes_a_gap_message);
     tcase_add_test(tc, fault_corrupt_ring_record_is_counted_and_the_stream_continues);
+    tcase_add_test(tc, fault_refused_control_request_is_counted_and_the_link_stays_up);
     suite_add_tcase(s, tc);
     return s;
 }
