@@ -178,6 +178,13 @@ int fb_accept(fb_t *fb, int timeout_ms)
     return rc;
 }
 
+void fb_drop(fb_t *fb)
+{
+    if (fb->cfd >= 0) close(fb->cfd);
+    fb->cfd = -1;
+    fb->rx_len = 0;
+}
+
 int fb_error(fb_t *fb, const char *code, const char *message)
 {
     msgpack_sbuffer sb;
