@@ -238,6 +238,17 @@ START_TEST(resume_whose_replay_is_lost_with_the_broker_completes_after_reconnect
 }
 END_TEST
 
+START_TEST(resume_at_connect_since_max_u64_is_no_resume)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *c = gws_client(&S, 0, "u1", "?since=18446744073709551615", NULL);
+    gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    gws_expect_silence(c, 300);
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
 static Suite *gateway_recovery_suite(void)
 {
     Suite *s = suite_create("gateway_recovery");
@@ -250,6 +261,7 @@ static Suite *gateway_recovery_suite(void)
     tcase_add_test(tc, broker_kill9_and_restart_keeps_sessions_and_loses_nothing_acknowledged);
     tcase_add_test(tc, broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect);
     tcase_add_test(tc, resume_whose_replay_is_lost_with_the_broker_completes_after_reconnect);
+    tcase_add_test(tc, resume_at_connect_since_max_u64_is_no_resume);
     suite_add_tcase(s, tc);
     return s;
 }
