@@ -155,8 +155,10 @@ static int op_resync(broker_t *b, bk_gateway_t *g, const msgpack_object *o, hera
     if (get_u64(o, "sessions", &sessions, err) || get_u64(o, "after", &after, err)) return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
-    uint32_t have = bk_route_refs(u, g->id);
-    if (sessions > have) bk_route_add(b, u, g->id, (uint32_t)(sessions - have));
+    if (u != b->bcast) { /* broadcasts reach every attached gateway without a route */
+        uint32_t have = bk_route_refs(u, g->id);
+        if (sessions > have) bk_route_add(b, u, g->id, (uint32_t)(sessions - have));
+    }
     if (after < u->last_seq) bk_replay(b, g, u, 0, after, u->last_seq, true);
     return 0;
 }

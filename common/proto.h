@@ -12,9 +12,11 @@
  *                                                       session 0 = for every session of the user
  *                                                       (gap fill after ring drops)
  *   resync {op, user, sessions, after}                  after a broker restart: `sessions` open
- *                                                       sessions of `user`, last seq seen `after`
+ *                                                       sessions of `user`, last seq seen `after`;
+ *                                                       user "*": replay broadcasts, no route
  * Broker -> gateway:
- *   hello_ok {op, broker_pid, ring, capacity}  |  error {op, code, message} (then close)
+ *   hello_ok {op, broker_pid, ring, capacity}  |  error {op, code, message} (then close
+ *   after a refused hello; any other refused request leaves the link up)
  *
  * For `open` the broker, in one step (nothing else interleaves in the ring):
  *   adds the route (refcounted per gateway and user), writes REC_SESSION_READY with the

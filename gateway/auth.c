@@ -1,5 +1,6 @@
 /* auth.c - client authentication at the WebSocket handshake: a HS256 JWT from
  * `Authorization: Bearer <t>` or the `token` query parameter; failures answer HTTP 401. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,8 +46,10 @@ static uint64_t auth_since(struct lws *wsi)
     const char *v = lws_get_urlarg_by_name(wsi, "since=", buf, sizeof buf);
     if (!v || !*v) return 0;
     char *end;
+    errno = 0;
     unsigned long long s = strtoull(v, &end, 10);
-    return *end ? 0 : (uint64_t)s;
+    /* No seq follows 2^64-1 (since + 1 would wrap to 0): treat it as no resume. */
+    return *end || errno == ERANGE || s >= UINT64_MAX ? 0 : (uint64_t)s;
 }
 
 static int auth_reject(gw_t *g, struct lws *wsi, int reason, bool reply_401, const char *why)

@@ -227,10 +227,29 @@ static void ctl_resync(gw_t *g)
             if (u->filling) gw_ctl_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
         }
     }
+    if (g->bcast.known) {
+        /* Broadcasts sequenced while the link was down: the broker replays them without a
+         * route (every attached gateway gets broadcasts). */
+        msgpack_packer pk = ctl_begin(g, "resync", 4);
+        pk_str(&pk, "user", g->bcast.id);
+        pk_u64(&pk, "sessions", 0);
+        pk_u64(&pk, "after", g->bcast.last);
+        ctl_send_packed(g);
+    }
     if (g->bcast.filling)
         gw_ctl_send_replay(g, 0, g->bcast.id, g->bcast.last + 1, g->bcast.fill_to);
-    for (gw_session_t *s = g->all; s && g->ctl_state == CTL_UP; s = s->anext)
-        if (s->state == SESS_WAIT_READY) gw_ctl_send_open(g, s);
+    for (gw_session_t *s = g->all; s && g->ctl_state == CTL_UP; s = s->anext) {
+        if (s->state == SESS_WAIT_READY) {
+            gw_ctl_send_open(g, s);
+        } else if (s->replay_hi || s->resume_pending) {
+            /* A resume whose replay (or its end) may have been lost with the old link. */
+            uint64_t from = s->replay_next > s->replay_lo ? s->replay_next : s->replay_lo;
+            if (from > s->replay_hi)
+                gw_session_replay_end(g, s, s->replay_hi); /* all of it was delivered */
+            else
+                gw_ctl_send_replay(g, s->id, s->user->id, from, s->replay_hi);
+        }
+    }
 }
 
 static const msgpack_object *map_get(const msgpack_object *o, const char *key)
@@ -274,10 +293,19 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         ctl_resync(g);
     } else if (str_is(op, "error")) {
         const msgpack_object *m = map_get(&u.data, "message");
-        log_error("broker refused us: %.*s",
-                  m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0,
-                  m && m->type == MSGPACK_OBJECT_STR ? m->via.str.ptr : "");
-        ctl_disconnect(g, "broker error");
+        int mlen = m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0;
+        const char *msg = mlen ? m->via.str.ptr : "";
+        if (g->ctl_state != CTL_UP) {
+            /* The answer to our hello: the broker will not serve this gateway. */
+            log_error("broker refused us: %.*s", mlen, msg);
+            ctl_disconnect(g, "broker refused the hello");
+            goto out;
+        }
+        /* A refused open/replay/resync concerns one request, not the link: keep serving
+         * every other session. */
+        g->c.ctl_errors++;
+        if (log_ratelimit_ok(&g->ctl_err_rl, 5))
+            log_warn("broker refused a control request: %.*s", mlen, msg);
     } else {
         log_warn("unexpected control frame from the broker ignored");
     }

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "doorbell.h"
 #include "json.h"
+#include "log.h"
 #include "model.h"
 #include "ring.h"
 
@@ -73,6 +74,7 @@ typedef struct gw_session {
     uint64_t bcast_live_from;      /* first broadcast seq delivered live */
     uint64_t have_from;            /* lowest seq this session holds contiguously up to live */
     uint64_t replay_lo, replay_hi; /* accepted session-addressed replay range (hi 0 = none) */
+    uint64_t replay_next;          /* next replayed seq not yet delivered (dedups a re-sent replay) */
     bool resume_pending;           /* reply `resumed` at REC_REPLAY_END */
     /* links */
     struct gw_session *unext, *uprev; /* user's sessions */
@@ -134,7 +136,7 @@ typedef struct {
     uint64_t bad_client_msgs;
     uint64_t ring_records, ring_corrupt, bad_records;
     uint64_t gaps_detected, replays_requested, gap_msgs;
-    uint64_t ctl_connects;
+    uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
 } gw_counters_t;
 
 typedef struct gw {
@@ -168,6 +170,7 @@ typedef struct gw {
     uint8_t *ctl_tx;
     size_t ctl_tx_len, ctl_tx_cap;
     msgpack_sbuffer ctl_sb;
+    log_ratelimit_t ctl_err_rl;
     /* sessions and users */
     gw_session_t *all;
     size_t n_sessions;
@@ -226,6 +229,9 @@ void gw_ctl_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t fr
 
 /* --- records.c: the ring record stream --- */
 int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx);
+/* The session-addressed replay of s ended at `to`: answer `resumed` if a resume waits for
+ * it (frames replayed so far are flushed first) and stop accepting replayed records. */
+void gw_session_replay_end(gw_t *g, gw_session_t *s, uint64_t to);
 /* A user's sessions changed: drop the user when it has none left. */
 void gw_user_release(gw_t *g, gw_user_t *u);
 

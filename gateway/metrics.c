@@ -13,7 +13,7 @@ typedef struct {
     uint64_t value;
 } metric_t;
 
-#define N_METRICS 24
+#define N_METRICS 25 /* entries metrics_collect writes */
 
 static size_t metrics_collect(gw_t *g, metric_t *m)
 {
@@ -51,6 +51,7 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("gap_messages", "counter", NULL, g->c.gap_msgs);
     M("broker_connected", "gauge", NULL, g->ctl_state == CTL_UP);
     M("broker_connects", "counter", NULL, g->c.ctl_connects);
+    M("broker_errors", "counter", NULL, g->c.ctl_errors);
 #undef M
 #undef L
     return n;

@@ -207,7 +207,8 @@ static void on_session_replay(gw_t *g, gw_session_t *s, note_t *nt)
 {
     uint64_t seq = nt->n.seq;
     if (!s->user || strcmp(nt->n.user_id, s->user->id)) return;
-    if (!s->replay_hi || seq < s->replay_lo || seq > s->replay_hi) return;
+    if (!s->replay_hi || seq < s->replay_next || seq > s->replay_hi) return;
+    s->replay_next = seq + 1;
     note_to_session(g, s, nt);
 }
 
@@ -268,16 +269,21 @@ static int on_range(gw_t *g, uint32_t type, const uint8_t *data, uint32_t len)
         gw_msg_unref(m);
         return 0;
     }
+    gw_session_replay_end(g, s, r.to);
+    return 0;
+}
+
+void gw_session_replay_end(gw_t *g, gw_session_t *s, uint64_t to)
+{
     if (s->resume_pending) {
         /* Replayed frames may sit in the batch queues: flush them ahead of `resumed`. */
         gw_session_flush(g, s);
-        gw_msg_t *m = gw_frame_range(g, s->binary, "resumed", r.from, r.to);
+        gw_msg_t *m = gw_frame_range(g, s->binary, "resumed", s->replay_lo, to);
         gw_deliver(g, s, m, 0);
         gw_msg_unref(m);
         s->resume_pending = false;
     }
     s->replay_hi = 0;
-    return 0;
 }
 
 static void seq_position(gw_user_t *u, uint64_t last)
@@ -298,16 +304,24 @@ static int on_ready(gw_t *g, const uint8_t *data, uint32_t len)
     }
     memcpy(&r, data, sizeof r);
     gw_session_t *s = gw_session_find(g, r.session);
-    if (!s || s->state == SESS_LIVE) return 0;
+    if (!s) return 0;
     gw_user_t *u = s->user;
     seq_position(u, r.last_seq);
     seq_position(&g->bcast, r.bcast_last_seq);
+    if (s->state == SESS_LIVE) {
+        /* A second ready (the open was re-sent after a reconnect while the first was in
+         * flight): the session went live from the older one, so fetch what lies between. */
+        if (!u->filling && u->last < u->want_to) user_start_fill(g, u);
+        if (!g->bcast.filling && g->bcast.last < g->bcast.want_to) user_start_fill(g, &g->bcast);
+        return 0;
+    }
     s->state = SESS_LIVE;
     s->live_from = r.last_seq + 1;
     s->bcast_live_from = r.bcast_last_seq + 1;
     if (s->since) {
         s->replay_lo = s->since + 1;
         s->replay_hi = r.last_seq;
+        s->replay_next = s->replay_lo;
         s->have_from = s->since + 1 <= s->live_from ? s->since + 1 : s->live_from;
         s->resume_pending = true;
     } else {

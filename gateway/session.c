@@ -95,6 +95,11 @@ static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
         session_bad_input(g, s, "resume_pending", "a resume is already in progress");
         return;
     }
+    if (since == UINT64_MAX) {
+        /* No seq follows it; since + 1 below would wrap to 0. */
+        session_bad_input(g, s, herr_code(HERR_BAD_VALUE), "since must be below 2^64-1");
+        return;
+    }
     if (since + 1 >= s->have_from) {
         /* Everything after `since` is already on this session. */
         session_reply(g, s, gw_frame_range(g, s->binary, "resumed", since, since));
@@ -106,6 +111,7 @@ static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
     }
     s->replay_lo = since + 1;
     s->replay_hi = s->have_from - 1;
+    s->replay_next = s->replay_lo;
     s->have_from = since + 1;
     s->resume_pending = true;
     gw_ctl_send_replay(g, s->id, s->user->id, s->replay_lo, s->replay_hi);

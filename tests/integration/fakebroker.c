@@ -178,6 +178,31 @@ int fb_accept(fb_t *fb, int timeout_ms)
     return rc;
 }
 
+void fb_drop(fb_t *fb)
+{
+    if (fb->cfd >= 0) close(fb->cfd);
+    fb->cfd = -1;
+    fb->rx_len = 0;
+}
+
+int fb_error(fb_t *fb, const char *code, const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "op", 2);
+    msgpack_pack_str_with_body(&pk, "error", 5);
+    msgpack_pack_str_with_body(&pk, "code", 4);
+    msgpack_pack_str_with_body(&pk, code, strlen(code));
+    msgpack_pack_str_with_body(&pk, "message", 7);
+    msgpack_pack_str_with_body(&pk, message, strlen(message));
+    int rc = fb_send(fb, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 static void fb_publish(fb_t *fb)
 {
     if (ring_publish(fb->ring)) ring_wake(fb->ring);

@@ -1,6 +1,7 @@
 /* fakebroker.h - a scripted stand-in for herald-broker's gateway side (proto.h), kept ONLY
- * for fault injection the real broker cannot produce on demand: a corrupt ring record and a
- * seq gap in the live ring (simulated drops) with the gap-fill protocol. It serves
+ * for fault injection the real broker cannot produce on demand: a corrupt ring record, a
+ * seq gap in the live ring (simulated drops) with the gap-fill protocol, a refused control
+ * request, and a ready record delayed across a control-link reconnect. It serves
  * control.sock and produces one gateway's ring. All other gateway tests use the real broker. */
 #ifndef HERALD_TEST_FAKEBROKER_H
 #define HERALD_TEST_FAKEBROKER_H
@@ -29,6 +30,12 @@ int fb_next(fb_t *fb, fb_req_t *req, int timeout_ms);
 
 /* Next request with the given op (others are dropped); 0 or -1. */
 int fb_expect(fb_t *fb, const char *op, fb_req_t *req, int timeout_ms);
+
+/* Close the gateway's control connection (it reconnects; fb_accept it again). */
+void fb_drop(fb_t *fb);
+
+/* Answer {op:error} on the control link (as the broker refuses one request); 0 or -1. */
+int fb_error(fb_t *fb, const char *code, const char *message);
 
 /* Records (each one published and the doorbell rung at once). */
 void fb_ready(fb_t *fb, uint64_t session, uint64_t last_seq, uint64_t bcast_last_seq);

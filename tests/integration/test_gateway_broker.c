@@ -297,6 +297,44 @@ START_TEST(malformed_client_ops_get_an_error_and_the_session_stays)
 }
 END_TEST
 
+START_TEST(resume_since_max_u64_gets_an_error_and_the_broker_link_stays)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *m = gws_client(&S, 0, "u1", NULL, "herald.msgpack");
+    wsc_t *j = gws_client(&S, 0, "u2", NULL, NULL);
+    uint64_t connects = gws_stat(&S, 0, "broker_connects");
+    /* {"op":"resume","since":2^64-1}: since + 1 wraps to 0 */
+    static const uint8_t resume[] = {0x82, 0xa2, 'o', 'p', 0xa6, 'r', 'e', 's', 'u', 'm', 'e',
+                                     0xa5, 's', 'i', 'n', 'c', 'e', 0xcf, 0xff, 0xff, 0xff,
+                                     0xff, 0xff, 0xff, 0xff, 0xff};
+    wsc_send_binary(m, resume, sizeof resume);
+    const char *d;
+    bool bin = false;
+    long n = wsc_recv(m, &d, &bin, GWS_WAIT);
+    ck_assert_msg(n > 0, "no answer to resume since=2^64-1");
+    ck_assert(bin);
+    ck_assert_ptr_nonnull(memmem(d, (size_t)n, "error", 5));
+    ck_assert_ptr_nonnull(memmem(d, (size_t)n, "bad_value", 9));
+    /* the other user's session on this gateway keeps receiving, over the same broker link */
+    gws_expect_seq(j, gws_publish(&S, "u2", "position_limit", 0, 0));
+    uint64_t seq = gws_publish(&S, "u1", "position_limit", 0, 0);
+    n = wsc_recv(m, &d, &bin, GWS_WAIT);
+    ck_assert_int_gt(n, 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    notif_t nt;
+    herald_error_t err;
+    ck_assert_int_eq(codec_decode((const uint8_t *)d, (size_t)n, &u, &nt, &err), 0);
+    ck_assert_uint_eq(nt.seq, seq);
+    msgpack_unpacked_destroy(&u);
+    ck_assert_uint_eq(gws_stat(&S, 0, "broker_connects"), connects);
+    ck_assert_uint_eq(gws_stat(&S, 0, "broker_connected"), 1);
+    wsc_close(m);
+    wsc_close(j);
+    gws_stop(&S);
+}
+END_TEST
+
 START_TEST(flood_of_bad_client_input_closes_the_session_with_1008)
 {
     gws_start(&S, 1, NULL);
@@ -347,6 +385,7 @@ static Suite *gateway_broker_suite(void)
     tcase_add_test(tc, msgpack_session_gets_the_canonical_bytes);
     tcase_add_test(tc, permessage_deflate_session_receives_batched_notifications_intact);
     tcase_add_test(tc, malformed_client_ops_get_an_error_and_the_session_stays);
+    tcase_add_test(tc, resume_since_max_u64_gets_an_error_and_the_broker_link_stays);
     tcase_add_test(tc, flood_of_bad_client_input_closes_the_session_with_1008);
     tcase_add_test(tc, metrics_and_healthz_answer_on_the_gateway_port);
     suite_add_tcase(s, tc);

@@ -189,6 +189,66 @@ START_TEST(broker_kill9_and_restart_keeps_sessions_and_loses_nothing_acknowledge
 }
 END_TEST
 
+START_TEST(broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL);
+    gws_expect_seq(c, gws_publish(&S, "*", "market_halt", 0, 0));
+    gws_kill9(&S, &S.broker);
+    /* hold the gateway so the restarted broker sequences a broadcast before it reattaches */
+    ck_assert_int_eq(kill(S.gw[0], SIGSTOP), 0);
+    gws_spawn_broker(&S);
+    uint64_t b2 = gws_publish(&S, "*", "market_halt", 0, 0);
+    ck_assert_int_eq(kill(S.gw[0], SIGCONT), 0);
+    /* no later broadcast is needed to expose it */
+    gws_expect_seq(c, b2);
+    gws_expect_seq(c, gws_publish(&S, "*", "market_halt", 0, 0));
+    gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    gws_expect_silence(c, 300);
+    ck_assert(!wsc_is_closed(c));
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
+START_TEST(resume_whose_replay_is_lost_with_the_broker_completes_after_reconnect)
+{
+    gws_start(&S, 1, NULL);
+    for (int i = 0; i < 3; i++)
+        gws_publish(&S, "u1", "position_limit", 0, 0);
+    wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL); /* live from 4 */
+    /* the broker never reads the replay request: it dies with it */
+    ck_assert_int_eq(kill(S.broker, SIGSTOP), 0);
+    wsc_send_text(c, "{\"op\":\"resume\",\"since\":1}");
+    wsc_send_text(c, "{\"op\":\"ping\"}");
+    gws_expect_type(c, "pong", NULL); /* the resume was handled (ops are in order) */
+    gws_kill9(&S, &S.broker);
+    gws_spawn_broker(&S);
+    gws_expect_seq(c, 2);
+    gws_expect_seq(c, 3);
+    json_t *j;
+    gws_expect_type(c, "resumed", &j);
+    ck_assert_uint_eq(gws_jint(j, "from"), 2);
+    ck_assert_uint_eq(gws_jint(j, "to"), 3);
+    json_decref(j);
+    gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    gws_expect_silence(c, 300);
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
+START_TEST(resume_at_connect_since_max_u64_is_no_resume)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *c = gws_client(&S, 0, "u1", "?since=18446744073709551615", NULL);
+    gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    gws_expect_silence(c, 300);
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
 static Suite *gateway_recovery_suite(void)
 {
     Suite *s = suite_create("gateway_recovery");
@@ -199,6 +259,9 @@ static Suite *gateway_recovery_suite(void)
     tcase_add_test(tc, resume_past_the_history_gets_a_gap_message_then_the_kept_seqs);
     tcase_add_test(tc, gateway_kill9_mid_stream_then_resume_loses_and_duplicates_nothing);
     tcase_add_test(tc, broker_kill9_and_restart_keeps_sessions_and_loses_nothing_acknowledged);
+    tcase_add_test(tc, broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect);
+    tcase_add_test(tc, resume_whose_replay_is_lost_with_the_broker_completes_after_reconnect);
+    tcase_add_test(tc, resume_at_connect_since_max_u64_is_no_resume);
     suite_add_tcase(s, tc);
     return s;
 }
