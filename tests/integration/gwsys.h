@@ -16,7 +16,7 @@
 #include "wsclient.h"
 
 #define GWS_SECRET  "gateway-system-test-secret"
-#define GWS_WAIT    5000
+#define GWS_WAIT    20000 /* bound on waits for expected events; generous for loaded ASan runs */
 #define GWS_MAX_GW  2
 #define GWS_MAX_OPT 8
 
