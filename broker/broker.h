@@ -54,8 +54,8 @@ typedef struct {
     uint64_t seq;
     uint8_t done;
     bool duplicate;
-    bool msg_owned; /* message is malloc'd (else static) */
-    herr_t code; /* HERR_OK when accepted */
+    bool msg_owned;      /* message is malloc'd (else static) */
+    herr_t code;         /* HERR_OK when accepted */
     const char *message; /* error text, or NULL */
     char message_id[HERALD_MAX_ID_LEN + 1];
 } bk_result_t;
@@ -64,12 +64,12 @@ typedef struct {
  * (native) or its HTTP session; orphaned (owner gone) requests free themselves once their
  * last pending item completes. */
 struct bk_req {
-    bk_req_t *next;      /* connection's response FIFO */
+    bk_req_t *next;       /* connection's response FIFO */
     struct bk_conn *conn; /* native owner, NULL if orphaned or HTTP */
-    struct lws *wsi;     /* HTTP owner, NULL if orphaned or native */
-    bool batch;          /* the body was an array: answer an array */
+    struct lws *wsi;      /* HTTP owner, NULL if orphaned or native */
+    bool batch;           /* the body was an array: answer an array */
     bool orphan;
-    herr_t frame_code;   /* whole-frame error (malformed, not map/array) */
+    herr_t frame_code; /* whole-frame error (malformed, not map/array) */
     char frame_msg[200];
     uint32_t n, pending;
     bk_result_t res[];
@@ -83,7 +83,7 @@ struct bk_user {
     uint32_t hist_count;
     uint16_t n_routes, cap_routes;
     struct bk_route *routes; /* gateways with a session of this user, refcounted */
-    bool active;               /* counted in active_users */
+    bool active;             /* counted in active_users */
     char id[HERALD_MAX_ID_LEN + 1];
 };
 
@@ -101,12 +101,12 @@ typedef struct bk_backlog_rec {
 
 typedef struct bk_gateway {
     unsigned id;
-    ring_t *ring;              /* kept open after detach for re-attach and inspection */
-    struct bk_conn *ctrl;      /* control connection while attached */
+    ring_t *ring;         /* kept open after detach for re-attach and inspection */
+    struct bk_conn *ctrl; /* control connection while attached */
     bool attached;
-    bool dirty;                /* written this round, needs publish */
+    bool dirty; /* written this round, needs publish */
     pid_t pid;
-    uint32_t users;            /* users routed here */
+    uint32_t users; /* users routed here */
     bk_backlog_rec_t *bl_head, *bl_tail;
     uint64_t bl_bytes, bl_count;
     uint64_t drops, records, attaches;
@@ -127,7 +127,7 @@ typedef struct bk_conn {
     struct bk_conn *dirty_next; /* on the broker's flush list */
     struct bk_conn *rearm_next; /* on the broker's re-arm-writable list */
     bool dirty, closing, rearm;
-    bool paused; /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
+    bool paused;      /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
 } bk_conn_t;
 
@@ -140,7 +140,7 @@ typedef struct {
     uint64_t journal_bytes, journal_compactions, journal_corrupt, journal_errors;
     uint64_t replays, gaps;
     uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
-    uint64_t read_pauses; /* connections paused for unread responses (backpressure) */
+    uint64_t read_pauses;      /* connections paused for unread responses (backpressure) */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -170,7 +170,7 @@ typedef struct broker {
     struct bk_conn *rearm; /* connections whose writable request must be made outside
                             * their WRITEABLE callback (lws clears POLLOUT after it) */
     bool drain_scheduled, backlog_scheduled;
-    bk_conn_t *dirty;                 /* connections with responses to flush */
+    bk_conn_t *dirty; /* connections with responses to flush */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
     bool stop;
     uint64_t started_ns;
@@ -202,8 +202,8 @@ bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_
 /* Insert (evicting the oldest when full); item is the queued notification or NULL. With an
  * item the caller has already found id absent; without (journal replay) an existing entry
  * is updated in place. */
-bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h,
-                                  uint64_t seq, bk_item_t *item);
+bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h, uint64_t seq,
+                                  bk_item_t *item);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);

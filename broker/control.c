@@ -22,8 +22,7 @@ static const msgpack_object *map_get(const msgpack_object *o, const char *key)
     return NULL;
 }
 
-static int get_u64(const msgpack_object *o, const char *key, uint64_t *out,
-                   herald_error_t *err)
+static int get_u64(const msgpack_object *o, const char *key, uint64_t *out, herald_error_t *err)
 {
     const msgpack_object *v = map_get(o, key);
     if (!v) return herr_set(err, HERR_MISSING_FIELD, key, "control message lacks %s", key);

@@ -54,7 +54,8 @@ int bk_dedup_init(broker_t *b, uint32_t window)
     if (!d) return -1;
     d->window = window ? window : 1;
     uint32_t size = 16;
-    while (size < 2 * d->window) size <<= 1;
+    while (size < 2 * d->window)
+        size <<= 1;
     d->mask = size - 1;
     d->slots = calloc(d->window, sizeof *d->slots);
     d->tab = calloc(size, sizeof *d->tab);
@@ -94,7 +95,8 @@ static void unlink_slot(bk_dedup_t *d, uint32_t slot)
 {
     bk_dedup_entry_t *e = &d->slots[slot];
     uint32_t i = e->hash & d->mask;
-    while (d->tab[i].slot1 != slot + 1) i = (i + 1) & d->mask;
+    while (d->tab[i].slot1 != slot + 1)
+        i = (i + 1) & d->mask;
     for (uint32_t j = (i + 1) & d->mask; d->tab[j].slot1; j = (j + 1) & d->mask) {
         uint32_t home = d->tab[j].hash & d->mask;
         /* j's bucket may move to the hole i unless its home lies cyclically in (i, j]. */
@@ -108,8 +110,8 @@ static void unlink_slot(bk_dedup_t *d, uint32_t slot)
     e->used = false;
 }
 
-bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h,
-                                  uint64_t seq, bk_item_t *item)
+bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h, uint64_t seq,
+                                  bk_item_t *item)
 {
     bk_dedup_t *d = b->dedup;
     if (len > HERALD_MAX_ID_LEN) len = HERALD_MAX_ID_LEN;
@@ -138,7 +140,8 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
     memcpy(e->id, id, len);
     e->id[len] = '\0';
     uint32_t i = h & d->mask;
-    while (d->tab[i].slot1) i = (i + 1) & d->mask;
+    while (d->tab[i].slot1)
+        i = (i + 1) & d->mask;
     d->tab[i] = (bk_bucket_t){h, slot + 1};
     return e;
 }

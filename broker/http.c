@@ -10,8 +10,8 @@ typedef struct {
     uint8_t *body;
     size_t len, cap;
     bool publish, too_large, unauthorized;
-    bk_req_t *req;     /* publish waiting for its seqs */
-    bool ready;        /* out holds the response */
+    bk_req_t *req; /* publish waiting for its seqs */
+    bool ready;    /* out holds the response */
     int status;
     bool retry_after;
     bool text; /* Prometheus text, not JSON */
@@ -44,8 +44,7 @@ static void respond(struct lws *wsi, http_pss_t *p, int status)
     lws_callback_on_writable(wsi);
 }
 
-static void respond_error(struct lws *wsi, http_pss_t *p, int status, herr_t code,
-                          const char *msg)
+static void respond_error(struct lws *wsi, http_pss_t *p, int status, herr_t code, const char *msg)
 {
     out_begin(p);
     jbuf_puts(&p->out, "{\"error\":");
@@ -61,10 +60,14 @@ static int status_of(herr_t code)
 {
     switch (code) {
     case HERR_QUEUE_FULL:
-    case HERR_IO: return 503; /* journal write failing: retry later */
-    case HERR_TOO_LARGE: return 413;
-    case HERR_UNAUTHORIZED: return 401;
-    default: return 400;
+    case HERR_IO:
+        return 503; /* journal write failing: retry later */
+    case HERR_TOO_LARGE:
+        return 413;
+    case HERR_UNAUTHORIZED:
+        return 401;
+    default:
+        return 400;
     }
 }
 
@@ -125,7 +128,8 @@ void bk_http_req_done(broker_t *b, bk_req_t *req)
 static size_t json_batch_items(const uint8_t *s, size_t len)
 {
     size_t i = 0, items = 0;
-    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
     if (i == len || s[i] != '[') return 0;
     unsigned depth = 1;
     bool str = false, esc = false, any = false; /* any: the array is not empty */
@@ -167,8 +171,7 @@ static void publish_complete(broker_t *b, struct lws *wsi, http_pss_t *p)
     if (items > BK_MAX_BATCH) {
         char msg[120];
         b->c.too_large++;
-        snprintf(msg, sizeof msg, "batch of more than %u notifications per request",
-                 BK_MAX_BATCH);
+        snprintf(msg, sizeof msg, "batch of more than %u notifications per request", BK_MAX_BATCH);
         respond_error(wsi, p, 413, HERR_TOO_LARGE, msg);
         return;
     }
@@ -266,13 +269,11 @@ static int on_writeable(struct lws *wsi, http_pss_t *p, const char *ctype)
     uint8_t *start = hbuf + LWS_PRE, *ptr = start, *end = hbuf + sizeof hbuf;
     if (lws_add_http_common_headers(wsi, (unsigned)p->status, ctype, p->out.len, &ptr, end))
         return -1;
-    if (p->retry_after &&
-        lws_add_http_header_by_name(wsi, (const uint8_t *)"Retry-After:", (const uint8_t *)"1",
-                                    1, &ptr, end))
+    if (p->retry_after && lws_add_http_header_by_name(wsi, (const uint8_t *)"Retry-After:",
+                                                      (const uint8_t *)"1", 1, &ptr, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &ptr, end)) return -1;
-    if (lws_write(wsi, (uint8_t *)p->out.data, p->out.len, LWS_WRITE_HTTP_FINAL) !=
-        (int)p->out.len)
+    if (lws_write(wsi, (uint8_t *)p->out.data, p->out.len, LWS_WRITE_HTTP_FINAL) != (int)p->out.len)
         return -1;
     pss_reset(p);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -285,7 +286,8 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     http_pss_t *p = user;
     if (!p) return lws_callback_http_dummy(wsi, reason, user, in, len); /* no request yet */
     switch (reason) {
-    case LWS_CALLBACK_HTTP: return on_http(b, wsi, p, in);
+    case LWS_CALLBACK_HTTP:
+        return on_http(b, wsi, p, in);
     case LWS_CALLBACK_HTTP_BODY:
         if (!p->publish || p->too_large || p->unauthorized) return 0;
         if (p->len + len > BK_MAX_FRAME) {
@@ -294,7 +296,8 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         }
         if (p->len + len > p->cap) {
             size_t cap = p->cap ? p->cap : 4096;
-            while (cap < p->len + len) cap *= 2;
+            while (cap < p->len + len)
+                cap *= 2;
             uint8_t *nb = realloc(p->body, cap);
             if (!nb) abort();
             p->body = nb;
@@ -315,7 +318,8 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         pss_reset(p);
         jbuf_free(&p->out);
         return 0;
-    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 

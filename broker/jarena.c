@@ -15,8 +15,8 @@ typedef struct ja_chunk {
     alignas(max_align_t) unsigned char mem[];
 } ja_chunk_t;
 
-static ja_chunk_t *ja_top;  /* current chunk; older ones (freed at rewind) behind it */
-static size_t ja_live;      /* blocks handed out and not yet freed */
+static ja_chunk_t *ja_top; /* current chunk; older ones (freed at rewind) behind it */
+static size_t ja_live;     /* blocks handed out and not yet freed */
 
 static void *ja_malloc(size_t n)
 {

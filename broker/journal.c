@@ -41,7 +41,8 @@ static uint32_t jr_sum(const uint8_t *p, size_t n)
         h = (h ^ w) * 0xff51afd7ed558ccdull;
         h ^= h >> 29;
     }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -49,7 +50,8 @@ static void jr_reserve(bk_journal_t *j, size_t n)
 {
     if (j->len + n <= j->cap) return;
     size_t cap = j->cap ? j->cap : 1 << 20;
-    while (cap < j->len + n) cap *= 2;
+    while (cap < j->len + n)
+        cap *= 2;
     uint8_t *p = realloc(j->buf, cap);
     if (!p) abort();
     j->buf = p;
@@ -139,8 +141,7 @@ static uint64_t jr_load(broker_t *b, const uint8_t *p, uint64_t size)
         records++;
     }
     msgpack_unpacked_destroy(&scratch);
-    log_info("journal: %llu records restored, %zu users", (unsigned long long)records,
-             b->n_users);
+    log_info("journal: %llu records restored, %zu users", (unsigned long long)records, b->n_users);
     return off;
 }
 
@@ -190,8 +191,8 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
     }
     if (valid < size) {
         b->c.journal_corrupt++;
-        log_warn("journal %s: %llu bytes of corrupt or torn tail truncated at offset %llu",
-                 j->path, (unsigned long long)(size - valid), (unsigned long long)valid);
+        log_warn("journal %s: %llu bytes of corrupt or torn tail truncated at offset %llu", j->path,
+                 (unsigned long long)(size - valid), (unsigned long long)valid);
     }
     if (valid == 0) {
         uint8_t hdr[JR_HDR];
@@ -302,8 +303,8 @@ int bk_journal_flush(broker_t *b)
         int e = errno;
         b->c.journal_errors++;
         if (log_ratelimit_ok(&b->rl_journal, 1))
-            log_error("journal write to %s failed: %s; refusing publishes until it works",
-                      j->path, strerror(e));
+            log_error("journal write to %s failed: %s; refusing publishes until it works", j->path,
+                      strerror(e));
         if (ftruncate(j->fd, (off_t)j->size) < 0 || lseek(j->fd, (off_t)j->size, SEEK_SET) < 0)
             log_error("journal %s: cannot cut back to %llu bytes: %s", j->path,
                       (unsigned long long)j->size, strerror(errno));

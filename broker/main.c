@@ -52,9 +52,8 @@ static void reopen_rings(broker_t *b)
     for (struct dirent *e; (e = readdir(d));) {
         unsigned id;
         char tail[8];
-        if (strncmp(e->d_name, prefix, pl) ||
-            sscanf(e->d_name + pl, "%u%7s", &id, tail) != 2 || strcmp(tail, ".ring") ||
-            id >= BK_MAX_GATEWAYS || b->gws[id])
+        if (strncmp(e->d_name, prefix, pl) || sscanf(e->d_name + pl, "%u%7s", &id, tail) != 2 ||
+            strcmp(tail, ".ring") || id >= BK_MAX_GATEWAYS || b->gws[id])
             continue;
         herald_error_t err;
         bk_gateway_t *g = calloc(1, sizeof *g);

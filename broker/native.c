@@ -15,8 +15,8 @@
 #include "broker.h"
 #include "frame.h"
 
-#define READ_CHUNK   (256u * 1024)
-#define CTRL_MAX     (1u << 20)
+#define READ_CHUNK (256u * 1024)
+#define CTRL_MAX   (1u << 20)
 
 static msgpack_sbuffer resp;
 
@@ -106,7 +106,8 @@ static void tx_reserve(bk_conn_t *c, size_t n)
         if (c->tx_len + n <= c->tx_cap) return;
     }
     size_t cap = c->tx_cap ? c->tx_cap : 64 * 1024;
-    while (cap < c->tx_len + n) cap *= 2;
+    while (cap < c->tx_len + n)
+        cap *= 2;
     uint8_t *p = realloc(c->tx, cap);
     if (!p) abort();
     c->tx = p;
@@ -164,7 +165,8 @@ static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
         pack_result(&pk, &r);
     } else if (req->batch) {
         msgpack_pack_array(&pk, req->n);
-        for (uint32_t i = 0; i < req->n; i++) pack_result(&pk, &req->res[i]);
+        for (uint32_t i = 0; i < req->n; i++)
+            pack_result(&pk, &req->res[i]);
     } else {
         pack_result(&pk, &req->res[0]);
     }
@@ -337,7 +339,8 @@ static int conn_read(broker_t *b, bk_conn_t *c)
     if (c->closing) return 0;
     if (c->rx_cap - c->rx_len < READ_CHUNK) {
         size_t cap = c->rx_cap ? c->rx_cap : READ_CHUNK * 2;
-        while (cap - c->rx_len < READ_CHUNK) cap *= 2;
+        while (cap - c->rx_len < READ_CHUNK)
+            cap *= 2;
         uint8_t *p = realloc(c->rx, cap);
         if (!p) abort();
         c->rx = p;
@@ -372,12 +375,14 @@ static void conn_free(broker_t *b, bk_conn_t *c)
     }
     if (c->dirty) { /* unlink from the flush list */
         bk_conn_t **pp = &b->dirty;
-        while (*pp != c) pp = &(*pp)->dirty_next;
+        while (*pp != c)
+            pp = &(*pp)->dirty_next;
         *pp = c->dirty_next;
     }
     if (c->rearm) {
         bk_conn_t **pp = &b->rearm;
-        while (*pp != c) pp = &(*pp)->rearm_next;
+        while (*pp != c)
+            pp = &(*pp)->rearm_next;
         *pp = c->rearm_next;
     }
     free(c->rx);
@@ -410,7 +415,8 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             conn_free(b, c);
         }
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 

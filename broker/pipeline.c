@@ -34,7 +34,8 @@ static uint64_t wall_ns(void)
 
 void bk_queue_init(broker_t *b)
 {
-    for (int p = 0; p < HERALD_PRIORITIES; p++) b->q[p].cap = b->cfg.queue_capacity[p];
+    for (int p = 0; p < HERALD_PRIORITIES; p++)
+        b->q[p].cap = b->cfg.queue_capacity[p];
     msgpack_unpacked_init(&unpacked);
     msgpack_sbuffer_init(&enc);
 }
@@ -42,7 +43,8 @@ void bk_queue_init(broker_t *b)
 size_t bk_queue_total(const broker_t *b)
 {
     size_t n = 0;
-    for (int p = 0; p < HERALD_PRIORITIES; p++) n += b->q[p].count;
+    for (int p = 0; p < HERALD_PRIORITIES; p++)
+        n += b->q[p].count;
     return n;
 }
 
@@ -173,9 +175,10 @@ void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_ob
      * replay (which adds its session header). */
     if ((uint64_t)len + sizeof(rec_replay_t) > b->cfg.ring_bytes / 8) {
         b->c.too_large++;
-        herr_set(&err, HERR_TOO_LARGE, "", "encoded notification of %ld bytes exceeds the ring's "
-                 "record limit of %llu bytes (gateway.ring_bytes / 8, less 8)", len,
-                 (unsigned long long)(b->cfg.ring_bytes / 8 - sizeof(rec_replay_t)));
+        herr_set(&err, HERR_TOO_LARGE, "",
+                 "encoded notification of %ld bytes exceeds the ring's "
+                 "record limit of %llu bytes (gateway.ring_bytes / 8, less 8)",
+                 len, (unsigned long long)(b->cfg.ring_bytes / 8 - sizeof(rec_replay_t)));
         refuse(b, req, idx, &err);
         return;
     }
@@ -236,7 +239,8 @@ bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
         bk_req_t *r = bk_req_new(n);
         r->batch = true;
         r->pending = 1; /* held while the items go in */
-        for (uint32_t i = 0; i < n; i++) bk_ingest_object(b, r, i, &o->via.array.ptr[i]);
+        for (uint32_t i = 0; i < n; i++)
+            bk_ingest_object(b, r, i, &o->via.array.ptr[i]);
         r->pending--;
         bk_drain_schedule(b);
         return r;
@@ -314,7 +318,8 @@ static void drain_cb(lws_sorted_usec_list_t *sul)
         more = false;
         for (int p = 0; p < HERALD_PRIORITIES && n < BK_ROUND_BUDGET; p++) {
             uint32_t k = quantum[p];
-            while (k-- && n < BK_ROUND_BUDGET && b->q[p].head) sequence_one(b, &b->q[p], n++, now);
+            while (k-- && n < BK_ROUND_BUDGET && b->q[p].head)
+                sequence_one(b, &b->q[p], n++, now);
             if (b->q[p].head) more = true;
         }
     }

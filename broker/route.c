@@ -91,8 +91,8 @@ static void drop_notify(broker_t *b, bk_gateway_t *g)
                  (unsigned long long)g->drops);
 }
 
-static void backlog_push(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a,
-                         uint32_t alen, const void *c, uint32_t clen)
+static void backlog_push(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
+                         const void *c, uint32_t clen)
 {
     bk_backlog_rec_t *r = malloc(sizeof *r + alen + clen);
     if (!r) abort();
@@ -216,8 +216,8 @@ void bk_gateways_free(broker_t *b)
     }
 }
 
-static void write_range(broker_t *b, bk_gateway_t *g, uint32_t type, bk_user_t *u,
-                        uint64_t session, uint64_t from, uint64_t to)
+static void write_range(broker_t *b, bk_gateway_t *g, uint32_t type, bk_user_t *u, uint64_t session,
+                        uint64_t from, uint64_t to)
 {
     rec_range_t r = {.session = session, .from = from, .to = to};
     bk_gw_write(b, g, type, &r, sizeof r, u->id, (uint32_t)strlen(u->id));
@@ -246,7 +246,8 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
         b->c.replay_overflows++;
         if (log_ratelimit_ok(&g->drop_rl, 1))
             log_warn("gateway %u: backlog full, replay of %s (%llu bytes) answered with a gap "
-                     "(%llu so far)", g->id, u->id, (unsigned long long)bytes,
+                     "(%llu so far)",
+                     g->id, u->id, (unsigned long long)bytes,
                      (unsigned long long)b->c.replay_overflows);
         if (end_marker) write_range(b, g, REC_REPLAY_END, u, session, after + 1, to);
         return;

@@ -91,8 +91,8 @@ static void metric(jbuf_t *o, const char *name, const char *type, const char *he
     jbuf_puts(o, line);
 }
 
-static void gw_metric(jbuf_t *o, broker_t *b, const char *name, const char *type,
-                      const char *help, uint64_t (*get)(bk_gateway_t *))
+static void gw_metric(jbuf_t *o, broker_t *b, const char *name, const char *type, const char *help,
+                      uint64_t (*get)(bk_gateway_t *))
 {
     char line[256];
     snprintf(line, sizeof line, "# HELP herald_broker_%s %s\n# TYPE herald_broker_%s %s\n", name,
@@ -106,11 +106,26 @@ static void gw_metric(jbuf_t *o, broker_t *b, const char *name, const char *type
     }
 }
 
-static uint64_t g_attached(bk_gateway_t *g) { return g->attached; }
-static uint64_t g_users(bk_gateway_t *g) { return g->users; }
-static uint64_t g_records(bk_gateway_t *g) { return g->records; }
-static uint64_t g_backlog(bk_gateway_t *g) { return g->bl_count; }
-static uint64_t g_drops(bk_gateway_t *g) { return g->drops; }
+static uint64_t g_attached(bk_gateway_t *g)
+{
+    return g->attached;
+}
+static uint64_t g_users(bk_gateway_t *g)
+{
+    return g->users;
+}
+static uint64_t g_records(bk_gateway_t *g)
+{
+    return g->records;
+}
+static uint64_t g_backlog(bk_gateway_t *g)
+{
+    return g->bl_count;
+}
+static uint64_t g_drops(bk_gateway_t *g)
+{
+    return g->drops;
+}
 
 static uint64_t g_used(bk_gateway_t *g)
 {
@@ -129,8 +144,7 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
     metric(o, "messages_deduplicated_total", "counter", "Duplicate publishes.", c->deduplicated);
     metric(o, "messages_dropped_total", "counter", "Refused (queue full) or dropped (ring).",
            c->dropped);
-    metric(o, "messages_invalid_total", "counter", "Notifications refused as invalid.",
-           c->invalid);
+    metric(o, "messages_invalid_total", "counter", "Notifications refused as invalid.", c->invalid);
     metric(o, "messages_too_large_total", "counter", "Notifications over 64 KiB.", c->too_large);
     metric(o, "bad_frames_total", "counter", "Undecodable frames or bodies.", c->bad_frames);
     metric(o, "unauthorized_total", "counter", "HTTP publishes without the api key.",

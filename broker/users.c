@@ -7,7 +7,8 @@
 static uint32_t user_hash(const char *s, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
     return h;
 }
 
@@ -160,7 +161,8 @@ void bk_users_free(broker_t *b)
     for (size_t h = 0; h < b->utab_size; h++) {
         for (bk_user_t *u = b->utab[h], *nx; u; u = nx) {
             nx = u->hnext;
-            while (u->hist_head) history_pop(u);
+            while (u->hist_head)
+                history_pop(u);
             free(u->routes);
             free(u);
         }

@@ -74,8 +74,8 @@ typedef struct gw_session {
     uint64_t bcast_live_from;      /* first broadcast seq delivered live */
     uint64_t have_from;            /* lowest seq this session holds contiguously up to live */
     uint64_t replay_lo, replay_hi; /* accepted session-addressed replay range (hi 0 = none) */
-    uint64_t replay_next;          /* next replayed seq not yet delivered (dedups a re-sent replay) */
-    bool resume_pending;           /* reply `resumed` at REC_REPLAY_END */
+    uint64_t replay_next; /* next replayed seq not yet delivered (dedups a re-sent replay) */
+    bool resume_pending;  /* reply `resumed` at REC_REPLAY_END */
     /* links */
     struct gw_session *unext, *uprev; /* user's sessions */
     struct gw_session *anext, *aprev; /* every session */

@@ -102,8 +102,8 @@ static int unix_connect(const char *path)
 static int tcp_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         close(fd);
         return -1;
@@ -299,12 +299,14 @@ static int produce_native(const bb_broker_t *b, const bb_opts_t *o, uint64_t *re
             rc = -1;
             goto out;
         }
-        for (long i = 0; i < n; i++) *refused += !res[i].ok;
+        for (long i = 0; i < n; i++)
+            *refused += !res[i].ok;
         done++;
     }
 out:
     free(res);
-    for (int v = 0; v < 8; v++) msgpack_sbuffer_destroy(&body[v]);
+    for (int v = 0; v < 8; v++)
+        msgpack_sbuffer_destroy(&body[v]);
     herald_close(c);
     return rc;
 }
@@ -344,15 +346,18 @@ static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
         bl += (size_t)sprintf(body + bl, "\"}}");
     }
     body[bl++] = ']';
-    int hl = sprintf(req, "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                          "application/json\r\nContent-Length: %zu\r\n\r\n", bl);
+    int hl = sprintf(req,
+                     "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n",
+                     bl);
     memcpy(req + hl, body, bl);
     size_t rl = (size_t)hl + bl;
     size_t cap = (size_t)o->batch * 96 + 4096;
     char *resp = malloc(cap);
     uint32_t conns = o->pipeline < 8 ? o->pipeline : 8;
     int fds[8];
-    for (uint32_t i = 0; i < conns; i++) fds[i] = tcp_connect(b->http_port);
+    for (uint32_t i = 0; i < conns; i++)
+        fds[i] = tcp_connect(b->http_port);
     uint64_t requests = (o->count + o->batch - 1) / o->batch, sent = 0, done = 0;
     int rc = 0;
     /* One request in flight per connection; connections take turns. */
@@ -410,8 +415,8 @@ static int bb_once(const bb_opts_t *o, double *per_s, double *broker_cpu)
     if (f && fgets(line, sizeof line, f)) {
         char *p = strrchr(line, ')');
         unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) ==
-                     2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             *broker_cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
     }
     if (f) fclose(f);
@@ -445,25 +450,45 @@ int bench_broker_main(int argc, char **argv)
     bb_opts_t o = {.mode = "native", .batch = 1000, .users = 1000, .runs = 3, .payload = 100};
     bool pipe_set = false;
     static const struct option longopts[] = {
-        {"mode", required_argument, 0, 'm'},    {"count", required_argument, 0, 'n'},
-        {"batch", required_argument, 0, 'b'},   {"pipeline", required_argument, 0, 'p'},
-        {"users", required_argument, 0, 'u'},   {"payload", required_argument, 0, 's'},
-        {"runs", required_argument, 0, 'r'},    {"broker-bin", required_argument, 0, 'x'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"mode", required_argument, 0, 'm'},  {"count", required_argument, 0, 'n'},
+        {"batch", required_argument, 0, 'b'}, {"pipeline", required_argument, 0, 'p'},
+        {"users", required_argument, 0, 'u'}, {"payload", required_argument, 0, 's'},
+        {"runs", required_argument, 0, 'r'},  {"broker-bin", required_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "m:n:b:p:u:s:r:x:h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'm': o.mode = optarg; break;
-        case 'n': o.count = strtoull(optarg, NULL, 10); break;
-        case 'b': o.batch = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'p': o.pipeline = (uint32_t)strtoul(optarg, NULL, 10), pipe_set = true; break;
-        case 'u': o.users = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 's': o.payload = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'r': o.runs = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'x': o.broker_bin = optarg; break;
-        case 'h': bb_usage(stdout); return 0;
-        default: bb_usage(stderr); return 2;
+        case 'm':
+            o.mode = optarg;
+            break;
+        case 'n':
+            o.count = strtoull(optarg, NULL, 10);
+            break;
+        case 'b':
+            o.batch = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'p':
+            o.pipeline = (uint32_t)strtoul(optarg, NULL, 10), pipe_set = true;
+            break;
+        case 'u':
+            o.users = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            o.payload = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'r':
+            o.runs = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'x':
+            o.broker_bin = optarg;
+            break;
+        case 'h':
+            bb_usage(stdout);
+            return 0;
+        default:
+            bb_usage(stderr);
+            return 2;
         }
     }
     bool http = !strcmp(o.mode, "http");
@@ -499,12 +524,14 @@ int bench_broker_main(int argc, char **argv)
            "\"users\":%u,\"payload\":%u,\"runs\":%u,\"median_per_s\":%.0f,\"runs_per_s\":[",
            o.mode, (unsigned long long)o.count, o.batch, o.pipeline, o.users, o.payload, o.runs,
            med);
-    for (uint32_t i = 0; i < o.runs; i++) printf("%s%.0f", i ? "," : "", rates[i]);
+    for (uint32_t i = 0; i < o.runs; i++)
+        printf("%s%.0f", i ? "," : "", rates[i]);
     printf("],\"broker_cpu_s\":[");
-    for (uint32_t i = 0; i < o.runs; i++) printf("%s%.2f", i ? "," : "", cpu[i]);
+    for (uint32_t i = 0; i < o.runs; i++)
+        printf("%s%.2f", i ? "," : "", cpu[i]);
     printf("]}\n");
     printf("%-8s %10s %7s %8s %14s\n", "mode", "count", "batch", "pipeline", "median/s");
-    printf("%-8s %10llu %7u %8u %14.0f\n", o.mode, (unsigned long long)o.count, o.batch,
-           o.pipeline, med);
+    printf("%-8s %10llu %7u %8u %14.0f\n", o.mode, (unsigned long long)o.count, o.batch, o.pipeline,
+           med);
     return 0;
 }

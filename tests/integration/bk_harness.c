@@ -77,7 +77,8 @@ void bkh_cleanup(bkh_t *h)
     if (getenv("BKH_SHOWLOG")) { /* debugging aid: the broker's log on stderr */
         FILE *f = fopen(h->logpath, "r");
         char line[512];
-        while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
+        while (f && fgets(line, sizeof line, f))
+            fputs(line, stderr);
         if (f) fclose(f);
     }
     procs_cleanup(); /* our shm objects, the runtime dir */
@@ -89,7 +90,8 @@ void bkh_cleanup(bkh_t *h)
 int bkh_http_connect(bkh_t *h)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(h->http_port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(h->http_port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         close(fd);
@@ -184,10 +186,11 @@ void bkh_notice_json(char *out, size_t cap, const char *user, int prio, const ch
 {
     char idf[120] = "";
     if (id && *id) snprintf(idf, sizeof idf, "\"message_id\":\"%s\",", id);
-    snprintf(out, cap,
-             "{%s\"message_type\":\"system_notice\",\"user_id\":\"%s\",\"priority\":%d,"
-             "\"source\":\"test\",\"payload\":{\"title\":\"t\",\"content\":\"c\",\"level\":\"info\"}}",
-             idf, user, prio);
+    snprintf(
+        out, cap,
+        "{%s\"message_type\":\"system_notice\",\"user_id\":\"%s\",\"priority\":%d,"
+        "\"source\":\"test\",\"payload\":{\"title\":\"t\",\"content\":\"c\",\"level\":\"info\"}}",
+        idf, user, prio);
 }
 
 /* --- test gateway --- */

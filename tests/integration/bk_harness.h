@@ -20,7 +20,7 @@
 /* One broker under test: private runtime dir, shm prefix and HTTP port. */
 typedef struct {
     procs_env_t env; /* runtime dir, shm prefix, config path */
-    char sock[100]; /* unix socket paths fit sun_path */
+    char sock[100];  /* unix socket paths fit sun_path */
     char ctrl[100];
     char logpath[320];
     uint16_t http_port;

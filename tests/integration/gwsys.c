@@ -152,8 +152,8 @@ uint64_t gws_publish_http(gws_t *s, const char *user, const char *type, int prio
 {
     char body[512], resp[1024];
     gws_notif_json(body, sizeof body, user, type, prio, 0);
-    int st = procs_http_post("127.0.0.1", s->http, "/api/publish", "application/json", NULL,
-                             body, resp, sizeof resp);
+    int st = procs_http_post("127.0.0.1", s->http, "/api/publish", "application/json", NULL, body,
+                             resp, sizeof resp);
     ck_assert_msg(st == 200, "publish: %d %s", st, resp);
     const char *p = strstr(resp, "\"seq\":");
     ck_assert_ptr_nonnull(p);

@@ -26,7 +26,7 @@ typedef struct {
     pid_t broker, gw[GWS_MAX_GW];
     uint16_t http, ws; /* broker HTTP port; gateway i listens on ws + i */
     char bin_broker[512], bin_gw[512];
-    char sock[320];                   /* broker.sock, libherald's address */
+    char sock[320];                    /* broker.sock, libherald's address */
     const char *opts[GWS_MAX_OPT + 1]; /* -o overrides given to every process */
     herald_client_t *producer;
 } gws_t;
@@ -59,8 +59,7 @@ void gws_token(const char *user, char *out, size_t cap);
 
 /* Connect user to gateway gw (query appended to /ws, subprotocol or NULL) and read the
  * welcome. */
-wsc_t *gws_client(gws_t *s, unsigned gw, const char *user, const char *query,
-                  const char *proto);
+wsc_t *gws_client(gws_t *s, unsigned gw, const char *user, const char *query, const char *proto);
 
 /* A counter from gateway gw's /stats. */
 uint64_t gws_stat(gws_t *s, unsigned gw, const char *key);

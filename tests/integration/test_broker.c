@@ -72,7 +72,8 @@ static void attach_and_open(int gi, unsigned id, const char *user)
 static size_t count_type(bkh_gw_t *g, uint32_t type)
 {
     size_t n = 0;
-    for (size_t i = 0; i < g->n; i++) n += g->recs[i].type == type;
+    for (size_t i = 0; i < g->n; i++)
+        n += g->recs[i].type == type;
     return n;
 }
 
@@ -154,8 +155,8 @@ START_TEST(http_publish_object_and_array_with_keep_alive)
                   "%s", r.body);
     bkh_http_free(&r);
     ck_assert_int_eq(bkh_http(fd, "GET", "/api/route?user=alice", "", NULL, 0, &r), 200);
-    ck_assert_msg(strstr(r.body, "\"user\":\"alice\"") && strstr(r.body, "ws://127.0.0.1:75"),
-                  "%s", r.body);
+    ck_assert_msg(strstr(r.body, "\"user\":\"alice\"") && strstr(r.body, "ws://127.0.0.1:75"), "%s",
+                  r.body);
     bkh_http_free(&r);
     ck_assert_int_eq(bkh_http(fd, "GET", "/metrics", "", NULL, 0, &r), 200);
     ck_assert(strstr(r.body, "herald_broker_messages_sent_total 2") != NULL);
@@ -263,7 +264,8 @@ START_TEST(native_oversized_frame_is_refused_and_closed)
     ck_assert_int_eq(write(raw, hdr, 4), 4);
     uint8_t buf[512];
     ssize_t total = 0, n;
-    while ((n = read(raw, buf + total, sizeof buf - (size_t)total)) > 0) total += n;
+    while ((n = read(raw, buf + total, sizeof buf - (size_t)total)) > 0)
+        total += n;
     ck_assert_int_gt(total, 4); /* an error frame, then EOF */
     ck_assert(memmem(buf, (size_t)total, "too_large", 9) != NULL);
     close(raw);
@@ -281,7 +283,8 @@ static uint8_t *batch_body(uint32_t n, const void *item, size_t ilen, size_t *le
     ck_assert_ptr_nonnull(b);
     b[0] = 0xdd;
     frame_put_len(b + 1, n); /* big-endian u32, as in the frame header */
-    for (uint32_t i = 0; i < n; i++) memcpy(b + 5 + (size_t)i * ilen, item, ilen);
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(b + 5 + (size_t)i * ilen, item, ilen);
     return b;
 }
 
@@ -320,7 +323,8 @@ START_TEST(batch_over_the_item_limit_is_refused_whole_and_one_at_the_limit_works
     char *arr = malloc(hlen + 1);
     ck_assert_ptr_nonnull(arr);
     arr[0] = '[';
-    for (size_t i = 0; i < 10001; i++) memcpy(arr + 1 + i * 3, i ? ",{}" : "{} ", 3);
+    for (size_t i = 0; i < 10001; i++)
+        memcpy(arr + 1 + i * 3, i ? ",{}" : "{} ", 3);
     arr[hlen - 1] = ']';
     arr[hlen] = 0;
     int fd = bkh_http_connect(&H);
@@ -374,7 +378,8 @@ START_TEST(p0_overtakes_a_queued_p3_backlog)
     bkh_msgpack(&one, json);
     uint8_t arr[5] = {0xdd, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     msgpack_sbuffer_write(&batch, (char *)arr, 5);
-    for (int i = 0; i < n; i++) msgpack_sbuffer_write(&batch, one.data, one.size);
+    for (int i = 0; i < n; i++)
+        msgpack_sbuffer_write(&batch, one.data, one.size);
     bkh_notice_json(json, sizeof json, "pp", 0, "the-p0");
     bkh_msgpack(&one, json);
     herald_error_t err;
@@ -408,7 +413,8 @@ START_TEST(seq_is_gap_free_per_user_across_priorities)
     start(NULL);
     const char *users[] = {"s0", "s1", "s2", "s3"};
     ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
-    for (int u = 0; u < 4; u++) ck_assert_int_eq(bkh_gw_open(&G[0], (uint64_t)u + 1, users[u], 0), 0);
+    for (int u = 0; u < 4; u++)
+        ck_assert_int_eq(bkh_gw_open(&G[0], (uint64_t)u + 1, users[u], 0), 0);
     herald_client_t *c = client();
     usleep(50000);
     const int n = 4000;
@@ -466,7 +472,8 @@ START_TEST(small_ring_refuses_big_notifications_and_counts_a_discarded_backlog)
     content[700] = 0;
     snprintf(json, sizeof json,
              "{\"message_type\":\"system_notice\",\"user_id\":\"bl\",\"payload\":"
-             "{\"title\":\"t\",\"content\":\"%s\",\"level\":\"info\"}}", content);
+             "{\"title\":\"t\",\"content\":\"%s\",\"level\":\"info\"}}",
+             content);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     bkh_msgpack(&sb, json);
@@ -477,7 +484,8 @@ START_TEST(small_ring_refuses_big_notifications_and_counts_a_discarded_backlog)
     ck_assert_str_eq(r.error, "too_large");
     ck_assert_msg(strstr(r.message, "ring"), "%s", r.message);
     msgpack_sbuffer_destroy(&sb);
-    for (int i = 0; i < 60; i++) ck_assert(publish(c, "bl", 1, NULL).ok);
+    for (int i = 0; i < 60; i++)
+        ck_assert(publish(c, "bl", 1, NULL).ok);
     int fd = bkh_http_connect(&H);
     bkh_http_resp_t h;
     ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &h), 200);
@@ -526,7 +534,8 @@ START_TEST(open_with_since_replays_history_bounded_by_count_with_a_gap)
     const char *over[] = {"broker.history_size=5", NULL};
     start(over);
     herald_client_t *c = client();
-    for (int i = 0; i < 10; i++) publish(c, "hh", 2, NULL);
+    for (int i = 0; i < 10; i++)
+        publish(c, "hh", 2, NULL);
     ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
     ck_assert_int_eq(bkh_gw_open(&G[0], 9, "hh", 2), 0);
     ck_assert_int_ge(bkh_gw_wait_type(&G[0], 0, REC_REPLAY_END, 3000), 0);
@@ -577,7 +586,8 @@ START_TEST(replays_into_a_full_backlog_are_bounded_and_answered_with_a_gap)
     free(body);
     msgpack_sbuffer_destroy(&one);
     const int opens = 450; /* ~170 KB of history each: 75 MB unbounded */
-    for (int i = 0; i < opens; i++) ck_assert_int_eq(bkh_gw_open(&G[0], 2 + i, "rb", 1), 0);
+    for (int i = 0; i < opens; i++)
+        ck_assert_int_eq(bkh_gw_open(&G[0], 2 + i, "rb", 1), 0);
     int fd = bkh_http_connect(&H);
     bkh_http_resp_t h = {0};
     for (int i = 0; i < 500; i++) {
@@ -602,7 +612,8 @@ START_TEST(history_expires_by_age)
     const char *over[] = {"broker.history_age_s=1", NULL};
     start(over);
     herald_client_t *c = client();
-    for (int i = 0; i < 3; i++) publish(c, "aa", 2, NULL);
+    for (int i = 0; i < 3; i++)
+        publish(c, "aa", 2, NULL);
     usleep(1500000);
     publish(c, "aa", 2, NULL);
     ck_assert_int_eq(bkh_gw_attach(&G[0], &H, 0), 0);
@@ -669,7 +680,8 @@ START_TEST(http_publish_to_a_full_queue_is_503_with_retry_after)
         bkh_msgpack(&one, json);
         uint8_t arr[3] = {0xdc, 0, 64};
         msgpack_sbuffer_write(&batch, (char *)arr, 3);
-        for (int i = 0; i < 64; i++) msgpack_sbuffer_write(&batch, one.data, one.size);
+        for (int i = 0; i < 64; i++)
+            msgpack_sbuffer_write(&batch, one.data, one.size);
         herald_result_t res[64];
         for (int i = 0; i < 100000; i++) { /* until killed; bounded anyway */
             if (herald_send(c, (uint8_t *)batch.data, batch.size, &err) < 0) break;
@@ -817,7 +829,8 @@ START_TEST(corrupt_journal_tail_is_truncated_and_counted)
 {
     start(NULL);
     herald_client_t *c = client();
-    for (int i = 0; i < 3; i++) publish(c, "cj", 1, NULL);
+    for (int i = 0; i < 3; i++)
+        publish(c, "cj", 1, NULL);
     herald_close(c);
     bkh_stop(&H, SIGKILL);
     char path[200];
@@ -894,7 +907,7 @@ START_TEST(native_producer_not_reading_is_paused_then_fully_answered)
     memset(frame + FRAME_HDR + 3, 0x01, ITEMS);
     unsigned started = 0;
     size_t left = 0; /* bytes of the current frame not yet written */
-    for (;;) {     /* fill until the broker stops taking frames (or a bound) */
+    for (;;) {       /* fill until the broker stops taking frames (or a bound) */
         if (!left) {
             if (started == MAX_FRAMES) break;
             started++;
@@ -910,7 +923,8 @@ START_TEST(native_producer_not_reading_is_paused_then_fully_answered)
     }
     ck_assert_uint_gt(started, 130); /* more than 8 MiB of answers were asked for */
     uint64_t pauses = 0;
-    for (int i = 0; i < 100 && !(pauses = stat_u64("read_pauses")); i++) usleep(100000);
+    for (int i = 0; i < 100 && !(pauses = stat_u64("read_pauses")); i++)
+        usleep(100000);
     ck_assert_uint_ge(pauses, 1);
     /* Now read: every frame started gets its answer (finishing the partial one). */
     size_t cap = 1 << 20, have = 0;

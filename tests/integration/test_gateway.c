@@ -166,7 +166,8 @@ static Suite *gateway_fault_suite(void)
     tcase_add_test(tc, fault_live_ring_gap_past_the_history_becomes_a_gap_message);
     tcase_add_test(tc, fault_corrupt_ring_record_is_counted_and_the_stream_continues);
     tcase_add_test(tc, fault_refused_control_request_is_counted_and_the_link_stays_up);
-    tcase_add_test(tc, fault_ready_in_flight_across_a_reconnect_then_a_newer_ready_fetches_the_seqs_between);
+    tcase_add_test(
+        tc, fault_ready_in_flight_across_a_reconnect_then_a_newer_ready_fetches_the_seqs_between);
     suite_add_tcase(s, tc);
     return s;
 }

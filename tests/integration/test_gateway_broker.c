@@ -79,7 +79,7 @@ START_TEST(subscribe_limits_a_session_to_its_channels)
     gws_expect_type(c, "subscribed", &j);
     ck_assert_uint_eq(json_array_size(json_object_get(j, "channels")), 1);
     json_decref(j);
-    gws_publish(&S, "u1", "position_limit", 0, 0);           /* risk */
+    gws_publish(&S, "u1", "position_limit", 0, 0);                 /* risk */
     uint64_t trade = gws_publish(&S, "u1", "order_expired", 0, 0); /* trade */
     gws_expect_seq(c, trade);
     wsc_send_text(c, "{\"op\":\"unsubscribe\",\"channels\":[\"trade\"]}");
@@ -304,9 +304,9 @@ START_TEST(resume_since_max_u64_gets_an_error_and_the_broker_link_stays)
     wsc_t *j = gws_client(&S, 0, "u2", NULL, NULL);
     uint64_t connects = gws_stat(&S, 0, "broker_connects");
     /* {"op":"resume","since":2^64-1}: since + 1 wraps to 0 */
-    static const uint8_t resume[] = {0x82, 0xa2, 'o', 'p', 0xa6, 'r', 'e', 's', 'u', 'm', 'e',
-                                     0xa5, 's', 'i', 'n', 'c', 'e', 0xcf, 0xff, 0xff, 0xff,
-                                     0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t resume[] = {0x82, 0xa2, 'o',  'p',  0xa6, 'r',  'e',  's', 'u',
+                                     'm',  'e',  0xa5, 's',  'i',  'n',  'c',  'e', 0xcf,
+                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     wsc_send_binary(m, resume, sizeof resume);
     const char *d;
     bool bin = false;

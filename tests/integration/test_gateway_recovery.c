@@ -259,7 +259,8 @@ static Suite *gateway_recovery_suite(void)
     tcase_add_test(tc, resume_past_the_history_gets_a_gap_message_then_the_kept_seqs);
     tcase_add_test(tc, gateway_kill9_mid_stream_then_resume_loses_and_duplicates_nothing);
     tcase_add_test(tc, broker_kill9_and_restart_keeps_sessions_and_loses_nothing_acknowledged);
-    tcase_add_test(tc, broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect);
+    tcase_add_test(tc,
+                   broadcast_sequenced_while_the_gateway_is_disconnected_arrives_after_reconnect);
     tcase_add_test(tc, resume_whose_replay_is_lost_with_the_broker_completes_after_reconnect);
     tcase_add_test(tc, resume_at_connect_since_max_u64_is_no_resume);
     suite_add_tcase(s, tc);
