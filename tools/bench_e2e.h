@@ -112,4 +112,12 @@ int bench_load_config(bench_run_t *r);
 /* CPU seconds (user+system) of the calling thread. */
 double bench_thread_cpu_s(void);
 
+/* True once the publisher is done and every expected delivery has arrived. */
+static inline bool bench_rx_done(const bench_run_t *r)
+{
+    /* acquire: pairs with the publisher's release; `expected` is then final */
+    return atomic_load_explicit(&r->pub_done, memory_order_acquire) &&
+           r->received >= atomic_load_explicit(&r->expected, memory_order_relaxed);
+}
+
 #endif

@@ -425,10 +425,7 @@ void brx_receive(brx_pool_t *p, uint64_t deadline)
     double cpu0 = bench_thread_cpu_s();
     while (!*r->stop && mono_ns() < deadline) {
         pool_service(p);
-        /* acquire: pairs with the publisher's release; `expected` is then final */
-        if (atomic_load_explicit(&r->pub_done, memory_order_acquire) &&
-            r->received >= atomic_load_explicit(&r->expected, memory_order_relaxed))
-            break;
+        if (bench_rx_done(r)) break;
     }
     r->rx_cpu_s = bench_thread_cpu_s() - cpu0;
 }
