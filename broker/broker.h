@@ -84,6 +84,8 @@ struct bk_user {
     uint16_t n_routes, cap_routes;
     struct bk_route *routes; /* gateways with a session of this user, refcounted */
     bool active;             /* counted in active_users */
+    uint8_t id_len;
+    uint32_t hash; /* of id: compared before the id on lookup, kept for rehashing */
     char id[HERALD_MAX_ID_LEN + 1];
 };
 
@@ -179,8 +181,6 @@ typedef struct broker {
 /* --- pipeline.c --- */
 void bk_queue_init(broker_t *b);
 bk_req_t *bk_req_new(uint32_t n);
-/* Take one decoded notification object into slot idx of req (validate, dedup, enqueue). */
-void bk_ingest_object(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_object *o);
 /* Take a whole request body (msgpack map or array of maps) into a new request. */
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
 /* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,
@@ -197,6 +197,9 @@ int bk_dedup_init(broker_t *b, uint32_t window);
 void bk_dedup_free(broker_t *b);
 /* Hash of an id of len bytes: computed once per notification, given to find and insert. */
 uint32_t bk_dedup_hash(const char *id, size_t len);
+/* Start loading the table bucket of hash h, and that of the entry the insert `ahead`
+ * inserts from now will evict, so a find/insert a little later does not stall on them. */
+void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead);
 /* The window's entry for id (len bytes, hash h), or NULL. */
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h);
 /* Insert (evicting the oldest when full); item is the queued notification or NULL. With an

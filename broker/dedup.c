@@ -78,6 +78,16 @@ void bk_dedup_free(broker_t *b)
     b->dedup = NULL;
 }
 
+void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead)
+{
+    bk_dedup_t *d = b->dedup;
+    __builtin_prefetch(&d->tab[h & d->mask]);
+    if (d->count < d->window || ahead >= d->window) return;
+    uint32_t slot = d->head + ahead;
+    if (slot >= d->window) slot -= d->window;
+    __builtin_prefetch(&d->tab[d->slots[slot].hash & d->mask], 1);
+}
+
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h)
 {
     bk_dedup_t *d = b->dedup;

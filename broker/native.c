@@ -130,19 +130,30 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+/* An accepted item's {"ok":true,"seq":N,"duplicate":B}, written as one block: this is
+ * per notification, so no packer call per field. */
+static void pack_ok(msgpack_packer *pk, const bk_result_t *r)
+{
+    static const uint8_t head[] = {0x83, 0xa2, 'o', 'k', 0xc3, 0xa3, 's', 'e', 'q'};
+    static const uint8_t dup[] = {0xa9, 'd', 'u', 'p', 'l', 'i', 'c', 'a', 't', 'e'};
+    uint8_t out[sizeof head + 9 + sizeof dup + 1], *w = out + sizeof head;
+    memcpy(out, head, sizeof head);
+    /* the smallest msgpack uint form, as msgpack_pack_uint64 writes it */
+    int bytes = r->seq < 0x80 ? 0 : r->seq <= 0xff ? 1 : r->seq <= 0xffff ? 2
+              : r->seq <= UINT32_MAX ? 4 : 8;
+    if (bytes) *w++ = bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf;
+    for (int i = bytes ? bytes - 1 : 0; i >= 0; i--)
+        *w++ = (uint8_t)(r->seq >> (8 * i));
+    memcpy(w, dup, sizeof dup);
+    w += sizeof dup;
+    *w++ = r->duplicate ? 0xc3 : 0xc2;
+    pk->callback(pk->data, (const char *)out, (size_t)(w - out));
+}
+
 static void pack_result(msgpack_packer *pk, const bk_result_t *r)
 {
     if (r->code == HERR_OK) {
-        msgpack_pack_map(pk, 3);
-        pack_str(pk, "ok");
-        msgpack_pack_true(pk);
-        pack_str(pk, "seq");
-        msgpack_pack_uint64(pk, r->seq);
-        pack_str(pk, "duplicate");
-        if (r->duplicate)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
+        pack_ok(pk, r);
         return;
     }
     msgpack_pack_map(pk, 3);

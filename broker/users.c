@@ -29,7 +29,7 @@ static void users_grow(broker_t *b)
     for (size_t i = 0; i < b->utab_size; i++) {
         for (bk_user_t *u = b->utab[i], *nx; u; u = nx) {
             nx = u->hnext;
-            size_t h = user_hash(u->id, strlen(u->id)) & (size - 1);
+            size_t h = u->hash & (size - 1);
             u->hnext = tab[h];
             tab[h] = u;
         }
@@ -42,13 +42,16 @@ static void users_grow(broker_t *b)
 bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create)
 {
     if (len > HERALD_MAX_ID_LEN) return NULL;
-    size_t h = user_hash(id, len) & (b->utab_size - 1);
+    uint32_t hash = user_hash(id, len);
+    size_t h = hash & (b->utab_size - 1);
     for (bk_user_t *u = b->utab[h]; u; u = u->hnext)
-        if (!strncmp(u->id, id, len) && u->id[len] == '\0') return u;
+        if (u->hash == hash && u->id_len == len && !memcmp(u->id, id, len)) return u;
     if (!create) return NULL;
     bk_user_t *u = calloc(1, sizeof *u);
     if (!u) abort();
     memcpy(u->id, id, len);
+    u->id_len = (uint8_t)len;
+    u->hash = hash;
     u->hnext = b->utab[h];
     b->utab[h] = u;
     if (++b->n_users > b->utab_size) users_grow(b);
