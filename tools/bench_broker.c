@@ -41,8 +41,30 @@ typedef struct {
     const char *mode; /* native | http */
     uint64_t count;
     uint32_t batch, pipeline, users, runs, payload;
+    bool no_ids; /* leave message_id out: the broker generates one per notification */
     const char *broker_bin;
 } bb_opts_t;
+
+/* Every notification carries a unique message_id, as producers relying on dedup send:
+ * BB_ID_LEN hex digits at known offsets in the pre-encoded bodies, rewritten per request. */
+#define BB_ID_LEN 16
+
+typedef struct {
+    uint8_t *body;
+    size_t *off; /* batch offsets of the id digits in body */
+} bb_body_t;
+
+/* Write request number req's ids (req * batch + i) into body. */
+static void ids_stamp(const bb_body_t *b, uint32_t batch, uint64_t req)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (uint32_t i = 0; i < batch; i++) {
+        uint64_t id = req * batch + i;
+        uint8_t *d = b->body + b->off[i];
+        for (int k = BB_ID_LEN - 1; k >= 0; k--, id >>= 4)
+            d[k] = (uint8_t)hex[id & 15];
+    }
+}
 
 typedef struct {
     char dir[64], prefix[64], sock[100], ctrl[100];
@@ -247,13 +269,21 @@ static int consumer_run(const bb_broker_t *b, const bb_opts_t *o, int ready_fd, 
     return 0;
 }
 
-/* One msgpack notification for user u (fixed size; no message_id: the broker makes one). */
-static void pack_notif(msgpack_packer *pk, uint32_t u, uint32_t payload)
+/* One msgpack notification for user u; with id_off, a BB_ID_LEN-digit message_id whose
+ * offset in sb is stored there. */
+static void pack_notif(msgpack_packer *pk, msgpack_sbuffer *sb, uint32_t u, uint32_t payload,
+                       size_t *id_off)
 {
     char user[32], pad[1024];
     snprintf(user, sizeof user, "user%u", u);
     memset(pad, 'x', payload < sizeof pad ? payload : sizeof pad - 1);
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, id_off ? 6 : 5);
+    if (id_off) {
+        pk_s(pk, "message_id");
+        msgpack_pack_str(pk, BB_ID_LEN);
+        *id_off = sb->size;
+        msgpack_pack_str_body(pk, "0000000000000000", BB_ID_LEN);
+    }
     pk_s(pk, "message_type"), pk_s(pk, "system_notice");
     pk_s(pk, "user_id"), pk_s(pk, user);
     pk_s(pk, "priority"), msgpack_pack_uint32(pk, 1);
@@ -275,19 +305,26 @@ static int produce_native(const bb_broker_t *b, const bb_opts_t *o, uint64_t *re
     if (!c) return -1;
     uint32_t frames = (uint32_t)((o->count + o->batch - 1) / o->batch);
     msgpack_sbuffer body[8];
+    bb_body_t ids[8];
     msgpack_packer pk;
     for (int v = 0; v < 8; v++) { /* a few batch bodies spreading users */
         msgpack_sbuffer_init(&body[v]);
         msgpack_packer_init(&pk, &body[v], msgpack_sbuffer_write);
         msgpack_pack_array(&pk, o->batch);
+        ids[v].off = calloc(o->batch, sizeof *ids[v].off);
         for (uint32_t i = 0; i < o->batch; i++)
-            pack_notif(&pk, (v * o->batch + i) % o->users, o->payload);
+            pack_notif(&pk, &body[v], (v * o->batch + i) % o->users, o->payload,
+                       o->no_ids ? NULL : &ids[v].off[i]);
     }
     herald_result_t *res = malloc(o->batch * sizeof *res);
     uint32_t sent = 0, done = 0;
     int rc = 0;
     while (done < frames) {
         while (sent < frames && sent - done < o->pipeline) {
+            if (!o->no_ids) {
+                ids[sent % 8].body = (uint8_t *)body[sent % 8].data;
+                ids_stamp(&ids[sent % 8], o->batch, sent);
+            }
             if (herald_send(c, (uint8_t *)body[sent % 8].data, body[sent % 8].size, &err) < 0) {
                 rc = -1;
                 goto out;
@@ -305,8 +342,10 @@ static int produce_native(const bb_broker_t *b, const bb_opts_t *o, uint64_t *re
     }
 out:
     free(res);
-    for (int v = 0; v < 8; v++)
+    for (int v = 0; v < 8; v++) {
         msgpack_sbuffer_destroy(&body[v]);
+        free(ids[v].off);
+    }
     herald_close(c);
     return rc;
 }
@@ -329,18 +368,32 @@ static int http_read(int fd, char *buf, size_t cap)
     }
 }
 
+/* Send request number n (its ids stamped first, unless ids is NULL). */
+static int http_send(int fd, char *req, size_t len, const bb_body_t *ids, uint32_t batch,
+                     uint64_t n)
+{
+    if (ids) ids_stamp(ids, batch, n);
+    return write_all(fd, req, len);
+}
+
 static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
 {
-    char *req = malloc((size_t)o->batch * (o->payload + 200) + 512);
-    char *body = malloc((size_t)o->batch * (o->payload + 200) + 8);
-    size_t bl = 0;
+    char *req = malloc((size_t)o->batch * (o->payload + 256) + 512);
+    char *body = malloc((size_t)o->batch * (o->payload + 256) + 8);
+    size_t bl = 0, *id_off = calloc(o->batch, sizeof *id_off);
     body[bl++] = '[';
     for (uint32_t i = 0; i < o->batch; i++) {
+        bl += (size_t)sprintf(body + bl, "%s{", i ? "," : "");
+        if (!o->no_ids) {
+            bl += (size_t)sprintf(body + bl, "\"message_id\":\"");
+            id_off[i] = bl;
+            bl += (size_t)sprintf(body + bl, "%0*u\",", BB_ID_LEN, 0);
+        }
         bl += (size_t)sprintf(body + bl,
-                              "%s{\"message_type\":\"system_notice\",\"user_id\":\"user%u\","
+                              "\"message_type\":\"system_notice\",\"user_id\":\"user%u\","
                               "\"priority\":1,\"source\":\"bench\",\"payload\":{\"title\":"
                               "\"bench\",\"level\":\"info\",\"content\":\"",
-                              i ? "," : "", i % o->users);
+                              i % o->users);
         memset(body + bl, 'x', o->payload);
         bl += o->payload;
         bl += (size_t)sprintf(body + bl, "\"}}");
@@ -360,9 +413,10 @@ static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
         fds[i] = tcp_connect(b->http_port);
     uint64_t requests = (o->count + o->batch - 1) / o->batch, sent = 0, done = 0;
     int rc = 0;
+    bb_body_t ids = {(uint8_t *)req + hl, id_off};
     /* One request in flight per connection; connections take turns. */
     for (uint32_t i = 0; i < conns && sent < requests; i++, sent++)
-        if (fds[i] < 0 || write_all(fds[i], req, rl) < 0) rc = -1;
+        if (fds[i] < 0 || http_send(fds[i], req, rl, o->no_ids ? NULL : &ids, o->batch, sent) < 0) rc = -1;
     for (uint32_t i = 0; rc == 0 && done < requests; i = (i + 1) % conns) {
         if (done + (sent - done) <= done) break;
         if (http_read(fds[i], resp, cap) != 200) {
@@ -371,7 +425,7 @@ static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
         }
         done++;
         if (sent < requests) {
-            if (write_all(fds[i], req, rl) < 0) rc = -1;
+            if (http_send(fds[i], req, rl, o->no_ids ? NULL : &ids, o->batch, sent) < 0) rc = -1;
             sent++;
         }
     }
@@ -380,6 +434,7 @@ static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
     free(req);
     free(body);
     free(resp);
+    free(id_off);
     return rc;
 }
 
@@ -438,10 +493,11 @@ static void bb_usage(FILE *out)
 {
     fprintf(out, "usage: herald-bench broker [--mode native|http] [--count N] [--batch B]\n"
                  "         [--pipeline P] [--users U] [--payload BYTES] [--runs R]\n"
-                 "         [--broker-bin PATH]\n"
+                 "         [--no-ids] [--broker-bin PATH]\n"
                  "  native: P batch frames of B in flight on one connection (defaults 2000000,\n"
                  "  1000, 8); http: P keep-alive connections, one array body of B each\n"
-                 "  (defaults 300000, 1000, 2). The broker and a bench gateway run per run.\n");
+                 "  (defaults 300000, 1000, 2). The broker and a bench gateway run per run.\n"
+                 "  Each notification has a unique message_id unless --no-ids.\n");
 }
 
 int bench_broker_main(int argc, char **argv)
@@ -454,10 +510,11 @@ int bench_broker_main(int argc, char **argv)
         {"batch", required_argument, 0, 'b'}, {"pipeline", required_argument, 0, 'p'},
         {"users", required_argument, 0, 'u'}, {"payload", required_argument, 0, 's'},
         {"runs", required_argument, 0, 'r'},  {"broker-bin", required_argument, 0, 'x'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"no-ids", no_argument, 0, 'i'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "m:n:b:p:u:s:r:x:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "m:n:b:p:u:s:r:x:ih", longopts, NULL)) != -1) {
         switch (opt) {
         case 'm':
             o.mode = optarg;
@@ -482,6 +539,9 @@ int bench_broker_main(int argc, char **argv)
             break;
         case 'x':
             o.broker_bin = optarg;
+            break;
+        case 'i':
+            o.no_ids = true;
             break;
         case 'h':
             bb_usage(stdout);
@@ -521,9 +581,10 @@ int bench_broker_main(int argc, char **argv)
     qsort(sorted, o.runs, sizeof *sorted, cmp_d);
     double med = sorted[o.runs / 2];
     printf("{\"bench\":\"broker\",\"mode\":\"%s\",\"count\":%llu,\"batch\":%u,\"pipeline\":%u,"
-           "\"users\":%u,\"payload\":%u,\"runs\":%u,\"median_per_s\":%.0f,\"runs_per_s\":[",
-           o.mode, (unsigned long long)o.count, o.batch, o.pipeline, o.users, o.payload, o.runs,
-           med);
+           "\"users\":%u,\"payload\":%u,\"ids\":%s,\"runs\":%u,\"median_per_s\":%.0f,"
+           "\"runs_per_s\":[",
+           o.mode, (unsigned long long)o.count, o.batch, o.pipeline, o.users, o.payload,
+           o.no_ids ? "false" : "true", o.runs, med);
     for (uint32_t i = 0; i < o.runs; i++)
         printf("%s%.0f", i ? "," : "", rates[i]);
     printf("],\"broker_cpu_s\":[");
