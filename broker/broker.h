@@ -216,7 +216,14 @@ size_t bk_dedup_count(broker_t *b);
 
 /* --- users.c --- */
 int bk_users_init(broker_t *b);
+/* The user id[0..len), created if absent when create; NULL if not found or len is over
+ * HERALD_MAX_ID_LEN. The _hashed form takes bk_user_hash(id, len) computed earlier. */
 bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
+                              bool create);
+uint32_t bk_user_hash(const char *id, size_t len);
+/* Start loading the first user of hash's chain (ingest prefetches before it looks up). */
+void bk_user_prefetch(broker_t *b, uint32_t hash);
 void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it);
 void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns);
 /* First seq the history still holds (last_seq + 1 if empty). */

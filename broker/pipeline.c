@@ -120,7 +120,7 @@ typedef struct {
     notif_t n;
     uint32_t idx;
     uint32_t id_len, id_hash;
-    bk_user_t *user;
+    uint32_t user_len, user_hash;
 } bk_parsed_t;
 
 #define INGEST_CHUNK 32
@@ -145,6 +145,9 @@ static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack
     p->id_len = (uint32_t)strlen(p->n.message_id);
     p->id_hash = bk_dedup_hash(p->n.message_id, p->id_len);
     bk_dedup_prefetch(b, p->id_hash, ahead);
+    p->user_len = (uint32_t)strlen(p->n.user_id);
+    p->user_hash = bk_user_hash(p->n.user_id, p->user_len);
+    bk_user_prefetch(b, p->user_hash);
     return true;
 }
 
@@ -206,7 +209,7 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
         refuse(b, req, p->idx, &err);
         return;
     }
-    bk_user_t *u = bk_user_get(b, n->user_id, strlen(n->user_id), true);
+    bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
     bk_item_t *it = malloc(sizeof *it + (size_t)len);
     if (!it) abort();
     *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority};

@@ -4,7 +4,7 @@
 
 #include "broker.h"
 
-static uint32_t user_hash(const char *s, size_t len)
+uint32_t bk_user_hash(const char *s, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++)
@@ -39,10 +39,21 @@ static void users_grow(broker_t *b)
     b->utab_size = size;
 }
 
+void bk_user_prefetch(broker_t *b, uint32_t hash)
+{
+    bk_user_t *u = b->utab[hash & (b->utab_size - 1)]; /* the table itself stays cached */
+    if (u) __builtin_prefetch(u);
+}
+
 bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create)
 {
+    return bk_user_get_hashed(b, id, len, bk_user_hash(id, len), create);
+}
+
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
+                              bool create)
+{
     if (len > HERALD_MAX_ID_LEN) return NULL;
-    uint32_t hash = user_hash(id, len);
     size_t h = hash & (b->utab_size - 1);
     for (bk_user_t *u = b->utab[h]; u; u = u->hnext)
         if (u->hash == hash && u->id_len == len && !memcmp(u->id, id, len)) return u;
