@@ -169,6 +169,11 @@ int main(int argc, char **argv)
         return 1;
     }
     b->vh = lws_get_vhost_by_name(b->ctx, "default");
+    /* Protocols are initialised when lws's system state reaches OPERATIONAL, normally from a
+     * timer in the first service pass; a request accepted before that would find no
+     * protocol bound. Reach it now, before any socket is served. */
+    lws_state_manager_t *sm = lws_system_get_state_manager(b->ctx);
+    if (sm) lws_state_transition_steps(sm, LWS_SYSTATE_OPERATIONAL);
     if (bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
         lws_context_destroy(b->ctx);

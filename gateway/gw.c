@@ -134,6 +134,13 @@ static int gw_lws_start(gw_t *g)
         log_error("lws default vhost missing");
         return -1;
     }
+    /* lws initialises the protocols (and binds herald.json as the vhost default) only when
+     * its system state reaches OPERATIONAL, which on a foreign loop happens from a timer in
+     * the first loop pass. A WebSocket upgrade served before that is bound to no protocol:
+     * the client gets its 101 but LWS_CALLBACK_ESTABLISHED never reaches us and the session
+     * hangs. So reach OPERATIONAL now, before the first connection can be accepted. */
+    lws_state_manager_t *sm = lws_system_get_state_manager(g->lws);
+    if (sm) lws_state_transition_steps(sm, LWS_SYSTATE_OPERATIONAL);
     log_info("listening on %s:%d", info.iface ? info.iface : "*", info.port);
     return 0;
 }

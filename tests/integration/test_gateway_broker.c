@@ -48,6 +48,25 @@ START_TEST(handshake_refuses_missing_bad_and_expired_tokens_with_401)
 }
 END_TEST
 
+/* lws binds its protocols only once its system state is OPERATIONAL; a WebSocket upgraded
+ * before that (on a freshly started gateway) got its 101 but never its welcome. The race is
+ * in the gateway's first loop pass, so each round restarts the gateway and upgrades the
+ * moment its port accepts. */
+START_TEST(session_opened_the_moment_a_fresh_gateway_accepts_gets_its_welcome)
+{
+    gws_init(&S, 1, NULL);
+    gws_spawn_broker(&S);
+    for (int round = 0; round < 5; round++) {
+        gws_launch_gateway(&S, 0); /* returns as soon as the port accepts */
+        wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL); /* asserts the welcome */
+        gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+        wsc_close(c);
+        gws_kill9(&S, &S.gw[0]);
+    }
+    gws_stop(&S);
+}
+END_TEST
+
 START_TEST(session_receives_only_its_own_users_notifications)
 {
     gws_start(&S, 1, NULL);
@@ -373,6 +392,7 @@ static Suite *gateway_broker_suite(void)
     TCase *tc = tcase_create("system");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, handshake_refuses_missing_bad_and_expired_tokens_with_401);
+    tcase_add_test(tc, session_opened_the_moment_a_fresh_gateway_accepts_gets_its_welcome);
     tcase_add_test(tc, session_receives_only_its_own_users_notifications);
     tcase_add_test(tc, subscribe_limits_a_session_to_its_channels);
     tcase_add_test(tc, broadcast_reaches_every_session_on_every_gateway);
