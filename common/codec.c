@@ -55,14 +55,15 @@ int codec_field_unknown(const char *k, uint32_t n, herald_error_t *err)
 
 int codec_field_missing(int f, herald_error_t *err)
 {
-    return herr_set(err, HERR_MISSING_FIELD, codec_field_names[f], "%s is required", codec_field_names[f]);
+    return herr_set(err, HERR_MISSING_FIELD, codec_field_names[f], "%s is required",
+                    codec_field_names[f]);
 }
 
 int codec_field_unknown_type(const char *s, uint32_t n, herald_error_t *err)
 {
     int shown = n > HERALD_MAX_ID_LEN ? HERALD_MAX_ID_LEN : (int)n;
-    return herr_set(err, HERR_UNKNOWN_TYPE, "message_type", "unknown message_type \"%.*s\"",
-                    shown, s);
+    return herr_set(err, HERR_UNKNOWN_TYPE, "message_type", "unknown message_type \"%.*s\"", shown,
+                    s);
 }
 
 int codec_field_str(bool is_str, const char *s, size_t n, int f, char *dst, size_t cap,

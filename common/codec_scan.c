@@ -249,7 +249,7 @@ static msgpack_object_type mp_type(const uint8_t *q)
     case 0xd3: {
         unsigned h = mp_head[b - 0xc0];
         return mp_sext(mp_be(q + 1, h), h) < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
-                                                : MSGPACK_OBJECT_POSITIVE_INTEGER;
+                                               : MSGPACK_OBJECT_POSITIVE_INTEGER;
     }
     case 0xd9:
     case 0xda:
@@ -325,7 +325,8 @@ static const uint8_t *pl_get(pl_cursor_t *c, const char *key, size_t klen)
         }
         const char *k;
         uint32_t kn;
-        bool match = mp_str(q, &k, &kn) && kn == klen && k[0] == key[0] && memcmp(k, key, klen) == 0;
+        bool match =
+            mp_str(q, &k, &kn) && kn == klen && k[0] == key[0] && memcmp(k, key, klen) == 0;
         q += codec_span(q);
         const uint8_t *v = q;
         q += codec_span(q);
