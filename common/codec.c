@@ -11,38 +11,34 @@ const char *const codec_field_names[F__COUNT] = {
     "user_id", "priority", "timestamp",  "source",       "payload",
 };
 
+/* Each length has its own constant-size compares, which compile to a load and a compare. */
+#define KEY_IS(lit) (memcmp(k, lit, sizeof lit - 1) == 0)
+
 int codec_field_index(const char *k, uint32_t n)
 {
-    int i;
     switch (n) {
     case 3:
-        i = F_SEQ;
-        break;
+        return KEY_IS("seq") ? F_SEQ : -1;
     case 4:
-        i = F_TYPE;
-        break;
+        return KEY_IS("type") ? F_TYPE : -1;
     case 6:
-        i = F_SOURCE;
-        break;
+        return KEY_IS("source") ? F_SOURCE : -1;
     case 7:
-        i = k[0] == 'c' ? F_CHANNEL : k[0] == 'u' ? F_USER_ID : F_PAYLOAD;
-        break;
+        return KEY_IS("user_id")   ? F_USER_ID
+               : KEY_IS("payload") ? F_PAYLOAD
+               : KEY_IS("channel") ? F_CHANNEL
+                                   : -1;
     case 8:
-        i = F_PRIORITY;
-        break;
+        return KEY_IS("priority") ? F_PRIORITY : -1;
     case 9:
-        i = F_TIMESTAMP;
-        break;
+        return KEY_IS("timestamp") ? F_TIMESTAMP : -1;
     case 10:
-        i = F_MESSAGE_ID;
-        break;
+        return KEY_IS("message_id") ? F_MESSAGE_ID : -1;
     case 12:
-        i = F_MESSAGE_TYPE;
-        break;
+        return KEY_IS("message_type") ? F_MESSAGE_TYPE : -1;
     default:
         return -1;
     }
-    return memcmp(k, codec_field_names[i], n) == 0 ? i : -1;
 }
 
 int codec_field_unknown(const char *k, uint32_t n, herald_error_t *err)

@@ -44,13 +44,14 @@ long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off);
  * allocation. The same acceptance rules, error codes and messages as codec_unpack +
  * codec_notif_from_object + model_validate_payload, and codec_encode's bytes.
  *
- * A frame: codec_check(body, len, max, err), then for an array (codec_array_open) each item
- * at p is codec_span(p) bytes; each notification goes through codec_notif_scan and, once
- * the caller set timestamp and seq, codec_encode_to. */
+ * A frame: codec_check(body, len, max, err) first (nothing is scanned unless the whole frame
+ * is well-formed); if codec_array_open finds an array, its items follow the header back to
+ * back: codec_notif_scan returns each one's length, codec_span gives it after a refusal.
+ * Once the caller has set timestamp and seq, codec_encode_to writes the record. */
 
-/* Check that p[0..len) holds one well-formed msgpack value by codec_unpack's rules (nesting
- * limit, announced counts against the bytes left) and return its length; len may extend
- * past it. Errors as codec_unpack's: HERR_TRUNCATED, HERR_MALFORMED. Reads only p[0..len). */
+/* Check that p[0..len) starts with one well-formed msgpack value by codec_unpack's rules
+ * (nesting limit, announced counts against the bytes left) and return its length. Errors as
+ * codec_unpack's for the same bytes: HERR_TRUNCATED, HERR_MALFORMED. Reads only p[0..len). */
 long codec_skip(const uint8_t *p, size_t len, herald_error_t *err);
 
 /* codec_skip over all of buf, with codec_unpack's errors for the same bytes, HERR_TOO_LARGE
@@ -65,12 +66,13 @@ size_t codec_span(const uint8_t *p);
  * length; else return 0. */
 size_t codec_array_open(const uint8_t *p, size_t len, uint32_t *count);
 
-/* codec_notif_from_object for the map whose bytes are exactly p[0..len), well-formed (as
- * checked by codec_skip/codec_check): the same checks in the same order, so the same first
- * error (code, field, message). n->payload is left NIL; n->payload_raw borrows the payload
- * bytes from p (a static empty map when absent). Sets only what codec_encode_to reads and
- * the has_ flags; does not clear n. */
-int codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err);
+/* codec_notif_from_object for the map at p, well-formed and within p[0..len) (checked by
+ * codec_check/codec_skip, alone or as an item): the same checks in the same order, so the
+ * same first error (code, field, message). Returns the map's length in bytes, or a negative
+ * herr. n->payload is left NIL; n->payload_raw borrows the payload bytes from p (a static
+ * empty map when absent). Sets every field codec_encode_to reads and the has_ flags, nothing
+ * else (n is not cleared first). */
+long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err);
 
 /* Size of an output buffer for which codec_encode_to fails only where codec_encode does. */
 #define CODEC_ENCODE_CAP (HERALD_MAX_NOTIF_BYTES + 16)

@@ -64,13 +64,14 @@ static inline uint64_t mp_body_len(uint8_t b, uint64_t v, uint64_t *items)
 }
 
 /* The reader's rules without its objects: codec_read.c's mp_read and mp_container walked
- * iteratively. rem[d] counts the values container d still expects after the one being read
- * and `pending` is their sum, the reader's r->pending, so a container is refused as
- * truncated at the same byte, and nesting is refused at the same depth. */
+ * iteratively. `cur` counts the values the innermost open container still expects after the
+ * one being read (outer ones are saved in `outer`), and `pending` is the sum over all open
+ * containers, the reader's r->pending: so a container is refused as truncated at the same
+ * byte, and nesting is refused at the same depth. */
 static long mp_skip(const uint8_t *p, size_t len)
 {
     const uint8_t *q = p, *end = p + len;
-    uint64_t rem[MSGPACK_EMBED_STACK_SIZE], pending = 0;
+    uint64_t outer[MSGPACK_EMBED_STACK_SIZE], pending = 0, cur = 0;
     unsigned depth = 0;
     for (;;) {
         if (q >= end) return -HERR_TRUNCATED;
@@ -79,12 +80,12 @@ static long mp_skip(const uint8_t *p, size_t len)
         bool container = false;
         if (b <= 0x7f || b >= 0xe0) {
             /* fixint */
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            if ((size_t)(end - q) < (b & 0x1fu)) return -HERR_TRUNCATED;
+            q += b & 0x1fu;
         } else if (b <= 0x9f) {
             container = true;
             items = b <= 0x8f ? 2u * (b & 0x0fu) : b & 0x0fu;
-        } else if (b <= 0xbf) {
-            if ((size_t)(end - q) < (b & 0x1fu)) return -HERR_TRUNCATED;
-            q += b & 0x1fu;
         } else {
             if (b == 0xc1) return -HERR_MALFORMED;
             unsigned h = mp_head[b - 0xc0];
@@ -99,14 +100,16 @@ static long mp_skip(const uint8_t *p, size_t len)
             if (depth >= MSGPACK_EMBED_STACK_SIZE) return -HERR_MALFORMED;
             if (items + pending > (uint64_t)(end - q)) return -HERR_TRUNCATED;
             if (items) {
-                rem[depth++] = items;
+                outer[depth++] = cur;
+                cur = items;
                 pending += items;
             }
         }
-        while (depth && rem[depth - 1] == 0)
-            depth--;
-        if (!depth) return (long)(q - p);
-        rem[depth - 1]--;
+        while (cur == 0) {
+            if (depth == 0) return (long)(q - p);
+            cur = outer[--depth];
+        }
+        cur--;
         pending--;
     }
 }
@@ -135,6 +138,15 @@ int codec_check(const uint8_t *buf, size_t len, size_t max_bytes, herald_error_t
         return herr_set(err, HERR_TRAILING, "", "%zu bytes after the msgpack value",
                         len - (size_t)rc);
     return 0;
+}
+
+/* codec_span with the common one-byte-head cases (fixint, fixstr) inline. */
+static inline size_t mp_span(const uint8_t *q)
+{
+    uint8_t b = q[0];
+    if (b <= 0x7f || b >= 0xe0) return 1;
+    if (b >= 0xa0 && b <= 0xbf) return 1u + (b & 0x1fu);
+    return codec_span(q);
 }
 
 size_t codec_span(const uint8_t *p)
@@ -325,11 +337,11 @@ static const uint8_t *pl_get(pl_cursor_t *c, const char *key, size_t klen)
         }
         const char *k;
         uint32_t kn;
-        bool match =
-            mp_str(q, &k, &kn) && kn == klen && k[0] == key[0] && memcmp(k, key, klen) == 0;
-        q += codec_span(q);
+        bool str = mp_str(q, &k, &kn);
+        bool match = str && kn == klen && k[0] == key[0] && memcmp(k, key, klen) == 0;
+        q = str ? (const uint8_t *)k + kn : q + codec_span(q);
         const uint8_t *v = q;
-        q += codec_span(q);
+        q += mp_span(q);
         i++;
         if (match) {
             c->hint = i == c->count ? 0 : i;
@@ -359,14 +371,15 @@ static int payload_check(const msg_type_t *type, const uint8_t *pl, herald_error
 }
 
 /* codec.c's notif_parse for a producer map (record=false), reading bytes: the same checks
- * in the same order. Fields the broker does not read (payload as an object) are not set. */
-int codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err)
+ * in the same order. Fields the broker does not read (payload as an object) are not set.
+ * Every key is looked at before any value, so on success q has passed the whole map. */
+long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err)
 {
     if (len == 0) return herr_set(err, HERR_TRUNCATED, "", "input ends inside a msgpack value");
     uint32_t count;
     unsigned hdr = mp_map(p, &count);
     if (!hdr) return herr_set(err, HERR_NOT_MAP, "", "a notification must be a map");
-    const uint8_t *f[F__COUNT] = {0}, *q = p + hdr;
+    const uint8_t *f[F__COUNT] = {0}, *q = p + hdr, *payload_end = NULL;
     for (uint32_t i = 0; i < count; i++) {
         const char *k;
         uint32_t kn;
@@ -379,7 +392,8 @@ int codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *e
                             codec_field_names[idx]);
         q = (const uint8_t *)k + kn;
         f[idx] = q;
-        q += codec_span(q);
+        q += mp_span(q);
+        if (idx == F_PAYLOAD) payload_end = q;
     }
 
     int rc;
@@ -432,10 +446,11 @@ int codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *e
         if (!mp_map(f[F_PAYLOAD], &count))
             return herr_set(err, HERR_BAD_KIND, "payload", "payload must be a map");
         n->payload_raw = f[F_PAYLOAD];
-        n->payload_raw_len = (uint32_t)codec_span(f[F_PAYLOAD]);
+        n->payload_raw_len = (uint32_t)(payload_end - f[F_PAYLOAD]);
     } else {
         n->payload_raw = empty_map;
         n->payload_raw_len = 1;
     }
-    return payload_check(n->type, n->payload_raw, err);
+    rc = payload_check(n->type, n->payload_raw, err);
+    return rc ? rc : (long)(q - p);
 }

@@ -38,9 +38,10 @@ static void check_item(const msgpack_object *obj, const uint8_t *p, size_t len, 
     herald_error_t ea, eb;
     int ra = codec_notif_from_object(obj, &a, &ea);
     if (ra == 0) ra = model_validate_payload(a.type, &a.payload, &ea);
-    int rb = codec_notif_scan(p, len, &b, &eb);
-    same_error(ra, &ea, rb, &eb);
+    long used = codec_notif_scan(p, len, &b, &eb);
+    same_error(ra, &ea, used < 0 ? (int)used : 0, &eb);
     if (ra != 0) return;
+    if (used != (long)len) abort();
     if (a.type != b.type || a.priority != b.priority || a.has_priority != b.has_priority ||
         a.has_timestamp != b.has_timestamp || a.timestamp != b.timestamp || a.seq != b.seq ||
         strcmp(a.user_id, b.user_id) != 0 || strcmp(a.source, b.source) != 0)
