@@ -332,7 +332,7 @@ START_TEST(scan_handles_nested_payloads_bin_ext_and_many_entries)
         msgpack_pack_int(&pk, i - 20); /* integer keys */
         msgpack_pack_map(&pk, 2);
         msgpack_pack_bin_with_body(&pk, "\x00\x01", 2);
-        msgpack_pack_ext_with_body(&pk, "abc", (size_t)(i % 20), (int8_t)i);
+        msgpack_pack_ext_with_body(&pk, "0123456789abcdefghij", (size_t)(i % 20), (int8_t)i);
         msgpack_pack_array(&pk, 1);
         msgpack_pack_array(&pk, 17);
         for (int j = 0; j < 17; j++)
