@@ -77,7 +77,8 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
 /* Size of an output buffer for which codec_encode_to fails only where codec_encode does. */
 #define CODEC_ENCODE_CAP (HERALD_MAX_NOTIF_BYTES + 16)
 
-/* Write the canonical encoding of n, as filled by codec_notif_scan (payload_raw set), to
+/* Write the canonical encoding of n, as filled by codec_notif_scan (payload_raw and the
+ * string lengths set; change message_id, user_id or source only with their _len), to
  * out[0..cap): byte for byte what codec_encode writes for the notif_t the object path builds
  * from the same input (the payload re-emitted in the smallest encodings). Returns the length,
  * -HERR_TOO_LARGE (over HERALD_MAX_NOTIF_BYTES, or over cap), or -HERR_INTERNAL when

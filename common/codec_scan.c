@@ -300,12 +300,14 @@ static codec_int_kind_t mp_uint(const uint8_t *q, uint64_t *v)
     return INT_NONE;
 }
 
-static int str_field(const uint8_t *q, int f, char *dst, size_t cap, bool nonempty,
+/* codec_field_str for the value at q; *len gets the string's length. */
+static int str_field(const uint8_t *q, int f, char *dst, size_t cap, bool nonempty, uint8_t *len,
                      herald_error_t *err)
 {
     const char *s = NULL;
     uint32_t n = 0;
     bool is_str = mp_str(q, &s, &n);
+    *len = (uint8_t)n; /* at most cap (< 256) when accepted */
     return codec_field_str(is_str, s, n, f, dst, cap, nonempty, err);
 }
 
@@ -316,53 +318,84 @@ static int uint_field(const uint8_t *q, int f, uint64_t max, uint64_t *out, hera
     return codec_field_uint(k, v, f, max, out, err);
 }
 
-/* The payload map's entries, looked up as model.c's map_get does: from the entry after the
- * last match on, wrapping around, so duplicate keys resolve to the same entry. The position
- * of that entry is kept too, so lookups in the producer's order step over nothing. */
-typedef struct {
-    const uint8_t *first; /* first key */
-    uint32_t count;
-    uint32_t hint;          /* index to search from */
-    const uint8_t *hint_at; /* its key */
-} pl_cursor_t;
+/* The payload map's entries, taken in one walk that also finds the map's end. The first
+ * PL_INDEXED are indexed (key and value positions); larger payloads are searched in place. */
+#define PL_INDEXED 16
 
-static const uint8_t *pl_get(pl_cursor_t *c, const char *key, size_t klen)
+typedef struct {
+    uint32_t count;
+    const uint8_t *first;        /* first key */
+    const char *key[PL_INDEXED]; /* NULL: not a str */
+    uint32_t klen[PL_INDEXED];
+    const uint8_t *val[PL_INDEXED];
+} pl_index_t;
+
+/* Index the payload map at pl (header already checked); returns the map's end. */
+static const uint8_t *pl_walk(const uint8_t *pl, pl_index_t *x)
 {
-    const uint8_t *q = c->hint_at;
-    uint32_t i = c->hint;
-    for (uint32_t j = 0; j < c->count; j++) {
-        if (i == c->count) {
-            i = 0;
-            q = c->first;
+    const uint8_t *q = pl + mp_map(pl, &x->count);
+    x->first = q;
+    for (uint32_t i = 0; i < x->count; i++) {
+        const char *k = NULL;
+        uint32_t kn = 0;
+        bool str = mp_str(q, &k, &kn);
+        q = str ? (const uint8_t *)k + kn : q + codec_span(q);
+        if (i < PL_INDEXED) {
+            x->key[i] = str ? k : NULL;
+            x->klen[i] = kn;
+            x->val[i] = q;
         }
+        q += mp_span(q);
+    }
+    return q;
+}
+
+/* model.c's map_get: the value of key, searched from entry *hint on, wrapping around, so
+ * with duplicate keys the same entry is found; *hint moves past the match. */
+static const uint8_t *pl_get(const pl_index_t *x, const char *key, size_t klen, uint32_t *hint)
+{
+    uint32_t n = x->count, i = *hint;
+    if (n <= PL_INDEXED) {
+        for (uint32_t j = 0; j < n; j++, i = i + 1 == n ? 0 : i + 1) {
+            const char *k = x->key[i];
+            if (k && x->klen[i] == klen && k[0] == key[0] && memcmp(k, key, klen) == 0) {
+                *hint = i + 1 == n ? 0 : i + 1;
+                return x->val[i];
+            }
+        }
+        return NULL;
+    }
+    /* in place: walk from the first entry, keeping the first match at or after *hint and
+     * the first one before it */
+    const uint8_t *q = x->first, *before = NULL;
+    uint32_t before_i = 0;
+    for (uint32_t j = 0; j < n; j++) {
         const char *k;
         uint32_t kn;
         bool str = mp_str(q, &k, &kn);
         bool match = str && kn == klen && k[0] == key[0] && memcmp(k, key, klen) == 0;
         q = str ? (const uint8_t *)k + kn : q + codec_span(q);
-        const uint8_t *v = q;
-        q += mp_span(q);
-        i++;
-        if (match) {
-            c->hint = i == c->count ? 0 : i;
-            c->hint_at = i == c->count ? c->first : q;
-            return v;
+        if (match && j >= i) {
+            *hint = j + 1 == n ? 0 : j + 1;
+            return q;
         }
+        if (match && !before) {
+            before = q;
+            before_i = j;
+        }
+        q += mp_span(q);
     }
-    return NULL;
+    if (before) *hint = before_i + 1 == n ? 0 : before_i + 1;
+    return before;
 }
 
-/* model_validate_payload over the payload map at pl. */
-static int payload_check(const msg_type_t *type, const uint8_t *pl, herald_error_t *err)
+/* model_validate_payload over the indexed payload x. */
+static int payload_check(const msg_type_t *type, const pl_index_t *x, herald_error_t *err)
 {
-    if (!type->n_required) return 0;
-    pl_cursor_t c = {.count = 0};
-    c.first = pl + mp_map(pl, &c.count);
-    c.hint = 0;
-    c.hint_at = c.first;
+    uint32_t hint = 0;
     for (size_t i = 0; i < type->n_required; i++) {
         const field_spec_t *f = &type->required[i];
-        const uint8_t *v = pl_get(&c, f->name, strlen(f->name));
+        const uint8_t *v = pl_get(x, f->name, f->name_len, &hint);
         msgpack_object_type t = v ? mp_type(v) : MSGPACK_OBJECT_NIL;
         int rc = model_payload_field_check(type, f, v ? &t : NULL, err);
         if (rc) return rc;
@@ -380,6 +413,9 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
     unsigned hdr = mp_map(p, &count);
     if (!hdr) return herr_set(err, HERR_NOT_MAP, "", "a notification must be a map");
     const uint8_t *f[F__COUNT] = {0}, *q = p + hdr, *payload_end = NULL;
+    pl_index_t pl;
+    pl.count = 0;
+    pl.first = NULL;
     for (uint32_t i = 0; i < count; i++) {
         const char *k;
         uint32_t kn;
@@ -392,8 +428,11 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
                             codec_field_names[idx]);
         q = (const uint8_t *)k + kn;
         f[idx] = q;
-        q += mp_span(q);
-        if (idx == F_PAYLOAD) payload_end = q;
+        if (idx == F_PAYLOAD && mp_map(q, &pl.count)) {
+            q = payload_end = pl_walk(q, &pl);
+        } else {
+            q += mp_span(q);
+        }
     }
 
     int rc;
@@ -406,14 +445,17 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
     if (!n->type) return codec_field_unknown_type(s, sn, err);
 
     if (!f[F_USER_ID]) return codec_field_missing(F_USER_ID, err);
-    rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true, err);
+    rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true, &n->user_id_len,
+                   err);
     if (rc) return rc;
 
     if (f[F_MESSAGE_ID]) {
-        rc = str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true, err);
+        rc = str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true,
+                       &n->message_id_len, err);
         if (rc) return rc;
     } else {
         model_gen_message_id(n->message_id);
+        n->message_id_len = (uint8_t)strlen(n->message_id);
     }
 
     uint64_t u = 0;
@@ -434,8 +476,10 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
     }
 
     n->source[0] = '\0';
+    n->source_len = 0;
     if (f[F_SOURCE]) {
-        rc = str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false, err);
+        rc = str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false,
+                       &n->source_len, err);
         if (rc) return rc;
     }
 
@@ -451,6 +495,6 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
         n->payload_raw = empty_map;
         n->payload_raw_len = 1;
     }
-    rc = payload_check(n->type, n->payload_raw, err);
+    rc = payload_check(n->type, &pl, err);
     return rc ? rc : (long)(q - p);
 }

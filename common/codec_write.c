@@ -325,8 +325,8 @@ long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
     static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
     if (!n->payload_raw) return -HERR_INTERNAL;
     const char *ch = model_channel_name(n->type->channel);
-    size_t l_id = strlen(n->message_id), l_type = n->type->name_len, l_ch = strlen(ch),
-           l_user = strlen(n->user_id), l_src = strlen(n->source);
+    size_t l_id = n->message_id_len, l_type = n->type->name_len, l_ch = strlen(ch),
+           l_user = n->user_id_len, l_src = n->source_len;
     /* Everything before the payload, as in codec_encode. */
     if (cap < 128 + 5 * 5 + l_id + l_type + l_ch + l_user + l_src) return -HERR_TOO_LARGE;
     uint8_t *w = out;

@@ -12,9 +12,9 @@
  * numbers (integer or float); ids, directions, reasons, messages and other labels are
  * strings; error_code, account_type and deadline are integers. */
 /* clang-format off */
-#define S(f) {f, FK_STRING}
-#define N(f) {f, FK_NUMBER}
-#define I(f) {f, FK_INTEGER}
+#define S(f) {f, FK_STRING, sizeof f - 1}
+#define N(f) {f, FK_NUMBER, sizeof f - 1}
+#define I(f) {f, FK_INTEGER, sizeof f - 1}
 /* clang-format on */
 
 static const field_spec_t req_order_accepted[] = {
@@ -204,7 +204,7 @@ int model_validate_payload(const msg_type_t *type, const msgpack_object *payload
     uint32_t hint = 0;
     for (size_t i = 0; i < type->n_required; i++) {
         const field_spec_t *f = &type->required[i];
-        const msgpack_object *v = map_get(payload, f->name, strlen(f->name), &hint);
+        const msgpack_object *v = map_get(payload, f->name, f->name_len, &hint);
         int rc = model_payload_field_check(type, f, v ? &v->type : NULL, err);
         if (rc) return rc;
     }

@@ -29,6 +29,7 @@ typedef enum {
 typedef struct {
     const char *name;
     field_kind_t kind;
+    size_t name_len; /* strlen(name) */
 } field_spec_t;
 
 /* One row of the type table. `required` lists payload fields that must be present with
@@ -60,6 +61,9 @@ typedef struct {
      * NULL when `payload` holds it. Only codec_encode_to reads it. */
     const uint8_t *payload_raw;
     uint32_t payload_raw_len;
+    /* strlen of message_id, user_id and source, also set by codec_notif_scan for
+     * codec_encode_to (the object path leaves them unset). */
+    uint8_t message_id_len, user_id_len, source_len;
 } notif_t;
 
 /* The type table: all rows, in SPEC order. */
