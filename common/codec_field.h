@@ -1,6 +1,6 @@
 /* codec_field.h - the notification map's fields and their checks, shared by the object
- * parser (codec.c) and the byte scanner (codec_scan.c) so both refuse with the same words.
- * Private to the codec. */
+ * parser (codec.c) and the byte scanner (codec_scan.c) so both refuse with the same words,
+ * and the msgpack head sizes the byte walkers share. Private to the codec. */
 #ifndef HERALD_CODEC_FIELD_H
 #define HERALD_CODEC_FIELD_H
 
@@ -28,6 +28,10 @@ enum {
 typedef enum { INT_NONE = 0, INT_POSITIVE, INT_NEGATIVE } codec_int_kind_t;
 
 extern const char *const codec_field_names[F__COUNT];
+
+/* Bytes after a msgpack tag 0xc0 + i holding a length, count or the value (bin 1/2/4, ext
+ * length + type, float, int, fixext type, str, array, map); 0 for the others. */
+extern const uint8_t codec_mp_head[32];
 
 /* The field index of key k (n bytes), or -1 if it is not a notification field. */
 int codec_field_index(const char *k, uint32_t n);

@@ -7,8 +7,8 @@
 #include "codec.h"
 #include "codec_field.h"
 
-/* Bytes after a tag in 0xc0..0xdf holding a length, count or the value: codec_read.c's table. */
-static const uint8_t mp_head[32] = {
+/* codec_read.c's table (it keeps its own, inside the reader). */
+const uint8_t codec_mp_head[32] = {
     [0x04] = 1, [0x05] = 2, [0x06] = 4,                         /* bin */
     [0x07] = 2, [0x08] = 3, [0x09] = 5,                         /* ext: length + type */
     [0x0a] = 4, [0x0b] = 8,                                     /* float */
@@ -88,7 +88,7 @@ static long mp_skip(const uint8_t *p, size_t len)
             items = b <= 0x8f ? 2u * (b & 0x0fu) : b & 0x0fu;
         } else {
             if (b == 0xc1) return -HERR_MALFORMED;
-            unsigned h = mp_head[b - 0xc0];
+            unsigned h = codec_mp_head[b - 0xc0];
             if ((size_t)(end - q) < h) return -HERR_TRUNCATED;
             uint64_t body = mp_body_len(b, mp_be(q, h), &items);
             q += h;
@@ -164,7 +164,7 @@ size_t codec_span(const uint8_t *p)
         } else if (b <= 0xbf) {
             q += b & 0x1fu;
         } else {
-            unsigned h = mp_head[b - 0xc0];
+            unsigned h = codec_mp_head[b - 0xc0];
             uint64_t items, body = mp_body_len(b, mp_be(q, h), &items);
             q += h + body;
             left += items;
@@ -199,7 +199,7 @@ static inline bool mp_str(const uint8_t *q, const char **s, uint32_t *n)
         *n = b & 0x1fu;
         h = 0;
     } else if (b >= 0xd9 && b <= 0xdb) {
-        h = mp_head[b - 0xc0];
+        h = codec_mp_head[b - 0xc0];
         *n = (uint32_t)mp_be(q + 1, h);
     } else {
         return false;
@@ -216,7 +216,7 @@ static inline unsigned mp_map(const uint8_t *q, uint32_t *count)
         return 1;
     }
     if (q[0] == 0xde || q[0] == 0xdf) {
-        unsigned h = mp_head[q[0] - 0xc0];
+        unsigned h = codec_mp_head[q[0] - 0xc0];
         *count = (uint32_t)mp_be(q + 1, h);
         return 1 + h;
     }
@@ -259,7 +259,7 @@ static msgpack_object_type mp_type(const uint8_t *q)
     case 0xd1:
     case 0xd2:
     case 0xd3: {
-        unsigned h = mp_head[b - 0xc0];
+        unsigned h = codec_mp_head[b - 0xc0];
         return mp_sext(mp_be(q + 1, h), h) < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER
                                                : MSGPACK_OBJECT_POSITIVE_INTEGER;
     }
@@ -290,7 +290,7 @@ static codec_int_kind_t mp_uint(const uint8_t *q, uint64_t *v)
     }
     if (b >= 0xe0) return INT_NEGATIVE;
     if (b >= 0xcc && b <= 0xd3) {
-        unsigned h = mp_head[b - 0xc0];
+        unsigned h = codec_mp_head[b - 0xc0];
         *v = mp_be(q + 1, h);
         if (b <= 0xcf) return INT_POSITIVE;
         int64_t i = mp_sext(*v, h);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_field.h"
 
 /* The encoder writes into the sbuffer directly, with one capacity check per value (one for
  * all fields before the payload), instead of a callback per fragment through msgpack_packer. Encodings are the smallest, exactly as
@@ -207,12 +208,6 @@ long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
  * output would pass lim (checked once per value, with room for any header). */
 static uint8_t *put_canonical(uint8_t *w, const uint8_t *p, const uint8_t *lim)
 {
-    static const uint8_t head[32] = {
-        [0x04] = 1, [0x05] = 2, [0x06] = 4, [0x07] = 2, [0x08] = 3, [0x09] = 5, [0x0a] = 4,
-        [0x0b] = 8, [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8, [0x10] = 1, [0x11] = 2,
-        [0x12] = 4, [0x13] = 8, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1,
-        [0x19] = 1, [0x1a] = 2, [0x1b] = 4, [0x1c] = 2, [0x1d] = 4, [0x1e] = 2, [0x1f] = 4,
-    }; /* bytes after the tag, as in codec_read.c */
     uint64_t left = 1;
     do {
         left--;
@@ -236,7 +231,7 @@ static uint8_t *put_canonical(uint8_t *w, const uint8_t *p, const uint8_t *lim)
             p += n;
             continue;
         }
-        unsigned h = head[b - 0xc0];
+        unsigned h = codec_mp_head[b - 0xc0];
         uint64_t v = 0;
         for (unsigned i = 0; i < h; i++)
             v = (v << 8) | p[i];

@@ -306,6 +306,32 @@ START_TEST(scan_finds_payload_fields_in_any_order_and_first_duplicate_from_hint)
     msgpack_sbuffer_write(&sb, dup, sizeof dup - 1);
     ck_assert_int_eq(codec_check((const uint8_t *)sb.data, sb.size, BIG_LIMIT, &err), 0);
     ck_assert_int_eq(both_sb(&err), 0);
+    /* the same over 16 entries (searched in place, not indexed): title is found at 18,
+     * content after wrapping to 1, level from there at 19 (a search from 0 would find the
+     * integer at 0) */
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "message_type", 12);
+    msgpack_pack_str_with_body(&pk, "system_notice", 13);
+    msgpack_pack_str_with_body(&pk, "user_id", 7);
+    msgpack_pack_str_with_body(&pk, "u", 1);
+    msgpack_pack_str_with_body(&pk, "payload", 7);
+    msgpack_pack_map(&pk, 20);
+    msgpack_pack_str_with_body(&pk, "level", 5);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "content", 7);
+    msgpack_pack_str_with_body(&pk, "c", 1);
+    for (int i = 2; i < 18; i++) {
+        msgpack_pack_int(&pk, i);
+        msgpack_pack_str_with_body(&pk, "title", 5);
+    }
+    msgpack_pack_str_with_body(&pk, "title", 5);
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_str_with_body(&pk, "level", 5);
+    msgpack_pack_str_with_body(&pk, "l", 1);
+    ck_assert_int_eq(both_sb(&err), 0);
     /* a non-string key among the payload's keys */
     ck_assert_int_eq(both_json("{\"message_type\":\"system_notice\",\"user_id\":\"u\",\"payload\":{"
                                "\"level\":\"l\",\"title\":7,\"content\":\"c\"}}",
