@@ -1,99 +1,108 @@
 /* codec.c - strict validation of notification maps and canonical records (codec.h).
  * The msgpack reader is in codec_read.c, the canonical writer in codec_write.c. */
 #include "codec.h"
+#include "codec_field.h"
 
 #include <stdio.h>
 #include <string.h>
 
-enum {
-    F_TYPE = 0,
-    F_SEQ,
-    F_MESSAGE_ID,
-    F_MESSAGE_TYPE,
-    F_CHANNEL,
-    F_USER_ID,
-    F_PRIORITY,
-    F_TIMESTAMP,
-    F_SOURCE,
-    F_PAYLOAD,
-    F__COUNT
-};
-
-static const char *const field_names[F__COUNT] = {
+const char *const codec_field_names[F__COUNT] = {
     "type",    "seq",      "message_id", "message_type", "channel",
     "user_id", "priority", "timestamp",  "source",       "payload",
 };
 
-static int field_index(const char *k, uint32_t n)
+/* Each length has its own constant-size compares, which compile to a load and a compare. */
+#define KEY_IS(lit) (memcmp(k, lit, sizeof lit - 1) == 0)
+
+int codec_field_index(const char *k, uint32_t n)
 {
-    int i;
     switch (n) {
     case 3:
-        i = F_SEQ;
-        break;
+        return KEY_IS("seq") ? F_SEQ : -1;
     case 4:
-        i = F_TYPE;
-        break;
+        return KEY_IS("type") ? F_TYPE : -1;
     case 6:
-        i = F_SOURCE;
-        break;
+        return KEY_IS("source") ? F_SOURCE : -1;
     case 7:
-        i = k[0] == 'c' ? F_CHANNEL : k[0] == 'u' ? F_USER_ID : F_PAYLOAD;
-        break;
+        return KEY_IS("user_id")   ? F_USER_ID
+               : KEY_IS("payload") ? F_PAYLOAD
+               : KEY_IS("channel") ? F_CHANNEL
+                                   : -1;
     case 8:
-        i = F_PRIORITY;
-        break;
+        return KEY_IS("priority") ? F_PRIORITY : -1;
     case 9:
-        i = F_TIMESTAMP;
-        break;
+        return KEY_IS("timestamp") ? F_TIMESTAMP : -1;
     case 10:
-        i = F_MESSAGE_ID;
-        break;
+        return KEY_IS("message_id") ? F_MESSAGE_ID : -1;
     case 12:
-        i = F_MESSAGE_TYPE;
-        break;
+        return KEY_IS("message_type") ? F_MESSAGE_TYPE : -1;
     default:
         return -1;
     }
-    return memcmp(k, field_names[i], n) == 0 ? i : -1;
 }
 
-/* Copy a string field into dst (cap bytes + NUL). Ids must be non-empty; no field may
- * hold a NUL byte, since every consumer treats them as C strings. */
-static int str_field(const msgpack_object *v, int f, char *dst, size_t cap, bool nonempty,
-                     herald_error_t *err)
+int codec_field_unknown(const char *k, uint32_t n, herald_error_t *err)
 {
-    const char *name = field_names[f];
-    if (v->type != MSGPACK_OBJECT_STR)
-        return herr_set(err, HERR_BAD_KIND, name, "%s must be a string", name);
-    size_t n = v->via.str.size;
+    char name[HERALD_MAX_ID_LEN + 1];
+    int shown = n > HERALD_MAX_ID_LEN ? HERALD_MAX_ID_LEN : (int)n;
+    snprintf(name, sizeof name, "%.*s", shown, k);
+    return herr_set(err, HERR_BAD_VALUE, name, "unknown field \"%s\"", name);
+}
+
+int codec_field_missing(int f, herald_error_t *err)
+{
+    return herr_set(err, HERR_MISSING_FIELD, codec_field_names[f], "%s is required",
+                    codec_field_names[f]);
+}
+
+int codec_field_unknown_type(const char *s, uint32_t n, herald_error_t *err)
+{
+    int shown = n > HERALD_MAX_ID_LEN ? HERALD_MAX_ID_LEN : (int)n;
+    return herr_set(err, HERR_UNKNOWN_TYPE, "message_type", "unknown message_type \"%.*s\"", shown,
+                    s);
+}
+
+int codec_field_str(bool is_str, const char *s, size_t n, int f, char *dst, size_t cap,
+                    bool nonempty, herald_error_t *err)
+{
+    const char *name = codec_field_names[f];
+    if (!is_str) return herr_set(err, HERR_BAD_KIND, name, "%s must be a string", name);
     if (n > cap)
         return herr_set(err, HERR_TOO_LONG, name, "%s is %zu bytes, limit %zu", name, n, cap);
     if (nonempty && n == 0) return herr_set(err, HERR_BAD_VALUE, name, "%s is empty", name);
-    if (memchr(v->via.str.ptr, '\0', n))
+    if (memchr(s, '\0', n))
         return herr_set(err, HERR_BAD_VALUE, name, "%s contains a NUL byte", name);
-    memcpy(dst, v->via.str.ptr, n);
+    memcpy(dst, s, n);
     dst[n] = '\0';
     return 0;
+}
+
+int codec_field_uint(codec_int_kind_t k, uint64_t v, int f, uint64_t max, uint64_t *out,
+                     herald_error_t *err)
+{
+    const char *name = codec_field_names[f];
+    if (k == INT_NEGATIVE || (k == INT_POSITIVE && v > max))
+        return herr_set(err, HERR_BAD_VALUE, name, "%s must be in 0..%llu", name,
+                        (unsigned long long)max);
+    if (k != INT_POSITIVE) return herr_set(err, HERR_BAD_KIND, name, "%s must be an integer", name);
+    *out = v;
+    return 0;
+}
+
+static int str_field(const msgpack_object *v, int f, char *dst, size_t cap, bool nonempty,
+                     herald_error_t *err)
+{
+    return codec_field_str(v->type == MSGPACK_OBJECT_STR, v->via.str.ptr, v->via.str.size, f, dst,
+                           cap, nonempty, err);
 }
 
 static int uint_field(const msgpack_object *v, int f, uint64_t max, uint64_t *out,
                       herald_error_t *err)
 {
-    const char *name = field_names[f];
-    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
-        (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 > max))
-        return herr_set(err, HERR_BAD_VALUE, name, "%s must be in 0..%llu", name,
-                        (unsigned long long)max);
-    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return herr_set(err, HERR_BAD_KIND, name, "%s must be an integer", name);
-    *out = v->via.u64;
-    return 0;
-}
-
-static int missing(int f, herald_error_t *err)
-{
-    return herr_set(err, HERR_MISSING_FIELD, field_names[f], "%s is required", field_names[f]);
+    codec_int_kind_t k = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER   ? INT_POSITIVE
+                         : v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? INT_NEGATIVE
+                                                                      : INT_NONE;
+    return codec_field_uint(k, v->via.u64, f, max, out, err);
 }
 
 /* Both entry points share this: a producer map (record=false: broker fields ignored,
@@ -110,32 +119,23 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
             return herr_set(err, HERR_BAD_KIND, "", "notification keys must be strings");
         const char *k = kv->key.via.str.ptr;
         uint32_t kn = kv->key.via.str.size;
-        int idx = field_index(k, kn);
-        if (idx < 0) {
-            char name[HERALD_MAX_ID_LEN + 1];
-            int shown = kn > HERALD_MAX_ID_LEN ? HERALD_MAX_ID_LEN : (int)kn;
-            snprintf(name, sizeof name, "%.*s", shown, k);
-            return herr_set(err, HERR_BAD_VALUE, name, "unknown field \"%s\"", name);
-        }
+        int idx = codec_field_index(k, kn);
+        if (idx < 0) return codec_field_unknown(k, kn, err);
         if (f[idx])
-            return herr_set(err, HERR_BAD_VALUE, field_names[idx], "duplicate field %s",
-                            field_names[idx]);
+            return herr_set(err, HERR_BAD_VALUE, codec_field_names[idx], "duplicate field %s",
+                            codec_field_names[idx]);
         f[idx] = &kv->val;
     }
 
     int rc;
     const msgpack_object *v = f[F_MESSAGE_TYPE];
-    if (!v) return missing(F_MESSAGE_TYPE, err);
+    if (!v) return codec_field_missing(F_MESSAGE_TYPE, err);
     if (v->type != MSGPACK_OBJECT_STR)
         return herr_set(err, HERR_BAD_KIND, "message_type", "message_type must be a string");
     n->type = model_type_find(v->via.str.ptr, v->via.str.size);
-    if (!n->type) {
-        int shown = v->via.str.size > HERALD_MAX_ID_LEN ? HERALD_MAX_ID_LEN : (int)v->via.str.size;
-        return herr_set(err, HERR_UNKNOWN_TYPE, "message_type", "unknown message_type \"%.*s\"",
-                        shown, v->via.str.ptr);
-    }
+    if (!n->type) return codec_field_unknown_type(v->via.str.ptr, v->via.str.size, err);
 
-    if (!f[F_USER_ID]) return missing(F_USER_ID, err);
+    if (!f[F_USER_ID]) return codec_field_missing(F_USER_ID, err);
     rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true, err);
     if (rc) return rc;
 
@@ -143,7 +143,7 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
         rc = str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true, err);
         if (rc) return rc;
     } else if (record) {
-        return missing(F_MESSAGE_ID, err);
+        return codec_field_missing(F_MESSAGE_ID, err);
     } else {
         model_gen_message_id(n->message_id);
     }
@@ -155,7 +155,7 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
         if (rc) return rc;
         n->priority = (uint8_t)u;
     } else if (record) {
-        return missing(F_PRIORITY, err);
+        return codec_field_missing(F_PRIORITY, err);
     } else {
         n->priority = n->type->priority;
     }
@@ -166,7 +166,7 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
         rc = uint_field(f[F_TIMESTAMP], F_TIMESTAMP, UINT64_MAX, &n->timestamp, err);
         if (rc) return rc;
     } else if (record) {
-        return missing(F_TIMESTAMP, err);
+        return codec_field_missing(F_TIMESTAMP, err);
     }
 
     n->source[0] = '\0';
@@ -174,7 +174,7 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
         rc = str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false, err);
         if (rc) return rc;
     } else if (record) {
-        return missing(F_SOURCE, err);
+        return codec_field_missing(F_SOURCE, err);
     }
 
     if (f[F_PAYLOAD]) {
@@ -182,25 +182,26 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
             return herr_set(err, HERR_BAD_KIND, "payload", "payload must be a map");
         n->payload = *f[F_PAYLOAD];
     } else if (record) {
-        return missing(F_PAYLOAD, err);
+        return codec_field_missing(F_PAYLOAD, err);
     } else {
         memset(&n->payload, 0, sizeof n->payload);
         n->payload.type = MSGPACK_OBJECT_MAP;
     }
 
+    n->payload_raw = NULL;
     n->seq = 0;
     if (!record) return model_validate_payload(n->type, &n->payload, err);
 
     v = f[F_TYPE];
-    if (!v) return missing(F_TYPE, err);
+    if (!v) return codec_field_missing(F_TYPE, err);
     if (v->type != MSGPACK_OBJECT_STR || v->via.str.size != 12 ||
         memcmp(v->via.str.ptr, "notification", 12) != 0)
         return herr_set(err, HERR_BAD_VALUE, "type", "type must be \"notification\"");
-    if (!f[F_SEQ]) return missing(F_SEQ, err);
+    if (!f[F_SEQ]) return codec_field_missing(F_SEQ, err);
     rc = uint_field(f[F_SEQ], F_SEQ, UINT64_MAX, &n->seq, err);
     if (rc) return rc;
     v = f[F_CHANNEL];
-    if (!v) return missing(F_CHANNEL, err);
+    if (!v) return codec_field_missing(F_CHANNEL, err);
     const char *ch = model_channel_name(n->type->channel);
     if (v->type != MSGPACK_OBJECT_STR || v->via.str.size != strlen(ch) ||
         memcmp(v->via.str.ptr, ch, v->via.str.size) != 0)

@@ -40,6 +40,51 @@ int codec_decode(const uint8_t *buf, size_t len, msgpack_unpacked *scratch, noti
  * Returns the encoded length, or a negative herr on HERR_TOO_LARGE. */
 long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off);
 
+/* The direct ingest path (codec_scan.c), for the broker's hot loop: no object tree, no
+ * allocation. The same acceptance rules, error codes and messages as codec_unpack +
+ * codec_notif_from_object + model_validate_payload, and codec_encode's bytes.
+ *
+ * A frame: codec_check(body, len, max, err) first (nothing is scanned unless the whole frame
+ * is well-formed); if codec_array_open finds an array, its items follow the header back to
+ * back: codec_notif_scan returns each one's length, codec_span gives it after a refusal.
+ * Once the caller has set timestamp and seq, codec_encode_to writes the record. */
+
+/* Check that p[0..len) starts with one well-formed msgpack value by codec_unpack's rules
+ * (nesting limit, announced counts against the bytes left) and return its length. Errors as
+ * codec_unpack's for the same bytes: HERR_TRUNCATED, HERR_MALFORMED. Reads only p[0..len). */
+long codec_skip(const uint8_t *p, size_t len, herald_error_t *err);
+
+/* codec_skip over all of buf, with codec_unpack's errors for the same bytes, HERR_TOO_LARGE
+ * (len > max_bytes) and HERR_TRAILING included. */
+int codec_check(const uint8_t *buf, size_t len, size_t max_bytes, herald_error_t *err);
+
+/* Length of the msgpack value at p, which must be well-formed (codec_skip accepted it or a
+ * value containing it): no checks. */
+size_t codec_span(const uint8_t *p);
+
+/* If p[0..len) starts with an array header, store the item count and return the header
+ * length; else return 0. */
+size_t codec_array_open(const uint8_t *p, size_t len, uint32_t *count);
+
+/* codec_notif_from_object for the map at p, well-formed and within p[0..len) (checked by
+ * codec_check/codec_skip, alone or as an item): the same checks in the same order, so the
+ * same first error (code, field, message). Returns the map's length in bytes, or a negative
+ * herr. n->payload is left NIL; n->payload_raw borrows the payload bytes from p (a static
+ * empty map when absent). Sets every field codec_encode_to reads and the has_ flags, nothing
+ * else (n is not cleared first). */
+long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err);
+
+/* Size of an output buffer for which codec_encode_to fails only where codec_encode does. */
+#define CODEC_ENCODE_CAP (HERALD_MAX_NOTIF_BYTES + 16)
+
+/* Write the canonical encoding of n, as filled by codec_notif_scan (payload_raw and the
+ * string lengths set; change message_id, user_id or source only with their _len), to
+ * out[0..cap): byte for byte what codec_encode writes for the notif_t the object path builds
+ * from the same input (the payload re-emitted in the smallest encodings). Returns the length,
+ * -HERR_TOO_LARGE (over HERALD_MAX_NOTIF_BYTES, or over cap), or -HERR_INTERNAL when
+ * payload_raw is NULL. The seq is at CODEC_SEQ_OFFSET. */
+long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap);
+
 /* Overwrite the big-endian seq at buf+seq_off. */
 static inline void codec_patch_seq(uint8_t *buf, size_t seq_off, uint64_t seq)
 {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "codec_field.h"
 
 /* The encoder writes into the sbuffer directly, with one capacity check per value (one for
  * all fields before the payload), instead of a callback per fragment through msgpack_packer. Encodings are the smallest, exactly as
@@ -199,4 +200,150 @@ long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
     }
     if (seq_off) *seq_off = CODEC_SEQ_OFFSET;
     return (long)len;
+}
+
+/* Re-emit the well-formed msgpack value at p in the smallest encodings: the bytes put_object
+ * writes for the object codec_unpack builds from it. A flat walk (`left` counts the values
+ * still to copy), since output order is input order. Returns the new end, or NULL if the
+ * output would pass lim (checked once per value, with room for any header). */
+static uint8_t *put_canonical(uint8_t *w, const uint8_t *p, const uint8_t *lim)
+{
+    uint64_t left = 1;
+    do {
+        left--;
+        if (lim - w < 10) return NULL;
+        uint8_t b = *p++;
+        if (b <= 0x7f || b >= 0xe0) {
+            *w++ = b;
+            continue;
+        }
+        if (b <= 0x9f) { /* fixmap, fixarray */
+            *w++ = b;
+            left += b <= 0x8f ? 2u * (b & 0x0fu) : b & 0x0fu;
+            continue;
+        }
+        if (b <= 0xbf) { /* fixstr */
+            size_t n = b & 0x1fu;
+            if ((size_t)(lim - w) < n + 1) return NULL;
+            *w++ = b;
+            memcpy(w, p, n);
+            w += n;
+            p += n;
+            continue;
+        }
+        unsigned h = codec_mp_head[b - 0xc0];
+        uint64_t v = 0;
+        for (unsigned i = 0; i < h; i++)
+            v = (v << 8) | p[i];
+        p += h;
+        uint64_t body = 0;
+        switch (b) {
+        case 0xca: { /* via.f64 round trip: a signalling NaN comes back quiet */
+            uint32_t bits = (uint32_t)v;
+            if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu)) bits |= 0x00400000u;
+            w = put_tag(w, 0xca, bits, 4);
+            break;
+        }
+        case 0xcb:
+            w = put_tag(w, 0xcb, v, 8);
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            w = put_uint(w, v);
+            break;
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
+            int64_t i = (int64_t)(v << (64 - 8 * h)) >> (64 - 8 * h);
+            w = i < 0 ? put_int(w, i) : put_uint(w, (uint64_t)i);
+            break;
+        }
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+            body = v;
+            w = put_len(w, 0, 0, T_BIN, v);
+            break;
+        case 0xc7:
+        case 0xc8:
+        case 0xc9:
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8: {
+            static const uint8_t fixext[17] = {
+                [1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
+            body = b >= 0xd4 ? 1u << (b - 0xd4) : v >> 8;
+            if (body <= 16 && fixext[body])
+                *w++ = fixext[body];
+            else
+                w = put_len(w, 0, 0, T_EXT, body);
+            *w++ = p[-1]; /* the type byte ends the head */
+            break;
+        }
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
+            body = v;
+            w = put_len(w, 0xa0, 31, T_STR, v);
+            break;
+        case 0xdc:
+        case 0xdd:
+            w = put_len(w, 0x90, 15, T_ARRAY, v);
+            left += v;
+            break;
+        case 0xde:
+        case 0xdf:
+            w = put_len(w, 0x80, 15, T_MAP, v);
+            left += 2 * v;
+            break;
+        default: /* nil, false, true */
+            *w++ = b;
+            break;
+        }
+        if (body) {
+            if ((uint64_t)(lim - w) < body) return NULL;
+            memcpy(w, p, body);
+            w += body;
+            p += body;
+        }
+    } while (left);
+    return w;
+}
+
+long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
+{
+    static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
+    if (!n->payload_raw) return -HERR_INTERNAL;
+    const char *ch = model_channel_name(n->type->channel);
+    size_t l_id = n->message_id_len, l_type = n->type->name_len, l_ch = strlen(ch),
+           l_user = n->user_id_len, l_src = n->source_len;
+    /* Everything before the payload, as in codec_encode. */
+    if (cap < 128 + 5 * 5 + l_id + l_type + l_ch + l_user + l_src) return -HERR_TOO_LARGE;
+    uint8_t *w = out;
+    w = PUT_LIT(w, head);
+    w = put_be(w, n->seq, 8);
+    w = PUT_LIT(w, "\xaamessage_id");
+    w = put_strw(w, n->message_id, l_id);
+    w = PUT_LIT(w, "\xacmessage_type");
+    w = put_strw(w, n->type->name, l_type);
+    w = PUT_LIT(w, "\xa7"
+                   "channel");
+    w = put_strw(w, ch, l_ch);
+    w = PUT_LIT(w, "\xa7user_id");
+    w = put_strw(w, n->user_id, l_user);
+    w = PUT_LIT(w, "\xa8priority");
+    *w++ = n->priority & 0x7f;
+    w = PUT_LIT(w, "\xa9timestamp");
+    w = put_tag(w, 0xcf, n->timestamp, 8);
+    w = PUT_LIT(w, "\xa6source");
+    w = put_strw(w, n->source, l_src);
+    w = PUT_LIT(w, "\xa7payload");
+    w = put_canonical(w, n->payload_raw, out + cap);
+    if (!w || w - out > HERALD_MAX_NOTIF_BYTES) return -HERR_TOO_LARGE;
+    return (long)(w - out);
 }

@@ -12,9 +12,9 @@
  * numbers (integer or float); ids, directions, reasons, messages and other labels are
  * strings; error_code, account_type and deadline are integers. */
 /* clang-format off */
-#define S(f) {f, FK_STRING}
-#define N(f) {f, FK_NUMBER}
-#define I(f) {f, FK_INTEGER}
+#define S(f) {f, FK_STRING, sizeof f - 1}
+#define N(f) {f, FK_NUMBER, sizeof f - 1}
+#define I(f) {f, FK_INTEGER, sizeof f - 1}
 /* clang-format on */
 
 static const field_spec_t req_order_accepted[] = {
@@ -75,11 +75,11 @@ static const field_spec_t req_system_notice[] = {
 
 #define ROW(name, ch, prio, req)                                                                   \
     {                                                                                              \
-        name, ch, prio, req, sizeof req / sizeof req[0]                                            \
+        name, sizeof name - 1, ch, prio, req, sizeof req / sizeof req[0]                           \
     }
 #define BARE(name, ch, prio)                                                                       \
     {                                                                                              \
-        name, ch, prio, NULL, 0                                                                    \
+        name, sizeof name - 1, ch, prio, NULL, 0                                                   \
     }
 
 static const msg_type_t types[] = {
@@ -117,9 +117,11 @@ const msg_type_t *model_types(size_t *count)
 
 const msg_type_t *model_type_find(const char *name, size_t len)
 {
+    if (len == 0) return NULL; /* name[0] may be past the caller's buffer */
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         const char *t = types[i].name;
-        if (t[0] == name[0] && strlen(t) == len && memcmp(t, name, len) == 0) return &types[i];
+        if (types[i].name_len == len && t[0] == name[0] && memcmp(t, name, len) == 0)
+            return &types[i];
     }
     return NULL;
 }
@@ -202,10 +204,18 @@ int model_validate_payload(const msg_type_t *type, const msgpack_object *payload
     uint32_t hint = 0;
     for (size_t i = 0; i < type->n_required; i++) {
         const field_spec_t *f = &type->required[i];
-        const msgpack_object *v = map_get(payload, f->name, strlen(f->name), &hint);
-        if (!v) return payload_error(err, HERR_MISSING_FIELD, type, f);
-        if (!kind_matches(f->kind, v->type)) return payload_error(err, HERR_BAD_KIND, type, f);
+        const msgpack_object *v = map_get(payload, f->name, f->name_len, &hint);
+        int rc = model_payload_field_check(type, f, v ? &v->type : NULL, err);
+        if (rc) return rc;
     }
+    return 0;
+}
+
+int model_payload_field_check(const msg_type_t *type, const field_spec_t *f,
+                              const msgpack_object_type *t, herald_error_t *err)
+{
+    if (!t) return payload_error(err, HERR_MISSING_FIELD, type, f);
+    if (!kind_matches(f->kind, *t)) return payload_error(err, HERR_BAD_KIND, type, f);
     return 0;
 }
 

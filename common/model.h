@@ -29,12 +29,14 @@ typedef enum {
 typedef struct {
     const char *name;
     field_kind_t kind;
+    size_t name_len; /* strlen(name) */
 } field_spec_t;
 
 /* One row of the type table. `required` lists payload fields that must be present with
  * the given kinds; extra payload fields are passed through untouched. */
 typedef struct {
     const char *name;
+    size_t name_len; /* strlen(name), for lookups and encoders */
     channel_t channel;
     uint8_t priority;
     const field_spec_t *required;
@@ -54,6 +56,14 @@ typedef struct {
     uint64_t timestamp;     /* ns since epoch */
     uint64_t seq;           /* 0 = not yet assigned */
     msgpack_object payload; /* MSGPACK_OBJECT_MAP (empty map when absent) */
+    /* Set by codec_notif_scan instead of `payload` (which it leaves NIL): the payload map's
+     * msgpack bytes as received (borrowed from the input; a static empty map when absent).
+     * NULL when `payload` holds it. Only codec_encode_to reads it. */
+    const uint8_t *payload_raw;
+    uint32_t payload_raw_len;
+    /* strlen of message_id, user_id and source, also set by codec_notif_scan for
+     * codec_encode_to (the object path leaves them unset). */
+    uint8_t message_id_len, user_id_len, source_len;
 } notif_t;
 
 /* The type table: all rows, in SPEC order. */
@@ -71,6 +81,12 @@ int model_channel_find(const char *name, size_t len);
  * err with HERR_MISSING_FIELD / HERR_BAD_KIND / HERR_NOT_MAP naming "payload.<field>". */
 int model_validate_payload(const msg_type_t *type, const msgpack_object *payload,
                            herald_error_t *err);
+
+/* One step of model_validate_payload, for validators that walk payload bytes: the required
+ * field f of type is absent (t NULL) or has kind *t. Returns 0 if that is acceptable, else
+ * fills err exactly as model_validate_payload would. */
+int model_payload_field_check(const msg_type_t *type, const field_spec_t *f,
+                              const msgpack_object_type *t, herald_error_t *err);
 
 static inline bool model_is_broadcast(const notif_t *n)
 {

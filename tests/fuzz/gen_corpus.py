@@ -98,6 +98,47 @@ def codec_seeds():
     return seeds
 
 
+def scan_seeds():
+    """The codec seeds plus what only the byte scanner can get wrong: batches, encodings the
+    canonical writer shrinks, payload key lookups, and the bench's notification shape."""
+    seeds = codec_seeds()
+    bench = {"message_type": "system_notice", "user_id": "u7", "priority": 2,
+             "source": "bench", "payload": {"title": "t", "level": "info", "content": "x" * 100}}
+    seeds["bench"] = pack(bench)
+    seeds["batch"] = bytes([0x90 | 4]) + b"".join(pack(n) for n in NOTIFS[:3]) + pack(bench)
+    seeds["batch16"] = b"\xdc\x00\x02" + pack(NOTIFS[3]) + pack({"user_id": "u"})
+    # non-minimal encodings: uint64 priority, int8 ints, str8 short strings, map16, array32,
+    # ext8 of 1 byte (becomes fixext1), bin16, float32 signalling NaN
+    seeds["wide"] = (b"\xde\x00\x04" + pack("message_type") + b"\xd9\x0bmarket_halt" +
+                     pack("user_id") + b"\xda\x00\x01u" + pack("priority") + b"\xcf" +
+                     b"\x00" * 7 + b"\x02" + pack("payload") + b"\xde\x00\x06" +
+                     b"\xd9\x01a" + b"\xd0\x05" + b"\xa1b" + b"\xd1\xff\x00" +
+                     b"\xa1c" + b"\xdd\x00\x00\x00\x02\xc7\x01\x05\x01\xc5\x00\x01\x00" +
+                     b"\xa1d" + b"\xca\x7f\x80\x00\x01" + b"\xa1e" + b"\xd3" + b"\xff" * 8 +
+                     b"\xa1f" + b"\xce\x00\x00\x00\x07")
+    # required payload fields out of order, duplicated, and the kinds that fail them
+    seeds["payload_out_of_order"] = pack({"message_type": "order_rejected", "user_id": "u",
+                                 "payload": {"error_code": 1, "reason": "r", "order_id": "o",
+                                             "instrument_id": "i"}})
+    seeds["dup_payload"] = (b"\x83" + pack("message_type") + pack("system_notice") +
+                             pack("user_id") + pack("u") + pack("payload") + b"\x85" +
+                             pack("title") + pack("a") + pack("content") + pack("b") +
+                             pack("title") + b"\x01" + pack("level") + pack("c") +
+                             pack("content") + b"\xc0")
+    seeds["many_payload"] = pack({"message_type": "system_notice", "user_id": "u",
+                                  "payload": dict([("k%d" % i, i) for i in range(40)] +
+                                                  [("level", "l"), ("content", "c"),
+                                                   ("title", "t")])})
+    seeds["unknown_field"] = pack({"message_type": "market_halt", "user_id": "u",
+                                   "x" * 80: 1})
+    seeds["bad_priority"] = pack({"message_type": "market_halt", "user_id": "u",
+                                  "priority": -1})
+    seeds["ignored_fields"] = pack({"type": 5, "channel": [1], "seq": "x",
+                                    "message_type": "market_halt", "user_id": "u",
+                                    "timestamp": 2**64 - 1})
+    return seeds
+
+
 def json_seeds():
     seeds = {"notif_%d" % i: json.dumps(n).encode() for i, n in enumerate(NOTIFS)}
     seeds["batch"] = json.dumps(NOTIFS[:3]).encode()
@@ -129,7 +170,7 @@ def clientop_seeds():
 
 
 def main():
-    for target, seeds in (("codec", codec_seeds()), ("json", json_seeds()),
+    for target, seeds in (("codec", codec_seeds()), ("scan", scan_seeds()), ("json", json_seeds()),
                           ("clientop", clientop_seeds())):
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
