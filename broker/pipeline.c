@@ -19,8 +19,7 @@ typedef struct {
 static bk_done_t round_done[BK_ROUND_BUDGET];
 static const char journal_failed_msg[] =
     "broker journal write failed: not acknowledged, retry later";
-static msgpack_unpacked unpacked;
-static msgpack_sbuffer enc;
+static uint8_t enc[CODEC_ENCODE_CAP]; /* one canonical record, copied into its item */
 
 /* Per-round quanta for P1..P3 so a flood of a higher priority never starves a lower one. */
 static const uint32_t quantum[HERALD_PRIORITIES] = {BK_ROUND_BUDGET, 2048, 1024, 512};
@@ -36,8 +35,6 @@ void bk_queue_init(broker_t *b)
 {
     for (int p = 0; p < HERALD_PRIORITIES; p++)
         b->q[p].cap = b->cfg.queue_capacity[p];
-    msgpack_unpacked_init(&unpacked);
-    msgpack_sbuffer_init(&enc);
 }
 
 size_t bk_queue_total(const broker_t *b)
@@ -127,25 +124,29 @@ typedef struct {
 
 /* Phase 1: decode and validate slot idx's object into p; prefetch what phase 2 touches.
  * Returns false if the slot was answered (refused) already. */
-static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const msgpack_object *o,
-                         bk_parsed_t *p, uint32_t ahead)
+static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const uint8_t **cur,
+                         const uint8_t *end, bk_parsed_t *p, uint32_t ahead)
 {
     herald_error_t err;
+    const uint8_t *item = *cur;
     if (bk_journal_failing(b)) { /* nothing can be made durable: see bk_journal_flush */
         b->c.dropped++;
         bk_result_fail_static(req, idx, HERR_IO, journal_failed_msg);
+        *cur += codec_span(item);
         return false;
     }
-    if (codec_notif_from_object(o, &p->n, &err) < 0 ||
-        model_validate_payload(p->n.type, &p->n.payload, &err) < 0) {
+    long used = codec_notif_scan(item, (size_t)(end - item), &p->n, &err);
+    if (used < 0) {
         refuse(b, req, idx, &err);
+        *cur += codec_span(item);
         return false;
     }
+    *cur += used;
     p->idx = idx;
-    p->id_len = (uint32_t)strlen(p->n.message_id);
+    p->id_len = p->n.message_id_len;
     p->id_hash = bk_dedup_hash(p->n.message_id, p->id_len);
     bk_dedup_prefetch(b, p->id_hash, ahead);
-    p->user_len = (uint32_t)strlen(p->n.user_id);
+    p->user_len = p->n.user_id_len;
     p->user_hash = bk_user_hash(p->n.user_id, p->user_len);
     bk_user_prefetch(b, p->user_hash);
     return true;
@@ -189,8 +190,7 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     }
     if (!n->has_timestamp) n->timestamp = now;
     n->seq = 0;
-    enc.size = 0;
-    long len = codec_encode(n, &enc, NULL);
+    long len = codec_encode_to(n, enc, sizeof enc);
     if (len < 0) {
         b->c.too_large++;
         herr_set(&err, (herr_t)-len, "", "encoded notification exceeds %u bytes",
@@ -213,7 +213,7 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     bk_item_t *it = malloc(sizeof *it + (size_t)len);
     if (!it) abort();
     *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority};
-    memcpy(it->bytes, enc.data, (size_t)len);
+    memcpy(it->bytes, enc, (size_t)len);
     it->req = req;
     it->idx = p->idx;
     it->dedup = bk_dedup_insert(b, n->message_id, p->id_len, p->id_hash, 0, it);
@@ -228,15 +228,18 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
 }
 
 /* Take objs[0..n) into slots base.. of req, a chunk at a time (see bk_parsed_t). */
-static void ingest_objects(broker_t *b, bk_req_t *req, uint32_t base, const msgpack_object *objs,
-                           uint32_t n)
+/* Take the n notifications laid back to back in items[0..len) (checked well-formed) into
+ * slots 0.. of req, a chunk at a time (see bk_parsed_t). Scanned payloads point into items,
+ * which outlives every chunk's commit. */
+static void ingest_items(broker_t *b, bk_req_t *req, const uint8_t *items, size_t len, uint32_t n)
 {
     static bk_parsed_t chunk[INGEST_CHUNK];
+    const uint8_t *cur = items, *end = items + len;
     uint64_t now = wall_ns();
     for (uint32_t i = 0; i < n; i += INGEST_CHUNK) {
         uint32_t m = n - i < INGEST_CHUNK ? n - i : INGEST_CHUNK, k = 0;
         for (uint32_t j = 0; j < m; j++)
-            k += ingest_parse(b, req, base + i + j, &objs[i + j], &chunk[k], k);
+            k += ingest_parse(b, req, i + j, &cur, end, &chunk[k], k);
         for (uint32_t j = 0; j < k; j++)
             ingest_commit(b, req, &chunk[j], now);
     }
@@ -268,27 +271,27 @@ bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
                  (unsigned long long)items, BK_MAX_BATCH);
         return r;
     }
-    if (codec_unpack(body, len, BK_MAX_FRAME, &unpacked, &err) < 0) {
+    if (codec_check(body, len, BK_MAX_FRAME, &err) < 0) {
         bk_req_t *r = bk_req_new(0);
         b->c.bad_frames++;
         r->frame_code = err.code;
         snprintf(r->frame_msg, sizeof r->frame_msg, "%s", err.message);
         return r;
     }
-    const msgpack_object *o = &unpacked.data;
-    if (o->type == MSGPACK_OBJECT_ARRAY) {
-        uint32_t n = o->via.array.size;
+    uint32_t n = 0;
+    size_t head = codec_array_open(body, len, &n);
+    if (head) {
         bk_req_t *r = bk_req_new(n);
         r->batch = true;
         r->pending = 1; /* held while the items go in */
-        ingest_objects(b, r, 0, o->via.array.ptr, n);
+        ingest_items(b, r, body + head, len - head, n);
         r->pending--;
         bk_drain_schedule(b);
         return r;
     }
     bk_req_t *r = bk_req_new(1);
     r->pending = 1;
-    ingest_objects(b, r, 0, o, 1);
+    ingest_items(b, r, body, len, 1);
     r->pending--;
     bk_drain_schedule(b);
     return r;
