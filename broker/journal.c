@@ -10,9 +10,10 @@
 #include "broker.h"
 #include "codec.h"
 #include "jfile.h"
+#include "jsum.h"
 
 #define JR_REC_HDR   16u
-#define JR_MIN_BOUND (64ull << 20) /* per file; the two files hold about twice this */
+#define JR_MIN_BOUND (128ull << 20) /* per file; the two files hold about twice this */
 
 enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
 
@@ -24,7 +25,7 @@ typedef struct {
     uint16_t type;
     uint16_t zero;
     uint32_t epoch; /* low half of the file's epoch */
-    uint32_t sum;   /* jr_sum of the first 8 header bytes and the padded payload */
+    uint32_t sum;   /* jsum of the first 8 header bytes and the payload (not the padding) */
 } jr_rec_t;
 
 _Static_assert(sizeof(jr_rec_t) == JR_REC_HDR, "journal record header is 16 bytes");
@@ -39,71 +40,32 @@ typedef struct bk_journal {
     uint64_t bound;     /* compact when used passes this */
     uint8_t *spill;     /* records that did not fit: copied in after the file grows */
     size_t spill_len, spill_cap;
-    bool failing;    /* the last flush could not grow the file: spill holds records */
-    bool inject;     /* test fault: the next growth fails with ENOSPC */
-    long fail_after; /* test fault: good flushes left before the injection (-1: off) */
+    bool failing;       /* the last flush could not grow the file: spill holds records */
+    bool inject;        /* test fault: the next growth fails with ENOSPC */
+    long fail_after;    /* test fault: good flushes left before the injection (-1: off) */
+    uint64_t min_bound; /* JR_MIN_BOUND, or smaller in tests */
 } bk_journal_t;
-
-#define JR_P1 0x9e3779b185ebca87ull
-#define JR_P2 0xc2b2ae3d27d4eb4full
-#define JR_P3 0x165667b19e3779f9ull
-
-static inline uint64_t jr_rotl(uint64_t x, int r)
-{
-    return x << r | x >> (64 - r);
-}
-
-static inline uint64_t jr_lane(uint64_t acc, uint64_t w)
-{
-    return jr_rotl(acc + w * JR_P2, 31) * JR_P1;
-}
-
-/* 32-bit checksum of a record: four independent multiply lanes over 32-byte blocks (a single
- * serial chain cost ~5% of the broker's CPU), merged and avalanched at the end. Seeded by the
- * epoch, so a stale record left in a reused file never checks out. n is a multiple of 8. */
-static uint32_t jr_sum(uint64_t epoch, uint64_t head, const uint8_t *p, size_t n)
-{
-    uint64_t a = epoch + JR_P1 + JR_P2, b = epoch + JR_P2, c = epoch, d = jr_lane(epoch, head);
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        uint64_t w[4];
-        memcpy(w, p + i, 32);
-        a = jr_lane(a, w[0]);
-        b = jr_lane(b, w[1]);
-        c = jr_lane(c, w[2]);
-        d = jr_lane(d, w[3]);
-    }
-    uint64_t t[3] = {0, 0, 0};
-    memcpy(t, p + i, n - i);
-    a = jr_lane(a, t[0]);
-    b = jr_lane(b, t[1]);
-    c = jr_lane(c, t[2]);
-    uint64_t h = jr_rotl(a, 1) + jr_rotl(b, 7) + jr_rotl(c, 12) + jr_rotl(d, 18) + n;
-    h = (h ^ h >> 33) * JR_P2;
-    h = (h ^ h >> 29) * JR_P3;
-    return (uint32_t)(h ^ h >> 32);
-}
 
 static inline size_t jr_padded(size_t len)
 {
     return (len + 7) & ~(size_t)7;
 }
 
-/* Encode a record at p (JR_REC_HDR + padded payload bytes). The header is stored last, after
- * a compiler fence: a broker killed mid-record leaves the zero end mark at p, not a torn
- * record (x86 and a kill -9 keep program order; only the compiler could reorder). */
+/* Encode a record at p (JR_REC_HDR + padded payload bytes). The checksum is taken from the
+ * source, so the file is only written. The header is stored last, after a compiler fence: a
+ * broker killed mid-record leaves the zero end mark at p, not a torn record (x86 and a kill
+ * -9 keep program order; only the compiler could reorder). */
 static void jr_encode(uint8_t *p, uint64_t epoch, uint16_t type, uint64_t word, const void *data,
                       size_t dlen)
 {
-    size_t padded = jr_padded(8 + dlen);
-    uint8_t *pl = p + JR_REC_HDR;
-    memset(pl + padded - 8, 0, 8);
-    memcpy(pl, &word, 8);
-    memcpy(pl + 8, data, dlen);
     jr_rec_t h = {.len = (uint32_t)(8 + dlen), .type = type, .epoch = (uint32_t)epoch};
     uint64_t head;
     memcpy(&head, &h, 8);
-    h.sum = jr_sum(epoch, head, pl, padded);
+    h.sum = jsum(epoch, head, word, data, dlen);
+    uint8_t *pl = p + JR_REC_HDR;
+    memset(pl + jr_padded(8 + dlen) - 8, 0, 8);
+    memcpy(pl, &word, 8);
+    memcpy(pl + 8, data, dlen);
     atomic_signal_fence(memory_order_release);
     memcpy(p, &h, JR_REC_HDR);
 }
@@ -211,9 +173,11 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
             *why = "bad record header";
             break;
         }
+        uint64_t word;
         memcpy(&head, p + off, 8);
         const uint8_t *rec = p + off + JR_REC_HDR;
-        if (jr_sum(epoch, head, rec, padded) != h.sum) {
+        memcpy(&word, rec, 8);
+        if (jsum(epoch, head, word, rec + 8, h.len - 8) != h.sum) {
             *why = "checksum mismatch";
             break;
         }
@@ -262,9 +226,9 @@ unknown:
     return false;
 }
 
-static uint64_t jr_bound(uint64_t live)
+static uint64_t jr_bound(const bk_journal_t *j, uint64_t live)
 {
-    return JR_MIN_BOUND > 4 * live ? JR_MIN_BOUND : 4 * live;
+    return j->min_bound > 4 * live ? j->min_bound : 4 * live;
 }
 
 /* Tests only: HERALD_TEST_JOURNAL_FAIL_AFTER=N: after N good flushes the mapping counts as
@@ -327,7 +291,7 @@ static int jr_start(broker_t *b, bk_journal_t *j)
     }
     j->committed = j->used;
     j->room = j->f[j->cur].size;
-    j->bound = jr_bound(j->used);
+    j->bound = jr_bound(j, j->used);
     return 0;
 }
 
@@ -336,6 +300,9 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
     bk_journal_t *j = calloc(1, sizeof *j);
     if (!j) abort();
     j->f[0].fd = j->f[1].fd = -1;
+    /* Tests only: HERALD_TEST_JOURNAL_MIN_BOUND=bytes compacts sooner (cheaper tests). */
+    const char *mb = getenv("HERALD_TEST_JOURNAL_MIN_BOUND");
+    j->min_bound = mb && *mb ? strtoull(mb, NULL, 10) : JR_MIN_BOUND;
     for (int i = 0; i < 2; i++) {
         char path[320];
         snprintf(path, sizeof path, "/dev/shm/%s.broker.journal%s", b->cfg.shm_prefix,
@@ -368,13 +335,22 @@ void bk_journal_append(broker_t *b, const bk_item_t *it)
 }
 
 typedef struct {
-    bk_journal_t *j;
-    uint64_t epoch;
+    jf_t *t;        /* the file the snapshot goes to */
+    uint64_t epoch; /* its new epoch */
+    uint64_t end;   /* end of the snapshot records so far */
+    int err;        /* errno of a failed growth: the snapshot is abandoned */
 } jr_snap_ctx_t;
 
 static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void *data, size_t dlen)
 {
-    jr_encode(jr_spill(s->j, JR_REC_HDR + jr_padded(8 + dlen)), s->epoch, type, word, data, dlen);
+    size_t n = JR_REC_HDR + jr_padded(8 + dlen);
+    if (s->err) return;
+    if (jf_grow(s->t, s->end + n + JR_REC_HDR) < 0) {
+        s->err = errno;
+        return;
+    }
+    jr_encode(s->t->map + s->end, s->epoch, type, word, data, dlen);
+    s->end += n;
 }
 
 static void snap_dedup(const char *id, uint64_t seq, void *ctx)
@@ -390,7 +366,7 @@ static void jr_compact(broker_t *b)
 {
     bk_journal_t *j = b->jr;
     jf_t *t = &j->f[!j->cur];
-    jr_snap_ctx_t s = {j, j->epoch + 1};
+    jr_snap_ctx_t s = {t, j->epoch + 1, JF_HDR, 0};
     uint64_t now = wall_ns();
     for (size_t h = 0; h < b->utab_size; h++) {
         for (bk_user_t *u = b->utab[h]; u; u = u->hnext) {
@@ -402,36 +378,30 @@ static void jr_compact(broker_t *b)
         }
     }
     bk_dedup_each(b, snap_dedup, &s);
-    uint64_t end = JF_HDR + j->spill_len;
-    if (jf_grow(t, end + JR_REC_HDR) < 0) {
-        int e = errno;
-        j->spill_len = 0;
+    if (s.err || jf_grow(t, s.end + JR_REC_HDR) < 0) {
         j->bound *= 2; /* try again later rather than every round */
         b->c.journal_errors++;
-        log_error("journal compaction into %s failed: %s", t->path, strerror(e));
+        log_error("journal compaction into %s failed: %s", t->path,
+                  strerror(s.err ? s.err : errno));
         return;
     }
-    memset(t->map + end, 0, JR_REC_HDR);
-    memcpy(t->map + JF_HDR, j->spill, j->spill_len);
+    memset(t->map + s.end, 0, JR_REC_HDR);
     jf_header_init(t);
     jf_header_t *h = jf_header(t);
-    atomic_store_explicit(&h->committed, end, memory_order_relaxed);
+    atomic_store_explicit(&h->committed, s.end, memory_order_relaxed);
     /* release: the snapshot and committed above are in place before the file is current */
     atomic_store_explicit(&h->epoch, s.epoch, memory_order_release);
     j->cur = !j->cur;
     j->epoch = s.epoch;
-    j->used = j->committed = end;
-    j->bound = jr_bound(end);
+    j->used = j->committed = s.end;
+    j->bound = jr_bound(j, s.end);
     if (jf_shrink(t, j->bound + JF_CHUNK) < 0)
         log_warn("journal %s: cannot give back pages past %llu bytes: %s", t->path,
                  (unsigned long long)(j->bound + JF_CHUNK), strerror(errno));
     j->room = t->size;
-    free(j->spill); /* as large as the live state: not worth keeping between compactions */
-    j->spill = NULL;
-    j->spill_len = j->spill_cap = 0;
     b->c.journal_compactions++;
-    log_info("journal compacted into %s: %llu bytes, epoch %llu", t->path, (unsigned long long)end,
-             (unsigned long long)s.epoch);
+    log_info("journal compacted into %s: %llu bytes, epoch %llu", t->path,
+             (unsigned long long)s.end, (unsigned long long)s.epoch);
 }
 
 /* Records in spill are behind a file that could not grow (/dev/shm full). The broker's state

@@ -12,7 +12,7 @@
 #include "bk_harness.h"
 #include "proto.h"
 
-#define BIG_CONTENT 60000 /* a notification of ~60 KiB: 64 MiB of journal in ~1100 */
+#define BIG_CONTENT 60000 /* a notification of ~60 KiB: a 4 MiB chunk in ~70 */
 
 static bkh_t H;
 static bkh_gw_t G;
@@ -149,20 +149,20 @@ START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_ded
 {
     start(small_history);
     herald_client_t *c = client();
-    publish_big(c, "cb", 400); /* ~24 MiB: the file grows by a chunk mid-run */
+    publish_big(c, "cb", 150); /* ~9 MiB: the file grows by two chunks mid-run */
     herald_close(c);
     char path[200];
     journal_path(path, sizeof path, "");
-    ck_assert_uint_gt(file_size(path), 16u << 20);
+    ck_assert_uint_gt(file_size(path), 8u << 20);
     restart_after_kill9();
     c = client();
-    herald_result_t d = publish(c, "cb", "cb-400", 0);
-    ck_assert(d.duplicate && d.seq == 400);
+    herald_result_t d = publish(c, "cb", "cb-150", 0);
+    ck_assert(d.duplicate && d.seq == 150);
     d = publish(c, "cb", "cb-3", 0);
     ck_assert(d.duplicate && d.seq == 3);
-    ck_assert_uint_eq(publish(c, "cb", "cb-401", 0).seq, 401);
+    ck_assert_uint_eq(publish(c, "cb", "cb-151", 0).seq, 151);
     herald_close(c);
-    assert_history("cb", 397, 401);
+    assert_history("cb", 147, 151);
     ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
 }
 END_TEST
@@ -239,9 +239,11 @@ END_TEST
 
 START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
 {
+    setenv("HERALD_TEST_JOURNAL_MIN_BOUND", "8388608", 1); /* 8 MiB instead of 128 */
     start(small_history);
+    unsetenv("HERALD_TEST_JOURNAL_MIN_BOUND"); /* restarts below load with the normal bound */
     herald_client_t *c = client();
-    publish_big(c, "cp", 2400); /* ~140 MiB: two compactions of the 64 MiB bound */
+    publish_big(c, "cp", 300); /* ~18 MiB: two compactions */
     publish(c, "other", "other-1", 0);
     herald_close(c);
     ck_assert_uint_ge(stat_u64("journal_compactions"), 2);
@@ -251,18 +253,18 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
     restart_after_kill9();
     ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
     c = client();
-    herald_result_t d = publish(c, "cp", "cp-2399", 0);
-    ck_assert(d.duplicate && d.seq == 2399);
+    herald_result_t d = publish(c, "cp", "cp-299", 0);
+    ck_assert(d.duplicate && d.seq == 299);
     d = publish(c, "other", "other-1", 0);
     ck_assert(d.duplicate && d.seq == 1);
-    ck_assert_uint_eq(publish(c, "cp", "cp-2401", 0).seq, 2401);
+    ck_assert_uint_eq(publish(c, "cp", "cp-301", 0).seq, 301);
     herald_close(c);
-    assert_history("cp", 2397, 2401);
+    assert_history("cp", 297, 301);
     /* and appending after the restart is kept too */
     bkh_gw_free(&G);
     restart_after_kill9();
     c = client();
-    ck_assert_uint_eq(publish(c, "cp", NULL, 0).seq, 2402);
+    ck_assert_uint_eq(publish(c, "cp", NULL, 0).seq, 302);
     herald_close(c);
     ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
 }
