@@ -1,6 +1,7 @@
-/* journal.c - the broker's restart state: records memcpy'd into a preallocated, mapped file in
- * /dev/shm, compacted into a snapshot (user seqs, live history, dedup window) written to the
- * other of two files when it grows past its bound. Format: docs/architecture.md. */
+/* journal.c - the broker's restart state: records appended to a preallocated file in /dev/shm
+ * (pwrite on its first lap, memcpy into its mapping after), compacted into a snapshot (user
+ * seqs, live history, dedup window) written to the other of two files when it grows past
+ * its bound. Format: docs/architecture.md. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,9 @@
 #include "jfile.h"
 #include "jsum.h"
 
-#define JR_REC_HDR   16u
-#define JR_MIN_BOUND (128ull << 20) /* per file; the two files hold about twice this */
+#define JR_REC_HDR    16u
+#define JR_SNAP_PIECE (1u << 20)     /* snapshot bytes encoded before they are written out */
+#define JR_MIN_BOUND  (128ull << 20) /* per file; the two files hold about twice this */
 
 enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
 
@@ -36,9 +38,9 @@ typedef struct bk_journal {
     uint64_t epoch;     /* of f[cur] */
     uint64_t used;      /* end of the records written into f[cur] */
     uint64_t committed; /* end of the flushed records, as stored in f[cur]'s header */
-    uint64_t room;      /* records are written into the mapping up to here, then into spill */
+    uint64_t room;      /* records are memcpy'd into the mapping up to here, then spilled */
     uint64_t bound;     /* compact when used passes this */
-    uint8_t *spill;     /* records that did not fit: copied in after the file grows */
+    uint8_t *spill;     /* records past the mapping: written by the flush, after any growth */
     size_t spill_len, spill_cap;
     bool failing;       /* the last flush could not grow the file: spill holds records */
     bool inject;        /* test fault: the next growth fails with ENOSPC */
@@ -88,7 +90,8 @@ static uint8_t *jr_spill(bk_journal_t *j, size_t n)
 }
 
 /* Append a record of the current epoch: into the mapping while it has room (the end mark
- * after it first), else into spill, keeping file order (spill is only ever behind the file). */
+ * after it first), else into spill (a file's first lap), keeping file order: spill is only
+ * ever behind what is in the file. */
 static void jr_put(bk_journal_t *j, uint16_t type, uint64_t word, const void *data, size_t dlen)
 {
     size_t n = JR_REC_HDR + jr_padded(8 + dlen);
@@ -159,7 +162,7 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
     msgpack_unpacked_init(&scratch);
     uint64_t off = JF_HDR, records = 0;
     *why = NULL;
-    while (off + JR_REC_HDR <= f->size) {
+    while (off + JR_REC_HDR <= f->map_len) {
         jr_rec_t h;
         memcpy(&h, p + off, JR_REC_HDR);
         if (!h.len && !h.type && !h.zero && !h.epoch && !h.sum) break; /* end mark */
@@ -169,7 +172,7 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
             break;
         }
         if (h.len < 8 || h.len > HERALD_MAX_NOTIF_BYTES + 8 || h.zero ||
-            off + JR_REC_HDR + padded > f->size) {
+            off + JR_REC_HDR + padded > f->map_len) {
             *why = "bad record header";
             break;
         }
@@ -202,9 +205,9 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
 static bool jr_usable(broker_t *b, const jf_t *f)
 {
     static const char zero[8];
-    if (f->size < JF_HDR) {
-        if (f->size >= 8 && !memcmp(f->map, JF_MAGIC_V1, 8)) goto old;
-        if (f->size) goto unknown;
+    if (f->map_len < JF_HDR) {
+        if (f->map_len >= 8 && !memcmp(f->map, JF_MAGIC_V1, 8)) goto old;
+        if (f->map_len) goto unknown;
         return false;
     }
     const jf_header_t *h = jf_header(f);
@@ -254,8 +257,20 @@ static int jr_grow(bk_journal_t *j, uint64_t want)
     }
     jf_t *f = &j->f[j->cur];
     if (jf_grow(f, want) < 0) return -1;
-    j->room = f->size;
+    j->room = f->map_len;
     return 0;
+}
+
+/* Write an end mark (a zero record header) at off. 0, or -1 with errno. */
+static int jr_mark_end(jf_t *f, uint64_t off)
+{
+    static const uint8_t zero[JR_REC_HDR];
+    if (jf_grow(f, off + JR_REC_HDR) < 0) return -1;
+    if (off + JR_REC_HDR <= f->map_len) {
+        memset(f->map + off, 0, JR_REC_HDR);
+        return 0;
+    }
+    return jf_write(f, off, zero, JR_REC_HDR);
 }
 
 /* Start from the current file (f[0] when neither loads, reset to epoch 1); cut whatever
@@ -285,12 +300,11 @@ static int jr_start(broker_t *b, bk_journal_t *j)
         }
         /* an unreadable other file would be reported at every start until reused */
         if (!ok[!j->cur] && jf_clear(&j->f[!j->cur]) < 0) return -1;
-        if (jf_grow(f, j->used + JR_REC_HDR) < 0) return -1;
-        memset(f->map + j->used, 0, JR_REC_HDR); /* the cut */
+        if (jr_mark_end(f, j->used) < 0) return -1; /* the cut */
         atomic_store_explicit(&jf_header(f)->committed, j->used, memory_order_release);
     }
     j->committed = j->used;
-    j->room = j->f[j->cur].size;
+    j->room = j->f[j->cur].map_len;
     j->bound = jr_bound(j, j->used);
     return 0;
 }
@@ -335,22 +349,36 @@ void bk_journal_append(broker_t *b, const bk_item_t *it)
 }
 
 typedef struct {
+    bk_journal_t *j;
     jf_t *t;        /* the file the snapshot goes to */
     uint64_t epoch; /* its new epoch */
-    uint64_t end;   /* end of the snapshot records so far */
-    int err;        /* errno of a failed growth: the snapshot is abandoned */
+    uint64_t end;   /* end of the snapshot records written to t so far */
+    int err;        /* errno of a failed growth or write: the snapshot is abandoned */
 } jr_snap_ctx_t;
 
-static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void *data, size_t dlen)
+/* Write the encoded part of the snapshot (in spill) to the target file. */
+static void snap_flush(jr_snap_ctx_t *s)
 {
-    size_t n = JR_REC_HDR + jr_padded(8 + dlen);
-    if (s->err) return;
+    bk_journal_t *j = s->j;
+    size_t n = j->spill_len;
+    j->spill_len = 0;
+    if (s->err || !n) return;
     if (jf_grow(s->t, s->end + n + JR_REC_HDR) < 0) {
         s->err = errno;
         return;
     }
-    jr_encode(s->t->map + s->end, s->epoch, type, word, data, dlen);
+    if (s->end + n <= s->t->map_len)
+        memcpy(s->t->map + s->end, j->spill, n);
+    else if (jf_write(s->t, s->end, j->spill, n) < 0)
+        s->err = errno;
     s->end += n;
+}
+
+static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void *data, size_t dlen)
+{
+    if (s->err) return;
+    jr_encode(jr_spill(s->j, JR_REC_HDR + jr_padded(8 + dlen)), s->epoch, type, word, data, dlen);
+    if (s->j->spill_len >= JR_SNAP_PIECE) snap_flush(s);
 }
 
 static void snap_dedup(const char *id, uint64_t seq, void *ctx)
@@ -359,14 +387,14 @@ static void snap_dedup(const char *id, uint64_t seq, void *ctx)
 }
 
 /* Write the live state as epoch+1 into the other file, which then becomes current: its
- * pages stay allocated from its last use, so nothing is freed or allocated in bulk. The
- * epoch in its header is stored last: a broker killed before that restarts from the
- * current file, still whole; after it, from the snapshot. */
+ * pages stay allocated and mapped from its last use, so nothing is freed or allocated in
+ * bulk. The epoch in its header is stored last: a broker killed before that restarts from
+ * the current file, still whole; after it, from the snapshot. */
 static void jr_compact(broker_t *b)
 {
     bk_journal_t *j = b->jr;
     jf_t *t = &j->f[!j->cur];
-    jr_snap_ctx_t s = {t, j->epoch + 1, JF_HDR, 0};
+    jr_snap_ctx_t s = {j, t, j->epoch + 1, JF_HDR, 0};
     uint64_t now = wall_ns();
     for (size_t h = 0; h < b->utab_size; h++) {
         for (bk_user_t *u = b->utab[h]; u; u = u->hnext) {
@@ -378,14 +406,15 @@ static void jr_compact(broker_t *b)
         }
     }
     bk_dedup_each(b, snap_dedup, &s);
-    if (s.err || jf_grow(t, s.end + JR_REC_HDR) < 0) {
+    snap_flush(&s);
+    /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
+    if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {
         j->bound *= 2; /* try again later rather than every round */
         b->c.journal_errors++;
         log_error("journal compaction into %s failed: %s", t->path,
                   strerror(s.err ? s.err : errno));
         return;
     }
-    memset(t->map + s.end, 0, JR_REC_HDR);
     jf_header_init(t);
     jf_header_t *h = jf_header(t);
     atomic_store_explicit(&h->committed, s.end, memory_order_relaxed);
@@ -398,7 +427,7 @@ static void jr_compact(broker_t *b)
     if (jf_shrink(t, j->bound + JF_CHUNK) < 0)
         log_warn("journal %s: cannot give back pages past %llu bytes: %s", t->path,
                  (unsigned long long)(j->bound + JF_CHUNK), strerror(errno));
-    j->room = t->size;
+    j->room = t->map_len;
     b->c.journal_compactions++;
     log_info("journal compacted into %s: %llu bytes, epoch %llu", t->path,
              (unsigned long long)s.end, (unsigned long long)s.epoch);
@@ -414,21 +443,29 @@ int bk_journal_flush(broker_t *b)
     bk_journal_t *j = b->jr;
     if (j->spill_len) {
         size_t n = j->spill_len;
-        if (jr_grow(j, j->used + n + JR_REC_HDR) < 0) {
+        jf_t *f = &j->f[j->cur];
+        memset(jr_spill(j, JR_REC_HDR), 0, JR_REC_HDR); /* the end mark goes with them */
+        int rc = jr_grow(j, j->used + n + JR_REC_HDR);
+        if (rc == 0 && j->used + n + JR_REC_HDR <= f->map_len) {
+            uint8_t *p = f->map + j->used;
+            memcpy(p + JR_REC_HDR, j->spill + JR_REC_HDR, n);
+            atomic_signal_fence(memory_order_release); /* the first header last, as in jr_encode */
+            memcpy(p, j->spill, JR_REC_HDR);
+        } else if (rc == 0) { /* the file's first lap: fresh pages, filled without zeroing */
+            rc = jf_write(f, j->used + JR_REC_HDR, j->spill + JR_REC_HDR, n);
+            if (rc == 0) rc = jf_write(f, j->used, j->spill, JR_REC_HDR); /* header last */
+        }
+        j->spill_len = n;
+        if (rc < 0) {
             int e = errno;
             b->c.journal_errors++;
             if (log_ratelimit_ok(&b->rl_journal, 1))
-                log_error("journal %s: cannot grow past %llu bytes: %s; refusing publishes until "
-                          "it can",
-                          j->f[j->cur].path, (unsigned long long)j->f[j->cur].size, strerror(e));
+                log_error("journal %s: cannot grow past %llu bytes or write: %s; refusing "
+                          "publishes until it can",
+                          f->path, (unsigned long long)f->size, strerror(e));
             j->failing = true;
             return -HERR_IO;
         }
-        uint8_t *p = j->f[j->cur].map + j->used;
-        memset(p + n, 0, JR_REC_HDR);
-        memcpy(p + JR_REC_HDR, j->spill + JR_REC_HDR, n - JR_REC_HDR);
-        atomic_signal_fence(memory_order_release); /* the first header last, as in jr_encode */
-        memcpy(p, j->spill, JR_REC_HDR);
         j->used += n;
         j->spill_len = 0;
     }
@@ -438,6 +475,8 @@ int bk_journal_flush(broker_t *b)
      * only lets the next start tell a cut file from a corrupt one; release keeps the
      * compiler from storing it before the records. */
     atomic_store_explicit(&jf_header(&j->f[j->cur])->committed, j->used, memory_order_release);
+    /* the next round's pages, if this lap is in the mapping: about as far as this round went */
+    jf_prefault(&j->f[j->cur], j->used, j->used + 2 * (j->used - j->committed) + JR_REC_HDR);
     b->c.journal_bytes += j->used - j->committed;
     j->committed = j->used;
     if (j->failing) log_info("journal %s: writes work again", j->f[j->cur].path);
