@@ -470,8 +470,8 @@ int bk_journal_flush(broker_t *b)
         j->spill_len = 0;
     }
     if (j->used == j->committed) return 0;
-    /* The records are in the file once memcpy'd: the pages belong to tmpfs, not to us, so
-     * a kill -9 cannot lose them (a reboot loses /dev/shm whole, as SPEC 4 allows). committed
+    /* The records are in the file once memcpy'd or written: the pages belong to tmpfs, not
+     * to us, so a kill -9 cannot lose them (a reboot loses /dev/shm whole, as SPEC 4 allows). committed
      * only lets the next start tell a cut file from a corrupt one; release keeps the
      * compiler from storing it before the records. */
     atomic_store_explicit(&jf_header(&j->f[j->cur])->committed, j->used, memory_order_release);
