@@ -1,77 +1,109 @@
-/* journal.c - the broker's restart state: an append-only record file in /dev/shm, compacted
- * into a snapshot (user seqs, live history, dedup window) when it grows past its bound. */
+/* journal.c - the broker's restart state: records appended to a preallocated file in /dev/shm
+ * (pwrite on its first lap, memcpy into its mapping after), compacted into a snapshot (user
+ * seqs, live history, dedup window) written to the other of two files when it grows past
+ * its bound. Format: docs/architecture.md. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "broker.h"
 #include "codec.h"
+#include "jfile.h"
+#include "jsum.h"
 
-#define JR_MAGIC     "HRLDJRN1"
-#define JR_HDR       16u /* magic + version + reserved */
-#define JR_REC_HDR   12u /* u32 len, u16 type, u16 zero, u32 checksum */
-#define JR_MIN_BOUND (256ull * 1024 * 1024)
+#define JR_REC_HDR    16u
+#define JR_SNAP_PIECE (1u << 20)     /* snapshot bytes encoded before they are written out */
+#define JR_MIN_BOUND  (128ull << 20) /* per file; the two files hold about twice this */
 
 enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
 
+/* Record header; the payload (an 8-byte word, then data) follows, zero-padded to 8 bytes.
+ * An all-zero header ends the records (preallocated pages, or the mark written after the
+ * last record). */
+typedef struct {
+    uint32_t len; /* payload bytes before padding */
+    uint16_t type;
+    uint16_t zero;
+    uint32_t epoch; /* low half of the file's epoch */
+    uint32_t sum;   /* jsum of the first 8 header bytes and the payload (not the padding) */
+} jr_rec_t;
+
+_Static_assert(sizeof(jr_rec_t) == JR_REC_HDR, "journal record header is 16 bytes");
+
 typedef struct bk_journal {
-    int fd;
-    char path[320];
-    uint8_t *buf; /* records appended this round */
-    size_t len, cap;
-    uint64_t size;   /* bytes in the file */
-    uint64_t bound;  /* compact when size passes this */
-    bool failing;    /* the last write failed: buf holds records not yet in the file */
-    long fail_after; /* test fault injection: flushes left before one torn write (-1: off) */
+    jf_t f[2];
+    int cur;            /* the file appended to; the other holds the previous epoch */
+    uint64_t epoch;     /* of f[cur] */
+    uint64_t used;      /* end of the records written into f[cur] */
+    uint64_t committed; /* end of the flushed records, as stored in f[cur]'s header */
+    uint64_t room;      /* records are memcpy'd into the mapping up to here, then spilled */
+    uint64_t bound;     /* compact when used passes this */
+    uint8_t *spill;     /* records past the mapping: written by the flush, after any growth */
+    size_t spill_len, spill_cap;
+    bool failing;       /* the last flush could not grow the file: spill holds records */
+    bool inject;        /* test fault: the next growth fails with ENOSPC */
+    long fail_after;    /* test fault: good flushes left before the injection (-1: off) */
+    uint64_t min_bound; /* JR_MIN_BOUND, or smaller in tests */
 } bk_journal_t;
 
-/* Cheap 32-bit checksum over 8-byte words: enough to find a torn or corrupt tail. */
-static uint32_t jr_sum(const uint8_t *p, size_t n)
+static inline size_t jr_padded(size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 29;
+    return (len + 7) & ~(size_t)7;
+}
+
+/* Encode a record at p (JR_REC_HDR + padded payload bytes). The checksum is taken from the
+ * source, so the file is only written. The header is stored last, after a compiler fence: a
+ * broker killed mid-record leaves the zero end mark at p, not a torn record (x86 and a kill
+ * -9 keep program order; only the compiler could reorder). */
+static void jr_encode(uint8_t *p, uint64_t epoch, uint16_t type, uint64_t word, const void *data,
+                      size_t dlen)
+{
+    jr_rec_t h = {.len = (uint32_t)(8 + dlen), .type = type, .epoch = (uint32_t)epoch};
+    uint64_t head;
+    memcpy(&head, &h, 8);
+    h.sum = jsum(epoch, head, word, data, dlen);
+    uint8_t *pl = p + JR_REC_HDR;
+    memset(pl + jr_padded(8 + dlen) - 8, 0, 8);
+    memcpy(pl, &word, 8);
+    memcpy(pl + 8, data, dlen);
+    atomic_signal_fence(memory_order_release);
+    memcpy(p, &h, JR_REC_HDR);
+}
+
+/* n more bytes at the end of spill. */
+static uint8_t *jr_spill(bk_journal_t *j, size_t n)
+{
+    if (j->spill_len + n > j->spill_cap) {
+        size_t cap = j->spill_cap ? j->spill_cap : 1 << 20;
+        while (cap < j->spill_len + n)
+            cap *= 2;
+        uint8_t *p = realloc(j->spill, cap);
+        if (!p) abort();
+        j->spill = p;
+        j->spill_cap = cap;
     }
-    for (; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return (uint32_t)(h ^ (h >> 32));
+    uint8_t *p = j->spill + j->spill_len;
+    j->spill_len += n;
+    return p;
 }
 
-static void jr_reserve(bk_journal_t *j, size_t n)
-{
-    if (j->len + n <= j->cap) return;
-    size_t cap = j->cap ? j->cap : 1 << 20;
-    while (cap < j->len + n)
-        cap *= 2;
-    uint8_t *p = realloc(j->buf, cap);
-    if (!p) abort();
-    j->buf = p;
-    j->cap = cap;
-}
-
+/* Append a record of the current epoch: into the mapping while it has room (the end mark
+ * after it first), else into spill (a file's first lap), keeping file order: spill is only
+ * ever behind what is in the file. */
 static void jr_put(bk_journal_t *j, uint16_t type, uint64_t word, const void *data, size_t dlen)
 {
-    uint32_t len = (uint32_t)(8 + dlen);
-    jr_reserve(j, JR_REC_HDR + len);
-    uint8_t *p = j->buf + j->len;
-    uint16_t zero = 0;
-    memcpy(p, &len, 4);
-    memcpy(p + 4, &type, 2);
-    memcpy(p + 6, &zero, 2);
-    memcpy(p + 12, &word, 8);
-    memcpy(p + 20, data, dlen);
-    uint32_t sum = jr_sum(p + 12, len);
-    memcpy(p + 8, &sum, 4);
-    j->len += JR_REC_HDR + len;
+    size_t n = JR_REC_HDR + jr_padded(8 + dlen);
+    uint8_t *p;
+    if (!j->spill_len && j->used + n + JR_REC_HDR <= j->room) {
+        p = j->f[j->cur].map + j->used;
+        memset(p + n, 0, JR_REC_HDR);
+        j->used += n;
+    } else {
+        p = jr_spill(j, n);
+    }
+    jr_encode(p, j->epoch, type, word, data, dlen);
 }
 
 static uint64_t wall_ns(void)
@@ -121,100 +153,192 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     return 0;
 }
 
-/* Rebuild state from the file; returns the length of its valid prefix. */
-static uint64_t jr_load(broker_t *b, const uint8_t *p, uint64_t size)
+/* Rebuild state from the records of f. Returns the end of the valid records; *why says what
+ * follows them when it is neither the end mark (zero) nor the end of the file. */
+static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char **why)
 {
-    if (size < JR_HDR || memcmp(p, JR_MAGIC, 8)) return 0;
+    const uint8_t *p = f->map;
     msgpack_unpacked scratch;
     msgpack_unpacked_init(&scratch);
-    uint64_t off = JR_HDR, records = 0;
-    while (off + JR_REC_HDR <= size) {
-        uint32_t len, sum;
-        uint16_t type;
-        memcpy(&len, p + off, 4);
-        memcpy(&type, p + off + 4, 2);
-        memcpy(&sum, p + off + 8, 4);
-        if (len < 8 || len > HERALD_MAX_NOTIF_BYTES + 8 || off + JR_REC_HDR + len > size) break;
+    uint64_t off = JF_HDR, records = 0;
+    *why = NULL;
+    while (off + JR_REC_HDR <= f->map_len) {
+        jr_rec_t h;
+        memcpy(&h, p + off, JR_REC_HDR);
+        if (!h.len && !h.type && !h.zero && !h.epoch && !h.sum) break; /* end mark */
+        uint64_t padded = jr_padded(h.len), head;
+        if (h.epoch != (uint32_t)epoch) {
+            *why = "record of another epoch";
+            break;
+        }
+        if (h.len < 8 || h.len > HERALD_MAX_NOTIF_BYTES + 8 || h.zero ||
+            off + JR_REC_HDR + padded > f->map_len) {
+            *why = "bad record header";
+            break;
+        }
+        uint64_t word;
+        memcpy(&head, p + off, 8);
         const uint8_t *rec = p + off + JR_REC_HDR;
-        if (jr_sum(rec, len) != sum || jr_apply(b, type, rec, len, &scratch) < 0) break;
-        off += JR_REC_HDR + len;
+        memcpy(&word, rec, 8);
+        if (jsum(epoch, head, word, rec + 8, h.len - 8) != h.sum) {
+            *why = "checksum mismatch";
+            break;
+        }
+        if (jr_apply(b, h.type, rec, h.len, &scratch) < 0) {
+            *why = "record does not decode";
+            break;
+        }
+        off += JR_REC_HDR + padded;
         records++;
     }
     msgpack_unpacked_destroy(&scratch);
-    log_info("journal: %llu records restored, %zu users", (unsigned long long)records, b->n_users);
+    /* relaxed: our own earlier life stored it; no other process writes the file */
+    uint64_t committed = atomic_load_explicit(&jf_header(f)->committed, memory_order_relaxed);
+    if (!*why && off < committed) *why = "end mark before the committed end";
+    log_info("journal %s: %llu records restored (epoch %llu), %zu users", f->path,
+             (unsigned long long)records, (unsigned long long)epoch, b->n_users);
     return off;
 }
 
-static int jr_write_all(int fd, const uint8_t *p, size_t n)
+/* Can f be loaded? An old-format or unreadable file is reported and ignored (the broker
+ * starts fresh); an empty one, or one whose first header was never finished, is just absent. */
+static bool jr_usable(broker_t *b, const jf_t *f)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
+    static const char zero[8];
+    if (f->map_len < JF_HDR) {
+        if (f->map_len >= 8 && !memcmp(f->map, JF_MAGIC_V1, 8)) goto old;
+        if (f->map_len) goto unknown;
+        return false;
     }
+    const jf_header_t *h = jf_header(f);
+    if (!memcmp(h->magic, zero, 8)) return false; /* interrupted before its header */
+    if (!memcmp(h->magic, JF_MAGIC_V1, 8)) goto old;
+    if (memcmp(h->magic, JF_MAGIC, 8) || h->version != JF_VERSION || h->header_bytes != JF_HDR)
+        goto unknown;
+    return atomic_load_explicit(&h->epoch, memory_order_relaxed) != 0;
+old:
+    log_warn("journal %s is in the old format (%s); format %s version %u replaces it: its "
+             "state is not restored",
+             f->path, JF_MAGIC_V1, JF_MAGIC, JF_VERSION);
+    return false;
+unknown:
+    b->c.journal_corrupt++;
+    log_warn("journal %s: unknown header (%llu bytes, not %s version %u): its state is not "
+             "restored",
+             f->path, (unsigned long long)f->size, JF_MAGIC, JF_VERSION);
+    return false;
+}
+
+static uint64_t jr_bound(const bk_journal_t *j, uint64_t live)
+{
+    return j->min_bound > 4 * live ? j->min_bound : 4 * live;
+}
+
+/* Tests only: HERALD_TEST_JOURNAL_FAIL_AFTER=N: after N good flushes the mapping counts as
+ * full and the next growth fails with ENOSPC, once. The round after them so takes the path
+ * of a full /dev/shm: its records wait in spill, its flush fails, the retry grows the file
+ * (a full /dev/shm cannot be had on demand). Called at open and after each good flush. */
+static void jr_fault_tick(bk_journal_t *j)
+{
+    if (j->fail_after < 0) return;
+    if (j->fail_after-- == 0) {
+        j->room = j->used;
+        j->inject = true;
+    }
+}
+
+/* Make f[cur] hold at least want bytes; 0, or -1 with errno. */
+static int jr_grow(bk_journal_t *j, uint64_t want)
+{
+    if (j->inject) {
+        j->inject = false;
+        errno = ENOSPC;
+        return -1;
+    }
+    jf_t *f = &j->f[j->cur];
+    if (jf_grow(f, want) < 0) return -1;
+    j->room = f->map_len;
     return 0;
 }
 
-static void jr_header(uint8_t out[JR_HDR])
+/* Write an end mark (a zero record header) at off. 0, or -1 with errno. */
+static int jr_mark_end(jf_t *f, uint64_t off)
 {
-    uint32_t version = 1, zero = 0;
-    memcpy(out, JR_MAGIC, 8);
-    memcpy(out + 8, &version, 4);
-    memcpy(out + 12, &zero, 4);
+    static const uint8_t zero[JR_REC_HDR];
+    if (jf_grow(f, off + JR_REC_HDR) < 0) return -1;
+    if (off + JR_REC_HDR <= f->map_len) {
+        memset(f->map + off, 0, JR_REC_HDR);
+        return 0;
+    }
+    return jf_write(f, off, zero, JR_REC_HDR);
+}
+
+/* Start from the current file (f[0] when neither loads, reset to epoch 1); cut whatever
+ * follows its valid records. */
+static int jr_start(broker_t *b, bk_journal_t *j)
+{
+    bool ok[2] = {jr_usable(b, &j->f[0]), jr_usable(b, &j->f[1])};
+    uint64_t ep[2];
+    for (int i = 0; i < 2; i++)
+        ep[i] = ok[i] ? atomic_load_explicit(&jf_header(&j->f[i])->epoch, memory_order_relaxed) : 0;
+    if (!ok[0] && !ok[1]) {
+        j->cur = 0;
+        j->epoch = 1;
+        j->used = JF_HDR;
+        if (jf_reset(&j->f[0], 1) < 0 || jf_clear(&j->f[1]) < 0) return -1;
+        log_info("journal %s: new (epoch 1)", j->f[0].path);
+    } else {
+        j->cur = ok[1] && (!ok[0] || ep[1] > ep[0]);
+        j->epoch = ep[j->cur];
+        jf_t *f = &j->f[j->cur];
+        const char *why;
+        j->used = jr_load(b, f, j->epoch, &why);
+        if (why) {
+            b->c.journal_corrupt++;
+            log_warn("journal %s: %s at offset %llu; the records from there on are cut off",
+                     f->path, why, (unsigned long long)j->used);
+        }
+        /* an unreadable other file would be reported at every start until reused */
+        if (!ok[!j->cur] && jf_clear(&j->f[!j->cur]) < 0) return -1;
+        if (jr_mark_end(f, j->used) < 0) return -1; /* the cut */
+        atomic_store_explicit(&jf_header(f)->committed, j->used, memory_order_release);
+    }
+    j->committed = j->used;
+    j->room = j->f[j->cur].map_len;
+    j->bound = jr_bound(j, j->used);
+    return 0;
 }
 
 int bk_journal_open(broker_t *b, herald_error_t *err)
 {
     bk_journal_t *j = calloc(1, sizeof *j);
     if (!j) abort();
-    snprintf(j->path, sizeof j->path, "/dev/shm/%s.broker.journal", b->cfg.shm_prefix);
-    j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (j->fd < 0) {
-        int e = errno;
-        herr_set(err, HERR_IO, "journal", "open %s: %s", j->path, strerror(e));
-        free(j);
-        return -HERR_IO;
+    j->f[0].fd = j->f[1].fd = -1;
+    /* Tests only: HERALD_TEST_JOURNAL_MIN_BOUND=bytes compacts sooner (cheaper tests). */
+    const char *mb = getenv("HERALD_TEST_JOURNAL_MIN_BOUND");
+    j->min_bound = mb && *mb ? strtoull(mb, NULL, 10) : JR_MIN_BOUND;
+    for (int i = 0; i < 2; i++) {
+        char path[320];
+        snprintf(path, sizeof path, "/dev/shm/%s.broker.journal%s", b->cfg.shm_prefix,
+                 i ? ".1" : "");
+        if (jf_open(&j->f[i], path) < 0) {
+            herr_set(err, HERR_IO, "journal", "open %s: %s", path, strerror(errno));
+            goto fail;
+        }
     }
-    struct stat st;
-    fstat(j->fd, &st);
-    uint64_t size = (uint64_t)st.st_size, valid = 0;
-    if (size) {
-        uint8_t *p = malloc(size);
-        if (!p) abort();
-        ssize_t got = pread(j->fd, p, size, 0);
-        if (got == (ssize_t)size) valid = jr_load(b, p, size);
-        free(p);
+    if (jr_start(b, j) < 0) {
+        herr_set(err, HERR_IO, "journal", "journal %s: %s", j->f[j->cur].path,
+                 errno == ENOSPC ? "no space in /dev/shm" : strerror(errno));
+        goto fail;
     }
-    if (valid < size) {
-        b->c.journal_corrupt++;
-        log_warn("journal %s: %llu bytes of corrupt or torn tail truncated at offset %llu", j->path,
-                 (unsigned long long)(size - valid), (unsigned long long)valid);
-    }
-    if (valid == 0) {
-        uint8_t hdr[JR_HDR];
-        jr_header(hdr);
-        if (ftruncate(j->fd, 0) < 0 || pwrite(j->fd, hdr, JR_HDR, 0) != JR_HDR) goto io;
-        valid = JR_HDR;
-    } else if (valid < size && ftruncate(j->fd, (off_t)valid) < 0) {
-        goto io;
-    }
-    if (lseek(j->fd, (off_t)valid, SEEK_SET) < 0) goto io;
-    j->size = valid;
-    j->bound = JR_MIN_BOUND > 4 * valid ? JR_MIN_BOUND : 4 * valid;
-    /* Tests only: HERALD_TEST_JOURNAL_FAIL_AFTER=N makes the flush after N good ones write
-     * half its bytes and fail with EIO, once (a full /dev/shm cannot be had on demand). */
     const char *fa = getenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
     j->fail_after = fa && *fa ? strtol(fa, NULL, 10) : -1;
+    jr_fault_tick(j);
     b->jr = j;
     return 0;
-io:;
-    int e = errno;
-    herr_set(err, HERR_IO, "journal", "write %s: %s", j->path, strerror(e));
-    close(j->fd);
+fail:
+    jf_close(&j->f[0]);
+    jf_close(&j->f[1]);
     free(j);
     return -HERR_IO;
 }
@@ -226,97 +350,142 @@ void bk_journal_append(broker_t *b, const bk_item_t *it)
 
 typedef struct {
     bk_journal_t *j;
+    jf_t *t;        /* the file the snapshot goes to */
+    uint64_t epoch; /* its new epoch */
+    uint64_t end;   /* end of the snapshot records written to t so far */
+    int err;        /* errno of a failed growth or write: the snapshot is abandoned */
 } jr_snap_ctx_t;
+
+/* Write the encoded part of the snapshot (in spill) to the target file. */
+static void snap_flush(jr_snap_ctx_t *s)
+{
+    bk_journal_t *j = s->j;
+    size_t n = j->spill_len;
+    j->spill_len = 0;
+    if (s->err || !n) return;
+    if (jf_grow(s->t, s->end + n + JR_REC_HDR) < 0) {
+        s->err = errno;
+        return;
+    }
+    if (s->end + n <= s->t->map_len)
+        memcpy(s->t->map + s->end, j->spill, n);
+    else if (jf_write(s->t, s->end, j->spill, n) < 0)
+        s->err = errno;
+    s->end += n;
+}
+
+static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void *data, size_t dlen)
+{
+    if (s->err) return;
+    jr_encode(jr_spill(s->j, JR_REC_HDR + jr_padded(8 + dlen)), s->epoch, type, word, data, dlen);
+    if (s->j->spill_len >= JR_SNAP_PIECE) snap_flush(s);
+}
 
 static void snap_dedup(const char *id, uint64_t seq, void *ctx)
 {
-    jr_snap_ctx_t *s = ctx;
-    jr_put(s->j, J_DEDUP, seq, id, strlen(id));
+    snap_put(ctx, J_DEDUP, seq, id, strlen(id));
 }
 
-/* Write the live state to <path>.tmp and rename it over the journal. */
+/* Write the live state as epoch+1 into the other file, which then becomes current: its
+ * pages stay allocated and mapped from its last use, so nothing is freed or allocated in
+ * bulk. The epoch in its header is stored last: a broker killed before that restarts from
+ * the current file, still whole; after it, from the snapshot. */
 static void jr_compact(broker_t *b)
 {
     bk_journal_t *j = b->jr;
-    char tmp[340];
-    snprintf(tmp, sizeof tmp, "%s.tmp", j->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) goto fail;
+    jf_t *t = &j->f[!j->cur];
+    jr_snap_ctx_t s = {j, t, j->epoch + 1, JF_HDR, 0};
     uint64_t now = wall_ns();
-    j->len = 0;
-    jr_reserve(j, JR_HDR);
-    jr_header(j->buf);
-    j->len = JR_HDR;
     for (size_t h = 0; h < b->utab_size; h++) {
         for (bk_user_t *u = b->utab[h]; u; u = u->hnext) {
             if (!u->last_seq) continue;
-            jr_put(j, J_USER, u->last_seq, u->id, strlen(u->id));
+            snap_put(&s, J_USER, u->last_seq, u->id, strlen(u->id));
             bk_history_trim(b, u, now);
-            for (bk_item_t *it = u->hist_head; it; it = it->next)
-                jr_put(j, J_HIST, it->at_ns, it->bytes, it->len);
+            for (bk_item_t *it = u->hist_head; it; it = it->next) {
+                /* items are scattered in the heap: start the next miss during this copy */
+                __builtin_prefetch(it->next);
+                snap_put(&s, J_HIST, it->at_ns, it->bytes, it->len);
+            }
         }
     }
-    jr_snap_ctx_t ctx = {j};
-    bk_dedup_each(b, snap_dedup, &ctx);
-    if (jr_write_all(fd, j->buf, j->len) < 0 || rename(tmp, j->path) < 0) {
-        close(fd);
-        unlink(tmp);
-        goto fail;
+    bk_dedup_each(b, snap_dedup, &s);
+    snap_flush(&s);
+    /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
+    if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {
+        j->bound *= 2; /* try again later rather than every round */
+        b->c.journal_errors++;
+        log_error("journal compaction into %s failed: %s", t->path,
+                  strerror(s.err ? s.err : errno));
+        return;
     }
-    close(j->fd);
-    j->fd = fd;
-    j->size = j->len;
-    j->bound = JR_MIN_BOUND > 4 * j->size ? JR_MIN_BOUND : 4 * j->size;
-    j->len = 0;
+    jf_header_init(t);
+    jf_header_t *h = jf_header(t);
+    atomic_store_explicit(&h->committed, s.end, memory_order_relaxed);
+    /* release: the snapshot and committed above are in place before the file is current */
+    atomic_store_explicit(&h->epoch, s.epoch, memory_order_release);
+    j->cur = !j->cur;
+    j->epoch = s.epoch;
+    j->used = j->committed = s.end;
+    j->bound = jr_bound(j, s.end);
+    if (jf_shrink(t, j->bound + JF_CHUNK) < 0)
+        log_warn("journal %s: cannot give back pages past %llu bytes: %s", t->path,
+                 (unsigned long long)(j->bound + JF_CHUNK), strerror(errno));
+    j->room = t->map_len;
     b->c.journal_compactions++;
-    log_info("journal compacted to %llu bytes", (unsigned long long)j->size);
-    return;
-fail:
-    j->len = 0;
-    j->bound *= 2; /* try again later rather than every round */
-    b->c.journal_errors++;
-    log_error("journal compaction of %s failed: %s", j->path, strerror(errno));
+    log_info("journal compacted into %s: %llu bytes, epoch %llu", t->path,
+             (unsigned long long)s.end, (unsigned long long)s.epoch);
 }
 
-static int jr_write_round(bk_journal_t *j)
-{
-    if (j->fail_after >= 0 && j->fail_after-- == 0) {
-        jr_write_all(j->fd, j->buf, j->len / 2); /* torn, as a full file system leaves it */
-        errno = EIO;
-        return -1;
-    }
-    return jr_write_all(j->fd, j->buf, j->len);
-}
-
-/* A failed write may leave a torn record; anything appended after it would be lost at the
- * next start (jr_load stops at the tear) and seqs would go backwards. So the file is cut
- * back to its last good size and the round's records stay in buf, ahead of any later ones:
- * the broker's state is always "file + buf", and buf is retried (by the next flush or
- * bk_journal_retry) until it is written. While it is not, nothing is acknowledged: the
- * failed round is answered io_error and bk_ingest_object refuses publishes (a producer's
- * retry of a failed item is answered by dedup once the journal works again). */
+/* Records in spill are behind a file that could not grow (/dev/shm full). The broker's state
+ * is always "file + spill": spill is retried (by the next flush, every 100 ms) until it is
+ * in the file, and meanwhile nothing is acknowledged: the failed round is answered io_error
+ * and bk_ingest_object refuses publishes (a producer's retry of a failed item is answered by
+ * dedup once the journal works again). */
 int bk_journal_flush(broker_t *b)
 {
     bk_journal_t *j = b->jr;
-    if (!j->len) return 0;
-    if (jr_write_round(j) < 0) {
-        int e = errno;
-        b->c.journal_errors++;
-        if (log_ratelimit_ok(&b->rl_journal, 1))
-            log_error("journal write to %s failed: %s; refusing publishes until it works", j->path,
-                      strerror(e));
-        if (ftruncate(j->fd, (off_t)j->size) < 0 || lseek(j->fd, (off_t)j->size, SEEK_SET) < 0)
-            log_error("journal %s: cannot cut back to %llu bytes: %s", j->path,
-                      (unsigned long long)j->size, strerror(errno));
-        j->failing = true;
-        return -HERR_IO;
+    if (j->spill_len) {
+        size_t n = j->spill_len;
+        jf_t *f = &j->f[j->cur];
+        memset(jr_spill(j, JR_REC_HDR), 0, JR_REC_HDR); /* the end mark goes with them */
+        int rc = jr_grow(j, j->used + n + JR_REC_HDR);
+        if (rc == 0 && j->used + n + JR_REC_HDR <= f->map_len) {
+            uint8_t *p = f->map + j->used;
+            memcpy(p + JR_REC_HDR, j->spill + JR_REC_HDR, n);
+            atomic_signal_fence(memory_order_release); /* the first header last, as in jr_encode */
+            memcpy(p, j->spill, JR_REC_HDR);
+        } else if (rc == 0) { /* the file's first lap: fresh pages, filled without zeroing */
+            rc = jf_write(f, j->used + JR_REC_HDR, j->spill + JR_REC_HDR, n);
+            if (rc == 0) rc = jf_write(f, j->used, j->spill, JR_REC_HDR); /* header last */
+        }
+        j->spill_len = n;
+        if (rc < 0) {
+            int e = errno;
+            b->c.journal_errors++;
+            if (log_ratelimit_ok(&b->rl_journal, 1))
+                log_error("journal %s: cannot grow past %llu bytes or write: %s; refusing "
+                          "publishes until it can",
+                          f->path, (unsigned long long)f->size, strerror(e));
+            j->failing = true;
+            return -HERR_IO;
+        }
+        j->used += n;
+        j->spill_len = 0;
     }
-    if (j->failing) log_info("journal %s: writes work again", j->path);
+    if (j->used == j->committed) return 0;
+    /* The records are in the file once memcpy'd or written: the pages belong to tmpfs, not
+     * to us, so a kill -9 cannot lose them (a reboot loses /dev/shm whole, as SPEC 4 allows). committed
+     * only lets the next start tell a cut file from a corrupt one; release keeps the
+     * compiler from storing it before the records. */
+    atomic_store_explicit(&jf_header(&j->f[j->cur])->committed, j->used, memory_order_release);
+    /* the next round's pages, if this lap is in the mapping: about as far as this round went */
+    jf_prefault(&j->f[j->cur], j->used, j->used + 2 * (j->used - j->committed) + JR_REC_HDR);
+    b->c.journal_bytes += j->used - j->committed;
+    j->committed = j->used;
+    if (j->failing) log_info("journal %s: writes work again", j->f[j->cur].path);
     j->failing = false;
-    j->size += j->len;
-    b->c.journal_bytes += j->len;
-    j->len = 0;
-    if (j->size > j->bound) jr_compact(b);
+    jr_fault_tick(j);
+    if (j->used > j->bound) jr_compact(b);
     return 0;
 }
 
@@ -327,9 +496,11 @@ bool bk_journal_failing(const broker_t *b)
 
 void bk_journal_close(broker_t *b)
 {
-    if (!b->jr) return;
-    close(b->jr->fd);
-    free(b->jr->buf);
-    free(b->jr);
+    bk_journal_t *j = b->jr;
+    if (!j) return;
+    jf_close(&j->f[0]);
+    jf_close(&j->f[1]);
+    free(j->spill);
+    free(j);
     b->jr = NULL;
 }

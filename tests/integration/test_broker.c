@@ -835,8 +835,13 @@ START_TEST(corrupt_journal_tail_is_truncated_and_counted)
     bkh_stop(&H, SIGKILL);
     char path[200];
     snprintf(path, sizeof path, "/dev/shm/%s.broker.journal", H.env.shm_prefix);
-    FILE *f = fopen(path, "ab");
+    FILE *f = fopen(path, "r+b"); /* garbage where the next record would go */
     ck_assert_ptr_nonnull(f);
+    uint64_t committed = 0;
+    fseek(f, 24, SEEK_SET); /* the header's committed end */
+    ck_assert_int_eq(fread(&committed, 8, 1, f), 1);
+    ck_assert_uint_gt(committed, 64);
+    fseek(f, (long)committed, SEEK_SET);
     fwrite("\x40\x00\x00\x00garbage-tail", 1, 16, f);
     fclose(f);
     ck_assert_int_eq(bkh_start(&H), 0);

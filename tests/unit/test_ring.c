@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "doorbell.h"
@@ -368,6 +371,59 @@ START_TEST(ring_attach_to_missing_ring_is_not_found)
 }
 END_TEST
 
+START_TEST(ring_creation_allocates_every_page)
+{
+    char name[128], path[160];
+    ring_test_name(name, sizeof name, "alloc");
+    ring_t *r = open_ok(name, RING_PRODUCER, 1 << 20);
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_ge((long long)st.st_blocks * 512, (long long)st.st_size);
+    ring_close(r);
+}
+END_TEST
+
+/* In a child with its own mount namespace and a 1 MiB tmpfs over /dev/shm (root only: it
+ * cannot fill the machine's /dev/shm); exits 77 when that cannot be set up. */
+static int full_shm_child(const char *name)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=1m") < 0)
+        return 77;
+    herald_error_t err;
+    ring_t *r = NULL;
+    int rc = ring_open(&r, name, RING_PRODUCER, 4 << 20, 0, &err);
+    if (rc != -HERR_IO || !strstr(err.message, "no space") || !strstr(err.message, name)) {
+        fprintf(stderr, "ring_open in a full /dev/shm: rc %d: %s\n", rc, err.message);
+        return 1;
+    }
+    if (ring_open(&r, name, RING_CONSUMER, 0, 0, &err) != -HERR_NOT_FOUND) {
+        fprintf(stderr, "the failed ring was left behind\n");
+        return 1;
+    }
+    return 0;
+}
+
+START_TEST(ring_creation_in_a_full_dev_shm_fails_naming_the_ring)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "full");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) _exit(full_shm_child(name));
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        fprintf(stderr,
+                "ring_creation_in_a_full_dev_shm: skipped (no private mount of /dev/shm)\n");
+        return;
+    }
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 /* The inspector's mapping must be read-only: /proc/self/maps shows it as r--s. */
 START_TEST(ring_inspector_maps_read_only_and_peeks_without_consuming)
 {
@@ -480,6 +536,8 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, ring_consumer_rejects_tail_beyond_capacity);
     tcase_add_test(tc, ring_attach_rejects_corrupt_header_naming_the_field);
     tcase_add_test(tc, ring_attach_to_missing_ring_is_not_found);
+    tcase_add_test(tc, ring_creation_allocates_every_page);
+    tcase_add_test(tc, ring_creation_in_a_full_dev_shm_fails_naming_the_ring);
     tcase_add_test(tc, ring_inspector_maps_read_only_and_peeks_without_consuming);
     tcase_add_test(tc, ring_sleep_handshake_reports_pending_records);
     tcase_add_test(tc, ring_skip_all_discards_pending_and_counts_them);

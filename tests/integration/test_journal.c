@@ -1,0 +1,325 @@
+/* test_journal.c - herald-broker's journal as a process sees it: restarts after kill -9 across
+ * file growth and compactions, the preallocated zero tail, a corrupt last record, and a
+ * journal of the old format. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bk_harness.h"
+#include "proto.h"
+
+#define BIG_CONTENT 60000 /* a notification of ~60 KiB: a 4 MiB chunk in ~70 */
+
+static bkh_t H;
+static bkh_gw_t G;
+static bool exit_hook;
+
+static void cleanup(void)
+{
+    bkh_gw_free(&G);
+    bkh_cleanup(&H);
+}
+
+static void start(const char *const *over)
+{
+    if (!exit_hook) {
+        atexit(cleanup);
+        exit_hook = true;
+    }
+    bkh_init(&H, over);
+    ck_assert_msg(bkh_start(&H) == 0, "broker did not start (log %s)", H.logpath);
+}
+
+static void restart_after_kill9(void)
+{
+    bkh_stop(&H, SIGKILL);
+    ck_assert_msg(bkh_start(&H) == 0, "broker did not restart (log %s)", H.logpath);
+}
+
+static herald_client_t *client(void)
+{
+    herald_error_t err;
+    herald_client_t *c = herald_connect(H.sock, &err);
+    ck_assert_msg(c != NULL, "connect: %s", err.message);
+    return c;
+}
+
+/* Publish one notification for user with message id (NULL: none) and content of `content`
+ * bytes (0: the small default). */
+static herald_result_t publish(herald_client_t *c, const char *user, const char *id, size_t content)
+{
+    size_t cap = content + 512;
+    char *json = malloc(cap);
+    ck_assert_ptr_nonnull(json);
+    if (content) {
+        int n = snprintf(json, cap,
+                         "{%s%s%s\"message_type\":\"system_notice\",\"user_id\":\"%s\","
+                         "\"priority\":1,\"source\":\"test\",\"payload\":{\"title\":\"t\","
+                         "\"level\":\"info\",\"content\":\"",
+                         id ? "\"message_id\":\"" : "", id ? id : "", id ? "\"," : "", user);
+        memset(json + n, 'x', content);
+        snprintf(json + n + content, cap - (size_t)n - content, "\"}}");
+    } else {
+        bkh_notice_json(json, cap, user, 1, id);
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bkh_msgpack(&sb, json);
+    free(json);
+    herald_result_t r;
+    herald_error_t err;
+    ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
+                  err.message);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_msg(r.ok, "publish refused: %s %s", r.error, r.message);
+    return r;
+}
+
+/* Publish n big notifications for user with ids "<user>-<i>" (i from 1). */
+static void publish_big(herald_client_t *c, const char *user, int n)
+{
+    for (int i = 1; i <= n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-%d", user, i);
+        ck_assert_uint_eq(publish(c, user, id, BIG_CONTENT).seq, (uint64_t)i);
+    }
+}
+
+static uint64_t stat_u64(const char *key)
+{
+    int fd = bkh_http_connect(&H);
+    bkh_http_resp_t hr;
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr), 200);
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(hr.body, pat);
+    ck_assert_msg(p != NULL, "%s", hr.body);
+    uint64_t v = strtoull(p + strlen(pat), NULL, 10);
+    bkh_http_free(&hr);
+    close(fd);
+    return v;
+}
+
+static void journal_path(char *out, size_t cap, const char *suffix)
+{
+    snprintf(out, cap, "/dev/shm/%s.broker.journal%s", H.env.shm_prefix, suffix);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* The history of user replays seqs from..to (all of them, in order). */
+static void assert_history(const char *user, uint64_t from, uint64_t to)
+{
+    if (G.fd <= 0) ck_assert_int_eq(bkh_gw_attach(&G, &H, 0), 0);
+    size_t start = G.n;
+    ck_assert_int_eq(bkh_gw_replay(&G, 0, user, from, to), 0);
+    long end = bkh_gw_wait_type(&G, start, REC_REPLAY_END, 5000);
+    ck_assert_int_ge(end, 0);
+    ck_assert_int_eq(end - (long)start, (long)(to - from + 1));
+    for (uint64_t s = from; s <= to; s++) {
+        bkh_rec_t *r = &G.recs[start + (s - from)];
+        ck_assert_uint_eq(r->type, REC_REPLAY);
+        ck_assert_uint_eq(r->seq, s);
+    }
+}
+
+static bool log_contains(const char *needle)
+{
+    FILE *f = fopen(H.logpath, "r");
+    if (!f) return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+static const char *const small_history[] = {"broker.history_size=5", NULL};
+
+START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_dedup)
+{
+    start(small_history);
+    herald_client_t *c = client();
+    publish_big(c, "cb", 150); /* ~9 MiB: the file grows by two chunks mid-run */
+    herald_close(c);
+    char path[200];
+    journal_path(path, sizeof path, "");
+    ck_assert_uint_gt(file_size(path), 8u << 20);
+    restart_after_kill9();
+    c = client();
+    herald_result_t d = publish(c, "cb", "cb-150", 0);
+    ck_assert(d.duplicate && d.seq == 150);
+    d = publish(c, "cb", "cb-3", 0);
+    ck_assert(d.duplicate && d.seq == 3);
+    ck_assert_uint_eq(publish(c, "cb", "cb-151", 0).seq, 151);
+    herald_close(c);
+    assert_history("cb", 147, 151);
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+}
+END_TEST
+
+START_TEST(preallocated_zero_tail_is_not_counted_as_corrupt)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    for (int i = 1; i <= 3; i++)
+        ck_assert_uint_eq(publish(c, "zt", NULL, 0).seq, (uint64_t)i);
+    herald_close(c);
+    restart_after_kill9();
+    char path[200];
+    journal_path(path, sizeof path, "");
+    ck_assert_uint_ge(file_size(path), 1u << 20); /* mostly zeros after 3 records */
+    c = client();
+    ck_assert_uint_eq(publish(c, "zt", NULL, 0).seq, 4);
+    herald_close(c);
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert(!log_contains("cut off"));
+}
+END_TEST
+
+/* Offset of the last record in the journal at path (walking the record headers). */
+static long last_record(FILE *f)
+{
+    long off = 64, last = -1;
+    for (;;) {
+        uint32_t len;
+        if (fseek(f, off, SEEK_SET) || fread(&len, 4, 1, f) != 1 || len == 0) return last;
+        last = off;
+        off += 16 + (long)((len + 7) & ~7u);
+    }
+}
+
+START_TEST(corrupt_byte_in_the_last_record_is_cut_off_and_counted)
+{
+    start(NULL);
+    herald_client_t *c = client();
+    for (int i = 1; i <= 3; i++)
+        publish(c, "cr", NULL, 0);
+    herald_close(c);
+    bkh_stop(&H, SIGKILL);
+    char path[200];
+    journal_path(path, sizeof path, "");
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    long last = last_record(f);
+    ck_assert_int_gt(last, 64);
+    uint32_t len;
+    fseek(f, last, SEEK_SET);
+    ck_assert_int_eq(fread(&len, 4, 1, f), 1);
+    long mid = last + 16 + len / 2;
+    int byte;
+    fseek(f, mid, SEEK_SET);
+    byte = fgetc(f);
+    fseek(f, mid, SEEK_SET);
+    fputc(byte ^ 0x10, f);
+    fclose(f);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    c = client();
+    ck_assert_uint_eq(publish(c, "cr", NULL, 0).seq, 3); /* the third was cut off */
+    herald_close(c);
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 1);
+    ck_assert(log_contains("checksum mismatch"));
+    /* The cut is final: the next start finds nothing corrupt. */
+    restart_after_kill9();
+    c = client();
+    ck_assert_uint_eq(publish(c, "cr", NULL, 0).seq, 4);
+    herald_close(c);
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+}
+END_TEST
+
+START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
+{
+    setenv("HERALD_TEST_JOURNAL_MIN_BOUND", "8388608", 1); /* 8 MiB instead of 128 */
+    start(small_history);
+    unsetenv("HERALD_TEST_JOURNAL_MIN_BOUND"); /* restarts below load with the normal bound */
+    herald_client_t *c = client();
+    publish_big(c, "cp", 300); /* ~18 MiB: two compactions */
+    publish(c, "other", "other-1", 0);
+    herald_close(c);
+    ck_assert_uint_ge(stat_u64("journal_compactions"), 2);
+    char path[200];
+    journal_path(path, sizeof path, ".1");
+    ck_assert_uint_gt(file_size(path), 0); /* the two files alternate */
+    restart_after_kill9();
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    c = client();
+    herald_result_t d = publish(c, "cp", "cp-299", 0);
+    ck_assert(d.duplicate && d.seq == 299);
+    d = publish(c, "other", "other-1", 0);
+    ck_assert(d.duplicate && d.seq == 1);
+    ck_assert_uint_eq(publish(c, "cp", "cp-301", 0).seq, 301);
+    herald_close(c);
+    assert_history("cp", 297, 301);
+    /* and appending after the restart is kept too */
+    bkh_gw_free(&G);
+    restart_after_kill9();
+    c = client();
+    ck_assert_uint_eq(publish(c, "cp", NULL, 0).seq, 302);
+    herald_close(c);
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+}
+END_TEST
+
+START_TEST(old_format_journal_is_reported_and_started_fresh)
+{
+    bkh_init(&H, NULL);
+    if (!exit_hook) {
+        atexit(cleanup);
+        exit_hook = true;
+    }
+    char path[200];
+    journal_path(path, sizeof path, "");
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t v1[64] = "HRLDJRN1\x01";
+    memset(v1 + 16, 0x5a, sizeof v1 - 16); /* records of the old format */
+    fwrite(v1, 1, sizeof v1, f);
+    fclose(f);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    ck_assert(log_contains("old format"));
+    herald_client_t *c = client();
+    ck_assert_uint_eq(publish(c, "of", NULL, 0).seq, 1);
+    herald_close(c);
+    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    restart_after_kill9();
+    c = client();
+    ck_assert_uint_eq(publish(c, "of", NULL, 0).seq, 2);
+    herald_close(c);
+}
+END_TEST
+
+static Suite *journal_suite(void)
+{
+    Suite *s = suite_create("journal");
+    TCase *t = tcase_create("process");
+    tcase_set_timeout(t, 240);
+    tcase_add_checked_fixture(t, NULL, cleanup);
+    tcase_add_test(t, restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_dedup);
+    tcase_add_test(t, preallocated_zero_tail_is_not_counted_as_corrupt);
+    tcase_add_test(t, corrupt_byte_in_the_last_record_is_cut_off_and_counted);
+    tcase_add_test(t, compaction_then_restart_keeps_seq_history_and_dedup);
+    tcase_add_test(t, old_format_journal_is_reported_and_started_fresh);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(journal_suite());
+    procs_registry_begin();
+    srunner_run_all(sr, CK_NORMAL);
+    procs_registry_end();
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
