@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define JIN_MAX_DEPTH   2048 /* jansson's JSON_PARSER_MAX_DEPTH; deeper values are refused */
 #define JIN_LINEAR_KEYS 16   /* objects with more keys find duplicates through a hash set */
@@ -290,13 +293,14 @@ static int jin_widen(jin_t *j)
     return 0;
 }
 
-/* Grow an array that starts in inline storage (inl) to hold one more element. */
+/* Grow an array, which may start in inline storage inl (or be NULL), to hold one more element. */
 static int jin_grow(jin_t *j, void **arr, size_t *cap, size_t elem, const void *inl)
 {
+    bool moving = inl && *arr == inl;
     size_t ncap = *cap ? *cap * 2 : 16;
-    void *a = *arr == inl ? malloc(ncap * elem) : realloc(*arr, ncap * elem);
+    void *a = moving ? malloc(ncap * elem) : realloc(*arr, ncap * elem);
     if (!a) return jin_oom(j);
-    if (*arr == inl && *cap) memcpy(a, inl, *cap * elem);
+    if (moving) memcpy(a, inl, *cap * elem);
     *arr = a;
     *cap = ncap;
     return 0;
@@ -386,19 +390,6 @@ static int jin_key_add(jin_t *j, size_t off, size_t n)
 
 /* --- strings ----------------------------------------------------------------------------- */
 
-#define JIN_ONES  0x0101010101010101ull
-#define JIN_HIGHS 0x8080808080808080ull
-
-/* Flags the bytes of w (8 input bytes, first byte lowest) a string scan stops at: '"', '\\',
- * control characters, non-ASCII. Borrows can flag bytes above a real hit, never below, so
- * the lowest flag is exact. */
-static inline uint64_t jin_special(uint64_t w)
-{
-    uint64_t q = w ^ (JIN_ONES * '"'), b = w ^ (JIN_ONES * '\\');
-    return (((q - JIN_ONES) & ~q) | ((b - JIN_ONES) & ~b) | ((w - JIN_ONES * 0x20) & ~w) | w) &
-           JIN_HIGHS;
-}
-
 static inline bool jin_plain(uint8_t c)
 {
     return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
@@ -472,19 +463,21 @@ static const uint8_t *jin_scan_str(jin_t *j, const uint8_t *p, bool *esc)
 {
     const uint8_t *end = j->end;
     for (;;) {
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            w = __builtin_bswap64(w);
-#endif
-            uint64_t m = jin_special(w);
+#ifdef __SSE2__
+        /* 16 bytes at a time: '"', '\\', and (signed) < 0x20, i.e. controls and non-ASCII */
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+        const __m128i space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+            __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(hit, _mm_cmplt_epi8(v, space)));
             if (m) {
-                p += __builtin_ctzll(m) >> 3;
+                p += __builtin_ctz(m);
                 break;
             }
-            p += 8;
+            p += 16;
         }
+#endif
         while (p < end && jin_plain(*p))
             p++;
         if (p == end)
