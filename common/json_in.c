@@ -30,7 +30,7 @@ static int jin_widen(jin_t *j)
     size_t extra = 0;
     for (size_t i = 0; i < j->nfix; i++)
         extra += j->fix[i].count < 65536 ? 2 : 4;
-    if (jin_room(j, extra) < 0) return -1;
+    if (jin_room(j, extra) < 0) return j->rc;
     /* Fixes were recorded as containers closed (inner before outer); order them by offset. */
     qsort(j->fix, j->nfix, sizeof *j->fix, jin_fix_cmp);
     uint8_t *d = (uint8_t *)j->out->data;
