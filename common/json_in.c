@@ -4,7 +4,9 @@
  * (RFC 8259, an object or array at top level, no duplicate keys, no \u0000, no lone
  * surrogates, strict UTF-8, integers within int64, reals that do not overflow, values nested
  * at most 2048 deep) and writes the bytes msgpack-c's packer wrote for jansson's tree: the
- * smallest int / str / array / map forms, reals as float64. tests/fuzz/fuzz_json.c checks both
+ * smallest int / str / array / map forms, reals as float64. Errors name the line and column
+ * jansson names (it reads tokens whole, checks UTF-8 first and a string's \u escapes after its
+ * closing quote; json_lex.c follows that order). tests/fuzz/fuzz_json.c checks all three
  * claims against jansson. One deliberate difference: jansson 2.14 skips a single raw NUL byte
  * right after a number or literal (its unget of byte 0 is lost); raw NUL is refused here.
  *

@@ -14,14 +14,40 @@
 
 /* --- errors ------------------------------------------------------------------------------ */
 
-static bool jin_wordch(uint8_t c)
+static inline bool jin_isdigit(const uint8_t *p, const uint8_t *end)
 {
-    return (uint8_t)(c - '0') < 10 || (uint8_t)((c | 0x20) - 'a') < 26 || c == '-' || c == '+' ||
-           c == '.';
+    return p < end && (uint8_t)(*p - '0') < 10;
 }
 
-/* End of the token starting at p, for error context: a string through its closing quote, a
- * run of number or word characters, else one (UTF-8) character. */
+static inline bool jin_isalpha(const uint8_t *p, const uint8_t *end)
+{
+    return p < end && (uint8_t)((*p | 0x20) - 'a') < 26;
+}
+
+/* End of the number token at p as jansson's lexer reads it: the longest prefix that is a
+ * number or could still become one ("-", "1.", "1e+" end there; "01" ends after "0"). */
+static const uint8_t *jin_number_end(const uint8_t *p, const uint8_t *end)
+{
+    const uint8_t *q = p + (*p == '-');
+    if (!jin_isdigit(q, end)) return q;
+    if (*q == '0') {
+        if (jin_isdigit(++q, end)) return q;
+    } else {
+        while (jin_isdigit(q, end))
+            q++;
+    }
+    if (q < end && *q == '.' && !jin_isdigit(++q, end)) return q;
+    while (jin_isdigit(q, end))
+        q++;
+    if (q == end || (*q | 0x20) != 'e') return q;
+    q += 1 + (q + 1 < end && (q[1] == '+' || q[1] == '-'));
+    while (jin_isdigit(q, end))
+        q++;
+    return q;
+}
+
+/* End of the token at p (< end) as jansson reads it, for the error's column and context: a
+ * string through its closing quote, a number, a run of letters, else one (UTF-8) character. */
 static const uint8_t *jin_token_end(const uint8_t *p, const uint8_t *end)
 {
     const uint8_t *q = p + 1;
@@ -30,8 +56,9 @@ static const uint8_t *jin_token_end(const uint8_t *p, const uint8_t *end)
             q += *q == '\\' && q + 1 < end ? 2 : 1;
         return q < end && *q == '"' ? q + 1 : q;
     }
-    if (jin_wordch(*p)) {
-        while (q < end && jin_wordch(*q))
+    if (*p == '-' || jin_isdigit(p, end)) return jin_number_end(p, end);
+    if (jin_isalpha(p, end)) {
+        while (jin_isalpha(q, end))
             q++;
         return q;
     }
@@ -68,12 +95,6 @@ int jin_fail(jin_t *j, size_t upto, const uint8_t *near, const char *fmt, ...)
     j->rc = herr_set(j->err, HERR_MALFORMED, "", "invalid JSON at line %d, column %d: %s%s", line,
                      col, reason, ctx);
     return j->rc;
-}
-
-int jin_fail_token(jin_t *j, const uint8_t *p, const char *what)
-{
-    size_t upto = (size_t)((p < j->end ? jin_token_end(p, j->end) : p) - j->base);
-    return jin_fail(j, upto, p, "%s", what);
 }
 
 int jin_oom(jin_t *j)
@@ -206,47 +227,72 @@ static inline bool jin_is_hex(uint8_t c)
     return (uint8_t)(c - '0') < 10 || (uint8_t)((c | 0x20) - 'a') < 6;
 }
 
-/* The code unit of the \u escape at p ("\u" known), or -1 after refusing its digits. */
-static int32_t jin_u4(jin_t *j, const uint8_t *p)
+/* Refuse the byte at p, which is not what an escape needs; jansson checks UTF-8 first. */
+static int jin_fail_esc(jin_t *j, const uint8_t *p)
 {
-    int32_t v = 0;
-    for (int i = 2; i < 6; i++) {
-        size_t at = (size_t)(p + i - j->base);
-        if (p + i == j->end) return jin_fail(j, at, NULL, "premature end of input"), -1;
-        if (!jin_is_hex(p[i])) return jin_fail(j, at + 1, NULL, "invalid escape"), -1;
-        uint8_t c = p[i];
-        v = v << 4 | (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
+    size_t at = (size_t)(p - j->base);
+    if (*p >= 0x80 && !jin_utf8_len(p, j->end))
+        return jin_fail(j, at, NULL, "unable to decode byte 0x%x", *p);
+    return jin_fail(j, at + 1, NULL, "invalid escape");
+}
+
+/* The value of four checked hex digits at p. */
+static inline uint32_t jin_hex4(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v = v << 4 | (uint32_t)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
     return v;
 }
 
-/* Check the \u escape at p: not \u0000, surrogates only as a high-low pair. Returns the byte
- * after it (after both halves of a pair), or NULL after refusing. */
+/* Check the four hex digits of the \u escape at p ("\u" known); NULL after refusing. */
 static const uint8_t *jin_scan_u(jin_t *j, const uint8_t *p)
 {
-    size_t at = (size_t)(p - j->base);
-    int32_t v = jin_u4(j, p);
-    if (v < 0) return NULL;
-    if (v == 0) return jin_fail(j, at + 6, NULL, "\\u0000 is not allowed"), NULL;
-    if (v >= 0xdc00 && v <= 0xdfff)
-        return jin_fail(j, at + 6, NULL, "invalid Unicode '\\u%04X'", (unsigned)v), NULL;
-    if (v < 0xd800 || v > 0xdbff) return p + 6;
-    if (j->end - p < 8 || p[6] != '\\' || p[7] != 'u')
-        return jin_fail(j, at + 6, NULL, "invalid Unicode '\\u%04X'", (unsigned)v), NULL;
-    int32_t lo = jin_u4(j, p + 6);
-    if (lo < 0) return NULL;
-    if (lo < 0xdc00 || lo > 0xdfff)
-        return jin_fail(j, at + 12, NULL, "invalid Unicode '\\u%04X\\u%04X'", (unsigned)v,
-                        (unsigned)lo),
-               NULL;
-    return p + 12;
+    for (int i = 2; i < 6; i++) {
+        size_t at = (size_t)(p + i - j->base);
+        if (p + i == j->end) return jin_fail(j, at, NULL, "premature end of input"), NULL;
+        if (!jin_is_hex(p[i])) return jin_fail_esc(j, p + i), NULL;
+    }
+    return p + 6;
+}
+
+/* The \u escapes of the scanned string body s..q (q: its closing quote) must pair surrogates
+ * high-low and not be \u0000. Checked once the string is scanned, and refused at its closing
+ * quote, in jansson's order (any bad surrogate before \u0000). */
+static bool jin_check_u(jin_t *j, const uint8_t *s, const uint8_t *q)
+{
+    size_t at = (size_t)(q + 1 - j->base);
+    bool nul = false;
+    while ((s = memchr(s, '\\', (size_t)(q - s)))) {
+        if (s[1] != 'u') {
+            s += 2;
+            continue;
+        }
+        uint32_t v = jin_hex4(s + 2);
+        s += 6;
+        nul |= v == 0;
+        if (v >= 0xdc00 && v <= 0xdfff)
+            return jin_fail(j, at, NULL, "invalid Unicode '\\u%04X'", (unsigned)v), false;
+        if (v < 0xd800 || v > 0xdbff) continue;
+        if (s == q || s[0] != '\\' || s[1] != 'u')
+            return jin_fail(j, at, NULL, "invalid Unicode '\\u%04X'", (unsigned)v), false;
+        uint32_t lo = jin_hex4(s + 2);
+        s += 6;
+        if (lo < 0xdc00 || lo > 0xdfff)
+            return jin_fail(j, at, NULL, "invalid Unicode '\\u%04X\\u%04X'", (unsigned)v,
+                            (unsigned)lo),
+                   false;
+    }
+    if (nul) return jin_fail(j, at, NULL, "\\u0000 is not allowed"), false;
+    return true;
 }
 
 /* Scan the string body from p (after the opening quote) to its closing quote, checking every
  * byte; *esc is set if it holds escapes. Returns the closing quote, or NULL after refusing. */
 static const uint8_t *jin_scan_str(jin_t *j, const uint8_t *p, bool *esc)
 {
-    const uint8_t *end = j->end;
+    const uint8_t *end = j->end, *body = p;
+    bool u = false; /* holds \u escapes */
     for (;;) {
 #ifdef __SSE2__
         /* 16 bytes at a time: '"', '\\', and (signed) < 0x20, i.e. controls and non-ASCII */
@@ -269,17 +315,18 @@ static const uint8_t *jin_scan_str(jin_t *j, const uint8_t *p, bool *esc)
             return jin_fail(j, (size_t)(end - j->base), end, "premature end of input"), NULL;
         uint8_t c = *p;
         size_t at = (size_t)(p - j->base);
-        if (c == '"') return p;
+        if (c == '"') return !u || jin_check_u(j, body, p) ? p : NULL;
         if (c == '\\') {
             *esc = true;
             if (end - p < 2) return jin_fail(j, at + 1, end, "premature end of input"), NULL;
             if (p[1] == 'u') {
+                u = true;
                 p = jin_scan_u(j, p);
                 if (!p) return NULL;
             } else if (strchr("\"\\/bfnrt", p[1]) && p[1]) {
                 p += 2;
             } else {
-                return jin_fail(j, at + 2, NULL, "invalid escape"), NULL;
+                return jin_fail_esc(j, p + 1), NULL;
             }
         } else if (c < 0x20) {
             /* jansson points at the character before it */
@@ -291,14 +338,6 @@ static const uint8_t *jin_scan_str(jin_t *j, const uint8_t *p, bool *esc)
             p += n;
         }
     }
-}
-
-static inline uint32_t jin_hex4(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v = v << 4 | (uint32_t)(p[i] <= '9' ? p[i] - '0' : (p[i] | 0x20) - 'a' + 10);
-    return v;
 }
 
 /* Decode the checked string body s..e (escapes included) into w; returns the bytes written
@@ -347,6 +386,18 @@ static size_t jin_unescape(uint8_t *w, const uint8_t *s, const uint8_t *e)
     }
 }
 
+int jin_fail_token(jin_t *j, const uint8_t *p, const char *what)
+{
+    bool esc;
+    /* jansson reads the whole token first: a string's own error comes before this one */
+    if (p < j->end && *p == '"' && !jin_scan_str(j, p + 1, &esc)) return j->rc;
+    /* and checks UTF-8 as it reads, also outside strings */
+    if (p < j->end && *p >= 0x80 && !jin_utf8_len(p, j->end))
+        return jin_fail(j, (size_t)(p - j->base), NULL, "unable to decode byte 0x%x", *p);
+    size_t upto = (size_t)((p < j->end ? jin_token_end(p, j->end) : p) - j->base);
+    return jin_fail(j, upto, p, "%s", what);
+}
+
 const uint8_t *jin_string(jin_t *j, const uint8_t *p, size_t *body, size_t *n)
 {
     bool esc = false;
@@ -377,11 +428,6 @@ static const double jin_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-static inline bool jin_digit(const uint8_t *p, const uint8_t *end)
-{
-    return p < end && (uint8_t)(*p - '0') < 10;
-}
-
 /* A real's value as strtod gives it (what jansson stores), from its token start..end. */
 static int jin_strtod(jin_t *j, const uint8_t *start, const uint8_t *end, double *v)
 {
@@ -406,12 +452,13 @@ const uint8_t *jin_number(jin_t *j, const uint8_t *p)
     int sig = 0;    /* significant digits seen */
     long dexp = 0;  /* value = m * 10^dexp while sig <= 19 */
     p += neg;
-    if (!jin_digit(p, end)) return jin_fail(j, (size_t)(p - j->base), start, "invalid token"), NULL;
+    if (!jin_isdigit(p, end))
+        return jin_fail(j, (size_t)(p - j->base), start, "invalid token"), NULL;
     if (*p == '0') {
-        if (jin_digit(++p, end))
+        if (jin_isdigit(++p, end))
             return jin_fail(j, (size_t)(p - j->base), start, "invalid token"), NULL;
     } else {
-        for (; jin_digit(p, end); p++, sig++)
+        for (; jin_isdigit(p, end); p++, sig++)
             if (sig < 19) m = m * 10 + (uint64_t)(*p - '0');
     }
     if (p == end || (*p != '.' && (*p | 0x20) != 'e')) {
@@ -425,9 +472,9 @@ const uint8_t *jin_number(jin_t *j, const uint8_t *p)
         return p;
     }
     if (*p == '.') {
-        if (!jin_digit(++p, end))
+        if (!jin_isdigit(++p, end))
             return jin_fail(j, (size_t)(p - j->base), start, "invalid token"), NULL;
-        for (; jin_digit(p, end); p++) {
+        for (; jin_isdigit(p, end); p++) {
             if (sig < 19) {
                 m = m * 10 + (uint64_t)(*p - '0');
                 dexp--;
@@ -439,9 +486,9 @@ const uint8_t *jin_number(jin_t *j, const uint8_t *p)
     if (p < end && (*p | 0x20) == 'e') {
         bool eneg = ++p < end && *p == '-';
         p += p < end && (*p == '-' || *p == '+');
-        if (!jin_digit(p, end))
+        if (!jin_isdigit(p, end))
             return jin_fail(j, (size_t)(p - j->base), start, "invalid token"), NULL;
-        for (; jin_digit(p, end); p++)
+        for (; jin_isdigit(p, end); p++)
             if (e < 100000) e = e * 10 + (*p - '0');
         e = eneg ? -e : e;
     }

@@ -44,8 +44,15 @@ static void json_input(const uint8_t *data, size_t size)
     }
     if (rc != 0) {
         if (err.code != HERR_MALFORMED && err.code != HERR_TOO_LARGE) abort();
-        if (err.code == HERR_MALFORMED && strncmp(err.message, "invalid JSON at line ", 21))
+        /* a syntax error is placed where jansson places it (no place for a raw NUL) */
+        int line, col, rline, rcol;
+        const char *at = "invalid JSON at line %d, column %d";
+        if (err.code == HERR_MALFORMED && sscanf(err.message, at, &line, &col) != 2) abort();
+        if (err.code == HERR_MALFORMED && sscanf(rerr.message, at, &rline, &rcol) == 2 &&
+            (line != rline || col != rcol)) {
+            fprintf(stderr, "json_to_msgpack: %s\njansson: %s\n", err.message, rerr.message);
             abort();
+        }
         return;
     }
     rc = codec_unpack((const uint8_t *)sb.data + 1, sb.size - 1, sb.size - 1, &u, &err);
