@@ -278,11 +278,6 @@ void bk_ctrl_closed(broker_t *b, bk_conn_t *c);
 extern const struct lws_protocols bk_http_protocol;
 void bk_http_req_done(broker_t *b, bk_req_t *req);
 
-/* --- jarena.c --- */
-/* Route jansson's allocations to a bump arena rewound whenever all its blocks are freed;
- * call once before any jansson use (nothing in the broker keeps jansson values). */
-void bk_jarena_install(void);
-
 /* --- stats.c --- */
 void bk_stats_json(broker_t *b, jbuf_t *out);
 void bk_metrics_text(broker_t *b, jbuf_t *out);

@@ -124,7 +124,7 @@ void bk_http_req_done(broker_t *b, bk_req_t *req)
 
 /* Items of a top-level JSON array (0 if the body is not one), by a scan that tracks
  * strings and nesting; more than BK_MAX_BATCH stops early. Run before parsing so a body of
- * millions of `{}` is refused before jansson builds a tree ~60x its size. */
+ * millions of `{}` is refused before it is converted and ingested. */
 static size_t json_batch_items(const uint8_t *s, size_t len)
 {
     size_t i = 0, items = 0;

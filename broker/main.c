@@ -122,7 +122,6 @@ int main(int argc, char **argv)
     static broker_t broker;
     broker_t *b = &broker;
     herald_error_t err = {0};
-    bk_jarena_install(); /* before anything could allocate a jansson value */
     int rc = load_config(b, argc, argv);
     if (rc) return rc;
     log_init("broker", -1);

@@ -1,17 +1,9 @@
-/* json.c - the JSON writer for client frames and JSON input (via jansson) as msgpack.
+/* json.c - the JSON writer for client frames (JSON input is json_in.c).
  *
- * Input uses jansson rather than a hand-written parser: it is a Debian package (libjansson),
- * a strict RFC 8259 parser (rejects trailing commas, comments, bad escapes, invalid UTF-8),
- * reports line/column of an error, and is widely used and fuzzed. We load with
- * JSON_REJECT_DUPLICATES, because a duplicated "user_id" would be ambiguous (the msgpack
- * path refuses duplicate fields too), and without JSON_ALLOW_NUL (a \u0000 in a string is
- * refused: every id is used as a C string). Integers outside int64 are refused by jansson.
- *
- * The writer is ours: it is on the gateway's hot path (one frame per notification per
- * session) and writes straight into a buffer with LWS_PRE headroom. */
+ * It is on the gateway's hot path (one frame per notification per session) and writes
+ * straight into a buffer with LWS_PRE headroom. */
 #include "json.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,75 +341,4 @@ void json_render_notif(jbuf_t *b, const notif_t *n)
     else
         jbuf_put(b, "{}", 2);
     jbuf_putc(b, '}');
-}
-
-static int pack_json(msgpack_packer *pk, const json_t *j)
-{
-    int bad = 0;
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *val;
-        bad |= msgpack_pack_map(pk, json_object_size(j));
-        json_object_foreach((json_t *)j, key, val)
-        {
-            bad |= msgpack_pack_str_with_body(pk, key, strlen(key));
-            bad |= pack_json(pk, val);
-        }
-        break;
-    }
-    case JSON_ARRAY:
-        bad |= msgpack_pack_array(pk, json_array_size(j));
-        for (size_t i = 0; i < json_array_size(j); i++)
-            bad |= pack_json(pk, json_array_get(j, i));
-        break;
-    case JSON_STRING:
-        bad |= msgpack_pack_str_with_body(pk, json_string_value(j), json_string_length(j));
-        break;
-    case JSON_INTEGER:
-        bad |= msgpack_pack_int64(pk, json_integer_value(j));
-        break;
-    case JSON_REAL:
-        bad |= msgpack_pack_double(pk, json_real_value(j));
-        break;
-    case JSON_TRUE:
-        bad |= msgpack_pack_true(pk);
-        break;
-    case JSON_FALSE:
-        bad |= msgpack_pack_false(pk);
-        break;
-    case JSON_NULL:
-        bad |= msgpack_pack_nil(pk);
-        break;
-    }
-    return bad;
-}
-
-/* TOO_LARGE applies to a single object (one notification): its msgpack form over
- * HERALD_MAX_NOTIF_BYTES is refused here, so HTTP can answer 413 at once. Items of an array
- * are each checked when encoded (codec_encode), so one big item refuses only its slot. */
-int json_to_msgpack(const char *text, size_t len, msgpack_sbuffer *out, herald_error_t *err)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return herr_set(err, HERR_MALFORMED, "", "invalid JSON at line %d, column %d: %s",
-                        jerr.line, jerr.column, jerr.text);
-    size_t start = out->size;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    int bad = pack_json(&pk, root);
-    bool object = json_is_object(root);
-    json_decref(root);
-    if (bad) {
-        out->size = start;
-        return herr_set(err, HERR_INTERNAL, "", "out of memory converting JSON");
-    }
-    if (object && out->size - start > HERALD_MAX_NOTIF_BYTES) {
-        size_t n = out->size - start;
-        out->size = start;
-        return herr_set(err, HERR_TOO_LARGE, "", "notification is %zu bytes, limit %d", n,
-                        HERALD_MAX_NOTIF_BYTES);
-    }
-    return 0;
 }

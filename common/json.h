@@ -1,4 +1,4 @@
-/* json.h - a small fast JSON writer (client frames) and JSON input via jansson.
+/* json.h - a small fast JSON writer (client frames) and JSON input straight to msgpack.
  *
  * Strings are written with quotes, backslashes and control characters escaped; invalid
  * UTF-8 sequences are replaced by U+FFFD (so output is always valid UTF-8 JSON): one U+FFFD
@@ -49,9 +49,14 @@ void json_put_msgpack(jbuf_t *b, const msgpack_object *o);
 /* The client "notification" frame of SPEC 6. */
 void json_render_notif(jbuf_t *b, const notif_t *n);
 
-/* Parse JSON text (object or array) into msgpack bytes appended to out, so HTTP input
- * takes the same validation path as native input. Integers stay integers, reals become
- * float64. Errors: HERR_MALFORMED with line/column in the message, HERR_TOO_LARGE. */
+/* Parse JSON text (object or array; text[0..len), need not be NUL-terminated) into msgpack
+ * bytes appended to out, so HTTP input takes the same validation path as native input.
+ * Strict RFC 8259 as jansson 2.14 with JSON_REJECT_DUPLICATES (json_in.c says what that
+ * means): no duplicate keys, no \u0000, at most 2048 levels of nesting. Integers stay
+ * integers (refused outside int64), reals become float64 with strtod's value; the bytes are
+ * those msgpack-c's packer writes (smallest forms). Errors: HERR_MALFORMED with "invalid JSON
+ * at line L, column C: <reason>", HERR_TOO_LARGE for a top-level object whose msgpack form
+ * exceeds HERALD_MAX_NOTIF_BYTES, HERR_INTERNAL out of memory; out is unchanged on error. */
 int json_to_msgpack(const char *text, size_t len, msgpack_sbuffer *out, herald_error_t *err);
 
 #endif

@@ -1,14 +1,17 @@
-/* fuzz_json.c - libFuzzer target: JSON input into the notification path, and the string
- * writer on arbitrary bytes (its output must be valid UTF-8 JSON). */
+/* fuzz_json.c - libFuzzer target: json_to_msgpack against jansson + msgpack-c (same verdict,
+ * same bytes), its output into the notification path, and the string writer on arbitrary
+ * bytes (its output must be valid UTF-8 JSON). */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
 #include "json.h"
+#include "json_oracle.h"
 
 static msgpack_unpacked u;
-static msgpack_sbuffer sb, enc;
+static msgpack_sbuffer sb, ref, enc;
 static jbuf_t jb;
 
 static void notif_path(const msgpack_object *o)
@@ -20,16 +23,39 @@ static void notif_path(const msgpack_object *o)
     codec_encode(&n, &enc, NULL);
 }
 
+/* Both converters append after one byte already in the buffer, which must stay. */
 static void json_input(const uint8_t *data, size_t size)
 {
-    herald_error_t err;
+    herald_error_t err, rerr;
     msgpack_sbuffer_clear(&sb);
+    msgpack_sbuffer_clear(&ref);
+    msgpack_sbuffer_write(&sb, "\xc1", 1);
+    msgpack_sbuffer_write(&ref, "\xc1", 1);
     int rc = json_to_msgpack((const char *)data, size, &sb, &err);
+    int rrc = oracle_json_to_msgpack((const char *)data, size, &ref, &rerr);
+    if (rc != rrc) {
+        fprintf(stderr, "json_to_msgpack: %d %s\njansson: %d %s\n", rc, rc ? err.message : "", rrc,
+                rrc ? rerr.message : "");
+        abort();
+    }
+    if (sb.size != ref.size || memcmp(sb.data, ref.data, sb.size) != 0) {
+        fprintf(stderr, "msgpack differs: %zu bytes vs jansson's %zu\n", sb.size, ref.size);
+        abort();
+    }
     if (rc != 0) {
         if (err.code != HERR_MALFORMED && err.code != HERR_TOO_LARGE) abort();
+        /* a syntax error is placed where jansson places it (no place for a raw NUL) */
+        int line, col, rline, rcol;
+        const char *at = "invalid JSON at line %d, column %d";
+        if (err.code == HERR_MALFORMED && sscanf(err.message, at, &line, &col) != 2) abort();
+        if (err.code == HERR_MALFORMED && sscanf(rerr.message, at, &rline, &rcol) == 2 &&
+            (line != rline || col != rcol)) {
+            fprintf(stderr, "json_to_msgpack: %s\njansson: %s\n", err.message, rerr.message);
+            abort();
+        }
         return;
     }
-    rc = codec_unpack((const uint8_t *)sb.data, sb.size, sb.size, &u, &err);
+    rc = codec_unpack((const uint8_t *)sb.data + 1, sb.size - 1, sb.size - 1, &u, &err);
     if (rc != 0) {
         if (err.code != HERR_MALFORMED) abort(); /* only nesting deeper than msgpack-c's */
         return;
