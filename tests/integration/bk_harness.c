@@ -119,8 +119,8 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-int bkh_http(int fd, const char *method, const char *path, const char *extra_headers,
-             const char *body, size_t body_len, bkh_http_resp_t *resp)
+int bkh_http_send(int fd, const char *method, const char *path, const char *extra_headers,
+                  const char *body, size_t body_len)
 {
     size_t blen = body ? body_len : 0;
     char *head = malloc(1024 + blen);
@@ -128,11 +128,23 @@ int bkh_http(int fd, const char *method, const char *path, const char *extra_hea
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\n\r\n",
                       method, path, extra_headers ? extra_headers : "", body ? body_len : 0);
-    memset(resp, 0, sizeof *resp);
     if (blen) memcpy(head + hl, body, blen);
     int wrc = write_all(fd, head, (size_t)hl + blen); /* one write: no Nagle stall */
     free(head);
-    if (wrc < 0) return -1;
+    return wrc < 0 ? -1 : 0;
+}
+
+int bkh_http(int fd, const char *method, const char *path, const char *extra_headers,
+             const char *body, size_t body_len, bkh_http_resp_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    if (bkh_http_send(fd, method, path, extra_headers, body, body_len) < 0) return -1;
+    return bkh_http_recv(fd, resp);
+}
+
+int bkh_http_recv(int fd, bkh_http_resp_t *resp)
+{
+    memset(resp, 0, sizeof *resp);
     size_t cap = 65536, len = 0;
     char *buf = malloc(cap);
     char *eoh = NULL;

@@ -52,6 +52,10 @@ int bkh_http_connect(bkh_t *h);
 /* One request on fd (extra_headers: "" or lines ending in \r\n). Returns status or -1. */
 int bkh_http(int fd, const char *method, const char *path, const char *extra_headers,
              const char *body, size_t body_len, bkh_http_resp_t *resp);
+/* The two halves of bkh_http, to have requests on several connections in flight at once. */
+int bkh_http_send(int fd, const char *method, const char *path, const char *extra_headers,
+                  const char *body, size_t body_len);
+int bkh_http_recv(int fd, bkh_http_resp_t *resp);
 void bkh_http_free(bkh_http_resp_t *resp);
 
 /* --- producer payloads --- */
