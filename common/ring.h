@@ -129,9 +129,8 @@ void ring_name(char *out, size_t outlen, const char *prefix, unsigned gateway_id
  * (rounded up to a power of two, >= RING_MIN_CAPACITY). Fails with HERR_CORRUPT naming
  * the field when magic, version, header size or capacity do not match; HERR_NOT_FOUND
  * when a consumer/inspector finds no object; HERR_IO on system errors, among them "no
- * space" when /dev/shm cannot hold a new ring (its pages are all allocated at creation, and
- * mapped up front for the producer). Sets the producer/consumer pid in the header for
- * those roles. */
+ * space" when /dev/shm cannot hold a new ring (its pages are all allocated at creation).
+ * Sets the producer/consumer pid in the header for those roles. */
 int ring_open(ring_t **out, const char *name, ring_mode_t mode, size_t capacity,
               unsigned gateway_id, herald_error_t *err);
 
