@@ -192,6 +192,14 @@ void bk_req_free(bk_req_t *req);
 void bk_drain_schedule(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
 
+/* --- items.c --- */
+/* An item with room for len canonical bytes (its len field is the caller's to set, and
+ * must equal len when it is freed). Aborts on out-of-memory, like every broker malloc. */
+bk_item_t *bk_item_new(uint32_t len);
+void bk_item_free(bk_item_t *it);
+/* Return the free lists' memory (at shutdown). */
+void bk_items_release(void);
+
 /* --- dedup.c --- */
 int bk_dedup_init(broker_t *b, uint32_t window);
 void bk_dedup_free(broker_t *b);

@@ -145,8 +145,7 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
         bk_dedup_insert(b, n.message_id, idl, bk_dedup_hash(n.message_id, idl), n.seq, NULL);
     }
     if (u->hist_tail && u->hist_tail->seq >= n.seq) return 0; /* already held */
-    bk_item_t *it = malloc(sizeof *it + dlen);
-    if (!it) abort();
+    bk_item_t *it = bk_item_new(dlen);
     *it = (bk_item_t){.user = u, .seq = n.seq, .at_ns = word, .len = dlen, .prio = n.priority};
     memcpy(it->bytes, d, dlen);
     bk_history_append(b, u, it);

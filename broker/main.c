@@ -191,6 +191,7 @@ int main(int argc, char **argv)
     bk_journal_close(b);
     bk_gateways_free(b);
     bk_users_free(b);
+    bk_items_release();
     bk_dedup_free(b);
     return 0;
 }

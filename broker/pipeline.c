@@ -210,8 +210,7 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
         return;
     }
     bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
-    bk_item_t *it = malloc(sizeof *it + (size_t)len);
-    if (!it) abort();
+    bk_item_t *it = bk_item_new((uint32_t)len);
     *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority};
     memcpy(it->bytes, enc, (size_t)len);
     it->req = req;

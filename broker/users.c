@@ -75,7 +75,7 @@ static void history_pop(bk_user_t *u)
     u->hist_head = it->next;
     if (!u->hist_head) u->hist_tail = NULL;
     u->hist_count--;
-    free(it);
+    bk_item_free(it);
 }
 
 void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns)
