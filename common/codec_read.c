@@ -4,6 +4,7 @@
 #include <msgpack/unpack_define.h> /* MSGPACK_EMBED_STACK_SIZE: msgpack-c's nesting limit */
 
 #include "codec.h"
+#include "codec_field.h"
 
 /* A one-pass msgpack reader that builds msgpack_object trees in a msgpack-c zone.
  *
@@ -97,18 +98,7 @@ static int mp_read(mp_reader_t *r, msgpack_object *o)
         o->type = MSGPACK_OBJECT_STR;
         return mp_body(r, b & 0x1fu, &o->via.str.ptr, &o->via.str.size);
     }
-    /* The fixed-size head after the tag: a length, count or the value itself. */
-    static const uint8_t head[32] = {
-        [0x04] = 1, [0x05] = 2, [0x06] = 4,                         /* bin */
-        [0x07] = 2, [0x08] = 3, [0x09] = 5,                         /* ext: length + type */
-        [0x0a] = 4, [0x0b] = 8,                                     /* float */
-        [0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8,             /* uint */
-        [0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8,             /* int */
-        [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, /* fixext: type */
-        [0x19] = 1, [0x1a] = 2, [0x1b] = 4,                         /* str */
-        [0x1c] = 2, [0x1d] = 4, [0x1e] = 2, [0x1f] = 4,             /* array, map */
-    };
-    unsigned h = head[b - 0xc0];
+    unsigned h = codec_mp_head[b - 0xc0]; /* the fixed-size head after the tag */
     if ((size_t)(r->end - r->p) < h) return -HERR_TRUNCATED;
     const uint8_t *q = r->p;
     r->p += h;

@@ -7,7 +7,8 @@
 #include "codec.h"
 #include "codec_field.h"
 
-/* codec_read.c's table (it keeps its own, inside the reader). */
+/* Bytes of the fixed-size head after a 0xc0..0xdf tag: a length, count or the value itself
+ * (codec_field.h; the object reader uses it too). */
 const uint8_t codec_mp_head[32] = {
     [0x04] = 1, [0x05] = 2, [0x06] = 4,                         /* bin */
     [0x07] = 2, [0x08] = 3, [0x09] = 5,                         /* ext: length + type */

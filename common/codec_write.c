@@ -155,35 +155,53 @@ static int put_object(msgpack_sbuffer *sb, const msgpack_object *o)
     return 0;
 }
 
-long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
+/* String lengths of the canonical fields before the payload. */
+typedef struct {
+    const char *ch;
+    size_t id, type, ch_len, user, src;
+} head_lens_t;
+
+/* Room the fields before the payload take at most: keys and fixed fields are under 128
+ * bytes, each of the five strings adds at most a 5-byte header. */
+static size_t head_room(const head_lens_t *l)
+{
+    return 128 + 5 * 5 + l->id + l->type + l->ch_len + l->user + l->src;
+}
+
+/* Write the map header and every field before the payload's value (its key included). */
+static uint8_t *put_head(uint8_t *w, const notif_t *n, const head_lens_t *l)
 {
     static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
     _Static_assert(sizeof head - 1 == CODEC_SEQ_OFFSET, "canonical seq offset");
-    const char *ch = model_channel_name(n->type->channel);
-    size_t start = sb->size, l_id = strlen(n->message_id), l_type = strlen(n->type->name),
-           l_ch = strlen(ch), l_user = strlen(n->user_id), l_src = strlen(n->source);
-    /* Everything before the payload in one reservation: keys and fixed fields are under
-     * 128 bytes, each string adds at most a 5-byte header. */
-    if (!sb_reserve(sb, 128 + 5 * 5 + l_id + l_type + l_ch + l_user + l_src)) return -HERR_INTERNAL;
-    uint8_t *w = (uint8_t *)sb->data + start;
     w = PUT_LIT(w, head);
     w = put_be(w, n->seq, 8); /* head ends with the 0xcf tag */
     w = PUT_LIT(w, "\xaamessage_id");
-    w = put_strw(w, n->message_id, l_id);
+    w = put_strw(w, n->message_id, l->id);
     w = PUT_LIT(w, "\xacmessage_type");
-    w = put_strw(w, n->type->name, l_type);
+    w = put_strw(w, n->type->name, l->type);
     w = PUT_LIT(w, "\xa7"
                    "channel");
-    w = put_strw(w, ch, l_ch);
+    w = put_strw(w, l->ch, l->ch_len);
     w = PUT_LIT(w, "\xa7user_id");
-    w = put_strw(w, n->user_id, l_user);
+    w = put_strw(w, n->user_id, l->user);
     w = PUT_LIT(w, "\xa8priority");
     *w++ = n->priority & 0x7f; /* positive fixint */
     w = PUT_LIT(w, "\xa9timestamp");
     w = put_tag(w, 0xcf, n->timestamp, 8);
     w = PUT_LIT(w, "\xa6source");
-    w = put_strw(w, n->source, l_src);
-    w = PUT_LIT(w, "\xa7payload");
+    w = put_strw(w, n->source, l->src);
+    return PUT_LIT(w, "\xa7payload");
+}
+
+long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
+{
+    const char *ch = model_channel_name(n->type->channel);
+    head_lens_t l = {ch, strlen(n->message_id), strlen(n->type->name), strlen(ch),
+                     strlen(n->user_id), strlen(n->source)};
+    size_t start = sb->size;
+    /* Everything before the payload in one reservation. */
+    if (!sb_reserve(sb, head_room(&l))) return -HERR_INTERNAL;
+    uint8_t *w = put_head((uint8_t *)sb->data + start, n, &l);
     sb->size = (size_t)((char *)w - sb->data);
     int bad = 0;
     if (n->payload.type == MSGPACK_OBJECT_MAP)
@@ -317,32 +335,13 @@ static uint8_t *put_canonical(uint8_t *w, const uint8_t *p, const uint8_t *lim)
 
 long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
 {
-    static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
     if (!n->payload_raw) return -HERR_INTERNAL;
     const char *ch = model_channel_name(n->type->channel);
-    size_t l_id = n->message_id_len, l_type = n->type->name_len, l_ch = strlen(ch),
-           l_user = n->user_id_len, l_src = n->source_len;
+    head_lens_t l = {ch, n->message_id_len, n->type->name_len, strlen(ch), n->user_id_len,
+                     n->source_len};
     /* Everything before the payload, as in codec_encode. */
-    if (cap < 128 + 5 * 5 + l_id + l_type + l_ch + l_user + l_src) return -HERR_TOO_LARGE;
-    uint8_t *w = out;
-    w = PUT_LIT(w, head);
-    w = put_be(w, n->seq, 8);
-    w = PUT_LIT(w, "\xaamessage_id");
-    w = put_strw(w, n->message_id, l_id);
-    w = PUT_LIT(w, "\xacmessage_type");
-    w = put_strw(w, n->type->name, l_type);
-    w = PUT_LIT(w, "\xa7"
-                   "channel");
-    w = put_strw(w, ch, l_ch);
-    w = PUT_LIT(w, "\xa7user_id");
-    w = put_strw(w, n->user_id, l_user);
-    w = PUT_LIT(w, "\xa8priority");
-    *w++ = n->priority & 0x7f;
-    w = PUT_LIT(w, "\xa9timestamp");
-    w = put_tag(w, 0xcf, n->timestamp, 8);
-    w = PUT_LIT(w, "\xa6source");
-    w = put_strw(w, n->source, l_src);
-    w = PUT_LIT(w, "\xa7payload");
+    if (cap < head_room(&l)) return -HERR_TOO_LARGE;
+    uint8_t *w = put_head(out, n, &l);
     w = put_canonical(w, n->payload_raw, out + cap);
     if (!w || w - out > HERALD_MAX_NOTIF_BYTES) return -HERR_TOO_LARGE;
     return (long)(w - out);
