@@ -9,6 +9,17 @@
 #define ITEM_CLASSES     32u                 /* items up to 2 KiB; larger ones use malloc */
 #define ITEM_CACHE_BYTES (64u * 1024 * 1024) /* free-list bytes kept; beyond, free() */
 
+/* Under AddressSanitizer an item on a free list is poisoned, so a use after free is still
+ * caught although the memory is not given back to malloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define ITEM_POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
+#define ITEM_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define ITEM_POISON(p, n)   ((void)(p), (void)(n))
+#define ITEM_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 static bk_item_t *free_list[ITEM_CLASSES];
 static size_t cached_bytes;
 
@@ -24,6 +35,7 @@ bk_item_t *bk_item_new(uint32_t len)
     size_t c = item_class(len);
     bk_item_t *it;
     if (c && (it = free_list[c - 1])) {
+        ITEM_UNPOISON(it, c * ITEM_CLASS);
         free_list[c - 1] = it->next;
         cached_bytes -= c * ITEM_CLASS;
         return it;
@@ -40,6 +52,7 @@ void bk_item_free(bk_item_t *it)
         it->next = free_list[c - 1];
         free_list[c - 1] = it;
         cached_bytes += c * ITEM_CLASS;
+        ITEM_POISON(it, c * ITEM_CLASS);
         return;
     }
     free(it);
@@ -50,6 +63,7 @@ void bk_items_release(void)
     for (size_t c = 0; c < ITEM_CLASSES; c++) {
         while (free_list[c]) {
             bk_item_t *it = free_list[c];
+            ITEM_UNPOISON(it, (c + 1) * ITEM_CLASS);
             free_list[c] = it->next;
             free(it);
         }
