@@ -226,7 +226,6 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     b->c.accepted++;
 }
 
-/* Take objs[0..n) into slots base.. of req, a chunk at a time (see bk_parsed_t). */
 /* Take the n notifications laid back to back in items[0..len) (checked well-formed) into
  * slots 0.. of req, a chunk at a time (see bk_parsed_t). Scanned payloads point into items,
  * which outlives every chunk's commit. */
