@@ -1,6 +1,7 @@
 /* procs.c - spawn/stop test processes by pid, wait for sockets, private runtime dirs. */
 #include "procs.h"
 
+#include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -420,4 +421,16 @@ void procs_cleanup(void)
         for (unsigned i = 0; i < procs_n_dirs; i++)
             procs_rmtree(procs_dirs[i]);
     procs_n_prefixes = procs_n_dirs = 0;
+}
+
+int procs_run_suite(struct Suite *suite)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(suite);
+    procs_registry_begin();
+    srunner_run_all(sr, CK_NORMAL);
+    procs_registry_end();
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -89,4 +89,9 @@ void procs_cleanup(void);
 void procs_registry_begin(void);
 void procs_registry_end(void);
 
+/* A process-level suite's main: run suite between procs_registry_begin/end (SIGPIPE
+ * ignored, as peers of the tests close sockets). Returns the exit status. */
+struct Suite;
+int procs_run_suite(struct Suite *suite);
+
 #endif

@@ -250,12 +250,5 @@ void gws_expect_close(wsc_t *c, int code)
 
 int gws_run(Suite *suite)
 {
-    signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(suite);
-    procs_registry_begin();
-    srunner_run_all(sr, CK_NORMAL);
-    procs_registry_end();
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return procs_run_suite(suite);
 }

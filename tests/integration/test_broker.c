@@ -1014,11 +1014,5 @@ static Suite *broker_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(broker_suite());
-    procs_registry_begin();
-    srunner_run_all(sr, CK_NORMAL);
-    procs_registry_end();
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return procs_run_suite(broker_suite());
 }

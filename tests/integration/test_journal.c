@@ -315,11 +315,5 @@ static Suite *journal_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(journal_suite());
-    procs_registry_begin();
-    srunner_run_all(sr, CK_NORMAL);
-    procs_registry_end();
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return procs_run_suite(journal_suite());
 }
