@@ -13,6 +13,16 @@
 
 static gws_t S;
 
+/* The next frame is a `type` frame (resumed, gap) for seqs from..to. */
+static void expect_range(wsc_t *c, const char *type, uint64_t from, uint64_t to)
+{
+    json_t *j;
+    gws_expect_type(c, type, &j);
+    ck_assert_uint_eq(gws_jint(j, "from"), from);
+    ck_assert_uint_eq(gws_jint(j, "to"), to);
+    json_decref(j);
+}
+
 START_TEST(resume_at_connect_returns_exactly_the_missed_seqs_then_goes_live)
 {
     gws_start(&S, 1, NULL);
@@ -27,11 +37,7 @@ START_TEST(resume_at_connect_returns_exactly_the_missed_seqs_then_goes_live)
     c = gws_client(&S, 0, "u1", "?since=3", NULL);
     for (uint64_t s = 4; s <= 6; s++)
         gws_expect_seq(c, s);
-    json_t *j;
-    gws_expect_type(c, "resumed", &j);
-    ck_assert_uint_eq(gws_jint(j, "from"), 4);
-    ck_assert_uint_eq(gws_jint(j, "to"), 6);
-    json_decref(j);
+    expect_range(c, "resumed", 4, 6);
     gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
     gws_expect_silence(c, 300);
     wsc_close(c);
@@ -49,11 +55,7 @@ START_TEST(resume_mid_session_returns_only_the_seqs_the_session_lacks)
     wsc_send_text(c, "{\"op\":\"resume\",\"since\":1}");
     gws_expect_seq(c, 2);
     gws_expect_seq(c, 3);
-    json_t *j;
-    gws_expect_type(c, "resumed", &j);
-    ck_assert_uint_eq(gws_jint(j, "from"), 2);
-    ck_assert_uint_eq(gws_jint(j, "to"), 3);
-    json_decref(j);
+    expect_range(c, "resumed", 2, 3);
     /* nothing left to fetch: answered at once, nothing redelivered */
     wsc_send_text(c, "{\"op\":\"resume\",\"since\":0}");
     gws_expect_seq(c, 1);
@@ -228,11 +230,7 @@ START_TEST(resume_whose_replay_is_lost_with_the_broker_completes_after_reconnect
     gws_spawn_broker(&S);
     gws_expect_seq(c, 2);
     gws_expect_seq(c, 3);
-    json_t *j;
-    gws_expect_type(c, "resumed", &j);
-    ck_assert_uint_eq(gws_jint(j, "from"), 2);
-    ck_assert_uint_eq(gws_jint(j, "to"), 3);
-    json_decref(j);
+    expect_range(c, "resumed", 2, 3);
     gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
     gws_expect_silence(c, 300);
     wsc_close(c);
