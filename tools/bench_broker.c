@@ -47,7 +47,6 @@ typedef struct {
 
 /* Every notification carries a unique message_id, as producers relying on dedup send:
  * BB_ID_LEN hex digits at known offsets in the pre-encoded bodies, rewritten per request. */
-#define BB_ID_LEN 16
 
 typedef struct {
     uint8_t *body;
@@ -269,10 +268,8 @@ static int consumer_run(const bb_broker_t *b, const bb_opts_t *o, int ready_fd, 
     return 0;
 }
 
-/* One msgpack notification for user u; with id_off, a BB_ID_LEN-digit message_id whose
- * offset in sb is stored there. */
-static void pack_notif(msgpack_packer *pk, msgpack_sbuffer *sb, uint32_t u, uint32_t payload,
-                       size_t *id_off)
+void bench_pack_notif(msgpack_packer *pk, msgpack_sbuffer *sb, uint32_t u, uint32_t payload,
+                      size_t *id_off)
 {
     char user[32], pad[1024];
     snprintf(user, sizeof user, "user%u", u);
@@ -313,7 +310,7 @@ static int produce_native(const bb_broker_t *b, const bb_opts_t *o, uint64_t *re
         msgpack_pack_array(&pk, o->batch);
         ids[v].off = calloc(o->batch, sizeof *ids[v].off);
         for (uint32_t i = 0; i < o->batch; i++)
-            pack_notif(&pk, &body[v], (v * o->batch + i) % o->users, o->payload,
+            bench_pack_notif(&pk, &body[v], (v * o->batch + i) % o->users, o->payload,
                        o->no_ids ? NULL : &ids[v].off[i]);
     }
     herald_result_t *res = malloc(o->batch * sizeof *res);
