@@ -10,21 +10,11 @@
 static msgpack_unpacked ctrl_msg;
 static bool ctrl_msg_ready;
 
-static const msgpack_object *map_get(const msgpack_object *o, const char *key)
-{
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            !memcmp(k->via.str.ptr, key, kl))
-            return &o->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 static int get_u64(const msgpack_object *o, const char *key, uint64_t *out, herald_error_t *err)
 {
-    const msgpack_object *v = map_get(o, key);
+    *out = 0; /* defined on every path, also for callers that go on after an error */
+    const msgpack_object *v = codec_map_get(o, key);
     if (!v) return herr_set(err, HERR_MISSING_FIELD, key, "control message lacks %s", key);
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return herr_set(err, HERR_BAD_KIND, key, "%s must be a non-negative integer", key);
@@ -34,7 +24,7 @@ static int get_u64(const msgpack_object *o, const char *key, uint64_t *out, hera
 
 static bk_user_t *get_user(broker_t *b, const msgpack_object *o, herald_error_t *err)
 {
-    const msgpack_object *v = map_get(o, "user");
+    const msgpack_object *v = codec_map_get(o, "user");
     if (!v || v->type != MSGPACK_OBJECT_STR || !v->via.str.size ||
         v->via.str.size > HERALD_MAX_ID_LEN) {
         herr_set(err, HERR_BAD_VALUE, "user", "user must be a string of 1..%d bytes",
@@ -113,7 +103,7 @@ static int op_open(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald
 {
     uint64_t session, since = 0;
     if (get_u64(o, "session", &session, err)) return -1;
-    if (map_get(o, "since") && get_u64(o, "since", &since, err)) return -1;
+    if (codec_map_get(o, "since") && get_u64(o, "since", &since, err)) return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
     /* One step: nothing is sequenced between these records, so the session sees every
@@ -173,7 +163,7 @@ void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
     }
     if (codec_unpack(body, len, len, &ctrl_msg, &err) < 0) goto bad;
     const msgpack_object *o = &ctrl_msg.data;
-    const msgpack_object *op = o->type == MSGPACK_OBJECT_MAP ? map_get(o, "op") : NULL;
+    const msgpack_object *op = o->type == MSGPACK_OBJECT_MAP ? codec_map_get(o, "op") : NULL;
     if (!op || op->type != MSGPACK_OBJECT_STR) {
         herr_set(&err, HERR_MISSING_FIELD, "op", "control message must be a map with op");
         goto bad;

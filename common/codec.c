@@ -222,3 +222,16 @@ int codec_decode(const uint8_t *buf, size_t len, msgpack_unpacked *scratch, noti
     if (rc) return rc;
     return notif_parse(&scratch->data, n, true, err);
 }
+
+const msgpack_object *codec_map_get(const msgpack_object *o, const char *key)
+{
+    if (o->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
+            !memcmp(k->via.str.ptr, key, kl))
+            return &o->via.map.ptr[i].val;
+    }
+    return NULL;
+}

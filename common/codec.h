@@ -85,6 +85,10 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
  * payload_raw is NULL. The seq is at CODEC_SEQ_OFFSET. */
 long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap);
 
+/* The value of string key `key` in map o (the first one), or NULL if o is not a map or has
+ * no such key. For control messages; notifications go through the stricter parsers. */
+const msgpack_object *codec_map_get(const msgpack_object *o, const char *key);
+
 /* Overwrite the big-endian seq at buf+seq_off. */
 static inline void codec_patch_seq(uint8_t *buf, size_t seq_off, uint64_t seq)
 {

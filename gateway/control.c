@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "frame.h"
 #include "gw.h"
 #include "log.h"
@@ -252,18 +253,6 @@ static void ctl_resync(gw_t *g)
     }
 }
 
-static const msgpack_object *map_get(const msgpack_object *o, const char *key)
-{
-    if (o->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            !memcmp(k->via.str.ptr, key, kl))
-            return &o->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 static bool str_is(const msgpack_object *o, const char *s)
 {
@@ -280,7 +269,7 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         ctl_disconnect(g, "undecodable frame from the broker");
         goto out;
     }
-    const msgpack_object *op = map_get(&u.data, "op");
+    const msgpack_object *op = codec_map_get(&u.data, "op");
     if (str_is(op, "hello_ok")) {
         if (g->ctl_state == CTL_UP) goto out;
         if (!g->ring && gw_uring_attach_ring(g) < 0) {
@@ -292,7 +281,7 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         log_info("broker control link up");
         ctl_resync(g);
     } else if (str_is(op, "error")) {
-        const msgpack_object *m = map_get(&u.data, "message");
+        const msgpack_object *m = codec_map_get(&u.data, "message");
         int mlen = m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0;
         const char *msg = mlen ? m->via.str.ptr : "";
         if (g->ctl_state != CTL_UP) {
