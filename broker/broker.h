@@ -197,8 +197,12 @@ size_t bk_queue_total(const broker_t *b);
  * must equal len when it is freed). Aborts on out-of-memory, like every broker malloc. */
 bk_item_t *bk_item_new(uint32_t len);
 void bk_item_free(bk_item_t *it);
-/* Return the free lists' memory (at shutdown). */
+/* Return the item chunks' memory (at shutdown). */
 void bk_items_release(void);
+/* Zeroed memory on 2 MiB-aligned pages advised as transparent huge pages (for big, randomly
+ * probed tables); never fails (aborts). Free with the same size. */
+void *bk_huge_alloc(size_t size);
+void bk_huge_free(void *p, size_t size);
 
 /* --- dedup.c --- */
 int bk_dedup_init(broker_t *b, uint32_t window);
