@@ -115,15 +115,37 @@ const msg_type_t *model_types(size_t *count)
     return types;
 }
 
+/* Type lookup is on every publish's path: an open-addressed table of the rows, keyed by a
+ * hash of the name's length, first, middle and last bytes, filled before main runs. */
+#define TYPE_TAB 64u
+static uint8_t type_tab[TYPE_TAB]; /* row index + 1; 0 is empty */
+
+static unsigned type_hash(const char *name, size_t len)
+{
+    return (unsigned)(len * 37u + (uint8_t)name[0] * 11u + (uint8_t)name[len / 2] * 5u +
+                      (uint8_t)name[len - 1]);
+}
+
+__attribute__((constructor)) static void type_tab_fill(void)
+{
+    _Static_assert(sizeof types / sizeof types[0] < TYPE_TAB / 2, "type table at most half full");
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        unsigned h = type_hash(types[i].name, types[i].name_len);
+        while (type_tab[h % TYPE_TAB])
+            h++;
+        type_tab[h % TYPE_TAB] = (uint8_t)(i + 1);
+    }
+}
+
 const msg_type_t *model_type_find(const char *name, size_t len)
 {
     if (len == 0) return NULL; /* name[0] may be past the caller's buffer */
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        const char *t = types[i].name;
-        if (types[i].name_len == len && t[0] == name[0] && memcmp(t, name, len) == 0)
-            return &types[i];
+    for (unsigned h = type_hash(name, len);; h++) {
+        unsigned r = type_tab[h % TYPE_TAB];
+        if (!r) return NULL;
+        const msg_type_t *t = &types[r - 1];
+        if (t->name_len == len && memcmp(t->name, name, len) == 0) return t;
     }
-    return NULL;
 }
 
 const char *model_channel_name(channel_t ch)

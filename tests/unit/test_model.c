@@ -55,6 +55,13 @@ START_TEST(model_type_table_matches_spec)
     for (size_t i = 0; i < N_SPEC; i++) {
         const msg_type_t *t = model_type_find(spec[i].name, strlen(spec[i].name));
         ck_assert_msg(t != NULL, "%s missing", spec[i].name);
+        ck_assert_str_eq(t->name, spec[i].name);
+        char near[64]; /* each one-byte change of the name finds nothing */
+        for (size_t k = 0; k < strlen(spec[i].name); k++) {
+            snprintf(near, sizeof near, "%s", spec[i].name);
+            near[k] ^= 0x20;
+            ck_assert_ptr_null(model_type_find(near, strlen(near)));
+        }
         ck_assert_str_eq(model_channel_name(t->channel), spec[i].channel);
         ck_assert_int_eq(t->priority, spec[i].priority);
     }
