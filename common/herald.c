@@ -13,8 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <msgpack.h>
-
+#include "codec.h"
 #include "frame.h"
 
 #define HERALD_MAX_RESPONSE (64u * 1024 * 1024)
@@ -25,7 +24,6 @@ struct herald_client {
     uint8_t *rx; /* buffered response bytes */
     size_t rx_len, rx_cap;
     size_t outstanding; /* requests sent whose response was not read yet */
-    msgpack_unpacked msg;
 };
 
 static int connect_unix(const char *path, herald_error_t *err)
@@ -90,9 +88,7 @@ herald_client_t *herald_connect(const char *address, herald_error_t *err)
         return NULL;
     }
     snprintf(c->address, sizeof c->address, "%s", address);
-    msgpack_unpacked_init(&c->msg);
     if (client_open(c, err) < 0) {
-        msgpack_unpacked_destroy(&c->msg);
         free(c);
         return NULL;
     }
@@ -103,7 +99,6 @@ void herald_close(herald_client_t *c)
 {
     if (!c) return;
     if (c->fd >= 0) close(c->fd);
-    msgpack_unpacked_destroy(&c->msg);
     free(c->rx);
     free(c);
 }
@@ -148,30 +143,84 @@ int herald_send(herald_client_t *c, const uint8_t *body, size_t len, herald_erro
     return rc;
 }
 
-static void result_from(const msgpack_object *o, herald_result_t *r)
+/* Responses are read in place (a batch's is an array of up to 10,000 maps): no object tree,
+ * no allocation. The frame was checked well-formed (codec_check), so every read below is
+ * within it. */
+static uint64_t be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The str at p: its bytes and length, or NULL if p is no str. */
+static const char *rd_str(const uint8_t *p, uint32_t *n)
+{
+    if (p[0] >= 0xa0 && p[0] <= 0xbf) {
+        *n = p[0] & 0x1fu;
+        return (const char *)p + 1;
+    }
+    unsigned h = p[0] == 0xd9 ? 1 : p[0] == 0xda ? 2 : p[0] == 0xdb ? 4 : 0;
+    if (!h) return NULL;
+    *n = (uint32_t)be(p + 1, h);
+    return (const char *)p + 1 + h;
+}
+
+/* The header of the map or array at p: its length, and entries (or -1 if p is neither). */
+static size_t rd_head(const uint8_t *p, bool map, int64_t *count)
+{
+    uint8_t fix = map ? 0x80 : 0x90, b16 = map ? 0xde : 0xdc;
+    if ((p[0] & 0xf0u) == fix) {
+        *count = p[0] & 0x0fu;
+        return 1;
+    }
+    if (p[0] == b16 || p[0] == b16 + 1) {
+        unsigned h = p[0] == b16 ? 2 : 4;
+        *count = (int64_t)be(p + 1, h);
+        return 1 + h;
+    }
+    *count = -1;
+    return 0;
+}
+
+static void copy_str(char *dst, size_t cap, const char *s, uint32_t n)
+{
+    snprintf(dst, cap, "%.*s", (int)n, s);
+}
+
+/* One result from the value at p; returns the bytes it spans. */
+static size_t result_at(const uint8_t *p, herald_result_t *r)
 {
     memset(r, 0, sizeof *r);
-    if (o->type != MSGPACK_OBJECT_MAP) {
+    int64_t pairs;
+    size_t off = rd_head(p, true, &pairs);
+    if (pairs < 0) {
         snprintf(r->error, sizeof r->error, "internal");
         snprintf(r->message, sizeof r->message, "response is not a map");
-        return;
+        return codec_span(p);
     }
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR) continue;
-        const char *ks = k->via.str.ptr;
-        size_t kl = k->via.str.size;
-        if (kl == 2 && !memcmp(ks, "ok", 2) && v->type == MSGPACK_OBJECT_BOOLEAN)
-            r->ok = v->via.boolean;
-        else if (kl == 3 && !memcmp(ks, "seq", 3) && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            r->seq = v->via.u64;
-        else if (kl == 9 && !memcmp(ks, "duplicate", 9) && v->type == MSGPACK_OBJECT_BOOLEAN)
-            r->duplicate = v->via.boolean;
-        else if (kl == 5 && !memcmp(ks, "error", 5) && v->type == MSGPACK_OBJECT_STR)
-            snprintf(r->error, sizeof r->error, "%.*s", (int)v->via.str.size, v->via.str.ptr);
-        else if (kl == 7 && !memcmp(ks, "message", 7) && v->type == MSGPACK_OBJECT_STR)
-            snprintf(r->message, sizeof r->message, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    for (int64_t i = 0; i < pairs; i++) {
+        uint32_t kl, vl;
+        const char *k = rd_str(p + off, &kl), *vs;
+        off += codec_span(p + off);
+        const uint8_t *v = p + off;
+        off += codec_span(v);
+        if (!k) continue;
+        if (kl == 2 && !memcmp(k, "ok", 2) && (v[0] == 0xc2 || v[0] == 0xc3))
+            r->ok = v[0] == 0xc3;
+        else if (kl == 9 && !memcmp(k, "duplicate", 9) && (v[0] == 0xc2 || v[0] == 0xc3))
+            r->duplicate = v[0] == 0xc3;
+        else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] <= 0x7f)
+            r->seq = v[0];
+        else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] >= 0xcc && v[0] <= 0xcf)
+            r->seq = be(v + 1, 1u << (v[0] - 0xcc));
+        else if (kl == 5 && !memcmp(k, "error", 5) && (vs = rd_str(v, &vl)))
+            copy_str(r->error, sizeof r->error, vs, vl);
+        else if (kl == 7 && !memcmp(k, "message", 7) && (vs = rd_str(v, &vl)))
+            copy_str(r->message, sizeof r->message, vs, vl);
     }
+    return off;
 }
 
 /* Read until one whole frame is buffered; returns its total length (header + body). */
@@ -206,18 +255,18 @@ long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max, h
     if (!c->outstanding) return herr_set(err, HERR_BAD_VALUE, "", "no request outstanding");
     long n = read_frame(c, err);
     if (n < 0) return n;
-    size_t off = 0;
-    msgpack_unpack_return ur =
-        msgpack_unpack_next(&c->msg, (const char *)c->rx + FRAME_HDR, (size_t)n - FRAME_HDR, &off);
+    const uint8_t *p = c->rx + FRAME_HDR;
     long count = -1;
-    if (ur == MSGPACK_UNPACK_SUCCESS) {
-        const msgpack_object *o = &c->msg.data;
-        if (o->type == MSGPACK_OBJECT_ARRAY) {
+    herald_error_t bad;
+    if (codec_check(p, (size_t)n - FRAME_HDR, HERALD_MAX_RESPONSE, &bad) == 0) {
+        int64_t items;
+        size_t off = rd_head(p, false, &items);
+        if (items >= 0) {
             count = 0;
-            for (uint32_t i = 0; i < o->via.array.size && (size_t)count < max; i++)
-                result_from(&o->via.array.ptr[i], &res[count++]);
+            for (int64_t i = 0; i < items && (size_t)count < max; i++)
+                off += result_at(p + off, &res[count++]);
         } else if (max) {
-            result_from(o, &res[0]);
+            result_at(p, &res[0]);
             count = 1;
         } else {
             count = 0;
