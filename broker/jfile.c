@@ -1,6 +1,8 @@
-/* jfile.c - a journal file in /dev/shm grown by fallocate in chunks: its first lap is written
- * with pwrite (fresh tmpfs pages filled by a copy need no zeroing and no page tables), then
- * it is mapped MAP_SHARED so that later laps append with a memcpy into pages that exist. */
+/* jfile.c - a journal file in /dev/shm grown by fallocate in chunks and mapped MAP_SHARED, so
+ * that appends are a memcpy into pages that exist. The broker allocates both files up to
+ * the compaction bound at start (journal.c: jr_preallocate); past what is mapped (a file's
+ * first lap beyond that) records are written with pwrite, which fills fresh tmpfs pages
+ * without page faults, and the file is mapped after. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
