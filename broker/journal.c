@@ -400,10 +400,18 @@ static void snap_flush(jr_snap_ctx_t *s)
     s->end += n;
 }
 
+/* A snapshot record goes straight into the target's mapping while it reaches that far (it
+ * is allocated up to the compaction bound at start), else through spill and a write. */
 static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void *data, size_t dlen)
 {
     if (s->err) return;
-    jr_encode(jr_spill(s->j, JR_REC_HDR + jr_padded(8 + dlen)), s->epoch, type, word, data, dlen);
+    size_t n = JR_REC_HDR + jr_padded(8 + dlen);
+    if (!s->j->spill_len && s->end + n + JR_REC_HDR <= s->t->map_len) {
+        jr_encode(s->t->map + s->end, s->epoch, type, word, data, dlen);
+        s->end += n;
+        return;
+    }
+    jr_encode(jr_spill(s->j, n), s->epoch, type, word, data, dlen);
     if (s->j->spill_len >= JR_SNAP_PIECE) snap_flush(s);
 }
 
