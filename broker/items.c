@@ -86,7 +86,14 @@ bk_item_t *bk_item_new(uint32_t len)
         return it;
     }
     if ((it = free_list[c - 1])) {
-        free_list[c - 1] = it->next;
+        bk_item_t *nx = it->next;
+        free_list[c - 1] = nx;
+        /* The next item of this class is a history item trimmed a moment ago: only its first
+         * line was read. Its other lines are about to be overwritten by the next ingest, and
+         * stores that miss stall everything after them once the store buffer fills. */
+        if (nx)
+            for (size_t off = 64; off < c * ITEM_CLASS; off += 64)
+                __builtin_prefetch((uint8_t *)nx + off, 1);
         return it;
     }
     size_t n = c * ITEM_CLASS;
