@@ -56,6 +56,7 @@ struct ring {
     ring_mode_t mode;
     /* producer-local: tail including unpublished records, cached head, records written */
     uint64_t wpos, head_cache, written;
+    uint64_t pf; /* producer: lines before this position are prefetched for writing */
     /* consumer-local: our head, cached tail, records read */
     uint64_t rpos, tail_cache, read;
     uint8_t *peek_buf; /* max_record bytes, allocated by the first ring_peek */
@@ -308,6 +309,8 @@ size_t ring_max_record(const ring_t *r)
 
 /* --- producer --- */
 
+#define RING_PF_AHEAD 2048u /* bytes of ring prefetched for writing ahead of the producer */
+
 /* Make room for a record of `need` bytes at wpos (writing a pad record first if it would
  * cross the end). Returns the data offset for the record, or -ENOSPC. */
 static inline long producer_reserve(ring_t *r, uint64_t need)
@@ -346,6 +349,12 @@ int ring_write2(ring_t *r, uint32_t type, const void *a, uint32_t alen, const vo
     if (blen) memcpy(p + RING_REC_HDR + alen, b, blen);
     r->wpos += need;
     r->written++;
+    /* The space ahead was last written a lap ago and is out of cache: stores into it would
+     * miss, and fill the store buffer. Fetch it for writing a few records early. Only a
+     * hint: a line still being read (a nearly full ring) is merely shared for a while. */
+    if (r->pf < r->wpos) r->pf = r->wpos & ~(uint64_t)63;
+    for (uint64_t upto = r->wpos + RING_PF_AHEAD; r->pf < upto; r->pf += 64)
+        __builtin_prefetch(r->data + (r->pf & r->mask), 1);
     return 0;
 }
 
