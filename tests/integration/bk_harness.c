@@ -38,11 +38,31 @@ void bkh_init(bkh_t *h, const char *const *overrides)
         snprintf(h->over[h->n_over++], sizeof h->over[0], "%s", *overrides);
 }
 
+#define BKH_UNSHARE "/usr/bin/unshare"
+
+bool bkh_private_shm_ok(void)
+{
+    return geteuid() == 0 && access(BKH_UNSHARE, X_OK) == 0;
+}
+
 int bkh_start(bkh_t *h)
 {
-    char exe[512], *argv[4 + 2 * BKH_MAX_OVERRIDES];
+    char exe[512], mnt[160], *argv[12 + 2 * BKH_MAX_OVERRIDES];
     int n = 0;
-    argv[n++] = (char *)procs_build_path("broker/herald-broker", exe, sizeof exe);
+    procs_build_path("broker/herald-broker", exe, sizeof exe);
+    if (h->shm_mb) { /* unshare execs sh, which mounts and execs the broker: one pid */
+        snprintf(mnt, sizeof mnt,
+                 "mount -t tmpfs -o size=%um tmpfs /dev/shm && exec \"$@\"", h->shm_mb);
+        argv[n++] = (char *)BKH_UNSHARE;
+        argv[n++] = (char *)"--mount";
+        argv[n++] = (char *)"--propagation";
+        argv[n++] = (char *)"private";
+        argv[n++] = (char *)"/bin/sh";
+        argv[n++] = (char *)"-c";
+        argv[n++] = mnt;
+        argv[n++] = (char *)"sh";
+    }
+    argv[n++] = exe;
     argv[n++] = (char *)"-c";
     argv[n++] = h->env.config;
     for (int i = 0; i < h->n_over; i++) {
@@ -52,7 +72,7 @@ int bkh_start(bkh_t *h)
     argv[n] = NULL;
     unlink(h->sock);
     unlink(h->ctrl); /* a restart must not find the last broker's socket file */
-    h->pid = procs_spawn(exe, argv, h->logpath);
+    h->pid = procs_spawn(h->shm_mb ? BKH_UNSHARE : exe, argv, h->logpath);
     if (h->pid < 0) return -1;
     /* control.sock is bound after broker.sock: wait for both, or a loaded machine lets a
      * test gateway connect in between. */

@@ -27,10 +27,14 @@ typedef struct {
     pid_t pid;
     int n_over;
     char over[BKH_MAX_OVERRIDES][128];
+    unsigned shm_mb; /* >0: run in a private mount namespace with a tmpfs of this many MiB
+                      * over /dev/shm (root and unshare(1) needed: see bkh_private_shm_ok) */
 } bkh_t;
 
 /* Create the runtime dir and config; overrides are "section.key=value" (NULL-terminated). */
 void bkh_init(bkh_t *h, const char *const *overrides);
+/* Whether bkh_t.shm_mb can work here (root, /usr/bin/unshare). */
+bool bkh_private_shm_ok(void);
 /* Start the broker and wait until its sockets answer. Returns 0 or -1. */
 int bkh_start(bkh_t *h);
 /* Send sig and reap the broker. */

@@ -167,6 +167,34 @@ START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_ded
 }
 END_TEST
 
+/* A /dev/shm too small for the journal's preallocation (2 x 132 MiB): the broker says so and
+ * allocates as records arrive, growing the file chunk by chunk with pwrite. */
+START_TEST(small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes)
+{
+    if (!bkh_private_shm_ok()) {
+        fprintf(stderr, "small_dev_shm: skipped (needs root and unshare for a private "
+                        "/dev/shm)\n");
+        return;
+    }
+    if (!exit_hook) {
+        atexit(cleanup);
+        exit_hook = true;
+    }
+    bkh_init(&H, small_history);
+    H.shm_mb = 48;
+    ck_assert_msg(bkh_start(&H) == 0, "broker did not start (log %s)", H.logpath);
+    herald_client_t *c = client();
+    publish_big(c, "sm", 300); /* ~18 MiB: the file grows by four chunks */
+    herald_close(c);
+    ck_assert(log_contains("not preallocating"));
+    ck_assert_uint_eq(stat_u64("journal_errors"), 0);
+    ck_assert_uint_ge(stat_u64("journal_bytes"), 300u * BIG_CONTENT);
+    char path[200];
+    journal_path(path, sizeof path, "");
+    ck_assert_uint_eq(file_size(path), 0); /* it is in the broker's own /dev/shm */
+}
+END_TEST
+
 START_TEST(preallocated_zero_tail_is_not_counted_as_corrupt)
 {
     start(NULL);
@@ -306,6 +334,7 @@ static Suite *journal_suite(void)
     tcase_add_checked_fixture(t, NULL, cleanup);
     tcase_add_test(t, restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_dedup);
     tcase_add_test(t, preallocated_zero_tail_is_not_counted_as_corrupt);
+    tcase_add_test(t, small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes);
     tcase_add_test(t, corrupt_byte_in_the_last_record_is_cut_off_and_counted);
     tcase_add_test(t, compaction_then_restart_keeps_seq_history_and_dedup);
     tcase_add_test(t, old_format_journal_is_reported_and_started_fresh);
