@@ -210,7 +210,8 @@ void bk_dedup_free(broker_t *b);
 /* Hash of an id of len bytes: computed once per notification, given to find and insert. */
 uint32_t bk_dedup_hash(const char *id, size_t len);
 /* Start loading the table bucket of hash h, and the entry the insert `ahead` inserts from
- * now will write, so a find/insert a little later does not stall on them. */
+ * now will write and the bucket of the entry it will evict, so a find/insert a little later
+ * does not stall on them. */
 void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead);
 /* The window's entry for id (len bytes, hash h), or NULL. */
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h);

@@ -1,13 +1,5 @@
 /* dedup.c - the window of recent message ids: a FIFO ring of entries, oldest evicted first,
- * indexed by an open-addressed table (linear probing) whose buckets are never deleted one
- * by one.
- *
- * Evicting an entry leaves its bucket in the table, stale: a lookup that meets it checks the
- * entry it names (same hash, same id) and goes on. Unlinking it instead cost a cache miss on
- * the evicted id's bucket and a backward shift at every insert once the window is full,
- * the largest part of dedup's cost. Stale buckets fill the table, so when live and stale
- * buckets reach half of it, it is rebuilt from the live entries: one sequential pass every
- * (table / 2 - window) inserts, about 2 ns per insert with the default sizes. */
+ * indexed by a compact open-addressed table (linear probing, backward-shift deletion). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,21 +10,21 @@ struct bk_dedup_entry {
     uint64_t seq;    /* 0 while queued */
     uint32_t hash;
     uint8_t len;
+    bool used;
     char id[HERALD_MAX_ID_LEN + 1];
 };
 
 /* A table bucket: the id's 32-bit hash (its home is hash & mask) and its FIFO slot + 1;
  * 0 is an empty bucket. Eight bytes, so a probe run stays in one or two cache lines and
- * a miss usually never touches an entry. A bucket whose slot was since reused is stale. */
+ * a miss usually never touches an entry. */
 typedef struct {
     uint32_t hash, slot1;
 } bk_bucket_t;
 
 typedef struct bk_dedup {
     bk_dedup_entry_t *slots; /* FIFO ring: slots[(head + i) % window] */
-    bk_bucket_t *tab;        /* at most half full, stale buckets included */
+    bk_bucket_t *tab;        /* at most half full */
     uint32_t window, head, count, mask;
-    uint32_t filled;         /* buckets in use, live or stale */
 } bk_dedup_t;
 
 uint32_t bk_dedup_hash(const char *id, size_t len)
@@ -61,9 +53,8 @@ int bk_dedup_init(broker_t *b, uint32_t window)
     bk_dedup_t *d = calloc(1, sizeof *d);
     if (!d) return -1;
     d->window = window ? window : 1;
-    /* four buckets per entry: at least half the table is for stale buckets between rebuilds */
     uint32_t size = 16;
-    while (size < 4 * d->window)
+    while (size < 2 * d->window)
         size <<= 1;
     d->mask = size - 1;
     /* both are probed at random: huge pages spare a TLB miss per probe */
@@ -86,12 +77,14 @@ void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead)
 {
     bk_dedup_t *d = b->dedup;
     __builtin_prefetch(&d->tab[h & d->mask]);
-    /* the slot written by the insert `ahead` from now: the FIFO ring was last written a
-     * window ago and is out of cache, and its stores would wait for those lines */
-    uint64_t slot = (uint64_t)d->head + (d->count < d->window ? d->count : 0) + ahead;
-    slot %= d->window;
-    __builtin_prefetch(&d->slots[slot], 1);
-    __builtin_prefetch((const char *)&d->slots[slot] + 64, 1);
+    /* the entry the insert writes: the FIFO ring was last written a window ago */
+    uint64_t wslot = ((uint64_t)d->head + (d->count < d->window ? d->count : 0) + ahead) % d->window;
+    __builtin_prefetch(&d->slots[wslot], 1);
+    __builtin_prefetch((const char *)&d->slots[wslot] + 64, 1);
+    if (d->count < d->window || ahead >= d->window) return;
+    uint32_t slot = d->head + ahead;
+    if (slot >= d->window) slot -= d->window;
+    __builtin_prefetch(&d->tab[d->slots[slot].hash & d->mask], 1);
 }
 
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h)
@@ -102,29 +95,28 @@ bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_
         if (!k.slot1) return NULL;
         if (k.hash != h) continue;
         bk_dedup_entry_t *e = &d->slots[k.slot1 - 1];
-        /* a stale bucket's slot holds another id now */
-        if (e->hash == h && e->len == len && !memcmp(e->id, id, len)) return e;
+        if (e->len == len && !memcmp(e->id, id, len)) return e;
     }
 }
 
-static void bucket_put(bk_dedup_t *d, uint32_t h, uint32_t slot)
+/* Remove slot's bucket and shift the rest of its probe run back so no lookup stops early. */
+static void unlink_slot(bk_dedup_t *d, uint32_t slot)
 {
-    uint32_t i = h & d->mask;
-    while (d->tab[i].slot1)
+    bk_dedup_entry_t *e = &d->slots[slot];
+    uint32_t i = e->hash & d->mask;
+    while (d->tab[i].slot1 != slot + 1)
         i = (i + 1) & d->mask;
-    d->tab[i] = (bk_bucket_t){h, slot + 1};
-    d->filled++;
-}
-
-/* Drop every stale bucket: clear the table and put back one bucket per live entry. */
-static void rebuild(bk_dedup_t *d)
-{
-    memset(d->tab, 0, ((size_t)d->mask + 1) * sizeof *d->tab);
-    d->filled = 0;
-    for (uint32_t k = 0; k < d->count; k++) {
-        uint32_t slot = d->head + k < d->window ? d->head + k : d->head + k - d->window;
-        bucket_put(d, d->slots[slot].hash, slot);
+    for (uint32_t j = (i + 1) & d->mask; d->tab[j].slot1; j = (j + 1) & d->mask) {
+        uint32_t home = d->tab[j].hash & d->mask;
+        /* j's bucket may move to the hole i unless its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays) continue;
+        d->tab[i] = d->tab[j];
+        i = j;
     }
+    d->tab[i] = (bk_bucket_t){0, 0};
+    if (e->item) e->item->dedup = NULL; /* still queued: it will not report its seq here */
+    e->used = false;
 }
 
 bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h, uint64_t seq,
@@ -139,10 +131,9 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
         return old;
     }
     uint32_t slot;
-    if (d->count == d->window) { /* evict the oldest; its bucket goes stale */
+    if (d->count == d->window) {
         slot = d->head;
-        bk_dedup_entry_t *e = &d->slots[slot];
-        if (e->item) e->item->dedup = NULL; /* still queued: it will not report its seq here */
+        unlink_slot(d, slot);
         d->head = d->head + 1 == d->window ? 0 : d->head + 1;
     } else {
         slot = d->head + d->count;
@@ -153,11 +144,14 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
     e->hash = h;
     e->seq = seq;
     e->item = item;
+    e->used = true;
     e->len = (uint8_t)len;
     memcpy(e->id, id, len);
     e->id[len] = '\0';
-    if (d->filled >= (d->mask + 1) / 2) rebuild(d); /* includes the new entry */
-    else bucket_put(d, h, slot);
+    uint32_t i = h & d->mask;
+    while (d->tab[i].slot1)
+        i = (i + 1) & d->mask;
+    d->tab[i] = (bk_bucket_t){h, slot + 1};
     return e;
 }
 
@@ -182,7 +176,7 @@ void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx)
     bk_dedup_t *d = b->dedup;
     for (uint32_t i = 0; i < d->count; i++) {
         bk_dedup_entry_t *e = &d->slots[(d->head + i) % d->window];
-        if (e->seq) fn(e->id, e->seq, ctx);
+        if (e->used && e->seq) fn(e->id, e->seq, ctx);
     }
 }
 
