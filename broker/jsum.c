@@ -11,6 +11,9 @@ typedef uint32_t (*js_step_fn)(uint32_t crc, uint64_t w);
 typedef uint32_t (*js_sum_fn)(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p,
                               size_t n);
 
+/* Words are read from the data with memcpy: the sums are defined on little-endian words. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "jsum reads little-endian words");
+
 static uint32_t js_table[256];
 
 /* CRC32C (Castagnoli, reflected 0x82f63b78) of 8 little-endian bytes, without the
@@ -43,8 +46,15 @@ js_lanes(js_step_fn step, uint64_t epoch, uint64_t head, uint64_t word, const ui
         size_t k = 0;
         for (; i + 8 <= n; i += 8)
             memcpy(&w[k++], p + i, 8);
-        for (size_t s = 0; i < n; i++, s += 8) /* bytes, not a memcpy call */
-            w[k] |= (uint64_t)p[i] << s;
+        if (i < n && n >= 8) {
+            /* the r < 8 last bytes: the 8 bytes ending at n, shifted down (little-endian) */
+            uint64_t x;
+            memcpy(&x, p + n - 8, 8);
+            w[k] = x >> 8 * (8 - (n - i));
+        } else {
+            for (size_t s = 0; i < n; i++, s += 8) /* bytes, not a memcpy call */
+                w[k] |= (uint64_t)p[i] << s;
+        }
         a = step(a, w[0]);
         b = step(b, w[1]);
         c = step(c, w[2]);
