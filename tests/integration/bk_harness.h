@@ -33,7 +33,7 @@ typedef struct {
 
 /* Create the runtime dir and config; overrides are "section.key=value" (NULL-terminated). */
 void bkh_init(bkh_t *h, const char *const *overrides);
-/* Whether bkh_t.shm_mb can work here (root, /usr/bin/unshare). */
+/* Whether bkh_t.shm_mb can work here (root, /usr/bin/unshare, mounts allowed). */
 bool bkh_private_shm_ok(void);
 /* Start the broker and wait until its sockets answer. Returns 0 or -1. */
 int bkh_start(bkh_t *h);
