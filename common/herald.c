@@ -215,6 +215,8 @@ static size_t result_at(const uint8_t *p, herald_result_t *r)
             r->seq = v[0];
         else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] >= 0xcc && v[0] <= 0xcf)
             r->seq = be(v + 1, 1u << (v[0] - 0xcc));
+        else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] >= 0xd0 && v[0] <= 0xd3 && !(v[1] & 0x80))
+            r->seq = be(v + 1, 1u << (v[0] - 0xd0)); /* a signed int >= 0, as msgpack-c reads it */
         else if (kl == 5 && !memcmp(k, "error", 5) && (vs = rd_str(v, &vl)))
             copy_str(r->error, sizeof r->error, vs, vl);
         else if (kl == 7 && !memcmp(k, "message", 7) && (vs = rd_str(v, &vl)))
@@ -249,29 +251,30 @@ static long read_frame(herald_client_t *c, herald_error_t *err)
     }
 }
 
+long herald_results_parse(const uint8_t *p, size_t len, herald_result_t *res, size_t max)
+{
+    herald_error_t bad;
+    if (codec_check(p, len, HERALD_MAX_RESPONSE, &bad) < 0) return -1;
+    int64_t items;
+    size_t off = rd_head(p, false, &items);
+    if (items < 0) {
+        if (!max) return 0;
+        result_at(p, &res[0]);
+        return 1;
+    }
+    long count = 0;
+    for (int64_t i = 0; i < items && (size_t)count < max; i++)
+        off += result_at(p + off, &res[count++]);
+    return count;
+}
+
 long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max, herald_error_t *err)
 {
     if (c->fd < 0) return herr_set(err, HERR_IO, "socket", "not connected");
     if (!c->outstanding) return herr_set(err, HERR_BAD_VALUE, "", "no request outstanding");
     long n = read_frame(c, err);
     if (n < 0) return n;
-    const uint8_t *p = c->rx + FRAME_HDR;
-    long count = -1;
-    herald_error_t bad;
-    if (codec_check(p, (size_t)n - FRAME_HDR, HERALD_MAX_RESPONSE, &bad) == 0) {
-        int64_t items;
-        size_t off = rd_head(p, false, &items);
-        if (items >= 0) {
-            count = 0;
-            for (int64_t i = 0; i < items && (size_t)count < max; i++)
-                off += result_at(p + off, &res[count++]);
-        } else if (max) {
-            result_at(p, &res[0]);
-            count = 1;
-        } else {
-            count = 0;
-        }
-    }
+    long count = herald_results_parse(c->rx + FRAME_HDR, (size_t)n - FRAME_HDR, res, max);
     memmove(c->rx, c->rx + n, c->rx_len - (size_t)n);
     c->rx_len -= (size_t)n;
     c->outstanding--;

@@ -42,6 +42,11 @@ int herald_publish_batch(herald_client_t *c, const uint8_t *const *maps, const s
 int herald_send(herald_client_t *c, const uint8_t *body, size_t len, herald_error_t *err);
 long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max, herald_error_t *err);
 
+/* The results in one response frame's body (len bytes of msgpack: an array of result maps,
+ * or one map): fills up to max of res and returns how many, or -1 if the body is not
+ * well-formed msgpack (or has bytes after its value). What herald_recv_results uses. */
+long herald_results_parse(const uint8_t *body, size_t len, herald_result_t *res, size_t max);
+
 /* Drop the connection and connect again to the same address. */
 int herald_reconnect(herald_client_t *c, herald_error_t *err);
 

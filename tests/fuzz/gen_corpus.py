@@ -169,13 +169,32 @@ def clientop_seeds():
     return seeds
 
 
+def results_seeds():
+    """Broker responses for libherald's reader: first byte = room for results (max)."""
+    ok = {"ok": True, "seq": 7, "message_id": "m-1"}
+    dup = {"ok": True, "seq": 2**40, "duplicate": True}
+    bad = {"ok": False, "error": "bad_value", "message": "priority must be 0..3"}
+    seeds = {
+        "single_ok": b"\x01" + pack(ok),
+        "single_error": b"\x01" + pack(bad),
+        "batch": b"\x08" + pack([ok, dup, bad]),
+        "batch_room_2": b"\x02" + pack([ok, dup, bad]),
+        "not_a_map": b"\x03" + pack([1, "x", None]),
+        "signed_seq": b"\x01\x82\xa2ok\xc3\xa3seq\xd2\x00\x00\x01\x00",
+        "negative_seq": b"\x01\x81\xa3seq\xd0\xff",
+        "long_message": b"\x01" + pack({"ok": False, "error": "e" * 40, "message": "m" * 250}),
+        "trailing": b"\x01" + pack(ok) + b"\x00",
+        "truncated": b"\x04\xdd\xff\xff\xff\xff\x80",
+    }
+    return seeds
+
+
 def main():
     for target, seeds in (("codec", codec_seeds()), ("scan", scan_seeds()), ("json", json_seeds()),
-                          ("clientop", clientop_seeds())):
+                          ("clientop", clientop_seeds()), ("results", results_seeds())):
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
-        for old in os.listdir(d):
-            os.remove(os.path.join(d, old))
+        # seeds are (re)written; other files are kept: json/c_* and the inputs fuzzing found
         for name, data in seeds.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
