@@ -95,6 +95,28 @@ START_TEST(model_type_find_rejects_unknown_names_and_prefixes)
 }
 END_TEST
 
+/* The hashed lookup against a plain scan of the rows, on random names made of the rows'
+ * own characters and lengths (mostly misses, with hashes colliding with real rows). */
+START_TEST(model_type_find_agrees_with_a_scan_of_the_rows)
+{
+    size_t count;
+    const msg_type_t *rows = model_types(&count);
+    srand(11);
+    char name[40];
+    for (int trial = 0; trial < 200000; trial++) {
+        const msg_type_t *like = &rows[rand() % (int)count];
+        size_t len = like->name_len + (size_t)(rand() % 3) - 1;
+        if (len == 0 || len >= sizeof name) continue;
+        for (size_t i = 0; i < len; i++) /* mostly the row's own bytes, a few changed */
+            name[i] = i < like->name_len && rand() % 8 ? like->name[i] : "aeinorst_"[rand() % 9];
+        const msg_type_t *want = NULL;
+        for (size_t r = 0; r < count; r++)
+            if (rows[r].name_len == len && !memcmp(rows[r].name, name, len)) want = &rows[r];
+        ck_assert_ptr_eq(model_type_find(name, len), want);
+    }
+}
+END_TEST
+
 START_TEST(model_channels_have_spec_names)
 {
     const char *names[] = {"trade", "account", "position", "risk", "system"};
@@ -233,6 +255,7 @@ int main(void)
     tcase_add_test(tc, model_type_table_matches_spec);
     tcase_add_test(tc, model_required_fields_and_kinds_match_spec);
     tcase_add_test(tc, model_type_find_rejects_unknown_names_and_prefixes);
+    tcase_add_test(tc, model_type_find_agrees_with_a_scan_of_the_rows);
     tcase_add_test(tc, model_channels_have_spec_names);
     tcase_add_test(tc, model_accepts_complete_payload_with_extra_fields);
     tcase_add_test(tc, model_names_each_missing_required_field);
