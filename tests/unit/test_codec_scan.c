@@ -523,6 +523,41 @@ START_TEST(encode_to_refuses_over_64k_exactly_where_codec_encode_does)
 }
 END_TEST
 
+/* A string field is copied whole, or refused when any one of its bytes is NUL: every
+ * length up to 40 (word-at-a-time copy and its byte tail), every position. */
+START_TEST(scan_refuses_a_nul_at_any_position_of_a_string_field)
+{
+    for (size_t len = 1; len <= 40; len++) {
+        for (long nul = -1; nul < (long)len; nul++) {
+            uint8_t buf[128];
+            size_t n = 0;
+            static const char head[] = "\x82\xacmessage_type\xabmarket_halt\xa7user_id";
+            memcpy(buf, head, sizeof head - 1);
+            n = sizeof head - 1;
+            buf[n++] = (uint8_t)(0xa0 | len); /* fixstr: len <= 31 */
+            if (len > 31) {
+                buf[n - 1] = 0xd9;
+                buf[n++] = (uint8_t)len;
+            }
+            for (size_t i = 0; i < len; i++)
+                buf[n + i] = (uint8_t)('a' + (i * 7 + len) % 26);
+            if (nul >= 0) buf[n + (size_t)nul] = 0;
+            notif_t nt;
+            herald_error_t err;
+            long rc = codec_notif_scan(buf, n + len, &nt, &err);
+            if (nul >= 0) {
+                ck_assert_int_eq(rc, -HERR_BAD_VALUE);
+                ck_assert_str_eq(err.field, "user_id");
+            } else {
+                ck_assert_int_eq(rc, (long)(n + len));
+                ck_assert_uint_eq(nt.user_id_len, len);
+                ck_assert(!memcmp(nt.user_id, buf + n, len) && nt.user_id[len] == '\0');
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(scan_generates_a_message_id_and_applies_defaults)
 {
     notif_t n;
@@ -555,6 +590,7 @@ int main(void)
     tcase_add_test(tc, scan_steps_through_a_batch);
     tcase_add_test(tc, encode_to_refuses_over_64k_exactly_where_codec_encode_does);
     tcase_add_test(tc, scan_generates_a_message_id_and_applies_defaults);
+    tcase_add_test(tc, scan_refuses_a_nul_at_any_position_of_a_string_field);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
