@@ -3,6 +3,7 @@
 #include "bk_harness.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -203,6 +204,26 @@ void bkh_http_free(bkh_http_resp_t *resp)
 {
     free(resp->body);
     resp->body = NULL;
+}
+
+uint64_t bkh_stat_of(const char *body, const char *key)
+{
+    char k[80];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(body, k);
+    ck_assert_msg(p != NULL, "no %s in %s", key, body);
+    return strtoull(p + strlen(k), NULL, 10);
+}
+
+uint64_t bkh_stat(bkh_t *h, const char *key)
+{
+    int fd = bkh_http_connect(h);
+    bkh_http_resp_t hr;
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr), 200);
+    uint64_t v = bkh_stat_of(hr.body, key);
+    bkh_http_free(&hr);
+    close(fd);
+    return v;
 }
 
 /* --- payloads --- */

@@ -61,6 +61,10 @@ int bkh_http_send(int fd, const char *method, const char *path, const char *extr
                   const char *body, size_t body_len);
 int bkh_http_recv(int fd, bkh_http_resp_t *resp);
 void bkh_http_free(bkh_http_resp_t *resp);
+/* The number after "key": in a /api/stats body; fails the test when key is missing. */
+uint64_t bkh_stat_of(const char *body, const char *key);
+/* GET /api/stats on a connection of its own: the number at key (as bkh_stat_of). */
+uint64_t bkh_stat(bkh_t *h, const char *key);
 
 /* --- producer payloads --- */
 /* JSON text -> msgpack bytes in sb (replacing). */

@@ -89,21 +89,6 @@ static void publish_big(herald_client_t *c, const char *user, int n)
     }
 }
 
-static uint64_t stat_u64(const char *key)
-{
-    int fd = bkh_http_connect(&H);
-    bkh_http_resp_t hr;
-    ck_assert_int_eq(bkh_http(fd, "GET", "/api/stats", "", NULL, 0, &hr), 200);
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(hr.body, pat);
-    ck_assert_msg(p != NULL, "%s", hr.body);
-    uint64_t v = strtoull(p + strlen(pat), NULL, 10);
-    bkh_http_free(&hr);
-    close(fd);
-    return v;
-}
-
 static void journal_path(char *out, size_t cap, const char *suffix)
 {
     snprintf(out, cap, "/dev/shm/%s.broker.journal%s", H.env.shm_prefix, suffix);
@@ -163,7 +148,7 @@ START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_ded
     ck_assert_uint_eq(publish(c, "cb", "cb-151", 0).seq, 151);
     herald_close(c);
     assert_history("cb", 147, 151);
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
 }
 END_TEST
 
@@ -187,8 +172,8 @@ START_TEST(small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes)
     publish_big(c, "sm", 300); /* ~18 MiB: the file grows by four chunks */
     herald_close(c);
     ck_assert(log_contains("not preallocating"));
-    ck_assert_uint_eq(stat_u64("journal_errors"), 0);
-    ck_assert_uint_ge(stat_u64("journal_bytes"), 300u * BIG_CONTENT);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_errors"), 0);
+    ck_assert_uint_ge(bkh_stat(&H, "journal_bytes"), 300u * BIG_CONTENT);
     char path[200];
     journal_path(path, sizeof path, "");
     ck_assert_uint_eq(file_size(path), 0); /* it is in the broker's own /dev/shm */
@@ -209,7 +194,7 @@ START_TEST(preallocated_zero_tail_is_not_counted_as_corrupt)
     c = client();
     ck_assert_uint_eq(publish(c, "zt", NULL, 0).seq, 4);
     herald_close(c);
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
     ck_assert(!log_contains("cut off"));
 }
 END_TEST
@@ -254,14 +239,14 @@ START_TEST(corrupt_byte_in_the_last_record_is_cut_off_and_counted)
     c = client();
     ck_assert_uint_eq(publish(c, "cr", NULL, 0).seq, 3); /* the third was cut off */
     herald_close(c);
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 1);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 1);
     ck_assert(log_contains("checksum mismatch"));
     /* The cut is final: the next start finds nothing corrupt. */
     restart_after_kill9();
     c = client();
     ck_assert_uint_eq(publish(c, "cr", NULL, 0).seq, 4);
     herald_close(c);
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
 }
 END_TEST
 
@@ -274,12 +259,12 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
     publish_big(c, "cp", 300); /* ~18 MiB: two compactions */
     publish(c, "other", "other-1", 0);
     herald_close(c);
-    ck_assert_uint_ge(stat_u64("journal_compactions"), 2);
+    ck_assert_uint_ge(bkh_stat(&H, "journal_compactions"), 2);
     char path[200];
     journal_path(path, sizeof path, ".1");
     ck_assert_uint_gt(file_size(path), 0); /* the two files alternate */
     restart_after_kill9();
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
     c = client();
     herald_result_t d = publish(c, "cp", "cp-299", 0);
     ck_assert(d.duplicate && d.seq == 299);
@@ -294,7 +279,7 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
     c = client();
     ck_assert_uint_eq(publish(c, "cp", NULL, 0).seq, 302);
     herald_close(c);
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
 }
 END_TEST
 
@@ -318,7 +303,7 @@ START_TEST(old_format_journal_is_reported_and_started_fresh)
     herald_client_t *c = client();
     ck_assert_uint_eq(publish(c, "of", NULL, 0).seq, 1);
     herald_close(c);
-    ck_assert_uint_eq(stat_u64("journal_corrupt"), 0);
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
     restart_after_kill9();
     c = client();
     ck_assert_uint_eq(publish(c, "of", NULL, 0).seq, 2);
