@@ -82,13 +82,12 @@ void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead)
     bk_dedup_t *d = b->dedup;
     __builtin_prefetch(&d->tab[h & d->mask]);
     /* the entry the insert writes: the FIFO ring was last written a window ago */
-    uint64_t wslot = ((uint64_t)d->head + (d->count < d->window ? d->count : 0) + ahead) % d->window;
-    __builtin_prefetch(&d->slots[wslot], 1);
-    __builtin_prefetch((const char *)&d->slots[wslot] + 64, 1);
-    if (d->count < d->window || ahead >= d->window) return;
-    uint32_t slot = d->head + ahead;
-    if (slot >= d->window) slot -= d->window;
-    __builtin_prefetch(&d->tab[d->hashes[slot] & d->mask], 1);
+    uint64_t slot = (uint64_t)d->head + (d->count < d->window ? d->count : 0) + ahead;
+    if (slot >= d->window) slot %= d->window; /* rarely: at the ring's end */
+    __builtin_prefetch(&d->slots[slot], 1);
+    __builtin_prefetch((const char *)&d->slots[slot] + 64, 1);
+    /* in a full window that slot's entry is evicted: its bucket is unlinked */
+    if (d->count == d->window) __builtin_prefetch(&d->tab[d->hashes[slot] & d->mask], 1);
 }
 
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h)
