@@ -66,6 +66,14 @@ size_t codec_span(const uint8_t *p);
  * length; else return 0. */
 size_t codec_array_open(const uint8_t *p, size_t len, uint32_t *count);
 
+/* Readers of one value at p, well-formed (as codec_span). A map header: stores the entry
+ * count and returns the header length, or 0 if p is no map. A str: sets *s and *n, or
+ * returns false. An integer >= 0 (any width, signed forms too, as msgpack-c reads them):
+ * sets *v, or returns false leaving *v alone. */
+size_t codec_map_open(const uint8_t *p, uint32_t *count);
+bool codec_str_at(const uint8_t *p, const char **s, uint32_t *n);
+bool codec_uint_at(const uint8_t *p, uint64_t *v);
+
 /* codec_notif_from_object for the map at p, well-formed and within p[0..len) (checked by
  * codec_check/codec_skip, alone or as an item): the same checks in the same order, so the
  * same first error (code, field, message). Returns the map's length in bytes, or a negative

@@ -301,6 +301,24 @@ static codec_int_kind_t mp_uint(const uint8_t *q, uint64_t *v)
     return INT_NONE;
 }
 
+size_t codec_map_open(const uint8_t *p, uint32_t *count)
+{
+    return mp_map(p, count);
+}
+
+bool codec_str_at(const uint8_t *p, const char **s, uint32_t *n)
+{
+    return mp_str(p, s, n);
+}
+
+bool codec_uint_at(const uint8_t *p, uint64_t *v)
+{
+    uint64_t u = 0;
+    if (mp_uint(p, &u) != INT_POSITIVE) return false;
+    *v = u;
+    return true;
+}
+
 /* codec_field_str for the value at q; *len gets the string's length. */
 static int str_field(const uint8_t *q, int f, char *dst, size_t cap, bool nonempty, uint8_t *len,
                      herald_error_t *err)

@@ -146,44 +146,6 @@ int herald_send(herald_client_t *c, const uint8_t *body, size_t len, herald_erro
 /* Responses are read in place (a batch's is an array of up to 10,000 maps): no object tree,
  * no allocation. The frame was checked well-formed (codec_check), so every read below is
  * within it. */
-static uint64_t be(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* The str at p: its bytes and length, or NULL if p is no str. */
-static const char *rd_str(const uint8_t *p, uint32_t *n)
-{
-    if (p[0] >= 0xa0 && p[0] <= 0xbf) {
-        *n = p[0] & 0x1fu;
-        return (const char *)p + 1;
-    }
-    unsigned h = p[0] == 0xd9 ? 1 : p[0] == 0xda ? 2 : p[0] == 0xdb ? 4 : 0;
-    if (!h) return NULL;
-    *n = (uint32_t)be(p + 1, h);
-    return (const char *)p + 1 + h;
-}
-
-/* The header of the map or array at p: its length, and entries (or -1 if p is neither). */
-static size_t rd_head(const uint8_t *p, bool map, int64_t *count)
-{
-    uint8_t fix = map ? 0x80 : 0x90, b16 = map ? 0xde : 0xdc;
-    if ((p[0] & 0xf0u) == fix) {
-        *count = p[0] & 0x0fu;
-        return 1;
-    }
-    if (p[0] == b16 || p[0] == b16 + 1) {
-        unsigned h = p[0] == b16 ? 2 : 4;
-        *count = (int64_t)be(p + 1, h);
-        return 1 + h;
-    }
-    *count = -1;
-    return 0;
-}
-
 static void copy_str(char *dst, size_t cap, const char *s, uint32_t n)
 {
     snprintf(dst, cap, "%.*s", (int)n, s);
@@ -193,33 +155,30 @@ static void copy_str(char *dst, size_t cap, const char *s, uint32_t n)
 static size_t result_at(const uint8_t *p, herald_result_t *r)
 {
     memset(r, 0, sizeof *r);
-    int64_t pairs;
-    size_t off = rd_head(p, true, &pairs);
-    if (pairs < 0) {
+    uint32_t pairs;
+    size_t off = codec_map_open(p, &pairs);
+    if (!off) {
         snprintf(r->error, sizeof r->error, "internal");
         snprintf(r->message, sizeof r->message, "response is not a map");
         return codec_span(p);
     }
-    for (int64_t i = 0; i < pairs; i++) {
+    for (uint32_t i = 0; i < pairs; i++) {
+        const char *k, *vs;
         uint32_t kl, vl;
-        const char *k = rd_str(p + off, &kl), *vs;
+        bool str = codec_str_at(p + off, &k, &kl);
         off += codec_span(p + off);
         const uint8_t *v = p + off;
         off += codec_span(v);
-        if (!k) continue;
+        if (!str) continue;
         if (kl == 2 && !memcmp(k, "ok", 2) && (v[0] == 0xc2 || v[0] == 0xc3))
             r->ok = v[0] == 0xc3;
         else if (kl == 9 && !memcmp(k, "duplicate", 9) && (v[0] == 0xc2 || v[0] == 0xc3))
             r->duplicate = v[0] == 0xc3;
-        else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] <= 0x7f)
-            r->seq = v[0];
-        else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] >= 0xcc && v[0] <= 0xcf)
-            r->seq = be(v + 1, 1u << (v[0] - 0xcc));
-        else if (kl == 3 && !memcmp(k, "seq", 3) && v[0] >= 0xd0 && v[0] <= 0xd3 && !(v[1] & 0x80))
-            r->seq = be(v + 1, 1u << (v[0] - 0xd0)); /* a signed int >= 0, as msgpack-c reads it */
-        else if (kl == 5 && !memcmp(k, "error", 5) && (vs = rd_str(v, &vl)))
+        else if (kl == 3 && !memcmp(k, "seq", 3))
+            codec_uint_at(v, &r->seq); /* left 0 unless an integer >= 0 */
+        else if (kl == 5 && !memcmp(k, "error", 5) && codec_str_at(v, &vs, &vl))
             copy_str(r->error, sizeof r->error, vs, vl);
-        else if (kl == 7 && !memcmp(k, "message", 7) && (vs = rd_str(v, &vl)))
+        else if (kl == 7 && !memcmp(k, "message", 7) && codec_str_at(v, &vs, &vl))
             copy_str(r->message, sizeof r->message, vs, vl);
     }
     return off;
@@ -255,15 +214,15 @@ long herald_results_parse(const uint8_t *p, size_t len, herald_result_t *res, si
 {
     herald_error_t bad;
     if (codec_check(p, len, HERALD_MAX_RESPONSE, &bad) < 0) return -1;
-    int64_t items;
-    size_t off = rd_head(p, false, &items);
-    if (items < 0) {
+    uint32_t items;
+    size_t off = codec_array_open(p, len, &items);
+    if (!off) {
         if (!max) return 0;
         result_at(p, &res[0]);
         return 1;
     }
     long count = 0;
-    for (int64_t i = 0; i < items && (size_t)count < max; i++)
+    for (uint32_t i = 0; i < items && (size_t)count < max; i++)
         off += result_at(p + off, &res[count++]);
     return count;
 }
