@@ -10,4 +10,4 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "$root" --buildtype=release -Dtests=false >/dev/null
 fi
 ninja -C "$build" >/dev/null
-exec "$build/tools/herald-supervisor" -c "${HERALD_CONFIG:-$root/deploy/herald.ini}" "$@"
+exec "$build/tools/supervisor/herald-supervisor" -c "${HERALD_CONFIG:-$root/deploy/herald.ini}" "$@"

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "skip.h"
+
 /* A private runtime for one test. */
 typedef struct {
     char dir[256];       /* temp dir (runtime.dir) */

@@ -1,4 +1,4 @@
-# HeraldShard.pm - nginx embedded-Perl rendition of common/shard.c: which gateway a user
+# HeraldShard.pm - nginx embedded-Perl rendition of common/wire/shard.c: which gateway a user
 # belongs to (rendezvous hashing; the algorithm is written out at the top of shard.c and
 # must stay bit-identical to it, tests/integration/test_nginx.sh checks that it is).
 #

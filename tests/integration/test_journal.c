@@ -157,9 +157,7 @@ END_TEST
 START_TEST(small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes)
 {
     if (!bkh_private_shm_ok()) {
-        fprintf(stderr, "small_dev_shm: skipped (needs root and unshare for a private "
-                        "/dev/shm)\n");
-        return;
+        TEST_SKIP("needs root and unshare for a private /dev/shm");
     }
     if (!exit_hook) {
         atexit(cleanup);

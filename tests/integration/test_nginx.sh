@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_nginx.sh - deploy/nginx/herald.conf routes each WebSocket client to the gateway that
-# common/shard.c picks for its user (rendezvous hashing, bit-exact in embedded Perl), with
+# common/wire/shard.c picks for its user (rendezvous hashing, bit-exact in embedded Perl), with
 # the upgrade headers forwarded. The gateways are stand-ins (nginx servers answering their
 # own id): the thing under test is nginx's routing, not the gateway.
 # Usage: test_nginx.sh SHARD_PRINT  (the tests/integration/shard_print program)
@@ -198,7 +198,7 @@ for query in ["since=1", "token=not-a-jwt", "user=" + "x" * 65]:
 print(f"{len(users)} users routed through nginx, {failures} mismatches")
 sys.exit(1 if failures else 0)
 PY
-[ "$rc" -eq 0 ] || fail "nginx routing differs from common/shard.c"
+[ "$rc" -eq 0 ] || fail "nginx routing differs from common/wire/shard.c"
 grep -q 'gateway=[0-9]' "$tmp/access.log" || fail "access log does not name the chosen gateway"
 ! grep -q 'token=' "$tmp/access.log" || fail "access log records the clients' tokens"
 kill -0 "$nginx_pid" 2>/dev/null || fail "nginx died during the test"

@@ -437,8 +437,8 @@ int main(void)
     const char *build = getenv("HERALD_BUILD_ROOT");
     char broker[700], gateway[700];
     snprintf(bin_dir, sizeof bin_dir, "%s", build ? build : "build");
-    snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl", bin_dir);
-    snprintf(sup_bin, sizeof sup_bin, "%s/tools/herald-supervisor", bin_dir);
+    snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl/heraldctl", bin_dir);
+    snprintf(sup_bin, sizeof sup_bin, "%s/tools/supervisor/herald-supervisor", bin_dir);
     snprintf(broker, sizeof broker, "%s/broker/herald-broker", bin_dir);
     snprintf(gateway, sizeof gateway, "%s/gateway/herald-gateway", bin_dir);
     if (access(broker, X_OK) < 0 || access(gateway, X_OK) < 0) {

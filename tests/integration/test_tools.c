@@ -60,8 +60,8 @@ static void assert_one_line_failure(const procs_output_t *r)
 static void setup(void)
 {
     const char *build = getenv("HERALD_BUILD_ROOT");
-    snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl", build ? build : "build");
-    snprintf(sup_bin, sizeof sup_bin, "%s/tools/herald-supervisor", build ? build : "build");
+    snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl/heraldctl", build ? build : "build");
+    snprintf(sup_bin, sizeof sup_bin, "%s/tools/supervisor/herald-supervisor", build ? build : "build");
     snprintf(tmpdir, sizeof tmpdir, "/tmp/herald-test-tools-%d", (int)getpid());
     snprintf(prefix, sizeof prefix, "htools%d", (int)getpid());
     snprintf(cfgpath, sizeof cfgpath, "%s/herald.ini", tmpdir);

@@ -560,12 +560,12 @@ int bench_broker_main(int argc, char **argv)
         fprintf(stderr, "herald-bench broker: bad option value\n");
         return 2;
     }
-    if (!o.broker_bin) { /* build tree: tools/../broker/herald-broker */
+    if (!o.broker_bin) { /* build tree: tools/bench/../../broker/herald-broker */
         ssize_t n = readlink("/proc/self/exe", self_bin, sizeof self_bin - 32);
         if (n <= 0) return 1;
         self_bin[n] = '\0';
         char *slash = strrchr(self_bin, '/');
-        strcpy(slash, "/../broker/herald-broker");
+        strcpy(slash, "/../../broker/herald-broker");
         o.broker_bin = self_bin;
     }
     double rates[BB_MAX_RUNS], cpu[BB_MAX_RUNS];

@@ -27,7 +27,7 @@
 #define STOP_GRACE_NS    (5ull * 1000000000ull)
 
 /* Path of a herald binary: $HERALD_BIN_DIR, else beside our executable, else in the build
- * tree's sibling folder (build/tools/herald-bench -> build/broker/herald-broker). */
+ * tree's sibling folder (build/tools/bench/herald-bench -> build/broker/herald-broker). */
 static int find_bin(const char *name, const char *subdir, char *out, size_t outlen)
 {
     char self[512], dir[512];
@@ -42,7 +42,7 @@ static int find_bin(const char *name, const char *subdir, char *out, size_t outl
     if (snprintf(dir, sizeof dir, "%s", dirname(self)) >= (int)sizeof dir) return -1;
     if (snprintf(out, outlen, "%s/%s", dir, name) >= (int)outlen) return -1;
     if (access(out, X_OK) == 0) return 0;
-    if (snprintf(out, outlen, "%s/../%s/%s", dir, subdir, name) >= (int)outlen) return -1;
+    if (snprintf(out, outlen, "%s/../../%s/%s", dir, subdir, name) >= (int)outlen) return -1;
     return access(out, X_OK) == 0 ? 0 : -1;
 }
 

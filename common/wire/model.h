@@ -10,12 +10,8 @@
 #include <msgpack.h>
 
 #include "err.h"
+#include "herald_limits.h"
 
-#define HERALD_MAX_ID_LEN      64 /* message_id, user_id */
-#define HERALD_MAX_SOURCE_LEN  32
-#define HERALD_MAX_NOTIF_BYTES (64 * 1024) /* encoded notification bound */
-#define HERALD_PRIORITIES      4
-#define HERALD_BROADCAST_USER  "*"
 
 typedef enum { CH_TRADE = 0, CH_ACCOUNT, CH_POSITION, CH_RISK, CH_SYSTEM, CH__COUNT } channel_t;
 

@@ -41,7 +41,7 @@ static int sup_find_one(char *out, size_t len, const char *name, const char *sub
     exe[n] = '\0';
     const char *dir = dirname(exe);
     if (sup_try_bin(out, len, dir, name)) return 0;
-    snprintf(up, sizeof up, "%s/../%s", dir, subdir);
+    snprintf(up, sizeof up, "%s/../../%s", dir, subdir); /* build tree: tools/supervisor/.. */
     if (sup_try_bin(out, len, up, name)) return 0;
     fprintf(stderr, "herald-supervisor: %s not found next to %s (set HERALD_BIN_DIR)\n", name, dir);
     return -1;

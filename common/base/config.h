@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "model.h"
+#include "herald_limits.h"
 
 typedef struct {
     char host[64];
