@@ -6,17 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
 #include "config.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "loop.h"
 #include "model.h"
 #include "ring.h"
 
 #define BK_MAX_GATEWAYS  256
-#define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
+#define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame bound */
 #define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
 #define BK_MAX_BATCH     10000u /* items per batch request; a larger one is refused whole */
 #define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
@@ -64,10 +63,10 @@ typedef struct {
  * (native) or its HTTP session; orphaned (owner gone) requests free themselves once their
  * last pending item completes. */
 struct bk_req {
-    bk_req_t *next;       /* connection's response FIFO */
-    struct bk_conn *conn; /* native owner, NULL if orphaned or HTTP */
-    struct lws *wsi;      /* HTTP owner, NULL if orphaned or native */
-    bool batch;           /* the body was an array: answer an array */
+    bk_req_t *next;           /* connection's response FIFO */
+    struct bk_conn *conn;     /* native owner, NULL if orphaned or HTTP */
+    struct bk_http_msg *http; /* HTTP owner, NULL if orphaned or native */
+    bool batch;               /* the body was an array: answer an array */
     bool orphan;
     herr_t frame_code; /* whole-frame error (malformed, not map/array) */
     char frame_msg[200];
@@ -118,17 +117,18 @@ typedef struct bk_gateway {
 typedef enum { CONN_LISTEN_NATIVE, CONN_LISTEN_CTRL, CONN_NATIVE, CONN_CTRL } conn_kind_t;
 
 typedef struct bk_conn {
-    int fd;
+    loop_io_t io;
+    struct broker *b;
     conn_kind_t kind;
-    struct lws *wsi;
     uint8_t *rx;
     size_t rx_len, rx_cap;
     uint8_t *tx;
     size_t tx_off, tx_len, tx_cap;
     bk_req_t *rq_head, *rq_tail;
-    struct bk_conn *dirty_next; /* on the broker's flush list */
-    struct bk_conn *rearm_next; /* on the broker's re-arm-writable list */
-    bool dirty, closing, rearm;
+    struct bk_conn *prev, *next; /* every native/control connection and listener */
+    struct bk_conn *dirty_next;  /* on the broker's flush list */
+    bool dirty, closing;
+    bool reading;     /* READ interest is on */
     bool paused;      /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
 } bk_conn_t;
@@ -143,6 +143,10 @@ typedef struct {
     uint64_t replays, gaps;
     uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses;      /* connections paused for unread responses (backpressure) */
+    uint64_t drain_rounds;     /* journal appends (one per round) */
+    /* HTTP server */
+    uint64_t http_connections, http_refused, http_errors, http_timeouts, http_idle_closes;
+    uint64_t http_responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -152,8 +156,9 @@ typedef struct bk_queue {
 
 typedef struct broker {
     herald_config_t cfg;
-    struct lws_context *ctx;
-    struct lws_vhost *vh;
+    loop_t *loop;
+    struct bk_http *http; /* http.c */
+    jbuf_t api_out;       /* api.c's response scratch */
     bk_counters_t c;
     bk_queue_t q[HERALD_PRIORITIES];
     /* users */
@@ -168,13 +173,14 @@ typedef struct broker {
     /* journal */
     struct bk_journal *jr;
     /* drain bookkeeping */
-    lws_sorted_usec_list_t sul_drain, sul_backlog, sul_tick, sul_rearm;
-    struct bk_conn *rearm; /* connections whose writable request must be made outside
-                            * their WRITEABLE callback (lws clears POLLOUT after it) */
-    bool drain_scheduled, backlog_scheduled;
+    bool drain_pending;         /* bk_drain runs at the end of this pass */
+    loop_timer_t journal_retry; /* while the journal is failing: probe every 100 ms */
+    loop_timer_t backlog_timer; /* while a gateway has a backlog: retry every 1 ms */
+    loop_timer_t tick;          /* once a second: ring heartbeats, HTTP timeouts */
+    bool backlog_scheduled;
     bk_conn_t *dirty; /* connections with responses to flush */
+    bk_conn_t *conns; /* native.c: every connection and listener */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
-    bool stop;
     uint64_t started_ns;
 } broker_t;
 
@@ -189,7 +195,11 @@ void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_req_orphan(broker_t *b, bk_req_t *req);
 void bk_req_free(bk_req_t *req);
+void bk_pipeline_init(broker_t *b);
+/* Ask for a drain round at the end of this loop pass. */
 void bk_drain_schedule(broker_t *b);
+/* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */
+void bk_drain(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
 
 /* --- items.c --- */
@@ -222,6 +232,8 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
                                   bk_item_t *item);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
+/* Remove e from the window (its notification was never published: a failed round). */
+void bk_dedup_forget(broker_t *b, bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
 typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, void *ctx);
 void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx);
@@ -232,8 +244,7 @@ int bk_users_init(broker_t *b);
 /* The user id[0..len), created if absent when create; NULL if not found or len is over
  * HERALD_MAX_ID_LEN. The _hashed form takes bk_user_hash(id, len) computed earlier. */
 bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
-                              bool create);
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create);
 uint32_t bk_user_hash(const char *id, size_t len);
 /* Start loading the first user of hash's chain (ingest prefetches before it looks up). */
 void bk_user_prefetch(broker_t *b, uint32_t hash);
@@ -248,6 +259,8 @@ void bk_routes_forget_gateway(broker_t *b, unsigned gw);
 void bk_users_free(broker_t *b);
 
 /* --- route.c --- */
+#define BK_BACKLOG_RETRY_NS 1000000ull /* a gateway's backlog is retried every 1 ms */
+void bk_route_init(broker_t *b);
 bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
 void bk_gateway_detach(broker_t *b, bk_gateway_t *g);
 /* Write a record to a gateway (ring, or its backlog when full). NOTIFY records past the
@@ -271,25 +284,29 @@ void bk_journal_append(broker_t *b, const bk_item_t *it);
  * passed its bound. Returns 0, or -HERR_IO if the write failed: the file is cut back to its
  * last good size and the records are kept for the next flush (bk_journal_failing). */
 int bk_journal_flush(broker_t *b);
-/* True while records are waiting for a journal write that failed. */
+/* True from a failed flush until bk_journal_probe finds the file can grow again. */
 bool bk_journal_failing(const broker_t *b);
+/* Drop the records appended since the last good flush (the failed round). */
+void bk_journal_discard(broker_t *b);
+/* While failing: try to grow the file; 0 once it works again, else -HERR_IO. */
+int bk_journal_probe(broker_t *b);
 void bk_journal_close(broker_t *b);
 
 /* --- native.c --- */
 int bk_native_listen(broker_t *b, herald_error_t *err);
+/* Close every native/control connection and listener (shutdown). */
+void bk_native_close(broker_t *b);
 void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c);
 void bk_conns_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
 void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
-extern const struct lws_protocols bk_raw_protocol;
 
 /* --- control.c --- */
 void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
 void bk_ctrl_closed(broker_t *b, bk_conn_t *c);
 
-/* --- http.c --- */
-extern const struct lws_protocols bk_http_protocol;
-void bk_http_req_done(broker_t *b, bk_req_t *req);
+/* --- http.c, api.c: see http.h --- */
+msgpack_sbuffer *bk_http_scratch(broker_t *b);
 
 /* --- stats.c --- */
 void bk_stats_json(broker_t *b, jbuf_t *out);

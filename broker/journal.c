@@ -15,9 +15,10 @@
 #include "jfile.h"
 #include "jsum.h"
 
-#define JR_REC_HDR    16u
-#define JR_SNAP_PIECE (1u << 20)     /* snapshot bytes encoded before they are written out */
-#define JR_MIN_BOUND  (128ull << 20) /* per file; the two files hold about twice this */
+#define JR_REC_HDR     16u
+#define JR_SNAP_PIECE  (1u << 20)     /* snapshot bytes encoded before they are written out */
+#define JR_MIN_BOUND   (128ull << 20) /* per file; the two files hold about twice this */
+#define JR_PROBE_BYTES (1u << 20)     /* growth tried while failing, to tell it works again */
 
 enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
 
@@ -501,11 +502,10 @@ static void jr_compact(broker_t *b)
              (unsigned long long)s.end, (unsigned long long)s.epoch, (mono_ns() - t0) / 1e6);
 }
 
-/* Records in spill are behind a file that could not grow (/dev/shm full). The broker's state
- * is always "file + spill": spill is retried (by the next flush, every 100 ms) until it is
- * in the file, and meanwhile nothing is acknowledged: the failed round is answered io_error
- * and bk_ingest_object refuses publishes (a producer's retry of a failed item is answered by
- * dedup once the journal works again). */
+/* Records in spill are behind a file that could not grow (/dev/shm full). Such a round is
+ * not acknowledged: the caller discards it (bk_journal_discard) and answers io_error, and
+ * while the journal is failing bk_ingest_body refuses publishes; bk_journal_probe, every
+ * 100 ms, tells when the file can grow again. */
 int bk_journal_flush(broker_t *b)
 {
     bk_journal_t *j = b->jr;
@@ -547,8 +547,6 @@ int bk_journal_flush(broker_t *b)
     jf_prefault(&j->f[j->cur], j->used, j->used + 2 * (j->used - j->committed) + JR_REC_HDR);
     b->c.journal_bytes += j->used - j->committed;
     j->committed = j->used;
-    if (j->failing) log_info("journal %s: writes work again", j->f[j->cur].path);
-    j->failing = false;
     jr_fault_tick(j);
     if (j->used > j->bound) jr_compact(b);
     return 0;
@@ -557,6 +555,30 @@ int bk_journal_flush(broker_t *b)
 bool bk_journal_failing(const broker_t *b)
 {
     return b->jr->failing;
+}
+
+void bk_journal_discard(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    j->spill_len = 0;
+    if (j->used == j->committed) return;
+    /* The round's records copied into the mapping are cut off by an end mark where the last
+     * acknowledged round ended (the mapping covers it: they were copied there). */
+    memset(j->f[j->cur].map + j->committed, 0, JR_REC_HDR);
+    j->used = j->committed;
+}
+
+int bk_journal_probe(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    if (!j->failing) return 0;
+    if (jr_grow(j, j->used + JR_PROBE_BYTES) < 0) {
+        b->c.journal_errors++;
+        return -HERR_IO;
+    }
+    j->failing = false;
+    log_info("journal %s: writes work again", j->f[j->cur].path);
+    return 0;
 }
 
 void bk_journal_close(broker_t *b)

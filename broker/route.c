@@ -78,8 +78,6 @@ void bk_gateway_detach(broker_t *b, bk_gateway_t *g)
     log_info("gateway %u detached (pid %d): routing to it stopped", g->id, (int)g->pid);
 }
 
-static void backlog_cb(lws_sorted_usec_list_t *sul);
-
 static void drop_notify(broker_t *b, bk_gateway_t *g)
 {
     g->drops++;
@@ -111,7 +109,7 @@ static void backlog_push(broker_t *b, bk_gateway_t *g, uint32_t type, const void
     b->c.backlogged++;
     if (!b->backlog_scheduled) {
         b->backlog_scheduled = true;
-        lws_sul_schedule(b->ctx, 0, &b->sul_backlog, backlog_cb, 1000);
+        loop_timer_at(b->loop, &b->backlog_timer, loop_now(b->loop) + BK_BACKLOG_RETRY_NS);
     }
 }
 
@@ -189,13 +187,18 @@ void bk_backlogs_drain(broker_t *b)
     }
     bk_rings_publish(b);
     b->backlog_scheduled = left;
-    if (left) lws_sul_schedule(b->ctx, 0, &b->sul_backlog, backlog_cb, 1000);
+    if (left) loop_timer_at(b->loop, &b->backlog_timer, loop_now(b->loop) + BK_BACKLOG_RETRY_NS);
 }
 
-static void backlog_cb(lws_sorted_usec_list_t *sul)
+static void backlog_cb(loop_t *l, loop_timer_t *t)
 {
-    broker_t *b = lws_container_of(sul, broker_t, sul_backlog);
-    bk_backlogs_drain(b);
+    (void)l;
+    bk_backlogs_drain(t->ctx);
+}
+
+void bk_route_init(broker_t *b)
+{
+    loop_timer_init(&b->backlog_timer, backlog_cb, b);
 }
 
 void bk_rings_heartbeat(broker_t *b)

@@ -36,6 +36,7 @@ typedef enum {
     KT_SIZE,          /* bytes with optional K/M/G suffix, in [min, max] */
     KT_SIZE_POW2,     /* same, and a power of two */
     KT_LEVEL,         /* debug|info|warn|error */
+    KT_IDLE,          /* sleep | backoff:<spin_us>,<yield_us> (two u32 fields) */
 } key_type_t;
 
 typedef struct {
@@ -53,6 +54,7 @@ typedef struct {
 static const config_key_t config_keys[] = {
     {"runtime", "dir", KT_DIR, F(runtime_dir), SZ(runtime_dir), 0, 0},
     {"runtime", "shm_prefix", KT_NAME, F(shm_prefix), SZ(shm_prefix), 0, 0},
+    {"runtime", "idle", KT_IDLE, F(idle_spin_us), 0, 0, 1000000},
     {"broker", "http", KT_HOST_PORT, F(broker_http), 0, 0, 0},
     {"broker", "tcp", KT_HOST_PORT_OFF, F(broker_tcp), 0, 0, 0},
     {"broker", "api_key", KT_STRING, F(broker_api_key), SZ(broker_api_key), 0, 0},
@@ -60,6 +62,10 @@ static const config_key_t config_keys[] = {
     {"broker", "queue_capacity", KT_U32_LIST, F(queue_capacity), HERALD_PRIORITIES, 1, 10000000},
     {"broker", "history_size", KT_U32, F(history_size), 0, 1, 100000},
     {"broker", "history_age_s", KT_U32, F(history_age_s), 0, 1, 604800},
+    {"broker", "http_timeout_s", KT_U32, F(http_timeout_s), 0, 1, 3600},
+    {"broker", "http_idle_s", KT_U32, F(http_idle_s), 0, 1, 86400},
+    {"broker", "http_body_max", KT_SIZE, F(http_body_max), 0, 4 * SIZE_K, 256 * SIZE_M},
+    {"broker", "http_max_connections", KT_U32, F(http_max_connections), 0, 1, 1000000},
     {"gateway", "count", KT_U32, F(gateway_count), 0, 1, 256},
     {"gateway", "listen", KT_HOST_PORT, F(gateway_listen), 0, 0, 0},
     {"gateway", "ring_bytes", KT_SIZE_POW2, F(ring_bytes), 0, 4 * SIZE_K, SIZE_G},
@@ -88,6 +94,10 @@ void config_defaults(herald_config_t *cfg)
     memcpy(cfg->queue_capacity, queues, sizeof queues);
     cfg->history_size = 1000;
     cfg->history_age_s = 300;
+    cfg->http_timeout_s = 10;
+    cfg->http_idle_s = 60;
+    cfg->http_body_max = 16 * SIZE_M;
+    cfg->http_max_connections = 10000;
     cfg->gateway_count = 2;
     snprintf(cfg->gateway_listen.host, sizeof cfg->gateway_listen.host, "127.0.0.1");
     cfg->gateway_listen.port = 7500;
@@ -277,6 +287,16 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         *(int *)(void *)field = lvl;
         return 0;
     }
+    case KT_IDLE: {
+        uint32_t *us = (uint32_t *)(void *)field; /* spin, then yield */
+        if (strcmp(value, "sleep") == 0) {
+            us[0] = us[1] = 0;
+            return 0;
+        }
+        if (strncmp(value, "backoff:", 8) != 0 || parse_u32_list(value + 8, us, 2, 0, k->max) < 0)
+            break;
+        return 0;
+    }
     }
 
     switch (k->type) {
@@ -314,6 +334,10 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         break;
     case KT_LEVEL:
         snprintf(expected, elen, "debug, info, warn or error");
+        break;
+    case KT_IDLE:
+        snprintf(expected, elen, "sleep, or backoff:<spin_us>,<yield_us> (each 0 to %llu)",
+                 (unsigned long long)k->max);
         break;
     }
     return -1;

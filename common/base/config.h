@@ -17,6 +17,7 @@ typedef struct {
     /* [runtime] */
     char runtime_dir[256];
     char shm_prefix[64];
+    uint32_t idle_spin_us, idle_yield_us; /* runtime.idle: 0,0 = sleep */
     /* [broker] */
     host_port_t broker_http;
     host_port_t broker_tcp; /* port 0 = off */
@@ -25,6 +26,10 @@ typedef struct {
     uint32_t queue_capacity[HERALD_PRIORITIES];
     uint32_t history_size;
     uint32_t history_age_s;
+    uint32_t http_timeout_s;       /* a request must complete within this */
+    uint32_t http_idle_s;          /* idle keep-alive connections closed after this */
+    uint64_t http_body_max;        /* larger bodies get 413 */
+    uint32_t http_max_connections; /* HTTP connections open at once */
     /* [gateway] */
     uint32_t gateway_count;
     host_port_t gateway_listen; /* base port; gateway i listens on port + i */

@@ -24,6 +24,7 @@ static const char *const herr_names[HERR__COUNT] = {
     [HERR_IO] = "io_error",
     [HERR_CORRUPT] = "corrupt",
     [HERR_INTERNAL] = "internal",
+    [HERR_TIMEOUT] = "timeout",
 };
 
 const char *herr_code(herr_t code)

@@ -25,6 +25,7 @@ typedef enum {
     HERR_IO,            /* system call failed; message has errno text */
     HERR_CORRUPT,       /* shared memory or file failed validation */
     HERR_INTERNAL,
+    HERR_TIMEOUT, /* a request did not complete in time */
     HERR__COUNT
 } herr_t;
 
