@@ -77,6 +77,8 @@ typedef struct bk_http {
     bk_http_conn_t *dirty;
     size_t n_conns;
     msgpack_sbuffer mp; /* JSON bodies converted to msgpack */
+    bk_http_handler_fn handle;
+    loop_timer_t listen_retry; /* out of descriptors: accept again later */
 } bk_http_t;
 
 static void conn_close(broker_t *b, bk_http_conn_t *c);
@@ -229,6 +231,27 @@ static void conn_fail(broker_t *b, bk_http_conn_t *c, int status, const char *ms
     conn_update_interest(b, c);
 }
 
+/* Read no more requests: the one being parsed (the tail) is dropped unanswered, the others
+ * are answered, then the connection closes. */
+static void conn_stop_input(bk_http_conn_t *c)
+{
+    c->closing = true;
+    if (!c->cur) return;
+    bk_http_msg_t *prev = NULL;
+    for (bk_http_msg_t *m = c->head; m != c->cur; m = m->next)
+        prev = m;
+    if (prev)
+        prev->next = NULL;
+    else
+        c->head = NULL;
+    c->tail = prev;
+    jbuf_free(&c->cur->resp);
+    free(c->cur);
+    c->cur = NULL;
+    c->started_ns = 0;
+    c->outstanding--;
+}
+
 /* --- parsing --- */
 
 static void body_put(bk_http_conn_t *c, const char *at, size_t len)
@@ -327,7 +350,9 @@ static int on_headers_complete(http_parser *p)
     bk_http_conn_t *c = p->data;
     broker_t *b = c->b;
     bool chunked = p->flags & F_CHUNKED, has_len = p->flags & F_CONTENTLENGTH;
-    if (c->url.len > 8192)
+    if (p->upgrade) /* set on the headers: nothing here speaks another protocol */
+        c->refuse = 400;
+    else if (c->url.len > 8192)
         c->refuse = 414;
     else if (p->method == HTTP_POST && !chunked && !has_len)
         c->refuse = 411;
@@ -375,7 +400,10 @@ static int on_message_complete(http_parser *p)
     bk_http_msg_t *m = c->cur;
     c->cur = NULL;
     c->started_ns = 0;
-    if (!http_should_keep_alive(p)) m->close_after = true;
+    if (!http_should_keep_alive(p)) { /* the last request: parse nothing after it */
+        m->close_after = true;
+        c->closing = true;
+    }
     bk_http_request_t rq = {
         .method = p->method == HTTP_GET    ? BK_HTTP_GET
                   : p->method == HTTP_POST ? BK_HTTP_POST
@@ -390,9 +418,8 @@ static int on_message_complete(http_parser *p)
     if (c->auth_long) rq.auth_len = 0, rq.auth = "(too long)";
     split_target(&c->url, &rq);
     b->c.http_requests++;
-    bk_api_handle(b, m, &rq);
-    if (c->closing) return 0;
-    if (c->outstanding >= BK_HTTP_PIPELINE_MAX) http_parser_pause(p, 1);
+    b->http->handle(b, m, &rq);
+    if (c->closing || c->outstanding >= BK_HTTP_PIPELINE_MAX) http_parser_pause(p, 1);
     return 0;
 }
 
@@ -417,6 +444,8 @@ static void refuse_on_headers(broker_t *b, bk_http_conn_t *c)
         snprintf(msg, sizeof msg, "a POST needs Content-Length or chunked Transfer-Encoding");
     else if (st == 414)
         snprintf(msg, sizeof msg, "request target exceeds 8192 bytes");
+    else if (st == 400)
+        snprintf(msg, sizeof msg, "protocol upgrades (and CONNECT) are not served here");
     else
         snprintf(msg, sizeof msg, "request line and headers exceed %u bytes", BK_HTTP_HEADER_MAX);
     if (st == 413) b->c.too_large++;
@@ -448,11 +477,6 @@ static void conn_parse(broker_t *b, bk_http_conn_t *c)
             conn_fail(b, c, 400, msg);
             break;
         }
-        if (c->parser.upgrade) { /* we speak no other protocol: answer, then close */
-            if (c->tail) c->tail->close_after = true;
-            c->closing = true;
-            break;
-        }
     }
     if (c->rx_off == c->rx_len) c->rx_off = c->rx_len = 0;
     conn_update_interest(b, c);
@@ -467,6 +491,7 @@ static void conn_update_interest(broker_t *b, bk_http_conn_t *c)
     bool want_write = c->tx.len > c->tx_off;
     if (want_read != c->reading && !want_read) b->c.read_pauses++;
     c->reading = want_read;
+    if (c->closing && !c->head && !want_write) conn_mark_dirty(b, c); /* flush closes it */
     loop_io_set(b->loop, &c->io, (want_read ? LOOP_READ : 0u) | (want_write ? LOOP_WRITE : 0u));
 }
 
@@ -512,19 +537,7 @@ static void conn_read(broker_t *b, bk_http_conn_t *c)
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         /* The peer is gone (or half-closed: it sends no more requests). What it already sent
          * is still answered if it reads; an incomplete request is dropped. */
-        c->closing = true;
-        if (c->cur) { /* a request cut off mid-way gets no answer; it is the tail */
-            bk_http_msg_t **pp = &c->head, *prev = NULL;
-            while (*pp != c->cur)
-                prev = *pp, pp = &(*pp)->next;
-            *pp = NULL;
-            c->tail = prev;
-            jbuf_free(&c->cur->resp);
-            free(c->cur);
-            c->cur = NULL;
-            c->started_ns = 0;
-            c->outstanding--;
-        }
+        conn_stop_input(c);
         if (!c->head && c->tx.len == c->tx_off) {
             conn_close(b, c);
             return;
@@ -592,6 +605,12 @@ static void conn_close(broker_t *b, bk_http_conn_t *c)
     free(c);
 }
 
+static void listen_resume(loop_t *l, loop_timer_t *t)
+{
+    broker_t *b = t->ctx;
+    loop_io_set(l, &b->http->listen, LOOP_READ);
+}
+
 static void on_accept(loop_t *l, loop_io_t *io, uint32_t ready)
 {
     (void)ready;
@@ -601,9 +620,13 @@ static void on_accept(loop_t *l, loop_io_t *io, uint32_t ready)
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
+                /* The pending connection stays in the backlog and the listener readable:
+                 * stop watching it for 100 ms rather than spin on it. */
                 b->c.http_refused++;
+                loop_io_set(l, io, 0);
+                loop_timer_at(l, &h->listen_retry, loop_now(l) + 100 * 1000000ull);
                 if (log_ratelimit_ok(&b->rl_bad, 5))
-                    log_warn("HTTP: out of file descriptors, connections wait in the backlog");
+                    log_warn("HTTP: out of file descriptors; accepting again in 100 ms");
             }
             return;
         }
@@ -621,37 +644,57 @@ static void on_accept(loop_t *l, loop_io_t *io, uint32_t ready)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        bk_http_conn_t *c = calloc(1, sizeof *c);
-        if (!c) abort();
-        c->b = b;
-        c->io = (loop_io_t){.fd = fd, .fn = conn_io, .ctx = c};
-        http_parser_init(&c->parser, HTTP_REQUEST);
-        c->parser.data = c;
-        jbuf_init(&c->tx, 0);
-        jbuf_init(&c->url, 0);
-        c->active_ns = loop_now(l);
-        if (loop_io_add(l, &c->io, LOOP_READ) < 0) {
-            close(fd);
-            jbuf_free(&c->tx);
-            jbuf_free(&c->url);
-            free(c);
-            continue;
-        }
-        c->reading = true;
-        c->next = h->conns;
-        if (h->conns) h->conns->prev = c;
-        h->conns = c;
-        h->n_conns++;
-        b->c.http_connections++;
+        if (bk_http_adopt(b, fd) == 0) b->c.http_connections++;
     }
+}
+
+int bk_http_adopt(broker_t *b, int fd)
+{
+    bk_http_t *h = b->http;
+    bk_http_conn_t *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->b = b;
+    c->io = (loop_io_t){.fd = fd, .fn = conn_io, .ctx = c};
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    jbuf_init(&c->tx, 0);
+    jbuf_init(&c->url, 0);
+    c->active_ns = loop_now(b->loop);
+    if (loop_io_add(b->loop, &c->io, LOOP_READ) < 0) {
+        close(fd);
+        jbuf_free(&c->tx);
+        jbuf_free(&c->url);
+        free(c);
+        return -1;
+    }
+    c->reading = true;
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    return 0;
+}
+
+void bk_http_init(broker_t *b)
+{
+    bk_http_t *h = calloc(1, sizeof *h);
+    if (!h) abort();
+    msgpack_sbuffer_init(&h->mp);
+    h->listen.fd = -1;
+    h->handle = bk_api_handle;
+    loop_timer_init(&h->listen_retry, listen_resume, b);
+    b->http = h;
+}
+
+void bk_http_set_handler(broker_t *b, bk_http_handler_fn fn)
+{
+    b->http->handle = fn;
 }
 
 int bk_http_listen(broker_t *b, herald_error_t *err)
 {
-    bk_http_t *h = calloc(1, sizeof *h);
-    if (!h) abort();
-    b->http = h;
-    msgpack_sbuffer_init(&h->mp);
+    bk_http_init(b);
+    bk_http_t *h = b->http;
     const host_port_t *hp = &b->cfg.broker_http;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(hp->port)};
     if (inet_pton(AF_INET, hp->host, &sa.sin_addr) != 1)
@@ -680,7 +723,8 @@ void bk_http_close(broker_t *b)
     if (!h) return;
     while (h->conns)
         conn_close(b, h->conns);
-    if (h->listen.fd > 0) {
+    loop_timer_cancel(b->loop, &h->listen_retry);
+    if (h->listen.fd >= 0) {
         loop_io_del(b->loop, &h->listen);
         close(h->listen.fd);
     }

@@ -69,6 +69,14 @@ void bk_http_flush(struct broker *b);
 /* Connections now open. */
 size_t bk_http_connections(const struct broker *b);
 
+/* The server state without a listener (bk_http_listen calls it). */
+void bk_http_init(struct broker *b);
+/* Tests and fuzzing: serve requests with fn instead of the API (bk_api_handle). */
+typedef void (*bk_http_handler_fn)(struct broker *b, bk_http_msg_t *m, const bk_http_request_t *rq);
+void bk_http_set_handler(struct broker *b, bk_http_handler_fn fn);
+/* Serve the connected stream socket fd (non-blocking) as an HTTP connection. 0 or -1. */
+int bk_http_adopt(struct broker *b, int fd);
+
 /* --- api.c --- */
 /* Serve one request: answer m now or keep it for later (publish). */
 void bk_api_handle(struct broker *b, bk_http_msg_t *m, const bk_http_request_t *rq);

@@ -266,6 +266,27 @@ static int loop_wait(loop_t *l)
     return n;
 }
 
+/* Deliver n collected events, then the due timers and the end-of-pass hooks. */
+static void loop_pass(loop_t *l, int n)
+{
+    l->passes++;
+    l->now = mono_ns();
+    l->ev_n = n;
+    for (l->ev_i = 0; l->ev_i < l->ev_n;) {
+        struct epoll_event *e = &l->ev[l->ev_i++];
+        loop_io_t *io = e->data.ptr;
+        if (!io) continue; /* deleted earlier in this pass */
+        uint32_t ready = 0;
+        if (e->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= LOOP_READ;
+        if (e->events & EPOLLOUT) ready |= LOOP_WRITE;
+        io->fn(l, io, ready);
+    }
+    l->ev_n = l->ev_i = 0;
+    loop_run_timers(l);
+    for (int i = 0; i < l->n_hooks; i++)
+        l->hooks[i].fn(l, l->hooks[i].ctx);
+}
+
 int loop_run(loop_t *l)
 {
     while (!l->stop) {
@@ -274,22 +295,16 @@ int loop_run(loop_t *l)
             if (errno == EINTR) continue;
             return -1;
         }
-        l->passes++;
-        l->now = mono_ns();
-        l->ev_n = n;
-        for (l->ev_i = 0; l->ev_i < l->ev_n;) {
-            struct epoll_event *e = &l->ev[l->ev_i++];
-            loop_io_t *io = e->data.ptr;
-            if (!io) continue; /* deleted earlier in this pass */
-            uint32_t ready = 0;
-            if (e->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= LOOP_READ;
-            if (e->events & EPOLLOUT) ready |= LOOP_WRITE;
-            io->fn(l, io, ready);
-        }
-        l->ev_n = l->ev_i = 0;
-        loop_run_timers(l);
-        for (int i = 0; i < l->n_hooks; i++)
-            l->hooks[i].fn(l, l->hooks[i].ctx);
+        loop_pass(l, n);
     }
     return 0;
+}
+
+int loop_run_once(loop_t *l)
+{
+    l->again = false;
+    int n = epoll_wait(l->epfd, l->ev, LOOP_BATCH, 0);
+    if (n < 0) return errno == EINTR ? 0 : -1;
+    loop_pass(l, n);
+    return n;
 }

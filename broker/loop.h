@@ -80,6 +80,9 @@ uint64_t loop_now(const loop_t *l);
 
 /* Run passes until loop_stop. Returns 0, or -1 if epoll failed. */
 int loop_run(loop_t *l);
+/* One pass that does not block (tests and fuzzing drive the loop with it). Returns the
+ * events it handled, or -1. */
+int loop_run_once(loop_t *l);
 void loop_stop(loop_t *l);
 
 /* Passes and wake-ups so far (a pass that blocked and was woken counts as a wake-up). */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,12 @@ int main(int argc, char **argv)
     log_set_level((log_level_t)b->cfg.log_level);
     g_broker = b;
     signal(SIGPIPE, SIG_IGN);
+    /* Every connection is a descriptor: take what the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     if (mkdir_p(b->cfg.runtime_dir) < 0) {
         log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
