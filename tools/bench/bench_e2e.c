@@ -36,6 +36,10 @@ static void usage(void)
             "  --payload-bytes B     published notification size, approx. (default 300)\n"
             "  --batch N             notifications per request frame (default 256)\n"
             "  --window N            request frames in flight (default 8)\n"
+            "  --ingress native|http native batch frames (default), or one notification\n"
+            "                        per HTTP request (JSON), the way most producers publish\n"
+            "  --pub-conns C         --ingress http: keep-alive connections (default 16)\n"
+            "  --pipeline P          --ingress http: requests in flight per connection (1)\n"
             "  --timeout SECONDS     publish start -> stop waiting (default 60)\n"
             "  --src-addrs K         spread sessions over 127.0.0.1..K (default: enough\n"
             "                        that S uses at most half the ephemeral ports of each)\n"
@@ -107,6 +111,8 @@ static int parse_num_opt(bench_run_t *r, const char *a, const char *val)
         {"--window", 100000, &r->window, NULL, NULL},
         {"--timeout", 86400, NULL, NULL, &r->timeout_s},
         {"--src-addrs", 254, &r->src_addrs, NULL, NULL},
+        {"--pub-conns", 4096, &r->pub_conns, NULL, NULL},
+        {"--pipeline", 64, &r->pipeline, NULL, NULL},
     };
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         const num_opt_t *o = &opts[k];
@@ -146,6 +152,9 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
             r->self_test = true;
         } else if (val && !strcmp(a, "--priority-mix") && parse_mix(val, r->mix) == 0) {
             i++;
+        } else if (val && !strcmp(a, "--ingress") &&
+                   (!strcmp(val, "http") || !strcmp(val, "native"))) {
+            r->ingress_http = !strcmp(argv[++i], "http");
         } else if (val && !strcmp(a, "--config")) {
             r->config_path = argv[++i];
         } else if (val && !strcmp(a, "-o") && strchr(val, '=') &&
@@ -160,7 +169,7 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
     }
     if (r->self_test) return 0;
     if (r->sessions == 0 || r->messages == 0 || r->batch == 0 || r->window == 0 ||
-        r->timeout_s <= 0) {
+        r->timeout_s <= 0 || r->pub_conns == 0 || r->pipeline == 0) {
         usage();
         return -1;
     }
@@ -314,6 +323,8 @@ int bench_e2e_main(int argc, char **argv)
                        .payload_bytes = 300,
                        .batch = 256,
                        .window = 8,
+                       .pub_conns = 16,
+                       .pipeline = 1,
                        .timeout_s = 60,
                        .spawn = true,
                        .stop = &bench_stop};

@@ -29,6 +29,9 @@ typedef struct {
     unsigned payload_bytes;          /* approximate size of a published notification (msgpack) */
     unsigned batch;                  /* notifications per request frame */
     unsigned window;                 /* request frames in flight */
+    bool ingress_http;               /* one notification per HTTP request (--ingress http) */
+    unsigned pub_conns;              /* --ingress http: keep-alive connections */
+    unsigned pipeline;               /* --ingress http: requests in flight per connection */
     double timeout_s;                /* publish start -> give up waiting for deliveries */
     unsigned src_addrs;              /* loopback source addresses 127.0.0.1.. to spread over */
     bool spawn;
@@ -94,7 +97,8 @@ static inline uint64_t bench_user_msgs(const bench_run_t *r, unsigned k)
 }
 
 /* Publisher thread body (arg: bench_run_t *). Sends r->messages notifications, collects
- * every response, fills the pub_* fields, then sets pub_done. */
+ * every response, fills the pub_* fields, then sets pub_done. Native ingress (libherald),
+ * or with r->ingress_http one JSON notification per HTTP request (bench_http1.c). */
 void *bench_pub_thread(void *arg);
 
 /* Encode notifications [first, first+n) as one msgpack array (a request frame body) into
