@@ -105,7 +105,9 @@ typedef struct bk_gateway {
     ring_t *ring;         /* kept open after detach for re-attach and inspection */
     struct bk_conn *ctrl; /* control connection while attached */
     bool attached;
-    bool dirty; /* written this round, needs publish */
+    bool dirty;        /* written this round, needs publish */
+    uint64_t due_ns;   /* this round: when its most urgent record is due (0 = at once) */
+    uint32_t deferred; /* notifications written since the consumer was last awake */
     pid_t pid;
     uint32_t users; /* users routed here */
     bk_backlog_rec_t *bl_head, *bl_tail;

@@ -92,6 +92,17 @@ static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
     s->dl[i].on = true;
 }
 
+/* When the notification being delivered was written to the ring (its REC_CLOCK, or now when
+ * the broker sent none), never earlier than the previous origin: each deadline list stays
+ * in time order. */
+static uint64_t deliver_origin(gw_t *g)
+{
+    uint64_t o = g->rec_clock_ns && g->rec_clock_ns < g->now_ns ? g->rec_clock_ns : g->now_ns;
+    if (o < g->dl_origin_ns) o = g->dl_origin_ns;
+    g->dl_origin_ns = o;
+    return o;
+}
+
 void gw_session_want_write(gw_t *g, gw_session_t *s)
 {
     if (s->writable_requested || !s->wsi) return;
@@ -159,7 +170,7 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
         return;
     }
     unsigned i = prio - 1;
-    if (!s->dl[i].on) dl_append(g, s, i, g->now_ns + g->cfg.flush_ms[i] * GW_NS_PER_MS);
+    if (!s->dl[i].on) dl_append(g, s, i, deliver_origin(g) + g->cfg.flush_ms[i] * GW_NS_PER_MS);
 }
 
 void gw_session_flush(gw_t *g, gw_session_t *s)

@@ -184,6 +184,10 @@ typedef struct gw {
         gw_session_t *head, *tail;
     } dl[HERALD_PRIORITIES - 1];
     uint64_t tick_at_ns;
+    /* Flush deadlines count from when a notification was written to the ring (REC_CLOCK),
+     * not from when it was read: the broker lets records wait for our own timer. */
+    uint64_t rec_clock_ns; /* the last REC_CLOCK: records since were written after it */
+    uint64_t dl_origin_ns; /* the origin of the last deadline set (they never go back) */
     /* Sessions with output queued during a reap pass, written directly at its end (one
      * send each, no writable callback round trip); see gw_deliver_write_now. */
     gw_session_t *wlist;

@@ -31,7 +31,7 @@
 
 #include "ring.h"
 
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u
 
 enum {
     REC_NOTIFY = RING_REC_USER, /* canonical notification (codec.h), live */
@@ -39,7 +39,17 @@ enum {
     REC_REPLAY,                 /* rec_replay_t + canonical notification */
     REC_REPLAY_END,             /* rec_range_t + user_id bytes */
     REC_GAP,                    /* rec_range_t + user_id bytes */
+    REC_CLOCK,                  /* rec_clock_t: when the records after it were written */
 };
+
+/* Written before the first record of each broker round that writes to the ring: the
+ * records after it (until the next) were written at or after `mono_ns` (CLOCK_MONOTONIC).
+ * The gateway measures flush deadlines from it, so a record read late (the broker did not
+ * ring: it could wait, see ring_publish_due) is still flushed within its delay of being
+ * written. */
+typedef struct {
+    uint64_t mono_ns;
+} rec_clock_t;
 
 typedef struct {
     uint64_t session;

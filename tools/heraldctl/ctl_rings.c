@@ -217,11 +217,12 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
     ctl_peek_t *pk = ctx;
     jbuf_t *b = &pk->out;
     const uint8_t *data = pk->copy;
-    static const char *const names[] = {"notify", "session_ready", "replay", "replay_end", "gap"};
+    static const char *const names[] = {"notify",     "session_ready", "replay",
+                                        "replay_end", "gap",           "clock"};
 
     memcpy(pk->copy, shared, len);
     jbuf_puts(b, "{\"record\":\"");
-    jbuf_puts(b, type >= REC_NOTIFY && type <= REC_GAP ? names[type - REC_NOTIFY] : "unknown");
+    jbuf_puts(b, type >= REC_NOTIFY && type <= REC_CLOCK ? names[type - REC_NOTIFY] : "unknown");
     jbuf_puts(b, "\",\"type\":");
     jbuf_put_u64(b, type);
     jbuf_puts(b, ",\"length\":");
@@ -245,7 +246,12 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
         ctl_peek_notif(b, data + sizeof rp, len - sizeof rp);
     } else if (type == REC_REPLAY_END || type == REC_GAP) {
         ctl_peek_range(b, data, len);
-    } else if (type >= REC_NOTIFY && type <= REC_GAP) {
+    } else if (type == REC_CLOCK && len >= sizeof(rec_clock_t)) {
+        rec_clock_t ck;
+        memcpy(&ck, data, sizeof ck);
+        jbuf_puts(b, ",\"mono_ns\":");
+        jbuf_put_u64(b, ck.mono_ns);
+    } else if (type >= REC_NOTIFY && type <= REC_CLOCK) {
         jbuf_puts(b, ",\"error\":\"record shorter than its header\"");
     }
     jbuf_puts(b, "}\n");
