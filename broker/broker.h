@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "heartbeat.h"
 #include "json.h"
 #include "log.h"
 #include "model.h"
@@ -176,6 +177,7 @@ typedef struct broker {
     log_ratelimit_t rl_full, rl_bad, rl_journal;
     bool stop;
     uint64_t started_ns;
+    hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
 } broker_t;
 
 /* --- pipeline.c --- */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "herald_time.h"
 
 broker_t *g_broker;
 static volatile sig_atomic_t stop_signal;
@@ -24,13 +25,19 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     broker_t *b = lws_container_of(sul, broker_t, sul_tick);
     bk_rings_heartbeat(b);
+    hb_beat(&b->hb, mono_ns());
     lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
 }
 
 static int mkdir_p(const char *dir)
 {
     char tmp[4352];
-    snprintf(tmp, sizeof tmp, "%s", dir);
+    size_t len = strlen(dir);
+    if (len >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, dir, len + 1);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
@@ -137,6 +144,10 @@ int main(int argc, char **argv)
         log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
         return 1;
     }
+    if (hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0) {
+        log_error("%s", err.message);
+        return 1;
+    }
     bk_queue_init(b);
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0) {
         log_error("out of memory at start-up");
@@ -182,6 +193,7 @@ int main(int argc, char **argv)
     log_info("broker up: http %s:%u, native %s/broker.sock%s, control %s/control.sock",
              b->cfg.broker_http.host, b->cfg.broker_http.port, b->cfg.runtime_dir,
              b->cfg.broker_tcp.port ? " + tcp" : "", b->cfg.runtime_dir);
+    hb_notify_ready(&b->hb);
 
     while (!stop_signal && lws_service(b->ctx, 0) >= 0) {
     }
@@ -193,5 +205,6 @@ int main(int argc, char **argv)
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);
+    hb_close(&b->hb);
     return 0;
 }

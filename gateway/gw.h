@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "doorbell.h"
+#include "heartbeat.h"
 #include "json.h"
 #include "log.h"
 #include "model.h"
@@ -184,6 +185,8 @@ typedef struct gw {
         gw_session_t *head, *tail;
     } dl[HERALD_PRIORITIES - 1];
     uint64_t tick_at_ns;
+    /* liveness: beaten at the end of every io_uring reap (at least at the 1 s tick) */
+    hb_t hb;
     /* Sessions with output queued during a reap pass, written directly at its end (one
      * send each, no writable callback round trip); see gw_deliver_write_now. */
     gw_session_t *wlist;
