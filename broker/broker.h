@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "heartbeat.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
@@ -184,6 +185,7 @@ typedef struct broker {
     bk_conn_t *conns; /* native.c: every connection and listener */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
     uint64_t started_ns;
+    hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
 } broker_t;
 
 /* --- pipeline.c --- */

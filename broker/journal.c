@@ -19,6 +19,7 @@
 #define JR_SNAP_PIECE  (1u << 20)     /* snapshot bytes encoded before they are written out */
 #define JR_MIN_BOUND   (128ull << 20) /* per file; the two files hold about twice this */
 #define JR_PROBE_BYTES (1u << 20)     /* growth tried while failing, to tell it works again */
+#define JR_BEAT_EVERY  65536u         /* records replayed between two heartbeats */
 
 enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
 
@@ -184,7 +185,8 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
             break;
         }
         off += JR_REC_HDR + padded;
-        records++;
+        /* a long replay is progress, not a hang: keep the supervisor's grace from running out */
+        if (++records % JR_BEAT_EVERY == 0) hb_beat(&b->hb, mono_ns());
     }
     msgpack_unpacked_destroy(&scratch);
     /* relaxed: our own earlier life stored it; no other process writes the file */

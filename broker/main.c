@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "http.h"
+#include "herald_time.h"
 
 broker_t *g_broker;
 
@@ -31,14 +32,15 @@ static void tick_cb(loop_t *l, loop_timer_t *t)
     broker_t *b = t->ctx;
     bk_rings_heartbeat(b);
     bk_http_sweep(b);
+    hb_beat(&b->hb, loop_now(l));
     loop_timer_at(l, t, loop_now(l) + 1000000000ull);
 }
 
 /* End of every loop pass: one drain round for everything read in it, then the answers. */
 static void pass_end(loop_t *l, void *ctx)
 {
-    (void)l;
     broker_t *b = ctx;
+    hb_beat(&b->hb, loop_now(l));
     bk_drain(b);
     bk_conns_flush(b);
     bk_http_flush(b);
@@ -47,7 +49,12 @@ static void pass_end(loop_t *l, void *ctx)
 static int mkdir_p(const char *dir)
 {
     char tmp[4352];
-    snprintf(tmp, sizeof tmp, "%s", dir);
+    size_t len = strlen(dir);
+    if (len >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, dir, len + 1);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
@@ -150,6 +157,10 @@ int main(int argc, char **argv)
         log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
         return 1;
     }
+    if (hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0) {
+        log_error("%s", err.message);
+        return 1;
+    }
     b->loop = loop_new(&err);
     if (!b->loop) {
         log_error("%s", err.message);
@@ -180,6 +191,7 @@ int main(int argc, char **argv)
     log_info("broker up: http %s:%u, native %s/broker.sock%s, control %s/control.sock",
              b->cfg.broker_http.host, b->cfg.broker_http.port, b->cfg.runtime_dir,
              b->cfg.broker_tcp.port ? " + tcp" : "", b->cfg.runtime_dir);
+    hb_notify_ready(&b->hb);
 
     rc = loop_run(b->loop) < 0 ? 1 : 0;
     if (rc) log_error("event loop failed: %s", strerror(errno));
@@ -191,6 +203,7 @@ int main(int argc, char **argv)
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);
+    hb_close(&b->hb);
     jbuf_free(&b->api_out);
     loop_free(b->loop);
     return rc;

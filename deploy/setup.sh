@@ -9,7 +9,7 @@ set -euo pipefail
 required=(
   meson ninja-build pkg-config gcc python3 libev-dev
   liburing-dev libwebsockets-dev libmsgpack-dev check libinih-dev
-  libssl-dev libjansson-dev zlib1g-dev libhttp-parser-dev
+  libssl-dev libjansson-dev zlib1g-dev libhttp-parser-dev libsystemd-dev
 )
 # Only tests/integration/test_nginx.sh runs nginx (its own temp prefix, loopback ports); the
 # test skips without it, so a failure to install it does not fail the set-up.

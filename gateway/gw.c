@@ -162,6 +162,13 @@ int main(int argc, char **argv)
     lws_set_log_level(LLL_ERR, gw_lws_log);
     signal(SIGPIPE, SIG_IGN);
 
+    char hb_name[HB_NAME_MAX + 1];
+    herald_error_t err;
+    snprintf(hb_name, sizeof hb_name, "gateway%u", g->id);
+    if (hb_open(&g->hb, g->cfg.shm_prefix, hb_name, &err) < 0) {
+        log_error("%s", err.message);
+        return 1;
+    }
     jbuf_init(&g->jb, LWS_PRE);
     msgpack_unpacked_init(&g->unp);
     snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
@@ -179,6 +186,7 @@ int main(int argc, char **argv)
     ev_signal_init(&sig_int, gw_on_signal, SIGINT);
     ev_signal_start(gw_loop, &sig_term);
     ev_signal_start(gw_loop, &sig_int);
+    hb_notify_ready(&g->hb);
     ev_run(gw_loop, 0);
     log_info("stopping: %zu sessions", g->n_sessions);
     rc = 0;
@@ -188,5 +196,6 @@ out:
     gw_uring_fini(g);
     msgpack_unpacked_destroy(&g->unp);
     jbuf_free(&g->jb);
+    hb_close(&g->hb);
     return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "doorbell.h"
+#include "heartbeat.h"
 #include "json.h"
 #include "log.h"
 #include "model.h"
@@ -188,6 +189,8 @@ typedef struct gw {
      * not from when it was read: the broker lets records wait for our own timer. */
     uint64_t rec_clock_ns; /* the last REC_CLOCK: records since were written after it */
     uint64_t dl_origin_ns; /* the origin of the last deadline set (they never go back) */
+    /* liveness: beaten at the end of every io_uring reap (at least at the 1 s tick) */
+    hb_t hb;
     /* Sessions with output queued during a reap pass, written directly at its end (one
      * send each, no writable callback round trip); see gw_deliver_write_now. */
     gw_session_t *wlist;

@@ -1,6 +1,7 @@
 /* uring.c - the gateway's io_uring instance: adopted into lws as a raw file so lws's poll
  * wakes us on completions; reaps them in batches; owns the single timeout (nearest of the
- * flush deadlines, the 1 s tick and the broker reconnect) and the ring drain + doorbell. */
+ * flush deadlines, the 1 s tick and the broker reconnect) and the ring drain + doorbell.
+ * Every reap ends with the process's heartbeat (heartbeat.h). */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -237,6 +238,8 @@ static void uring_reap(gw_t *g)
     gw_deliver_due(g, g->now_ns + GW_FLUSH_SLACK_NS);
     gw_deliver_write_now(g);
     gw_uring_commit(g);
+    /* a pass of the loop completed: the timer above guarantees one at least every second */
+    hb_beat(&g->hb, g->now_ns);
 }
 
 int gw_uring_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -76,11 +76,13 @@ static const config_key_t config_keys[] = {
     {"gateway", "max_pending_bytes", KT_SIZE, F(max_pending_bytes), 0, 4 * SIZE_K, SIZE_G},
     {"auth", "secret", KT_SECRET, F(auth_secret), SZ(auth_secret), 0, 0},
     {"log", "level", KT_LEVEL, F(log_level), 0, 0, 0},
+    {"supervisor", "hang_s", KT_U32, F(hang_s), 0, 0, 3600},
 };
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
-static const char *const config_sections[] = {"runtime", "broker", "gateway", "auth", "log"};
+static const char *const config_sections[] = {"runtime", "broker", "gateway",
+                                              "auth",    "log",    "supervisor"};
 
 void config_defaults(herald_config_t *cfg)
 {
@@ -110,6 +112,7 @@ void config_defaults(herald_config_t *cfg)
     cfg->session_timeout_s = 300;
     cfg->max_pending_bytes = 4 * SIZE_M;
     cfg->log_level = LOG_INFO;
+    cfg->hang_s = 5;
 }
 
 const char *config_default_path(const char *explicit_path)

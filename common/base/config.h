@@ -43,7 +43,9 @@ typedef struct {
     char auth_secret[256];
     /* [log] */
     int log_level;
-    char path[512]; /* file this was loaded from ("" = defaults only) */
+    /* [supervisor] */
+    uint32_t hang_s; /* a child silent this long is killed and restarted; 0 = never */
+    char path[512];  /* file this was loaded from ("" = defaults only) */
 } herald_config_t;
 
 /* Fill cfg with SPEC 8 defaults (auth_secret empty). */

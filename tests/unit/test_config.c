@@ -65,6 +65,7 @@ START_TEST(config_defaults_equal_spec_8)
     ck_assert_uint_eq(c.max_pending_bytes, 4u << 20);
     ck_assert_str_eq(c.auth_secret, "");
     ck_assert_int_eq(c.log_level, LOG_INFO);
+    ck_assert_uint_eq(c.hang_s, 5);
     ck_assert_str_eq(c.path, "");
 }
 END_TEST
@@ -105,6 +106,7 @@ static const char *const every_key[] = {
     "gateway.max_pending_bytes",
     "auth.secret",
     "log.level",
+    "supervisor.hang_s",
 };
 
 /* SPEC 8: "every key documented there with its default". */
@@ -162,7 +164,9 @@ START_TEST(config_parses_every_key)
                        "[auth]\n"
                        "secret = abc;def\n"
                        "[log]\n"
-                       "level = debug ; inline comment\n";
+                       "level = debug ; inline comment\n"
+                       "[supervisor]\n"
+                       "hang_s = 0\n";
     herald_config_t c;
     herald_error_t err;
     ck_assert_msg(load_text(&c, text, &err, NULL) == 0, "%s", err.message);
@@ -191,6 +195,7 @@ START_TEST(config_parses_every_key)
     ck_assert_uint_eq(c.max_pending_bytes, 512 * 1024);
     ck_assert_str_eq(c.auth_secret, "abc;def");
     ck_assert_int_eq(c.log_level, LOG_DEBUG);
+    ck_assert_uint_eq(c.hang_s, 0);
 }
 END_TEST
 
@@ -264,6 +269,9 @@ static const struct {
     {"gateway", "max_pending_bytes", "4X"},
     {"log", "level", "verbose"},
     {"log", "level", "INFO"},
+    {"supervisor", "hang_s", "3601"},
+    {"supervisor", "hang_s", "-1"},
+    {"supervisor", "hang_s", "5s"},
 };
 
 START_TEST(config_rejects_each_bad_value_naming_key_line_and_file)

@@ -1,6 +1,7 @@
 /* supervisor.c - herald-supervisor: runs the broker and gateway.count gateways from one
- * config in the foreground, restarts whichever dies (exponential backoff), and stops all of
- * them cleanly on SIGTERM/SIGINT. One supervisor per runtime dir (flock). */
+ * config in the foreground, restarts whichever dies or hangs (exponential backoff), and
+ * stops all of them cleanly on SIGTERM/SIGINT. One supervisor per runtime dir (flock). Under
+ * systemd (Type=notify) it sends READY=1 once all are started and WATCHDOG=1 from its loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "herald_time.h"
 #include "log.h"
 #include "sup.h"
 #include "sup_status.h"
@@ -29,9 +31,7 @@ static const char sup_usage[] =
 
 uint64_t sup_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return mono_ns() / 1000000u;
 }
 
 /* mkdir -p. Returns 0 or -1 (errno set). */
@@ -205,10 +205,12 @@ int main(int argc, char **argv)
         goto out;
     }
     if (sup_children_init(&s) < 0) goto out;
-    log_info("supervising %s and %u gateway(s) (config %s, runtime dir %s)", s.bin_broker,
-             s.cfg.gateway_count, s.config_path, s.cfg.runtime_dir);
+    log_info("supervising %s and %u gateway(s) (config %s, runtime dir %s, hang_s %u)",
+             s.bin_broker, s.cfg.gateway_count, s.config_path, s.cfg.runtime_dir, s.cfg.hang_s);
+    hb_notify_init(&s.notify, mono_ns());
     sup_spawn(&s, &s.kids[0]);
     while (!sup_step(&s)) {
+        hb_beat(&s.notify, mono_ns()); /* systemd's watchdog only: no heartbeat object */
         struct pollfd p = {.fd = s.sigfd, .events = POLLIN};
         int n = poll(&p, 1, sup_poll_timeout(&s));
         if (n < 0 && errno != EINTR) {
