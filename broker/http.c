@@ -5,6 +5,7 @@
 
 #include "broker.h"
 #include "shard.h"
+#include "webui.h"
 
 typedef struct {
     uint8_t *body;
@@ -14,7 +15,9 @@ typedef struct {
     bool ready;    /* out holds the response */
     int status;
     bool retry_after;
-    bool text; /* Prometheus text, not JSON */
+    bool text;         /* Prometheus text, not JSON */
+    bool cors;         /* Access-Control-Allow-Origin: * (bk_webui_cors) */
+    const char *ctype; /* set by bk_webui_get, else by `text` */
     jbuf_t out;
 } http_pss_t;
 
@@ -26,6 +29,8 @@ static void pss_reset(http_pss_t *p)
     p->body = NULL;
     p->len = p->cap = 0;
     p->publish = p->too_large = p->unauthorized = p->ready = p->retry_after = p->text = false;
+    p->cors = false;
+    p->ctype = NULL;
     p->req = NULL;
     p->status = 0;
     if (p->out.base) jbuf_reset(&p->out);
@@ -187,9 +192,31 @@ static bool authorized(broker_t *b, struct lws *wsi)
     return !strncmp(hdr, "apikey ", 7) && !strcmp(hdr + 7, b->cfg.broker_api_key);
 }
 
+/* The query string for bk_webui_get: lws keeps the arguments as decoded fragments, so they
+ * are joined with '&' and their '%', '&' and '+' escaped again. */
+static void query_string(struct lws *wsi, char *q, size_t cap)
+{
+    char frag[256];
+    size_t n = 0;
+    q[0] = '\0';
+    for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++) {
+        for (const char *f = i ? "&" : ""; *f && n + 1 < cap; f++)
+            q[n++] = *f;
+        for (const char *c = frag; *c && n + 4 < cap; c++) {
+            if (strchr("%&+", *c))
+                n += (size_t)snprintf(q + n, cap - n, "%%%02X", (unsigned char)*c);
+            else
+                q[n++] = *c;
+        }
+        q[n] = '\0';
+    }
+}
+
 static int on_http(broker_t *b, struct lws *wsi, http_pss_t *p, const char *uri)
 {
     pss_reset(p);
+    p->cors = bk_webui_cors(b, uri);
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     if (!strcmp(uri, "/api/publish")) {
         if (!post) {
@@ -221,7 +248,13 @@ static int on_http(broker_t *b, struct lws *wsi, http_pss_t *p, const char *uri)
         jbuf_puts(&p->out, "{\"status\":\"ok\"}");
         respond(wsi, p, 200);
     } else {
-        respond_error(wsi, p, 404, HERR_NOT_FOUND, "no such path");
+        char query[512];
+        query_string(wsi, query, sizeof query);
+        int status = bk_webui_get(b, uri, query, &p->out, &p->ctype);
+        if (status)
+            respond(wsi, p, status);
+        else
+            respond_error(wsi, p, 404, HERR_NOT_FOUND, "no such path");
     }
     return 0;
 }
@@ -235,6 +268,9 @@ static int on_writeable(struct lws *wsi, http_pss_t *p, const char *ctype)
         return -1;
     if (p->retry_after && lws_add_http_header_by_name(wsi, (const uint8_t *)"Retry-After:",
                                                       (const uint8_t *)"1", 1, &ptr, end))
+        return -1;
+    if (p->cors && lws_add_http_header_by_name(wsi, (const uint8_t *)"access-control-allow-origin:",
+                                               (const uint8_t *)"*", 1, &ptr, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &ptr, end)) return -1;
     if (lws_write(wsi, (uint8_t *)p->out.data, p->out.len, LWS_WRITE_HTTP_FINAL) != (int)p->out.len)
@@ -274,7 +310,10 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (p->publish && !p->ready && !p->req) publish_complete(b, wsi, p);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return on_writeable(wsi, p, p->text ? "text/plain; version=0.0.4" : "application/json");
+        return on_writeable(wsi, p,
+                            p->ctype  ? p->ctype
+                            : p->text ? "text/plain; version=0.0.4"
+                                      : "application/json");
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* either may be the last call for this session */
         if (p->req) bk_req_orphan(b, p->req);

@@ -30,7 +30,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 static int mkdir_p(const char *dir)
 {
     char tmp[4352];
-    snprintf(tmp, sizeof tmp, "%s", dir);
+    size_t n = strlen(dir);
+    if (n >= sizeof tmp) return -1;
+    memcpy(tmp, dir, n + 1);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "webui.h"
 
 static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
 {
@@ -78,7 +79,9 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
         kv(o, "consumer_pid", (uint64_t)rs.consumer_pid, true);
         jbuf_puts(o, "}}");
     }
-    jbuf_puts(o, "]}");
+    jbuf_putc(o, ']');
+    bk_webui_stats_json(o);
+    jbuf_putc(o, '}');
 }
 
 static void metric(jbuf_t *o, const char *name, const char *type, const char *help, uint64_t v)

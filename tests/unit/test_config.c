@@ -64,6 +64,9 @@ START_TEST(config_defaults_equal_spec_8)
     ck_assert_uint_eq(c.session_timeout_s, 300);
     ck_assert_uint_eq(c.max_pending_bytes, 4u << 20);
     ck_assert_str_eq(c.auth_secret, "");
+    ck_assert(!c.allow_dev_secret);
+    ck_assert_str_eq(c.web_dir, "");
+    ck_assert_str_ne(config_web_dir(&c), "");
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert_str_eq(c.path, "");
 }
@@ -88,6 +91,7 @@ END_TEST
 static const char *const every_key[] = {
     "runtime.dir",
     "runtime.shm_prefix",
+    "runtime.web_dir",
     "broker.http",
     "broker.tcp",
     "broker.api_key",
@@ -104,6 +108,7 @@ static const char *const every_key[] = {
     "gateway.session_timeout_s",
     "gateway.max_pending_bytes",
     "auth.secret",
+    "auth.allow_dev_secret",
     "log.level",
 };
 
@@ -142,6 +147,7 @@ START_TEST(config_parses_every_key)
     const char *text = "[runtime]\n"
                        "dir = /run/herald-test\n"
                        "shm_prefix = herald_t-1.x\n"
+                       "web_dir = /srv/herald web\n"
                        "[broker]\n"
                        "http = 0.0.0.0:8080\n"
                        "tcp = 127.0.0.1:7481\n"
@@ -161,6 +167,7 @@ START_TEST(config_parses_every_key)
                        "max_pending_bytes = 512K\n"
                        "[auth]\n"
                        "secret = abc;def\n"
+                       "allow_dev_secret = yes\n"
                        "[log]\n"
                        "level = debug ; inline comment\n";
     herald_config_t c;
@@ -190,6 +197,9 @@ START_TEST(config_parses_every_key)
     ck_assert_uint_eq(c.session_timeout_s, 60);
     ck_assert_uint_eq(c.max_pending_bytes, 512 * 1024);
     ck_assert_str_eq(c.auth_secret, "abc;def");
+    ck_assert(c.allow_dev_secret);
+    ck_assert_str_eq(c.web_dir, "/srv/herald web");
+    ck_assert_str_eq(config_web_dir(&c), "/srv/herald web");
     ck_assert_int_eq(c.log_level, LOG_DEBUG);
 }
 END_TEST
@@ -264,6 +274,7 @@ static const struct {
     {"gateway", "max_pending_bytes", "4X"},
     {"log", "level", "verbose"},
     {"log", "level", "INFO"},
+    {"auth", "allow_dev_secret", "maybe"},
 };
 
 START_TEST(config_rejects_each_bad_value_naming_key_line_and_file)
