@@ -311,7 +311,11 @@ export class SeqTracker {
   resumePoint() {
     this.checkHole();
     if (this.w !== null) return this.w;
-    return this.above.size ? Math.min(...this.above) - 1 : 0;
+    if (!this.above.size) return 0;
+    // Nothing known below the first seq seen: the top of the run that starts there.
+    let s = Math.min(...this.above);
+    while (this.above.has(s + 1)) s++;
+    return s;
   }
 
   advance() {
@@ -577,7 +581,13 @@ export class HeraldClient {
     this.stats.connects++;
     ws.onmessage = (ev) => this.onFrame(ev.data);
     ws.onclose = (ev) => this.onClose(ws, ev);
-    ws.onerror = () => {}; // onclose follows with the code
+    // onclose normally follows an error; Node 20's WebSocket leaves a failed connect in
+    // CONNECTING without one, so a socket that is not open is given up shortly after.
+    ws.onerror = () => {
+      setTimeout(() => {
+        if (this.ws === ws && ws.readyState !== 1) this.onClose(ws, { code: 1006, reason: 'connection failed' });
+      }, 250);
+    };
   }
 
   onClose(ws, ev) {
