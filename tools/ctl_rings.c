@@ -308,12 +308,11 @@ int ctl_cmd_ring(ctl_t *ctl)
     ring_stats_t s;
     ring_stats(r, &s);
     ring_close(r);
+    if (ctl->json) putchar('[');
+    if (pk.out.len) fwrite(pk.out.data, 1, pk.out.len, stdout);
     if (ctl->json) {
-        putchar('[');
-        fwrite(pk.out.data, 1, pk.out.len, stdout);
         puts("]");
     } else {
-        fwrite(pk.out.data, 1, pk.out.len, stdout);
         if (got == 0 && !last)
             printf("(nothing pending: the gateway has read all %llu records written; --last N "
                    "shows the most recent ones)\n",
