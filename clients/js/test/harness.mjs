@@ -51,13 +51,18 @@ function portFree(port) {
   });
 }
 
-/** A base port such that [base, base+count) are free on 127.0.0.1 now (below the ephemeral range). */
+const handedOut = new Set(); // ports given to a caller of this process, not bound yet perhaps
+
+/** A base port such that [base, base+count) are free on 127.0.0.1 now (below the ephemeral
+ * range) and were not handed out before by this process (so two calls never collide). */
 export async function freePorts(count) {
   for (let i = 0; i < 200; i++) {
     const base = 20000 + Math.floor(Math.random() * 12000);
     let ok = true;
-    for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
-    if (ok) return base;
+    for (let p = base; p < base + count && ok; p++) ok = !handedOut.has(p) && (await portFree(p));
+    if (!ok) continue;
+    for (let p = base; p < base + count; p++) handedOut.add(p);
+    return base;
   }
   throw new Error('no free loopback ports');
 }
