@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "http.h"
 #include "shard.h"
+#include "webui.h"
 
 int bk_api_status_of(herr_t code)
 {
@@ -46,10 +47,13 @@ static void put_result(jbuf_t *o, const bk_result_t *r)
 static void publish_answer(broker_t *b, bk_http_msg_t *m, bk_req_t *req)
 {
     const bk_result_t *r = &req->res[0];
+    unsigned cors = bk_webui_cors(b, "/api/publish") ? BK_HTTP_CORS : 0;
     if (req->frame_code != HERR_OK) {
-        bk_http_error(b, m, bk_api_status_of(req->frame_code), req->frame_code, req->frame_msg);
+        bk_http_error_flags(b, m, bk_api_status_of(req->frame_code), req->frame_code,
+                            req->frame_msg, cors);
     } else if (!req->batch && r->code != HERR_OK) {
-        bk_http_error(b, m, bk_api_status_of(r->code), r->code, r->message ? r->message : "");
+        bk_http_error_flags(b, m, bk_api_status_of(r->code), r->code, r->message ? r->message : "",
+                            cors);
     } else {
         jbuf_t *o = &b->api_out;
         jbuf_reset(o);
@@ -59,7 +63,7 @@ static void publish_answer(broker_t *b, bk_http_msg_t *m, bk_req_t *req)
             put_result(o, &req->res[i]);
         }
         if (req->batch) jbuf_putc(o, ']');
-        bk_http_respond(b, m, 200, o->data, o->len, 0);
+        bk_http_respond(b, m, 200, o->data, o->len, cors);
     }
     bk_req_free(req);
 }
@@ -83,8 +87,9 @@ static void publish(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
 {
     if (!authorized(b, rq)) {
         b->c.unauthorized++;
-        bk_http_error(b, m, 401, HERR_UNAUTHORIZED,
-                      "missing or wrong Authorization: apikey <key> header");
+        bk_http_error_flags(b, m, 401, HERR_UNAUTHORIZED,
+                            "missing or wrong Authorization: apikey <key> header",
+                            bk_webui_cors(b, "/api/publish") ? BK_HTTP_CORS : 0);
         return;
     }
     /* A batch over BK_MAX_BATCH is refused by bk_ingest_body from the converted array's
@@ -96,7 +101,8 @@ static void publish(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
     if (json_to_msgpack((const char *)rq->body, rq->body_len, mp, &err) < 0) {
         b->c.bad_frames++;
         if (log_ratelimit_ok(&b->rl_bad, 5)) log_warn("bad HTTP publish body: %s", err.message);
-        bk_http_error(b, m, bk_api_status_of(err.code), err.code, err.message);
+        bk_http_error_flags(b, m, bk_api_status_of(err.code), err.code, err.message,
+                            bk_webui_cors(b, "/api/publish") ? BK_HTTP_CORS : 0);
         return;
     }
     bk_req_t *req = bk_ingest_body(b, (const uint8_t *)mp->data, mp->size);
@@ -158,6 +164,30 @@ static void route(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
     bk_http_respond(b, m, 200, o->data, o->len, 0);
 }
 
+/* The web pages and their API (webui.c): /ui, /api/status, /api/dev/token, else 404. */
+static void web_get(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
+{
+    char path[512], query[1024];
+    if (rq->path_len >= sizeof path || rq->query_len >= sizeof query) {
+        bk_http_error(b, m, 404, HERR_NOT_FOUND, "no such path");
+        return;
+    }
+    memcpy(path, rq->path, rq->path_len);
+    path[rq->path_len] = '\0';
+    if (rq->query) memcpy(query, rq->query, rq->query_len);
+    query[rq->query ? rq->query_len : 0] = '\0';
+    jbuf_t *o = &b->api_out;
+    jbuf_reset(o);
+    const char *ctype = NULL;
+    int status = bk_webui_get(b, path, rq->query ? query : NULL, o, &ctype);
+    if (!status) {
+        bk_http_error(b, m, 404, HERR_NOT_FOUND, "no such path");
+        return;
+    }
+    bk_http_respond_as(b, m, status, ctype, o->data, o->len,
+                       bk_webui_cors(b, path) ? BK_HTTP_CORS : 0);
+}
+
 static bool path_is(const bk_http_request_t *rq, const char *p)
 {
     size_t n = strlen(p);
@@ -190,6 +220,8 @@ void bk_api_handle(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
     } else if (path_is(rq, "/api/stats") || path_is(rq, "/api/route") || path_is(rq, "/metrics") ||
                path_is(rq, "/healthz")) {
         bk_http_error(b, m, 405, HERR_BAD_VALUE, "use GET for this path");
+    } else if (get) {
+        web_get(b, m, rq);
     } else {
         bk_http_error(b, m, 404, HERR_NOT_FOUND, "no such path");
     }

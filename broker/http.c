@@ -163,8 +163,8 @@ static void conn_collect(broker_t *b, bk_http_conn_t *c)
         conn_parse(b, c);
 }
 
-void bk_http_respond(broker_t *b, bk_http_msg_t *m, int status, const char *body, size_t len,
-                     unsigned flags)
+void bk_http_respond_as(broker_t *b, bk_http_msg_t *m, int status, const char *ctype,
+                        const char *body, size_t len, unsigned flags)
 {
     if (!m->conn) { /* its connection is gone */
         jbuf_free(&m->resp);
@@ -173,12 +173,13 @@ void bk_http_respond(broker_t *b, bk_http_msg_t *m, int status, const char *body
     }
     bk_http_conn_t *c = m->conn;
     if (flags & BK_HTTP_CLOSE) m->close_after = true;
-    char head[256];
+    if (!ctype) ctype = flags & BK_HTTP_TEXT ? "text/plain; version=0.0.4" : "application/json";
+    char head[320];
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                     status, status_text(status),
-                     flags & BK_HTTP_TEXT ? "text/plain; version=0.0.4" : "application/json", len,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n",
+                     status, status_text(status), ctype, len,
                      flags & BK_HTTP_RETRY_AFTER ? "Retry-After: 1\r\n" : "",
+                     flags & BK_HTTP_CORS ? "Access-Control-Allow-Origin: *\r\n" : "",
                      m->close_after ? "Connection: close\r\n" : "");
     jbuf_reset(&m->resp);
     jbuf_reserve(&m->resp, (size_t)n + len);
@@ -192,7 +193,14 @@ void bk_http_respond(broker_t *b, bk_http_msg_t *m, int status, const char *body
     }
 }
 
-void bk_http_error(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg)
+void bk_http_respond(broker_t *b, bk_http_msg_t *m, int status, const char *body, size_t len,
+                     unsigned flags)
+{
+    bk_http_respond_as(b, m, status, NULL, body, len, flags);
+}
+
+void bk_http_error_flags(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg,
+                         unsigned flags)
 {
     jbuf_t o;
     jbuf_init(&o, 0);
@@ -201,9 +209,14 @@ void bk_http_error(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const
     jbuf_puts(&o, ",\"message\":");
     json_put_str(&o, msg, strlen(msg));
     jbuf_putc(&o, '}');
-    unsigned flags = (code == HERR_QUEUE_FULL || code == HERR_IO) ? BK_HTTP_RETRY_AFTER : 0;
+    if (code == HERR_QUEUE_FULL || code == HERR_IO) flags |= BK_HTTP_RETRY_AFTER;
     bk_http_respond(b, m, status, o.data, o.len, flags);
     jbuf_free(&o);
+}
+
+void bk_http_error(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg)
+{
+    bk_http_error_flags(b, m, status, code, msg, 0);
 }
 
 /* A protocol error: answer it after the earlier requests and read no more. */

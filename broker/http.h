@@ -39,8 +39,13 @@ typedef struct {
     size_t body_len;
 } bk_http_request_t;
 
-/* Response flags. */
-enum { BK_HTTP_RETRY_AFTER = 1u << 0, BK_HTTP_CLOSE = 1u << 1, BK_HTTP_TEXT = 1u << 2 };
+/* Response flags. BK_HTTP_CORS adds Access-Control-Allow-Origin: * (webui.h). */
+enum {
+    BK_HTTP_RETRY_AFTER = 1u << 0,
+    BK_HTTP_CLOSE = 1u << 1,
+    BK_HTTP_TEXT = 1u << 2,
+    BK_HTTP_CORS = 1u << 3,
+};
 
 /* Listen on broker.http. 0, or -HERR_* with err naming the address. */
 int bk_http_listen(struct broker *b, herald_error_t *err);
@@ -53,8 +58,13 @@ void bk_http_close(struct broker *b);
  * meantime the response is dropped. */
 void bk_http_respond(struct broker *b, bk_http_msg_t *m, int status, const char *body, size_t len,
                      unsigned flags);
-/* {"error":code,"message":msg} with status. */
+/* The same with a content type of the caller's (NULL: as bk_http_respond). */
+void bk_http_respond_as(struct broker *b, bk_http_msg_t *m, int status, const char *ctype,
+                        const char *body, size_t len, unsigned flags);
+/* {"error":code,"message":msg} with status (and the flags' extra headers). */
 void bk_http_error(struct broker *b, bk_http_msg_t *m, int status, herr_t code, const char *msg);
+void bk_http_error_flags(struct broker *b, bk_http_msg_t *m, int status, herr_t code,
+                         const char *msg, unsigned flags);
 
 /* A publish request of m completed: render and answer it (pipeline.c calls this). */
 void bk_http_req_done(struct broker *b, struct bk_req *req);

@@ -4,6 +4,7 @@
 
 #include "broker.h"
 #include "http.h"
+#include "webui.h"
 
 static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
 {
@@ -95,7 +96,9 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
         kv(o, "consumer_pid", (uint64_t)rs.consumer_pid, true);
         jbuf_puts(o, "}}");
     }
-    jbuf_puts(o, "]}");
+    jbuf_putc(o, ']');
+    bk_webui_stats_json(o);
+    jbuf_putc(o, '}');
 }
 
 static void metric(jbuf_t *o, const char *name, const char *type, const char *help, uint64_t v)

@@ -135,6 +135,7 @@ typedef struct {
     uint64_t slow_closes, timeout_closes, flood_closes;
     uint64_t auth_fail[4]; /* missing, bad_signature, expired, invalid */
     uint64_t bad_client_msgs;
+    uint64_t bad_http_paths; /* refused web file paths (traversal, odd characters) */
     uint64_t ring_records, ring_corrupt, bad_records;
     uint64_t gaps_detected, replays_requested, gap_msgs;
     uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
@@ -172,6 +173,7 @@ typedef struct gw {
     size_t ctl_tx_len, ctl_tx_cap;
     msgpack_sbuffer ctl_sb;
     log_ratelimit_t ctl_err_rl;
+    log_ratelimit_t web_rl; /* refused web file paths */
     /* sessions and users */
     gw_session_t *all;
     size_t n_sessions;

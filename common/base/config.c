@@ -37,6 +37,7 @@ typedef enum {
     KT_SIZE_POW2,     /* same, and a power of two */
     KT_LEVEL,         /* debug|info|warn|error */
     KT_IDLE,          /* sleep | backoff:<spin_us>,<yield_us> (two u32 fields) */
+    KT_BOOL,          /* true|false|yes|no|on|off|1|0 */
 } key_type_t;
 
 typedef struct {
@@ -55,6 +56,7 @@ static const config_key_t config_keys[] = {
     {"runtime", "dir", KT_DIR, F(runtime_dir), SZ(runtime_dir), 0, 0},
     {"runtime", "shm_prefix", KT_NAME, F(shm_prefix), SZ(shm_prefix), 0, 0},
     {"runtime", "idle", KT_IDLE, F(idle_spin_us), 0, 0, 1000000},
+    {"runtime", "web_dir", KT_STRING, F(web_dir), SZ(web_dir), 0, 0},
     {"broker", "http", KT_HOST_PORT, F(broker_http), 0, 0, 0},
     {"broker", "tcp", KT_HOST_PORT_OFF, F(broker_tcp), 0, 0, 0},
     {"broker", "api_key", KT_STRING, F(broker_api_key), SZ(broker_api_key), 0, 0},
@@ -75,6 +77,7 @@ static const config_key_t config_keys[] = {
     {"gateway", "session_timeout_s", KT_U32, F(session_timeout_s), 0, 1, 86400},
     {"gateway", "max_pending_bytes", KT_SIZE, F(max_pending_bytes), 0, 4 * SIZE_K, SIZE_G},
     {"auth", "secret", KT_SECRET, F(auth_secret), SZ(auth_secret), 0, 0},
+    {"auth", "allow_dev_secret", KT_BOOL, F(allow_dev_secret), 0, 0, 0},
     {"log", "level", KT_LEVEL, F(log_level), 0, 0, 0},
     {"supervisor", "hang_s", KT_U32, F(hang_s), 0, 0, 3600},
 };
@@ -113,6 +116,15 @@ void config_defaults(herald_config_t *cfg)
     cfg->max_pending_bytes = 4 * SIZE_M;
     cfg->log_level = LOG_INFO;
     cfg->hang_s = 5;
+}
+
+#ifndef HERALD_WEB_DIR
+#define HERALD_WEB_DIR "/usr/local/share/herald/web"
+#endif
+
+const char *config_web_dir(const herald_config_t *cfg)
+{
+    return cfg->web_dir[0] ? cfg->web_dir : HERALD_WEB_DIR;
 }
 
 const char *config_default_path(const char *explicit_path)
@@ -300,6 +312,18 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
             break;
         return 0;
     }
+    case KT_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
+            !strcmp(value, "1")) {
+            *(bool *)(void *)field = true;
+            return 0;
+        }
+        if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") ||
+            !strcmp(value, "0")) {
+            *(bool *)(void *)field = false;
+            return 0;
+        }
+        break;
     }
 
     switch (k->type) {
@@ -341,6 +365,9 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
     case KT_IDLE:
         snprintf(expected, elen, "sleep, or backoff:<spin_us>,<yield_us> (each 0 to %llu)",
                  (unsigned long long)k->max);
+        break;
+    case KT_BOOL:
+        snprintf(expected, elen, "true or false");
         break;
     }
     return -1;

@@ -2,6 +2,7 @@
 #ifndef HERALD_CONFIG_H
 #define HERALD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ typedef struct {
     char runtime_dir[256];
     char shm_prefix[64];
     uint32_t idle_spin_us, idle_yield_us; /* runtime.idle: 0,0 = sleep */
+    char web_dir[256]; /* static files of the web pages; "" = HERALD_WEB_DIR (config_web_dir) */
     /* [broker] */
     host_port_t broker_http;
     host_port_t broker_tcp; /* port 0 = off */
@@ -41,6 +43,7 @@ typedef struct {
     uint64_t max_pending_bytes;
     /* [auth] */
     char auth_secret[256];
+    bool allow_dev_secret; /* dev mode: GET /api/dev/token mints tokens (SPEC 12, 13) */
     /* [log] */
     int log_level;
     /* [supervisor] */
@@ -62,6 +65,10 @@ int config_set(herald_config_t *cfg, const char *dotted_key, const char *value,
 
 /* Resolve the config path: explicit, else $HERALD_CONFIG, else "deploy/herald.ini". */
 const char *config_default_path(const char *explicit_path);
+
+/* The directory of the web pages' static files: runtime.web_dir, or when empty the
+ * installed <datadir>/herald/web (HERALD_WEB_DIR, set by the build). */
+const char *config_web_dir(const herald_config_t *cfg);
 
 /* Sizes like "16M", "4M", "512K", "1G", "4096". Returns 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);

@@ -615,3 +615,50 @@ long ring_peek(ring_t *r, ring_handler_fn fn, void *ctx, size_t max)
     }
     return (long)n;
 }
+
+long ring_peek_last(ring_t *r, ring_handler_fn fn, void *ctx, size_t max, size_t *first_pending)
+{
+    ring_header_t *h = r->hdr;
+    if (!r->peek_buf && !(r->peek_buf = malloc(r->max_record ? r->max_record : 1)))
+        return -HERR_INTERNAL;
+    uint64_t head, tail;
+    positions_snapshot(h, &head, &tail);
+    if ((head | tail) & 7 || tail - head > r->capacity) return -HERR_CORRUPT;
+    uint64_t off = tail & r->mask;
+    uint64_t start = off ? tail - off : tail >= r->capacity ? tail - r->capacity : 0;
+    /* First pass: count the records of the lap, to skip all but the last max. */
+    size_t total = 0;
+    for (uint64_t pos = start; pos != tail;) {
+        uint32_t len, type;
+        uint64_t need = record_check(r, pos, tail, &len, &type);
+        if (!need) return -HERR_CORRUPT;
+        pos += need;
+        total += type != RING_REC_PAD;
+    }
+    size_t skip = total > max ? total - max : 0, i = 0, n = 0;
+    *first_pending = SIZE_MAX; /* while visiting: not reached yet */
+    bool pending_seen = false;
+    for (uint64_t pos = start; pos != tail;) {
+        uint32_t len, type;
+        uint64_t need = record_check(r, pos, tail, &len, &type);
+        bool want = need && type != RING_REC_PAD && i >= skip;
+        if (want) memcpy(r->peek_buf, r->data + (pos & r->mask) + RING_REC_HDR, len);
+        /* Our reads must complete before we check that the producer has not come round to
+         * this space again (a seqlock-style check, as in ring_peek). */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&h->tail, memory_order_relaxed) > pos + r->capacity) break;
+        if (!need) return -HERR_CORRUPT;
+        uint64_t at = pos;
+        pos += need;
+        if (type == RING_REC_PAD) continue;
+        if (i++ < skip) continue;
+        if (!pending_seen && at >= head) {
+            pending_seen = true;
+            *first_pending = n;
+        }
+        n++;
+        if (fn(type, r->peek_buf, len, ctx) != 0) break;
+    }
+    if (!pending_seen) *first_pending = n;
+    return (long)n;
+}

@@ -227,4 +227,14 @@ void ring_stats(ring_t *r, ring_stats_t *out);
  * Returns records visited, or -HERR_CORRUPT. */
 long ring_peek(ring_t *r, ring_handler_fn fn, void *ctx, size_t max);
 
+/* Visit the last (up to) max records written since the ring last wrapped, read or not,
+ * oldest first, without consuming them (read-only). Only the current lap can be walked:
+ * records never straddle the end of the data region, so its start is a record boundary,
+ * while the older records behind it have no known boundary. *first_pending is set to the
+ * index (in visiting order) of the first record the consumer has not read yet (= visited
+ * when none is pending; SIZE_MAX while the visit has not reached it, so fn may compare its
+ * own index against it). Stops where the producer overwrites what we read. Returns records
+ * visited, or -HERR_CORRUPT. */
+long ring_peek_last(ring_t *r, ring_handler_fn fn, void *ctx, size_t max, size_t *first_pending);
+
 #endif

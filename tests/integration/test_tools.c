@@ -308,8 +308,11 @@ START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
 
     CTL(&r, "ring", "1", "--peek", "10");
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
-    ck_assert_int_eq(count_lines(r.out), 3);
+    ck_assert_int_eq(count_lines(r.out), 4); /* the header, then one line per record */
     char *save = NULL, *line = strtok_r(r.out, "\n", &save);
+    ck_assert_msg(strstr(line, "ring 1 (/dev/shm/") == line, "header: %s", line);
+    ck_assert_ptr_nonnull(strstr(line, "3 pending"));
+    line = strtok_r(NULL, "\n", &save);
     json_t *v = json_loads(line, 0, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(v, "record")), "session_ready");
     ck_assert_int_eq(json_integer_value(json_object_get(v, "session")), 42);
@@ -336,11 +339,79 @@ START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
     CTL(&r, "ring", "1", "--peek", "1", "--json");
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
     ck_assert_int_eq(count_lines(r.out), 1);
+    v = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(v), 1);
+    json_decref(v);
 
     CTL(&r, "ring", "3", "--peek", "1");
     assert_one_line_failure(&r);
 
     ck_assert_mem_eq(before, ring_header(ring), sizeof before);
+    ring_close(ring);
+}
+END_TEST
+
+static int count_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
+{
+    (void)type, (void)data, (void)len;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+START_TEST(ctl_ring_on_a_drained_ring_prints_its_header_and_says_nothing_is_pending)
+{
+    static procs_output_t r;
+    char name[128];
+    herald_error_t err = {0};
+    ring_t *ring = make_ring(), *consumer;
+    ring_name(name, sizeof name, prefix, 1);
+    ck_assert_int_eq(ring_open(&consumer, name, RING_CONSUMER, 0, 1, &err), 0);
+    int read = 0;
+    ck_assert_int_eq(ring_read_batch(consumer, count_record, &read, 100), 3);
+
+    CTL(&r, "ring", "1", "--peek", "5");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 2);
+    ck_assert_msg(strstr(r.out, "ring 1 (/dev/shm/") == r.out, "out: %s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "0 pending"));
+    ck_assert_ptr_nonnull(strstr(r.out, "nothing pending"));
+
+    CTL(&r, "ring", "1", "--peek", "5", "--json");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_str_eq(r.out, "[]\n");
+
+    /* --last: the most recent records still in the ring, read ones included. */
+    CTL(&r, "ring", "1", "--last", "2", "--json");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    json_t *v = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(v), 2);
+    json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(a, "record")), "notify");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a, "notification"), "seq")),
+                     7);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "record")), "gap");
+    ck_assert(json_is_false(json_object_get(a, "pending")));
+    ck_assert(json_is_false(json_object_get(b, "pending")));
+    json_decref(v);
+
+    /* One more record, unread: --last marks it pending. */
+    rec_session_ready_t sr = {.session = 43, .last_seq = 7, .bcast_last_seq = 3};
+    ck_assert_int_eq(ring_write(ring, REC_SESSION_READY, &sr, sizeof sr), 0);
+    ring_publish(ring);
+    CTL(&r, "ring", "1", "--last", "10");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 5);
+    CTL(&r, "ring", "1", "--last", "10", "--json");
+    v = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(v), 4);
+    ck_assert(json_is_false(json_object_get(json_array_get(v, 2), "pending")));
+    ck_assert(json_is_true(json_object_get(json_array_get(v, 3), "pending")));
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(v, 3), "session")), 43);
+    json_decref(v);
+
+    CTL(&r, "ring", "1", "--peek", "1", "--last", "1");
+    assert_one_line_failure(&r);
+    ring_close(consumer);
     ring_close(ring);
 }
 END_TEST
@@ -411,6 +482,7 @@ int main(void)
     tcase_add_test(tc, ctl_unreachable_broker_exits_1_with_one_line);
     tcase_add_test(tc, ctl_rings_shows_a_ring_without_disturbing_it);
     tcase_add_test(tc, ctl_ring_peek_decodes_pending_records_read_only);
+    tcase_add_test(tc, ctl_ring_on_a_drained_ring_prints_its_header_and_says_nothing_is_pending);
     suite_add_tcase(s, tc);
     TCase *sup = tcase_create("herald-supervisor");
     tcase_add_checked_fixture(sup, setup, teardown);

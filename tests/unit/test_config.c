@@ -64,6 +64,9 @@ START_TEST(config_defaults_equal_spec_8)
     ck_assert_uint_eq(c.session_timeout_s, 300);
     ck_assert_uint_eq(c.max_pending_bytes, 4u << 20);
     ck_assert_str_eq(c.auth_secret, "");
+    ck_assert(!c.allow_dev_secret);
+    ck_assert_str_eq(c.web_dir, "");
+    ck_assert_str_ne(config_web_dir(&c), "");
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert_uint_eq(c.hang_s, 5);
     ck_assert_str_eq(c.path, "");
@@ -89,6 +92,7 @@ END_TEST
 static const char *const every_key[] = {
     "runtime.dir",
     "runtime.shm_prefix",
+    "runtime.web_dir",
     "broker.http",
     "broker.tcp",
     "broker.api_key",
@@ -105,6 +109,7 @@ static const char *const every_key[] = {
     "gateway.session_timeout_s",
     "gateway.max_pending_bytes",
     "auth.secret",
+    "auth.allow_dev_secret",
     "log.level",
     "supervisor.hang_s",
 };
@@ -144,6 +149,7 @@ START_TEST(config_parses_every_key)
     const char *text = "[runtime]\n"
                        "dir = /run/herald-test\n"
                        "shm_prefix = herald_t-1.x\n"
+                       "web_dir = /srv/herald web\n"
                        "[broker]\n"
                        "http = 0.0.0.0:8080\n"
                        "tcp = 127.0.0.1:7481\n"
@@ -163,6 +169,7 @@ START_TEST(config_parses_every_key)
                        "max_pending_bytes = 512K\n"
                        "[auth]\n"
                        "secret = abc;def\n"
+                       "allow_dev_secret = yes\n"
                        "[log]\n"
                        "level = debug ; inline comment\n"
                        "[supervisor]\n"
@@ -194,6 +201,9 @@ START_TEST(config_parses_every_key)
     ck_assert_uint_eq(c.session_timeout_s, 60);
     ck_assert_uint_eq(c.max_pending_bytes, 512 * 1024);
     ck_assert_str_eq(c.auth_secret, "abc;def");
+    ck_assert(c.allow_dev_secret);
+    ck_assert_str_eq(c.web_dir, "/srv/herald web");
+    ck_assert_str_eq(config_web_dir(&c), "/srv/herald web");
     ck_assert_int_eq(c.log_level, LOG_DEBUG);
     ck_assert_uint_eq(c.hang_s, 0);
 }
@@ -272,6 +282,7 @@ static const struct {
     {"supervisor", "hang_s", "3601"},
     {"supervisor", "hang_s", "-1"},
     {"supervisor", "hang_s", "5s"},
+    {"auth", "allow_dev_secret", "maybe"},
 };
 
 START_TEST(config_rejects_each_bad_value_naming_key_line_and_file)
