@@ -31,7 +31,7 @@ test('the demo page shows a notification published with heraldctl publish', asyn
   await page.waitFor('the page to connect', `document.getElementById('state').textContent === 'open'`);
   assert.match(await page.eval(`document.getElementById('session').textContent`), /user web-u1 on gateway 0/);
   const payload = JSON.stringify({ user_id: 'web-u1', alert_type: 'margin', severity: 'high', message: 'ratio 92%', risk_ratio: 0.92, suggestion: 'add margin' });
-  await run(path.join(buildRoot, 'tools/heraldctl'), ['-c', h.config, 'publish', '--user', 'web-u1', '--type', 'risk_alert', '--payload', payload]);
+  await run(path.join(buildRoot, 'tools/heraldctl/heraldctl'), ['-c', h.config, 'publish', '--user', 'web-u1', '--type', 'risk_alert', '--payload', payload]);
   const text = await page.waitFor('the notification in the DOM',
     `document.querySelector('.channel[data-channel="risk"] li.notif[data-seq="1"]')?.textContent`);
   assert.match(text, /#1/);

@@ -22,7 +22,7 @@ export function requireNodeWithWebSocket() {
     console.log(`SKIP: needs Node >= 20 with WebSocket (have ${process.version})`);
     process.exit(SKIP);
   }
-  for (const b of ['tools/herald-supervisor', 'broker/herald-broker', 'gateway/herald-gateway']) {
+  for (const b of ['tools/supervisor/herald-supervisor', 'broker/herald-broker', 'gateway/herald-gateway']) {
     if (!fs.existsSync(path.join(buildRoot, b))) {
       console.log(`SKIP: ${b} not built in ${buildRoot}`);
       process.exit(SKIP);
@@ -125,7 +125,7 @@ export class Herald {
     ].join('\n');
     fs.writeFileSync(this.config, `${ini}\n${mergeIni(this.extraIni)}`);
     const log = fs.openSync(path.join(this.dir, 'supervisor.log'), 'a');
-    this.sup = spawn(path.join(buildRoot, 'tools/herald-supervisor'), ['-c', this.config], {
+    this.sup = spawn(path.join(buildRoot, 'tools/supervisor/herald-supervisor'), ['-c', this.config], {
       stdio: ['ignore', log, log],
     });
     fs.closeSync(log);
