@@ -30,6 +30,7 @@ typedef struct {
     unsigned batch;                  /* notifications per request frame */
     unsigned window;                 /* request frames in flight */
     bool ingress_http;               /* one notification per HTTP request (--ingress http) */
+    bool idle;                       /* --idle: connect, publish nothing, report memory */
     unsigned pub_conns;              /* --ingress http: keep-alive connections */
     unsigned pipeline;               /* --ingress http: requests in flight per connection */
     double timeout_s;                /* publish start -> give up waiting for deliveries */

@@ -335,6 +335,7 @@ void bprocs_sample(bprocs_t *ps, bool start)
         double cpu = proc_cpu_s(p->pid);
         if (start) {
             p->cpu0_s = cpu;
+            p->rss0_kib = proc_status_kib(p->pid, "VmRSS");
             continue;
         }
         p->cpu_s = cpu;
