@@ -1,0 +1,602 @@
+/* cl_core.c - the cluster layer's life cycle: connect and create streams and buckets, the
+ * queue to the broker thread (eventfd + cl_dispatch), the control thread's loop, queries. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cl_int.h"
+#include "log.h"
+#include "shard.h"
+
+uint64_t cl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void cl_stream_name(const cl_t *cl, unsigned p, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s_P%u", cl->stream_pfx, p);
+}
+
+void cl_subject(const cl_t *cl, unsigned p, char kind, char *out, size_t cap)
+{
+    switch (kind) {
+    case 'i':
+        snprintf(out, cap, "%s.in.%u", cl->name, p);
+        break;
+    case 'n':
+        snprintf(out, cap, "%s.node.%u", cl->name, p);
+        break;
+    default: /* 'r' records, 'o' ownership markers, '*' both */
+        snprintf(out, cap, "%s.p.%u.%c", cl->name, p, kind);
+        break;
+    }
+}
+
+cl_item_t *cl_item_new(cl_item_kind_t kind, unsigned p)
+{
+    cl_item_t *it = calloc(1, sizeof *it);
+    if (!it) abort();
+    it->kind = kind;
+    it->p = p;
+    return it;
+}
+
+void cl_item_free(cl_item_t *it)
+{
+    if (it->msg) natsMsg_Destroy(it->msg);
+    free(it->tk);
+    free(it->recs);
+    free(it);
+}
+
+void cl_push(cl_t *cl, cl_item_t *it)
+{
+    bool was_empty = cl->q_head == NULL;
+    if (cl->q_tail)
+        cl->q_tail->next = it;
+    else
+        cl->q_head = it;
+    cl->q_tail = it;
+    cl->q_bytes += it->bytes;
+    if (it->fail_mark) cl->parts[it->p].failing++;
+    if (was_empty) {
+        uint64_t one = 1;
+        /* Never blocks (the counter cannot overflow at one write per empty-to-busy). */
+        if (write(cl->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_warn("cluster: eventfd write failed: %s", strerror(errno));
+    }
+}
+
+void cl_kick(cl_t *cl)
+{
+    cl->ctl_kick = true;
+    pthread_cond_signal(&cl->ctl_cond);
+}
+
+int cl_fd(const cl_t *cl)
+{
+    return cl->efd;
+}
+
+size_t cl_dispatch(cl_t *cl)
+{
+    uint64_t v;
+    if (read(cl->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_warn("cluster: eventfd read failed: %s", strerror(errno));
+    pthread_mutex_lock(&cl->mu);
+    cl_item_t *it = cl->q_head;
+    cl->q_head = cl->q_tail = NULL;
+    cl->q_bytes = 0;
+    pthread_cond_broadcast(&cl->q_cond);
+    pthread_mutex_unlock(&cl->mu);
+
+    size_t ran = 0;
+    const cl_callbacks_t *cb = &cl->cb;
+    while (it) {
+        cl_item_t *next = it->next;
+        cl_part_t *part = &cl->parts[it->p];
+        bool current = true;
+        if (it->fail_mark || it->kind == CLI_OWNER || it->kind == CLI_RECORDS) {
+            pthread_mutex_lock(&cl->mu);
+            /* A failure stops counting before its callback: the broker rolls back in it and
+             * may append again right away once the last one is seen. */
+            if (it->fail_mark) part->failing--;
+            if (it->kind == CLI_OWNER && it->tk) part->broker_gen = it->gen;
+            if (it->kind == CLI_RECORDS) current = it->gen == part->cons_gen;
+            pthread_mutex_unlock(&cl->mu);
+        }
+        switch (it->kind) {
+        case CLI_APPENDED:
+            if (cb->appended) cb->appended(cb->ctx, it->p, it->ctx, it->st);
+            break;
+        case CLI_OWNER:
+            if (cb->owner) cb->owner(cb->ctx, it->p, it->tk, it->st);
+            break;
+        case CLI_RECORDS:
+            if (current && cb->records)
+                cb->records(cb->ctx, it->p, it->seq, it->recs, it->n, it->pending);
+            break;
+        case CLI_FORWARDED: {
+            cl_fwd_t *fwd = malloc(sizeof *fwd);
+            if (!fwd) abort();
+            fwd->msg = it->msg;
+            it->msg = NULL;
+            if (cb->forwarded)
+                cb->forwarded(cb->ctx, it->p, fwd, (const uint8_t *)natsMsg_GetData(fwd->msg),
+                              (size_t)natsMsg_GetDataLength(fwd->msg));
+            else
+                cl_forward_reply(cl, fwd, NULL, 0);
+            break;
+        }
+        case CLI_FORWARD_DONE:
+            if (cb->forward_done)
+                cb->forward_done(cb->ctx, it->ctx, it->st,
+                                 it->msg ? (const uint8_t *)natsMsg_GetData(it->msg) : NULL,
+                                 it->msg ? (size_t)natsMsg_GetDataLength(it->msg) : 0);
+            break;
+        }
+        cl_item_free(it);
+        ran++;
+        it = next;
+    }
+    return ran;
+}
+
+unsigned cl_partitions(const cl_t *cl)
+{
+    return cl->n_parts;
+}
+
+unsigned cl_partition_of(const cl_t *cl, const char *user, size_t len)
+{
+    if (len == 1 && user[0] == '*') return cl->cfg.partitions;
+    return shard_gateway(user, len, cl->cfg.partitions);
+}
+
+bool cl_owns(cl_t *cl, unsigned p)
+{
+    if (p >= cl->n_parts) return false;
+    uint64_t now = cl_now();
+    pthread_mutex_lock(&cl->mu);
+    cl_part_t *part = &cl->parts[p];
+    bool ok = part->state == CL_P_OWNER && part->broker_gen == part->gen && part->failing == 0 &&
+              !(part->commit && part->commit->resolving) &&
+              (cl->cfg.test_no_lease_check || now < part->valid_until);
+    pthread_mutex_unlock(&cl->mu);
+    return ok;
+}
+
+void cl_info(cl_t *cl, unsigned p, cl_pinfo_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (p >= cl->n_parts) return;
+    pthread_mutex_lock(&cl->mu);
+    const cl_part_t *part = &cl->parts[p];
+    out->state = part->state;
+    out->owner = part->state == CL_P_FOLLOWER ? part->seen_owner : cl->cfg.node_id;
+    out->lease_rev = part->state == CL_P_FOLLOWER ? part->seen_rev : part->lease_rev;
+    out->stream_last = part->last_seq > part->consumed ? part->last_seq : part->consumed;
+    out->consumed = part->cons ? part->consumed : 0;
+    out->rounds_waiting = part->q_count;
+    for (const cl_round_t *r = part->commit ? part->commit->rounds : NULL; r; r = r->next)
+        out->rounds_waiting++;
+    out->in_doubt = part->commit && part->commit->resolving;
+    out->preferred = cl_preferred(cl, p, false);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+void cl_counters(cl_t *cl, cl_counters_t *out)
+{
+    pthread_mutex_lock(&cl->mu);
+    *out = cl->c;
+    pthread_mutex_unlock(&cl->mu);
+}
+
+unsigned cl_nodes(cl_t *cl, unsigned *ids, unsigned cap)
+{
+    pthread_mutex_lock(&cl->mu);
+    unsigned n = cl->n_live < cap ? cl->n_live : cap;
+    memcpy(ids, cl->live, n * sizeof *ids);
+    pthread_mutex_unlock(&cl->mu);
+    return n;
+}
+
+void cl_test_pause(cl_t *cl, bool paused)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->paused = paused;
+    cl_kick(cl);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* The control thread: leases, takeovers, writes in doubt, checkpoints, delivery set-up,
+ * forward timeouts. Blocking NATS calls happen here, never on the broker thread. */
+static void *cl_ctl_main(void *arg)
+{
+    cl_t *cl = arg;
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->stop) {
+        if (!cl->ctl_kick || cl->paused) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->cfg.tick_ms * 1000000u;
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&cl->ctl_cond, &cl->mu, &ts);
+        }
+        cl->ctl_kick = false;
+        if (cl->stop) break;
+        if (cl->paused) continue;
+        pthread_mutex_unlock(&cl->mu);
+
+        cl_nodes_tick(cl);
+        cl_leases_tick(cl);
+        for (unsigned p = 0; p < cl->n_parts; p++) {
+            cl_part_t *part = &cl->parts[p];
+            pthread_mutex_lock(&cl->mu);
+            bool resolve = part->commit && part->commit->resolving;
+            pthread_mutex_unlock(&cl->mu);
+            if (resolve) cl_resolve(cl, part);
+            cl_checkpoint_tick(cl, part, false);
+            cl_consume_tick(cl, part);
+        }
+        cl_forward_timeouts(cl);
+
+        pthread_mutex_lock(&cl->mu);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
+}
+
+static void cl_on_disconnected(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    cl_t *cl = closure;
+    pthread_mutex_lock(&cl->mu);
+    cl->c.nats_disconnects++;
+    bool closing = cl->stop;
+    pthread_mutex_unlock(&cl->mu);
+    if (!closing) log_warn("cluster: disconnected from NATS, reconnecting");
+}
+
+static void cl_on_reconnected(natsConnection *nc, void *closure)
+{
+    cl_t *cl = closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    pthread_mutex_lock(&cl->mu);
+    cl->c.nats_reconnects++;
+    pthread_mutex_unlock(&cl->mu);
+    log_info("cluster: reconnected to %s", url);
+}
+
+/* "nats://a:4222, nats://b:4222" -> natsOptions_SetServers (a comma-separated URL given to
+ * natsOptions_SetURL is not a server list in cnats 3.4). */
+static int cl_set_servers(natsOptions *opts, char *list, herald_error_t *err)
+{
+    const char *urls[32];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (!*tok) continue;
+        if (n == 32)
+            return herr_set(err, HERR_BAD_VALUE, "cluster.nats", "more than 32 NATS servers");
+        urls[n++] = tok;
+    }
+    if (n == 0) return herr_set(err, HERR_BAD_VALUE, "cluster.nats", "no NATS server URL");
+    if (natsOptions_SetServers(opts, urls, n) != NATS_OK)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.nats", "bad NATS server list: %s",
+                        nats_GetLastError(NULL));
+    return 0;
+}
+
+static void cl_on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    cl_t *cl = closure;
+    pthread_mutex_lock(&cl->mu);
+    cl->closed = true;
+    pthread_cond_broadcast(&cl->q_cond);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static int cl_connect(cl_t *cl, herald_error_t *err)
+{
+    natsOptions *o = NULL;
+    char list[sizeof cl->nats], cname[48];
+    snprintf(list, sizeof list, "%s", cl->nats);
+    snprintf(cname, sizeof cname, "herald-node-%u", cl->cfg.node_id);
+    int rc = -HERR_IO;
+    if (natsOptions_Create(&o) != NATS_OK) return herr_set(err, HERR_INTERNAL, "", "cnats options");
+    if ((rc = cl_set_servers(o, list, err)) < 0) goto out;
+    natsOptions_SetName(o, cname);
+    natsOptions_SetTimeout(o, 2000);
+    natsOptions_SetMaxReconnect(o, -1);
+    natsOptions_SetReconnectWait(o, 250);
+    natsOptions_SetPingInterval(o, 2000); /* a dead server is noticed in ~4 s */
+    natsOptions_SetMaxPingsOut(o, 2);
+    natsOptions_SetDisconnectedCB(o, cl_on_disconnected, cl);
+    natsOptions_SetReconnectedCB(o, cl_on_reconnected, cl);
+    natsOptions_SetClosedCB(o, cl_on_closed, cl);
+    natsStatus s = natsConnection_Connect(&cl->nc, o);
+    if (s != NATS_OK) {
+        rc = herr_set(err, HERR_IO, "cluster.nats", "cannot connect to NATS (%s): %s", cl->nats,
+                      natsStatus_GetText(s));
+        goto out;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    jo.PublishAsync.AckHandler = cl_append_ack;
+    jo.PublishAsync.AckHandlerClosure = cl;
+    jo.PublishAsync.MaxPending = 1000000; /* at most one commit per partition is in flight */
+    if (natsConnection_JetStream(&cl->js, cl->nc, &jo) != NATS_OK) goto js_fail;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    if (natsConnection_JetStream(&cl->jsc, cl->nc, &jo) != NATS_OK) goto js_fail;
+    int64_t maxp = natsConnection_GetMaxPayload(cl->nc);
+    /* The body of a round message: what the server takes, less room for the headers. */
+    cl->max_body = maxp > 8192 ? (size_t)maxp - 4096 : 0;
+    if (cl->max_body < 96 * 1024) {
+        rc = herr_set(err, HERR_BAD_VALUE, "cluster.nats",
+                      "NATS max_payload %lld is too small (a notification needs up to 64 KiB)",
+                      (long long)maxp);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+js_fail:
+    rc = herr_set(err, HERR_IO, "cluster.nats", "JetStream context: %s", nats_GetLastError(NULL));
+out:
+    natsOptions_Destroy(o);
+    return rc;
+}
+
+/* Create p's stream, or bring an existing one's limits to this configuration. */
+static int cl_stream_ensure(cl_t *cl, unsigned p, herald_error_t *err)
+{
+    char name[64], subj[96];
+    cl_stream_name(cl, p, name, sizeof name);
+    snprintf(subj, sizeof subj, "%s.p.%u.*", cl->name, p);
+    const char *subjects[] = {subj};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = cl->cfg.replicas;
+    sc.MaxAge = (int64_t)cl->cfg.history_age_s * 1000000000ll;
+    /* Retries of a write in doubt must hit the dedup window (no longer than MaxAge). */
+    int64_t dup = 120ll * 1000000000ll;
+    sc.Duplicates = dup < sc.MaxAge ? dup : sc.MaxAge;
+    sc.AllowDirect = true;
+    jsErrCode code = 0;
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_AddStream(&si, cl->jsc, &sc, NULL, &code);
+    if (s != NATS_OK && code == JSStreamNameExistErr) {
+        s = js_UpdateStream(&si, cl->jsc, &sc, NULL, &code);
+    }
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK)
+        return herr_set(err, HERR_IO, name, "stream %s (replicas %u): %s (error %d)", name,
+                        cl->cfg.replicas, nats_GetLastError(NULL), (int)code);
+    return 0;
+}
+
+static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
+                     herald_error_t *err)
+{
+    char bucket[64];
+    snprintf(bucket, sizeof bucket, "%s_%s", cl->name, suffix);
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = bucket;
+    kc.History = 1;
+    kc.TTL = ttl_ns;
+    kc.StorageType = js_FileStorage;
+    kc.Replicas = (int)cl->cfg.replicas;
+    natsStatus s = js_CreateKeyValue(kv, cl->jsc, &kc);
+    if (s != NATS_OK) {
+        /* It exists with another configuration (another TTL, say): use it as it is. */
+        log_warn("cluster: bucket %s: %s; using the existing bucket", bucket,
+                 nats_GetLastError(NULL));
+        s = js_KeyValue(kv, cl->jsc, bucket);
+    }
+    if (s != NATS_OK)
+        return herr_set(err, HERR_IO, bucket, "KV bucket %s: %s", bucket, nats_GetLastError(NULL));
+    return 0;
+}
+
+static void cl_defaults(cl_config_t *c)
+{
+    if (!c->lease_ttl_ms) c->lease_ttl_ms = 15000;
+    if (!c->tick_ms) c->tick_ms = 250;
+    if (!c->ack_wait_ms) c->ack_wait_ms = 2000;
+    if (!c->forward_timeout_ms) c->forward_timeout_ms = 10000;
+    if (!c->ckpt_interval_ms) c->ckpt_interval_ms = 5000;
+    if (!c->probe_grace_ms) c->probe_grace_ms = 3000;
+    if (!c->dedup_window) c->dedup_window = 10000;
+    if (!c->history_age_s) c->history_age_s = 300;
+}
+
+static int cl_check_config(const cl_config_t *c, herald_error_t *err)
+{
+    if (!c->nats || !*c->nats)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.nats", "cluster.nats is not set");
+    if (strlen(c->nats) >= sizeof((cl_t *)0)->nats)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.nats", "cluster.nats is too long");
+    if (c->node_id < 1)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.node_id", "cluster.node_id must be >= 1");
+    if (c->partitions < 1 || c->partitions > 1024)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.partitions",
+                        "cluster.partitions must be 1..1024");
+    if (c->replicas < 1 || c->replicas > 5)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.replicas", "cluster.replicas must be 1..5");
+    const char *n = c->name ? c->name : "herald";
+    size_t len = strlen(n);
+    if (len == 0 || len >= CL_NAME_MAX - 4 ||
+        strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789") != len)
+        return herr_set(err, HERR_BAD_VALUE, "cluster.name",
+                        "name must be 1..27 lower-case letters or digits");
+    return 0;
+}
+
+int cl_open(cl_t **out, const cl_config_t *cfg, const cl_callbacks_t *cb, herald_error_t *err)
+{
+    *out = NULL;
+    int rc = cl_check_config(cfg, err);
+    if (rc < 0) return rc;
+    cl_t *cl = calloc(1, sizeof *cl);
+    if (!cl) return herr_set(err, HERR_INTERNAL, "", "out of memory");
+    cl->cfg = *cfg;
+    cl_defaults(&cl->cfg);
+    cl->cb = *cb;
+    snprintf(cl->nats, sizeof cl->nats, "%s", cfg->nats);
+    cl->cfg.nats = cl->nats;
+    snprintf(cl->name, sizeof cl->name, "%s", cfg->name ? cfg->name : "herald");
+    cl->cfg.name = cl->name;
+    for (size_t i = 0; i <= strlen(cl->name); i++)
+        cl->stream_pfx[i] = (char)toupper((unsigned char)cl->name[i]);
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_cond_init(&cl->ctl_cond, NULL);
+    pthread_cond_init(&cl->q_cond, NULL);
+    cl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    cl->n_parts = cl->cfg.partitions + 1;
+    cl->parts = calloc(cl->n_parts, sizeof *cl->parts);
+    if (cl->efd < 0 || !cl->parts) {
+        rc = herr_set(err, HERR_IO, "", "cluster: eventfd or memory: %s", strerror(errno));
+        goto fail;
+    }
+    for (unsigned p = 0; p < cl->n_parts; p++) {
+        cl->parts[p].cl = cl;
+        cl->parts[p].idx = p;
+    }
+    cl->live[0] = cl->reach[0] = cl->cfg.node_id;
+    cl->n_live = cl->n_reach = 1;
+
+    if ((rc = cl_connect(cl, err)) < 0) goto fail;
+    for (unsigned p = 0; p < cl->n_parts; p++)
+        if ((rc = cl_stream_ensure(cl, p, err)) < 0) goto fail;
+    if ((rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, err)) <
+            0 ||
+        (rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, err)) < 0)
+        goto fail;
+    if ((rc = cl_forward_open(cl)) < 0) {
+        rc = herr_set(err, HERR_IO, "cluster.nats", "cluster: subscriptions: %s",
+                      nats_GetLastError(NULL));
+        goto fail;
+    }
+    if (pthread_create(&cl->ctl, NULL, cl_ctl_main, cl) != 0) {
+        rc = herr_set(err, HERR_IO, "", "cluster: cannot start the control thread");
+        goto fail;
+    }
+    cl->ctl_started = true;
+    log_info("cluster: node %u on %s, %u partitions (+1 broadcast), %u replicas", cl->cfg.node_id,
+             cl->nats, cl->cfg.partitions, cl->cfg.replicas);
+    *out = cl;
+    return 0;
+fail:
+    cl_close(cl);
+    return rc;
+}
+
+/* Give every owned partition back, waiting up to a second for their writes in flight. */
+static void cl_release_all(cl_t *cl)
+{
+    uint64_t deadline = cl_now() + 1000000000ull;
+    for (unsigned p = 0; p < cl->n_parts; p++) {
+        cl_part_t *part = &cl->parts[p];
+        pthread_mutex_lock(&cl->mu);
+        if (part->state == CL_P_OWNER) cl_release_begin(cl, part);
+        while ((part->commit || part->q_head) && cl_now() < deadline) {
+            pthread_mutex_unlock(&cl->mu);
+            usleep(2000);
+            pthread_mutex_lock(&cl->mu);
+        }
+        /* A lease that ran out is not ours to checkpoint under or give back. */
+        bool held =
+            (part->state == CL_P_RELEASING || part->release_lease) && cl_now() < part->valid_until;
+        pthread_mutex_unlock(&cl->mu);
+        if (!held) continue;
+        cl_checkpoint_tick(cl, part, true);
+        cl_lease_release(cl, part);
+    }
+}
+
+void cl_close(cl_t *cl)
+{
+    if (!cl) return;
+    if (cl->ctl_started) {
+        pthread_mutex_lock(&cl->mu);
+        cl->stop = true;
+        cl_kick(cl);
+        pthread_cond_broadcast(&cl->q_cond);
+        pthread_mutex_unlock(&cl->mu);
+        pthread_join(cl->ctl, NULL);
+    }
+    if (cl->nc) {
+        cl_release_all(cl);
+        if (cl->kv) {
+            char key[32];
+            snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
+            kvStore_Delete(cl->kv, key);
+        }
+        for (unsigned p = 0; p < cl->n_parts; p++)
+            cl_consume_close(cl, &cl->parts[p]);
+        cl_forward_close(cl);
+        /* Let the delivery threads finish what they hold, then close; the closed callback
+         * says they are done with cl. */
+        if (natsConnection_DrainTimeout(cl->nc, 2000) != NATS_OK) natsConnection_Close(cl->nc);
+        uint64_t deadline = cl_now() + 3000000000ull;
+        pthread_mutex_lock(&cl->mu);
+        while (!cl->closed && cl_now() < deadline) {
+            pthread_mutex_unlock(&cl->mu);
+            usleep(5000);
+            pthread_mutex_lock(&cl->mu);
+        }
+        pthread_mutex_unlock(&cl->mu);
+    }
+    if (cl->nc) cl_forward_free(cl);
+    for (unsigned p = 0; cl->parts && p < cl->n_parts; p++) {
+        natsSubscription_Destroy(cl->parts[p].cons);
+        cl->parts[p].cons = NULL;
+    }
+    kvStore_Destroy(cl->kv);
+    kvStore_Destroy(cl->ckpt);
+    jsCtx_Destroy(cl->js);
+    jsCtx_Destroy(cl->jsc);
+    natsConnection_Destroy(cl->nc);
+    for (cl_item_t *it = cl->q_head, *nx; it; it = nx) {
+        nx = it->next;
+        cl_item_free(it);
+    }
+    for (unsigned p = 0; cl->parts && p < cl->n_parts; p++) {
+        cl_part_t *part = &cl->parts[p];
+        if (part->commit) cl_commit_free(part->commit);
+        for (cl_round_t *r = part->q_head, *nx; r; r = nx) {
+            nx = r->next;
+            free(r);
+        }
+        cl_state_free(part->st);
+    }
+    free(cl->parts);
+    if (cl->efd >= 0) close(cl->efd);
+    pthread_mutex_destroy(&cl->mu);
+    pthread_cond_destroy(&cl->ctl_cond);
+    pthread_cond_destroy(&cl->q_cond);
+    free(cl);
+}
