@@ -337,7 +337,7 @@ void cl_append_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     if (c && i < c->n_msgs && c->res[i] == CL_R_PENDING) {
         c->res[i] = pa ? CL_R_OK : cl_result_of(pae->Err, pae->ErrCode);
         if (pa) c->seqs[i] = pa->Sequence;
-        if (pae && c->res[i] != CL_R_NO_LEADER)
+        if (pae && c->res[i] != CL_R_NO_LEADER && log_ratelimit_ok(&cl->rl_append, 1))
             log_warn("cluster: partition %ld: append answered %s (%d: %s)", p,
                      natsStatus_GetText(pae->Err), (int)pae->ErrCode,
                      pae->ErrText ? pae->ErrText : "");

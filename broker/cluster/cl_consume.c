@@ -144,8 +144,9 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     natsSubscription *sub = NULL;
     jsErrCode code = 0;
     if (js_Subscribe(&sub, cl->jsc, subj, cl_consume_msg, ctx, NULL, &so, &code) != NATS_OK) {
-        log_warn("cluster: partition %u: consumer not started (%s); retrying", part->idx,
-                 nats_GetLastError(NULL));
+        if (log_ratelimit_ok(&cl->rl_consume, 1))
+            log_warn("cluster: partition %u: consumer not started (%s); retrying", part->idx,
+                     nats_GetLastError(NULL));
         free(ctx);
         return;
     }

@@ -224,7 +224,7 @@ static void *cl_ctl_main(void *arg)
     cl_t *cl = arg;
     pthread_mutex_lock(&cl->mu);
     while (!cl->stop) {
-        if (!cl->ctl_kick || cl->paused) {
+        if (!cl->ctl_kick) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->cfg.tick_ms * 1000000u;
@@ -234,18 +234,22 @@ static void *cl_ctl_main(void *arg)
         }
         cl->ctl_kick = false;
         if (cl->stop) break;
-        if (cl->paused) continue;
+        bool paused = cl->paused;
         pthread_mutex_unlock(&cl->mu);
 
-        cl_nodes_tick(cl);
-        cl_leases_tick(cl);
+        if (!paused) {
+            cl_nodes_tick(cl);
+            cl_leases_tick(cl);
+        }
         for (unsigned p = 0; p < cl->n_parts; p++) {
             cl_part_t *part = &cl->parts[p];
             pthread_mutex_lock(&cl->mu);
             bool resolve = part->commit && part->commit->resolving;
             pthread_mutex_unlock(&cl->mu);
-            if (resolve) cl_resolve(cl, part);
-            cl_checkpoint_tick(cl, part, false);
+            if (!paused) {
+                if (resolve) cl_resolve(cl, part);
+                cl_checkpoint_tick(cl, part, false);
+            }
             cl_consume_tick(cl, part);
         }
         cl_forward_timeouts(cl);
@@ -410,15 +414,34 @@ static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
     kc.StorageType = js_FileStorage;
     kc.Replicas = (int)cl->cfg.replicas;
     natsStatus s = js_CreateKeyValue(kv, cl->jsc, &kc);
-    if (s != NATS_OK) {
-        /* It exists with another configuration (another TTL, say): use it as it is. */
-        log_warn("cluster: bucket %s: %s; using the existing bucket", bucket,
-                 nats_GetLastError(NULL));
-        s = js_KeyValue(kv, cl->jsc, bucket);
+    if (s == NATS_OK) return 0;
+    char why[200];
+    snprintf(why, sizeof why, "%s", nats_GetLastError(NULL));
+    /* It may exist with another configuration (another TTL, say): then use it as it is. */
+    if (js_KeyValue(kv, cl->jsc, bucket) == NATS_OK) {
+        log_warn("cluster: bucket %s: %s; using the existing bucket", bucket, why);
+        return 0;
     }
-    if (s != NATS_OK)
-        return herr_set(err, HERR_IO, bucket, "KV bucket %s: %s", bucket, nats_GetLastError(NULL));
-    return 0;
+    *kv = NULL;
+    return herr_set(err, HERR_IO, bucket, "KV bucket %s: %s", bucket, why);
+}
+
+/* Streams and buckets, retried for open_timeout_ms: a JetStream cluster that is starting
+ * refuses placements ("no suitable peers") until its servers know one another. */
+static int cl_streams_ensure(cl_t *cl, herald_error_t *err)
+{
+    uint64_t deadline = cl_now() + (uint64_t)cl->cfg.open_timeout_ms * 1000000u;
+    unsigned p = 0;
+    int rc = 0;
+    for (;;) {
+        while (p < cl->n_parts && (rc = cl_stream_ensure(cl, p, err)) == 0)
+            p++;
+        if (rc == 0 && !cl->kv)
+            rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, err);
+        if (rc == 0 && !cl->ckpt) rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, err);
+        if (rc == 0 || cl_now() >= deadline) return rc;
+        usleep(500000);
+    }
 }
 
 static void cl_defaults(cl_config_t *c)
@@ -429,6 +452,7 @@ static void cl_defaults(cl_config_t *c)
     if (!c->forward_timeout_ms) c->forward_timeout_ms = 10000;
     if (!c->ckpt_interval_ms) c->ckpt_interval_ms = 5000;
     if (!c->probe_grace_ms) c->probe_grace_ms = 3000;
+    if (!c->open_timeout_ms) c->open_timeout_ms = 15000;
     if (!c->dedup_window) c->dedup_window = 10000;
     if (!c->history_age_s) c->history_age_s = 300;
 }
@@ -489,12 +513,7 @@ int cl_open(cl_t **out, const cl_config_t *cfg, const cl_callbacks_t *cb, herald
     cl->n_live = cl->n_reach = 1;
 
     if ((rc = cl_connect(cl, err)) < 0) goto fail;
-    for (unsigned p = 0; p < cl->n_parts; p++)
-        if ((rc = cl_stream_ensure(cl, p, err)) < 0) goto fail;
-    if ((rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, err)) <
-            0 ||
-        (rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, err)) < 0)
-        goto fail;
+    if ((rc = cl_streams_ensure(cl, err)) < 0) goto fail;
     if ((rc = cl_forward_open(cl)) < 0) {
         rc = herr_set(err, HERR_IO, "cluster.nats", "cluster: subscriptions: %s",
                       nats_GetLastError(NULL));

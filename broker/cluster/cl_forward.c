@@ -169,7 +169,8 @@ int cl_forward(cl_t *cl, unsigned p, const void *frame, size_t len, void *req_ct
     snprintf(reply, sizeof reply, "%s.%llu", cl->inbox, (unsigned long long)id);
     natsStatus s = natsConnection_PublishRequest(cl->nc, subj, reply, frame, (int)len);
     if (s == NATS_OK) return 0;
-    log_warn("cluster: forward to partition %u: %s", p, natsStatus_GetText(s));
+    if (log_ratelimit_ok(&cl->rl_forward, 1))
+        log_warn("cluster: forward to partition %u: %s", p, natsStatus_GetText(s));
     pthread_mutex_lock(&cl->mu);
     cl_freq_t *still = *cl_freq_slot(cl, id);
     bool failed = still != NULL; /* else answered meanwhile: the callback comes */

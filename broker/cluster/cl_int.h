@@ -15,6 +15,7 @@
 #include <nats/nats.h>
 
 #include "cl_state.h"
+#include "log.h"
 #include "cluster.h"
 
 #define CL_MAX_NODES 64
@@ -178,6 +179,8 @@ struct cl {
     cl_freq_t *freq_tab[CL_FREQ_BUCKETS];
 
     cl_counters_t c;
+    /* one per source of repeated warnings; each used by one thread or under mu */
+    log_ratelimit_t rl_renew, rl_ckpt, rl_append, rl_consume, rl_forward;
 };
 
 /* Monotonic ns. */

@@ -275,8 +275,9 @@ static void cl_lease_renew(cl_t *cl, cl_part_t *part)
     } else {
         cl->c.lease_renew_errors++;
         part->renew_at = t + cl_ms(cl->cfg.tick_ms);
-        log_warn("cluster: partition %u: lease renewal failed (%s); %lld ms left", part->idx,
-                 natsStatus_GetText(s), (long long)(part->valid_until - t) / 1000000);
+        if (log_ratelimit_ok(&cl->rl_renew, 1))
+            log_warn("cluster: partition %u: lease renewal failed (%s); %lld ms left", part->idx,
+                     natsStatus_GetText(s), (long long)(part->valid_until - t) / 1000000);
     }
     pthread_mutex_unlock(&cl->mu);
 }

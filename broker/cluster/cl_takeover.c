@@ -322,12 +322,14 @@ void cl_checkpoint_tick(cl_t *cl, cl_part_t *part, bool force)
     size_t hlen = CL_CKPT_HDR_MIN + 8u * n;
     uint8_t *hdr = malloc(hlen);
     bool ok = hdr && n <= CL_CKPT_MAX_CHUNKS;
+    natsStatus st = NATS_OK;
     for (uint32_t i = 0; ok && i < n; i++) {
         char key[48];
         snprintf(key, sizeof key, "p%u.c%u", part->idx, i);
         size_t off = (size_t)i * chunk, sz = len - off < chunk ? len - off : chunk;
         uint64_t crev = 0;
-        ok = kvStore_Put(&crev, cl->ckpt, key, buf + off, (int)sz) == NATS_OK;
+        st = kvStore_Put(&crev, cl->ckpt, key, buf + off, (int)sz);
+        ok = st == NATS_OK;
         if (ok) cl_put64(hdr + CL_CKPT_HDR_MIN + 8u * i, crev);
     }
     uint64_t nrev = 0;
@@ -339,8 +341,8 @@ void cl_checkpoint_tick(cl_t *cl, cl_part_t *part, bool force)
         cl_put64(hdr + 8, seq);
         cl_put32(hdr + 16, n);
         cl_put32(hdr + 20, (uint32_t)len);
-        natsStatus s = rev ? kvStore_Update(&nrev, cl->ckpt, key, hdr, (int)hlen, rev)
-                           : kvStore_Create(&nrev, cl->ckpt, key, hdr, (int)hlen);
+        natsStatus s = st = rev ? kvStore_Update(&nrev, cl->ckpt, key, hdr, (int)hlen, rev)
+                                : kvStore_Create(&nrev, cl->ckpt, key, hdr, (int)hlen);
         ok = s == NATS_OK;
         if (s == NATS_ERR) { /* written by someone else: take its revision for the next one */
             kvEntry *e = NULL;
@@ -360,7 +362,7 @@ void cl_checkpoint_tick(cl_t *cl, cl_part_t *part, bool force)
     }
     if (nrev) part->ckpt_rev = nrev;
     pthread_mutex_unlock(&cl->mu);
-    if (!ok)
-        log_warn("cluster: partition %u: checkpoint at %llu not written: %s", part->idx,
-                 (unsigned long long)seq, nats_GetLastError(NULL));
+    if (!ok && log_ratelimit_ok(&cl->rl_ckpt, 1))
+        log_warn("cluster: partition %u: checkpoint at %llu not written: %s (%s)", part->idx,
+                 (unsigned long long)seq, natsStatus_GetText(st), nats_GetLastError(NULL));
 }

@@ -107,6 +107,7 @@ typedef struct {
     uint32_t forward_timeout_ms; /* [10000] */
     uint32_t ckpt_interval_ms;   /* [5000] checkpoint of a changed partition */
     uint32_t probe_grace_ms;     /* [3000] an owner unreachable this long loses its lease */
+    uint32_t open_timeout_ms;    /* [15000] cl_open retries stream creation this long */
     bool test_no_lease_check;    /* tests: skip the local lease check before appending */
 } cl_config_t;
 
@@ -184,8 +185,9 @@ void cl_counters(cl_t *cl, cl_counters_t *out);
 /* This node's id and the live nodes last seen (up to cap), for heraldctl cluster. */
 unsigned cl_nodes(cl_t *cl, unsigned *ids, unsigned cap);
 
-/* Tests only: stop the control thread's work (lease renewals, takeovers) while paused, as a
- * stalled process would. */
+/* Tests only: stop the lease work (node key, renewals, takeovers, checkpoints, resolution
+ * of writes in doubt) while paused, as a stalled control thread would; delivery and forward
+ * timeouts go on. */
 void cl_test_pause(cl_t *cl, bool paused);
 
 #endif

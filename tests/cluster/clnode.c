@@ -51,6 +51,7 @@ static void cb_appended(void *ctx, unsigned p, void *round_ctx, cl_status_t st)
     (void)p;
     r->done = true;
     r->st = st;
+    r->answered = ++n->order;
     if (st == CL_OK) {
         n->rounds_ok++;
         for (size_t i = 0; i < r->n; i++)
@@ -118,7 +119,10 @@ static void cb_forwarded(void *ctx, unsigned p, cl_fwd_t *req, const uint8_t *fr
     clnode_t *n = ctx;
     (void)p;
     n->forwarded_in++;
-    if (n->forward_silent) return; /* never answered: the request times out (req leaks) */
+    if (n->forward_silent && n->n_held < 16) { /* not answered now: the request times out */
+        n->held[n->n_held++] = req;
+        return;
+    }
     char resp[300];
     int k = snprintf(resp, sizeof resp, "ack:%.*s", (int)len, (const char *)frame);
     cl_forward_reply(n->cl, req, resp, (size_t)k);
@@ -175,6 +179,9 @@ int clnode_open(clnode_t *n, const cl_config_t *cfg)
 void clnode_close(clnode_t *n)
 {
     if (!n->cl) return;
+    for (unsigned i = 0; i < n->n_held; i++)
+        cl_forward_reply(n->cl, n->held[i], "", 0);
+    n->n_held = 0;
     cl_close(n->cl);
     n->cl = NULL;
     cln_recs_free(&n->users);
@@ -225,7 +232,8 @@ cln_round_t *clnode_append_users(clnode_t *n, const char *const *users, size_t n
     size_t total = n_users * count;
     cln_round_t *r = calloc(1, sizeof *r + total * sizeof(cln_rec_t));
     cl_rec_t *recs = calloc(total ? total : 1, sizeof *recs);
-    char(*bytes)[96] = calloc(total ? total : 1, sizeof *bytes);
+    size_t width = 96 + n->pad;
+    char *bytes = calloc(total ? total : 1, width);
     if (!r || !recs || !bytes) abort();
     r->n = total;
     r->p = cl_partition_of(n->cl, users[0], strlen(users[0]));
@@ -238,14 +246,17 @@ cln_round_t *clnode_append_users(clnode_t *n, const char *const *users, size_t n
             rec->seq = ++user->seq;
             snprintf(rec->id, sizeof rec->id, "%s-%s-%llu", prefix, users[u],
                      (unsigned long long)rec->seq);
-            int blen = snprintf(bytes[k], sizeof bytes[k], "{\"user\":\"%s\",\"seq\":%llu}",
-                                users[u], (unsigned long long)rec->seq);
+            char *b = bytes + k * width;
+            int blen = snprintf(b, 96, "{\"user\":\"%s\",\"seq\":%llu}", users[u],
+                                (unsigned long long)rec->seq);
+            memset(b + blen, ' ', n->pad);
+            blen += (int)n->pad;
             recs[k] = (cl_rec_t){.user = rec->user,
                                  .user_len = (uint8_t)strlen(rec->user),
                                  .message_id = rec->id,
                                  .id_len = (uint8_t)strlen(rec->id),
                                  .seq = rec->seq,
-                                 .bytes = (const uint8_t *)bytes[k],
+                                 .bytes = (const uint8_t *)b,
                                  .len = (uint32_t)blen,
                                  .prio = 1};
         }

@@ -27,6 +27,7 @@ typedef struct {
     unsigned p;
     bool done;
     cl_status_t st;
+    uint64_t answered; /* 1 for the first round answered on its node, 2 for the next... */
     size_t n;
     cln_rec_t recs[];
 } cln_round_t;
@@ -54,9 +55,13 @@ typedef struct clnode {
     cln_recs_t consumed[CLN_MAXP];
     uint64_t consumed_last[CLN_MAXP];
     bool consumed_disorder;
+    size_t pad;     /* bytes of filler added to each record appended */
+    uint64_t order; /* rounds answered so far: each round gets its place in `answered` */
     /* forwards: answered here with "ack:<frame>" unless silent */
     bool forward_silent;
     unsigned forwarded_in;
+    cl_fwd_t *held[16]; /* unanswered (silent) forwards, answered empty at close */
+    unsigned n_held;
 } clnode_t;
 
 /* Test timings: short leases so expiry tests run in seconds. */

@@ -87,13 +87,24 @@ static int natsfix_wait_js(natsfix_t *f, int timeout_ms)
             jsOptions jo;
             jsOptions_Init(&jo);
             jo.Wait = 1000;
+            /* The meta leader answers, and a stream on every server can be placed. */
+            jsStreamConfig sc;
+            jsStreamConfig_Init(&sc);
+            sc.Name = "NATSFIX_READY";
+            sc.Storage = js_MemoryStorage;
+            sc.Replicas = f->n;
+            jsStreamInfo *si = NULL;
             if (natsConnection_JetStream(&js, nc, &jo) == NATS_OK &&
-                js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK) {
+                js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK &&
+                js_AddStream(&si, js, &sc, NULL, NULL) == NATS_OK) {
+                jsStreamInfo_Destroy(si);
+                js_DeleteStream(js, sc.Name, NULL, NULL);
                 jsAccountInfo_Destroy(ai);
                 jsCtx_Destroy(js);
                 rc = 0;
                 break;
             }
+            jsAccountInfo_Destroy(ai);
             jsCtx_Destroy(js);
         }
         clock_gettime(CLOCK_MONOTONIC, &t);
@@ -183,14 +194,18 @@ long natsfix_read_stream(natsfix_t *f, const char *stream, natsfix_msg_fn fn, vo
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 5000;
-    if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK ||
-        js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK)
-        goto out;
+    if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK) goto out;
+    /* Right after a leader kill the stream answers once its replicas elect a new leader. */
+    for (int attempt = 0; attempt < 30; attempt++) {
+        if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK) break;
+        usleep(500000);
+    }
+    if (!si) goto out;
     count = 0;
     for (uint64_t seq = si->State.FirstSeq; seq && seq <= si->State.LastSeq; seq++) {
         natsMsg *m = NULL;
         natsStatus s = NATS_TIMEOUT;
-        for (int attempt = 0; attempt < 50 && s != NATS_OK && s != NATS_NOT_FOUND; attempt++) {
+        for (int attempt = 0; attempt < 150 && s != NATS_OK && s != NATS_NOT_FOUND; attempt++) {
             s = js_GetMsg(&m, js, stream, seq, NULL, NULL);
             if (s != NATS_OK && s != NATS_NOT_FOUND) usleep(200000);
         }
