@@ -36,6 +36,7 @@ typedef enum {
     KT_SIZE,          /* bytes with optional K/M/G suffix, in [min, max] */
     KT_SIZE_POW2,     /* same, and a power of two */
     KT_LEVEL,         /* debug|info|warn|error */
+    KT_URL_LIST,      /* [nats://|tls://][credentials@]host:port[,...], or empty / "off" */
 } key_type_t;
 
 typedef struct {
@@ -70,11 +71,16 @@ static const config_key_t config_keys[] = {
     {"gateway", "max_pending_bytes", KT_SIZE, F(max_pending_bytes), 0, 4 * SIZE_K, SIZE_G},
     {"auth", "secret", KT_SECRET, F(auth_secret), SZ(auth_secret), 0, 0},
     {"log", "level", KT_LEVEL, F(log_level), 0, 0, 0},
+    {"cluster", "nats", KT_URL_LIST, F(cluster_nats), SZ(cluster_nats), 0, 0},
+    {"cluster", "node_id", KT_U32, F(cluster_node_id), 0, 1, 65535},
+    {"cluster", "partitions", KT_U32, F(cluster_partitions), 0, 1, 1024},
+    {"cluster", "replicas", KT_U32, F(cluster_replicas), 0, 1, 5},
 };
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
-static const char *const config_sections[] = {"runtime", "broker", "gateway", "auth", "log"};
+static const char *const config_sections[] = {"runtime", "broker", "gateway",
+                                              "auth",    "log",    "cluster"};
 
 void config_defaults(herald_config_t *cfg)
 {
@@ -100,6 +106,9 @@ void config_defaults(herald_config_t *cfg)
     cfg->session_timeout_s = 300;
     cfg->max_pending_bytes = 4 * SIZE_M;
     cfg->log_level = LOG_INFO;
+    cfg->cluster_node_id = 1;
+    cfg->cluster_partitions = 16;
+    cfg->cluster_replicas = 3;
 }
 
 const char *config_default_path(const char *explicit_path)
@@ -218,6 +227,38 @@ static int parse_u32_list(const char *s, uint32_t *out, size_t n, uint64_t min, 
     return 0;
 }
 
+/* A NATS server list: comma-separated [nats://|tls://][credentials@]host:port, at most 32,
+ * blanks around commas allowed. Returns 0 or -1. */
+static int parse_url_list(const char *s)
+{
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = p + strcspn(p, ",");
+        const char *last = end;
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t'))
+            last--;
+        char one[160];
+        size_t len = (size_t)(last - p);
+        if (len == 0 || len >= sizeof one || ++n > 32) return -1;
+        memcpy(one, p, len);
+        one[len] = '\0';
+        const char *hp = one;
+        if (strncmp(hp, "nats://", 7) == 0)
+            hp += 7;
+        else if (strncmp(hp, "tls://", 6) == 0)
+            hp += 6;
+        const char *at = strrchr(hp, '@'); /* user:password@ or token@ */
+        if (at) hp = at + 1;
+        host_port_t parsed;
+        if (strchr(hp, '/') || config_parse_host_port(hp, &parsed) < 0) return -1;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}
+
 /* Parse value for key k into cfg. On failure fills expected with what the key takes. */
 static int config_apply(herald_config_t *cfg, const config_key_t *k, const char *value,
                         char *expected, size_t elen)
@@ -277,6 +318,14 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         *(int *)(void *)field = lvl;
         return 0;
     }
+    case KT_URL_LIST:
+        if (len == 0 || strcmp(value, "off") == 0) {
+            field[0] = '\0';
+            return 0;
+        }
+        if (len >= k->size || parse_url_list(value) < 0) break;
+        memcpy(field, value, len + 1);
+        return 0;
     }
 
     switch (k->type) {
@@ -315,6 +364,9 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
     case KT_LEVEL:
         snprintf(expected, elen, "debug, info, warn or error");
         break;
+    case KT_URL_LIST:
+        snprintf(expected, elen, "off, or nats://host:port[,nats://host:port...] (at most 32)");
+        break;
     }
     return -1;
 }
@@ -348,7 +400,8 @@ static int config_assign(herald_config_t *cfg, const char *section, const char *
     if (!k) return herr_set(err, HERR_BAD_VALUE, field, "%s: unknown key %s", where, field);
     if (found) *found = k;
     if (config_apply(cfg, k, value, expected, sizeof expected) == 0) return 0;
-    if (k->type == KT_SECRET || k == config_key_find("broker", "api_key"))
+    /* Never echoed: secrets, and server lists (they may carry credentials). */
+    if (k->type == KT_SECRET || k->type == KT_URL_LIST || k == config_key_find("broker", "api_key"))
         return herr_set(err, HERR_BAD_VALUE, field, "%s: %s: expected %s", where, field, expected);
     return herr_set(err, HERR_BAD_VALUE, field, "%s: %s: expected %s, got \"%.40s\"", where, field,
                     expected, value);
