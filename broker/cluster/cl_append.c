@@ -11,7 +11,9 @@
 #include "log.h"
 #include "model.h"
 
-#define CL_COMMIT_MAX_BYTES (32u * 1024 * 1024) /* rounds taken into one commit */
+/* Rounds taken into one commit: a few max_payload messages, so one commit's acknowledgement
+ * stays well within ack_wait_ms on a loaded machine. */
+#define CL_COMMIT_MAX_BYTES (4u * 1024 * 1024)
 
 /* JetStream API error codes (nats-server errors.json). */
 #define CL_JS_WRONG_LAST_SEQ   10071
@@ -290,8 +292,14 @@ void cl_commit_publish(cl_t *cl, cl_part_t *part, cl_commit_t *c)
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = cl->cfg.ack_wait_ms;
-    for (size_t i = 0; i < c->n_msgs; i++) {
-        natsMsg *m = c->msgs[i];
+    /* Once its last message is out, c may be answered and freed on an ack thread: nothing
+     * of it is read after that but what was copied here. */
+    size_t n = c->n_msgs;
+    natsMsg *one, **msgs = n == 1 ? &one : malloc(n * sizeof *msgs);
+    if (!msgs) abort();
+    memcpy(msgs, c->msgs, n * sizeof *msgs);
+    for (size_t i = 0; i < n; i++) {
+        natsMsg *m = msgs[i];
         natsStatus s = js_PublishMsgAsync(cl->js, &m, &po);
         if (s == NATS_OK) continue;
         /* Not handed over (m is still ours), nor is anything after it: the answers of the
@@ -307,9 +315,11 @@ void cl_commit_publish(cl_t *cl, cl_part_t *part, cl_commit_t *c)
             next = cl_commit_next(cl, part);
         }
         pthread_mutex_unlock(&cl->mu);
+        if (msgs != &one) free(msgs);
         if (next) cl_commit_publish(cl, part, next);
         return;
     }
+    if (msgs != &one) free(msgs);
 }
 
 /* The partition a round message's subject "<name>.p.<p>.r" names, or -1. */
@@ -363,9 +373,14 @@ void cl_append_round(cl_t *cl, unsigned p, const cl_rec_t *recs, size_t n, void 
         at += cl_wire_rec_put(at, &recs[i]);
 
     pthread_mutex_lock(&cl->mu);
-    if (p >= cl->n_parts) {
-        cl_round_answer(cl, 0, r, CL_FENCED);
+    if (p >= cl->n_parts) { /* no such partition: refused, without holding partition 0 up */
+        cl_item_t *it = cl_item_new(CLI_APPENDED, 0);
+        it->ctx = round_ctx;
+        it->st = CL_FENCED;
+        cl->c.rounds_fenced++;
+        cl_push(cl, it);
         pthread_mutex_unlock(&cl->mu);
+        free(r);
         return;
     }
     cl_part_t *part = &cl->parts[p];

@@ -448,7 +448,7 @@ static void cl_defaults(cl_config_t *c)
 {
     if (!c->lease_ttl_ms) c->lease_ttl_ms = 15000;
     if (!c->tick_ms) c->tick_ms = 250;
-    if (!c->ack_wait_ms) c->ack_wait_ms = 2000;
+    if (!c->ack_wait_ms) c->ack_wait_ms = 5000;
     if (!c->forward_timeout_ms) c->forward_timeout_ms = 10000;
     if (!c->ckpt_interval_ms) c->ckpt_interval_ms = 5000;
     if (!c->probe_grace_ms) c->probe_grace_ms = 3000;

@@ -358,16 +358,20 @@ void cl_leases_tick(cl_t *cl)
         case CL_P_ACQUIRING:
             break;
         case CL_P_FOLLOWER:
-            if (!nodes_ok) break;         /* who is live is unknown: take nothing */
+            /* Take nothing while who is live is unknown, nor while a write of an earlier
+             * ownership is in flight (its fence would end the new one). */
+            if (!nodes_ok) break;
             if (present && owner == me) { /* after a step-down, or from an earlier life */
                 if (pref == me && !release) {
-                    cl_lease_take(cl, part, rev, false, 0);
+                    if (idle) cl_lease_take(cl, part, rev, false, 0);
                 } else {
                     pthread_mutex_lock(&cl->mu);
                     part->lease_rev = rev;
                     pthread_mutex_unlock(&cl->mu);
                     cl_lease_release(cl, part);
                 }
+            } else if (!idle) {
+                break;
             } else if (!present || owner == 0) {
                 if (pref_now == me || free_long)
                     cl_lease_take(cl, part, present ? rev : 0, false, 0);

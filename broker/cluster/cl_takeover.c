@@ -131,6 +131,10 @@ static long cl_replay(cl_t *cl, cl_part_t *part, cl_state_t *st, uint64_t first,
             pending = meta->NumPending;
             jsMsgMetaData_Destroy(meta);
         }
+        if (seq > last) { /* written after the range was fixed: the next pass reads it */
+            natsMsg_Destroy(m);
+            break;
+        }
         const uint8_t *body = (const uint8_t *)natsMsg_GetData(m);
         size_t len = (size_t)natsMsg_GetDataLength(m);
         const char *subject = natsMsg_GetSubject(m);
@@ -235,7 +239,7 @@ int cl_takeover(cl_t *cl, cl_part_t *part)
             continue;
         }
         if (last > cursor) {
-            if (cursor + 1 < first && cursor)
+            if (cursor + 1 < first)
                 log_error("cluster: partition %u: stream messages %llu..%llu expired before a "
                           "checkpoint covered them: seqs of users written only there may repeat",
                           p, (unsigned long long)cursor + 1, (unsigned long long)first - 1);

@@ -103,7 +103,7 @@ typedef struct {
     /* Timings in ms; 0 = the default in brackets. */
     uint32_t lease_ttl_ms;       /* [15000] longer than a JetStream leader election */
     uint32_t tick_ms;            /* [250] control loop period */
-    uint32_t ack_wait_ms;        /* [2000] an append unanswered this long is in doubt */
+    uint32_t ack_wait_ms;        /* [5000] an append unanswered this long is in doubt */
     uint32_t forward_timeout_ms; /* [10000] */
     uint32_t ckpt_interval_ms;   /* [5000] checkpoint of a changed partition */
     uint32_t probe_grace_ms;     /* [3000] an owner unreachable this long loses its lease */

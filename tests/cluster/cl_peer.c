@@ -75,15 +75,16 @@ static bool run(char *line, FILE *reply)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr,
-                "usage: cl_peer URL NODE PARTS REPLICAS NOLEASECHECK CMD_FIFO REPLY_FIFO\n");
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: cl_peer URL NODE PARTS REPLICAS NOLEASECHECK CMD_FIFO REPLY_FIFO "
+                        "[PRODUCTION_TIMINGS]\n");
         return 2;
     }
     cl_config_t cfg;
     clnode_config(&cfg, argv[1], (unsigned)atoi(argv[2]), (unsigned)atoi(argv[3]),
                   (unsigned)atoi(argv[4]));
     cfg.test_no_lease_check = atoi(argv[5]) != 0;
+    if (argc == 9 && atoi(argv[8])) clnode_production_timings(&cfg);
     int in = open(argv[6], O_RDONLY);
     FILE *reply = fopen(argv[7], "w");
     if (in < 0 || !reply || clnode_open(&node, &cfg) < 0) return 1;

@@ -156,6 +156,12 @@ void clnode_config(cl_config_t *cfg, const char *url, unsigned node_id, unsigned
     cfg->probe_grace_ms = 1000;
 }
 
+void clnode_production_timings(cl_config_t *cfg)
+{
+    cfg->lease_ttl_ms = cfg->tick_ms = cfg->ack_wait_ms = cfg->forward_timeout_ms = 0;
+    cfg->ckpt_interval_ms = cfg->probe_grace_ms = 0; /* 0: cl_open's defaults */
+}
+
 int clnode_open(clnode_t *n, const cl_config_t *cfg)
 {
     memset(n, 0, sizeof *n);

@@ -68,6 +68,9 @@ typedef struct clnode {
 void clnode_config(cl_config_t *cfg, const char *url, unsigned node_id, unsigned partitions,
                    unsigned replicas);
 
+/* The cluster layer's defaults (15 s lease, 250 ms tick, 3 s probe grace...). */
+void clnode_production_timings(cl_config_t *cfg);
+
 /* Open a node (cl_open with clnode's callbacks). Returns 0 or -1 (err printed). */
 int clnode_open(clnode_t *n, const cl_config_t *cfg);
 void clnode_close(clnode_t *n);

@@ -19,13 +19,13 @@ static long clpeer_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int clpeer_start(clpeer_t *p, const char *dir, const char *url, unsigned node, unsigned parts,
-                 unsigned replicas, bool no_lease_check)
+static int clpeer_spawn(clpeer_t *p, const char *dir, const char *url, unsigned node,
+                        unsigned parts, unsigned replicas, bool no_lease_check, bool production)
 {
     memset(p, 0, sizeof *p);
     p->cmd_fd = p->reply_fd = -1;
     char cmd_path[320], reply_path[320], log_path[320], path[320];
-    char a_node[16], a_parts[16], a_repl[16], a_nolease[4];
+    char a_node[16], a_parts[16], a_repl[16], a_nolease[4], a_prod[4];
     snprintf(cmd_path, sizeof cmd_path, "%s/peer%u.cmd", dir, node);
     snprintf(reply_path, sizeof reply_path, "%s/peer%u.reply", dir, node);
     snprintf(log_path, sizeof log_path, "%s/peer%u.log", dir, node);
@@ -33,6 +33,7 @@ int clpeer_start(clpeer_t *p, const char *dir, const char *url, unsigned node, u
     snprintf(a_parts, sizeof a_parts, "%u", parts);
     snprintf(a_repl, sizeof a_repl, "%u", replicas);
     snprintf(a_nolease, sizeof a_nolease, "%d", no_lease_check ? 1 : 0);
+    snprintf(a_prod, sizeof a_prod, "%d", production ? 1 : 0);
     unlink(cmd_path);
     unlink(reply_path);
     if (mkfifo(cmd_path, 0600) < 0 || mkfifo(reply_path, 0600) < 0) return -1;
@@ -44,6 +45,7 @@ int clpeer_start(clpeer_t *p, const char *dir, const char *url, unsigned node, u
                     a_nolease,
                     cmd_path,
                     reply_path,
+                    a_prod,
                     NULL};
     p->pid = procs_spawn(argv[0], argv, log_path);
     if (p->pid < 0) return -1;
@@ -54,6 +56,18 @@ int clpeer_start(clpeer_t *p, const char *dir, const char *url, unsigned node, u
     char line[64];
     if (clpeer_read(p, line, sizeof line, 20000) < 0 || strcmp(line, "ready") != 0) return -1;
     return 0;
+}
+
+int clpeer_start(clpeer_t *p, const char *dir, const char *url, unsigned node, unsigned parts,
+                 unsigned replicas, bool no_lease_check)
+{
+    return clpeer_spawn(p, dir, url, node, parts, replicas, no_lease_check, false);
+}
+
+int clpeer_start_production(clpeer_t *p, const char *dir, const char *url, unsigned node,
+                            unsigned parts, unsigned replicas)
+{
+    return clpeer_spawn(p, dir, url, node, parts, replicas, false, true);
 }
 
 int clpeer_send(clpeer_t *p, const char *cmd)

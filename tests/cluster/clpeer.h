@@ -17,6 +17,9 @@ typedef struct {
 /* Start a peer node (dir: a private temp dir for its FIFOs and log). Waits for "ready". */
 int clpeer_start(clpeer_t *p, const char *dir, const char *url, unsigned node, unsigned parts,
                  unsigned replicas, bool no_lease_check);
+/* The same with the cluster layer's production timings (clnode_production_timings). */
+int clpeer_start_production(clpeer_t *p, const char *dir, const char *url, unsigned node,
+                            unsigned parts, unsigned replicas);
 
 /* Send one command line and read its one-line answer into reply (timeout_ms). Returns 0, or
  * -1 on timeout or a dead peer. */

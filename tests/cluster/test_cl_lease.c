@@ -247,10 +247,15 @@ START_TEST(stopped_owner_process_is_fenced_by_the_stream_and_steps_down)
     cl_config_t c2;
     clnode_t b;
     clnode_config(&c2, nf.url, 2, PARTS, 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(clnode_open(&b, &c2), 0);
     clnode_t *nodes[] = {&b};
     owns_all_t ob = {&b};
     ck_assert(clnode_wait(nodes, 1, 4 * (int)c2.lease_ttl_ms, node_owns_all, &ob));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "owner SIGSTOP: partitions taken over in %ld ms (lease TTL %u ms)\n",
+            (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, c2.lease_ttl_ms);
     ck_assert_uint_eq(clnode_user_seq(&b, "u1"), 3);
 
     procs_kill(peer.pid, SIGCONT);
@@ -297,18 +302,21 @@ static void user_owned_by_peer(clpeer_t *peer, clnode_t *n, char *out, size_t ca
     ck_abort_msg("the peer owns no partition");
 }
 
+/* Production timings: the owner's connection is gone at once (no responders), its lease
+ * (15 s) is taken after the probe grace (3 s). */
 START_TEST(killed_owner_is_taken_over_with_its_seqs_and_message_ids)
 {
     clpeer_t peer;
     char line[128], cmd[64], u1[16];
-    ck_assert_int_eq(clpeer_start(&peer, nf.env.dir, nf.url, 1, PARTS, 1, false), 0);
+    ck_assert_int_eq(clpeer_start_production(&peer, nf.env.dir, nf.url, 1, PARTS, 1), 0);
     ck_assert_int_eq(clpeer_cmd(&peer, "wait_all 10000", line, sizeof line, 15000), 0);
     cl_config_t c2;
     clnode_t b;
     clnode_config(&c2, nf.url, 2, PARTS, 1);
+    clnode_production_timings(&c2);
     ck_assert_int_eq(clnode_open(&b, &c2), 0);
     clnode_t *nodes[] = {&b};
-    clnode_pump(nodes, 1, 2000); /* partitions preferring node 2 move */
+    clnode_pump(nodes, 1, 3000); /* partitions preferring node 2 move */
     user_owned_by_peer(&peer, &b, u1, sizeof u1, 0);
     unsigned p = cl_partition_of(b.cl, u1, strlen(u1));
     ck_assert(!b.owns[p]);
@@ -316,16 +324,22 @@ START_TEST(killed_owner_is_taken_over_with_its_seqs_and_message_ids)
     snprintf(cmd, sizeof cmd, "append %s 5", u1);
     ck_assert_int_eq(clpeer_cmd(&peer, cmd, line, sizeof line, 15000), 0);
     ck_assert_str_eq(line, "ok 1 5");
-    clnode_pump(nodes, 1, 3 * (int)c2.ckpt_interval_ms);
+    clnode_pump(nodes, 1, 6000); /* past the checkpoint interval (5 s) */
     snprintf(cmd, sizeof cmd, "append %s 3", u1);
     ck_assert_int_eq(clpeer_cmd(&peer, cmd, line, sizeof line, 15000), 0);
     ck_assert_str_eq(line, "ok 6 8");
     procs_kill(peer.pid, SIGKILL);
     procs_reap(peer.pid, 5000);
     peer.pid = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
 
     owns_all_t ob = {&b};
-    ck_assert(clnode_wait(nodes, 1, 4 * (int)c2.lease_ttl_ms, node_owns_all, &ob));
+    ck_assert(clnode_wait(nodes, 1, 30000, node_owns_all, &ob));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long took = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    fprintf(stderr, "owner kill -9: partitions taken over in %ld ms (15 s lease)\n", took);
+    ck_assert_int_lt(took, 12000); /* by the probe, not by the lease's expiry */
     ck_assert_uint_eq(clnode_user_seq(&b, u1), 8);
     ck_assert_uint_gt(b.tk_ckpt[p], 0);
     ck_assert_uint_ge(b.tk_replayed[p], 1);
