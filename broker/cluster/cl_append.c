@@ -90,7 +90,7 @@ static bool cl_lease_ok(const cl_t *cl, const cl_part_t *part, uint64_t now)
     return cl->cfg.test_no_lease_check || now < part->valid_until;
 }
 
-/* Build one message of the commit from the records in [from, to) of the rounds' data. */
+/* Message i of commit c with body (len bytes) and the chain's headers. */
 static int cl_commit_msg(cl_t *cl, cl_part_t *part, cl_commit_t *c, size_t i, const uint8_t *body,
                          size_t len)
 {

@@ -193,6 +193,8 @@ cl_item_t *cl_item_new(cl_item_kind_t kind, unsigned p);
 void cl_item_free(cl_item_t *it);
 /* Wake the control thread (caller holds mu). */
 void cl_kick(cl_t *cl);
+/* The control thread (cl_core.c), started by cl_open. */
+void *cl_ctl_main(void *arg);
 
 /* Names: stream "<NAME>_P<p>", subjects "<name>.p.<p>.r|o", "<name>.in.<p>", "<name>.node.<n>". */
 void cl_stream_name(const cl_t *cl, unsigned p, char *out, size_t cap);
