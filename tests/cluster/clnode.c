@@ -272,6 +272,38 @@ cln_round_t *clnode_append_users(clnode_t *n, const char *const *users, size_t n
     return r;
 }
 
+cln_round_t *clnode_publish_id(clnode_t *n, const char *user, const char *id, uint64_t *dup_seq)
+{
+    unsigned p = cl_partition_of(n->cl, user, strlen(user));
+    *dup_seq = 0;
+    for (size_t i = 0; p < CLN_MAXP && i < n->tk_ids[p].n; i++)
+        if (strcmp(n->tk_ids[p].v[i].id, id) == 0) *dup_seq = n->tk_ids[p].v[i].seq;
+    for (size_t i = 0; i < n->acked.n; i++)
+        if (strcmp(n->acked.v[i].id, id) == 0) *dup_seq = n->acked.v[i].seq;
+    if (*dup_seq) return NULL;
+    cln_round_t *r = calloc(1, sizeof *r + sizeof(cln_rec_t));
+    if (!r) abort();
+    r->n = 1;
+    r->p = p;
+    cln_rec_t *rec = &r->recs[0];
+    snprintf(rec->user, sizeof rec->user, "%s", user);
+    snprintf(rec->id, sizeof rec->id, "%s", id);
+    rec->seq = ++cln_user(n, user, true)->seq;
+    char body[96];
+    int blen = snprintf(body, sizeof body, "{\"user\":\"%s\",\"seq\":%llu}", user,
+                        (unsigned long long)rec->seq);
+    cl_rec_t cr = {.user = rec->user,
+                   .user_len = (uint8_t)strlen(rec->user),
+                   .message_id = rec->id,
+                   .id_len = (uint8_t)strlen(rec->id),
+                   .seq = rec->seq,
+                   .bytes = (const uint8_t *)body,
+                   .len = (uint32_t)blen,
+                   .prio = 1};
+    cl_append_round(n->cl, p, &cr, 1, r);
+    return r;
+}
+
 cln_round_t *clnode_append(clnode_t *n, const char *user, size_t count, const char *prefix)
 {
     const char *users[] = {user};

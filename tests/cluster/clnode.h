@@ -88,6 +88,11 @@ cln_round_t *clnode_append(clnode_t *n, const char *user, size_t count, const ch
 cln_round_t *clnode_append_users(clnode_t *n, const char *const *users, size_t n_users,
                                  size_t count, const char *prefix);
 
+/* Publish one notification with message id `id` as the broker does: an id the partition's
+ * window knows (from the last takeover, or acknowledged here since) is a duplicate, answered
+ * with its original seq (*dup_seq, NULL returned); else a round of one record is handed over. */
+cln_round_t *clnode_publish_id(clnode_t *n, const char *user, const char *id, uint64_t *dup_seq);
+
 /* Pump until the round is answered (or ms pass); returns its status or -1. */
 int clnode_round_wait(clnode_t **nodes, size_t count, cln_round_t *r, int ms);
 

@@ -351,6 +351,12 @@ START_TEST(killed_owner_is_taken_over_with_its_seqs_and_message_ids)
         ck_assert_str_eq(b.tk_ids[p].v[i].id, id);
         ck_assert_uint_eq(b.tk_ids[p].v[i].seq, i + 1);
     }
+    /* A producer's retry of an id the dead owner acknowledged: a duplicate, original seq. */
+    char id[80];
+    uint64_t dup = 0;
+    snprintf(id, sizeof id, "peer-%s-5", u1);
+    ck_assert_ptr_null(clnode_publish_id(&b, u1, id, &dup));
+    ck_assert_uint_eq(dup, 5);
     cln_round_t *r = clnode_append(&b, u1, 2, "b");
     ck_assert_int_eq(clnode_round_wait(nodes, 1, r, 5000), CL_OK);
     ck_assert_uint_eq(r->recs[0].seq, 9);
