@@ -38,6 +38,7 @@ typedef enum {
     KT_LEVEL,         /* debug|info|warn|error */
     KT_IDLE,          /* sleep | backoff:<spin_us>,<yield_us> (two u32 fields) */
     KT_BOOL,          /* true|false|yes|no|on|off|1|0 */
+    KT_URL_LIST,      /* [nats://|tls://][credentials@]host:port[,...], or empty / "off" */
 } key_type_t;
 
 typedef struct {
@@ -80,12 +81,17 @@ static const config_key_t config_keys[] = {
     {"auth", "allow_dev_secret", KT_BOOL, F(allow_dev_secret), 0, 0, 0},
     {"log", "level", KT_LEVEL, F(log_level), 0, 0, 0},
     {"supervisor", "hang_s", KT_U32, F(hang_s), 0, 0, 3600},
+    {"cluster", "nats", KT_URL_LIST, F(cluster_nats), SZ(cluster_nats), 0, 0},
+    {"cluster", "node_id", KT_U32, F(cluster_node_id), 0, 1, 65535},
+    {"cluster", "partitions", KT_U32, F(cluster_partitions), 0, 1, 1024},
+    {"cluster", "replicas", KT_U32, F(cluster_replicas), 0, 1, 5},
 };
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
 static const char *const config_sections[] = {"runtime", "broker", "gateway",
-                                              "auth",    "log",    "supervisor"};
+                                              "auth",    "log",    "supervisor",
+                                              "cluster"};
 
 void config_defaults(herald_config_t *cfg)
 {
@@ -115,6 +121,9 @@ void config_defaults(herald_config_t *cfg)
     cfg->session_timeout_s = 300;
     cfg->max_pending_bytes = 4 * SIZE_M;
     cfg->log_level = LOG_INFO;
+    cfg->cluster_node_id = 1;
+    cfg->cluster_partitions = 16;
+    cfg->cluster_replicas = 3;
     cfg->hang_s = 5;
 }
 
@@ -243,6 +252,38 @@ static int parse_u32_list(const char *s, uint32_t *out, size_t n, uint64_t min, 
     return 0;
 }
 
+/* A NATS server list: comma-separated [nats://|tls://][credentials@]host:port, at most 32,
+ * blanks around commas allowed. Returns 0 or -1. */
+static int parse_url_list(const char *s)
+{
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = p + strcspn(p, ",");
+        const char *last = end;
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t'))
+            last--;
+        char one[160];
+        size_t len = (size_t)(last - p);
+        if (len == 0 || len >= sizeof one || ++n > 32) return -1;
+        memcpy(one, p, len);
+        one[len] = '\0';
+        const char *hp = one;
+        if (strncmp(hp, "nats://", 7) == 0)
+            hp += 7;
+        else if (strncmp(hp, "tls://", 6) == 0)
+            hp += 6;
+        const char *at = strrchr(hp, '@'); /* user:password@ or token@ */
+        if (at) hp = at + 1;
+        host_port_t parsed;
+        if (strchr(hp, '/') || config_parse_host_port(hp, &parsed) < 0) return -1;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}
+
 /* Parse value for key k into cfg. On failure fills expected with what the key takes. */
 static int config_apply(herald_config_t *cfg, const config_key_t *k, const char *value,
                         char *expected, size_t elen)
@@ -324,6 +365,14 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
             return 0;
         }
         break;
+    case KT_URL_LIST:
+        if (len == 0 || strcmp(value, "off") == 0) {
+            field[0] = '\0';
+            return 0;
+        }
+        if (len >= k->size || parse_url_list(value) < 0) break;
+        memcpy(field, value, len + 1);
+        return 0;
     }
 
     switch (k->type) {
@@ -369,6 +418,9 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
     case KT_BOOL:
         snprintf(expected, elen, "true or false");
         break;
+    case KT_URL_LIST:
+        snprintf(expected, elen, "off, or nats://host:port[,nats://host:port...] (at most 32)");
+        break;
     }
     return -1;
 }
@@ -402,7 +454,8 @@ static int config_assign(herald_config_t *cfg, const char *section, const char *
     if (!k) return herr_set(err, HERR_BAD_VALUE, field, "%s: unknown key %s", where, field);
     if (found) *found = k;
     if (config_apply(cfg, k, value, expected, sizeof expected) == 0) return 0;
-    if (k->type == KT_SECRET || k == config_key_find("broker", "api_key"))
+    /* Never echoed: secrets, and server lists (they may carry credentials). */
+    if (k->type == KT_SECRET || k->type == KT_URL_LIST || k == config_key_find("broker", "api_key"))
         return herr_set(err, HERR_BAD_VALUE, field, "%s: %s: expected %s", where, field, expected);
     return herr_set(err, HERR_BAD_VALUE, field, "%s: %s: expected %s, got \"%.40s\"", where, field,
                     expected, value);

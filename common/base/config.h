@@ -15,6 +15,11 @@ typedef struct {
 } host_port_t;
 
 typedef struct {
+    /* [cluster] (SPEC 11) */
+    char cluster_nats[512]; /* comma-separated NATS URLs, "" = single node (off) */
+    uint32_t cluster_node_id;
+    uint32_t cluster_partitions;
+    uint32_t cluster_replicas;
     /* [runtime] */
     char runtime_dir[256];
     char shm_prefix[64];

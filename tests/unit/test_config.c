@@ -69,6 +69,10 @@ START_TEST(config_defaults_equal_spec_8)
     ck_assert_str_ne(config_web_dir(&c), "");
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert_uint_eq(c.hang_s, 5);
+    ck_assert_str_eq(c.cluster_nats, "");
+    ck_assert_uint_eq(c.cluster_node_id, 1);
+    ck_assert_uint_eq(c.cluster_partitions, 16);
+    ck_assert_uint_eq(c.cluster_replicas, 3);
     ck_assert_str_eq(c.path, "");
 }
 END_TEST
@@ -112,6 +116,10 @@ static const char *const every_key[] = {
     "auth.allow_dev_secret",
     "log.level",
     "supervisor.hang_s",
+    "cluster.nats",
+    "cluster.node_id",
+    "cluster.partitions",
+    "cluster.replicas",
 };
 
 /* SPEC 8: "every key documented there with its default". */
@@ -173,7 +181,12 @@ START_TEST(config_parses_every_key)
                        "[log]\n"
                        "level = debug ; inline comment\n"
                        "[supervisor]\n"
-                       "hang_s = 0\n";
+                       "hang_s = 0\n"
+                       "[cluster]\n"
+                       "nats = nats://10.0.0.1:4222, tls://nats-2.example:4222,127.0.0.1:4223\n"
+                       "node_id = 3\n"
+                       "partitions = 64\n"
+                       "replicas = 5\n";
     herald_config_t c;
     herald_error_t err;
     ck_assert_msg(load_text(&c, text, &err, NULL) == 0, "%s", err.message);
@@ -206,6 +219,13 @@ START_TEST(config_parses_every_key)
     ck_assert_str_eq(config_web_dir(&c), "/srv/herald web");
     ck_assert_int_eq(c.log_level, LOG_DEBUG);
     ck_assert_uint_eq(c.hang_s, 0);
+    ck_assert_str_eq(c.cluster_nats,
+                     "nats://10.0.0.1:4222, tls://nats-2.example:4222,127.0.0.1:4223");
+    ck_assert_uint_eq(c.cluster_node_id, 3);
+    ck_assert_uint_eq(c.cluster_partitions, 64);
+    ck_assert_uint_eq(c.cluster_replicas, 5);
+    ck_assert_int_eq(load_text(&c, "[cluster]\nnats = off\n" SECRET_LINE, &err, NULL), 0);
+    ck_assert_str_eq(c.cluster_nats, "");
 }
 END_TEST
 
@@ -283,6 +303,19 @@ static const struct {
     {"supervisor", "hang_s", "-1"},
     {"supervisor", "hang_s", "5s"},
     {"auth", "allow_dev_secret", "maybe"},
+    {"cluster", "nats", "nats://10.0.0.1"},
+    {"cluster", "nats", "nats://10.0.0.1:4222,"},
+    {"cluster", "nats", "nats://a:4222,,nats://b:4222"},
+    {"cluster", "nats", "http://10.0.0.1:4222"},
+    {"cluster", "nats", "nats://10.0.0.1:4222/path"},
+    {"cluster", "nats", "nats://10.0.0.1:70000"},
+    {"cluster", "nats", "on"},
+    {"cluster", "node_id", "0"},
+    {"cluster", "node_id", "65536"},
+    {"cluster", "partitions", "0"},
+    {"cluster", "partitions", "1025"},
+    {"cluster", "replicas", "0"},
+    {"cluster", "replicas", "6"},
 };
 
 START_TEST(config_rejects_each_bad_value_naming_key_line_and_file)
@@ -316,6 +349,14 @@ START_TEST(config_never_echoes_secrets_in_errors)
     snprintf(text, sizeof text, "[broker]\napi_key = %s\n" SECRET_LINE, big);
     ck_assert_int_eq(load_text(&c, text, &err, NULL), -HERR_BAD_VALUE);
     ck_assert_ptr_null(strstr(err.message, "kkkk"));
+    /* A NATS server list may carry credentials. */
+    ck_assert_int_eq(
+        load_text(&c, "[cluster]\nnats = nats://herald:pw-x1@h:4222\n" SECRET_LINE, &err, NULL), 0);
+    ck_assert_str_eq(c.cluster_nats, "nats://herald:pw-x1@h:4222");
+    ck_assert_int_eq(
+        load_text(&c, "[cluster]\nnats = nats://herald:pw-x1@h:0\n" SECRET_LINE, &err, NULL),
+        -HERR_BAD_VALUE);
+    ck_assert_ptr_null(strstr(err.message, "pw-x1"));
 }
 END_TEST
 
