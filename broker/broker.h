@@ -10,6 +10,7 @@
 #include "err.h"
 #include "heartbeat.h"
 #include "json.h"
+#include "latency.h"
 #include "log.h"
 #include "loop.h"
 #include "model.h"
@@ -44,6 +45,7 @@ typedef struct bk_item {
     bk_waiter_t *waiters;    /* duplicates waiting for the same seq */
     uint64_t seq;            /* 0 while queued */
     uint64_t at_ns;          /* wall clock when sequenced (history age) */
+    uint64_t ts_ns;          /* the notification's timestamp (ingest latency) */
     uint32_t len;            /* canonical bytes */
     uint8_t prio;
     uint8_t bytes[];
@@ -163,6 +165,7 @@ typedef struct broker {
     struct bk_http *http; /* http.c */
     jbuf_t api_out;       /* api.c's response scratch */
     bk_counters_t c;
+    latency_t ingest_lat; /* timestamp -> durable and written to the rings, per priority */
     bk_queue_t q[HERALD_PRIORITIES];
     /* users */
     bk_user_t **utab;

@@ -10,7 +10,6 @@
 static msgpack_unpacked ctrl_msg;
 static bool ctrl_msg_ready;
 
-
 static int get_u64(const msgpack_object *o, const char *key, uint64_t *out, herald_error_t *err)
 {
     *out = 0; /* defined on every path, also for callers that go on after an error */

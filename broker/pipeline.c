@@ -199,7 +199,7 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     }
     bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
     bk_item_t *it = bk_item_new((uint32_t)len);
-    *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority};
+    *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority, .ts_ns = n->timestamp};
     memcpy(it->bytes, enc, (size_t)len);
     it->req = req;
     it->idx = p->idx;
@@ -326,8 +326,10 @@ static void answer_all(broker_t *b, bk_item_t *it, bool ok)
  * its producers their answers. */
 static void round_publish(broker_t *b, size_t n)
 {
+    uint64_t now = n ? now_ns() : 0;
     for (size_t i = 0; i < n; i++) {
         bk_item_t *it = round_items[i];
+        latency_record(&b->ingest_lat, it->prio, now > it->ts_ns ? now - it->ts_ns : 0);
         if (it->dedup) bk_dedup_sequenced(it->dedup, it->seq);
         it->dedup = NULL;
         bk_route_item(b, it);
@@ -409,5 +411,6 @@ void bk_drain_schedule(broker_t *b)
 
 void bk_pipeline_init(broker_t *b)
 {
+    latency_init(&b->ingest_lat);
     loop_timer_init(&b->journal_retry, journal_retry_cb, b);
 }

@@ -43,6 +43,14 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "dedup_entries", bk_dedup_count(b), true);
     kv(o, "drain_rounds", c->drain_rounds, true);
     kv(o, "loop_wakeups", loop_wakeups(b->loop), true);
+    jbuf_puts(o, ",\"latency\":{\"ingest\":");
+    latency_json(&b->ingest_lat, o);
+    jbuf_puts(o, "},\"slo_ms\":[");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        if (p) jbuf_putc(o, ',');
+        jbuf_put_u64(o, b->cfg.slo_ms[p]);
+    }
+    jbuf_putc(o, ']');
     jbuf_puts(o, ",\"http\":{");
     kv(o, "requests", c->http_requests, false);
     kv(o, "connections_open", bk_http_connections(b), true);
@@ -216,6 +224,9 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
                  (unsigned long long)c->queue_full[p]);
         jbuf_puts(o, line);
     }
+    latency_prometheus(&b->ingest_lat, o, "herald_ingest_latency_seconds",
+                       "Notification timestamp to durable and written to the rings.", NULL);
+    latency_slo_prometheus(o, b->cfg.slo_ms);
     gw_metric(o, b, "gateway_attached", "gauge", "1 while attached.", g_attached);
     gw_metric(o, b, "gateway_users", "gauge", "Users routed to the gateway.", g_users);
     gw_metric(o, b, "gateway_records_total", "counter", "Records written.", g_records);

@@ -50,8 +50,7 @@ bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create)
     return bk_user_get_hashed(b, id, len, bk_user_hash(id, len), create);
 }
 
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
-                              bool create)
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create)
 {
     if (len > HERALD_MAX_ID_LEN) return NULL;
     size_t h = hash & (b->utab_size - 1);

@@ -81,6 +81,10 @@ static const config_key_t config_keys[] = {
     {"auth", "allow_dev_secret", KT_BOOL, F(allow_dev_secret), 0, 0, 0},
     {"log", "level", KT_LEVEL, F(log_level), 0, 0, 0},
     {"supervisor", "hang_s", KT_U32, F(hang_s), 0, 0, 3600},
+    {"slo", "p0_ms", KT_U32, F(slo_ms[0]), 0, 1, 3600000},
+    {"slo", "p1_ms", KT_U32, F(slo_ms[1]), 0, 1, 3600000},
+    {"slo", "p2_ms", KT_U32, F(slo_ms[2]), 0, 1, 3600000},
+    {"slo", "p3_ms", KT_U32, F(slo_ms[3]), 0, 1, 3600000},
     {"cluster", "nats", KT_URL_LIST, F(cluster_nats), SZ(cluster_nats), 0, 0},
     {"cluster", "node_id", KT_U32, F(cluster_node_id), 0, 1, 65535},
     {"cluster", "partitions", KT_U32, F(cluster_partitions), 0, 1, 1024},
@@ -91,7 +95,7 @@ static const config_key_t config_keys[] = {
 
 static const char *const config_sections[] = {"runtime", "broker", "gateway",
                                               "auth",    "log",    "supervisor",
-                                              "cluster"};
+                                              "cluster", "slo"};
 
 void config_defaults(herald_config_t *cfg)
 {
@@ -125,6 +129,8 @@ void config_defaults(herald_config_t *cfg)
     cfg->cluster_partitions = 16;
     cfg->cluster_replicas = 3;
     cfg->hang_s = 5;
+    const uint32_t slo[HERALD_PRIORITIES] = {1, 6, 101, 1001};
+    memcpy(cfg->slo_ms, slo, sizeof slo);
 }
 
 #ifndef HERALD_WEB_DIR

@@ -49,6 +49,8 @@ typedef struct {
     /* [auth] */
     char auth_secret[256];
     bool allow_dev_secret; /* dev mode: GET /api/dev/token mints tokens (SPEC 12, 13) */
+    /* [slo] */
+    uint32_t slo_ms[HERALD_PRIORITIES]; /* latency objectives per priority (SPEC 14) */
     /* [log] */
     int log_level;
     /* [supervisor] */

@@ -18,14 +18,14 @@
 #include <nats/nats.h>
 
 #include "bench.h"
-#include "bench_hist.h"
+#include "hist.h"
 #include "cluster.h"
 #include "herald_time.h"
 #include "log.h"
 
 typedef struct {
     cl_t *cl;
-    bhist_t lat; /* hand-over to acknowledgement, ns */
+    hist_t lat; /* hand-over to acknowledgement, ns */
     uint64_t acked, failed, pending_rounds, pending_recs;
     unsigned owned;
 } bc_state_t;
@@ -44,7 +44,7 @@ static void bc_appended(void *ctx, unsigned p, void *round_ctx, cl_status_t st)
     s->pending_recs -= r->n;
     if (st == CL_OK) {
         s->acked += r->n;
-        bhist_record(&s->lat, mono_ns() - r->at);
+        hist_record(&s->lat, mono_ns() - r->at);
     } else {
         s->failed += r->n;
     }
@@ -277,7 +277,7 @@ int bench_cluster_main(int argc, char **argv)
     log_init("herald-bench", -1);
     if (raw) return bc_raw(nats, name, replicas, users, size, raw, seconds);
     bc_state_t s = {0};
-    bhist_init(&s.lat);
+    hist_init(&s.lat);
     cl_config_t cfg = {.nats = nats,
                        .node_id = node,
                        .partitions = parts,
@@ -380,15 +380,15 @@ int bench_cluster_main(int argc, char **argv)
            parts, replicas, users, size, rate, secs, (unsigned long long)s.acked,
            (unsigned long long)s.failed, (double)s.acked / secs, (double)commits / secs,
            (double)msgs / secs, msgs ? (double)s.acked / (double)msgs : 0,
-           (double)bhist_percentile(&s.lat, 50) / 1e3, (double)bhist_percentile(&s.lat, 99) / 1e3,
-           (double)bhist_percentile(&s.lat, 100) / 1e3);
+           (double)hist_percentile(&s.lat, 50) / 1e3, (double)hist_percentile(&s.lat, 99) / 1e3,
+           (double)hist_percentile(&s.lat, 100) / 1e3);
     fprintf(stderr,
             "cluster append: %llu acknowledged in %.1f s = %.0f notifications/s (%llu failed); "
             "%.0f JetStream messages/s, %.1f notifications each; hand-over to ack p50 %.2f ms, "
             "p99 %.2f ms\n",
             (unsigned long long)s.acked, secs, (double)s.acked / secs, (unsigned long long)s.failed,
             (double)msgs / secs, msgs ? (double)s.acked / (double)msgs : 0,
-            (double)bhist_percentile(&s.lat, 50) / 1e6, (double)bhist_percentile(&s.lat, 99) / 1e6);
+            (double)hist_percentile(&s.lat, 50) / 1e6, (double)hist_percentile(&s.lat, 99) / 1e6);
     cl_close(s.cl);
     if (!keep) bc_cleanup(nats, name, parts);
     for (unsigned p = 0; p <= parts; p++)

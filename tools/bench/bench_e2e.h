@@ -10,7 +10,7 @@
 
 #include <msgpack.h>
 
-#include "bench_hist.h"
+#include "hist.h"
 #include "config.h"
 #include "model.h"
 
@@ -65,7 +65,7 @@ typedef struct {
     char pub_error[256];  /* why the publisher stopped early ("" = it did not) */
 
     /* receive side (main thread) */
-    bhist_t lat[HERALD_PRIORITIES]; /* publish -> client, ns */
+    hist_t lat[HERALD_PRIORITIES]; /* publish -> client, ns */
     uint64_t received;              /* unique notification deliveries */
     uint64_t duplicates;            /* same notification twice on one session */
     uint64_t out_of_order;          /* a seq not above the last of its priority on the session */

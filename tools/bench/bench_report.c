@@ -65,11 +65,11 @@ static void json_latency(const bench_run_t *r)
 {
     printf("\"latency_us\":{");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
-        const bhist_t *h = &r->lat[p];
+        const hist_t *h = &r->lat[p];
         printf("%s\"P%u\":{\"count\":%" PRIu64, p ? "," : "", p, h->count);
         for (unsigned k = 0; k < NPCT; k++)
-            printf(",\"%s\":%.1f", PCT_NAMES[k], (double)bhist_percentile(h, PCTS[k]) / 1e3);
-        printf(",\"max\":%.1f,\"mean\":%.1f}", (double)h->max / 1e3, bhist_mean(h) / 1e3);
+            printf(",\"%s\":%.1f", PCT_NAMES[k], (double)hist_percentile(h, PCTS[k]) / 1e3);
+        printf(",\"max\":%.1f,\"mean\":%.1f}", (double)h->max / 1e3, hist_mean(h) / 1e3);
     }
     printf("}");
 }
@@ -182,10 +182,10 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
     fprintf(o,
             "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
-        const bhist_t *h = &r->lat[p];
+        const hist_t *h = &r->lat[p];
         fprintf(o, "  P%u        %12" PRIu64, p, h->count);
         for (unsigned k = 0; k < NPCT; k++)
-            fprintf(o, " %10.1f", (double)bhist_percentile(h, PCTS[k]) / 1e3);
+            fprintf(o, " %10.1f", (double)hist_percentile(h, PCTS[k]) / 1e3);
         fprintf(o, " %10.1f\n", (double)h->max / 1e3);
     }
     fprintf(o, "\n  process        pid      cpu s    rss KiB   peak KiB\n");
