@@ -143,6 +143,8 @@ typedef struct {
     uint64_t replays, gaps;
     uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses;      /* connections paused for unread responses (backpressure) */
+    uint64_t disconnects, disconnect_closed, disconnect_timeouts; /* POST /api/disconnect */
+    uint64_t reloads, reload_errors;                              /* SIGHUP */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -174,6 +176,7 @@ typedef struct broker {
     bool drain_scheduled, backlog_scheduled;
     bk_conn_t *dirty; /* connections with responses to flush */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
+    struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
     bool stop;
     uint64_t started_ns;
 } broker_t;
@@ -232,8 +235,7 @@ int bk_users_init(broker_t *b);
 /* The user id[0..len), created if absent when create; NULL if not found or len is over
  * HERALD_MAX_ID_LEN. The _hashed form takes bk_user_hash(id, len) computed earlier. */
 bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
-                              bool create);
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create);
 uint32_t bk_user_hash(const char *id, size_t len);
 /* Start loading the first user of hash's chain (ingest prefetches before it looks up). */
 void bk_user_prefetch(broker_t *b, uint32_t hash);

@@ -1,17 +1,20 @@
-/* http.c - the broker's HTTP API on lws: publish, stats, route, metrics, healthz. */
+/* http.c - the broker's HTTP API on lws: publish, disconnect, stats, route, metrics, healthz. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
+#include "revoke.h"
 #include "shard.h"
 
 typedef struct {
     uint8_t *body;
     size_t len, cap;
     bool publish, too_large, unauthorized;
-    bk_req_t *req; /* publish waiting for its seqs */
-    bool ready;    /* out holds the response */
+    bool disconnect;      /* POST /api/disconnect */
+    uint64_t disc_handle; /* a disconnect waiting for the gateways (0 = none) */
+    bk_req_t *req;        /* publish waiting for its seqs */
+    bool ready;           /* out holds the response */
     int status;
     bool retry_after;
     bool text; /* Prometheus text, not JSON */
@@ -26,6 +29,8 @@ static void pss_reset(http_pss_t *p)
     p->body = NULL;
     p->len = p->cap = 0;
     p->publish = p->too_large = p->unauthorized = p->ready = p->retry_after = p->text = false;
+    p->disconnect = false;
+    p->disc_handle = 0;
     p->req = NULL;
     p->status = 0;
     if (p->out.base) jbuf_reset(&p->out);
@@ -156,6 +161,43 @@ static void publish_complete(broker_t *b, struct lws *wsi, http_pss_t *p)
     render_publish(wsi, p, req);
 }
 
+static void disconnect_done(broker_t *b, void *ctx, uint64_t closed)
+{
+    (void)b;
+    struct lws *wsi = ctx;
+    http_pss_t *p = lws_wsi_user(wsi);
+    p->disc_handle = 0;
+    out_begin(p);
+    bk_disconnect_render(&p->out, closed);
+    respond(wsi, p, 200);
+}
+
+static void disconnect_complete(broker_t *b, struct lws *wsi, http_pss_t *p)
+{
+    bk_disconnect_args_t a;
+    herald_error_t err = {0};
+    uint64_t closed;
+    b->c.http_requests++;
+    if (p->unauthorized) {
+        b->c.unauthorized++;
+        respond_error(wsi, p, 401, HERR_UNAUTHORIZED,
+                      "missing or wrong Authorization: apikey <key> header");
+    } else if (p->too_large) {
+        respond_error(wsi, p, 413, HERR_TOO_LARGE, "request body exceeds 16 MiB");
+    } else if (bk_disconnect_parse((const char *)p->body, p->len, &a, &err) < 0) {
+        respond_error(wsi, p, 400, err.code, err.message);
+    } else {
+        int rc = bk_disconnect(b, &a, disconnect_done, wsi, &p->disc_handle, &closed, &err);
+        if (rc < 0) {
+            respond_error(wsi, p, status_of(err.code), err.code, err.message);
+        } else if (rc == 0) {
+            out_begin(p);
+            bk_disconnect_render(&p->out, closed);
+            respond(wsi, p, 200);
+        }
+    }
+}
+
 static void route_response(broker_t *b, struct lws *wsi, http_pss_t *p)
 {
     char buf[160];
@@ -171,11 +213,11 @@ static void route_response(broker_t *b, struct lws *wsi, http_pss_t *p)
     json_put_str(&p->out, user, strlen(user));
     jbuf_puts(&p->out, ",\"gateway\":");
     jbuf_put_u64(&p->out, gw);
-    jbuf_puts(&p->out, ",\"url\":\"ws://");
-    jbuf_puts(&p->out, b->cfg.gateway_listen.host);
-    jbuf_putc(&p->out, ':');
-    jbuf_put_u64(&p->out, (uint64_t)b->cfg.gateway_listen.port + gw);
-    jbuf_puts(&p->out, "/ws\"}");
+    char url[128];
+    shard_url(&b->cfg, gw, url, sizeof url);
+    jbuf_puts(&p->out, ",\"url\":");
+    json_put_str(&p->out, url, strlen(url));
+    jbuf_putc(&p->out, '}');
     respond(wsi, p, 200);
 }
 
@@ -191,18 +233,20 @@ static int on_http(broker_t *b, struct lws *wsi, http_pss_t *p, const char *uri)
 {
     pss_reset(p);
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-    if (!strcmp(uri, "/api/publish")) {
+    if (!strcmp(uri, "/api/publish") || !strcmp(uri, "/api/disconnect")) {
         if (!post) {
-            respond_error(wsi, p, 405, HERR_BAD_VALUE, "use POST for /api/publish");
+            respond_error(wsi, p, 405, HERR_BAD_VALUE, "use POST");
             return 0;
         }
-        p->publish = true;
+        p->disconnect = strcmp(uri, "/api/disconnect") == 0;
+        p->publish = !p->disconnect;
         p->unauthorized = !authorized(b, wsi);
         char cl[32];
         if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
             unsigned long long n = strtoull(cl, NULL, 10);
             if (n > BK_MAX_FRAME) p->too_large = true;
-            if (n == 0) publish_complete(b, wsi, p); /* no body will follow */
+            if (n == 0 && p->publish) publish_complete(b, wsi, p); /* no body will follow */
+            if (n == 0 && p->disconnect) disconnect_complete(b, wsi, p);
         }
         return 0;
     }
@@ -253,7 +297,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP:
         return on_http(b, wsi, p, in);
     case LWS_CALLBACK_HTTP_BODY:
-        if (!p->publish || p->too_large || p->unauthorized) return 0;
+        if (!(p->publish || p->disconnect) || p->too_large || p->unauthorized) return 0;
         if (p->len + len > BK_MAX_FRAME) {
             p->too_large = true;
             return 0;
@@ -272,6 +316,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (p->publish && !p->ready && !p->req) publish_complete(b, wsi, p);
+        if (p->disconnect && !p->ready && !p->disc_handle) disconnect_complete(b, wsi, p);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_writeable(wsi, p, p->text ? "text/plain; version=0.0.4" : "application/json");
@@ -279,6 +324,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* either may be the last call for this session */
         if (p->req) bk_req_orphan(b, p->req);
         p->req = NULL;
+        if (p->disc_handle) bk_disconnect_cancel(b, p->disc_handle);
         pss_reset(p);
         jbuf_free(&p->out);
         return 0;

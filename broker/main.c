@@ -10,13 +10,18 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "reload.h"
+#include "revoke.h"
 
 broker_t *g_broker;
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reload_signal;
 
 static void on_signal(int sig)
 {
-    stop_signal = sig;
+    if (sig == SIGHUP)
+        reload_signal = 1;
+    else
+        stop_signal = sig;
     if (g_broker && g_broker->ctx) lws_cancel_service(g_broker->ctx);
 }
 
@@ -24,13 +29,14 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     broker_t *b = lws_container_of(sul, broker_t, sul_tick);
     bk_rings_heartbeat(b);
+    bk_revoke_tick(b);
     lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
 }
 
 static int mkdir_p(const char *dir)
 {
     char tmp[4352];
-    snprintf(tmp, sizeof tmp, "%s", dir);
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
@@ -76,6 +82,8 @@ static int usage(const char *argv0)
     return 2;
 }
 
+static const char *config_path;
+
 static int load_config(broker_t *b, int argc, char **argv)
 {
     const char *path = NULL;
@@ -88,7 +96,8 @@ static int load_config(broker_t *b, int argc, char **argv)
             return usage(argv[0]);
     }
     config_defaults(&b->cfg);
-    if (config_load(&b->cfg, config_default_path(path), &err) < 0) {
+    config_path = config_default_path(path);
+    if (config_load(&b->cfg, config_path, &err) < 0) {
         fprintf(stderr, "herald-broker: %s\n", err.message);
         return 1;
     }
@@ -126,12 +135,14 @@ int main(int argc, char **argv)
     if (rc) return rc;
     log_init("broker", -1);
     log_set_level((log_level_t)b->cfg.log_level);
+    config_log_dev_secret(&b->cfg);
     g_broker = b;
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     if (mkdir_p(b->cfg.runtime_dir) < 0) {
         log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
@@ -184,6 +195,10 @@ int main(int argc, char **argv)
              b->cfg.broker_tcp.port ? " + tcp" : "", b->cfg.runtime_dir);
 
     while (!stop_signal && lws_service(b->ctx, 0) >= 0) {
+        if (reload_signal) {
+            reload_signal = 0;
+            bk_reload_from(b, config_path, argc, argv);
+        }
     }
     log_info("broker stopping (signal %d)", (int)stop_signal);
     lws_context_destroy(b->ctx);
@@ -193,5 +208,6 @@ int main(int argc, char **argv)
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);
+    bk_revoke_free(b);
     return 0;
 }

@@ -17,7 +17,9 @@ static const char ctl_usage[] =
     "  rings                           every ring's header (read-only)\n"
     "  ring ID [--peek N]              decode up to N pending records (read-only)\n"
     "  publish --user U --type T [--priority P] [--id ID] [--source S] [--payload JSON]\n"
-    "  token --user U [--ttl SECONDS]  mint a client JWT\n"
+    "  token --user U [--ttl SECONDS] [--aud A] [--iss I] [--nbf T]\n"
+    "                                  mint a client JWT (exp = now + ttl, default 3600;\n"
+    "                                  aud/iss default to auth.audience/auth.issuer)\n"
     "  shard USER                      the user's gateway and its URL\n"
     "  tail --user U [--channels a,b] [--since S] [--count N] [--timeout S]\n"
     "Global options may come before or after the command's own arguments.\n";
