@@ -11,11 +11,12 @@ required=(
   liburing-dev libwebsockets-dev libmsgpack-dev check libinih-dev
   libssl-dev libjansson-dev zlib1g-dev
 )
-# Only tests/integration/test_nginx.sh runs nginx (its own temp prefix, loopback ports); the
-# test skips without it, so a failure to install it does not fail the set-up.
+# Only tests/integration/test_nginx.sh runs nginx (its own temp prefix, loopback ports) and
+# the openssl command (its TLS certificate); the test skips without them, so a failure to
+# install them does not fail the set-up.
 optional=()
 case "${1:-}" in
-  --test) optional+=(nginx libnginx-mod-http-perl) ;;
+  --test) optional+=(nginx libnginx-mod-http-perl openssl) ;;
   --fuzz) required+=(clang libclang-rt-14-dev) ;;
 esac
 

@@ -207,6 +207,14 @@ static size_t sup_signal_range(sup_t *s, size_t from, size_t to, int sig)
     return running;
 }
 
+size_t sup_forward_signal(sup_t *s, int sig)
+{
+    size_t sent = 0;
+    for (size_t i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid > 0 && kill(s->kids[i].pid, sig) == 0) sent++;
+    return sent;
+}
+
 void sup_begin_stop(sup_t *s)
 {
     s->stopping = true;
