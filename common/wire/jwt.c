@@ -108,7 +108,7 @@ int jwt_policy_init(jwt_policy_t *p, const herald_config_t *cfg, herald_error_t 
     size_t used = 0;
     int n = snprintf(p->store, sizeof p->store, "%s", cfg->auth_secret);
     if (n < 0 || (size_t)n >= sizeof p->store) goto too_many;
-    p->secrets[p->n_secrets++] = p->store;
+    p->secret_at[p->n_secrets++] = 0;
     used = (size_t)n + 1;
     for (const char *s = cfg->auth_previous_secrets; *s;) {
         while (*s == ' ' || *s == '\t')
@@ -121,7 +121,7 @@ int jwt_policy_init(jwt_policy_t *p, const herald_config_t *cfg, herald_error_t 
                 goto too_many;
             memcpy(p->store + used, s, trimmed);
             p->store[used + trimmed] = '\0';
-            p->secrets[p->n_secrets++] = p->store + used;
+            p->secret_at[p->n_secrets++] = (uint16_t)used;
             used += trimmed + 1;
         }
         s += len;
@@ -325,8 +325,9 @@ static int jwt_which_secret(const jwt_policy_t *p, const char *token, size_t sig
     int found = -1;
     for (unsigned i = 0; i < p->n_secrets; i++) {
         unsigned char mac[JWT_SIG_LEN];
-        if (!p->secrets[i][0]) continue;
-        if (jwt_hmac(p->secrets[i], token, signed_len, mac) < 0) return -2;
+        const char *secret = jwt_policy_secret(p, i);
+        if (!secret[0]) continue;
+        if (jwt_hmac(secret, token, signed_len, mac) < 0) return -2;
         if (CRYPTO_memcmp(sig, mac, JWT_SIG_LEN) == 0 && found < 0) found = (int)i;
     }
     return found;
@@ -337,7 +338,7 @@ int jwt_verify(const jwt_policy_t *p, const char *token, size_t len, uint64_t no
 {
     memset(out, 0, sizeof *out);
     out->reason = JWT_MALFORMED;
-    if (!p->n_secrets || !p->secrets[0][0])
+    if (!p->n_secrets || !jwt_policy_secret(p, 0)[0])
         return herr_set(err, HERR_UNAUTHORIZED, "auth.secret", "no secret configured");
     if (!token || len == 0) return herr_set(err, HERR_UNAUTHORIZED, "token", "malformed: empty");
     if (len > JWT_MAX_TOKEN)

@@ -12,16 +12,24 @@
 
 #define JWT_MAX_SECRETS 8 /* auth.secret + up to 7 auth.previous_secrets */
 
-/* What a token must satisfy (SPEC 12), built from the [auth] keys by jwt_policy_init. */
+/* What a token must satisfy (SPEC 12), built from the [auth] keys by jwt_policy_init.
+ * Self-contained (no pointers): it may be copied, e.g. to swap in a reloaded one. */
 typedef struct {
-    const char *secrets[JWT_MAX_SECRETS]; /* [0] = auth.secret; the rest verify only */
+    uint16_t secret_at[JWT_MAX_SECRETS]; /* offsets in store; [0] = auth.secret, the rest
+                                          * verify only (see jwt_policy_secret) */
     unsigned n_secrets;
     bool require_exp;
     uint32_t leeway_s;  /* applies to exp, nbf and iat */
     char audience[128]; /* "" = aud not checked (a token that has one is refused) */
     char issuer[128];   /* "" = iss not checked */
-    char store[1280];   /* the secrets, NUL-separated; secrets[] point here */
+    char store[1280];   /* the secrets, NUL-separated */
 } jwt_policy_t;
+
+/* Secret i (0 = the current one) of p. */
+static inline const char *jwt_policy_secret(const jwt_policy_t *p, unsigned i)
+{
+    return p->store + p->secret_at[i];
+}
 
 /* Why a token was refused (counters); the error message says more. */
 typedef enum {
@@ -40,7 +48,7 @@ typedef enum {
 typedef struct {
     char sub[HERALD_MAX_ID_LEN + 1];
     uint64_t exp;        /* seconds since the epoch; 0 = the token has none */
-    unsigned secret;     /* index in policy->secrets of the one that verified it */
+    unsigned secret;     /* index (jwt_policy_secret) of the secret that verified it */
     jwt_reason_t reason; /* JWT_OK on success */
 } jwt_claims_t;
 
