@@ -220,6 +220,7 @@ int bk_disconnect(broker_t *b, const bk_disconnect_args_t *a, bk_disconnect_done
         free(p);
         return 0;
     }
+    bk_conns_flush(b); /* called from the HTTP side: nothing else flushes control output */
     snprintf(p->user, sizeof p->user, "%s", a->user);
     p->deadline_ns = now_mono_ns() + BK_DISCONNECT_WAIT_NS;
     p->done = done;

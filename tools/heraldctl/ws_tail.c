@@ -139,8 +139,8 @@ int ctl_cmd_tail(ctl_t *ctl)
     if ((opt = ctl_opt(ctl, "count")) && ctl_parse_u64("--count", opt, &t.want)) return 1;
     if ((opt = ctl_opt(ctl, "timeout")) && ctl_parse_u64("--timeout", opt, &timeout_s)) return 1;
     if (channels && tail_build_subscribe(&t, channels)) return 1;
-    if (jwt_mint(ctl->cfg.auth_secret, user, (uint64_t)time(NULL), TAIL_TOKEN_TTL_S, token,
-                 sizeof token) < 0)
+    if (jwt_mint_for(&ctl->cfg, user, (uint64_t)time(NULL), TAIL_TOKEN_TTL_S, token, sizeof token) <
+        0)
         return ctl_fail("tail: could not mint a token for %s", user);
     /* SPEC 6's order (token, then since): the quick-start test's resume covers it */
     if (since)
