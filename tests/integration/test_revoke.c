@@ -14,6 +14,7 @@
 
 #include "gwsys.h"
 #include "jwt.h"
+#include "procs.h"
 
 static gws_t S;
 
@@ -207,6 +208,24 @@ START_TEST(wss_with_a_self_signed_certificate_and_route_says_wss)
     ck_assert_int_ne(wsc_connect(&d, url, tok, NULL, 5000), 101);
     ck_assert_int_eq(procs_http_get("127.0.0.1", S.ws, "/healthz", body, sizeof body), -1);
     ck_assert_uint_eq(gws_stat(&S, 0, "active_sessions"), 1);
+    /* heraldctl reaches the TLS gateway too: stats over https, tail over wss */
+    char ctl[512];
+    static procs_output_t r;
+    procs_build_path("tools/heraldctl/heraldctl", ctl, sizeof ctl);
+    procs_run((const char *const[]){ctl, "-c", S.env.config, "-o", o_cert, "-o", o_key, "--json",
+                                    "stats", "--ca", cert, NULL},
+              &r, 30);
+    ck_assert_msg(r.rc == 0, "stats: %s", r.err);
+    ck_assert_msg(strstr(r.out, "\"active_sessions\":1"), "stats: %s", r.out);
+    gws_publish(&S, "u9", "position_limit", 0, 0);
+    uint64_t seq = gws_publish(&S, "u9", "position_limit", 0, 0);
+    procs_run((const char *const[]){ctl, "-c", S.env.config, "-o", o_cert, "-o", o_key, "tail",
+                                    "--user", "u9", "--since", "1", "--count", "1", "--timeout",
+                                    "20", "--ca", cert, NULL},
+              &r, 40);
+    ck_assert_msg(r.rc == 0, "tail: %s", r.err);
+    snprintf(want, sizeof want, "\"seq\":%llu", (unsigned long long)seq);
+    ck_assert_msg(strstr(r.out, want), "tail: %s", r.out);
     wsc_close(c);
     /* a client that does not trust the certificate (the system's store only: the client
      * context is made afresh once no connection is open) refuses the server */

@@ -1,5 +1,6 @@
 /* ws_tail.c - heraldctl tail: connect to the user's gateway as that user (a minted token)
- * with libwebsockets and print every server message as one JSON line. */
+ * with libwebsockets (wss:// when the gateways serve TLS) and print every server message as
+ * one JSON line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,8 @@ static int tail_build_subscribe(tail_t *t, const char *channels)
 
 int ctl_cmd_tail(ctl_t *ctl)
 {
-    static const char *const names[] = {"user", "channels", "since", "count", "timeout", NULL};
+    static const char *const names[] = {"user",    "channels", "since", "count",
+                                        "timeout", "ca",       NULL};
     static const struct lws_protocols protocols[] = {
         {"herald.json", tail_callback, 0, 65536, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
@@ -158,6 +160,13 @@ int ctl_cmd_tail(ctl_t *ctl)
     info.user = &t;
     info.gid = -1;
     info.uid = -1;
+    bool tls = ctl->cfg.gateway_tls_cert[0] != '\0';
+    if (tls) {
+        /* the gateway's certificate is verified: against --ca (e.g. a self-signed
+         * certificate), else the system's trusted CAs */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = ctl_opt(ctl, "ca");
+    }
     t.lws = lws_create_context(&info);
     if (!t.lws) return ctl_fail("tail: could not create the WebSocket context");
     jbuf_init(&t.msg, 0);
@@ -170,6 +179,7 @@ int ctl_cmd_tail(ctl_t *ctl)
     ci.host = ci.address;
     ci.origin = ci.address;
     ci.protocol = "herald.json";
+    ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
     if (!lws_client_connect_via_info(&ci))
         snprintf(t.why, sizeof t.why, "could not start connecting");
     else if (timeout_s)
@@ -186,6 +196,6 @@ int ctl_cmd_tail(ctl_t *ctl)
         return ctl_fail("tail: timed out after %llus with %llu of %llu notifications",
                         (unsigned long long)timeout_s, (unsigned long long)t.got,
                         (unsigned long long)t.want);
-    return ctl_fail("tail %s:%d (gateway %u): %s", ci.address, port, g,
+    return ctl_fail("tail %s://%s:%d (gateway %u): %s", tls ? "wss" : "ws", ci.address, port, g,
                     t.why[0] ? t.why : "connection ended");
 }
