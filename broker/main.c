@@ -131,6 +131,9 @@ int main(int argc, char **argv)
     static broker_t broker;
     broker_t *b = &broker;
     herald_error_t err = {0};
+    /* before the config is read: a SIGHUP from then on reloads it once the loop runs */
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGHUP, &sa, NULL);
     int rc = load_config(b, argc, argv);
     if (rc) return rc;
     log_init("broker", -1);
@@ -139,10 +142,8 @@ int main(int argc, char **argv)
     g_broker = b;
 
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 
     if (b->cfg.broker_tls_cert[0]) {
         /* never serve plain HTTP where HTTPS was asked for */

@@ -80,6 +80,7 @@ int bk_disconnect_parse(const char *body, size_t len, bk_disconnect_args_t *a, h
     msgpack_sbuffer sb;
     msgpack_unpacked u;
     memset(a, 0, sizeof *a);
+    if (!body || !len) return herr_set(err, HERR_MALFORMED, "", "the body is empty");
     msgpack_sbuffer_init(&sb);
     msgpack_unpacked_init(&u);
     int rc = json_to_msgpack(body, len, &sb, err);

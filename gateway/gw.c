@@ -22,6 +22,16 @@ static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* A SIGHUP that arrives while the gateway starts (before the loop watches it) is kept
+ * here and served once the loop's watcher is in place. */
+static volatile sig_atomic_t gw_hup_early;
+
+static void gw_on_early_hup(int sig)
+{
+    (void)sig;
+    gw_hup_early = 1;
+}
+
 /* SIGHUP (systemctl reload): re-read the config, keep every session. */
 static void gw_on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -163,7 +173,8 @@ int main(int argc, char **argv)
     int rc = 1;
 
     /* until the loop handles it, a reload signal must not kill a starting gateway */
-    signal(SIGHUP, SIG_IGN);
+    struct sigaction early = {.sa_handler = gw_on_early_hup};
+    sigaction(SIGHUP, &early, NULL);
     if (gw_parse_args(g, argc, argv) < 0) return 2;
     log_init("gateway", (int)g->id);
     log_set_level((log_level_t)g->cfg.log_level);
@@ -192,6 +203,7 @@ int main(int argc, char **argv)
     ev_signal_start(gw_loop, &sig_term);
     ev_signal_start(gw_loop, &sig_int);
     ev_signal_start(gw_loop, &sig_hup);
+    if (gw_hup_early) gw_reload(g); /* the config may have changed after we read it */
     ev_run(gw_loop, 0);
     log_info("stopping: %zu sessions", g->n_sessions);
     rc = 0;

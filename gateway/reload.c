@@ -60,6 +60,13 @@ int gw_reload(gw_t *g)
     GW_KEEP(&n, &g->cfg, gateway_tls_cert, "gateway.tls_cert");
     GW_KEEP(&n, &g->cfg, gateway_tls_key, "gateway.tls_key");
     bool secret_changed = strcmp(n.auth_secret, g->cfg.auth_secret) != 0;
+    if (memcmp(n.flush_ms, g->cfg.flush_ms, sizeof n.flush_ms) != 0) {
+        /* Each deadline list is sorted because all its entries got the same delay: flush
+         * what waits under the old delays (early is allowed) before new ones apply. */
+        for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
+            while (g->dl[i].head)
+                gw_session_flush(g, g->dl[i].head);
+    }
     g->cfg = n;
     g->auth = auth;
     g->max_connections = gw_max_connections(&n);

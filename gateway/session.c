@@ -286,7 +286,7 @@ void gw_sessions_tick(gw_t *g, uint64_t now_ns)
     uint64_t wall_s = (uint64_t)time(NULL), leeway = g->cfg.auth_leeway_s;
     for (gw_session_t *s = g->all; s; s = s->anext) {
         if (s->close_code) continue;
-        if (s->exp_s && wall_s >= s->exp_s + leeway) {
+        if (s->exp_s && wall_s >= leeway && s->exp_s <= wall_s - leeway) {
             g->c.expiry_closes++;
             log_info("session %s (user %s): token expired, closing", s->id_str, s->user->id);
             gw_session_close_later(g, s, 4001, "token_expired");

@@ -170,8 +170,13 @@ START_TEST(disconnect_needs_the_api_key_and_a_user_id)
     ck_assert_int_eq(disconnect("{\"user_id\":\"u1\"}", NULL, resp, sizeof resp), 401);
     ck_assert_int_eq(
         disconnect("{\"user_id\":\"u1\"}", "Authorization: apikey wrong", resp, sizeof resp), 401);
-    const char *bad[] = {"{}",  "{\"user_id\":\"*\"}", "{\"user_id\":7}",
-                         "[1]", "{\"user_id\":",       "{\"user_id\":\"u1\",\"until\":-5}"};
+    const char *bad[] = {"",
+                         "{}",
+                         "{\"user_id\":\"*\"}",
+                         "{\"user_id\":7}",
+                         "[1]",
+                         "{\"user_id\":",
+                         "{\"user_id\":\"u1\",\"until\":-5}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(disconnect(bad[i], "Authorization: apikey k-123", resp, sizeof resp) == 400,
                       "%s: %s", bad[i], resp);

@@ -18,7 +18,7 @@
 
 typedef struct {
     struct lws_context *lws;
-    lws_sorted_usec_list_t timer; /* --timeout */
+    lws_sorted_usec_list_t timer; /* wakes the service loop for the --timeout check */
     jbuf_t msg;                   /* the message being reassembled from fragments */
     char subscribe[512];          /* op to send once connected ("" = none) */
     bool subscribe_pending;
@@ -92,11 +92,9 @@ static int tail_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return 0;
 }
 
-static void tail_timeout(lws_sorted_usec_list_t *sul)
+static void tail_tick(lws_sorted_usec_list_t *sul)
 {
-    tail_t *t = lws_container_of(sul, tail_t, timer);
-    t->timed_out = true;
-    t->done = true;
+    (void)sul; /* firing is the point: it ends lws_service's poll wait */
 }
 
 /* {"op":"subscribe","channels":[...]} from "trade,risk" into t->subscribe. */
@@ -182,10 +180,17 @@ int ctl_cmd_tail(ctl_t *ctl)
     ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
     if (!lws_client_connect_via_info(&ci))
         snprintf(t.why, sizeof t.why, "could not start connecting");
-    else if (timeout_s)
-        lws_sul_schedule(t.lws, 0, &t.timer, tail_timeout, (lws_usec_t)timeout_s * LWS_US_PER_SEC);
-    while (!t.why[0] && !t.done)
+    /* lws 4.1 may wait ~30 s in one service call whatever timers say (a timer set once
+     * before connecting did not end it): wake it every 100 ms and keep the deadline here */
+    time_t deadline = time(NULL) + (time_t)timeout_s;
+    while (!t.why[0] && !t.done) {
+        if (timeout_s && time(NULL) >= deadline) {
+            t.timed_out = t.done = true;
+            break;
+        }
+        lws_sul_schedule(t.lws, 0, &t.timer, tail_tick, 100 * LWS_US_PER_MS);
         if (lws_service(t.lws, 0) < 0) break;
+    }
     lws_sul_cancel(&t.timer);
     lws_context_destroy(t.lws);
     jbuf_free(&t.msg);

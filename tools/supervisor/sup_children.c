@@ -84,6 +84,9 @@ static void sup_exec_child(const sup_t *s, const sup_child_t *c, pid_t parent)
     sigset_t none;
 
     sigemptyset(&none);
+    /* a reload asked before the child's own handler is in place is moot (it reads the
+     * config as it starts); it must not kill it */
+    signal(SIGHUP, SIG_IGN);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     setpgid(0, 0);
