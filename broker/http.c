@@ -297,7 +297,8 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP:
         return on_http(b, wsi, p, in);
     case LWS_CALLBACK_HTTP_BODY:
-        if (!(p->publish || p->disconnect) || p->too_large || p->unauthorized) return 0;
+        /* lws may deliver an empty chunk (in == NULL) for a zero-length body */
+        if (!len || !(p->publish || p->disconnect) || p->too_large || p->unauthorized) return 0;
         if (p->len + len > BK_MAX_FRAME) {
             p->too_large = true;
             return 0;

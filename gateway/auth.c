@@ -94,8 +94,9 @@ int gw_auth_check(gw_t *g, struct lws *wsi, gw_auth_t *a, bool reply)
      * so n_sessions counts every connection this check has let through. */
     if (reply && g->n_sessions >= g->max_connections) {
         g->c.connections_refused++;
-        log_warn("handshake refused: %zu sessions, at gateway.max_connections %u", g->n_sessions,
-                 g->max_connections);
+        if (log_ratelimit_ok(&g->refusal_rl, 5))
+            log_warn("handshake refused: %zu sessions, at gateway.max_connections %u",
+                     g->n_sessions, g->max_connections);
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }

@@ -212,6 +212,7 @@ typedef struct gw {
     size_t ctl_tx_len, ctl_tx_cap;
     msgpack_sbuffer ctl_sb;
     log_ratelimit_t ctl_err_rl;
+    log_ratelimit_t refusal_rl; /* refresh denials and connection-cap refusals (peer-driven) */
     /* sessions and users */
     gw_session_t *all;
     size_t n_sessions;

@@ -186,8 +186,9 @@ static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
         herald_error_t err;
         if (gw_auth_refresh(g, s, op->token, op->token_len, &err) < 0) {
             g->c.refresh_denied++;
-            log_info("session %s (user %s): refresh denied: %s", s->id_str, s->user->id,
-                     err.message);
+            if (log_ratelimit_ok(&g->refusal_rl, 5))
+                log_info("session %s (user %s): refresh denied: %s", s->id_str, s->user->id,
+                         err.message);
             session_bad_input(g, s, "refresh_denied", err.message);
             break;
         }
