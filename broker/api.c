@@ -6,6 +6,7 @@
 
 #include "broker.h"
 #include "http.h"
+#include "revoke.h"
 #include "shard.h"
 #include "webui.h"
 
@@ -156,12 +157,48 @@ static void route(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
     json_put_str(o, user, strlen(user));
     jbuf_puts(o, ",\"gateway\":");
     jbuf_put_u64(o, gw);
-    jbuf_puts(o, ",\"url\":\"ws://");
-    jbuf_puts(o, b->cfg.gateway_listen.host);
-    jbuf_putc(o, ':');
-    jbuf_put_u64(o, (uint64_t)b->cfg.gateway_listen.port + gw);
-    jbuf_puts(o, "/ws\"}");
+    char url[128];
+    shard_url(&b->cfg, gw, url, sizeof url); /* wss:// when the gateways serve TLS */
+    jbuf_puts(o, ",\"url\":");
+    json_put_str(o, url, strlen(url));
+    jbuf_putc(o, '}');
     bk_http_respond(b, m, 200, o->data, o->len, 0);
+}
+
+static void disconnect_done(broker_t *b, void *ctx, uint64_t closed)
+{
+    jbuf_t *o = &b->api_out;
+    jbuf_reset(o);
+    bk_disconnect_render(o, closed);
+    bk_http_respond(b, ctx, 200, o->data, o->len, 0); /* dropped if the client went away */
+}
+
+/* POST /api/disconnect {"user_id":U[,"until":ns]}: close U's sessions everywhere (revoke.h);
+ * answered once every gateway said how many it closed. */
+static void disconnect(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
+{
+    bk_disconnect_args_t a;
+    herald_error_t err = {0};
+    uint64_t closed = 0, handle = 0;
+    if (!authorized(b, rq)) {
+        b->c.unauthorized++;
+        bk_http_error(b, m, 401, HERR_UNAUTHORIZED,
+                      "missing or wrong Authorization: apikey <key> header");
+        return;
+    }
+    if (bk_disconnect_parse((const char *)rq->body, rq->body_len, &a, &err) < 0) {
+        bk_http_error(b, m, 400, err.code, err.message);
+        return;
+    }
+    int rc = bk_disconnect(b, &a, disconnect_done, m, &handle, &closed, &err);
+    if (rc < 0) {
+        bk_http_error(b, m, bk_api_status_of(err.code), err.code, err.message);
+    } else if (rc == 0) {
+        jbuf_t *o = &b->api_out;
+        jbuf_reset(o);
+        bk_disconnect_render(o, closed);
+        bk_http_respond(b, m, 200, o->data, o->len, 0);
+    }
 }
 
 /* The web pages and their API (webui.c): /ui, /api/status, /api/dev/token, else 404. */
@@ -202,6 +239,13 @@ void bk_api_handle(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
             bk_http_error(b, m, 405, HERR_BAD_VALUE, "use POST for /api/publish");
         else
             publish(b, m, rq);
+        return;
+    }
+    if (path_is(rq, "/api/disconnect")) {
+        if (rq->method != BK_HTTP_POST)
+            bk_http_error(b, m, 405, HERR_BAD_VALUE, "use POST for /api/disconnect");
+        else
+            disconnect(b, m, rq);
         return;
     }
     bool get = rq->method == BK_HTTP_GET;

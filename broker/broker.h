@@ -152,6 +152,8 @@ typedef struct {
     /* HTTP server */
     uint64_t http_connections, http_refused, http_errors, http_timeouts, http_idle_closes;
     uint64_t http_responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
+    uint64_t disconnects, disconnect_closed, disconnect_timeouts; /* POST /api/disconnect */
+    uint64_t reloads, reload_errors;                              /* SIGHUP */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -187,6 +189,7 @@ typedef struct broker {
     bk_conn_t *dirty; /* connections with responses to flush */
     bk_conn_t *conns; /* native.c: every connection and listener */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
+    struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
     uint64_t started_ns;
     hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
 } broker_t;

@@ -11,16 +11,21 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "http.h"
 #include "herald_time.h"
+#include "http.h"
+#include "reload.h"
+#include "revoke.h"
 
 broker_t *g_broker;
+static const char *config_path;
+static int g_argc; /* for SIGHUP: the reload re-reads the file and re-applies -o */
+static char **g_argv;
 
 static void on_signal(loop_t *l, int sig, void *ctx)
 {
-    (void)ctx;
+    broker_t *b = ctx;
     if (sig == SIGHUP) {
-        log_info("SIGHUP: nothing of the broker's configuration is reloadable yet");
+        bk_reload_from(b, config_path, g_argc, g_argv);
         return;
     }
     log_info("broker stopping (signal %d)", sig);
@@ -32,6 +37,7 @@ static void tick_cb(loop_t *l, loop_timer_t *t)
     broker_t *b = t->ctx;
     bk_rings_heartbeat(b);
     bk_http_sweep(b);
+    bk_revoke_tick(b);
     hb_beat(&b->hb, loop_now(l));
     loop_timer_at(l, t, loop_now(l) + 1000000000ull);
 }
@@ -112,7 +118,8 @@ static int load_config(broker_t *b, int argc, char **argv)
             return usage(argv[0]);
     }
     config_defaults(&b->cfg);
-    if (config_load(&b->cfg, config_default_path(path), &err) < 0) {
+    config_path = config_default_path(path);
+    if (config_load(&b->cfg, config_path, &err) < 0) {
         fprintf(stderr, "herald-broker: %s\n", err.message);
         return 1;
     }
@@ -140,10 +147,21 @@ int main(int argc, char **argv)
     static broker_t broker;
     broker_t *b = &broker;
     herald_error_t err = {0};
+    /* Blocked from the start (the loop reads them from a signalfd): a SIGHUP or SIGTERM that
+     * arrives during start-up waits, and is acted on once the loop runs. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    g_argc = argc;
+    g_argv = argv;
     int rc = load_config(b, argc, argv);
     if (rc) return rc;
     log_init("broker", -1);
     log_set_level((log_level_t)b->cfg.log_level);
+    config_log_dev_secret(&b->cfg);
     g_broker = b;
     signal(SIGPIPE, SIG_IGN);
     /* Every connection is a descriptor: take what the hard limit allows. */
@@ -153,6 +171,12 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
+    if (b->cfg.broker_tls_cert[0]) {
+        /* never serve plain HTTP where HTTPS was asked for */
+        log_error("broker.tls_cert is set but this broker serves plain HTTP only; unset it, or "
+                  "terminate TLS in front of the broker (deploy/nginx/herald-tls.conf)");
+        return 1;
+    }
     if (mkdir_p(b->cfg.runtime_dir) < 0) {
         log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
         return 1;
@@ -203,6 +227,7 @@ int main(int argc, char **argv)
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);
+    bk_revoke_free(b);
     hb_close(&b->hb);
     jbuf_free(&b->api_out);
     loop_free(b->loop);

@@ -5,6 +5,7 @@
 #include "broker.h"
 #include "http.h"
 #include "webui.h"
+#include "revoke.h"
 
 static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
 {
@@ -65,6 +66,12 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
         kv(o, key, c->http_responses[k], k > 2);
     }
     jbuf_puts(o, "}}");
+    kv(o, "disconnects", c->disconnects, true);
+    kv(o, "disconnect_sessions_closed", c->disconnect_closed, true);
+    kv(o, "disconnect_timeouts", c->disconnect_timeouts, true);
+    kv(o, "user_locks", bk_revoke_locks(b), true);
+    kv(o, "config_reloads", c->reloads, true);
+    kv(o, "config_reload_errors", c->reload_errors, true);
     jbuf_puts(o, ",\"queue_sizes\":[");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         if (p) jbuf_putc(o, ',');
@@ -208,6 +215,16 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
                  (unsigned long long)c->http_responses[k]);
         jbuf_puts(o, line);
     }
+    metric(o, "disconnects_total", "counter", "POST /api/disconnect requests.", c->disconnects);
+    metric(o, "disconnect_sessions_closed_total", "counter",
+           "Sessions the gateways closed for /api/disconnect.", c->disconnect_closed);
+    metric(o, "disconnect_timeouts_total", "counter",
+           "Disconnects answered before every gateway did.", c->disconnect_timeouts);
+    metric(o, "user_locks", "gauge", "Users locked out by /api/disconnect with until.",
+           bk_revoke_locks(b));
+    metric(o, "config_reloads_total", "counter", "Configurations applied on SIGHUP.", c->reloads);
+    metric(o, "config_reload_errors_total", "counter", "SIGHUP reloads refused (bad config).",
+           c->reload_errors);
     jbuf_puts(o, "# HELP herald_broker_queue_size Queued notifications per priority.\n"
                  "# TYPE herald_broker_queue_size gauge\n");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {

@@ -79,7 +79,7 @@ static int query_arg(const char *query, const char *name, char *out, size_t cap)
 
 static int dev_token(broker_t *b, const char *query, jbuf_t *out, const char **ctype)
 {
-    if (!b->cfg.allow_dev_secret) {
+    if (!b->cfg.auth_allow_dev_secret) {
         webui.dev_refused++;
         if (log_ratelimit_ok(&webui.rl, 5))
             log_warn("GET /api/dev/token refused: auth.allow_dev_secret is false");
@@ -182,7 +182,7 @@ static int status_json(broker_t *b, jbuf_t *out, const char **ctype)
         if (p) jbuf_putc(out, ',');
         jbuf_put_u64(out, b->cfg.queue_capacity[p]);
     }
-    jbuf_puts(out, b->cfg.allow_dev_secret ? "],\"dev\":true" : "],\"dev\":false");
+    jbuf_puts(out, b->cfg.auth_allow_dev_secret ? "],\"dev\":true" : "],\"dev\":false");
     jbuf_puts(out, ",\"broker_pid\":");
     jbuf_put_u64(out, (uint64_t)getpid());
     jbuf_puts(out, ",\"now_ms\":");
@@ -229,7 +229,7 @@ int bk_webui_get(broker_t *b, const char *path, const char *query, jbuf_t *out,
 
 bool bk_webui_cors(const broker_t *b, const char *path)
 {
-    return b->cfg.allow_dev_secret &&
+    return b->cfg.auth_allow_dev_secret &&
            (!strcmp(path, "/api/dev/token") || !strcmp(path, "/api/publish"));
 }
 

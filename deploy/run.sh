@@ -2,6 +2,9 @@
 # run.sh - set up, build (release) and run herald: the supervisor with the broker and
 # gateway.count gateways, in the foreground. Extra arguments go to herald-supervisor
 # (e.g. -o gateway.count=4). Stop with Ctrl-C.
+# This is the development runner: it sets auth.allow_dev_secret = true, so the public
+# development secret of deploy/herald.ini works (every process logs a loud warning while it
+# is in use). A real deployment sets its own auth.secret and runs the supervisor directly.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/deploy/setup.sh"

@@ -16,7 +16,7 @@ typedef struct {
     uint64_t value;
 } metric_t;
 
-#define N_METRICS 26 /* entries metrics_collect writes */
+#define N_METRICS 48 /* room for the entries metrics_collect writes */
 
 static size_t metrics_collect(gw_t *g, metric_t *m)
 {
@@ -42,6 +42,21 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
       g->c.auth_fail[1]);
     L("auth_failures_expired", "auth_failures_total", "reason=\"expired\"", g->c.auth_fail[2]);
     L("auth_failures_invalid", "auth_failures_total", "reason=\"invalid\"", g->c.auth_fail[3]);
+    L("auth_failures_no_exp", "auth_failures_total", "reason=\"no_exp\"", g->c.auth_fail[4]);
+    L("auth_failures_not_yet_valid", "auth_failures_total", "reason=\"not_yet_valid\"",
+      g->c.auth_fail[5]);
+    L("auth_failures_wrong_audience", "auth_failures_total", "reason=\"wrong_audience\"",
+      g->c.auth_fail[6]);
+    L("auth_failures_revoked", "auth_failures_total", "reason=\"revoked\"", g->c.auth_fail[7]);
+    M("token_expiry_closes", "counter", NULL, g->c.expiry_closes);
+    M("token_refreshes", "counter", NULL, g->c.refreshes);
+    M("token_refresh_denied", "counter", NULL, g->c.refresh_denied);
+    M("session_limit_closes", "counter", NULL, g->c.session_limit_closes);
+    M("resumes_rate_limited", "counter", NULL, g->c.resumes_limited);
+    M("connections_refused", "counter", NULL, g->c.connections_refused);
+    M("disconnect_closes", "counter", NULL, g->c.disconnect_closes);
+    M("config_reloads", "counter", NULL, g->c.reloads);
+    M("config_reload_errors", "counter", NULL, g->c.reload_errors);
     M("bad_client_messages", "counter", NULL, g->c.bad_client_msgs);
     M("bad_http_paths", "counter", NULL, g->c.bad_http_paths);
     M("ring_lag_bytes", "gauge", NULL, rs.used_bytes);
@@ -65,7 +80,7 @@ static void metrics_prometheus(gw_t *g, jbuf_t *b)
 {
     metric_t m[N_METRICS];
     size_t n = metrics_collect(g, m);
-    char line[256];
+    char line[320];
     for (size_t i = 0; i < n; i++) {
         size_t fl = strlen(m[i].family);
         const char *suffix =
@@ -115,7 +130,7 @@ static void web_config_json(gw_t *g, jbuf_t *b)
     }
     jbuf_putc(b, ':');
     jbuf_put_u64(b, h->port);
-    jbuf_puts(b, g->cfg.allow_dev_secret ? "\",\"dev\":true}" : "\",\"dev\":false}");
+    jbuf_puts(b, g->cfg.auth_allow_dev_secret ? "\",\"dev\":true}" : "\",\"dev\":false}");
 }
 
 /* cors: /stats may be read by the broker's operations page (another origin, same host). */
@@ -183,8 +198,8 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
                      size_t len)
 {
     gw_t *g = lws_context_user(lws_get_context(wsi));
-    char path[256], uid[HERALD_MAX_ID_LEN + 1];
-    uint64_t since;
+    char path[256];
+    gw_auth_t a;
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -192,7 +207,7 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
             return 1;
         }
-        return gw_auth_check(g, wsi, uid, &since, true);
+        return gw_auth_check(g, wsi, &a, true);
     case LWS_CALLBACK_HTTP:
         return http_get(g, wsi, (const char *)in);
     default:

@@ -185,6 +185,7 @@ static void uring_on_timer(gw_t *g)
         g->tick_at_ns = now + GW_NS_PER_S;
         if (g->ring) ring_heartbeat(g->ring);
         gw_sessions_tick(g, now);
+        if (++g->ticks % 60 == 0) gw_revoke_sweep(g);
     }
     if (g->ctl_state == CTL_DOWN && now >= g->ctl_retry_at_ns) gw_ctl_try_connect(g);
 }

@@ -46,9 +46,22 @@ typedef struct {
     uint32_t ping_interval_s;
     uint32_t session_timeout_s;
     uint64_t max_pending_bytes;
+    uint32_t max_sessions_per_user; /* past it the user's oldest session is closed (4009) */
+    uint32_t max_connections;       /* WebSocket sessions per gateway; 0 = fd limit - reserve */
+    uint32_t resumes_per_minute;    /* resume ops one session may send per minute */
+    char gateway_tls_cert[256];     /* PEM; with tls_key: serve wss:// ("" = plain ws://) */
+    char gateway_tls_key[256];
+    /* [broker] TLS for the HTTP API (served by the broker's HTTP server) */
+    char broker_tls_cert[256];
+    char broker_tls_key[256];
     /* [auth] */
     char auth_secret[256];
-    bool allow_dev_secret; /* dev mode: GET /api/dev/token mints tokens (SPEC 12, 13) */
+    char auth_previous_secrets[1024]; /* comma-separated; verified, never used to sign */
+    bool auth_require_exp;
+    uint32_t auth_leeway_s;  /* applies to exp, nbf and iat */
+    char auth_audience[128]; /* "" = aud not checked */
+    char auth_issuer[128];   /* "" = iss not checked */
+    bool auth_allow_dev_secret;
     /* [slo] */
     uint32_t slo_ms[HERALD_PRIORITIES]; /* latency objectives per priority (SPEC 14) */
     /* [log] */
@@ -57,6 +70,10 @@ typedef struct {
     uint32_t hang_s; /* a child silent this long is killed and restarted; 0 = never */
     char path[512];  /* file this was loaded from ("" = defaults only) */
 } herald_config_t;
+
+/* The development secret deploy/herald.ini ships with. It is public, so the processes that
+ * verify tokens refuse it unless auth.allow_dev_secret is true. */
+#define HERALD_DEV_SECRET "herald-development-secret-NOT-FOR-PRODUCTION"
 
 /* Fill cfg with SPEC 8 defaults (auth_secret empty). */
 void config_defaults(herald_config_t *cfg);
@@ -79,6 +96,16 @@ const char *config_web_dir(const herald_config_t *cfg);
 
 /* Sizes like "16M", "4M", "512K", "1G", "4096". Returns 0 or -1. */
 int config_parse_size(const char *s, uint64_t *out);
+
+/* Keys that only make sense together (tls_cert + tls_key), checked once every override is
+ * applied (an -o may give the second half). Returns 0 or HERR_BAD_VALUE naming the key. */
+int config_check_pairs(const herald_config_t *cfg, herald_error_t *err);
+
+/* True when auth.secret or one of auth.previous_secrets is HERALD_DEV_SECRET. */
+bool config_uses_dev_secret(const herald_config_t *cfg);
+
+/* Log a loud warning when cfg uses the development secret with auth.allow_dev_secret. */
+void config_log_dev_secret(const herald_config_t *cfg);
 
 /* "host:port" -> hp. Returns 0 or -1. */
 int config_parse_host_port(const char *s, host_port_t *hp);

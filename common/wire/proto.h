@@ -14,9 +14,16 @@
  *   resync {op, user, sessions, after}                  after a broker restart: `sessions` open
  *                                                       sessions of `user`, last seq seen `after`;
  *                                                       user "*": replay broadcasts, no route
+ *   lock {op, user, until}                              after (re)connecting: a lock the gateway
+ *                                                       holds (the broker may have restarted)
+ *   disconnected {op, id, closed}                       answer to disconnect `id`: sessions closed
  * Broker -> gateway:
  *   hello_ok {op, broker_pid, ring, capacity}  |  error {op, code, message} (then close
  *   after a refused hello; any other refused request leaves the link up)
+ *   disconnect {op, id, user[, until]}                  close every session of `user` with 4003;
+ *                                                       with `until` (wall clock ns) lock the user
+ *                                                       out until then (a past time lifts the
+ *                                                       lock); id != 0: answer `disconnected`
  *
  * For `open` the broker, in one step (nothing else interleaves in the ring):
  *   adds the route (refcounted per gateway and user), writes REC_SESSION_READY with the

@@ -61,7 +61,8 @@ static void setup(void)
 {
     const char *build = getenv("HERALD_BUILD_ROOT");
     snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl/heraldctl", build ? build : "build");
-    snprintf(sup_bin, sizeof sup_bin, "%s/tools/supervisor/herald-supervisor", build ? build : "build");
+    snprintf(sup_bin, sizeof sup_bin, "%s/tools/supervisor/herald-supervisor",
+             build ? build : "build");
     snprintf(tmpdir, sizeof tmpdir, "/tmp/herald-test-tools-%d", (int)getpid());
     snprintf(prefix, sizeof prefix, "htools%d", (int)getpid());
     snprintf(cfgpath, sizeof cfgpath, "%s/herald.ini", tmpdir);
@@ -73,6 +74,26 @@ static void setup(void)
             "listen = 127.0.0.1:17500\n[auth]\nsecret = %s\n",
             tmpdir, prefix, SECRET);
     fclose(f);
+}
+
+/* Verify tok like a gateway configured with secret (and aud/iss when given) would at now:
+ * exp required, no leeway. Returns jwt_verify's result; the user goes to user. */
+static int tok_verify(const char *secret, const char *aud, const char *iss, const char *tok,
+                      uint64_t now, char *user)
+{
+    herald_config_t cfg;
+    jwt_policy_t p;
+    jwt_claims_t c;
+    herald_error_t err;
+    config_defaults(&cfg);
+    snprintf(cfg.auth_secret, sizeof cfg.auth_secret, "%s", secret);
+    snprintf(cfg.auth_audience, sizeof cfg.auth_audience, "%s", aud ? aud : "");
+    snprintf(cfg.auth_issuer, sizeof cfg.auth_issuer, "%s", iss ? iss : "");
+    cfg.auth_leeway_s = 0;
+    ck_assert_int_eq(jwt_policy_init(&p, &cfg, &err), 0);
+    int rc = jwt_verify(&p, tok, strlen(tok), now, &c, &err);
+    if (rc == 0) strcpy(user, c.sub);
+    return rc;
 }
 
 static void teardown(void)
@@ -98,20 +119,17 @@ START_TEST(ctl_token_verifies_with_the_configured_secret)
 {
     static procs_output_t r;
     char user[HERALD_MAX_ID_LEN + 1];
-    herald_error_t err = {0};
     CTL(&r, "token", "--user", "alice");
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
     ck_assert_int_eq(count_lines(r.out), 1);
     r.out[strcspn(r.out, "\n")] = '\0';
-    ck_assert_int_eq(jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL), user, &err), 0);
+    uint64_t now = (uint64_t)time(NULL);
+    ck_assert_int_eq(tok_verify(SECRET, NULL, NULL, r.out, now, user), 0);
     ck_assert_str_eq(user, "alice");
-    /* expired after the default ttl of one hour, not before */
-    ck_assert_int_eq(
-        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3500, user, &err), 0);
-    ck_assert_int_ne(
-        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3700, user, &err), 0);
-    ck_assert_int_ne(jwt_verify("other", r.out, strlen(r.out), (uint64_t)time(NULL), user, &err),
-                     0);
+    /* expired after the default ttl of one hour, not before: it carries exp */
+    ck_assert_int_eq(tok_verify(SECRET, NULL, NULL, r.out, now + 3500, user), 0);
+    ck_assert_int_ne(tok_verify(SECRET, NULL, NULL, r.out, now + 3700, user), 0);
+    ck_assert_int_ne(tok_verify("other", NULL, NULL, r.out, now, user), 0);
 }
 END_TEST
 
@@ -119,7 +137,6 @@ START_TEST(ctl_token_json_and_ttl_work_after_the_subcommand_arguments)
 {
     static procs_output_t r;
     char user[HERALD_MAX_ID_LEN + 1];
-    herald_error_t err = {0};
     run_cmd(&r, (const char *const[]){ctl_bin, "token", "--user", "bob", "--ttl", "60", "--json",
                                       "-c", cfgpath, NULL});
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
@@ -129,9 +146,39 @@ START_TEST(ctl_token_json_and_ttl_work_after_the_subcommand_arguments)
     ck_assert_ptr_nonnull(tok);
     ck_assert_str_eq(json_string_value(json_object_get(v, "user")), "bob");
     uint64_t now = (uint64_t)time(NULL);
-    ck_assert_int_eq(jwt_verify(SECRET, tok, strlen(tok), now, user, &err), 0);
-    ck_assert_int_ne(jwt_verify(SECRET, tok, strlen(tok), now + 120, user, &err), 0);
+    ck_assert_int_eq(tok_verify(SECRET, NULL, NULL, tok, now, user), 0);
+    ck_assert_int_ne(tok_verify(SECRET, NULL, NULL, tok, now + 120, user), 0);
     json_decref(v);
+}
+END_TEST
+
+/* aud and iss come from auth.audience / auth.issuer, or from --aud / --iss; the token is
+ * signed with auth.secret, never with a previous secret. */
+START_TEST(ctl_token_carries_the_configured_audience_and_issuer)
+{
+    static procs_output_t r;
+    char user[HERALD_MAX_ID_LEN + 1];
+    uint64_t now;
+    CTL(&r, "-o", "auth.audience=herald-web", "-o", "auth.issuer=accounts", "-o",
+        "auth.previous_secrets=old-secret", "token", "--user", "carol");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    now = (uint64_t)time(NULL); /* after the mint: iat is checked without leeway here */
+    ck_assert_int_eq(tok_verify(SECRET, "herald-web", "accounts", r.out, now, user), 0);
+    ck_assert_str_eq(user, "carol");
+    ck_assert_int_ne(tok_verify(SECRET, "other-aud", "accounts", r.out, now, user), 0);
+    ck_assert_int_ne(tok_verify(SECRET, "herald-web", "other-iss", r.out, now, user), 0);
+    ck_assert_int_ne(tok_verify("old-secret", "herald-web", "accounts", r.out, now, user), 0);
+    CTL(&r, "token", "--user", "carol", "--aud", "a2", "--iss", "i2");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    now = (uint64_t)time(NULL);
+    ck_assert_int_eq(tok_verify(SECRET, "a2", "i2", r.out, now, user), 0);
+    CTL(&r, "token", "--user", "carol", "--nbf", "4000000000");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    now = (uint64_t)time(NULL);
+    ck_assert_int_ne(tok_verify(SECRET, NULL, NULL, r.out, now, user), 0);
 }
 END_TEST
 
@@ -153,6 +200,10 @@ START_TEST(ctl_shard_matches_shard_gateway_and_its_url)
         json_decref(v);
         CTL(&r, "shard", users[i], "-o", "gateway.count=1");
         ck_assert_str_eq(r.out, "gateway 0 ws://127.0.0.1:17500/ws\n");
+        /* with TLS on the gateways the URL says wss:// */
+        CTL(&r, "shard", users[i], "-o", "gateway.count=1", "-o", "gateway.tls_cert=/etc/c.pem",
+            "-o", "gateway.tls_key=/etc/k.pem");
+        ck_assert_str_eq(r.out, "gateway 0 wss://127.0.0.1:17500/ws\n");
     }
 }
 END_TEST
@@ -167,6 +218,8 @@ START_TEST(ctl_bad_arguments_exit_1_with_one_line)
     CTL(&r, "token");
     assert_one_line_failure(&r);
     CTL(&r, "token", "--user", "a", "--ttl", "soon");
+    assert_one_line_failure(&r);
+    CTL(&r, "token", "--user", "a", "--ttl", "0");
     assert_one_line_failure(&r);
     CTL(&r, "token", "--usr", "a");
     assert_one_line_failure(&r);
@@ -477,6 +530,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, ctl_token_verifies_with_the_configured_secret);
     tcase_add_test(tc, ctl_token_json_and_ttl_work_after_the_subcommand_arguments);
+    tcase_add_test(tc, ctl_token_carries_the_configured_audience_and_issuer);
     tcase_add_test(tc, ctl_shard_matches_shard_gateway_and_its_url);
     tcase_add_test(tc, ctl_bad_arguments_exit_1_with_one_line);
     tcase_add_test(tc, ctl_unreachable_broker_exits_1_with_one_line);

@@ -74,6 +74,10 @@ void sup_spawn(sup_t *s, sup_child_t *c);
 /* Collect every exited child and schedule restarts (or mark it stopped while stopping). */
 void sup_reap(sup_t *s);
 
+/* Send sig to every running child (SIGHUP: reload), leaving their states alone. Returns
+ * how many were signalled. */
+size_t sup_forward_signal(sup_t *s, int sig);
+
 /* SIGTERM the gateways; the broker follows once they are gone (see sup_step). */
 void sup_begin_stop(sup_t *s);
 

@@ -86,6 +86,9 @@ static void sup_exec_child(const sup_t *s, const sup_child_t *c, pid_t parent)
     sigset_t none;
 
     sigemptyset(&none);
+    /* a reload asked before the child's own handler is in place is moot (it reads the
+     * config as it starts); it must not kill it */
+    signal(SIGHUP, SIG_IGN);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
     /* systemd's notify socket is the supervisor's (the unit's main pid) alone */
@@ -219,6 +222,14 @@ static size_t sup_signal_range(sup_t *s, size_t from, size_t to, int sig)
         }
     }
     return running;
+}
+
+size_t sup_forward_signal(sup_t *s, int sig)
+{
+    size_t sent = 0;
+    for (size_t i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid > 0 && kill(s->kids[i].pid, sig) == 0) sent++;
+    return sent;
 }
 
 void sup_begin_stop(sup_t *s)
