@@ -20,7 +20,10 @@
 #include "model.h"
 #include "ring.h"
 
-#define GW_RX_MAX         (64 * 1024) /* largest client message we accept */
+#define GW_RX_MAX (64 * 1024) /* largest client message we accept */
+/* lws's receive buffer per session: client messages are small ops, and a larger one arrives
+ * in several callbacks (session.c joins them up to GW_RX_MAX); every idle session holds it. */
+#define GW_LWS_RX_BUF     512
 #define GW_FLOOD_LIMIT    20          /* bad client messages tolerated ... */
 #define GW_FLOOD_WINDOW_S 10          /* ... within this many seconds */
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
