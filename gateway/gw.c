@@ -191,6 +191,7 @@ int main(int argc, char **argv)
     }
     jbuf_init(&g->jb, LWS_PRE);
     latency_init(&g->deliver_lat);
+    g->idle_spin_pending = g->cfg.idle_spin_us || g->cfg.idle_yield_us;
     msgpack_unpacked_init(&g->unp);
     snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
     /* Session ids stay unique across restarts of this gateway (the broker may still hold

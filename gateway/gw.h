@@ -183,6 +183,7 @@ typedef struct {
     uint64_t bad_client_msgs;
     uint64_t bad_http_paths; /* refused web file paths (traversal, odd characters) */
     uint64_t ring_records, ring_corrupt, bad_records;
+    uint64_t idle_spin_hits; /* records found by the backoff idle strategy's polling */
     uint64_t gaps_detected, replays_requested, gap_msgs;
     uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
 } gw_counters_t;
@@ -215,6 +216,8 @@ typedef struct gw {
     doorbell_t doorbell;
     bool doorbell_open;
     bool doorbell_armed;
+    bool idle_spin_pending; /* runtime.idle backoff: poll the empty ring before sleeping */
+    bool want_spin;         /* this pass found the ring empty: spin before arming */
     /* broker control link */
     int ctl_fd;
     gw_ctl_state_t ctl_state;

@@ -64,6 +64,7 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("ring_records", "counter", NULL, g->c.ring_records);
     M("ring_corrupt", "counter", NULL, g->c.ring_corrupt);
     M("ring_bad_records", "counter", NULL, g->c.bad_records);
+    M("idle_spin_hits", "counter", NULL, g->c.idle_spin_hits);
     M("ring_drops", "counter", NULL, rs.drops);
     M("seq_gaps", "counter", NULL, g->c.gaps_detected);
     M("replays_requested", "counter", NULL, g->c.replays_requested);
