@@ -94,7 +94,8 @@ static int gw_parse_args(gw_t *g, int argc, char **argv)
     g->config_path = config_default_path(g->config_path);
     g->argc = argc;
     g->argv = argv;
-    if (gw_config_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0) {
+    if (gw_config_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0 ||
+        gw_delivery_configure(g, &g->cfg, &err) < 0) {
         fprintf(stderr, "herald-gateway: config: %s\n", err.message);
         return -1;
     }

@@ -13,7 +13,9 @@
 typedef struct {
     const uint8_t *bytes;
     uint32_t len;
-    bool live; /* a live (or gap-filled) notification, not a resume replay */
+    bool live;        /* a live (or gap-filled) notification, not a resume replay */
+    bool conflatable; /* delivery.conflate type, P1..P3, not a broadcast */
+    uint64_t ckey;    /* its conflation key once a conflating session needed it (0 = not yet) */
     notif_t n;
     gw_msg_t *json, *bin;
 } note_t;
@@ -24,6 +26,10 @@ static gw_msg_t *note_msg(note_t *nt, gw_msg_t *m)
     m->live = nt->live;
     m->prio = nt->n.priority;
     m->ts_ns = nt->n.timestamp;
+    m->seq = nt->n.seq;
+    m->type = (uint8_t)model_type_index(nt->n.type);
+    m->conflatable = nt->conflatable;
+    m->ckey = nt->ckey;
     return m;
 }
 
@@ -52,7 +58,19 @@ static int note_decode(gw_t *g, note_t *nt, const uint8_t *bytes, uint32_t len)
         log_warn("ring record rejected: %s: %s", herr_code(err.code), err.message);
         return -1;
     }
+    nt->conflatable = nt->n.priority != 0 && !model_is_broadcast(&nt->n) &&
+                      (g->masks.conflate >> model_type_index(nt->n.type) & 1u);
     return 0;
+}
+
+/* The note's conflation key, computed once and given to its frames. */
+static void note_key(note_t *nt)
+{
+    if (nt->ckey) return;
+    nt->ckey = gw_conflate_key(nt->n.user_id, strlen(nt->n.user_id), model_type_index(nt->n.type),
+                               &nt->n.payload);
+    if (nt->json) nt->json->ckey = nt->ckey;
+    if (nt->bin) nt->bin->ckey = nt->ckey;
 }
 
 static void note_done(note_t *nt)
@@ -69,7 +87,14 @@ static bool session_wants(const gw_session_t *s, const note_t *nt)
 
 static void note_to_session(gw_t *g, gw_session_t *s, note_t *nt)
 {
-    if (session_wants(s, nt)) gw_deliver(g, s, note_frame(g, nt, s->binary), nt->n.priority);
+    if (!session_wants(s, nt)) return;
+    gw_msg_t *m = note_frame(g, nt, s->binary);
+    if (nt->conflatable && s->pending_bytes > g->conflate_bytes) {
+        note_key(nt);
+        gw_conflate_deliver(g, s, m);
+        return;
+    }
+    gw_deliver(g, s, m, nt->n.priority);
 }
 
 /* Deliver an in-order notification of user u (or of the broadcast sequence) to every
