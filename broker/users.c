@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "presence.h"
 
 uint32_t bk_user_hash(const char *s, size_t len)
 {
@@ -130,6 +131,7 @@ void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
     if (!u->active) {
         u->active = true;
         b->active_users++;
+        bk_presence_online(b, u->id, u->id_len);
     }
     log_debug("user %s subscribed on gateway %u", u->id, gw);
 }
@@ -142,6 +144,7 @@ static void route_remove_at(broker_t *b, bk_user_t *u, uint16_t i)
     if (!u->n_routes && u->active) {
         u->active = false;
         b->active_users--;
+        bk_presence_offline(b, u->id, u->id_len);
     }
     log_debug("user %s unsubscribed from gateway %u", u->id, gw);
 }

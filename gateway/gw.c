@@ -15,6 +15,14 @@
 
 static struct ev_loop *gw_loop;
 
+/* Before each wait of the loop: what the pass queued for the broker goes out in one send. */
+static void gw_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    gw_ctl_flush_deferred(w->data);
+}
+
 static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)w;
@@ -206,6 +214,10 @@ int main(int argc, char **argv)
     gw_uring_commit(g);
 
     ev_signal sig_term, sig_int, sig_hup;
+    ev_prepare prep;
+    ev_prepare_init(&prep, gw_on_prepare);
+    prep.data = g;
+    ev_prepare_start(gw_loop, &prep);
     ev_signal_init(&sig_term, gw_on_signal, SIGTERM);
     ev_signal_init(&sig_int, gw_on_signal, SIGINT);
     ev_signal_init(&sig_hup, gw_on_hup, SIGHUP);

@@ -38,6 +38,10 @@
 /* Descriptors kept out of the connection cap when gateway.max_connections is 0 (auto):
  * listener, io_uring, ring, control socket, /metrics scrapes, lws internals. */
 #define GW_FD_RESERVE 64
+/* Acks a session may send: a bucket of GW_ACKS_BURST refilled at GW_ACKS_PER_S (an ack is
+ * one control frame to the broker; a client acks what it was sent, a few per second). */
+#define GW_ACKS_BURST 1024
+#define GW_ACKS_PER_S 256
 /* Bytes a queued frame costs beyond its payload: the gw_msg_t header and LWS_PRE headroom,
  * the allocator's header, the queue slot and the WebSocket frame header. The slow-consumer
  * bound counts these, so a flood of tiny frames is bounded by the memory it really holds. */
@@ -325,6 +329,12 @@ void gw_ctl_on_cqe(gw_t *g, unsigned tag, uint64_t gen, int res);
 void gw_ctl_send_open(gw_t *g, gw_session_t *s);
 void gw_ctl_send_close(gw_t *g, gw_session_t *s);
 void gw_ctl_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t from, uint64_t to);
+/* Session s opted in (or out): tell the broker (which keeps each user's outstanding set). */
+void gw_ctl_send_acks(gw_t *g, gw_session_t *s);
+/* A session of user acknowledged seq: queued, sent with the others of this loop pass. */
+void gw_ctl_send_ack(gw_t *g, const char *user, uint64_t seq);
+/* End of a loop pass: send what gw_ctl_send_ack queued. */
+void gw_ctl_flush_deferred(gw_t *g);
 
 /* --- records.c: the ring record stream --- */
 int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx);
@@ -393,6 +403,7 @@ gw_msg_t *gw_frame_subscribed(gw_t *g, bool binary, uint32_t channels);
 gw_msg_t *gw_frame_pong(gw_t *g, bool binary);
 gw_msg_t *gw_frame_error(gw_t *g, bool binary, const char *code, const char *message);
 gw_msg_t *gw_frame_refreshed(gw_t *g, bool binary, uint64_t exp);
+gw_msg_t *gw_frame_acks(gw_t *g, bool binary, bool on);
 
 /* --- session.c: the herald.json / herald.msgpack protocols --- */
 int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -414,6 +425,7 @@ typedef struct {
     char user[HERALD_MAX_ID_LEN + 1];
     uint64_t since; /* ?since=S, 0 when absent */
     uint64_t exp_s; /* the token's exp, 0 = none */
+    bool acks;      /* ?acks=1: acknowledged delivery (SPEC 14) */
 } gw_auth_t;
 /* Build the token policy of cfg into p. Refuses (HERR_BAD_VALUE naming auth.secret) the
  * shipped development secret unless auth.allow_dev_secret; more previous secrets than a

@@ -266,6 +266,66 @@ bad:
     return 0;
 }
 
+/* The frame of a re-sent notification: its own frame with "redelivery":true added. NULL if
+ * the record is not the canonical map (fixmap of at most 14 fields) it must be. */
+static gw_msg_t *redelivery_frame(gw_t *g, note_t *nt, bool binary)
+{
+    gw_msg_t *m;
+    if (binary) {
+        static const uint8_t tail[] = {0xaa, 'r', 'e', 'd', 'e', 'l',
+                                       'i',  'v', 'e', 'r', 'y', 0xc3};
+        if ((nt->bytes[0] & 0xf0) != 0x80 || (nt->bytes[0] & 0x0f) == 0x0f) return NULL;
+        uint8_t *buf = malloc(nt->len + sizeof tail);
+        if (!buf) abort();
+        memcpy(buf, nt->bytes, nt->len);
+        buf[0]++; /* one more field */
+        memcpy(buf + nt->len, tail, sizeof tail);
+        m = gw_msg_new(buf, nt->len + sizeof tail, true);
+        free(buf);
+    } else {
+        jbuf_reset(&g->jb);
+        json_render_notif(&g->jb, &nt->n);
+        g->jb.len--; /* its closing brace */
+        jbuf_puts(&g->jb, ",\"redelivery\":true}");
+        m = gw_msg_new(g->jb.data, g->jb.len, false);
+    }
+    note_msg(nt, m);
+    m->live = false; /* sent again: its latency is not the delivery's */
+    m->conflatable = false;
+    return m;
+}
+
+/* REC_REDELIVER (acknowledged delivery, SPEC 14): re-send to the user's opted-in sessions
+ * (header session 0: every one; else that one), whatever their live start. */
+static int on_redeliver(gw_t *g, const uint8_t *data, uint32_t len)
+{
+    rec_replay_t h;
+    note_t nt;
+    if (len < sizeof h) {
+        g->c.bad_records++;
+        return 0;
+    }
+    memcpy(&h, data, sizeof h);
+    if (note_decode(g, &nt, data + sizeof h, len - (uint32_t)sizeof h) < 0) return 0;
+    gw_user_t *u =
+        model_is_broadcast(&nt.n) ? NULL : user_of(g, nt.n.user_id, strlen(nt.n.user_id));
+    gw_msg_t *frames[2] = {NULL, NULL};
+    for (gw_session_t *s = u && u->n_acks ? u->sessions : NULL; s; s = s->unext) {
+        if (!s->acks || (h.session && s->id != h.session) || !session_wants(s, &nt)) continue;
+        gw_msg_t **m = &frames[s->binary];
+        if (!*m && !(*m = redelivery_frame(g, &nt, s->binary))) {
+            g->c.bad_records++;
+            break;
+        }
+        gw_deliver(g, s, *m, nt.n.priority);
+        g->c.redeliveries++;
+    }
+    gw_msg_unref(frames[0]);
+    gw_msg_unref(frames[1]);
+    note_done(&nt);
+    return 0;
+}
+
 static int on_range(gw_t *g, uint32_t type, const uint8_t *data, uint32_t len)
 {
     rec_range_t r;
@@ -382,6 +442,8 @@ int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void 
     case REC_REPLAY_END:
     case REC_GAP:
         return on_range(g, type, data, len);
+    case REC_REDELIVER:
+        return on_redeliver(g, data, len);
     case REC_CLOCK:
         if (len >= sizeof(rec_clock_t)) {
             rec_clock_t ck;
