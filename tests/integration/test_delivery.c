@@ -606,6 +606,28 @@ START_TEST(presence_follows_sessions_across_two_gateways)
 }
 END_TEST
 
+/* With broker.api_key set, presence and the outstanding sets are for producers holding it. */
+START_TEST(presence_and_unacked_need_the_api_key_when_one_is_set)
+{
+    const char *o[] = {"broker.api_key=k-presence", NULL};
+    gws_start(&S, 1, o);
+    char resp[4096];
+    ck_assert_int_eq(
+        procs_http_get("127.0.0.1", S.http, "/api/presence?user=u1", resp, sizeof resp), 401);
+    ck_assert_int_eq(procs_http_get("127.0.0.1", S.http, "/api/unacked?user=u1", resp, sizeof resp),
+                     401);
+    ck_assert_int_eq(procs_http_post("127.0.0.1", S.http, "/api/presence", "application/json", NULL,
+                                     "{\"users\":[\"u1\"]}", resp, sizeof resp),
+                     401);
+    ck_assert_int_eq(procs_http_post("127.0.0.1", S.http, "/api/presence", "application/json",
+                                     "Authorization: apikey k-presence", "{\"users\":[\"u1\"]}",
+                                     resp, sizeof resp),
+                     200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"online\":false"));
+    gws_stop(&S);
+}
+END_TEST
+
 static Suite *delivery_suite(void)
 {
     Suite *s = suite_create("delivery");
@@ -625,6 +647,7 @@ static Suite *delivery_suite(void)
     tc = tcase_create("presence");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, presence_follows_sessions_across_two_gateways);
+    tcase_add_test(tc, presence_and_unacked_need_the_api_key_when_one_is_set);
     suite_add_tcase(s, tc);
     return s;
 }
