@@ -55,11 +55,16 @@ static const struct lws_extension gw_extensions[] = {
 };
 
 /* protocols[0] serves plain HTTP and gates upgrades; herald.json is the default subprotocol
- * (pvo "default") for clients that name none. `user` != NULL marks the msgpack protocol. */
+ * (pvo "default") for clients that name none. `user` != NULL marks the msgpack protocol.
+ * tx_packet_size: lws sends at most this (else rx_buffer_size) + LWS_PRE + 4 bytes per
+ * send() and buffers the rest for POLLOUT, so with a small receive buffer it must be given,
+ * or a coalesced write of 64 KiB would go out in 532-byte sends. */
 static const struct lws_protocols gw_protocols[] = {
     {"http", gw_http_callback, 0, 0, 0, NULL, 0},
-    {"herald.json", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL, 0},
-    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1, 0},
+    {"herald.json", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL,
+     GW_WRITE_COALESCE},
+    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1,
+     GW_WRITE_COALESCE},
     {"gw-uring", gw_uring_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
