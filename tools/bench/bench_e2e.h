@@ -87,6 +87,7 @@ typedef struct {
 
     /* --slow-readers (bench_slow.c), final once bslow_stop returned */
     uint64_t slow_published, slow_notifications, slow_conflated_msgs, slow_conflated_seqs;
+    uint64_t slow_gap_seqs; /* named in gap messages (not in history any more) */
     unsigned slow_closed, slow_closed_4008, slow_alive;
     uint64_t slow_unaccounted; /* updates an open slow session neither got nor was told of */
 

@@ -37,6 +37,7 @@ typedef struct {
     bool closed;
     int close_code;
     uint64_t notifications, conflated_msgs, conflated_seqs;
+    uint64_t gap_seqs; /* named in gap messages (history no longer had them) */
 } slow_sess_t;
 
 struct bslow {
@@ -111,7 +112,8 @@ static int slow_connect(bslow_t *b, unsigned k)
 /* Account for the whole frames in s->buf. */
 static void slow_parse(slow_sess_t *s)
 {
-    static const char notif[] = "{\"type\":\"notification\"", confl[] = "{\"type\":\"conflated\"";
+    static const char notif[] = "{\"type\":\"notification\"", confl[] = "{\"type\":\"conflated\"",
+                      gap[] = "{\"type\":\"gap\",\"from\":";
     size_t off = 0;
     bwsf_frame_t f;
     while (!s->closed && bwsf_parse(s->buf + off, s->have - off, SLOW_BUF, &f) == BWSF_OK) {
@@ -125,6 +127,12 @@ static void slow_parse(slow_sess_t *s)
             if (n) (void)!send(s->fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         } else if (f.len >= sizeof notif - 1 && !memcmp(f.payload, notif, sizeof notif - 1)) {
             s->notifications++;
+        } else if (f.len >= sizeof gap - 1 && !memcmp(f.payload, gap, sizeof gap - 1)) {
+            unsigned long long from = 0, to = 0; /* {"type":"gap","from":S,"to":T} */
+            if (sscanf((const char *)f.payload + sizeof gap - 1, "%llu,\"to\":%llu", &from, &to) ==
+                    2 &&
+                to >= from)
+                s->gap_seqs += to - from + 1;
         } else if (f.len >= sizeof confl - 1 && !memcmp(f.payload, confl, sizeof confl - 1)) {
             s->conflated_msgs++;
             /* {"type":"conflated","seqs":[S1,S2,...]}: one more seq than commas in the list */
@@ -282,7 +290,8 @@ static void slow_drain(bslow_t *b)
         more = false;
         for (unsigned k = 0; k < b->r->slow_readers; k++) {
             slow_sess_t *s = &b->s[k];
-            if (s->closed || s->notifications + s->conflated_seqs >= slow_owed(b, k)) continue;
+            if (s->closed || s->notifications + s->conflated_seqs + s->gap_seqs >= slow_owed(b, k))
+                continue;
             more = true;
             struct pollfd pf = {.fd = s->fd, .events = POLLIN};
             if (poll(&pf, 1, 10) == 1) slow_read(s, SLOW_BUF);
@@ -305,12 +314,14 @@ void bslow_stop(bslow_t *b)
         r->slow_notifications += s->notifications;
         r->slow_conflated_msgs += s->conflated_msgs;
         r->slow_conflated_seqs += s->conflated_seqs;
+        r->slow_gap_seqs += s->gap_seqs;
         if (s->closed) {
             r->slow_closed++;
             r->slow_closed_4008 += s->close_code == 4008;
         } else if (s->fd >= 0) {
             r->slow_alive++;
-            uint64_t got = s->notifications + s->conflated_seqs, owed = slow_owed(b, k);
+            uint64_t got = s->notifications + s->conflated_seqs + s->gap_seqs,
+                     owed = slow_owed(b, k);
             r->slow_unaccounted += got < owed ? owed - got : 0;
         }
         if (s->fd >= 0) close(s->fd);
