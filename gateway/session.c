@@ -1,6 +1,7 @@
 /* session.c - the herald.json / herald.msgpack WebSocket protocols: session life cycle,
- * client ops (subscribe, unsubscribe, resume, ping, refresh, ack, acks), flood control, the per-user
- * session bound, the resume rate limit and the heartbeat (pings, idle and token expiry). */
+ * client ops (subscribe, unsubscribe, resume, ping, refresh, ack, acks), flood control, the
+ * per-user session bound, the resume rate limit and the heartbeat (pings, idle and token
+ * expiry). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +191,8 @@ static void session_ack(gw_t *g, gw_session_t *s, uint64_t seq)
     gw_ctl_send_ack(g, s->user->id, seq);
 }
 
-/* {"op":"acks","on":B}: opt in to acknowledged delivery (or out), answered {"type":"acks","on":B}. */
+/* {"op":"acks","on":B}: opt in to acknowledged delivery (or out); answered {"type":"acks",
+ * "on":B}. */
 static void session_acks(gw_t *g, gw_session_t *s, bool on)
 {
     if (s->acks != on) {
