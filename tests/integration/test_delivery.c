@@ -96,12 +96,17 @@ static void raw_token_connect(rawws_t *c, unsigned gw, const char *user, const c
 #define N_UPDATES    10000
 #define N_INSTRUMENT 10
 #define PUB_BATCH    500
+/* ~800 bytes of padding per notification: 10,000 of them are ~10 MB, far more than the kernel
+ * buffers for one socket (a few MB even with a 4 KiB receive buffer), so the gateway's own
+ * queue fills whatever the machine's TCP settings. */
+#define PAD   "memo: settlement T+0; venue XSHG; routed via smart order router; standard fees"
+#define PAD10 PAD PAD PAD PAD PAD PAD PAD PAD PAD PAD
 
 /* Position updates k = first .. first+count-1 of user: instrument I<k % 10>, volume_long k
  * (so the latest value of each instrument is known). seqs[k] gets each one's seq. */
 static void publish_positions(const char *user, unsigned first, unsigned count, uint64_t *seqs)
 {
-    static char json[PUB_BATCH * 400];
+    static char json[PUB_BATCH * 1400];
     for (unsigned k = first; k < first + count; k += PUB_BATCH) {
         unsigned n = first + count - k < PUB_BATCH ? first + count - k : PUB_BATCH;
         size_t len = 0;
@@ -112,7 +117,7 @@ static void publish_positions(const char *user, unsigned first, unsigned count, 
                 "%s{\"user_id\":\"%s\",\"message_type\":\"position_update\",\"message_id\":"
                 "\"pu-%d-%s-%u\",\"payload\":{\"user_id\":\"%s\",\"instrument_id\":\"I%u\","
                 "\"volume_long\":%u,\"volume_short\":0,\"cost_long\":3512.5,\"cost_short\":0,"
-                "\"profit_long\":12.25,\"profit_short\":0}}",
+                "\"profit_long\":12.25,\"profit_short\":0,\"memo\":\"" PAD10 "\"}}",
                 i ? "," : "", user, (int)getpid(), user, k + i, user, (k + i) % N_INSTRUMENT,
                 k + i);
         json[len++] = ']';
@@ -124,7 +129,7 @@ static void publish_positions(const char *user, unsigned first, unsigned count, 
 /* Trade notifications of about the same size as the position updates. */
 static void publish_trades(const char *user, unsigned count)
 {
-    static char json[PUB_BATCH * 400];
+    static char json[PUB_BATCH * 1400];
     for (unsigned k = 0; k < count; k += PUB_BATCH) {
         size_t len = 0;
         json[len++] = '[';
@@ -133,7 +138,8 @@ static void publish_trades(const char *user, unsigned count)
                 json + len, sizeof json - len,
                 "%s{\"user_id\":\"%s\",\"message_type\":\"order_canceled\",\"message_id\":"
                 "\"oc-%d-%s-%u\",\"payload\":{\"order_id\":\"O%u\",\"exchange_order_id\":"
-                "\"X%u\",\"instrument_id\":\"I%u\",\"reason\":\"user request, by the book\"}}",
+                "\"X%u\",\"instrument_id\":\"I%u\",\"reason\":\"user request\",\"memo\":\"" PAD10
+                "\"}}",
                 i ? "," : "", user, (int)getpid(), user, k + i, k + i, k + i,
                 (k + i) % N_INSTRUMENT);
         json[len++] = ']';
@@ -157,7 +163,7 @@ static void wait_gateway_caught_up(unsigned gw)
  * notification of the same instrument), seqs in order, and it is not closed. */
 static void conflation_case(const char *proto)
 {
-    const char *o[] = {"gateway.max_pending_bytes=256K", NULL};
+    const char *o[] = {"gateway.max_pending_bytes=512K", NULL};
     gws_start(&S, 1, o);
     static uint64_t seqs[N_UPDATES];
     static uint8_t seen[N_UPDATES + 1];
