@@ -14,6 +14,7 @@
 #include "log.h"
 #include "model.h"
 #include "ring.h"
+#include "rtdir.h"
 
 #define BK_MAX_GATEWAYS  256
 #define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
@@ -117,6 +118,13 @@ typedef struct bk_gateway {
 
 typedef enum { CONN_LISTEN_NATIVE, CONN_LISTEN_CTRL, CONN_NATIVE, CONN_CTRL } conn_kind_t;
 
+/* Where a native connection is with the api key (guard.c). */
+enum {
+    BK_AUTH_FIRST,    /* its first frame may be an auth frame (checked) or a publish */
+    BK_AUTH_REQUIRED, /* native TCP with broker.api_key: the first frame must be auth */
+    BK_AUTH_DONE,
+};
+
 typedef struct bk_conn {
     int fd;
     conn_kind_t kind;
@@ -131,6 +139,7 @@ typedef struct bk_conn {
     bool dirty, closing, rearm;
     bool paused;      /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
+    uint8_t auth;     /* native: BK_AUTH_*, from bk_guard_accept */
 } bk_conn_t;
 
 typedef struct {
@@ -143,6 +152,8 @@ typedef struct {
     uint64_t replays, gaps;
     uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses;      /* connections paused for unread responses (backpressure) */
+    uint64_t ctrl_refused;     /* control.sock peers of another uid, refused */
+    uint64_t native_refused;   /* broker.sock peers of another uid, refused */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -152,6 +163,7 @@ typedef struct bk_queue {
 
 typedef struct broker {
     herald_config_t cfg;
+    rtdir_t rt; /* runtime.dir, checked and open (sockets) */
     struct lws_context *ctx;
     struct lws_vhost *vh;
     bk_counters_t c;
@@ -232,8 +244,7 @@ int bk_users_init(broker_t *b);
 /* The user id[0..len), created if absent when create; NULL if not found or len is over
  * HERALD_MAX_ID_LEN. The _hashed form takes bk_user_hash(id, len) computed earlier. */
 bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
-                              bool create);
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create);
 uint32_t bk_user_hash(const char *id, size_t len);
 /* Start loading the first user of hash's chain (ingest prefetches before it looks up). */
 void bk_user_prefetch(broker_t *b, uint32_t hash);
@@ -282,6 +293,19 @@ void bk_conns_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
 void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
 extern const struct lws_protocols bk_raw_protocol;
+
+/* --- guard.c --- */
+/* A connection just accepted (fd): on a unix socket the peer must be our uid or root
+ * (SO_PEERCRED; broker.sock with runtime.group is left to the socket's mode). Returns -1
+ * (refused: counted, logged rate-limited; the caller closes fd) or the BK_AUTH_* state the
+ * connection starts in. */
+int bk_guard_accept(broker_t *b, int fd, bool ctrl);
+/* A native connection's frame while c->auth != BK_AUTH_DONE. Returns 1 for an auth frame
+ * with the right key (answered {"ok":true}), 0 for a frame to handle as a publish, -1 when
+ * the connection is refused (answered unauthorized, c->closing set, counted, logged). */
+int bk_guard_auth_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
+/* Whether key[0..len) is broker.api_key (true when none is set), in constant time. */
+bool bk_guard_key_ok(broker_t *b, const char *key, size_t len);
 
 /* --- control.c --- */
 void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "seedhash.h"
 
 struct bk_dedup_entry {
     bk_item_t *item; /* the notification while it is still queued */
@@ -29,25 +30,10 @@ typedef struct bk_dedup {
     uint32_t window, head, count, mask;
 } bk_dedup_t;
 
+/* Keyed per process (ids come from producers); the journal stores ids, never hashes. */
 uint32_t bk_dedup_hash(const char *id, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, id + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, id + i, len - i);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-    }
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return (uint32_t)h;
+    return (uint32_t)seedhash(id, len);
 }
 
 int bk_dedup_init(broker_t *b, uint32_t window)

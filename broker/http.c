@@ -184,7 +184,7 @@ static bool authorized(broker_t *b, struct lws *wsi)
     if (!b->cfg.broker_api_key[0]) return true;
     char hdr[200];
     if (lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0) return false;
-    return !strncmp(hdr, "apikey ", 7) && !strcmp(hdr + 7, b->cfg.broker_api_key);
+    return !strncmp(hdr, "apikey ", 7) && bk_guard_key_ok(b, hdr + 7, strlen(hdr + 7));
 }
 
 static int on_http(broker_t *b, struct lws *wsi, http_pss_t *p, const char *uri)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 #define JF_MAGIC    "HRLDJRN2"
 #define JF_MAGIC_V1 "HRLDJRN1" /* the write()-appended format before version 2 */
 #define JF_VERSION  2u
@@ -41,8 +43,11 @@ typedef struct {
     uint64_t size;    /* bytes allocated: the file's size */
 } jf_t;
 
-/* Open (creating it empty if absent) and map the whole file. Returns 0, or -1 with errno. */
-int jf_open(jf_t *f, const char *path);
+/* Open (creating it empty, 0600, if absent) and map the whole file. An existing file is
+ * used only when it is a regular file of ours with a private mode (rtdir_check_private);
+ * a symbolic link is never followed. Returns 0, or a negative HERR_* with err naming the
+ * file (HERR_UNAUTHORIZED for someone else's or a shared file). */
+int jf_open(jf_t *f, const char *path, herald_error_t *err);
 
 /* Make the file at least `want` bytes, allocating whole JF_CHUNKs of pages with fallocate
  * (so a full /dev/shm is an error here, never a SIGBUS later). The new pages are not

@@ -346,10 +346,7 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
         char path[320];
         snprintf(path, sizeof path, "/dev/shm/%s.broker.journal%s", b->cfg.shm_prefix,
                  i ? ".1" : "");
-        if (jf_open(&j->f[i], path) < 0) {
-            herr_set(err, HERR_IO, "journal", "open %s: %s", path, strerror(errno));
-            goto fail;
-        }
+        if (jf_open(&j->f[i], path, err) < 0) goto fail;
     }
     if (jr_start(b, j) < 0) {
         herr_set(err, HERR_IO, "journal", "journal %s: %s", j->f[j->cur].path,
@@ -366,7 +363,7 @@ fail:
     jf_close(&j->f[0]);
     jf_close(&j->f[1]);
     free(j);
-    return -HERR_IO;
+    return -(int)err->code;
 }
 
 void bk_journal_append(broker_t *b, const bk_item_t *it)

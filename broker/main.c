@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,19 +24,6 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     broker_t *b = lws_container_of(sul, broker_t, sul_tick);
     bk_rings_heartbeat(b);
     lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[4352];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Rings left by a previous broker keep their positions: re-open them as producer now so
@@ -133,8 +119,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    if (mkdir_p(b->cfg.runtime_dir) < 0) {
-        log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
+    if (config_check_exposure(&b->cfg, &err) < 0 ||
+        rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0) {
+        log_error("%s", err.message);
         return 1;
     }
     bk_queue_init(b);
@@ -193,5 +180,6 @@ int main(int argc, char **argv)
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);
+    rtdir_close(&b->rt);
     return 0;
 }

@@ -28,6 +28,8 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "messages_too_large", c->too_large, true);
     kv(o, "bad_frames", c->bad_frames, true);
     kv(o, "unauthorized", c->unauthorized, true);
+    kv(o, "ctrl_refused", c->ctrl_refused, true);
+    kv(o, "native_refused", c->native_refused, true);
     kv(o, "ring_drops", c->ring_drops, true);
     kv(o, "backlogged", c->backlogged, true);
     kv(o, "replays", c->replays, true);
@@ -147,8 +149,12 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
     metric(o, "messages_invalid_total", "counter", "Notifications refused as invalid.", c->invalid);
     metric(o, "messages_too_large_total", "counter", "Notifications over 64 KiB.", c->too_large);
     metric(o, "bad_frames_total", "counter", "Undecodable frames or bodies.", c->bad_frames);
-    metric(o, "unauthorized_total", "counter", "HTTP publishes without the api key.",
-           c->unauthorized);
+    metric(o, "unauthorized_total", "counter",
+           "Publishes (HTTP, native TCP) without the right api key.", c->unauthorized);
+    metric(o, "ctrl_refused_total", "counter",
+           "control.sock connections refused: peer of another uid.", c->ctrl_refused);
+    metric(o, "native_refused_total", "counter",
+           "broker.sock connections refused: peer of another uid.", c->native_refused);
     metric(o, "ring_drops_total", "counter", "Notifications dropped for a full gateway.",
            c->ring_drops);
     metric(o, "replay_overflows_total", "counter",

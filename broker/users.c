@@ -3,13 +3,12 @@
 #include <string.h>
 
 #include "broker.h"
+#include "seedhash.h"
 
+/* Keyed per process (user ids come from producers): only this table depends on it. */
 uint32_t bk_user_hash(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    return (uint32_t)seedhash(s, len);
 }
 
 int bk_users_init(broker_t *b)
@@ -50,8 +49,7 @@ bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create)
     return bk_user_get_hashed(b, id, len, bk_user_hash(id, len), create);
 }
 
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash,
-                              bool create)
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create)
 {
     if (len > HERALD_MAX_ID_LEN) return NULL;
     size_t h = hash & (b->utab_size - 1);

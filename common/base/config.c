@@ -17,6 +17,7 @@
 #include <ini.h>
 
 #include "log.h"
+#include "rtdir.h"
 
 /* A unix socket path is at most 107 bytes; leave room for "/control.sock" and friends. */
 #define CONFIG_DIR_MAX 80
@@ -27,7 +28,7 @@
 typedef enum {
     KT_STRING,        /* any text up to size - 1 bytes, may be empty */
     KT_SECRET,        /* like KT_STRING, never echoed in messages, must not be empty */
-    KT_DIR,           /* non-empty path up to CONFIG_DIR_MAX bytes */
+    KT_DIR,           /* path up to CONFIG_DIR_MAX bytes; empty = rtdir_default */
     KT_NAME,          /* non-empty [A-Za-z0-9._-] (goes into /dev/shm names) */
     KT_HOST_PORT,     /* host:port */
     KT_HOST_PORT_OFF, /* host:port, or empty / "off" */
@@ -53,6 +54,7 @@ typedef struct {
 static const config_key_t config_keys[] = {
     {"runtime", "dir", KT_DIR, F(runtime_dir), SZ(runtime_dir), 0, 0},
     {"runtime", "shm_prefix", KT_NAME, F(shm_prefix), SZ(shm_prefix), 0, 0},
+    {"runtime", "group", KT_STRING, F(runtime_group), SZ(runtime_group), 0, 0},
     {"broker", "http", KT_HOST_PORT, F(broker_http), 0, 0, 0},
     {"broker", "tcp", KT_HOST_PORT_OFF, F(broker_tcp), 0, 0, 0},
     {"broker", "api_key", KT_STRING, F(broker_api_key), SZ(broker_api_key), 0, 0},
@@ -60,6 +62,7 @@ static const config_key_t config_keys[] = {
     {"broker", "queue_capacity", KT_U32_LIST, F(queue_capacity), HERALD_PRIORITIES, 1, 10000000},
     {"broker", "history_size", KT_U32, F(history_size), 0, 1, 100000},
     {"broker", "history_age_s", KT_U32, F(history_age_s), 0, 1, 604800},
+    {"broker", "max_memory", KT_SIZE, F(max_memory), 0, 16 * SIZE_M, 1024 * SIZE_G},
     {"gateway", "count", KT_U32, F(gateway_count), 0, 1, 256},
     {"gateway", "listen", KT_HOST_PORT, F(gateway_listen), 0, 0, 0},
     {"gateway", "ring_bytes", KT_SIZE_POW2, F(ring_bytes), 0, 4 * SIZE_K, SIZE_G},
@@ -79,7 +82,7 @@ static const char *const config_sections[] = {"runtime", "broker", "gateway", "a
 void config_defaults(herald_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "/tmp/herald");
+    rtdir_default(cfg->runtime_dir, sizeof cfg->runtime_dir);
     snprintf(cfg->shm_prefix, sizeof cfg->shm_prefix, "herald");
     snprintf(cfg->broker_http.host, sizeof cfg->broker_http.host, "127.0.0.1");
     cfg->broker_http.port = 7480;
@@ -88,6 +91,7 @@ void config_defaults(herald_config_t *cfg)
     memcpy(cfg->queue_capacity, queues, sizeof queues);
     cfg->history_size = 1000;
     cfg->history_age_s = 300;
+    cfg->max_memory = SIZE_G;
     cfg->gateway_count = 2;
     snprintf(cfg->gateway_listen.host, sizeof cfg->gateway_listen.host, "127.0.0.1");
     cfg->gateway_listen.port = 7500;
@@ -235,8 +239,11 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         memcpy(field, value, len + 1);
         return 0;
     case KT_DIR:
-        if (len == 0 || len > CONFIG_DIR_MAX) break;
-        memcpy(field, value, len + 1);
+        if (len > CONFIG_DIR_MAX) break;
+        if (len == 0) /* the default, as config_defaults sets it */
+            rtdir_default(field, k->size);
+        else
+            memcpy(field, value, len + 1);
         return 0;
     case KT_NAME:
         if (len == 0 || len >= k->size ||
@@ -285,7 +292,8 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         snprintf(expected, elen, "at most %zu bytes", k->size - 1);
         break;
     case KT_DIR:
-        snprintf(expected, elen, "a directory path of 1 to %d bytes", CONFIG_DIR_MAX);
+        snprintf(expected, elen, "a directory path of at most %d bytes (empty: the default)",
+                 CONFIG_DIR_MAX);
         break;
     case KT_NAME:
         snprintf(expected, elen, "1 to %zu characters from A-Z a-z 0-9 . _ -", k->size - 1);
@@ -383,6 +391,28 @@ static int config_check(const herald_config_t *cfg, const char *where, herald_er
                            &cfg->broker_tcp))
         return herr_set(err, HERR_BAD_VALUE, "broker.tcp",
                         "%s: broker.tcp uses the broker.http port %u", where, cfg->broker_tcp.port);
+    return 0;
+}
+
+bool config_host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+int config_check_exposure(const herald_config_t *cfg, herald_error_t *err)
+{
+    if (cfg->broker_api_key[0]) return 0;
+    if (!config_host_is_loopback(cfg->broker_http.host))
+        return herr_set(err, HERR_BAD_VALUE, "broker.api_key",
+                        "broker.http %s:%u is not a loopback address: set broker.api_key so that "
+                        "other hosts cannot publish without it",
+                        cfg->broker_http.host, cfg->broker_http.port);
+    if (cfg->broker_tcp.port && !config_host_is_loopback(cfg->broker_tcp.host))
+        return herr_set(err, HERR_BAD_VALUE, "broker.api_key",
+                        "broker.tcp %s:%u is not a loopback address: set broker.api_key so that "
+                        "other hosts cannot publish without it",
+                        cfg->broker_tcp.host, cfg->broker_tcp.port);
     return 0;
 }
 

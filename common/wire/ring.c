@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "doorbell.h"
+#include "rtdir.h"
 
 /* The header is a file format: every offset in ring.h's table is fixed here. */
 _Static_assert(offsetof(ring_header_t, magic) == 0, "magic");
@@ -149,12 +150,15 @@ static uint64_t capacity_round(size_t want)
     return cap;
 }
 
-/* Open (or, for the producer, create) the shm object. Sets *created when we made it. */
+/* Open (or, for the producer, create) the shm object. Sets *created when we made it. An
+ * object that was already there is only used read-write when it is ours and private
+ * (/dev/shm is writable by everyone: anyone could have made it first, to read or forge the
+ * records or truncate it under us); read-only inspection takes any. */
 static int shm_open_role(const char *path, ring_mode_t mode, bool *created, herald_error_t *err)
 {
     *created = false;
     if (mode == RING_PRODUCER) {
-        int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
         if (fd >= 0) {
             *created = true;
             return fd;
@@ -162,11 +166,18 @@ static int shm_open_role(const char *path, ring_mode_t mode, bool *created, hera
         if (errno != EEXIST)
             return herr_set(err, HERR_IO, "shm", "shm_open %s: %s", path, strerror(errno));
     }
-    int fd = shm_open(path, mode == RING_INSPECT ? O_RDONLY : O_RDWR, 0);
+    int fd = shm_open(path, (mode == RING_INSPECT ? O_RDONLY : O_RDWR) | O_NOFOLLOW, 0);
     if (fd < 0) {
         if (errno == ENOENT)
             return herr_set(err, HERR_NOT_FOUND, "shm", "ring %s does not exist", path);
         return herr_set(err, HERR_IO, "shm", "shm_open %s: %s", path, strerror(errno));
+    }
+    char what[300];
+    snprintf(what, sizeof what, "ring /dev/shm%s", path);
+    int rc = mode == RING_INSPECT ? 0 : rtdir_check_private(fd, what, err);
+    if (rc < 0) {
+        close(fd);
+        return rc;
     }
     return fd;
 }

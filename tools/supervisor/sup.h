@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "rtdir.h"
 
 #define SUP_BACKOFF_MIN_MS 100u
 #define SUP_BACKOFF_MAX_MS 10000u
@@ -43,6 +44,7 @@ typedef struct {
     char bin_gateway[PATH_MAX];
     sup_child_t *kids; /* kids[0] = broker, kids[1 + i] = gateway i */
     size_t nkids;
+    rtdir_t rt; /* runtime.dir, checked and open */
     int sigfd;
     int lockfd;
     bool gateways_started; /* after the broker was first ready */
@@ -76,7 +78,7 @@ bool sup_step(sup_t *s);
 /* Milliseconds poll may sleep before sup_step has something due (-1 = until a signal). */
 int sup_poll_timeout(const sup_t *s);
 
-/* Write <runtime.dir>/status.json atomically (see sup_status.h). */
+/* Write <runtime.dir>/status.json atomically (see sup_status.h, rtdir_write_file). */
 void sup_write_status(const sup_t *s);
 
 /* shm_unlink every /dev/shm/<prefix>.* object. */
