@@ -107,6 +107,7 @@ herald_client_t *herald_connect_opts(const char *address, const herald_connect_o
         snprintf(c->api_key, sizeof c->api_key, "%s", opts->api_key);
     }
     if (client_open(c, err) < 0) {
+        free(c->rx); /* read the refusal of an auth frame */
         free(c);
         return NULL;
     }
