@@ -76,10 +76,13 @@ struct bk_req {
     bk_result_t res[];
 };
 
-/* A user (or the broadcast user "*"): sequence, history, routes. Never freed. */
+/* A user (or the broadcast user "*"): sequence, history, routes. Forgotten (freed) by
+ * bk_users_sweep once idle past history_age_s, never while an item or a route refers to it. */
 struct bk_user {
     struct bk_user *hnext;
     uint64_t last_seq;
+    uint64_t last_ns; /* wall clock of its last sequenced notification or session change */
+    uint32_t queued;  /* its items still in a priority queue (they point at it) */
     bk_item_t *hist_head, *hist_tail; /* oldest .. newest */
     uint32_t hist_count;
     uint16_t n_routes, cap_routes;
@@ -152,6 +155,9 @@ typedef struct {
     uint64_t replays, gaps;
     uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses;      /* connections paused for unread responses (backpressure) */
+    uint64_t id_conflicts;     /* message_ids reused for another user, type or payload */
+    uint64_t over_capacity;    /* publishes refused at broker.max_memory */
+    uint64_t users_forgotten;  /* users idle past history_age_s, freed */
     uint64_t ctrl_refused;     /* control.sock peers of another uid, refused */
     uint64_t native_refused;   /* broker.sock peers of another uid, refused */
 } bk_counters_t;
@@ -160,6 +166,11 @@ typedef struct bk_queue {
     bk_item_t *head, *tail;
     uint32_t count, cap;
 } bk_queue_t;
+
+/* Seq floors of forgotten users: a user created again starts after its slot's floor, the
+ * highest last seq of any user forgotten into that slot (slot = a fixed FNV-1a of the id,
+ * not the keyed table hash: the journal keeps the floors). 512 KiB. */
+#define BK_FLOOR_SLOTS (1u << 16)
 
 typedef struct broker {
     herald_config_t cfg;
@@ -172,6 +183,12 @@ typedef struct broker {
     bk_user_t **utab;
     size_t utab_size, n_users, active_users;
     bk_user_t *bcast;
+    uint64_t *floors;    /* BK_FLOOR_SLOTS seq floors (see BK_FLOOR_SLOTS) */
+    size_t sweep_bucket; /* where bk_users_sweep goes on */
+    bool loading;        /* the journal is being replayed: users get no floor */
+    /* memory bound (broker.max_memory): what is counted against it */
+    uint64_t mem_fixed; /* dedup arrays and floors, allocated at start */
+    uint64_t mem_users; /* user records and their route arrays */
     /* dedup */
     struct bk_dedup *dedup;
     /* gateways */
@@ -205,6 +222,8 @@ void bk_drain_schedule(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
 
 /* --- items.c --- */
+/* Bytes of live items (header + canonical bytes): queued and in histories. */
+extern uint64_t bk_items_live;
 /* An item with room for len canonical bytes (its len field is the caller's to set, and
  * must equal len when it is freed). Aborts on out-of-memory, like every broker malloc. */
 bk_item_t *bk_item_new(uint32_t len);
@@ -227,17 +246,25 @@ uint32_t bk_dedup_hash(const char *id, size_t len);
 void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead);
 /* The window's entry for id (len bytes, hash h), or NULL. */
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h);
-/* Insert (evicting the oldest when full); item is the queued notification or NULL. With an
- * item the caller has already found id absent; without (journal replay) an existing entry
- * is updated in place. */
+/* Insert (evicting the oldest when full); item is the queued notification or NULL, fp its
+ * fingerprint (0 = unknown). With an item the caller has already found id absent; without
+ * (journal replay) an existing entry is updated in place. */
 bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h, uint64_t seq,
-                                  bk_item_t *item);
+                                  bk_item_t *item, uint64_t fp);
+/* What a notification is, for telling a repeat from a conflicting reuse of its message_id:
+ * a 64-bit digest (jsum64) of its message_type, user_id and payload, read from its
+ * canonical record rec[0..len). Never 0. Stable across processes and versions: the journal
+ * keeps it. */
+uint64_t bk_dedup_fp(const uint8_t *rec, size_t len);
+uint64_t bk_dedup_fp_of(const bk_dedup_entry_t *e);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
-typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, void *ctx);
+typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, uint64_t fp, void *ctx);
 void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx);
 size_t bk_dedup_count(broker_t *b);
+/* Bytes of the window's arrays (fixed at start). */
+size_t bk_dedup_bytes(broker_t *b);
 
 /* --- users.c --- */
 int bk_users_init(broker_t *b);
@@ -257,6 +284,21 @@ void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
 void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
 void bk_routes_forget_gateway(broker_t *b, unsigned gw);
 void bk_users_free(broker_t *b);
+/* One step of the sweep, from the 1 s tick (nothing is done per publish): visits the next
+ * max(1024, users / 30) users, so every user is seen within about 30 s; trims their
+ * history by age, and forgets users idle past history_age_s with no session, nothing
+ * queued and no history left, raising their floor slot to their last seq (and appending
+ * that to the journal). Returns the users forgotten. */
+size_t bk_users_sweep(broker_t *b, uint64_t now_ns);
+/* The floor slot of a user id. */
+uint32_t bk_floor_slot(const char *id, size_t len);
+void bk_floor_raise(broker_t *b, uint32_t slot, uint64_t seq);
+
+/* Memory counted against broker.max_memory. */
+static inline uint64_t bk_mem_used(const broker_t *b)
+{
+    return b->mem_fixed + b->mem_users + bk_items_live;
+}
 
 /* --- route.c --- */
 bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
@@ -285,6 +327,9 @@ int bk_journal_flush(broker_t *b);
 /* True while records are waiting for a journal write that failed. */
 bool bk_journal_failing(const broker_t *b);
 void bk_journal_close(broker_t *b);
+/* Record that floor slot was raised to seq (a user was forgotten); in the file by the next
+ * flush. */
+void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq);
 
 /* --- native.c --- */
 int bk_native_listen(broker_t *b, herald_error_t *err);

@@ -52,7 +52,7 @@ static void respond_error(struct lws *wsi, http_pss_t *p, int status, herr_t cod
     jbuf_puts(&p->out, ",\"message\":");
     json_put_str(&p->out, msg, strlen(msg));
     jbuf_putc(&p->out, '}');
-    p->retry_after = code == HERR_QUEUE_FULL || code == HERR_IO;
+    p->retry_after = code == HERR_QUEUE_FULL || code == HERR_IO || code == HERR_OVER_CAPACITY;
     respond(wsi, p, status);
 }
 
@@ -61,7 +61,10 @@ static int status_of(herr_t code)
     switch (code) {
     case HERR_QUEUE_FULL:
     case HERR_IO:
-        return 503; /* journal write failing: retry later */
+    case HERR_OVER_CAPACITY:
+        return 503; /* journal write failing, memory bound: retry later */
+    case HERR_ID_CONFLICT:
+        return 409;
     case HERR_TOO_LARGE:
         return 413;
     case HERR_UNAUTHORIZED:

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "jfile.h"
@@ -55,6 +56,13 @@ int jf_grow(jf_t *f, uint64_t want)
 {
     if (want <= f->size) return 0;
     uint64_t size = chunk_round(want);
+    struct statvfs sv;
+    if (f->reserve && fstatvfs(f->fd, &sv) == 0 &&
+        (uint64_t)sv.f_bavail * sv.f_frsize < size - f->size + f->reserve) {
+        f->reserve_hit = true;
+        errno = ENOSPC;
+        return -1;
+    }
     /* tmpfs allocates every page of the range here and undoes it all on ENOSPC */
     if (fallocate(f->fd, 0, (off_t)f->size, (off_t)(size - f->size)) < 0) return -1;
     f->size = size;

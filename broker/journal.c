@@ -15,11 +15,17 @@
 #include "jfile.h"
 #include "jsum.h"
 
-#define JR_REC_HDR    16u
-#define JR_SNAP_PIECE (1u << 20)     /* snapshot bytes encoded before they are written out */
-#define JR_MIN_BOUND  (128ull << 20) /* per file; the two files hold about twice this */
+#define JR_REC_HDR     16u
+#define JR_SNAP_PIECE  (1u << 20)     /* snapshot bytes encoded before they are written out */
+#define JR_MIN_BOUND   (128ull << 20) /* per file; the two files hold about twice this */
+#define JR_SHM_RESERVE (64ull << 20)  /* /dev/shm kept free, at most (1/16 of it when smaller) */
 
-enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
+/* Record types. J_DEDUP (an id alone) is what version 2 wrote; version 3 snapshots write
+ * J_DEDUP_FP (the fingerprint, then the id), and version 2 files still load. J_FLOOR (the
+ * seq floor in the word, the slot as 4 bytes) is appended when a user is forgotten and
+ * written for every raised slot at the end of a snapshot, after the users, so that replayed
+ * users are created exactly as recorded. */
+enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP, J_DEDUP_FP, J_FLOOR };
 
 /* Record header; the payload (an 8-byte word, then data) follows, zero-padded to 8 bytes.
  * An all-zero header ends the records (preallocated pages, or the mark written after the
@@ -44,10 +50,13 @@ typedef struct bk_journal {
     uint64_t bound;     /* compact when used passes this */
     uint8_t *spill;     /* records past the mapping: written by the flush, after any growth */
     size_t spill_len, spill_cap;
-    bool failing;       /* the last flush could not grow the file: spill holds records */
-    bool inject;        /* test fault: the next growth fails with ENOSPC */
-    long fail_after;    /* test fault: good flushes left before the injection (-1: off) */
-    uint64_t min_bound; /* JR_MIN_BOUND, or smaller in tests */
+    bool failing;     /* the last flush could not grow the file: spill holds records */
+    bool inject;      /* test fault: the next growth fails with ENOSPC */
+    bool injected;    /* a test fault fired: no compaction instead (see jr_compact_instead) */
+    uint64_t reserve; /* of /dev/shm, kept free by every growth (JR_SHM_RESERVE at most) */
+    uint64_t next_compact_ns; /* jr_compact_instead tries again from then (monotonic) */
+    long fail_after;          /* test fault: good flushes left before the injection (-1: off) */
+    uint64_t min_bound;       /* JR_MIN_BOUND, or smaller in tests */
 } bk_journal_t;
 
 static inline size_t jr_padded(size_t len)
@@ -116,13 +125,28 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     memcpy(&word, p, 8);
     const uint8_t *d = p + 8;
     uint32_t dlen = len - 8;
-    if (type == J_USER || type == J_DEDUP) {
+    if (type == J_FLOOR) {
+        uint32_t slot;
+        if (dlen != 4) return -1;
+        memcpy(&slot, d, 4);
+        if (slot >= BK_FLOOR_SLOTS) return -1;
+        bk_floor_raise(b, slot, word);
+        return 0;
+    }
+    uint64_t fp = 0;
+    if (type == J_DEDUP_FP) { /* the fingerprint, then the id as in J_DEDUP */
+        if (dlen < 8) return -1;
+        memcpy(&fp, d, 8);
+        d += 8;
+        dlen -= 8;
+    }
+    if (type == J_USER || type == J_DEDUP || type == J_DEDUP_FP) {
         if (dlen == 0 || dlen > HERALD_MAX_ID_LEN) return -1;
         char id[HERALD_MAX_ID_LEN + 1];
         memcpy(id, d, dlen);
         id[dlen] = '\0';
-        if (type == J_DEDUP) {
-            bk_dedup_insert(b, id, dlen, bk_dedup_hash(id, dlen), word, NULL);
+        if (type != J_USER) { /* J_DEDUP (version 2): fingerprint unknown, 0 */
+            bk_dedup_insert(b, id, dlen, bk_dedup_hash(id, dlen), word, NULL, fp);
             return 0;
         }
         bk_user_t *u = bk_user_get(b, id, dlen, true);
@@ -137,7 +161,8 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     if (n.seq > u->last_seq) u->last_seq = n.seq;
     if (type == J_NOTIF) {
         size_t idl = strlen(n.message_id);
-        bk_dedup_insert(b, n.message_id, idl, bk_dedup_hash(n.message_id, idl), n.seq, NULL);
+        bk_dedup_insert(b, n.message_id, idl, bk_dedup_hash(n.message_id, idl), n.seq, NULL,
+                        bk_dedup_fp(d, dlen));
     }
     if (u->hist_tail && u->hist_tail->seq >= n.seq) return 0; /* already held */
     bk_item_t *it = bk_item_new(dlen);
@@ -207,8 +232,14 @@ static bool jr_usable(broker_t *b, const jf_t *f)
     const jf_header_t *h = jf_header(f);
     if (!memcmp(h->magic, zero, 8)) return false; /* interrupted before its header */
     if (!memcmp(h->magic, JF_MAGIC_V1, 8)) goto old;
-    if (memcmp(h->magic, JF_MAGIC, 8) || h->version != JF_VERSION || h->header_bytes != JF_HDR)
+    if (memcmp(h->magic, JF_MAGIC, 8) || h->version < JF_VERSION_MIN || h->version > JF_VERSION ||
+        h->header_bytes != JF_HDR)
         goto unknown;
+    if (h->version < JF_VERSION)
+        log_info("journal %s is version %u: loaded; its dedup entries have no fingerprint, so "
+                 "a reused message_id among them is answered as a duplicate until they leave "
+                 "the window",
+                 f->path, h->version);
     return atomic_load_explicit(&h->epoch, memory_order_relaxed) != 0;
 old:
     log_warn("journal %s is in the old format (%s); format %s version %u replaces it: its "
@@ -246,6 +277,7 @@ static int jr_grow(bk_journal_t *j, uint64_t want)
 {
     if (j->inject) {
         j->inject = false;
+        j->injected = true;
         errno = ENOSPC;
         return -1;
     }
@@ -348,10 +380,21 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
                  i ? ".1" : "");
         if (jf_open(&j->f[i], path, err) < 0) goto fail;
     }
-    if (jr_start(b, j) < 0) {
+    b->loading = true;
+    int started = jr_start(b, j);
+    b->loading = false;
+    if (started < 0) {
         herr_set(err, HERR_IO, "journal", "journal %s: %s", j->f[j->cur].path,
                  errno == ENOSPC ? "no space in /dev/shm" : strerror(errno));
         goto fail;
+    }
+    /* Growth stops short of filling /dev/shm: what it keeps free lets rings be made and
+     * others work (1/16 of it, at most 64 MiB). */
+    struct statvfs sv;
+    if (fstatvfs(j->f[0].fd, &sv) == 0) {
+        uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        j->reserve = total / 16 < JR_SHM_RESERVE ? total / 16 : JR_SHM_RESERVE;
+        j->f[0].reserve = j->f[1].reserve = j->reserve;
     }
     jr_preallocate(j);
     const char *fa = getenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
@@ -369,6 +412,11 @@ fail:
 void bk_journal_append(broker_t *b, const bk_item_t *it)
 {
     jr_put(b->jr, J_NOTIF, it->at_ns, it->bytes, it->len);
+}
+
+void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq)
+{
+    if (b->jr) jr_put(b->jr, J_FLOOR, seq, &slot, 4);
 }
 
 typedef struct {
@@ -412,9 +460,13 @@ static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void 
     if (s->j->spill_len >= JR_SNAP_PIECE) snap_flush(s);
 }
 
-static void snap_dedup(const char *id, uint64_t seq, void *ctx)
+static void snap_dedup(const char *id, uint64_t seq, uint64_t fp, void *ctx)
 {
-    snap_put(ctx, J_DEDUP, seq, id, strlen(id));
+    uint8_t rec[8 + HERALD_MAX_ID_LEN];
+    size_t n = strlen(id);
+    memcpy(rec, &fp, 8);
+    memcpy(rec + 8, id, n);
+    snap_put(ctx, J_DEDUP_FP, seq, rec, 8 + n);
 }
 
 /* Snapshot the histories of up to JR_WALK users at once, one record of each in turn. Their
@@ -451,6 +503,7 @@ static void jr_compact(broker_t *b)
 {
     bk_journal_t *j = b->jr;
     jf_t *t = &j->f[!j->cur];
+    t->reserve = j->reserve; /* the snapshot may use the room the appends left it */
     jr_snap_ctx_t s = {j, t, j->epoch + 1, JF_HDR, 0};
     uint64_t now = now_ns(), t0 = mono_ns();
     bk_item_t *cur[JR_WALK];
@@ -471,6 +524,8 @@ static void jr_compact(broker_t *b)
     }
     snap_history(&s, cur, n);
     bk_dedup_each(b, snap_dedup, &s);
+    for (uint32_t slot = 0; slot < BK_FLOOR_SLOTS; slot++)
+        if (b->floors[slot]) snap_put(&s, J_FLOOR, b->floors[slot], &slot, 4);
     snap_flush(&s);
     /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
     if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {
@@ -503,6 +558,60 @@ static void jr_compact(broker_t *b)
  * in the file, and meanwhile nothing is acknowledged: the failed round is answered io_error
  * and bk_ingest_object refuses publishes (a producer's retry of a failed item is answered by
  * dedup once the journal works again). */
+/* Free space the current file's growth leaves for a snapshot into the other file: the live
+ * state (its memory, an upper bound of the snapshot) less what the other file holds
+ * already, in whole chunks. So the appends stop while a compaction can still be made. */
+static uint64_t jr_snapshot_room(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    uint64_t live = bk_mem_used(b), have = j->f[!j->cur].size;
+    return live > have ? (live - have + 2 * JF_CHUNK - 1) / JF_CHUNK * JF_CHUNK : 0;
+}
+
+/* The current file cannot grow (/dev/shm full, or at the free space it keeps) while spill
+ * holds records. Their effects are in the broker's state already, so a snapshot of that
+ * state into the other file (whose pages exist from its last lap) makes them as durable as
+ * writing them would, and starts a file with room: when live state is what fills /dev/shm
+ * (it may take 4x of it before a compaction) this recovers without refusing anything.
+ * Tried whenever the snapshot looks like it fits (its memory, an upper bound, within the
+ * other file and the free space), else at most once a second; never for an injected test
+ * fault, which stands for a /dev/shm where nothing fits. Returns 0 when the snapshot was
+ * made (spill dropped), else -1 (spill kept). */
+static int jr_compact_instead(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    if (j->injected) return -1;
+    uint64_t now = mono_ns(), room = j->f[!j->cur].size;
+    struct statvfs sv;
+    if (fstatvfs(j->f[0].fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize > j->reserve)
+        room += (uint64_t)sv.f_bavail * sv.f_frsize - j->reserve;
+    if (bk_mem_used(b) > room) {
+        if (now < j->next_compact_ns) return -1;
+        j->next_compact_ns = now + 1000000000ull;
+    }
+    uint8_t *saved = j->spill;
+    size_t saved_len = j->spill_len, saved_cap = j->spill_cap;
+    j->spill = NULL; /* jr_compact encodes the snapshot through spill */
+    j->spill_len = j->spill_cap = 0;
+    uint64_t epoch = j->epoch;
+    jr_compact(b);
+    if (j->epoch != epoch) {
+        free(saved);
+        /* The file it left stopped where /dev/shm did; at the size of the new one it still
+         * takes the next snapshot, and the rest of its pages go to the appends. */
+        jf_t *old = &j->f[!j->cur];
+        if (jf_shrink(old, j->f[j->cur].size) < 0)
+            log_warn("journal %s: cannot give back pages: %s", old->path, strerror(errno));
+        log_info("journal: /dev/shm is short of space: compacted instead of growing %s", old->path);
+        return 0;
+    }
+    free(j->spill);
+    j->spill = saved;
+    j->spill_len = saved_len;
+    j->spill_cap = saved_cap;
+    return -1;
+}
+
 int bk_journal_flush(broker_t *b)
 {
     bk_journal_t *j = b->jr;
@@ -510,6 +619,7 @@ int bk_journal_flush(broker_t *b)
         size_t n = j->spill_len;
         jf_t *f = &j->f[j->cur];
         memset(jr_spill(j, JR_REC_HDR), 0, JR_REC_HDR); /* the end mark goes with them */
+        f->reserve = j->reserve + jr_snapshot_room(b);
         int rc = jr_grow(j, j->used + n + JR_REC_HDR);
         if (rc == 0 && j->used + n + JR_REC_HDR <= f->map_len) {
             uint8_t *p = f->map + j->used;
@@ -523,11 +633,20 @@ int bk_journal_flush(broker_t *b)
         j->spill_len = n;
         if (rc < 0) {
             int e = errno;
+            if (e == ENOSPC && jr_compact_instead(b) == 0) {
+                if (j->failing) log_info("journal %s: writes work again", j->f[j->cur].path);
+                j->failing = false;
+                return 0;
+            }
             b->c.journal_errors++;
             if (log_ratelimit_ok(&b->rl_journal, 1))
-                log_error("journal %s: cannot grow past %llu bytes or write: %s; refusing "
+                log_error("journal %s: cannot grow past %llu bytes or write: %s%s; refusing "
                           "publishes until it can",
-                          f->path, (unsigned long long)f->size, strerror(e));
+                          f->path, (unsigned long long)f->size, strerror(e),
+                          e == ENOSPC && f->reserve_hit ? " (keeping /dev/shm's last free "
+                                                          "space for rings and others)"
+                                                        : "");
+            f->reserve_hit = false;
             j->failing = true;
             return -HERR_IO;
         }

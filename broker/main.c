@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "herald_time.h"
 
 broker_t *g_broker;
 static volatile sig_atomic_t stop_signal;
@@ -23,6 +24,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     broker_t *b = lws_container_of(sul, broker_t, sul_tick);
     bk_rings_heartbeat(b);
+    if (bk_users_sweep(b, now_ns())) bk_journal_flush(b); /* the floors it raised */
     lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
 }
 
@@ -127,6 +129,14 @@ int main(int argc, char **argv)
     bk_queue_init(b);
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0) {
         log_error("out of memory at start-up");
+        return 1;
+    }
+    b->mem_fixed += bk_dedup_bytes(b);
+    if (b->mem_fixed >= b->cfg.max_memory / 2) {
+        log_error("broker.max_memory %llu bytes: the dedup window (broker.dedup_window %u) and "
+                  "fixed tables take %llu of it already; raise it or lower the window",
+                  (unsigned long long)b->cfg.max_memory, b->cfg.dedup_window,
+                  (unsigned long long)b->mem_fixed);
         return 1;
     }
     if (bk_journal_open(b, &err) < 0) {

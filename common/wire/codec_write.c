@@ -346,3 +346,54 @@ long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
     if (!w || w - out > HERALD_MAX_NOTIF_BYTES) return -HERR_TOO_LARGE;
     return (long)(w - out);
 }
+
+/* The key bytes before each value of the canonical head, as put_head writes them. */
+static const uint8_t *skip_key(const uint8_t *p, const uint8_t *end, const char *key, size_t n)
+{
+    if ((size_t)(end - p) < n || memcmp(p, key, n)) return NULL;
+    return p + n;
+}
+
+/* A string value at p within end: its bytes in s and n; returns the byte after it. */
+static const uint8_t *take_str(const uint8_t *p, const uint8_t *end, const char **s, uint32_t *n)
+{
+    if (p >= end) return NULL;
+    size_t hdr = (*p & 0xe0) == 0xa0 ? 1 : *p == 0xd9 ? 2 : *p == 0xda ? 3 : 0;
+    if (!hdr || (size_t)(end - p) < hdr || !codec_str_at(p, s, n)) return NULL;
+    if ((size_t)(end - p) - hdr < *n) return NULL;
+    return p + hdr + *n;
+}
+
+int codec_canonical_parts(const uint8_t *rec, size_t len, codec_parts_t *out)
+{
+    static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
+    const uint8_t *p = rec, *end = rec + len;
+    const char *skip;
+    uint32_t skip_len;
+    if (len < CODEC_SEQ_OFFSET + 8 || memcmp(rec, head, CODEC_SEQ_OFFSET)) return -HERR_MALFORMED;
+    p += CODEC_SEQ_OFFSET + 8;
+#define KEY(lit)  (p = p ? skip_key(p, end, lit, sizeof lit - 1) : NULL)
+#define STR(s, n) (p = p ? take_str(p, end, s, n) : NULL)
+    KEY("\xaamessage_id");
+    STR(&skip, &skip_len);
+    KEY("\xacmessage_type");
+    STR(&out->type, &out->type_len);
+    KEY("\xa7"
+        "channel");
+    STR(&skip, &skip_len);
+    KEY("\xa7user_id");
+    STR(&out->user, &out->user_len);
+    KEY("\xa8priority");
+    if (p) p = end - p >= 1 ? p + 1 : NULL;
+    KEY("\xa9timestamp");
+    if (p) p = end - p >= 9 && *p == 0xcf ? p + 9 : NULL;
+    KEY("\xa6source");
+    STR(&skip, &skip_len);
+    KEY("\xa7payload");
+#undef KEY
+#undef STR
+    if (!p || p >= end) return -HERR_MALFORMED;
+    out->payload = p;
+    out->payload_len = (size_t)(end - p);
+    return 0;
+}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bk_harness.h"
+#include "jsum.h"
 #include "proto.h"
 
 #define BIG_CONTENT 60000 /* a notification of ~60 KiB: a 4 MiB chunk in ~70 */
@@ -50,8 +51,9 @@ static herald_client_t *client(void)
 }
 
 /* Publish one notification for user with message id (NULL: none) and content of `content`
- * bytes (0: the small default). */
-static herald_result_t publish(herald_client_t *c, const char *user, const char *id, size_t content)
+ * bytes (0: the small default); the broker's answer, accepted or not. */
+static herald_result_t publish_any(herald_client_t *c, const char *user, const char *id,
+                                   size_t content)
 {
     size_t cap = content + 512;
     char *json = malloc(cap);
@@ -76,8 +78,23 @@ static herald_result_t publish(herald_client_t *c, const char *user, const char 
     ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
                   err.message);
     msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+/* publish_any, which must be accepted. */
+static herald_result_t publish(herald_client_t *c, const char *user, const char *id, size_t content)
+{
+    herald_result_t r = publish_any(c, user, id, content);
     ck_assert_msg(r.ok, "publish refused: %s %s", r.error, r.message);
     return r;
+}
+
+/* The id again with other content: refused as id_conflict, whatever was restored. */
+static void assert_conflict(herald_client_t *c, const char *user, const char *id, size_t content)
+{
+    herald_result_t r = publish_any(c, user, id, content);
+    ck_assert_msg(!r.ok && !strcmp(r.error, "id_conflict"), "%s reused: %s", id,
+                  r.ok ? "accepted" : r.error);
 }
 
 /* Publish n big notifications for user with ids "<user>-<i>" (i from 1). */
@@ -142,10 +159,12 @@ START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_ded
     ck_assert_uint_gt(file_size(path), 8u << 20);
     restart_after_kill9();
     c = client();
-    herald_result_t d = publish(c, "cb", "cb-150", 0);
+    herald_result_t d = publish(c, "cb", "cb-150", BIG_CONTENT);
     ck_assert(d.duplicate && d.seq == 150);
-    d = publish(c, "cb", "cb-3", 0);
+    d = publish(c, "cb", "cb-3", BIG_CONTENT);
     ck_assert(d.duplicate && d.seq == 3);
+    assert_conflict(c, "cb", "cb-3", 0);             /* another payload */
+    assert_conflict(c, "cc", "cb-150", BIG_CONTENT); /* another user */
     ck_assert_uint_eq(publish(c, "cb", "cb-151", 0).seq, 151);
     herald_close(c);
     assert_history("cb", 147, 151);
@@ -265,10 +284,15 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
     restart_after_kill9();
     ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
     c = client();
-    herald_result_t d = publish(c, "cp", "cp-299", 0);
+    herald_result_t d = publish(c, "cp", "cp-299", BIG_CONTENT);
     ck_assert(d.duplicate && d.seq == 299);
     d = publish(c, "other", "other-1", 0);
     ck_assert(d.duplicate && d.seq == 1);
+    /* an id only the snapshot's dedup records still know */
+    d = publish(c, "cp", "cp-10", BIG_CONTENT);
+    ck_assert(d.duplicate && d.seq == 10);
+    assert_conflict(c, "cp", "cp-10", 0);
+    assert_conflict(c, "other", "cp-10", BIG_CONTENT);
     ck_assert_uint_eq(publish(c, "cp", "cp-301", 0).seq, 301);
     herald_close(c);
     assert_history("cp", 297, 301);
@@ -310,6 +334,63 @@ START_TEST(old_format_journal_is_reported_and_started_fresh)
 }
 END_TEST
 
+/* One record of format version 2/3 at p (see docs/architecture.md); returns its size. */
+static size_t put_record(uint8_t *p, uint16_t type, uint64_t word, const char *data)
+{
+    size_t dlen = strlen(data);
+    uint32_t len = (uint32_t)(8 + dlen), epoch = 1, zero = 0;
+    memcpy(p, &len, 4);
+    memcpy(p + 4, &type, 2);
+    memcpy(p + 6, &zero, 2);
+    memcpy(p + 8, &epoch, 4);
+    uint64_t head;
+    memcpy(&head, p, 8);
+    uint32_t sum = jsum(1, head, word, (const uint8_t *)data, dlen);
+    memcpy(p + 12, &sum, 4);
+    memcpy(p + 16, &word, 8);
+    memcpy(p + 24, data, dlen);
+    return 16 + ((len + 7) & ~7u);
+}
+
+START_TEST(version_2_journal_still_loads_its_ids_without_fingerprints)
+{
+    bkh_init(&H, NULL);
+    if (!exit_hook) {
+        atexit(cleanup);
+        exit_hook = true;
+    }
+    uint8_t file[4096] = "HRLDJRN2";
+    uint32_t version = 2, hdr = 64;
+    uint64_t epoch = 1;
+    memcpy(file + 8, &version, 4);
+    memcpy(file + 12, &hdr, 4);
+    memcpy(file + 16, &epoch, 8);
+    size_t off = 64;
+    off += put_record(file + off, 3, 7, "legacy-u");  /* J_USER: last seq 7 */
+    off += put_record(file + off, 4, 7, "legacy-id"); /* J_DEDUP: id alone, seq 7 */
+    uint64_t committed = off;
+    memcpy(file + 24, &committed, 8);
+    char path[200];
+    journal_path(path, sizeof path, "");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, file, sizeof file), sizeof file); /* zeros: the end mark */
+    close(fd);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    ck_assert(log_contains("is version 2: loaded"));
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
+    herald_client_t *c = client();
+    ck_assert_uint_eq(publish(c, "legacy-u", NULL, 0).seq, 8);
+    herald_result_t d = publish(c, "anyone", "legacy-id", 0); /* fingerprint unknown */
+    ck_assert(d.duplicate && d.seq == 7);
+    herald_close(c);
+    restart_after_kill9();
+    c = client();
+    ck_assert_uint_eq(publish(c, "legacy-u", NULL, 0).seq, 9);
+    herald_close(c);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -322,6 +403,7 @@ static Suite *journal_suite(void)
     tcase_add_test(t, corrupt_byte_in_the_last_record_is_cut_off_and_counted);
     tcase_add_test(t, compaction_then_restart_keeps_seq_history_and_dedup);
     tcase_add_test(t, old_format_journal_is_reported_and_started_fresh);
+    tcase_add_test(t, version_2_journal_still_loads_its_ids_without_fingerprints);
     suite_add_tcase(s, t);
     return s;
 }
