@@ -6,18 +6,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
 #include "config.h"
 #include "err.h"
+#include "heartbeat.h"
 #include "json.h"
+#include "latency.h"
 #include "log.h"
+#include "loop.h"
 #include "model.h"
 #include "ring.h"
 #include "rtdir.h"
 
 #define BK_MAX_GATEWAYS  256
-#define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame / HTTP body bound */
+#define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame bound */
 #define BK_ROUND_BUDGET  4096                /* notifications sequenced per drain round */
 #define BK_MAX_BATCH     10000u /* items per batch request; a larger one is refused whole */
 #define BK_BACKLOG_BYTES (64u * 1024 * 1024) /* per-gateway backlog bound beyond the ring */
@@ -45,6 +46,7 @@ typedef struct bk_item {
     bk_waiter_t *waiters;    /* duplicates waiting for the same seq */
     uint64_t seq;            /* 0 while queued */
     uint64_t at_ns;          /* wall clock when sequenced (history age) */
+    uint64_t ts_ns;          /* the notification's timestamp (ingest latency) */
     uint32_t len;            /* canonical bytes */
     uint8_t prio;
     uint8_t bytes[];
@@ -65,10 +67,10 @@ typedef struct {
  * (native) or its HTTP session; orphaned (owner gone) requests free themselves once their
  * last pending item completes. */
 struct bk_req {
-    bk_req_t *next;       /* connection's response FIFO */
-    struct bk_conn *conn; /* native owner, NULL if orphaned or HTTP */
-    struct lws *wsi;      /* HTTP owner, NULL if orphaned or native */
-    bool batch;           /* the body was an array: answer an array */
+    bk_req_t *next;           /* connection's response FIFO */
+    struct bk_conn *conn;     /* native owner, NULL if orphaned or HTTP */
+    struct bk_http_msg *http; /* HTTP owner, NULL if orphaned or native */
+    bool batch;               /* the body was an array: answer an array */
     bool orphan;
     herr_t frame_code; /* whole-frame error (malformed, not map/array) */
     char frame_msg[200];
@@ -110,7 +112,9 @@ typedef struct bk_gateway {
     ring_t *ring;         /* kept open after detach for re-attach and inspection */
     struct bk_conn *ctrl; /* control connection while attached */
     bool attached;
-    bool dirty; /* written this round, needs publish */
+    bool dirty;        /* written this round, needs publish */
+    uint64_t due_ns;   /* this round: when its most urgent record is due (0 = at once) */
+    uint32_t deferred; /* notifications written since the consumer was last awake */
     pid_t pid;
     uint32_t users; /* users routed here */
     bk_backlog_rec_t *bl_head, *bl_tail;
@@ -129,17 +133,18 @@ enum {
 };
 
 typedef struct bk_conn {
-    int fd;
+    loop_io_t io;
+    struct broker *b;
     conn_kind_t kind;
-    struct lws *wsi;
     uint8_t *rx;
     size_t rx_len, rx_cap;
     uint8_t *tx;
     size_t tx_off, tx_len, tx_cap;
     bk_req_t *rq_head, *rq_tail;
-    struct bk_conn *dirty_next; /* on the broker's flush list */
-    struct bk_conn *rearm_next; /* on the broker's re-arm-writable list */
-    bool dirty, closing, rearm;
+    struct bk_conn *prev, *next; /* every native/control connection and listener */
+    struct bk_conn *dirty_next;  /* on the broker's flush list */
+    bool dirty, closing;
+    bool reading;     /* READ interest is on */
     bool paused;      /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
     uint8_t auth;     /* native: BK_AUTH_*, from bk_guard_accept */
@@ -155,11 +160,17 @@ typedef struct {
     uint64_t replays, gaps;
     uint64_t replay_overflows; /* replays answered with a gap: the backlog was full */
     uint64_t read_pauses;      /* connections paused for unread responses (backpressure) */
-    uint64_t id_conflicts;     /* message_ids reused for another user, type or payload */
-    uint64_t over_capacity;    /* publishes refused at broker.max_memory */
-    uint64_t users_forgotten;  /* users idle past history_age_s, freed */
-    uint64_t ctrl_refused;     /* control.sock peers of another uid, refused */
-    uint64_t native_refused;   /* broker.sock peers of another uid, refused */
+    uint64_t drain_rounds;     /* journal appends (one per round) */
+    /* HTTP server */
+    uint64_t http_connections, http_refused, http_errors, http_timeouts, http_idle_closes;
+    uint64_t http_responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
+    uint64_t disconnects, disconnect_closed, disconnect_timeouts; /* POST /api/disconnect */
+    uint64_t reloads, reload_errors;                              /* SIGHUP */
+    uint64_t id_conflicts;    /* message_ids reused for another user, type or payload */
+    uint64_t over_capacity;   /* publishes refused at broker.max_memory */
+    uint64_t users_forgotten; /* users idle past history_age_s, freed */
+    uint64_t ctrl_refused;    /* control.sock peers of another uid, refused */
+    uint64_t native_refused;  /* broker.sock peers of another uid, refused */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -175,9 +186,11 @@ typedef struct bk_queue {
 typedef struct broker {
     herald_config_t cfg;
     rtdir_t rt; /* runtime.dir, checked and open (sockets) */
-    struct lws_context *ctx;
-    struct lws_vhost *vh;
+    loop_t *loop;
+    struct bk_http *http; /* http.c */
+    jbuf_t api_out;       /* api.c's response scratch */
     bk_counters_t c;
+    latency_t ingest_lat; /* timestamp -> durable and written to the rings, per priority */
     bk_queue_t q[HERALD_PRIORITIES];
     /* users */
     bk_user_t **utab;
@@ -197,14 +210,17 @@ typedef struct broker {
     /* journal */
     struct bk_journal *jr;
     /* drain bookkeeping */
-    lws_sorted_usec_list_t sul_drain, sul_backlog, sul_tick, sul_rearm;
-    struct bk_conn *rearm; /* connections whose writable request must be made outside
-                            * their WRITEABLE callback (lws clears POLLOUT after it) */
-    bool drain_scheduled, backlog_scheduled;
+    bool drain_pending;         /* bk_drain runs at the end of this pass */
+    loop_timer_t journal_retry; /* while the journal is failing: probe every 100 ms */
+    loop_timer_t backlog_timer; /* while a gateway has a backlog: retry every 1 ms */
+    loop_timer_t tick;          /* once a second: ring heartbeats, HTTP timeouts */
+    bool backlog_scheduled;
     bk_conn_t *dirty; /* connections with responses to flush */
+    bk_conn_t *conns; /* native.c: every connection and listener */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
-    bool stop;
+    struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
     uint64_t started_ns;
+    hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
 } broker_t;
 
 /* --- pipeline.c --- */
@@ -218,7 +234,11 @@ void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_req_orphan(broker_t *b, bk_req_t *req);
 void bk_req_free(bk_req_t *req);
+void bk_pipeline_init(broker_t *b);
+/* Ask for a drain round at the end of this loop pass. */
 void bk_drain_schedule(broker_t *b);
+/* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */
+void bk_drain(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
 
 /* --- items.c --- */
@@ -259,6 +279,8 @@ uint64_t bk_dedup_fp(const uint8_t *rec, size_t len);
 uint64_t bk_dedup_fp_of(const bk_dedup_entry_t *e);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
+/* Remove e from the window (its notification was never published: a failed round). */
+void bk_dedup_forget(broker_t *b, bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
 typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, uint64_t fp, void *ctx);
 void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx);
@@ -301,6 +323,8 @@ static inline uint64_t bk_mem_used(const broker_t *b)
 }
 
 /* --- route.c --- */
+#define BK_BACKLOG_RETRY_NS 1000000ull /* a gateway's backlog is retried every 1 ms */
+void bk_route_init(broker_t *b);
 bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
 void bk_gateway_detach(broker_t *b, bk_gateway_t *g);
 /* Write a record to a gateway (ring, or its backlog when full). NOTIFY records past the
@@ -320,12 +344,19 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
 /* --- journal.c --- */
 int bk_journal_open(broker_t *b, herald_error_t *err);
 void bk_journal_append(broker_t *b, const bk_item_t *it);
-/* write() what this round appended (and any earlier failed round); compacts when the file
- * passed its bound. Returns 0, or -HERR_IO if the write failed: the file is cut back to its
- * last good size and the records are kept for the next flush (bk_journal_failing). */
+/* Make what this round appended durable (when the file cannot grow for it, a compaction into
+ * the other file may take it instead). Returns 0, or -HERR_IO: the round is not in the
+ * journal (bk_journal_discard it; bk_journal_failing from then on). */
 int bk_journal_flush(broker_t *b);
-/* True while records are waiting for a journal write that failed. */
+/* Compact when the file passed its bound: after the round is in the histories and the dedup
+ * window (round_publish), so that the snapshot holds it. */
+void bk_journal_compact_due(broker_t *b);
+/* True from a failed flush until bk_journal_probe finds the file can grow again. */
 bool bk_journal_failing(const broker_t *b);
+/* Drop the records appended since the last good flush (the failed round). */
+void bk_journal_discard(broker_t *b);
+/* While failing: try to grow the file; 0 once it works again, else -HERR_IO. */
+int bk_journal_probe(broker_t *b);
 void bk_journal_close(broker_t *b);
 /* Record that floor slot was raised to seq (a user was forgotten); in the file by the next
  * flush. */
@@ -333,11 +364,12 @@ void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq);
 
 /* --- native.c --- */
 int bk_native_listen(broker_t *b, herald_error_t *err);
+/* Close every native/control connection and listener (shutdown). */
+void bk_native_close(broker_t *b);
 void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c);
 void bk_conns_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
 void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
-extern const struct lws_protocols bk_raw_protocol;
 
 /* --- guard.c --- */
 /* A connection just accepted (fd): on a unix socket the peer must be our uid or root
@@ -356,9 +388,8 @@ bool bk_guard_key_ok(broker_t *b, const char *key, size_t len);
 void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
 void bk_ctrl_closed(broker_t *b, bk_conn_t *c);
 
-/* --- http.c --- */
-extern const struct lws_protocols bk_http_protocol;
-void bk_http_req_done(broker_t *b, bk_req_t *req);
+/* --- http.c, api.c: see http.h --- */
+msgpack_sbuffer *bk_http_scratch(broker_t *b);
 
 /* --- stats.c --- */
 void bk_stats_json(broker_t *b, jbuf_t *out);

@@ -1,4 +1,5 @@
-/* control.c - the gateway control protocol (proto.h): hello, open, close, replay, resync. */
+/* control.c - the gateway control protocol (proto.h): hello, open, close, replay, resync, and
+ * the answers to disconnect requests (revoke.c). */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,10 +7,10 @@
 #include "broker.h"
 #include "codec.h"
 #include "proto.h"
+#include "revoke.h"
 
 static msgpack_unpacked ctrl_msg;
 static bool ctrl_msg_ready;
-
 
 static int get_u64(const msgpack_object *o, const char *key, uint64_t *out, herald_error_t *err)
 {
@@ -96,6 +97,7 @@ static int op_hello(broker_t *b, bk_conn_t *c, const msgpack_object *o, herald_e
     pk_str(&pk, "capacity");
     msgpack_pack_uint64(&pk, ring_header(g->ring)->capacity);
     send_map(b, c, &sb);
+    bk_revoke_gateway_up(b, g);
     return 0;
 }
 
@@ -192,6 +194,10 @@ void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
         rc = op_replay(b, c->gw, o, &err);
     else if (!strcmp(name, "resync"))
         rc = op_resync(b, c->gw, o, &err);
+    else if (!strcmp(name, "disconnected"))
+        rc = bk_revoke_on_disconnected(b, c->gw, o, &err);
+    else if (!strcmp(name, "lock"))
+        rc = bk_revoke_on_lock(b, o, &err);
     else
         rc = herr_set(&err, HERR_UNKNOWN_OP, "op", "unknown control op \"%s\"", name);
     if (rc < 0) goto bad;
@@ -206,6 +212,9 @@ bad:
 
 void bk_ctrl_closed(broker_t *b, bk_conn_t *c)
 {
-    if (c->gw && c->gw->ctrl == c) bk_gateway_detach(b, c->gw);
+    if (c->gw && c->gw->ctrl == c) {
+        bk_revoke_gateway_down(b, c->gw);
+        bk_gateway_detach(b, c->gw);
+    }
     c->gw = NULL;
 }

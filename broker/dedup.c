@@ -142,7 +142,7 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
     uint32_t slot;
     if (d->count == d->window) {
         slot = d->head;
-        unlink_slot(d, slot);
+        if (d->slots[slot].used) unlink_slot(d, slot); /* else forgotten already */
         d->head = d->head + 1 == d->window ? 0 : d->head + 1;
     } else {
         slot = d->head + d->count;
@@ -163,6 +163,16 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
         i = (i + 1) & d->mask;
     d->tab[i] = (bk_bucket_t){h, slot + 1};
     return e;
+}
+
+void bk_dedup_forget(broker_t *b, bk_dedup_entry_t *e)
+{
+    bk_dedup_t *d = b->dedup;
+    if (!e->used) return;
+    /* The slot stays in the FIFO as a hole, skipped by lookups and snapshots and reused when
+     * its turn to be evicted comes. */
+    unlink_slot(d, (uint32_t)(e - d->slots));
+    e->item = NULL;
 }
 
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e)

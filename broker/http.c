@@ -1,293 +1,788 @@
-/* http.c - the broker's HTTP API on lws: publish, stats, route, metrics, healthz. */
+/* http.c - the broker's HTTP/1.1 server on its event loop (http.h): accept, parse with
+ * http-parser, keep requests in arrival order, write their responses in that order. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <http_parser.h>
 
 #include "broker.h"
-#include "shard.h"
+#include "herald_time.h"
 
-typedef struct {
+#define HTTP_READ_CHUNK (64u * 1024)
+#define HTTP_AUTH_MAX   256 /* longer Authorization values are kept as "too long" */
+#define HTTP_NAME_MAX   32  /* header names we look at are shorter */
+
+typedef struct bk_http_conn bk_http_conn_t;
+
+/* One request of a connection, from its first byte until its response is written. */
+struct bk_http_msg {
+    bk_http_msg_t *next;
+    bk_http_conn_t *conn; /* NULL once the connection closed (orphan) */
+    bool done;            /* resp holds the whole response */
+    bool close_after;     /* close the connection once this response is written */
+    jbuf_t resp;
+};
+
+typedef enum { HDR_OTHER, HDR_AUTH, HDR_EXPECT } hdr_kind_t;
+
+struct bk_http_conn {
+    loop_io_t io;
+    broker_t *b;
+    bk_http_conn_t *prev, *next; /* every connection, for the sweep */
+    bk_http_conn_t *dirty_next;  /* on the flush list */
+    bool dirty;
+    http_parser parser;
+    /* input not yet parsed (kept while parsing is paused) */
+    uint8_t *rx;
+    size_t rx_off, rx_len, rx_cap;
+    /* output */
+    jbuf_t tx;
+    size_t tx_off;
+    /* requests in arrival order; the tail may be the one being parsed */
+    bk_http_msg_t *head, *tail;
+    unsigned outstanding;
+    /* the request being parsed */
+    bk_http_msg_t *cur;
+    jbuf_t url;
+    char name[HTTP_NAME_MAX];
+    size_t name_len;
+    bool in_value;
+    hdr_kind_t hdr;
+    char auth[HTTP_AUTH_MAX];
+    size_t auth_len;
+    bool auth_long, expect_continue;
+    size_t header_bytes;
+    int refuse; /* a status decided on the headers (411, 413, 414, 431) */
     uint8_t *body;
-    size_t len, cap;
-    bool publish, too_large, unauthorized;
-    bk_req_t *req; /* publish waiting for its seqs */
-    bool ready;    /* out holds the response */
-    int status;
-    bool retry_after;
-    bool text; /* Prometheus text, not JSON */
-    jbuf_t out;
-} http_pss_t;
+    size_t body_len, body_cap;
+    uint64_t started_ns; /* monotonic: first byte of the current request, 0 between requests */
+    uint64_t active_ns;  /* last read or write */
+    bool reading;        /* READ interest is on */
+    bool closing;        /* no more input: close once the answered responses are out */
+    bool in_parse;       /* inside http_parser_execute (its callbacks must not re-enter) */
+};
 
-static msgpack_sbuffer mp;
+typedef struct bk_http {
+    loop_io_t listen;
+    bk_http_conn_t *conns;
+    bk_http_conn_t *dirty;
+    size_t n_conns;
+    msgpack_sbuffer mp; /* JSON bodies converted to msgpack */
+    bk_http_handler_fn handle;
+    loop_timer_t listen_retry; /* out of descriptors: accept again later */
+} bk_http_t;
 
-static void pss_reset(http_pss_t *p)
+static void conn_close(broker_t *b, bk_http_conn_t *c);
+static void conn_drop_queue(bk_http_conn_t *c);
+static void conn_update_interest(broker_t *b, bk_http_conn_t *c);
+static void conn_parse(broker_t *b, bk_http_conn_t *c);
+
+static void conn_mark_dirty(broker_t *b, bk_http_conn_t *c)
 {
-    free(p->body);
-    p->body = NULL;
-    p->len = p->cap = 0;
-    p->publish = p->too_large = p->unauthorized = p->ready = p->retry_after = p->text = false;
-    p->req = NULL;
-    p->status = 0;
-    if (p->out.base) jbuf_reset(&p->out);
+    if (c->dirty) return;
+    c->dirty = true;
+    c->dirty_next = b->http->dirty;
+    b->http->dirty = c;
 }
 
-static void out_begin(http_pss_t *p)
-{
-    if (!p->out.base) jbuf_init(&p->out, LWS_PRE);
-    jbuf_reset(&p->out);
-}
+/* --- responses --- */
 
-static void respond(struct lws *wsi, http_pss_t *p, int status)
+static const char *status_text(int status)
 {
-    p->status = status;
-    p->ready = true;
-    lws_callback_on_writable(wsi);
-}
-
-static void respond_error(struct lws *wsi, http_pss_t *p, int status, herr_t code, const char *msg)
-{
-    out_begin(p);
-    jbuf_puts(&p->out, "{\"error\":");
-    json_put_str(&p->out, herr_code(code), strlen(herr_code(code)));
-    jbuf_puts(&p->out, ",\"message\":");
-    json_put_str(&p->out, msg, strlen(msg));
-    jbuf_putc(&p->out, '}');
-    p->retry_after = code == HERR_QUEUE_FULL || code == HERR_IO || code == HERR_OVER_CAPACITY;
-    respond(wsi, p, status);
-}
-
-static int status_of(herr_t code)
-{
-    switch (code) {
-    case HERR_QUEUE_FULL:
-    case HERR_IO:
-    case HERR_OVER_CAPACITY:
-        return 503; /* journal write failing, memory bound: retry later */
-    case HERR_ID_CONFLICT:
-        return 409;
-    case HERR_TOO_LARGE:
-        return 413;
-    case HERR_UNAUTHORIZED:
-        return 401;
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
     default:
-        return 400;
+        return "Unknown";
     }
 }
 
-static void put_result(jbuf_t *o, const bk_result_t *r)
+/* Move the answered requests at the head of c's queue into its output. */
+static void conn_collect(broker_t *b, bk_http_conn_t *c)
 {
-    if (r->code != HERR_OK) {
-        jbuf_puts(o, "{\"error\":");
-        json_put_str(o, herr_code(r->code), strlen(herr_code(r->code)));
-        jbuf_puts(o, ",\"message\":");
-        json_put_str(o, r->message ? r->message : "", r->message ? strlen(r->message) : 0);
-        jbuf_putc(o, '}');
-        return;
-    }
-    jbuf_puts(o, "{\"seq\":");
-    jbuf_put_u64(o, r->seq);
-    jbuf_puts(o, ",\"message_id\":");
-    json_put_str(o, r->message_id, strlen(r->message_id));
-    jbuf_puts(o, r->duplicate ? ",\"duplicate\":true}" : ",\"duplicate\":false}");
-}
-
-static void render_publish(struct lws *wsi, http_pss_t *p, bk_req_t *req)
-{
-    if (req->frame_code != HERR_OK) {
-        respond_error(wsi, p, status_of(req->frame_code), req->frame_code, req->frame_msg);
-    } else if (!req->batch) {
-        const bk_result_t *r = &req->res[0];
-        if (r->code != HERR_OK) {
-            respond_error(wsi, p, status_of(r->code), r->code, r->message ? r->message : "");
+    bool was_full = c->outstanding >= BK_HTTP_PIPELINE_MAX;
+    while (c->head && c->head->done) {
+        bk_http_msg_t *m = c->head;
+        c->head = m->next;
+        if (!c->head) c->tail = NULL;
+        c->outstanding--;
+        if (!c->tx.len) { /* the common case: take the buffer instead of copying it */
+            jbuf_t t = c->tx;
+            c->tx = m->resp;
+            m->resp = t;
+            c->tx_off = 0;
         } else {
-            out_begin(p);
-            put_result(&p->out, r);
-            respond(wsi, p, 200);
+            jbuf_put(&c->tx, m->resp.data, m->resp.len);
         }
-    } else {
-        out_begin(p);
-        jbuf_putc(&p->out, '[');
-        for (uint32_t i = 0; i < req->n; i++) {
-            if (i) jbuf_putc(&p->out, ',');
-            put_result(&p->out, &req->res[i]);
+        bool last = m->close_after;
+        jbuf_free(&m->resp);
+        free(m);
+        if (last) { /* nothing after a closing response is answered */
+            c->closing = true;
+            conn_drop_queue(c);
+            break;
         }
-        jbuf_putc(&p->out, ']');
-        respond(wsi, p, 200);
     }
-    bk_req_free(req);
-    p->req = NULL;
+    /* Parsing stopped at the pipelining bound resumes once there is room. */
+    if (was_full && c->outstanding < BK_HTTP_PIPELINE_MAX && !c->closing && !c->in_parse)
+        conn_parse(b, c);
 }
 
-void bk_http_req_done(broker_t *b, bk_req_t *req)
+void bk_http_respond_as(broker_t *b, bk_http_msg_t *m, int status, const char *ctype,
+                        const char *body, size_t len, unsigned flags)
 {
-    (void)b;
-    struct lws *wsi = req->wsi;
-    render_publish(wsi, lws_wsi_user(wsi), req);
+    if (!m->conn) { /* its connection is gone */
+        jbuf_free(&m->resp);
+        free(m);
+        return;
+    }
+    bk_http_conn_t *c = m->conn;
+    if (flags & BK_HTTP_CLOSE) m->close_after = true;
+    if (!ctype) ctype = flags & BK_HTTP_TEXT ? "text/plain; version=0.0.4" : "application/json";
+    char head[320];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n",
+                     status, status_text(status), ctype, len,
+                     flags & BK_HTTP_RETRY_AFTER ? "Retry-After: 1\r\n" : "",
+                     flags & BK_HTTP_CORS ? "Access-Control-Allow-Origin: *\r\n" : "",
+                     m->close_after ? "Connection: close\r\n" : "");
+    jbuf_reset(&m->resp);
+    jbuf_reserve(&m->resp, (size_t)n + len);
+    jbuf_put(&m->resp, head, (size_t)n);
+    jbuf_put(&m->resp, body, len);
+    m->done = true;
+    b->c.http_responses[status / 100 < 6 ? status / 100 : 5]++;
+    if (m == c->head) {
+        conn_collect(b, c);
+        conn_mark_dirty(b, c);
+    }
 }
 
-static void publish_complete(broker_t *b, struct lws *wsi, http_pss_t *p)
+void bk_http_respond(broker_t *b, bk_http_msg_t *m, int status, const char *body, size_t len,
+                     unsigned flags)
 {
-    b->c.http_requests++;
-    if (p->unauthorized) {
-        b->c.unauthorized++;
-        respond_error(wsi, p, 401, HERR_UNAUTHORIZED,
-                      "missing or wrong Authorization: apikey <key> header");
-        return;
-    }
-    if (p->too_large) {
-        b->c.too_large++;
-        respond_error(wsi, p, 413, HERR_TOO_LARGE, "request body exceeds 16 MiB");
-        return;
-    }
-    /* A batch over BK_MAX_BATCH is refused by bk_ingest_body from the converted array's
-     * header, before any item is decoded (the conversion itself is linear and bounded by
-     * the 16 MiB body limit). */
-    herald_error_t err = {0};
-    mp.size = 0;
-    if (json_to_msgpack((const char *)p->body, p->len, &mp, &err) < 0) {
-        b->c.bad_frames++;
-        if (log_ratelimit_ok(&b->rl_bad, 5)) log_warn("bad HTTP publish body: %s", err.message);
-        respond_error(wsi, p, status_of(err.code), err.code, err.message);
-        return;
-    }
-    bk_req_t *req = bk_ingest_body(b, (const uint8_t *)mp.data, mp.size);
-    if (req->pending) {
-        req->wsi = wsi;
-        p->req = req;
-        return;
-    }
-    render_publish(wsi, p, req);
+    bk_http_respond_as(b, m, status, NULL, body, len, flags);
 }
 
-static void route_response(broker_t *b, struct lws *wsi, http_pss_t *p)
+void bk_http_error_flags(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg,
+                         unsigned flags)
 {
-    char buf[160];
-    const char *user = lws_get_urlarg_by_name(wsi, "user=", buf, sizeof buf);
-    if (!user || !*user || strlen(user) > HERALD_MAX_ID_LEN) {
-        respond_error(wsi, p, 400, HERR_MISSING_FIELD, "query parameter user is required");
-        return;
+    jbuf_t o;
+    jbuf_init(&o, 0);
+    jbuf_puts(&o, "{\"error\":");
+    json_put_str(&o, herr_code(code), strlen(herr_code(code)));
+    jbuf_puts(&o, ",\"message\":");
+    json_put_str(&o, msg, strlen(msg));
+    jbuf_putc(&o, '}');
+    if (code == HERR_QUEUE_FULL || code == HERR_IO || code == HERR_OVER_CAPACITY)
+        flags |= BK_HTTP_RETRY_AFTER;
+    bk_http_respond(b, m, status, o.data, o.len, flags);
+    jbuf_free(&o);
+}
+
+void bk_http_error(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg)
+{
+    bk_http_error_flags(b, m, status, code, msg, 0);
+}
+
+/* A protocol error: answer it after the earlier requests and read no more. */
+static void conn_fail(broker_t *b, bk_http_conn_t *c, int status, const char *msg)
+{
+    bk_http_msg_t *m = c->cur;
+    c->cur = NULL;
+    c->started_ns = 0;
+    if (!m) { /* between requests: give the error a slot of its own */
+        m = calloc(1, sizeof *m);
+        if (!m) abort();
+        m->conn = c;
+        if (c->tail)
+            c->tail->next = m;
+        else
+            c->head = m;
+        c->tail = m;
+        c->outstanding++;
     }
-    unsigned count = b->cfg.gateway_count ? b->cfg.gateway_count : 1;
-    unsigned gw = shard_gateway(user, strlen(user), count);
-    out_begin(p);
-    jbuf_puts(&p->out, "{\"user\":");
-    json_put_str(&p->out, user, strlen(user));
-    jbuf_puts(&p->out, ",\"gateway\":");
-    jbuf_put_u64(&p->out, gw);
-    jbuf_puts(&p->out, ",\"url\":\"ws://");
-    jbuf_puts(&p->out, b->cfg.gateway_listen.host);
-    jbuf_putc(&p->out, ':');
-    jbuf_put_u64(&p->out, (uint64_t)b->cfg.gateway_listen.port + gw);
-    jbuf_puts(&p->out, "/ws\"}");
-    respond(wsi, p, 200);
+    c->closing = true; /* stop reading; closes once the responses before it are out */
+    m->close_after = true;
+    b->c.http_errors++;
+    if (log_ratelimit_ok(&b->rl_bad, 5)) log_warn("HTTP request refused (%d): %s", status, msg);
+    bk_http_error(b, m, status, status == 408 ? HERR_TIMEOUT : HERR_MALFORMED, msg);
+    conn_update_interest(b, c);
 }
 
-static bool authorized(broker_t *b, struct lws *wsi)
+/* Read no more requests: the one being parsed (the tail) is dropped unanswered, the others
+ * are answered, then the connection closes. */
+static void conn_stop_input(bk_http_conn_t *c)
 {
-    if (!b->cfg.broker_api_key[0]) return true;
-    char hdr[200];
-    if (lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0) return false;
-    return !strncmp(hdr, "apikey ", 7) && bk_guard_key_ok(b, hdr + 7, strlen(hdr + 7));
+    c->closing = true;
+    if (!c->cur) return;
+    bk_http_msg_t *prev = NULL;
+    for (bk_http_msg_t *m = c->head; m != c->cur; m = m->next)
+        prev = m;
+    if (prev)
+        prev->next = NULL;
+    else
+        c->head = NULL;
+    c->tail = prev;
+    jbuf_free(&c->cur->resp);
+    free(c->cur);
+    c->cur = NULL;
+    c->started_ns = 0;
+    c->outstanding--;
 }
 
-static int on_http(broker_t *b, struct lws *wsi, http_pss_t *p, const char *uri)
+/* --- parsing --- */
+
+static void body_put(bk_http_conn_t *c, const char *at, size_t len)
 {
-    pss_reset(p);
-    bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-    if (!strcmp(uri, "/api/publish")) {
-        if (!post) {
-            respond_error(wsi, p, 405, HERR_BAD_VALUE, "use POST for /api/publish");
-            return 0;
+    if (c->body_len + len > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        while (cap < c->body_len + len)
+            cap *= 2;
+        uint8_t *p = realloc(c->body, cap);
+        if (!p) abort();
+        c->body = p;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    bk_http_conn_t *c = p->data;
+    bk_http_msg_t *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    m->conn = c;
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
+    c->outstanding++;
+    c->cur = m;
+    c->started_ns = loop_now(c->b->loop);
+    jbuf_reset(&c->url);
+    c->name_len = c->auth_len = c->header_bytes = c->body_len = 0;
+    c->in_value = c->auth_long = c->expect_continue = false;
+    c->hdr = HDR_OTHER;
+    c->refuse = 0;
+    return 0;
+}
+
+static int header_bytes(bk_http_conn_t *c, size_t len)
+{
+    c->header_bytes += len;
+    if (c->header_bytes <= BK_HTTP_HEADER_MAX) return 0;
+    c->refuse = 431;
+    return -1; /* stops the parser: the request is answered 431 */
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    bk_http_conn_t *c = p->data;
+    if (header_bytes(c, len)) return -1;
+    jbuf_put(&c->url, at, len);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    bk_http_conn_t *c = p->data;
+    if (header_bytes(c, len)) return -1;
+    if (c->in_value) { /* a new header starts */
+        c->in_value = false;
+        c->name_len = 0;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (c->name_len < HTTP_NAME_MAX) c->name[c->name_len++] = (char)(at[i] | 0x20);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    bk_http_conn_t *c = p->data;
+    if (header_bytes(c, len)) return -1;
+    if (!c->in_value) { /* the name is complete */
+        c->in_value = true;
+        c->hdr = HDR_OTHER;
+        if (c->name_len == 13 && !memcmp(c->name, "authorization", 13)) {
+            c->hdr = HDR_AUTH;
+            c->auth_len = 0;
+        } else if (c->name_len == 6 && !memcmp(c->name, "expect", 6)) {
+            c->hdr = HDR_EXPECT;
         }
-        p->publish = true;
-        p->unauthorized = !authorized(b, wsi);
-        char cl[32];
-        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-            unsigned long long n = strtoull(cl, NULL, 10);
-            if (n > BK_MAX_FRAME) p->too_large = true;
-            if (n == 0) publish_complete(b, wsi, p); /* no body will follow */
-        }
-        return 0;
     }
-    b->c.http_requests++;
-    out_begin(p);
-    if (!strcmp(uri, "/api/stats")) {
-        bk_stats_json(b, &p->out);
-        respond(wsi, p, 200);
-    } else if (!strcmp(uri, "/api/route")) {
-        route_response(b, wsi, p);
-    } else if (!strcmp(uri, "/metrics")) {
-        bk_metrics_text(b, &p->out);
-        p->text = true;
-        respond(wsi, p, 200);
-    } else if (!strcmp(uri, "/healthz")) {
-        jbuf_puts(&p->out, "{\"status\":\"ok\"}");
-        respond(wsi, p, 200);
-    } else {
-        respond_error(wsi, p, 404, HERR_NOT_FOUND, "no such path");
+    if (c->hdr == HDR_AUTH) {
+        if (c->auth_len + len > HTTP_AUTH_MAX)
+            c->auth_long = true;
+        else
+            memcpy(c->auth + c->auth_len, at, len), c->auth_len += len;
+    } else if (c->hdr == HDR_EXPECT && len >= 12 && !strncasecmp(at, "100-continue", 12)) {
+        c->expect_continue = true;
     }
     return 0;
 }
 
-static int on_writeable(struct lws *wsi, http_pss_t *p, const char *ctype)
+static int on_headers_complete(http_parser *p)
 {
-    if (!p->ready) return 0;
-    uint8_t hbuf[LWS_PRE + 512];
-    uint8_t *start = hbuf + LWS_PRE, *ptr = start, *end = hbuf + sizeof hbuf;
-    if (lws_add_http_common_headers(wsi, (unsigned)p->status, ctype, p->out.len, &ptr, end))
-        return -1;
-    if (p->retry_after && lws_add_http_header_by_name(wsi, (const uint8_t *)"Retry-After:",
-                                                      (const uint8_t *)"1", 1, &ptr, end))
-        return -1;
-    if (lws_finalize_write_http_header(wsi, start, &ptr, end)) return -1;
-    if (lws_write(wsi, (uint8_t *)p->out.data, p->out.len, LWS_WRITE_HTTP_FINAL) != (int)p->out.len)
-        return -1;
-    pss_reset(p);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    bk_http_conn_t *c = p->data;
+    broker_t *b = c->b;
+    bool chunked = p->flags & F_CHUNKED, has_len = p->flags & F_CONTENTLENGTH;
+    if (p->upgrade) /* set on the headers: nothing here speaks another protocol */
+        c->refuse = 400;
+    else if (c->url.len > 8192)
+        c->refuse = 414;
+    else if (p->method == HTTP_POST && !chunked && !has_len)
+        c->refuse = 411;
+    else if (has_len && p->content_length > b->cfg.http_body_max)
+        c->refuse = 413; /* refused on the headers, before any of the body is read */
+    if (c->refuse) {
+        http_parser_pause(p, 1);
+        return 0;
+    }
+    /* curl and others wait for this before sending a large body; it may only go out when no
+     * earlier response is pending (it belongs to this request). */
+    if (c->expect_continue && (has_len || chunked) && c->head == c->cur)
+        jbuf_puts(&c->tx, "HTTP/1.1 100 Continue\r\n\r\n"), conn_mark_dirty(b, c);
+    return 0;
 }
 
-static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                   size_t len)
+static int on_body(http_parser *p, const char *at, size_t len)
 {
-    broker_t *b = g_broker;
-    http_pss_t *p = user;
-    if (!p) return lws_callback_http_dummy(wsi, reason, user, in, len); /* no request yet */
-    switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return on_http(b, wsi, p, in);
-    case LWS_CALLBACK_HTTP_BODY:
-        if (!p->publish || p->too_large || p->unauthorized) return 0;
-        if (p->len + len > BK_MAX_FRAME) {
-            p->too_large = true;
-            return 0;
+    bk_http_conn_t *c = p->data;
+    if (c->body_len + len > c->b->cfg.http_body_max) { /* chunked: counted as it arrives */
+        c->refuse = 413;
+        http_parser_pause(p, 1);
+        return 0;
+    }
+    body_put(c, at, len);
+    return 0;
+}
+
+/* The split of the request target into path and query. */
+static void split_target(const jbuf_t *url, bk_http_request_t *rq)
+{
+    const char *u = url->data ? url->data : "";
+    size_t n = url->len;
+    const char *q = memchr(u, '?', n);
+    rq->path = u;
+    rq->path_len = q ? (size_t)(q - u) : n;
+    rq->query = q ? q + 1 : NULL;
+    rq->query_len = q ? n - (size_t)(q - u) - 1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    bk_http_conn_t *c = p->data;
+    broker_t *b = c->b;
+    bk_http_msg_t *m = c->cur;
+    c->cur = NULL;
+    c->started_ns = 0;
+    if (!http_should_keep_alive(p)) { /* the last request: parse nothing after it */
+        m->close_after = true;
+        c->closing = true;
+    }
+    bk_http_request_t rq = {
+        .method = p->method == HTTP_GET    ? BK_HTTP_GET
+                  : p->method == HTTP_POST ? BK_HTTP_POST
+                                           : BK_HTTP_OTHER,
+        .auth = c->auth_long  ? ""
+                : c->auth_len ? c->auth
+                              : NULL,
+        .auth_len = c->auth_long ? 0 : c->auth_len,
+        .body = c->body,
+        .body_len = c->body_len,
+    };
+    if (c->auth_long) rq.auth_len = 0, rq.auth = "(too long)";
+    split_target(&c->url, &rq);
+    b->c.http_requests++;
+    b->http->handle(b, m, &rq);
+    if (c->closing || c->outstanding >= BK_HTTP_PIPELINE_MAX) http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void refuse_on_headers(broker_t *b, bk_http_conn_t *c)
+{
+    int st = c->refuse;
+    char msg[120];
+    if (st == 413)
+        snprintf(msg, sizeof msg, "request body exceeds broker.http_body_max (%llu bytes)",
+                 (unsigned long long)b->cfg.http_body_max);
+    else if (st == 411)
+        snprintf(msg, sizeof msg, "a POST needs Content-Length or chunked Transfer-Encoding");
+    else if (st == 414)
+        snprintf(msg, sizeof msg, "request target exceeds 8192 bytes");
+    else if (st == 400)
+        snprintf(msg, sizeof msg, "protocol upgrades (and CONNECT) are not served here");
+    else
+        snprintf(msg, sizeof msg, "request line and headers exceed %u bytes", BK_HTTP_HEADER_MAX);
+    if (st == 413) b->c.too_large++;
+    conn_fail(b, c, st, msg);
+}
+
+/* Run the parser over the unparsed input, until it is used up, paused or broken. */
+static void conn_parse(broker_t *b, bk_http_conn_t *c)
+{
+    while (!c->closing && c->rx_off < c->rx_len) {
+        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+            if (c->refuse || c->outstanding >= BK_HTTP_PIPELINE_MAX) break;
+            http_parser_pause(&c->parser, 0);
         }
-        if (p->len + len > p->cap) {
-            size_t cap = p->cap ? p->cap : 4096;
-            while (cap < p->len + len)
-                cap *= 2;
-            uint8_t *nb = realloc(p->body, cap);
-            if (!nb) abort();
-            p->body = nb;
-            p->cap = cap;
+        c->in_parse = true;
+        size_t n = http_parser_execute(&c->parser, &parser_settings,
+                                       (const char *)c->rx + c->rx_off, c->rx_len - c->rx_off);
+        c->in_parse = false;
+        c->rx_off += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (c->refuse) {
+            refuse_on_headers(b, c);
+            break;
         }
-        memcpy(p->body + p->len, in, len);
-        p->len += len;
-        return 0;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (p->publish && !p->ready && !p->req) publish_complete(b, wsi, p);
-        return 0;
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return on_writeable(wsi, p, p->text ? "text/plain; version=0.0.4" : "application/json");
-    case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* either may be the last call for this session */
-        if (p->req) bk_req_orphan(b, p->req);
-        p->req = NULL;
-        pss_reset(p);
-        jbuf_free(&p->out);
-        return 0;
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+        if (e == HPE_PAUSED) continue; /* the loop head decides */
+        if (e != HPE_OK) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "malformed HTTP request: %s", http_errno_description(e));
+            conn_fail(b, c, 400, msg);
+            break;
+        }
+    }
+    if (c->rx_off == c->rx_len) c->rx_off = c->rx_len = 0;
+    conn_update_interest(b, c);
+}
+
+/* --- I/O --- */
+
+static void conn_update_interest(broker_t *b, bk_http_conn_t *c)
+{
+    bool paused = HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && c->rx_off < c->rx_len;
+    bool want_read = !c->closing && !paused && c->tx.len - c->tx_off <= BK_TX_PAUSE;
+    bool want_write = c->tx.len > c->tx_off;
+    if (want_read != c->reading && !want_read) b->c.read_pauses++;
+    c->reading = want_read;
+    if (c->closing && !c->head && !want_write) conn_mark_dirty(b, c); /* flush closes it */
+    loop_io_set(b->loop, &c->io, (want_read ? LOOP_READ : 0u) | (want_write ? LOOP_WRITE : 0u));
+}
+
+/* Write what the socket takes. -1 when the connection is finished (closed or failed). */
+static int conn_write(broker_t *b, bk_http_conn_t *c)
+{
+    while (c->tx_off < c->tx.len) {
+        ssize_t w = send(c->io.fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) break;
+            return -1;
+        }
+        c->tx_off += (size_t)w;
+        c->active_ns = loop_now(b->loop);
+    }
+    if (c->tx_off == c->tx.len) {
+        c->tx_off = 0;
+        jbuf_reset(&c->tx);
+        if (c->closing && !c->head) return -1; /* everything owed is out */
+    }
+    conn_update_interest(b, c);
+    return 0;
+}
+
+static void conn_read(broker_t *b, bk_http_conn_t *c)
+{
+    if (c->rx_cap - c->rx_len < HTTP_READ_CHUNK) {
+        if (c->rx_off) {
+            memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+            c->rx_len -= c->rx_off;
+            c->rx_off = 0;
+        }
+        if (c->rx_cap - c->rx_len < HTTP_READ_CHUNK) {
+            size_t cap = c->rx_cap ? c->rx_cap * 2 : HTTP_READ_CHUNK;
+            uint8_t *p = realloc(c->rx, cap);
+            if (!p) abort();
+            c->rx = p;
+            c->rx_cap = cap;
+        }
+    }
+    ssize_t n = recv(c->io.fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        /* The peer is gone (or half-closed: it sends no more requests). What it already sent
+         * is still answered if it reads; an incomplete request is dropped. */
+        conn_stop_input(c);
+        if (!c->head && c->tx.len == c->tx_off) {
+            conn_close(b, c);
+            return;
+        }
+        conn_update_interest(b, c);
+        return;
+    }
+    if (n < 0) return;
+    c->rx_len += (size_t)n;
+    c->active_ns = loop_now(b->loop);
+    conn_parse(b, c);
+}
+
+static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)
+{
+    (void)l;
+    bk_http_conn_t *c = io->ctx;
+    broker_t *b = c->b;
+    if ((ready & LOOP_WRITE) && conn_write(b, c) < 0) {
+        conn_close(b, c);
+        return;
+    }
+    if ((ready & LOOP_READ) && c->reading) conn_read(b, c);
+}
+
+/* Forget the queued requests: answered or half-parsed ones are freed, a publish still in the
+ * pipeline is orphaned (bk_http_respond frees it when it completes). */
+static void conn_drop_queue(bk_http_conn_t *c)
+{
+    for (bk_http_msg_t *m = c->head, *nx; m; m = nx) {
+        nx = m->next;
+        if (m->done || m == c->cur) {
+            jbuf_free(&m->resp);
+            free(m);
+        } else {
+            m->conn = NULL;
+        }
+    }
+    c->head = c->tail = c->cur = NULL;
+    c->outstanding = 0;
+}
+
+static void conn_close(broker_t *b, bk_http_conn_t *c)
+{
+    bk_http_t *h = b->http;
+    loop_io_del(b->loop, &c->io);
+    close(c->io.fd);
+    conn_drop_queue(c);
+    if (c->dirty) {
+        bk_http_conn_t **pp = &h->dirty;
+        while (*pp != c)
+            pp = &(*pp)->dirty_next;
+        *pp = c->dirty_next;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    h->n_conns--;
+    jbuf_free(&c->tx);
+    jbuf_free(&c->url);
+    free(c->rx);
+    free(c->body);
+    free(c);
+}
+
+static void listen_resume(loop_t *l, loop_timer_t *t)
+{
+    broker_t *b = t->ctx;
+    loop_io_set(l, &b->http->listen, LOOP_READ);
+}
+
+static void on_accept(loop_t *l, loop_io_t *io, uint32_t ready)
+{
+    (void)ready;
+    broker_t *b = io->ctx;
+    bk_http_t *h = b->http;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* The pending connection stays in the backlog and the listener readable:
+                 * stop watching it for 100 ms rather than spin on it. */
+                b->c.http_refused++;
+                loop_io_set(l, io, 0);
+                loop_timer_at(l, &h->listen_retry, loop_now(l) + 100 * 1000000ull);
+                if (log_ratelimit_ok(&b->rl_bad, 5))
+                    log_warn("HTTP: out of file descriptors; accepting again in 100 ms");
+            }
+            return;
+        }
+        if (h->n_conns >= b->cfg.http_max_connections) {
+            b->c.http_refused++;
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                       "Retry-After: 1\r\nConnection: close\r\n\r\n";
+            ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+            close(fd);
+            if (log_ratelimit_ok(&b->rl_bad, 5))
+                log_warn("HTTP: connection refused at broker.http_max_connections (%u)",
+                         b->cfg.http_max_connections);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (bk_http_adopt(b, fd) == 0) b->c.http_connections++;
     }
 }
 
-const struct lws_protocols bk_http_protocol = {"http", http_cb, sizeof(http_pss_t), 0, 0, NULL, 0};
+int bk_http_adopt(broker_t *b, int fd)
+{
+    bk_http_t *h = b->http;
+    bk_http_conn_t *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->b = b;
+    c->io = (loop_io_t){.fd = fd, .fn = conn_io, .ctx = c};
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    jbuf_init(&c->tx, 0);
+    jbuf_init(&c->url, 0);
+    c->active_ns = loop_now(b->loop);
+    if (loop_io_add(b->loop, &c->io, LOOP_READ) < 0) {
+        close(fd);
+        jbuf_free(&c->tx);
+        jbuf_free(&c->url);
+        free(c);
+        return -1;
+    }
+    c->reading = true;
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    return 0;
+}
+
+void bk_http_init(broker_t *b)
+{
+    bk_http_t *h = calloc(1, sizeof *h);
+    if (!h) abort();
+    msgpack_sbuffer_init(&h->mp);
+    h->listen.fd = -1;
+    h->handle = bk_api_handle;
+    loop_timer_init(&h->listen_retry, listen_resume, b);
+    b->http = h;
+}
+
+void bk_http_set_handler(broker_t *b, bk_http_handler_fn fn)
+{
+    b->http->handle = fn;
+}
+
+int bk_http_listen(broker_t *b, herald_error_t *err)
+{
+    bk_http_init(b);
+    bk_http_t *h = b->http;
+    const host_port_t *hp = &b->cfg.broker_http;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(hp->port)};
+    if (inet_pton(AF_INET, hp->host, &sa.sin_addr) != 1)
+        return herr_set(err, HERR_BAD_VALUE, "broker.http", "not an IPv4 address: %s", hp->host);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return herr_set(err, HERR_IO, "broker.http", "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        close(fd);
+        return herr_set(err, HERR_IO, "broker.http", "cannot serve HTTP on %s:%u: %s", hp->host,
+                        hp->port, strerror(e));
+    }
+    h->listen = (loop_io_t){.fd = fd, .fn = on_accept, .ctx = b};
+    if (loop_io_add(b->loop, &h->listen, LOOP_READ) < 0) {
+        close(fd);
+        return herr_set(err, HERR_IO, "broker.http", "epoll: %s", strerror(errno));
+    }
+    return 0;
+}
+
+void bk_http_close(broker_t *b)
+{
+    bk_http_t *h = b->http;
+    if (!h) return;
+    while (h->conns)
+        conn_close(b, h->conns);
+    loop_timer_cancel(b->loop, &h->listen_retry);
+    if (h->listen.fd >= 0) {
+        loop_io_del(b->loop, &h->listen);
+        close(h->listen.fd);
+    }
+    msgpack_sbuffer_destroy(&h->mp);
+    free(h);
+    b->http = NULL;
+}
+
+void bk_http_flush(broker_t *b)
+{
+    bk_http_t *h = b->http;
+    while (h->dirty) {
+        bk_http_conn_t *c = h->dirty;
+        h->dirty = c->dirty_next;
+        c->dirty = false;
+        if (conn_write(b, c) < 0) conn_close(b, c);
+    }
+}
+
+void bk_http_sweep(broker_t *b)
+{
+    uint64_t now = loop_now(b->loop);
+    uint64_t req_max = (uint64_t)b->cfg.http_timeout_s * 1000000000ull;
+    uint64_t idle_max = (uint64_t)b->cfg.http_idle_s * 1000000000ull;
+    for (bk_http_conn_t *c = b->http->conns, *nx; c; c = nx) {
+        nx = c->next;
+        if (c->started_ns && now - c->started_ns > req_max && !c->closing) {
+            b->c.http_timeouts++;
+            conn_fail(b, c, 408, "request not complete within broker.http_timeout_s");
+            conn_mark_dirty(b, c);
+        } else if (!c->started_ns && !c->head && c->tx.len == c->tx_off &&
+                   now - c->active_ns > idle_max) {
+            b->c.http_idle_closes++;
+            conn_close(b, c);
+        }
+    }
+}
+
+size_t bk_http_connections(const broker_t *b)
+{
+    return b->http ? b->http->n_conns : 0;
+}
+
+msgpack_sbuffer *bk_http_scratch(broker_t *b)
+{
+    return &b->http->mp;
+}

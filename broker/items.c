@@ -19,16 +19,16 @@
 #include "broker.h"
 
 #define ITEM_CLASS   64u
-#define ITEM_CLASSES 32u          /* items up to 2 KiB; larger ones use malloc */
-#define HUGE_PAGE    (2u << 20)   /* x86-64 THP size */
+#define ITEM_CLASSES 32u        /* items up to 2 KiB; larger ones use malloc */
+#define HUGE_PAGE    (2u << 20) /* x86-64 THP size */
 #define CHUNK_BYTES  HUGE_PAGE
 
 void *bk_huge_alloc(size_t size)
 {
     size = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
     /* over-map by one huge page and trim, so the region is 2 MiB aligned */
-    uint8_t *p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *p =
+        mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) abort();
     size_t lead = (HUGE_PAGE - ((uintptr_t)p & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
     if (lead) munmap(p, lead);

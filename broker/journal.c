@@ -19,6 +19,8 @@
 #define JR_SNAP_PIECE  (1u << 20)     /* snapshot bytes encoded before they are written out */
 #define JR_MIN_BOUND   (128ull << 20) /* per file; the two files hold about twice this */
 #define JR_SHM_RESERVE (64ull << 20)  /* /dev/shm kept free, at most (1/16 of it when smaller) */
+#define JR_PROBE_BYTES (1u << 20)     /* growth tried while failing, to tell it works again */
+#define JR_BEAT_EVERY  65536u         /* records replayed between two heartbeats */
 
 /* Record types. J_DEDUP (an id alone) is what version 2 wrote; version 3 snapshots write
  * J_DEDUP_FP (the fingerprint, then the id), and version 2 files still load. J_FLOOR (the
@@ -208,7 +210,8 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
             break;
         }
         off += JR_REC_HDR + padded;
-        records++;
+        /* a long replay is progress, not a hang: keep the supervisor's grace from running out */
+        if (++records % JR_BEAT_EVERY == 0) hb_beat(&b->hb, mono_ns());
     }
     msgpack_unpacked_destroy(&scratch);
     /* relaxed: our own earlier life stored it; no other process writes the file */
@@ -553,11 +556,6 @@ static void jr_compact(broker_t *b)
              (unsigned long long)s.end, (unsigned long long)s.epoch, (mono_ns() - t0) / 1e6);
 }
 
-/* Records in spill are behind a file that could not grow (/dev/shm full). The broker's state
- * is always "file + spill": spill is retried (by the next flush, every 100 ms) until it is
- * in the file, and meanwhile nothing is acknowledged: the failed round is answered io_error
- * and bk_ingest_object refuses publishes (a producer's retry of a failed item is answered by
- * dedup once the journal works again). */
 /* Free space the current file's growth leaves for a snapshot into the other file: the live
  * state (its memory, an upper bound of the snapshot) less what the other file holds
  * already, in whole chunks. So the appends stop while a compaction can still be made. */
@@ -568,15 +566,16 @@ static uint64_t jr_snapshot_room(broker_t *b)
     return live > have ? (live - have + 2 * JF_CHUNK - 1) / JF_CHUNK * JF_CHUNK : 0;
 }
 
-/* The current file cannot grow (/dev/shm full, or at the free space it keeps) while spill
- * holds records. Their effects are in the broker's state already, so a snapshot of that
- * state into the other file (whose pages exist from its last lap) makes them as durable as
- * writing them would, and starts a file with room: when live state is what fills /dev/shm
- * (it may take 4x of it before a compaction) this recovers without refusing anything.
- * Tried whenever the snapshot looks like it fits (its memory, an upper bound, within the
- * other file and the free space), else at most once a second; never for an injected test
- * fault, which stands for a /dev/shm where nothing fits. Returns 0 when the snapshot was
- * made (spill dropped), else -1 (spill kept). */
+/* The current file cannot grow (/dev/shm full, or at the free space it keeps) while a round
+ * waits to be flushed: its records in the mapping past `committed`, then in spill. A
+ * snapshot of the state into the other file (whose pages exist from its last lap), with the
+ * round's records appended to it again under the new epoch, holds everything the current
+ * file would, and starts a file with room: when live state is what fills /dev/shm (it may
+ * take 4x of it before a compaction) this goes on without refusing anything. Tried whenever
+ * the snapshot looks like it fits (its memory, an upper bound, within the other file and
+ * the free space), else at most once a second; never for an injected test fault, which
+ * stands for a /dev/shm where nothing fits. Returns 0 when the snapshot was made (the
+ * round is then in the new file's mapping or its spill), else -1 (nothing changed). */
 static int jr_compact_instead(broker_t *b)
 {
     bk_journal_t *j = b->jr;
@@ -589,32 +588,54 @@ static int jr_compact_instead(broker_t *b)
         if (now < j->next_compact_ns) return -1;
         j->next_compact_ns = now + 1000000000ull;
     }
+    jf_t *f = &j->f[j->cur];
+    size_t mapped = (size_t)(j->used - j->committed), n = mapped + j->spill_len;
+    uint8_t *round = malloc(n ? n : 1);
+    if (!round) abort();
+    memcpy(round, f->map + j->committed, mapped);
+    memcpy(round + mapped, j->spill, j->spill_len);
     uint8_t *saved = j->spill;
     size_t saved_len = j->spill_len, saved_cap = j->spill_cap;
     j->spill = NULL; /* jr_compact encodes the snapshot through spill */
     j->spill_len = j->spill_cap = 0;
     uint64_t epoch = j->epoch;
     jr_compact(b);
-    if (j->epoch != epoch) {
-        free(saved);
-        /* The file it left stopped where /dev/shm did; at the size of the new one it still
-         * takes the next snapshot, and the rest of its pages go to the appends. */
-        jf_t *old = &j->f[!j->cur];
-        if (jf_shrink(old, j->f[j->cur].size) < 0)
-            log_warn("journal %s: cannot give back pages: %s", old->path, strerror(errno));
-        log_info("journal: /dev/shm is short of space: compacted instead of growing %s", old->path);
-        return 0;
+    if (j->epoch == epoch) {
+        free(j->spill);
+        j->spill = saved;
+        j->spill_len = saved_len;
+        j->spill_cap = saved_cap;
+        free(round);
+        return -1;
     }
-    free(j->spill);
-    j->spill = saved;
-    j->spill_len = saved_len;
-    j->spill_cap = saved_cap;
-    return -1;
+    free(saved);
+    for (size_t off = 0; off + JR_REC_HDR <= n;) { /* the round again, in the new epoch */
+        jr_rec_t h;
+        uint64_t word;
+        memcpy(&h, round + off, JR_REC_HDR);
+        memcpy(&word, round + off + JR_REC_HDR, 8);
+        jr_put(j, h.type, word, round + off + JR_REC_HDR + 8, h.len - 8);
+        off += JR_REC_HDR + jr_padded(h.len);
+    }
+    free(round);
+    /* The file it left stopped where /dev/shm did; at the size of the new one it still takes
+     * the next snapshot, and the rest of its pages go to the appends. */
+    jf_t *old = &j->f[!j->cur];
+    if (jf_shrink(old, j->f[j->cur].size) < 0)
+        log_warn("journal %s: cannot give back pages: %s", old->path, strerror(errno));
+    log_info("journal: /dev/shm is short of space: compacted instead of growing %s", old->path);
+    return 0;
 }
 
+/* Records in spill are behind a file that could not grow (/dev/shm full). Such a round is
+ * not acknowledged: the caller discards it (bk_journal_discard) and answers io_error, and
+ * while the journal is failing bk_ingest_body refuses publishes; bk_journal_probe, every
+ * 100 ms, tells when the file can grow again. */
 int bk_journal_flush(broker_t *b)
 {
     bk_journal_t *j = b->jr;
+    bool compacted = false;
+again:
     if (j->spill_len) {
         size_t n = j->spill_len;
         jf_t *f = &j->f[j->cur];
@@ -633,10 +654,9 @@ int bk_journal_flush(broker_t *b)
         j->spill_len = n;
         if (rc < 0) {
             int e = errno;
-            if (e == ENOSPC && jr_compact_instead(b) == 0) {
-                if (j->failing) log_info("journal %s: writes work again", j->f[j->cur].path);
-                j->failing = false;
-                return 0;
+            if (e == ENOSPC && !compacted && jr_compact_instead(b) == 0) {
+                compacted = true;
+                goto again;
             }
             b->c.journal_errors++;
             if (log_ratelimit_ok(&b->rl_journal, 1))
@@ -663,16 +683,44 @@ int bk_journal_flush(broker_t *b)
     jf_prefault(&j->f[j->cur], j->used, j->used + 2 * (j->used - j->committed) + JR_REC_HDR);
     b->c.journal_bytes += j->used - j->committed;
     j->committed = j->used;
-    if (j->failing) log_info("journal %s: writes work again", j->f[j->cur].path);
-    j->failing = false;
     jr_fault_tick(j);
-    if (j->used > j->bound) jr_compact(b);
     return 0;
+}
+
+void bk_journal_compact_due(broker_t *b)
+{
+    if (b->jr->used > b->jr->bound) jr_compact(b);
 }
 
 bool bk_journal_failing(const broker_t *b)
 {
     return b->jr->failing;
+}
+
+void bk_journal_discard(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    j->spill_len = 0;
+    if (j->used == j->committed) return;
+    /* The round's records copied into the mapping are cut off by an end mark where the last
+     * acknowledged round ended (the mapping covers it: they were copied there). */
+    memset(j->f[j->cur].map + j->committed, 0, JR_REC_HDR);
+    j->used = j->committed;
+}
+
+int bk_journal_probe(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    if (!j->failing) return 0;
+    /* a full /dev/shm may be the journal's own old records: compacting makes room */
+    if (jr_grow(j, j->used + JR_PROBE_BYTES) < 0 &&
+        !(errno == ENOSPC && jr_compact_instead(b) == 0)) {
+        b->c.journal_errors++;
+        return -HERR_IO;
+    }
+    j->failing = false;
+    log_info("journal %s: writes work again", j->f[j->cur].path);
+    return 0;
 }
 
 void bk_journal_close(broker_t *b)

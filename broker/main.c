@@ -1,31 +1,55 @@
-/* main.c - herald-broker: configuration, the lws loop, timers, signals, start-up state. */
+/* main.c - herald-broker: configuration, the event loop, timers, signals, start-up state. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
 #include "herald_time.h"
+#include "http.h"
+#include "reload.h"
+#include "revoke.h"
 
 broker_t *g_broker;
-static volatile sig_atomic_t stop_signal;
+static const char *config_path;
+static int g_argc; /* for SIGHUP: the reload re-reads the file and re-applies -o */
+static char **g_argv;
 
-static void on_signal(int sig)
+static void on_signal(loop_t *l, int sig, void *ctx)
 {
-    stop_signal = sig;
-    if (g_broker && g_broker->ctx) lws_cancel_service(g_broker->ctx);
+    broker_t *b = ctx;
+    if (sig == SIGHUP) {
+        bk_reload_from(b, config_path, g_argc, g_argv);
+        return;
+    }
+    log_info("broker stopping (signal %d)", sig);
+    loop_stop(l);
 }
 
-static void tick_cb(lws_sorted_usec_list_t *sul)
+static void tick_cb(loop_t *l, loop_timer_t *t)
 {
-    broker_t *b = lws_container_of(sul, broker_t, sul_tick);
+    broker_t *b = t->ctx;
     bk_rings_heartbeat(b);
     if (bk_users_sweep(b, now_ns())) bk_journal_flush(b); /* the floors it raised */
-    lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
+    bk_http_sweep(b);
+    bk_revoke_tick(b);
+    hb_beat(&b->hb, loop_now(l));
+    loop_timer_at(l, t, loop_now(l) + 1000000000ull);
+}
+
+/* End of every loop pass: one drain round for everything read in it, then the answers. */
+static void pass_end(loop_t *l, void *ctx)
+{
+    broker_t *b = ctx;
+    hb_beat(&b->hb, loop_now(l));
+    bk_drain(b);
+    bk_conns_flush(b);
+    bk_http_flush(b);
 }
 
 /* Rings left by a previous broker keep their positions: re-open them as producer now so
@@ -76,7 +100,8 @@ static int load_config(broker_t *b, int argc, char **argv)
             return usage(argv[0]);
     }
     config_defaults(&b->cfg);
-    if (config_load(&b->cfg, config_default_path(path), &err) < 0) {
+    config_path = config_default_path(path);
+    if (config_load(&b->cfg, config_path, &err) < 0) {
         fprintf(stderr, "herald-broker: %s\n", err.message);
         return 1;
     }
@@ -99,34 +124,60 @@ static int load_config(broker_t *b, int argc, char **argv)
     return 0;
 }
 
-static const struct lws_protocols protocols[] = {
-    {"http", NULL, 0, 0, 0, NULL, 0}, /* filled from bk_http_protocol */
-    {"herald-raw", NULL, 0, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
 int main(int argc, char **argv)
 {
     static broker_t broker;
     broker_t *b = &broker;
     herald_error_t err = {0};
+    /* Blocked from the start (the loop reads them from a signalfd): a SIGHUP or SIGTERM that
+     * arrives during start-up waits, and is acted on once the loop runs. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    g_argc = argc;
+    g_argv = argv;
     int rc = load_config(b, argc, argv);
     if (rc) return rc;
     log_init("broker", -1);
     log_set_level((log_level_t)b->cfg.log_level);
+    config_log_dev_secret(&b->cfg);
     g_broker = b;
-
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* Every connection is a descriptor: take what the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
+    if (b->cfg.broker_tls_cert[0]) {
+        /* never serve plain HTTP where HTTPS was asked for */
+        log_error("broker.tls_cert is set but this broker serves plain HTTP only; unset it, or "
+                  "terminate TLS in front of the broker (deploy/nginx/herald-tls.conf)");
+        return 1;
+    }
     if (config_check_exposure(&b->cfg, &err) < 0 ||
         rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0) {
         log_error("%s", err.message);
         return 1;
     }
+    if (hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0) {
+        log_error("%s", err.message);
+        return 1;
+    }
+    b->loop = loop_new(&err);
+    if (!b->loop) {
+        log_error("%s", err.message);
+        return 1;
+    }
+    loop_set_idle(b->loop, b->cfg.idle_spin_us, b->cfg.idle_yield_us);
+    jbuf_init(&b->api_out, 0);
     bk_queue_init(b);
+    bk_pipeline_init(b);
+    bk_route_init(b);
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0) {
         log_error("out of memory at start-up");
         return 1;
@@ -144,52 +195,33 @@ int main(int argc, char **argv)
         return 1;
     }
     reopen_rings(b);
-
-    struct lws_protocols protos[3];
-    memcpy(protos, protocols, sizeof protos);
-    protos[0] = bk_http_protocol;
-    protos[1] = bk_raw_protocol;
-    lws_set_log_level(LLL_ERR, NULL);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = b->cfg.broker_http.port;
-    info.iface = b->cfg.broker_http.host;
-    info.protocols = protos;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.keepalive_timeout = 60;
-    info.timeout_secs = 60;
-    b->ctx = lws_create_context(&info);
-    if (!b->ctx) {
-        log_error("cannot serve HTTP on %s:%u (port in use?)", b->cfg.broker_http.host,
-                  b->cfg.broker_http.port);
-        return 1;
-    }
-    b->vh = lws_get_vhost_by_name(b->ctx, "default");
-    /* Protocols are initialised when lws's system state reaches OPERATIONAL, normally from a
-     * timer in the first service pass; a request accepted before that would find no
-     * protocol bound. Reach it now, before any socket is served. */
-    lws_state_manager_t *sm = lws_system_get_state_manager(b->ctx);
-    if (sm) lws_state_transition_steps(sm, LWS_SYSTATE_OPERATIONAL);
-    if (bk_native_listen(b, &err) < 0) {
+    if (bk_http_listen(b, &err) < 0 || bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
-        lws_context_destroy(b->ctx);
         return 1;
     }
-    lws_sul_schedule(b->ctx, 0, &b->sul_tick, tick_cb, LWS_US_PER_SEC);
+    loop_on_signal(b->loop, on_signal, b);
+    loop_on_pass_end(b->loop, pass_end, b);
+    loop_timer_init(&b->tick, tick_cb, b);
+    loop_timer_at(b->loop, &b->tick, loop_now(b->loop) + 1000000000ull);
     log_info("broker up: http %s:%u, native %s/broker.sock%s, control %s/control.sock",
              b->cfg.broker_http.host, b->cfg.broker_http.port, b->cfg.runtime_dir,
              b->cfg.broker_tcp.port ? " + tcp" : "", b->cfg.runtime_dir);
+    hb_notify_ready(&b->hb);
 
-    while (!stop_signal && lws_service(b->ctx, 0) >= 0) {
-    }
-    log_info("broker stopping (signal %d)", (int)stop_signal);
-    lws_context_destroy(b->ctx);
+    rc = loop_run(b->loop) < 0 ? 1 : 0;
+    if (rc) log_error("event loop failed: %s", strerror(errno));
+    bk_http_close(b);
+    bk_native_close(b);
     bk_journal_flush(b);
     bk_journal_close(b);
     bk_gateways_free(b);
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);
+    bk_revoke_free(b);
+    hb_close(&b->hb);
+    jbuf_free(&b->api_out);
+    loop_free(b->loop);
     rtdir_close(&b->rt);
-    return 0;
+    return rc;
 }

@@ -1,5 +1,5 @@
-/* native.c - the framed-msgpack sockets (broker.sock, optional TCP, control.sock) adopted into
- * the lws loop as raw descriptors: accept, read frames, answer in request order. */
+/* native.c - the framed-msgpack sockets (broker.sock, optional TCP, control.sock) on the
+ * broker's loop: accept, read frames, answer in request order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,24 +19,27 @@
 
 static msgpack_sbuffer resp;
 
+static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready);
+static void conn_accept(loop_t *l, loop_io_t *io, uint32_t ready);
+
+/* Watch fd on the loop as a connection (or listener) of the given kind; closes fd on failure. */
 static bk_conn_t *conn_adopt(broker_t *b, int fd, conn_kind_t kind)
 {
     bk_conn_t *c = calloc(1, sizeof *c);
     if (!c) abort();
-    c->fd = fd;
+    c->b = b;
     c->kind = kind;
-    lws_adopt_desc_t ad = {
-        .vh = b->vh,
-        .type = LWS_ADOPT_RAW_FILE_DESC,
-        .fd.filefd = fd,
-        .vh_prot_name = bk_raw_protocol.name,
-        .opaque = c,
-    };
-    c->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
-    if (!c->wsi) { /* lws closed fd */
+    bool listener = kind == CONN_LISTEN_NATIVE || kind == CONN_LISTEN_CTRL;
+    c->io = (loop_io_t){.fd = fd, .fn = listener ? conn_accept : conn_io, .ctx = c};
+    if (loop_io_add(b->loop, &c->io, LOOP_READ) < 0) {
+        close(fd);
         free(c);
         return NULL;
     }
+    c->reading = true;
+    c->next = b->conns;
+    if (b->conns) b->conns->prev = c;
+    b->conns = c;
     return c;
 }
 
@@ -74,7 +77,7 @@ int bk_native_listen(broker_t *b, herald_error_t *err)
     }
     return 0;
 fail:
-    if (fd >= 0) herr_set(err, HERR_IO, path, "lws refused to adopt the listening socket");
+    if (fd >= 0) herr_set(err, HERR_IO, path, "epoll refused the listening socket");
     return -1;
 }
 
@@ -122,8 +125,11 @@ static void pack_ok(msgpack_packer *pk, const bk_result_t *r)
     uint8_t out[sizeof head + 9 + sizeof dup + 1], *w = out + sizeof head;
     memcpy(out, head, sizeof head);
     /* the smallest msgpack uint form, as msgpack_pack_uint64 writes it */
-    int bytes = r->seq < 0x80 ? 0 : r->seq <= 0xff ? 1 : r->seq <= 0xffff ? 2
-              : r->seq <= UINT32_MAX ? 4 : 8;
+    int bytes = r->seq < 0x80          ? 0
+                : r->seq <= 0xff       ? 1
+                : r->seq <= 0xffff     ? 2
+                : r->seq <= UINT32_MAX ? 4
+                                       : 8;
     if (bytes) *w++ = bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf;
     for (int i = bytes ? bytes - 1 : 0; i >= 0; i--)
         *w++ = (uint8_t)(r->seq >> (8 * i));
@@ -170,30 +176,14 @@ static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
     c->tx_len += FRAME_HDR + resp.size;
 }
 
-static void rearm_cb(lws_sorted_usec_list_t *sul)
+/* READ interest unless paused (its peer left too many responses unread); WRITE interest
+ * while output waits. */
+static void conn_interest(broker_t *b, bk_conn_t *c)
 {
-    broker_t *b = lws_container_of(sul, broker_t, sul_rearm);
-    while (b->rearm) {
-        bk_conn_t *c = b->rearm;
-        b->rearm = c->rearm_next;
-        c->rearm = false;
-        lws_callback_on_writable(c->wsi);
-    }
-}
-
-/* Ask for POLLOUT. From inside a raw-file WRITEABLE callback lws clears POLLOUT after we
- * return, so the request is made from a zero-delay timer instead. */
-static void conn_want_write(broker_t *b, bk_conn_t *c, bool in_writeable)
-{
-    if (!in_writeable) {
-        lws_callback_on_writable(c->wsi);
-        return;
-    }
-    if (c->rearm) return;
-    c->rearm = true;
-    c->rearm_next = b->rearm;
-    b->rearm = c;
-    lws_sul_schedule(b->ctx, 0, &b->sul_rearm, rearm_cb, 1);
+    bool want_read = !c->paused && !c->closing;
+    bool want_write = c->tx_off < c->tx_len;
+    c->reading = want_read;
+    loop_io_set(b->loop, &c->io, (want_read ? LOOP_READ : 0u) | (want_write ? LOOP_WRITE : 0u));
 }
 
 /* Backpressure: a peer that does not read its responses stops being read (its writes then
@@ -203,34 +193,34 @@ static void conn_pause_check(broker_t *b, bk_conn_t *c)
     if (c->paused || c->tx_len - c->tx_off <= BK_TX_PAUSE) return;
     c->paused = true;
     b->c.read_pauses++;
-    lws_rx_flow_control(c->wsi, 0);
 }
 
 static void conn_resume(bk_conn_t *c)
 {
     if (!c->paused || c->tx_len - c->tx_off > BK_TX_PAUSE / 2) return;
     c->paused = false;
-    lws_rx_flow_control(c->wsi, 1);
 }
 
-/* Write what we can; ask for writable for the rest. Returns -1 if the peer is gone. */
-static int conn_write(broker_t *b, bk_conn_t *c, bool in_writeable)
+/* Write what the socket takes. Returns -1 if the peer is gone (or a closing connection has
+ * written everything). */
+static int conn_write(broker_t *b, bk_conn_t *c)
 {
     while (c->tx_off < c->tx_len) {
-        ssize_t w = write(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off);
+        ssize_t w = send(c->io.fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
-            if (errno == EAGAIN) {
-                conn_want_write(b, c, in_writeable);
-                return 0;
-            }
+            if (errno == EAGAIN) break;
             return -1;
         }
         c->tx_off += (size_t)w;
         conn_resume(c);
     }
-    c->tx_off = c->tx_len = 0;
-    if (c->closing) return -1;
+    if (c->tx_off == c->tx_len) {
+        c->tx_off = c->tx_len = 0;
+        if (c->closing) return -1;
+    }
+    conn_pause_check(b, c);
+    conn_interest(b, c);
     return 0;
 }
 
@@ -253,6 +243,8 @@ static void conn_pop_done(bk_conn_t *c)
     }
 }
 
+static void conn_close(broker_t *b, bk_conn_t *c);
+
 void bk_conns_flush(broker_t *b)
 {
     while (b->dirty) {
@@ -260,12 +252,7 @@ void bk_conns_flush(broker_t *b)
         b->dirty = c->dirty_next;
         c->dirty = false;
         conn_pop_done(c);
-        if (c->tx_len > c->tx_off && conn_write(b, c, false) < 0) {
-            c->closing = true;
-            lws_callback_on_writable(c->wsi); /* closes from its own callback */
-        } else {
-            conn_pause_check(b, c);
-        }
+        if (conn_write(b, c) < 0) conn_close(b, c);
     }
 }
 
@@ -337,9 +324,9 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
     return rc;
 }
 
+/* Read what is there and take its complete frames. Returns -1 when the peer is gone. */
 static int conn_read(broker_t *b, bk_conn_t *c)
 {
-    if (c->closing) return 0;
     if (c->rx_cap - c->rx_len < READ_CHUNK) {
         size_t cap = c->rx_cap ? c->rx_cap : READ_CHUNK * 2;
         while (cap - c->rx_len < READ_CHUNK)
@@ -349,34 +336,40 @@ static int conn_read(broker_t *b, bk_conn_t *c)
         c->rx = p;
         c->rx_cap = cap;
     }
-    ssize_t n = read(c->fd, c->rx + c->rx_len, READ_CHUNK);
+    ssize_t n = recv(c->io.fd, c->rx + c->rx_len, READ_CHUNK, 0);
     if (n == 0) return -1;
     if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
     c->rx_len += (size_t)n;
     conn_frames(b, c);
-    bk_conns_flush(b);
+    bk_conn_mark_dirty(b, c); /* answers (or a pause) are settled at the end of the pass */
     return 0;
 }
 
-static void conn_accept(broker_t *b, bk_conn_t *l)
+static void conn_accept(loop_t *l, loop_io_t *io, uint32_t ready)
 {
+    (void)l;
+    (void)ready;
+    bk_conn_t *lc = io->ctx;
+    broker_t *b = lc->b;
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
-        int auth = bk_guard_accept(b, fd, l->kind == CONN_LISTEN_CTRL);
+        int auth = bk_guard_accept(b, fd, lc->kind == CONN_LISTEN_CTRL);
         if (auth < 0) {
             close(fd);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
-        bk_conn_t *c = conn_adopt(b, fd, l->kind == CONN_LISTEN_CTRL ? CONN_CTRL : CONN_NATIVE);
+        bk_conn_t *c = conn_adopt(b, fd, lc->kind == CONN_LISTEN_CTRL ? CONN_CTRL : CONN_NATIVE);
         if (c) c->auth = (uint8_t)auth;
     }
 }
 
-static void conn_free(broker_t *b, bk_conn_t *c)
+static void conn_close(broker_t *b, bk_conn_t *c)
 {
+    loop_io_del(b->loop, &c->io);
+    close(c->io.fd);
     if (c->kind == CONN_CTRL) bk_ctrl_closed(b, c);
     for (bk_req_t *r = c->rq_head, *nx; r; r = nx) {
         nx = r->next;
@@ -388,45 +381,30 @@ static void conn_free(broker_t *b, bk_conn_t *c)
             pp = &(*pp)->dirty_next;
         *pp = c->dirty_next;
     }
-    if (c->rearm) {
-        bk_conn_t **pp = &b->rearm;
-        while (*pp != c)
-            pp = &(*pp)->rearm_next;
-        *pp = c->rearm_next;
-    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
     free(c->rx);
     free(c->tx);
     free(c);
 }
 
-static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                  size_t len)
+void bk_native_close(broker_t *b)
 {
-    (void)user;
-    (void)in;
-    (void)len;
-    broker_t *b = g_broker;
-    bk_conn_t *c = lws_get_opaque_user_data(wsi);
-    switch (reason) {
-    case LWS_CALLBACK_RAW_RX_FILE:
-        if (!c) return -1;
-        if (c->kind == CONN_LISTEN_NATIVE || c->kind == CONN_LISTEN_CTRL) {
-            conn_accept(b, c);
-            return 0;
-        }
-        return conn_read(b, c);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        if (!c) return -1;
-        return conn_write(b, c, true);
-    case LWS_CALLBACK_RAW_CLOSE_FILE:
-        if (c) {
-            lws_set_opaque_user_data(wsi, NULL);
-            conn_free(b, c);
-        }
-        return 0;
-    default:
-        return 0;
-    }
+    while (b->conns)
+        conn_close(b, b->conns);
 }
 
-const struct lws_protocols bk_raw_protocol = {"herald-raw", raw_cb, 0, 0, 0, NULL, 0};
+static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)
+{
+    (void)l;
+    bk_conn_t *c = io->ctx;
+    broker_t *b = c->b;
+    if ((ready & LOOP_WRITE) && conn_write(b, c) < 0) {
+        conn_close(b, c);
+        return;
+    }
+    if ((ready & LOOP_READ) && c->reading && conn_read(b, c) < 0) conn_close(b, c);
+}

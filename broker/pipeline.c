@@ -6,17 +6,12 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "herald_time.h"
+#include "http.h"
 #include "proto.h"
 
-/* Sequenced this round: whose responses to complete once the journal is written. */
-typedef struct {
-    bk_req_t *req;
-    uint32_t idx;
-    bk_waiter_t *waiters;
-    uint64_t seq;
-} bk_done_t;
-
-static bk_done_t round_done[BK_ROUND_BUDGET];
+/* The notifications sequenced in the current drain round, in order. */
+static bk_item_t *round_items[BK_ROUND_BUDGET];
 static const char journal_failed_msg[] =
     "broker journal write failed: not acknowledged, retry later";
 static const char over_capacity_msg[] =
@@ -25,13 +20,6 @@ static uint8_t enc[CODEC_ENCODE_CAP]; /* one canonical record, copied into its i
 
 /* Per-round quanta for P1..P3 so a flood of a higher priority never starves a lower one. */
 static const uint32_t quantum[HERALD_PRIORITIES] = {BK_ROUND_BUDGET, 2048, 1024, 512};
-
-static uint64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void bk_queue_init(broker_t *b)
 {
@@ -67,7 +55,7 @@ void bk_req_orphan(broker_t *b, bk_req_t *req)
 {
     (void)b;
     req->conn = NULL;
-    req->wsi = NULL;
+    req->http = NULL;
     if (req->pending == 0)
         bk_req_free(req);
     else
@@ -99,7 +87,7 @@ static void req_slot_done(broker_t *b, bk_req_t *req)
         bk_req_free(req);
     else if (req->conn)
         bk_conn_mark_dirty(b, req->conn);
-    else if (req->wsi)
+    else if (req->http)
         bk_http_req_done(b, req);
 }
 
@@ -261,7 +249,7 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
     u->queued++;
     bk_item_t *it = bk_item_new((uint32_t)len);
-    *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority};
+    *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority, .ts_ns = n->timestamp};
     memcpy(it->bytes, enc, (size_t)len);
     it->req = req;
     it->idx = p->idx;
@@ -284,7 +272,7 @@ static void ingest_items(broker_t *b, bk_req_t *req, const uint8_t *items, size_
 {
     static bk_parsed_t chunk[INGEST_CHUNK];
     const uint8_t *cur = items, *end = items + len;
-    uint64_t now = wall_ns();
+    uint64_t now = now_ns();
     for (uint32_t i = 0; i < n; i += INGEST_CHUNK) {
         uint32_t m = n - i < INGEST_CHUNK ? n - i : INGEST_CHUNK, k = 0;
         for (uint32_t j = 0; j < m; j++)
@@ -346,7 +334,8 @@ bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
     return r;
 }
 
-/* Sequence one queued notification: seq, journal, history, rings. */
+/* Give the next notification of q its seq and append it to the journal; it reaches history
+ * and rings only once the round is durable (round_publish). */
 static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
 {
     bk_item_t *it = q->head;
@@ -354,59 +343,94 @@ static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
     if (!q->head) q->tail = NULL;
     q->count--;
     it->next = NULL;
-
-    bk_user_t *u = it->user;
-    it->seq = ++u->last_seq;
+    it->seq = ++it->user->last_seq;
     it->at_ns = now;
-    u->queued--;
-    u->last_ns = now;
+    it->user->queued--;
+    it->user->last_ns = now;
     codec_patch_seq(it->bytes, CODEC_SEQ_OFFSET, it->seq);
-    if (it->dedup) bk_dedup_sequenced(it->dedup, it->seq);
-    it->dedup = NULL;
-    round_done[slot] = (bk_done_t){it->req, it->idx, it->waiters, it->seq};
-    it->waiters = NULL;
-    it->req = NULL;
+    round_items[slot] = it;
     bk_journal_append(b, it);
-    bk_route_item(b, it);
-    b->c.sent++;
-    bk_history_append(b, u, it); /* may free it */
 }
 
-/* Answer the round's slots with their seqs, or (journal not written) with io_error. */
-static void complete_round(broker_t *b, size_t n, bool journaled)
+/* Answer slot idx of req with seq (or io_error when the round was not made durable). */
+static void answer(broker_t *b, bk_req_t *req, uint32_t idx, uint64_t seq, bool dup, bool ok)
 {
+    bk_result_t *r = &req->res[idx];
+    r->seq = ok ? seq : 0;
+    r->duplicate = dup;
+    r->done = 1;
+    if (!ok) bk_result_fail_static(req, idx, HERR_IO, journal_failed_msg);
+    req_slot_done(b, req);
+}
+
+static void answer_all(broker_t *b, bk_item_t *it, bool ok)
+{
+    if (it->req) answer(b, it->req, it->idx, it->seq, false, ok);
+    for (bk_waiter_t *w = it->waiters, *nx; w; w = nx) {
+        nx = w->next;
+        answer(b, w->req, w->idx, it->seq, true, ok);
+        free(w);
+    }
+    it->req = NULL;
+    it->waiters = NULL;
+}
+
+/* The round is in the journal: dedup learns its seqs, the rings and histories get it, and
+ * its producers their answers. */
+static void round_publish(broker_t *b, size_t n)
+{
+    uint64_t now = n ? now_ns() : 0;
     for (size_t i = 0; i < n; i++) {
-        bk_done_t *d = &round_done[i];
-        if (d->req) {
-            bk_result_t *r = &d->req->res[d->idx];
-            r->seq = d->seq;
-            r->done = 1;
-            if (!journaled) bk_result_fail_static(d->req, d->idx, HERR_IO, journal_failed_msg);
-            req_slot_done(b, d->req);
-        }
-        for (bk_waiter_t *w = d->waiters, *nx; w; w = nx) {
-            nx = w->next;
-            bk_result_t *r = &w->req->res[w->idx];
-            r->seq = d->seq;
-            r->duplicate = true;
-            r->done = 1;
-            if (!journaled) bk_result_fail_static(w->req, w->idx, HERR_IO, journal_failed_msg);
-            req_slot_done(b, w->req);
-            free(w);
-        }
+        bk_item_t *it = round_items[i];
+        latency_record(&b->ingest_lat, it->prio, now > it->ts_ns ? now - it->ts_ns : 0);
+        if (it->dedup) bk_dedup_sequenced(it->dedup, it->seq);
+        it->dedup = NULL;
+        bk_route_item(b, it);
+        b->c.sent++;
+        answer_all(b, it, true);
+        bk_history_append(b, it->user, it); /* may free it */
     }
+    bk_rings_publish(b);
 }
 
-static void drain_cb(lws_sorted_usec_list_t *sul)
+/* The journal could not take the round: it never happened. Seqs go back (newest first, so a
+ * user's counter ends where it started), ids leave the dedup window (a retry is a new
+ * publish), and every producer is answered io_error. Nothing of it reached a ring. */
+static void round_discard(broker_t *b, size_t n)
 {
-    broker_t *b = lws_container_of(sul, broker_t, sul_drain);
-    b->drain_scheduled = false;
-    /* A failed journal write is retried first; nothing more is sequenced until it works. */
-    if (bk_journal_failing(b) && bk_journal_flush(b) < 0) {
-        bk_drain_schedule(b);
-        return;
+    bk_journal_discard(b);
+    for (size_t i = n; i-- > 0;) {
+        bk_item_t *it = round_items[i];
+        it->user->last_seq--;
+        if (it->dedup) bk_dedup_forget(b, it->dedup);
+        it->dedup = NULL;
+        answer_all(b, it, false);
+        b->c.dropped++;
+        bk_item_free(it);
     }
-    uint64_t now = wall_ns();
+    if (log_ratelimit_ok(&b->rl_journal, 1))
+        log_error("journal write failed: a round of %zu notifications was refused (io_error) and "
+                  "not published",
+                  n);
+}
+
+static void journal_retry_cb(loop_t *l, loop_timer_t *t)
+{
+    broker_t *b = t->ctx;
+    if (bk_journal_probe(b) < 0)
+        loop_timer_at(l, t, loop_now(l) + 100 * 1000000ull);
+    else
+        bk_drain_schedule(b);
+}
+
+/* One drain round (an end-of-pass hook): P0 first, then bounded quanta of P1..P3 so none
+ * starves; one journal write for the whole round, then rings, histories and answers. */
+void bk_drain(broker_t *b)
+{
+    if (!b->drain_pending) return;
+    b->drain_pending = false;
+    if (bk_journal_failing(b)) return; /* journal_retry_cb schedules the next round */
+    uint64_t now = now_ns();
     size_t n = 0;
     bool more = true;
     while (n < BK_ROUND_BUDGET && more) {
@@ -418,20 +442,29 @@ static void drain_cb(lws_sorted_usec_list_t *sul)
             if (b->q[p].head) more = true;
         }
     }
-    /* Durable before acknowledged: the journal write precedes every ack of this round. */
-    bool journaled = bk_journal_flush(b) == 0;
-    bk_rings_publish(b);
-    complete_round(b, n, journaled);
-    bk_conns_flush(b);
-    if (bk_queue_total(b) || !journaled) bk_drain_schedule(b);
+    b->c.drain_rounds++;
+    /* Durable before visible: nothing reaches a ring, a history or a producer before the
+     * journal holds the round. */
+    if (bk_journal_flush(b) == 0) {
+        round_publish(b, n);
+        bk_journal_compact_due(b);
+    } else {
+        round_discard(b, n);
+        loop_timer_at(b->loop, &b->journal_retry, loop_now(b->loop) + 100 * 1000000ull);
+    }
+    if (bk_queue_total(b) && !bk_journal_failing(b)) bk_drain_schedule(b);
 }
 
 void bk_drain_schedule(broker_t *b)
 {
-    if (b->drain_scheduled) return;
-    b->drain_scheduled = true;
-    /* Zero delay: runs on the next loop iteration, after pending input was polled. A failing
-     * journal is retried every 100 ms instead. */
-    lws_usec_t delay = bk_journal_failing(b) ? 100 * LWS_US_PER_MS : 1;
-    lws_sul_schedule(b->ctx, 0, &b->sul_drain, drain_cb, delay);
+    if (b->drain_pending) return;
+    b->drain_pending = true;
+    loop_again(b->loop); /* the round runs at the end of this pass; a queue left over by the
+                          * round budget gets the next pass without sleeping */
+}
+
+void bk_pipeline_init(broker_t *b)
+{
+    latency_init(&b->ingest_lat);
+    loop_timer_init(&b->journal_retry, journal_retry_cb, b);
 }

@@ -78,8 +78,6 @@ void bk_gateway_detach(broker_t *b, bk_gateway_t *g)
     log_info("gateway %u detached (pid %d): routing to it stopped", g->id, (int)g->pid);
 }
 
-static void backlog_cb(lws_sorted_usec_list_t *sul);
-
 static void drop_notify(broker_t *b, bk_gateway_t *g)
 {
     g->drops++;
@@ -108,17 +106,23 @@ static void backlog_push(broker_t *b, bk_gateway_t *g, uint32_t type, const void
     g->bl_tail = r;
     g->bl_bytes += r->len;
     g->bl_count++;
-    b->c.backlogged++;
+    if (type == REC_NOTIFY) b->c.backlogged++; /* notifications, as drops count them */
     if (!b->backlog_scheduled) {
         b->backlog_scheduled = true;
-        lws_sul_schedule(b->ctx, 0, &b->sul_backlog, backlog_cb, 1000);
+        loop_timer_at(b->loop, &b->backlog_timer, loop_now(b->loop) + BK_BACKLOG_RETRY_NS);
     }
 }
 
 void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
                  const void *c, uint32_t clen)
 {
-    g->dirty = true;
+    if (!g->dirty) { /* the round's first record for g: say when they were written */
+        g->dirty = true;
+        g->due_ns = UINT64_MAX;
+        rec_clock_t ck = {loop_now(b->loop)};
+        bk_gw_write(b, g, REC_CLOCK, &ck, sizeof ck, NULL, 0);
+    }
+    if (type != REC_NOTIFY && type != REC_CLOCK) g->due_ns = 0; /* control records: at once */
     if (!g->bl_head) {
         int rc = ring_write2(g->ring, type, a, alen, c, clen);
         if (rc == 0) {
@@ -137,18 +141,29 @@ void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uin
     backlog_push(b, g, type, a, alen, c, clen);
 }
 
+/* Write a notification to g; the round's doorbell decision learns when it is due (P0 at
+ * once, P1..P3 at their flush delay from now: see ring_publish_due). */
+static void route_to(broker_t *b, bk_gateway_t *g, const bk_item_t *it, uint64_t due)
+{
+    bk_gw_write(b, g, REC_NOTIFY, it->bytes, it->len, NULL, 0);
+    if (due < g->due_ns) g->due_ns = due;
+    g->deferred++;
+}
+
 void bk_route_item(broker_t *b, const bk_item_t *it)
 {
+    uint64_t due = it->prio == 0
+                       ? 0
+                       : loop_now(b->loop) + (uint64_t)b->cfg.flush_ms[it->prio - 1] * 1000000ull;
     if (it->user == b->bcast) {
         for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++)
-            if (b->gws[i] && b->gws[i]->attached)
-                bk_gw_write(b, b->gws[i], REC_NOTIFY, it->bytes, it->len, NULL, 0);
+            if (b->gws[i] && b->gws[i]->attached) route_to(b, b->gws[i], it, due);
         return;
     }
     const bk_user_t *u = it->user;
     for (uint16_t i = 0; i < u->n_routes; i++) {
         bk_gateway_t *g = b->gws[u->routes[i].gw];
-        if (g && g->attached) bk_gw_write(b, g, REC_NOTIFY, it->bytes, it->len, NULL, 0);
+        if (g && g->attached) route_to(b, g, it, due);
     }
 }
 
@@ -158,8 +173,14 @@ void bk_rings_publish(broker_t *b)
         bk_gateway_t *g = b->gws[i];
         if (!g || !g->dirty) continue;
         g->dirty = false;
-        /* One release store per round; the doorbell only when the consumer sleeps. */
-        if (ring_publish(g->ring)) ring_wake(g->ring);
+        /* One release store per round; the doorbell only when the consumer sleeps and has
+         * not promised to wake by itself before the round's most urgent record is due. At
+         * most batch_size notifications wait unread for its timer, so a session's batch
+         * still flushes at batch_size (SPEC 6), whichever of the two comes first. */
+        uint64_t due = g->deferred >= b->cfg.batch_size ? 0 : g->due_ns;
+        ring_pub_t pub = ring_publish_due(g->ring, due);
+        if (pub == RING_PUB_WAKE) ring_wake(g->ring);
+        if (pub != RING_PUB_WAITS) g->deferred = 0;
     }
 }
 
@@ -176,7 +197,8 @@ void bk_backlogs_drain(broker_t *b)
             if (rc == 0) {
                 g->records++;
                 g->dirty = true;
-            } else { /* larger than the ring's max record: can never be delivered */
+                g->due_ns = 0; /* late already: no waiting for a deadline */
+            } else {           /* larger than the ring's max record: can never be delivered */
                 drop_notify(b, g);
             }
             g->bl_head = r->next;
@@ -189,13 +211,18 @@ void bk_backlogs_drain(broker_t *b)
     }
     bk_rings_publish(b);
     b->backlog_scheduled = left;
-    if (left) lws_sul_schedule(b->ctx, 0, &b->sul_backlog, backlog_cb, 1000);
+    if (left) loop_timer_at(b->loop, &b->backlog_timer, loop_now(b->loop) + BK_BACKLOG_RETRY_NS);
 }
 
-static void backlog_cb(lws_sorted_usec_list_t *sul)
+static void backlog_cb(loop_t *l, loop_timer_t *t)
 {
-    broker_t *b = lws_container_of(sul, broker_t, sul_backlog);
-    bk_backlogs_drain(b);
+    (void)l;
+    bk_backlogs_drain(t->ctx);
+}
+
+void bk_route_init(broker_t *b)
+{
+    loop_timer_init(&b->backlog_timer, backlog_cb, b);
 }
 
 void bk_rings_heartbeat(broker_t *b)

@@ -3,6 +3,9 @@
 #include <string.h>
 
 #include "broker.h"
+#include "http.h"
+#include "webui.h"
+#include "revoke.h"
 
 static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
 {
@@ -46,6 +49,36 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "journal_corrupt", c->journal_corrupt, true);
     kv(o, "journal_errors", c->journal_errors, true);
     kv(o, "dedup_entries", bk_dedup_count(b), true);
+    kv(o, "drain_rounds", c->drain_rounds, true);
+    kv(o, "loop_wakeups", loop_wakeups(b->loop), true);
+    jbuf_puts(o, ",\"latency\":{\"ingest\":");
+    latency_json(&b->ingest_lat, o);
+    jbuf_puts(o, "},\"slo_ms\":[");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        if (p) jbuf_putc(o, ',');
+        jbuf_put_u64(o, b->cfg.slo_ms[p]);
+    }
+    jbuf_putc(o, ']');
+    jbuf_puts(o, ",\"http\":{");
+    kv(o, "requests", c->http_requests, false);
+    kv(o, "connections_open", bk_http_connections(b), true);
+    kv(o, "connections", c->http_connections, true);
+    kv(o, "refused", c->http_refused, true);
+    kv(o, "errors", c->http_errors, true);
+    kv(o, "timeouts", c->http_timeouts, true);
+    kv(o, "idle_closes", c->http_idle_closes, true);
+    jbuf_puts(o, ",\"responses\":{");
+    for (int k = 2; k <= 5; k++) {
+        char key[4] = {(char)('0' + k), 'x', 'x', 0};
+        kv(o, key, c->http_responses[k], k > 2);
+    }
+    jbuf_puts(o, "}}");
+    kv(o, "disconnects", c->disconnects, true);
+    kv(o, "disconnect_sessions_closed", c->disconnect_closed, true);
+    kv(o, "disconnect_timeouts", c->disconnect_timeouts, true);
+    kv(o, "user_locks", bk_revoke_locks(b), true);
+    kv(o, "config_reloads", c->reloads, true);
+    kv(o, "config_reload_errors", c->reload_errors, true);
     jbuf_puts(o, ",\"queue_sizes\":[");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         if (p) jbuf_putc(o, ',');
@@ -85,7 +118,9 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
         kv(o, "consumer_pid", (uint64_t)rs.consumer_pid, true);
         jbuf_puts(o, "}}");
     }
-    jbuf_puts(o, "]}");
+    jbuf_putc(o, ']');
+    bk_webui_stats_json(o);
+    jbuf_putc(o, '}');
 }
 
 static void metric(jbuf_t *o, const char *name, const char *type, const char *help, uint64_t v)
@@ -179,6 +214,39 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
     metric(o, "journal_corrupt_total", "counter", "Corrupt journal tails truncated.",
            c->journal_corrupt);
     metric(o, "journal_errors_total", "counter", "Journal write failures.", c->journal_errors);
+    metric(o, "drain_rounds_total", "counter", "Drain rounds (one journal write each).",
+           c->drain_rounds);
+    metric(o, "loop_wakeups_total", "counter", "Times the event loop slept and was woken.",
+           loop_wakeups(b->loop));
+    metric(o, "http_requests_total", "counter", "HTTP requests served.", c->http_requests);
+    metric(o, "http_connections", "gauge", "HTTP connections open.", bk_http_connections(b));
+    metric(o, "http_refused_total", "counter",
+           "HTTP connections refused (broker.http_max_connections, no descriptors).",
+           c->http_refused);
+    metric(o, "http_errors_total", "counter",
+           "Malformed or refused HTTP requests (400, 408, 411, 413, 414, 431).", c->http_errors);
+    metric(o, "http_timeouts_total", "counter",
+           "Requests not complete within broker.http_timeout_s (408).", c->http_timeouts);
+    metric(o, "http_idle_closes_total", "counter",
+           "Keep-alive connections closed after broker.http_idle_s.", c->http_idle_closes);
+    jbuf_puts(o, "# HELP herald_broker_http_responses_total HTTP responses by status class.\n"
+                 "# TYPE herald_broker_http_responses_total counter\n");
+    for (int k = 2; k <= 5; k++) {
+        char line[96];
+        snprintf(line, sizeof line, "herald_broker_http_responses_total{class=\"%dxx\"} %llu\n", k,
+                 (unsigned long long)c->http_responses[k]);
+        jbuf_puts(o, line);
+    }
+    metric(o, "disconnects_total", "counter", "POST /api/disconnect requests.", c->disconnects);
+    metric(o, "disconnect_sessions_closed_total", "counter",
+           "Sessions the gateways closed for /api/disconnect.", c->disconnect_closed);
+    metric(o, "disconnect_timeouts_total", "counter",
+           "Disconnects answered before every gateway did.", c->disconnect_timeouts);
+    metric(o, "user_locks", "gauge", "Users locked out by /api/disconnect with until.",
+           bk_revoke_locks(b));
+    metric(o, "config_reloads_total", "counter", "Configurations applied on SIGHUP.", c->reloads);
+    metric(o, "config_reload_errors_total", "counter", "SIGHUP reloads refused (bad config).",
+           c->reload_errors);
     jbuf_puts(o, "# HELP herald_broker_queue_size Queued notifications per priority.\n"
                  "# TYPE herald_broker_queue_size gauge\n");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
@@ -195,6 +263,9 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
                  (unsigned long long)c->queue_full[p]);
         jbuf_puts(o, line);
     }
+    latency_prometheus(&b->ingest_lat, o, "herald_ingest_latency_seconds",
+                       "Notification timestamp to durable and written to the rings.", NULL);
+    latency_slo_prometheus(o, b->cfg.slo_ms);
     gw_metric(o, b, "gateway_attached", "gauge", "1 while attached.", g_attached);
     gw_metric(o, b, "gateway_users", "gauge", "Users routed to the gateway.", g_users);
     gw_metric(o, b, "gateway_records_total", "counter", "Records written.", g_records);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh - install herald's build and runtime dependencies from Debian 12 packages.
 # Idempotent: installs only what is missing; runs apt-get only when something is.
-#   setup.sh          what building and running herald needs (deploy/run.sh)
+#   setup.sh          what building and running herald needs (deploy/run.sh), cluster mode
+#                     included (libnats-dev, nats-server: docs/cluster.md)
 #   setup.sh --test   also what only the test suite uses (tests/run.sh)
 #   setup.sh --fuzz   also clang and its sanitizer runtime for the libFuzzer targets
 set -euo pipefail
@@ -9,13 +10,15 @@ set -euo pipefail
 required=(
   meson ninja-build pkg-config gcc python3 libev-dev
   liburing-dev libwebsockets-dev libmsgpack-dev check libinih-dev
-  libssl-dev libjansson-dev zlib1g-dev
+  libssl-dev libjansson-dev zlib1g-dev libhttp-parser-dev libsystemd-dev
+  libnats-dev nats-server curl
 )
-# Only tests/integration/test_nginx.sh runs nginx (its own temp prefix, loopback ports); the
-# test skips without it, so a failure to install it does not fail the set-up.
+# Only tests/integration/test_nginx.sh runs nginx (its own temp prefix, loopback ports), and
+# only the browser tests (tests/web, suite browser) run chromium; those tests skip without
+# them, so a failure to install them does not fail the set-up.
 optional=()
 case "${1:-}" in
-  --test) optional+=(nginx libnginx-mod-http-perl) ;;
+  --test) optional+=(nginx libnginx-mod-http-perl chromium openssl) ;;
   --fuzz) required+=(clang libclang-rt-14-dev) ;;
 esac
 

@@ -1,5 +1,7 @@
-/* auth.c - client authentication at the WebSocket handshake: a HS256 JWT from
- * `Authorization: Bearer <t>` or the `token` query parameter; failures answer HTTP 401. */
+/* auth.c - client authentication: the token policy built from [auth] (refusing the public
+ * development secret unless allowed), the WebSocket handshake check (connection cap, a JWT
+ * from `Authorization: Bearer <t>` or the `token` query parameter, locked users) and the
+ * in-session token refresh. Failures answer HTTP 401 (503 at the cap), counted by reason. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +12,33 @@
 #include "jwt.h"
 #include "log.h"
 
-enum { AUTH_MISSING = 0, AUTH_BAD_SIGNATURE, AUTH_EXPIRED, AUTH_INVALID };
-
-static int auth_reason(const herald_error_t *err)
+int gw_auth_configure(const herald_config_t *cfg, jwt_policy_t *p, herald_error_t *err)
 {
-    if (strstr(err->message, "signature")) return AUTH_BAD_SIGNATURE;
-    if (strstr(err->message, "expired")) return AUTH_EXPIRED;
-    return AUTH_INVALID;
+    if (config_uses_dev_secret(cfg) && !cfg->auth_allow_dev_secret)
+        return herr_set(err, HERR_BAD_VALUE, "auth.secret",
+                        "auth.secret (or auth.previous_secrets) is the public development secret "
+                        "of deploy/herald.ini: set your own secret, or auth.allow_dev_secret = "
+                        "true for development only");
+    return jwt_policy_init(p, cfg, err);
+}
+
+static gw_auth_reason_t auth_reason(jwt_reason_t r)
+{
+    switch (r) {
+    case JWT_BAD_SIGNATURE:
+        return GW_AUTH_BAD_SIGNATURE;
+    case JWT_EXPIRED:
+        return GW_AUTH_EXPIRED;
+    case JWT_NO_EXP:
+        return GW_AUTH_NO_EXP;
+    case JWT_NOT_YET_VALID:
+        return GW_AUTH_NOT_YET_VALID;
+    case JWT_WRONG_AUDIENCE:
+    case JWT_WRONG_ISSUER:
+        return GW_AUTH_WRONG_AUDIENCE;
+    default:
+        return GW_AUTH_INVALID;
+    }
 }
 
 /* Copy the token into out; returns its length, 0 if absent. */
@@ -56,9 +78,10 @@ static uint64_t auth_since(struct lws *wsi)
  * second, each logged line saying how many were not. */
 static log_ratelimit_t auth_rl;
 
-static int auth_reject(gw_t *g, struct lws *wsi, int reason, bool reply_401, const char *why)
+static int auth_reject(gw_t *g, struct lws *wsi, gw_auth_reason_t reason, bool reply,
+                       const char *why)
 {
-    if (reply_401) {
+    if (reply) {
         g->c.auth_fail[reason]++;
         if (log_ratelimit_ok(&auth_rl, 5)) {
             unsigned long more = log_ratelimit_take(&auth_rl);
@@ -72,15 +95,42 @@ static int auth_reject(gw_t *g, struct lws *wsi, int reason, bool reply_401, con
     return 1;
 }
 
-int gw_auth_check(gw_t *g, struct lws *wsi, char user[HERALD_MAX_ID_LEN + 1], uint64_t *since,
-                  bool reply_401)
+int gw_auth_check(gw_t *g, struct lws *wsi, gw_auth_t *a, bool reply)
 {
     char token[2048];
     herald_error_t err;
+    jwt_claims_t claims;
+    /* Sessions are established right after their upgrade is confirmed (same loop pass),
+     * so n_sessions counts every connection this check has let through. */
+    if (reply && g->n_sessions >= g->max_connections) {
+        g->c.connections_refused++;
+        if (log_ratelimit_ok(&g->refusal_rl, 5))
+            log_warn("handshake refused: %zu sessions, at gateway.max_connections %u",
+                     g->n_sessions, g->max_connections);
+        lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
+        return 1;
+    }
     int n = auth_token(wsi, token, sizeof token);
-    if (n <= 0) return auth_reject(g, wsi, AUTH_MISSING, reply_401, "no token");
-    if (jwt_verify(g->cfg.auth_secret, token, (size_t)n, (uint64_t)time(NULL), user, &err) < 0)
-        return auth_reject(g, wsi, auth_reason(&err), reply_401, err.message);
-    *since = auth_since(wsi);
+    if (n <= 0) return auth_reject(g, wsi, GW_AUTH_MISSING, reply, "no token");
+    if (jwt_verify(&g->auth, token, (size_t)n, (uint64_t)time(NULL), &claims, &err) < 0)
+        return auth_reject(g, wsi, auth_reason(claims.reason), reply, err.message);
+    if (gw_revoke_locked(g, claims.sub))
+        return auth_reject(g, wsi, GW_AUTH_REVOKED, reply, "user locked by /api/disconnect");
+    memcpy(a->user, claims.sub, sizeof a->user);
+    a->exp_s = claims.exp;
+    a->since = auth_since(wsi);
+    return 0;
+}
+
+int gw_auth_refresh(gw_t *g, gw_session_t *s, const char *token, size_t len, herald_error_t *err)
+{
+    jwt_claims_t claims;
+    if (jwt_verify(&g->auth, token, len, (uint64_t)time(NULL), &claims, err) < 0) return -1;
+    if (strcmp(claims.sub, s->user->id) != 0)
+        return herr_set(err, HERR_UNAUTHORIZED, "sub",
+                        "the token is for another user than the session's");
+    if (gw_revoke_locked(g, claims.sub))
+        return herr_set(err, HERR_UNAUTHORIZED, "sub", "the user is locked");
+    s->exp_s = claims.exp;
     return 0;
 }

@@ -5,6 +5,7 @@
  * clients may tag their ops (e.g. an "id") without breaking. */
 #include "clientop.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "codec.h"
@@ -50,7 +51,7 @@ static int parse_channels(const msgpack_object *map, client_op_t *op, herald_err
 
 static int parse_op(const msgpack_object *map, client_op_t *op, herald_error_t *err)
 {
-    memset(op, 0, sizeof *op);
+    memset(op, 0, offsetof(client_op_t, token));
     if (map->type != MSGPACK_OBJECT_MAP)
         return herr_set(err, HERR_NOT_MAP, "", "an op must be an object");
     const msgpack_object *v = op_get(map, "op");
@@ -67,6 +68,19 @@ static int parse_op(const msgpack_object *map, client_op_t *op, herald_error_t *
     }
     if (key_is(v, "ping")) {
         op->kind = OP_PING;
+        return 0;
+    }
+    if (key_is(v, "refresh")) {
+        op->kind = OP_REFRESH;
+        const msgpack_object *t = op_get(map, "token");
+        if (!t) return herr_set(err, HERR_MISSING_FIELD, "token", "token is required");
+        if (t->type != MSGPACK_OBJECT_STR)
+            return herr_set(err, HERR_BAD_KIND, "token", "token must be a string");
+        if (t->via.str.size == 0 || t->via.str.size > CLIENTOP_TOKEN_MAX)
+            return herr_set(err, HERR_BAD_VALUE, "token", "token must be 1 to %d bytes",
+                            CLIENTOP_TOKEN_MAX);
+        memcpy(op->token, t->via.str.ptr, t->via.str.size);
+        op->token_len = t->via.str.size;
         return 0;
     }
     if (key_is(v, "resume")) {

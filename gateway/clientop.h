@@ -12,16 +12,22 @@ typedef enum {
     OP_UNSUBSCRIBE,
     OP_RESUME,
     OP_PING,
+    OP_REFRESH,
 } client_op_kind_t;
+
+#define CLIENTOP_TOKEN_MAX 4000 /* an op is at most 4 KiB, so is the token in it */
 
 typedef struct {
     client_op_kind_t kind;
     uint32_t channels; /* bit (1u << channel_t) for subscribe/unsubscribe */
     uint64_t since;    /* resume */
+    size_t token_len;  /* refresh: the token, not NUL-terminated */
+    char token[CLIENTOP_TOKEN_MAX];
 } client_op_t;
 
 /* {"op":"subscribe","channels":["trade"]}, {"op":"unsubscribe",...}, {"op":"resume","since":S},
- * {"op":"ping"}. Errors: HERR_MALFORMED, HERR_NOT_MAP, HERR_UNKNOWN_OP, HERR_MISSING_FIELD,
+ * {"op":"ping"}, {"op":"refresh","token":T}. Errors: HERR_MALFORMED, HERR_NOT_MAP,
+ * HERR_UNKNOWN_OP, HERR_MISSING_FIELD,
  * HERR_BAD_KIND, HERR_BAD_VALUE (unknown channel, negative since) - each naming the field;
  * also HERR_TOO_LARGE (an op over 4 KiB) and, for msgpack, HERR_TRUNCATED / HERR_TRAILING.
  * Unknown extra fields are ignored. */

@@ -210,10 +210,20 @@ void gw_ctl_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t fr
     ctl_send_packed(g);
 }
 
+static void ctl_send_lock(gw_t *g, const char *user, uint64_t until_ns)
+{
+    msgpack_packer pk = ctl_begin(g, "lock", 3);
+    pk_str(&pk, "user", user);
+    pk_u64(&pk, "until", until_ns);
+    ctl_send_packed(g);
+}
+
 /* After (re)connecting: tell the broker which users we serve and from where, open the
- * sessions still waiting, and re-ask for gap fills that were in flight. */
+ * sessions still waiting, re-ask for gap fills that were in flight, and hand back the
+ * locks we hold (a restarted broker has forgotten them). */
 static void ctl_resync(gw_t *g)
 {
+    gw_revoke_each(g, ctl_send_lock);
     for (size_t b = 0; b < g->user_tab_size; b++) {
         for (gw_user_t *u = g->user_tab[b]; u; u = u->hnext) {
             unsigned live = 0;
@@ -253,11 +263,35 @@ static void ctl_resync(gw_t *g)
     }
 }
 
-
 static bool str_is(const msgpack_object *o, const char *s)
 {
     return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
            !memcmp(o->via.str.ptr, s, o->via.str.size);
+}
+
+/* disconnect {id, user[, until]}: close the user's sessions, set or lift the lock, answer. */
+static void ctl_on_disconnect(gw_t *g, const msgpack_object *o)
+{
+    const msgpack_object *id = codec_map_get(o, "id"), *user = codec_map_get(o, "user"),
+                         *until = codec_map_get(o, "until");
+    char uid[HERALD_MAX_ID_LEN + 1];
+    if (!id || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !user ||
+        user->type != MSGPACK_OBJECT_STR || !user->via.str.size ||
+        user->via.str.size > HERALD_MAX_ID_LEN ||
+        (until && until->type != MSGPACK_OBJECT_POSITIVE_INTEGER)) {
+        g->c.ctl_errors++;
+        log_warn("malformed disconnect from the broker ignored");
+        return;
+    }
+    memcpy(uid, user->via.str.ptr, user->via.str.size);
+    uid[user->via.str.size] = '\0';
+    if (until) gw_revoke_lock(g, uid, until->via.u64);
+    unsigned closed = gw_revoke_disconnect(g, uid);
+    if (id->via.u64 == 0) return;
+    msgpack_packer pk = ctl_begin(g, "disconnected", 3);
+    pk_u64(&pk, "id", id->via.u64);
+    pk_u64(&pk, "closed", closed);
+    ctl_send_packed(g);
 }
 
 static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
@@ -280,6 +314,8 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         g->ctl_backoff_ms = CTL_BACKOFF_MIN;
         log_info("broker control link up");
         ctl_resync(g);
+    } else if (str_is(op, "disconnect")) {
+        ctl_on_disconnect(g, &u.data);
     } else if (str_is(op, "error")) {
         const msgpack_object *m = codec_map_get(&u.data, "message");
         int mlen = m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0;

@@ -1,6 +1,7 @@
 /* deliver.c - per-session output: shared frames, P0-now / P1..P3-batched queues, flush
  * deadlines (three FIFO lists, one per priority, so the nearest deadline is a list head),
- * the slow-consumer bound and coalesced writes. */
+ * the slow-consumer bound (in the bytes each queued frame really holds) and coalesced
+ * writes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,17 @@ static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
     s->dl[i].on = true;
 }
 
+/* When the notification being delivered was written to the ring (its REC_CLOCK, or now when
+ * the broker sent none), never earlier than the previous origin: each deadline list stays
+ * in time order. */
+static uint64_t deliver_origin(gw_t *g)
+{
+    uint64_t o = g->rec_clock_ns && g->rec_clock_ns < g->now_ns ? g->rec_clock_ns : g->now_ns;
+    if (o < g->dl_origin_ns) o = g->dl_origin_ns;
+    g->dl_origin_ns = o;
+    return o;
+}
+
 void gw_session_want_write(gw_t *g, gw_session_t *s)
 {
     if (s->writable_requested || !s->wsi) return;
@@ -127,6 +139,7 @@ void gw_deliver_write_now(gw_t *g)
 void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char *reason)
 {
     if (s->close_code) return;
+    if (s->user) s->user->n_open--;
     s->close_code = code;
     s->close_reason = reason;
     gw_deliver_drop(g, s);
@@ -138,7 +151,8 @@ void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char 
 void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
 {
     if (s->close_code) return;
-    if (s->pending_bytes + m->len > g->cfg.max_pending_bytes) {
+    size_t cost = gw_msg_cost(m);
+    if (s->pending_bytes + cost > g->cfg.max_pending_bytes) {
         g->c.slow_closes++;
         if (m->notification) g->c.failed++;
         log_warn("session %s (user %s): %zu bytes pending, closing as slow consumer", s->id_str,
@@ -147,7 +161,7 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
         return;
     }
     m->refs++;
-    s->pending_bytes += m->len;
+    s->pending_bytes += cost;
     if (prio == 0 || prio >= HERALD_PRIORITIES) {
         fifo_push(&s->ready, m);
         gw_session_want_write(g, s);
@@ -159,7 +173,7 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
         return;
     }
     unsigned i = prio - 1;
-    if (!s->dl[i].on) dl_append(g, s, i, g->now_ns + g->cfg.flush_ms[i] * GW_NS_PER_MS);
+    if (!s->dl[i].on) dl_append(g, s, i, deliver_origin(g) + g->cfg.flush_ms[i] * GW_NS_PER_MS);
 }
 
 void gw_session_flush(gw_t *g, gw_session_t *s)
@@ -236,7 +250,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
             used += ws_frame(out + used, m);
             frames++;
             pushed += m->notification;
-            s->pending_bytes -= m->len;
+            s->pending_bytes -= gw_msg_cost(m);
             fifo_pop(&s->ready);
             gw_msg_unref(m);
         }
@@ -248,7 +262,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
                 return -1;
             }
             g->c.pushed += m->notification;
-            s->pending_bytes -= m->len;
+            s->pending_bytes -= gw_msg_cost(m);
             fifo_pop(&s->ready);
             gw_msg_unref(m);
             continue;

@@ -1,4 +1,5 @@
-/* frames.c - control frames sent to clients (welcome, subscribed, pong, resumed, gap, error),
+/* frames.c - control frames sent to clients (welcome, subscribed, pong, resumed, gap, error,
+ * refreshed),
  * as a JSON text frame or a msgpack binary frame with the same fields. */
 #include <string.h>
 
@@ -147,5 +148,14 @@ gw_msg_t *gw_frame_error(gw_t *g, bool binary, const char *code, const char *mes
     fw_str(&w, "type", "error");
     fw_str(&w, "code", code);
     fw_str(&w, "message", message);
+    return fw_end(&w);
+}
+
+gw_msg_t *gw_frame_refreshed(gw_t *g, bool binary, uint64_t exp)
+{
+    fw_t w;
+    fw_begin(&w, g, binary, 2);
+    fw_str(&w, "type", "refreshed");
+    fw_u64(&w, "exp", exp);
     return fw_end(&w);
 }

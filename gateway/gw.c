@@ -1,5 +1,6 @@
 /* gw.c - herald-gateway: command line, configuration, the lws context (WebSocket + HTTP on
  * gateway.listen port + id) and the event loop. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,24 @@ static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     (void)w;
     (void)revents;
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* A SIGHUP that arrives while the gateway starts (before the loop watches it) is kept
+ * here and served once the loop's watcher is in place. */
+static volatile sig_atomic_t gw_hup_early;
+
+static void gw_on_early_hup(int sig)
+{
+    (void)sig;
+    gw_hup_early = 1;
+}
+
+/* SIGHUP (systemctl reload): re-read the config, keep every session. */
+static void gw_on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    gw_reload(w->data);
 }
 
 static const struct lws_extension gw_extensions[] = {
@@ -48,11 +67,10 @@ static void gw_usage(void)
 static int gw_parse_args(gw_t *g, int argc, char **argv)
 {
     herald_error_t err;
-    const char *path = NULL;
     int have_id = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc)
-            path = argv[++i];
+            g->config_path = argv[++i];
         else if (!strcmp(argv[i], "--id") && i + 1 < argc) {
             char *end;
             unsigned long id = strtoul(argv[++i], &end, 10);
@@ -73,31 +91,14 @@ static int gw_parse_args(gw_t *g, int argc, char **argv)
         gw_usage();
         return -1;
     }
-    config_defaults(&g->cfg);
-    if (config_load(&g->cfg, config_default_path(path), &err) < 0) {
+    g->config_path = config_default_path(g->config_path);
+    g->argc = argc;
+    g->argv = argv;
+    if (gw_config_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0) {
         fprintf(stderr, "herald-gateway: config: %s\n", err.message);
         return -1;
     }
-    /* -o overrides apply after the file, in order */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-o") || i + 1 >= argc) continue;
-        char kv[512];
-        snprintf(kv, sizeof kv, "%s", argv[++i]);
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            fprintf(stderr, "herald-gateway: -o %s: expected section.key=value\n", kv);
-            return -1;
-        }
-        *eq = '\0';
-        if (config_set(&g->cfg, kv, eq + 1, &err) < 0) {
-            fprintf(stderr, "herald-gateway: -o %s: %s\n", kv, err.message);
-            return -1;
-        }
-    }
-    if (!g->cfg.auth_secret[0]) {
-        fprintf(stderr, "herald-gateway: auth.secret is required\n");
-        return -1;
-    }
+    g->max_connections = gw_max_connections(&g->cfg);
     return 0;
 }
 
@@ -124,9 +125,23 @@ static int gw_lws_start(gw_t *g)
     info.pt_serv_buf_size = 64 * 1024;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV;
     info.timeout_secs = 10;
+    if (g->cfg.gateway_tls_cert[0]) {
+        /* wss:// only: a plain connection to this port fails its TLS handshake */
+        const char *files[] = {g->cfg.gateway_tls_cert, g->cfg.gateway_tls_key};
+        for (size_t i = 0; i < 2; i++)
+            if (access(files[i], R_OK) < 0) {
+                log_error("gateway.%s %s: %s", i ? "tls_key" : "tls_cert", files[i],
+                          strerror(errno));
+                return -1;
+            }
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = g->cfg.gateway_tls_cert;
+        info.ssl_private_key_filepath = g->cfg.gateway_tls_key;
+    }
     g->lws = lws_create_context(&info);
     if (!g->lws) {
-        log_error("cannot listen on %s:%d", info.iface ? info.iface : "*", info.port);
+        log_error("cannot listen on %s:%d%s", info.iface ? info.iface : "*", info.port,
+                  g->cfg.gateway_tls_cert[0] ? " (or the TLS certificate/key did not load)" : "");
         return -1;
     }
     g->vh = lws_get_vhost_by_name(g->lws, "default");
@@ -141,7 +156,8 @@ static int gw_lws_start(gw_t *g)
      * hangs. So reach OPERATIONAL now, before the first connection can be accepted. */
     lws_state_manager_t *sm = lws_system_get_state_manager(g->lws);
     if (sm) lws_state_transition_steps(sm, LWS_SYSTATE_OPERATIONAL);
-    log_info("listening on %s:%d", info.iface ? info.iface : "*", info.port);
+    log_info("listening on %s:%d (%s)", info.iface ? info.iface : "*", info.port,
+             g->cfg.gateway_tls_cert[0] ? "wss, TLS" : "ws, plain");
     return 0;
 }
 
@@ -156,29 +172,46 @@ int main(int argc, char **argv)
     gw_t *g = &gw;
     int rc = 1;
 
+    /* until the loop handles it, a reload signal must not kill a starting gateway */
+    struct sigaction early = {.sa_handler = gw_on_early_hup};
+    sigaction(SIGHUP, &early, NULL);
     if (gw_parse_args(g, argc, argv) < 0) return 2;
     log_init("gateway", (int)g->id);
     log_set_level((log_level_t)g->cfg.log_level);
+    config_log_dev_secret(&g->cfg);
     lws_set_log_level(LLL_ERR, gw_lws_log);
     signal(SIGPIPE, SIG_IGN);
 
+    char hb_name[HB_NAME_MAX + 1];
+    herald_error_t err;
+    snprintf(hb_name, sizeof hb_name, "gateway%u", g->id);
+    if (hb_open(&g->hb, g->cfg.shm_prefix, hb_name, &err) < 0) {
+        log_error("%s", err.message);
+        return 1;
+    }
     jbuf_init(&g->jb, LWS_PRE);
     msgpack_unpacked_init(&g->unp);
     snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
     /* Session ids stay unique across restarts of this gateway (the broker may still hold
      * routes of the previous incarnation until it sees the control socket close). */
     g->next_session = ((uint64_t)time(NULL) & 0xffffffffu) << 20;
+    gw_revoke_init(g);
     gw_ctl_init(g);
     if (gw_lws_start(g) < 0) goto out;
     if (gw_uring_init(g) < 0) goto out;
     gw_ctl_try_connect(g);
     gw_uring_commit(g);
 
-    ev_signal sig_term, sig_int;
+    ev_signal sig_term, sig_int, sig_hup;
     ev_signal_init(&sig_term, gw_on_signal, SIGTERM);
     ev_signal_init(&sig_int, gw_on_signal, SIGINT);
+    ev_signal_init(&sig_hup, gw_on_hup, SIGHUP);
+    sig_hup.data = g;
     ev_signal_start(gw_loop, &sig_term);
     ev_signal_start(gw_loop, &sig_int);
+    hb_notify_ready(&g->hb);
+    ev_signal_start(gw_loop, &sig_hup);
+    if (gw_hup_early) gw_reload(g); /* the config may have changed after we read it */
     ev_run(gw_loop, 0);
     log_info("stopping: %zu sessions", g->n_sessions);
     rc = 0;
@@ -186,7 +219,9 @@ out:
     gw_ctl_fini(g);
     if (g->lws) lws_context_destroy(g->lws);
     gw_uring_fini(g);
+    gw_revoke_fini(g);
     msgpack_unpacked_destroy(&g->unp);
     jbuf_free(&g->jb);
+    hb_close(&g->hb);
     return rc;
 }

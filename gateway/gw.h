@@ -12,7 +12,9 @@
 
 #include "config.h"
 #include "doorbell.h"
+#include "heartbeat.h"
 #include "json.h"
+#include "jwt.h"
 #include "log.h"
 #include "model.h"
 #include "ring.h"
@@ -28,6 +30,13 @@
  * costs no wake-up of its own, and one timer wake flushes every deadline near it. */
 #define GW_FLUSH_SLACK_NS (1 * GW_NS_PER_MS)
 #define GW_NS_PER_S       1000000000ull
+/* Descriptors kept out of the connection cap when gateway.max_connections is 0 (auto):
+ * listener, io_uring, ring, control socket, /metrics scrapes, lws internals. */
+#define GW_FD_RESERVE 64
+/* Bytes a queued frame costs beyond its payload: the gw_msg_t header and LWS_PRE headroom,
+ * the allocator's header, the queue slot and the WebSocket frame header. The slow-consumer
+ * bound counts these, so a flood of tiny frames is bounded by the memory it really holds. */
+#define GW_MSG_OVERHEAD (sizeof(struct gw_msg) + LWS_PRE + 16 + sizeof(void *) + 10)
 
 /* One output frame with LWS_PRE headroom. Notification frames are rendered once and shared
  * by every session that receives them (refs); control frames have one owner. */
@@ -62,6 +71,7 @@ typedef struct gw_session {
     struct lws *wsi;
     struct gw_user *user;
     uint64_t id;
+    uint64_t exp_s; /* the token's exp (wall clock seconds); 0 = none. Checked by the tick */
     char id_str[24];
     gw_sess_state_t state;
     bool binary;    /* herald.msgpack */
@@ -74,8 +84,10 @@ typedef struct gw_session {
     uint64_t bcast_live_from;      /* first broadcast seq delivered live */
     uint64_t have_from;            /* lowest seq this session holds contiguously up to live */
     uint64_t replay_lo, replay_hi; /* accepted session-addressed replay range (hi 0 = none) */
-    uint64_t replay_next; /* next replayed seq not yet delivered (dedups a re-sent replay) */
-    bool resume_pending;  /* reply `resumed` at REC_REPLAY_END */
+    uint64_t replay_next;      /* next replayed seq not yet delivered (dedups a re-sent replay) */
+    bool resume_pending;       /* reply `resumed` at REC_REPLAY_END */
+    uint32_t resume_tokens;    /* resume ops left in the bucket (gateway.resumes_per_minute) */
+    uint64_t resume_refill_ns; /* when the bucket last gained a token */
     /* links */
     struct gw_session *unext, *uprev; /* user's sessions */
     struct gw_session *anext, *aprev; /* every session */
@@ -115,8 +127,9 @@ typedef struct {
 typedef struct gw_user {
     char id[HERALD_MAX_ID_LEN + 1];
     struct gw_user *hnext;
-    gw_session_t *sessions;
+    gw_session_t *sessions; /* newest first */
     unsigned n_sessions;
+    unsigned n_open;  /* sessions not closing (close_code 0): what max_sessions_per_user bounds */
     bool known;       /* last is valid */
     uint64_t last;    /* last seq delivered in order */
     uint64_t want_to; /* highest seq known to exist */
@@ -128,20 +141,50 @@ typedef struct gw_user {
 
 typedef enum { CTL_DOWN = 0, CTL_HELLO_SENT, CTL_UP } gw_ctl_state_t;
 
+/* Why a handshake was refused with 401 (auth_failures_total{reason}). */
+typedef enum {
+    GW_AUTH_MISSING = 0,
+    GW_AUTH_BAD_SIGNATURE,
+    GW_AUTH_EXPIRED,
+    GW_AUTH_INVALID, /* malformed, bad sub */
+    GW_AUTH_NO_EXP,
+    GW_AUTH_NOT_YET_VALID,
+    GW_AUTH_WRONG_AUDIENCE, /* aud or iss */
+    GW_AUTH_REVOKED,        /* the user is locked (POST /api/disconnect with until) */
+    GW_AUTH__COUNT
+} gw_auth_reason_t;
+
 typedef struct {
     uint64_t sessions_opened, sessions_closed;
     uint64_t pushed, failed;
     uint64_t slow_closes, timeout_closes, flood_closes;
-    uint64_t auth_fail[4]; /* missing, bad_signature, expired, invalid */
+    uint64_t auth_fail[GW_AUTH__COUNT];
+    uint64_t expiry_closes; /* 4001 token_expired */
+    uint64_t refreshes, refresh_denied;
+    uint64_t session_limit_closes; /* 4009: the user's oldest past max_sessions_per_user */
+    uint64_t resumes_limited;      /* resume ops refused as rate_limited */
+    uint64_t connections_refused;  /* handshakes answered 503 at the connection cap */
+    uint64_t disconnect_closes;    /* 4003: POST /api/disconnect */
+    uint64_t reloads, reload_errors;
     uint64_t bad_client_msgs;
+    uint64_t bad_http_paths; /* refused web file paths (traversal, odd characters) */
     uint64_t ring_records, ring_corrupt, bad_records;
     uint64_t gaps_detected, replays_requested, gap_msgs;
     uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
 } gw_counters_t;
 
+struct gw_revoke;
+
 typedef struct gw {
     herald_config_t cfg;
     unsigned id;
+    jwt_policy_t auth;        /* from cfg's [auth]; rebuilt by a reload */
+    uint32_t max_connections; /* effective cap (cfg's, or the fd limit less GW_FD_RESERVE) */
+    struct gw_revoke *revoke; /* users locked out (revoke.c) */
+    /* how the config was given, to read it again on SIGHUP */
+    const char *config_path;
+    char **argv;
+    int argc;
     struct lws_context *lws;
     struct lws_vhost *vh;
     /* io_uring */
@@ -171,6 +214,8 @@ typedef struct gw {
     size_t ctl_tx_len, ctl_tx_cap;
     msgpack_sbuffer ctl_sb;
     log_ratelimit_t ctl_err_rl;
+    log_ratelimit_t web_rl; /* refused web file paths */
+    log_ratelimit_t refusal_rl; /* refresh denials and connection-cap refusals (peer-driven) */
     /* sessions and users */
     gw_session_t *all;
     size_t n_sessions;
@@ -184,6 +229,13 @@ typedef struct gw {
         gw_session_t *head, *tail;
     } dl[HERALD_PRIORITIES - 1];
     uint64_t tick_at_ns;
+    /* Flush deadlines count from when a notification was written to the ring (REC_CLOCK),
+     * not from when it was read: the broker lets records wait for our own timer. */
+    uint64_t rec_clock_ns; /* the last REC_CLOCK: records since were written after it */
+    uint64_t dl_origin_ns; /* the origin of the last deadline set (they never go back) */
+    /* liveness: beaten at the end of every io_uring reap (at least at the 1 s tick) */
+    hb_t hb;
+    uint64_t ticks; /* 1 s ticks so far */
     /* Sessions with output queued during a reap pass, written directly at its end (one
      * send each, no writable callback round trip); see gw_deliver_write_now. */
     gw_session_t *wlist;
@@ -256,6 +308,11 @@ void gw_session_want_write(gw_t *g, gw_session_t *s);
 void gw_deliver_write_now(gw_t *g);
 /* Schedule a close with a WebSocket code; the session writes no more frames. */
 void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char *reason);
+/* Bytes frame m holds while queued for one session (payload + GW_MSG_OVERHEAD). */
+static inline size_t gw_msg_cost(const gw_msg_t *m)
+{
+    return m->len + GW_MSG_OVERHEAD;
+}
 /* Free every queued frame of s and unlink it from the deadline lists. */
 void gw_deliver_drop(gw_t *g, gw_session_t *s);
 
@@ -265,6 +322,7 @@ gw_msg_t *gw_frame_range(gw_t *g, bool binary, const char *type, uint64_t from, 
 gw_msg_t *gw_frame_subscribed(gw_t *g, bool binary, uint32_t channels);
 gw_msg_t *gw_frame_pong(gw_t *g, bool binary);
 gw_msg_t *gw_frame_error(gw_t *g, bool binary, const char *code, const char *message);
+gw_msg_t *gw_frame_refreshed(gw_t *g, bool binary, uint64_t exp);
 
 /* --- session.c: the herald.json / herald.msgpack protocols --- */
 int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -280,11 +338,49 @@ void gw_user_remove(gw_t *g, gw_user_t *u);
 void gw_sess_tab_add(gw_t *g, gw_session_t *s);
 void gw_sess_tab_del(gw_t *g, gw_session_t *s);
 
-/* --- auth.c: handshake authentication --- */
-/* Check the upgrade request's token; on failure answer 401 and return 1 (lws: rejected). On
- * success fills user and since (0 when absent) and returns 0. */
-int gw_auth_check(gw_t *g, struct lws *wsi, char user[HERALD_MAX_ID_LEN + 1], uint64_t *since,
-                  bool reply_401);
+/* --- auth.c: token policy, handshake authentication, refresh --- */
+/* What an accepted handshake carries into the session. */
+typedef struct {
+    char user[HERALD_MAX_ID_LEN + 1];
+    uint64_t since; /* ?since=S, 0 when absent */
+    uint64_t exp_s; /* the token's exp, 0 = none */
+} gw_auth_t;
+/* Build the token policy of cfg into p. Refuses (HERR_BAD_VALUE naming auth.secret) the
+ * shipped development secret unless auth.allow_dev_secret; more previous secrets than a
+ * policy holds. */
+int gw_auth_configure(const herald_config_t *cfg, jwt_policy_t *p, herald_error_t *err);
+/* Check the upgrade request: the connection cap (503), the token and a lock on its user
+ * (401). On refusal answers (when reply) and returns 1 (lws: rejected); on success fills a
+ * and returns 0. */
+int gw_auth_check(gw_t *g, struct lws *wsi, gw_auth_t *a, bool reply);
+/* {"op":"refresh","token":T} on session s: T must be valid and name s's user. Returns 0
+ * with s->exp_s set to T's exp, or -1 with err saying why (the session keeps its expiry). */
+int gw_auth_refresh(gw_t *g, gw_session_t *s, const char *token, size_t len, herald_error_t *err);
+
+/* --- revoke.c: users locked out, and the broker's disconnect request --- */
+void gw_revoke_init(gw_t *g);
+void gw_revoke_fini(gw_t *g);
+/* Is user locked out now (a lock with until in the future)? Cheap when no lock exists. */
+bool gw_revoke_locked(gw_t *g, const char *user);
+/* Lock user out until until_ns (wall clock ns); a time not in the future lifts the lock. */
+void gw_revoke_lock(gw_t *g, const char *user, uint64_t until_ns);
+/* Close every session of user with 4003 disconnected; returns how many were open. */
+unsigned gw_revoke_disconnect(gw_t *g, const char *user);
+/* Call fn for every lock still in force (resync after a broker restart). */
+void gw_revoke_each(gw_t *g, void (*fn)(gw_t *g, const char *user, uint64_t until_ns));
+/* Forget locks that ran out (called from the tick). */
+void gw_revoke_sweep(gw_t *g);
+
+/* --- reload.c: SIGHUP --- */
+/* Read the config again (file + -o overrides): apply secrets, log level and limits, keep
+ * the sessions; restart-only keys that changed are logged and keep their old values. A
+ * config that does not load or check is logged and the old one stays. Returns 0 or -1. */
+int gw_reload(gw_t *g);
+/* Load the config as given on the command line into cfg (file, then -o overrides, then
+ * the pair checks). Returns 0 or -1 with err. */
+int gw_config_read(const gw_t *g, herald_config_t *cfg, herald_error_t *err);
+/* The connection cap for cfg: gateway.max_connections, or the fd limit less the reserve. */
+uint32_t gw_max_connections(const herald_config_t *cfg);
 
 /* --- metrics.c: /metrics, /healthz, /stats --- */
 int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -1,9 +1,12 @@
-/* metrics.c - the gateway's HTTP side: the upgrade gate for /ws (auth, 401), and
- * GET /metrics (Prometheus text), /healthz and /stats (JSON) from one table of values. */
+/* metrics.c - the gateway's HTTP side: the upgrade gate for /ws (auth, 401), GET /metrics
+ * (Prometheus text), /healthz and /stats (JSON) from one table of values, and the demo page
+ * (SPEC 13: static files of runtime.web_dir, and /web-config.json that tells it where the
+ * broker is). */
 #include <stdio.h>
 #include <string.h>
 
 #include "gw.h"
+#include "webfile.h"
 
 typedef struct {
     const char *name;   /* JSON key */
@@ -13,7 +16,7 @@ typedef struct {
     uint64_t value;
 } metric_t;
 
-#define N_METRICS 25 /* entries metrics_collect writes */
+#define N_METRICS 48 /* room for the entries metrics_collect writes */
 
 static size_t metrics_collect(gw_t *g, metric_t *m)
 {
@@ -39,7 +42,23 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
       g->c.auth_fail[1]);
     L("auth_failures_expired", "auth_failures_total", "reason=\"expired\"", g->c.auth_fail[2]);
     L("auth_failures_invalid", "auth_failures_total", "reason=\"invalid\"", g->c.auth_fail[3]);
+    L("auth_failures_no_exp", "auth_failures_total", "reason=\"no_exp\"", g->c.auth_fail[4]);
+    L("auth_failures_not_yet_valid", "auth_failures_total", "reason=\"not_yet_valid\"",
+      g->c.auth_fail[5]);
+    L("auth_failures_wrong_audience", "auth_failures_total", "reason=\"wrong_audience\"",
+      g->c.auth_fail[6]);
+    L("auth_failures_revoked", "auth_failures_total", "reason=\"revoked\"", g->c.auth_fail[7]);
+    M("token_expiry_closes", "counter", NULL, g->c.expiry_closes);
+    M("token_refreshes", "counter", NULL, g->c.refreshes);
+    M("token_refresh_denied", "counter", NULL, g->c.refresh_denied);
+    M("session_limit_closes", "counter", NULL, g->c.session_limit_closes);
+    M("resumes_rate_limited", "counter", NULL, g->c.resumes_limited);
+    M("connections_refused", "counter", NULL, g->c.connections_refused);
+    M("disconnect_closes", "counter", NULL, g->c.disconnect_closes);
+    M("config_reloads", "counter", NULL, g->c.reloads);
+    M("config_reload_errors", "counter", NULL, g->c.reload_errors);
     M("bad_client_messages", "counter", NULL, g->c.bad_client_msgs);
+    M("bad_http_paths", "counter", NULL, g->c.bad_http_paths);
     M("ring_lag_bytes", "gauge", NULL, rs.used_bytes);
     M("ring_lag_records", "gauge", NULL, rs.pending_records);
     M("ring_records", "counter", NULL, g->c.ring_records);
@@ -61,7 +80,7 @@ static void metrics_prometheus(gw_t *g, jbuf_t *b)
 {
     metric_t m[N_METRICS];
     size_t n = metrics_collect(g, m);
-    char line[256];
+    char line[320];
     for (size_t i = 0; i < n; i++) {
         size_t fl = strlen(m[i].family);
         const char *suffix =
@@ -95,11 +114,37 @@ static void metrics_json(gw_t *g, jbuf_t *b)
     jbuf_putc(b, '}');
 }
 
-static int http_reply(struct lws *wsi, unsigned status, const char *ctype, jbuf_t *body)
+/* What the demo page needs to know: this gateway, the broker's HTTP address, dev mode. */
+static void web_config_json(gw_t *g, jbuf_t *b)
+{
+    const host_port_t *h = &g->cfg.broker_http;
+    jbuf_puts(b, "{\"gateway\":");
+    jbuf_put_u64(b, g->id);
+    jbuf_puts(b, ",\"broker\":\"http://");
+    if (strchr(h->host, ':')) { /* IPv6 literal */
+        jbuf_putc(b, '[');
+        jbuf_puts(b, h->host);
+        jbuf_putc(b, ']');
+    } else {
+        jbuf_puts(b, h->host);
+    }
+    jbuf_putc(b, ':');
+    jbuf_put_u64(b, h->port);
+    jbuf_puts(b, g->cfg.auth_allow_dev_secret ? "\",\"dev\":true}" : "\",\"dev\":false}");
+}
+
+/* cors: /stats may be read by the broker's operations page (another origin, same host). */
+static int http_reply(struct lws *wsi, unsigned status, const char *ctype, jbuf_t *body, bool cors)
 {
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
                                       *end = hdr + sizeof hdr - 1;
+    static const char nosniff[] = "nosniff", any[] = "*";
     if (lws_add_http_common_headers(wsi, status, ctype, body->len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                    (const unsigned char *)nosniff, sizeof nosniff - 1, &p, end) ||
+        (cors &&
+         lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                     (const unsigned char *)any, sizeof any - 1, &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     if (lws_write(wsi, (unsigned char *)body->data, body->len, LWS_WRITE_HTTP_FINAL) < 0) return -1;
@@ -112,19 +157,40 @@ static int http_get(gw_t *g, struct lws *wsi, const char *path)
     jbuf_reset(b);
     if (!strcmp(path, "/metrics")) {
         metrics_prometheus(g, b);
-        return http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", b);
+        return http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", b, false);
     }
     if (!strcmp(path, "/stats")) {
         metrics_json(g, b);
-        return http_reply(wsi, HTTP_STATUS_OK, "application/json", b);
+        return http_reply(wsi, HTTP_STATUS_OK, "application/json", b, true);
     }
     if (!strcmp(path, "/healthz")) {
         bool ok = g->ctl_state == CTL_UP && g->ring;
         jbuf_puts(b, ok ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\",\"broker\":false}");
         return http_reply(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
-                          "application/json", b);
+                          "application/json", b, false);
     }
-    lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+    if (!strcmp(path, "/web-config.json")) {
+        web_config_json(g, b);
+        return http_reply(wsi, HTTP_STATUS_OK, "application/json", b, false);
+    }
+    /* The demo page: / is demo/index.html, /js/... the client, anything else demo/... */
+    char rel[256];
+    if (!strcmp(path, "/"))
+        snprintf(rel, sizeof rel, "demo/index.html");
+    else if (!strncmp(path, "/js/", 4))
+        snprintf(rel, sizeof rel, "%s", path + 1);
+    else
+        snprintf(rel, sizeof rel, "demo/%s", path + 1);
+    const char *ctype = "text/plain";
+    int status = webfile_read(config_web_dir(&g->cfg), rel, b, &ctype);
+    if (status == HTTP_STATUS_OK) return http_reply(wsi, HTTP_STATUS_OK, ctype, b, false);
+    if (status == HTTP_STATUS_BAD_REQUEST) {
+        g->c.bad_http_paths++;
+        if (log_ratelimit_ok(&g->web_rl, 5)) log_warn("refused HTTP path %.100s", path);
+    } else if (status != HTTP_STATUS_NOT_FOUND) {
+        log_warn("web file %s/%s: HTTP %d", config_web_dir(&g->cfg), rel, status);
+    }
+    lws_return_http_status(wsi, (unsigned)status, NULL);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -132,8 +198,8 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
                      size_t len)
 {
     gw_t *g = lws_context_user(lws_get_context(wsi));
-    char path[256], uid[HERALD_MAX_ID_LEN + 1];
-    uint64_t since;
+    char path[256];
+    gw_auth_t a;
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -141,7 +207,7 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
             return 1;
         }
-        return gw_auth_check(g, wsi, uid, &since, true);
+        return gw_auth_check(g, wsi, &a, true);
     case LWS_CALLBACK_HTTP:
         return http_get(g, wsi, (const char *)in);
     default:

@@ -349,6 +349,13 @@ int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void 
     case REC_REPLAY_END:
     case REC_GAP:
         return on_range(g, type, data, len);
+    case REC_CLOCK:
+        if (len >= sizeof(rec_clock_t)) {
+            rec_clock_t ck;
+            memcpy(&ck, data, sizeof ck);
+            g->rec_clock_ns = ck.mono_ns;
+        }
+        return 0;
     default:
         g->c.bad_records++;
         log_warn("ring record of unknown type %u (%u bytes) skipped", type, len);

@@ -1,8 +1,10 @@
 /* session.c - the herald.json / herald.msgpack WebSocket protocols: session life cycle,
- * client ops (subscribe, unsubscribe, resume, ping), flood control and the heartbeat. */
+ * client ops (subscribe, unsubscribe, resume, ping, refresh), flood control, the per-user
+ * session bound, the resume rate limit and the heartbeat (pings, idle and token expiry). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clientop.h"
 #include "gw.h"
@@ -16,22 +18,41 @@ static void session_reply(gw_t *g, gw_session_t *s, gw_msg_t *m)
     gw_msg_unref(m);
 }
 
-static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const char *user,
-                         uint64_t since)
+/* Past gateway.max_sessions_per_user open sessions, close the user's oldest (4009): many
+ * sessions on one token would each replay history and multiply the user's traffic. */
+static void session_bound_user(gw_t *g, gw_user_t *u)
+{
+    if (u->n_open <= g->cfg.max_sessions_per_user) return;
+    gw_session_t *oldest = NULL;
+    for (gw_session_t *s = u->sessions; s; s = s->unext)
+        if (!s->close_code) oldest = s; /* the list is newest first */
+    if (!oldest) return;
+    g->c.session_limit_closes++;
+    log_info("session %s (user %s): closed, the user has more than %u sessions", oldest->id_str,
+             u->id, g->cfg.max_sessions_per_user);
+    gw_session_close_later(g, oldest, 4009, "too many sessions for this user");
+}
+
+static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const gw_auth_t *a)
 {
     const struct lws_protocols *p = lws_get_protocol(wsi);
     s->wsi = wsi;
     s->binary = p && p->user != NULL;
-    s->since = since;
+    s->since = a->since;
+    s->exp_s = a->exp_s;
     s->id = ++g->next_session;
     snprintf(s->id_str, sizeof s->id_str, "%u-%llx", g->id, (unsigned long long)s->id);
     s->last_rx_ns = s->last_ping_ns = g->now_ns = gw_now_ns();
-    gw_user_t *u = gw_user_get(g, user);
+    /* the connect-time resume (since=S) is the first of the bucket */
+    s->resume_tokens = g->cfg.resumes_per_minute - (a->since ? 1 : 0);
+    s->resume_refill_ns = g->now_ns;
+    gw_user_t *u = gw_user_get(g, a->user);
     s->user = u;
     s->unext = u->sessions;
     if (u->sessions) u->sessions->uprev = s;
     u->sessions = s;
     u->n_sessions++;
+    u->n_open++;
     s->anext = g->all;
     if (g->all) g->all->aprev = s;
     g->all = s;
@@ -40,6 +61,7 @@ static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const char *
     g->c.sessions_opened++;
     s->state = SESS_WAIT_READY;
     gw_ctl_send_open(g, s);
+    session_bound_user(g, u);
 }
 
 static void session_closed(gw_t *g, gw_session_t *s)
@@ -54,6 +76,7 @@ static void session_closed(gw_t *g, gw_session_t *s)
         u->sessions = s->unext;
     if (s->unext) s->unext->uprev = s->uprev;
     u->n_sessions--;
+    if (!s->close_code) u->n_open--;
     if (s->aprev)
         s->aprev->anext = s->anext;
     else
@@ -85,8 +108,31 @@ static void session_bad_input(gw_t *g, gw_session_t *s, const char *code, const 
     session_reply(g, s, gw_frame_error(g, s->binary, code, msg));
 }
 
+/* Take one resume from s's bucket (refilled at resumes_per_minute). */
+static bool session_resume_allowed(gw_t *g, gw_session_t *s)
+{
+    uint32_t per_min = g->cfg.resumes_per_minute;
+    uint64_t every_ns = 60 * GW_NS_PER_S / per_min;
+    uint64_t earned = (g->now_ns - s->resume_refill_ns) / every_ns;
+    if (earned) {
+        uint64_t t = s->resume_tokens + earned;
+        s->resume_tokens = t > per_min ? per_min : (uint32_t)t;
+        s->resume_refill_ns += earned * every_ns;
+    }
+    if (s->resume_tokens == 0) return false;
+    s->resume_tokens--;
+    return true;
+}
+
 static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
 {
+    if (!session_resume_allowed(g, s)) {
+        /* Each resume may replay up to history_size notifications into the shared ring. */
+        g->c.resumes_limited++;
+        session_bad_input(g, s, "rate_limited",
+                          "too many resumes: at most gateway.resumes_per_minute");
+        return;
+    }
     if (s->state != SESS_LIVE) {
         session_bad_input(g, s, "not_ready", "resume before welcome");
         return;
@@ -136,6 +182,20 @@ static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
     case OP_PING:
         session_reply(g, s, gw_frame_pong(g, s->binary));
         break;
+    case OP_REFRESH: {
+        herald_error_t err;
+        if (gw_auth_refresh(g, s, op->token, op->token_len, &err) < 0) {
+            g->c.refresh_denied++;
+            if (log_ratelimit_ok(&g->refusal_rl, 5))
+                log_info("session %s (user %s): refresh denied: %s", s->id_str, s->user->id,
+                         err.message);
+            session_bad_input(g, s, "refresh_denied", err.message);
+            break;
+        }
+        g->c.refreshes++;
+        session_reply(g, s, gw_frame_refreshed(g, s->binary, s->exp_s));
+        break;
+    }
     }
 }
 
@@ -181,8 +241,7 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 {
     gw_t *g = lws_context_user(lws_get_context(wsi));
     gw_session_t *s = user;
-    char uid[HERALD_MAX_ID_LEN + 1];
-    uint64_t since = 0;
+    gw_auth_t a;
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -192,8 +251,8 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_ESTABLISHED:
         /* The upgrade was authenticated in HTTP_CONFIRM_UPGRADE; the headers are still
          * attached here, so read the identity again rather than carry it across. */
-        if (gw_auth_check(g, wsi, uid, &since, false)) return -1;
-        session_open(g, s, wsi, uid, since);
+        if (gw_auth_check(g, wsi, &a, false)) return -1;
+        session_open(g, s, wsi, &a);
         gw_uring_commit(g);
         return 0;
     case LWS_CALLBACK_RECEIVE:
@@ -223,8 +282,17 @@ void gw_sessions_tick(gw_t *g, uint64_t now_ns)
 {
     uint64_t idle_ns = (uint64_t)g->cfg.session_timeout_s * GW_NS_PER_S;
     uint64_t ping_ns = (uint64_t)g->cfg.ping_interval_s * GW_NS_PER_S;
+    /* A session lives until its token's exp (plus the leeway the handshake allowed) unless
+     * a refresh moved it: checked here, once a second, never per message. */
+    uint64_t wall_s = (uint64_t)time(NULL), leeway = g->cfg.auth_leeway_s;
     for (gw_session_t *s = g->all; s; s = s->anext) {
         if (s->close_code) continue;
+        if (s->exp_s && wall_s >= leeway && s->exp_s <= wall_s - leeway) {
+            g->c.expiry_closes++;
+            log_info("session %s (user %s): token expired, closing", s->id_str, s->user->id);
+            gw_session_close_later(g, s, 4001, "token_expired");
+            continue;
+        }
         if (idle_ns && now_ns - s->last_rx_ns > idle_ns) {
             g->c.timeout_closes++;
             log_info("session %s (user %s): idle, closing", s->id_str, s->user->id);

@@ -1,6 +1,7 @@
 /* uring.c - the gateway's io_uring instance: adopted into lws as a raw file so lws's poll
  * wakes us on completions; reaps them in batches; owns the single timeout (nearest of the
- * flush deadlines, the 1 s tick and the broker reconnect) and the ring drain + doorbell. */
+ * flush deadlines, the 1 s tick and the broker reconnect) and the ring drain + doorbell.
+ * Every reap ends with the process's heartbeat (heartbeat.h). */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -94,6 +95,15 @@ static void uring_arm_timer(gw_t *g, uint64_t at_ns)
     g->timer_at_ns = at_ns;
 }
 
+static void uring_queue_nop(gw_t *g)
+{
+    if (g->nop_pending) return;
+    struct io_uring_sqe *sqe = gw_uring_sqe(g);
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, gw_ud(UD_NOP, 0));
+    g->nop_pending = true;
+}
+
 void gw_uring_commit(gw_t *g)
 {
     uint64_t next = g->tick_at_ns;
@@ -102,14 +112,19 @@ void gw_uring_commit(gw_t *g)
             next = g->dl[i].head->dl[i].deadline_ns;
     if (g->ctl_state == CTL_DOWN && g->ctl_retry_at_ns < next) next = g->ctl_retry_at_ns;
     uring_arm_timer(g, next);
+    /* Asleep on the ring: tell the broker we wake by `next` anyway, so records that may
+     * wait until then (P1..P3) need no doorbell. Records that arrived while the promise
+     * changed may not have been rung for: read them (a no-op brings us back). */
+    if (g->ring && g->doorbell_armed && ring_set_wake_by(g->ring, next)) uring_queue_nop(g);
     io_uring_submit(&g->uring);
 }
 
-/* Read the ring in batches; when empty, arm the doorbell (which does the sleep handshake);
- * when the budget runs out, queue a no-op so lws serves the sockets and then calls us again. */
+/* Read the ring in batches (also while the doorbell is armed: records the broker let wait
+ * for our timer); when empty, arm the doorbell (which does the sleep handshake); when the
+ * budget runs out, queue a no-op so lws serves the sockets and then calls us again. */
 static void uring_drain(gw_t *g)
 {
-    if (!g->ring || g->doorbell_armed) return;
+    if (!g->ring) return;
     long budget = GW_DRAIN_BUDGET;
     while (budget > 0) {
         long n = ring_read_batch(g->ring, gw_records_on_record, g, GW_READ_BATCH);
@@ -123,6 +138,7 @@ static void uring_drain(gw_t *g)
             budget -= n;
             continue;
         }
+        if (g->doorbell_armed) return;
         int rc = doorbell_arm(&g->doorbell, gw_ud(UD_DOORBELL, 0));
         if (rc == 1) {
             g->doorbell_armed = true;
@@ -134,12 +150,7 @@ static void uring_drain(gw_t *g)
         }
         budget--; /* records arrived during the handshake */
     }
-    if (!g->nop_pending) {
-        struct io_uring_sqe *sqe = gw_uring_sqe(g);
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data64(sqe, gw_ud(UD_NOP, 0));
-        g->nop_pending = true;
-    }
+    uring_queue_nop(g);
 }
 
 int gw_uring_attach_ring(gw_t *g)
@@ -174,6 +185,7 @@ static void uring_on_timer(gw_t *g)
         g->tick_at_ns = now + GW_NS_PER_S;
         if (g->ring) ring_heartbeat(g->ring);
         gw_sessions_tick(g, now);
+        if (++g->ticks % 60 == 0) gw_revoke_sweep(g);
     }
     if (g->ctl_state == CTL_DOWN && now >= g->ctl_retry_at_ns) gw_ctl_try_connect(g);
 }
@@ -195,6 +207,7 @@ static void uring_dispatch(gw_t *g, uint64_t ud, int res)
     case UD_TIMER:
         g->timer_armed = false;
         uring_on_timer(g);
+        uring_drain(g); /* what the broker let wait until now */
         break;
     case UD_TIMER_UPD:
         break;
@@ -226,6 +239,8 @@ static void uring_reap(gw_t *g)
     gw_deliver_due(g, g->now_ns + GW_FLUSH_SLACK_NS);
     gw_deliver_write_now(g);
     gw_uring_commit(g);
+    /* a pass of the loop completed: the timer above guarantees one at least every second */
+    hb_beat(&g->hb, g->now_ns);
 }
 
 int gw_uring_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

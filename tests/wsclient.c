@@ -1,4 +1,5 @@
-/* wsclient.c - blocking-style WebSocket test client over one shared lws client context. */
+/* wsclient.c - blocking-style WebSocket test client (ws:// and wss://) over one shared lws
+ * client context. */
 #include "wsclient.h"
 
 #include <stdio.h>
@@ -38,6 +39,7 @@ struct wsc {
 static struct lws_context *wsc_ctx;
 static unsigned wsc_users;
 static bool wsc_deflate, wsc_ctx_deflate;
+static char wsc_ca[512], wsc_ctx_ca[512]; /* CA file for wss:// ("" = the system's) */
 
 static const struct lws_extension wsc_exts[] = {
     {"permessage-deflate", lws_extension_callback_pm_deflate,
@@ -166,21 +168,28 @@ void wsc_offer_deflate(bool on)
     wsc_deflate = on;
 }
 
+void wsc_trust(const char *cafile)
+{
+    snprintf(wsc_ca, sizeof wsc_ca, "%s", cafile ? cafile : "");
+}
+
 static int wsc_ctx_get(void)
 {
-    if (wsc_ctx && wsc_ctx_deflate != wsc_deflate && !wsc_users) {
+    if (wsc_ctx && (wsc_ctx_deflate != wsc_deflate || strcmp(wsc_ctx_ca, wsc_ca)) && !wsc_users) {
         lws_sul_cancel(&wsc_tick);
         lws_context_destroy(wsc_ctx);
         wsc_ctx = NULL;
     }
     if (wsc_ctx) return 0;
     wsc_ctx_deflate = wsc_deflate;
+    memcpy(wsc_ctx_ca, wsc_ca, sizeof wsc_ca);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = wsc_protocols;
     info.extensions = wsc_deflate ? wsc_exts : NULL;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = wsc_ca[0] ? wsc_ca : NULL;
     info.timeout_secs = 10;
     lws_set_log_level(LLL_ERR, NULL);
     wsc_ctx = lws_create_context(&info);
@@ -249,6 +258,8 @@ int wsc_connect(wsc_t **out, const char *url, const char *token, const char *sub
     ci.protocol = subprotocol;
     ci.local_protocol_name = "wsc";
     ci.ietf_version_or_minus_one = -1;
+    /* wss:// verifies the chain (against wsc_trust's file) and the host name */
+    ci.ssl_connection = strcmp(prot, "wss") == 0 ? LCCSCF_USE_SSL : 0;
     ci.opaque_user_data = c;
     ci.pwsi = &c->wsi;
     if (!lws_client_connect_via_info(&ci)) {

@@ -10,7 +10,7 @@
 
 typedef struct wsc wsc_t;
 
-/* Connect to url ("ws://127.0.0.1:7500/ws?since=3"). token (may be NULL) goes in
+/* Connect to url ("ws://127.0.0.1:7500/ws?since=3", or wss:// for TLS). token (may be NULL) goes in
  * `Authorization: Bearer`; subprotocol NULL names none. Returns the handshake's HTTP status
  * (101 = established, *out set), another status (401 ...) when refused, or -1 when the
  * connection failed or timed out (*out NULL). */
@@ -20,6 +20,10 @@ int wsc_connect(wsc_t **out, const char *url, const char *token, const char *sub
 /* Offer permessage-deflate on connections made from now on (the shared context is
  * recreated when no client is open). */
 void wsc_offer_deflate(bool on);
+
+/* Verify wss:// servers against the CA certificate file cafile (NULL: the system's store)
+ * on connections made from now on (recreated like wsc_offer_deflate). */
+void wsc_trust(const char *cafile);
 
 /* Wait for the next message. Returns its length (>= 0) with *data (NUL-terminated, valid
  * until the next wsc_recv or wsc_close) and *binary; -1 on timeout; -2 when the connection

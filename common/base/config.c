@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -37,6 +38,11 @@ typedef enum {
     KT_SIZE,          /* bytes with optional K/M/G suffix, in [min, max] */
     KT_SIZE_POW2,     /* same, and a power of two */
     KT_LEVEL,         /* debug|info|warn|error */
+    KT_IDLE,          /* sleep | backoff:<spin_us>,<yield_us> (two u32 fields) */
+    KT_BOOL,          /* true|false|yes|no|on|off|1|0 */
+    KT_URL_LIST,      /* [nats://|tls://][credentials@]host:port[,...], or empty / "off" */
+    KT_PATH,          /* a file path up to size - 1 bytes, may be empty (= unset) */
+    KT_SECRET_LIST,   /* comma-separated secrets, may be empty, never echoed */
 } key_type_t;
 
 typedef struct {
@@ -55,6 +61,8 @@ static const config_key_t config_keys[] = {
     {"runtime", "dir", KT_DIR, F(runtime_dir), SZ(runtime_dir), 0, 0},
     {"runtime", "shm_prefix", KT_NAME, F(shm_prefix), SZ(shm_prefix), 0, 0},
     {"runtime", "group", KT_STRING, F(runtime_group), SZ(runtime_group), 0, 0},
+    {"runtime", "idle", KT_IDLE, F(idle_spin_us), 0, 0, 1000000},
+    {"runtime", "web_dir", KT_STRING, F(web_dir), SZ(web_dir), 0, 0},
     {"broker", "http", KT_HOST_PORT, F(broker_http), 0, 0, 0},
     {"broker", "tcp", KT_HOST_PORT_OFF, F(broker_tcp), 0, 0, 0},
     {"broker", "api_key", KT_STRING, F(broker_api_key), SZ(broker_api_key), 0, 0},
@@ -63,6 +71,10 @@ static const config_key_t config_keys[] = {
     {"broker", "history_size", KT_U32, F(history_size), 0, 1, 100000},
     {"broker", "history_age_s", KT_U32, F(history_age_s), 0, 1, 604800},
     {"broker", "max_memory", KT_SIZE, F(max_memory), 0, 16 * SIZE_M, 1024 * SIZE_G},
+    {"broker", "http_timeout_s", KT_U32, F(http_timeout_s), 0, 1, 3600},
+    {"broker", "http_idle_s", KT_U32, F(http_idle_s), 0, 1, 86400},
+    {"broker", "http_body_max", KT_SIZE, F(http_body_max), 0, 4 * SIZE_K, 256 * SIZE_M},
+    {"broker", "http_max_connections", KT_U32, F(http_max_connections), 0, 1, 1000000},
     {"gateway", "count", KT_U32, F(gateway_count), 0, 1, 256},
     {"gateway", "listen", KT_HOST_PORT, F(gateway_listen), 0, 0, 0},
     {"gateway", "ring_bytes", KT_SIZE_POW2, F(ring_bytes), 0, 4 * SIZE_K, SIZE_G},
@@ -71,13 +83,38 @@ static const config_key_t config_keys[] = {
     {"gateway", "ping_interval_s", KT_U32, F(ping_interval_s), 0, 1, 3600},
     {"gateway", "session_timeout_s", KT_U32, F(session_timeout_s), 0, 1, 86400},
     {"gateway", "max_pending_bytes", KT_SIZE, F(max_pending_bytes), 0, 4 * SIZE_K, SIZE_G},
+    {"gateway", "max_sessions_per_user", KT_U32, F(max_sessions_per_user), 0, 1, 1000000},
+    {"gateway", "max_connections", KT_U32, F(max_connections), 0, 0, 10000000},
+    {"gateway", "resumes_per_minute", KT_U32, F(resumes_per_minute), 0, 1, 100000},
+    {"gateway", "tls_cert", KT_PATH, F(gateway_tls_cert), SZ(gateway_tls_cert), 0, 0},
+    {"gateway", "tls_key", KT_PATH, F(gateway_tls_key), SZ(gateway_tls_key), 0, 0},
+    {"broker", "tls_cert", KT_PATH, F(broker_tls_cert), SZ(broker_tls_cert), 0, 0},
+    {"broker", "tls_key", KT_PATH, F(broker_tls_key), SZ(broker_tls_key), 0, 0},
     {"auth", "secret", KT_SECRET, F(auth_secret), SZ(auth_secret), 0, 0},
+    {"auth", "previous_secrets", KT_SECRET_LIST, F(auth_previous_secrets),
+     SZ(auth_previous_secrets), 0, 0},
+    {"auth", "require_exp", KT_BOOL, F(auth_require_exp), 0, 0, 0},
+    {"auth", "leeway_s", KT_U32, F(auth_leeway_s), 0, 0, 3600},
+    {"auth", "audience", KT_STRING, F(auth_audience), SZ(auth_audience), 0, 0},
+    {"auth", "issuer", KT_STRING, F(auth_issuer), SZ(auth_issuer), 0, 0},
+    {"auth", "allow_dev_secret", KT_BOOL, F(auth_allow_dev_secret), 0, 0, 0},
     {"log", "level", KT_LEVEL, F(log_level), 0, 0, 0},
+    {"supervisor", "hang_s", KT_U32, F(hang_s), 0, 0, 3600},
+    {"slo", "p0_ms", KT_U32, F(slo_ms[0]), 0, 1, 3600000},
+    {"slo", "p1_ms", KT_U32, F(slo_ms[1]), 0, 1, 3600000},
+    {"slo", "p2_ms", KT_U32, F(slo_ms[2]), 0, 1, 3600000},
+    {"slo", "p3_ms", KT_U32, F(slo_ms[3]), 0, 1, 3600000},
+    {"cluster", "nats", KT_URL_LIST, F(cluster_nats), SZ(cluster_nats), 0, 0},
+    {"cluster", "node_id", KT_U32, F(cluster_node_id), 0, 1, 65535},
+    {"cluster", "partitions", KT_U32, F(cluster_partitions), 0, 1, 1024},
+    {"cluster", "replicas", KT_U32, F(cluster_replicas), 0, 1, 5},
 };
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
-static const char *const config_sections[] = {"runtime", "broker", "gateway", "auth", "log"};
+static const char *const config_sections[] = {"runtime", "broker", "gateway",
+                                              "auth",    "log",    "supervisor",
+                                              "cluster", "slo"};
 
 void config_defaults(herald_config_t *cfg)
 {
@@ -92,6 +129,10 @@ void config_defaults(herald_config_t *cfg)
     cfg->history_size = 1000;
     cfg->history_age_s = 300;
     cfg->max_memory = SIZE_G;
+    cfg->http_timeout_s = 10;
+    cfg->http_idle_s = 60;
+    cfg->http_body_max = 16 * SIZE_M;
+    cfg->http_max_connections = 10000;
     cfg->gateway_count = 2;
     snprintf(cfg->gateway_listen.host, sizeof cfg->gateway_listen.host, "127.0.0.1");
     cfg->gateway_listen.port = 7500;
@@ -103,7 +144,60 @@ void config_defaults(herald_config_t *cfg)
     cfg->ping_interval_s = 30;
     cfg->session_timeout_s = 300;
     cfg->max_pending_bytes = 4 * SIZE_M;
+    cfg->max_sessions_per_user = 16;
+    cfg->resumes_per_minute = 30;
+    cfg->auth_require_exp = true;
+    cfg->auth_leeway_s = 5;
     cfg->log_level = LOG_INFO;
+    cfg->cluster_node_id = 1;
+    cfg->cluster_partitions = 16;
+    cfg->cluster_replicas = 3;
+    cfg->hang_s = 5;
+    const uint32_t slo[HERALD_PRIORITIES] = {1, 6, 101, 1001};
+    memcpy(cfg->slo_ms, slo, sizeof slo);
+}
+
+#ifndef HERALD_WEB_DIR
+#define HERALD_WEB_DIR "/usr/local/share/herald/web"
+#endif
+
+const char *config_web_dir(const herald_config_t *cfg)
+{
+    return cfg->web_dir[0] ? cfg->web_dir : HERALD_WEB_DIR;
+}
+
+/* Does the comma-separated list hold item (whole entries, blanks around them ignored)? */
+static bool list_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == n && memcmp(p, item, n) == 0) return true;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return false;
+}
+
+bool config_uses_dev_secret(const herald_config_t *cfg)
+{
+    return strcmp(cfg->auth_secret, HERALD_DEV_SECRET) == 0 ||
+           list_has(cfg->auth_previous_secrets, HERALD_DEV_SECRET);
+}
+
+void config_log_dev_secret(const herald_config_t *cfg)
+{
+    if (!config_uses_dev_secret(cfg) || !cfg->auth_allow_dev_secret) return;
+    log_warn("*****************************************************************************");
+    log_warn("auth.secret is the PUBLIC DEVELOPMENT SECRET of deploy/herald.ini and");
+    log_warn("auth.allow_dev_secret = true: anyone can mint tokens for any user.");
+    log_warn("Development only: set your own auth.secret before real users connect.");
+    log_warn("*****************************************************************************");
 }
 
 const char *config_default_path(const char *explicit_path)
@@ -222,6 +316,67 @@ static int parse_u32_list(const char *s, uint32_t *out, size_t n, uint64_t min, 
     return 0;
 }
 
+/* A NATS server list: comma-separated [nats://|tls://][credentials@]host:port, at most 32,
+ * blanks around commas allowed. Returns 0 or -1. */
+static int parse_url_list(const char *s)
+{
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = p + strcspn(p, ",");
+        const char *last = end;
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t'))
+            last--;
+        char one[160];
+        size_t len = (size_t)(last - p);
+        if (len == 0 || len >= sizeof one || ++n > 32) return -1;
+        memcpy(one, p, len);
+        one[len] = '\0';
+        const char *hp = one;
+        if (strncmp(hp, "nats://", 7) == 0)
+            hp += 7;
+        else if (strncmp(hp, "tls://", 6) == 0)
+            hp += 6;
+        const char *at = strrchr(hp, '@'); /* user:password@ or token@ */
+        if (at) hp = at + 1;
+        host_port_t parsed;
+        if (strchr(hp, '/') || config_parse_host_port(hp, &parsed) < 0) return -1;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Every entry of a comma-separated list is non-empty once blanks are trimmed. */
+static bool list_entries_ok(const char *s)
+{
+    if (!*s) return true;
+    for (const char *p = s;;) {
+        size_t len = strcspn(p, ",");
+        if (strspn(p, " \t") >= len) return false;
+        if (!p[len]) return true;
+        p += len + 1;
+    }
+}
+
 /* Parse value for key k into cfg. On failure fills expected with what the key takes. */
 static int config_apply(herald_config_t *cfg, const config_key_t *k, const char *value,
                         char *expected, size_t elen)
@@ -284,6 +439,35 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         *(int *)(void *)field = lvl;
         return 0;
     }
+    case KT_IDLE: {
+        uint32_t *us = (uint32_t *)(void *)field; /* spin, then yield */
+        if (strcmp(value, "sleep") == 0) {
+            us[0] = us[1] = 0;
+            return 0;
+        }
+        if (strncmp(value, "backoff:", 8) != 0 || parse_u32_list(value + 8, us, 2, 0, k->max) < 0)
+            break;
+        return 0;
+    }
+    case KT_URL_LIST:
+        if (len == 0 || strcmp(value, "off") == 0) {
+            field[0] = '\0';
+            return 0;
+        }
+        if (len >= k->size || parse_url_list(value) < 0) break;
+        memcpy(field, value, len + 1);
+        return 0;
+    case KT_BOOL:
+        if (parse_bool(value, (bool *)(void *)field) < 0) break;
+        return 0;
+    case KT_PATH:
+        if (len >= k->size) break;
+        memcpy(field, value, len + 1);
+        return 0;
+    case KT_SECRET_LIST:
+        if (len >= k->size || !list_entries_ok(value)) break;
+        memcpy(field, value, len + 1);
+        return 0;
     }
 
     switch (k->type) {
@@ -323,6 +507,23 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
     case KT_LEVEL:
         snprintf(expected, elen, "debug, info, warn or error");
         break;
+    case KT_IDLE:
+        snprintf(expected, elen, "sleep, or backoff:<spin_us>,<yield_us> (each 0 to %llu)",
+                 (unsigned long long)k->max);
+        break;
+    case KT_URL_LIST:
+        snprintf(expected, elen, "off, or nats://host:port[,nats://host:port...] (at most 32)");
+        break;
+    case KT_BOOL:
+        snprintf(expected, elen, "true or false");
+        break;
+    case KT_PATH:
+        snprintf(expected, elen, "a file path of at most %zu bytes", k->size - 1);
+        break;
+    case KT_SECRET_LIST:
+        snprintf(expected, elen, "comma-separated non-empty secrets, at most %zu bytes in all",
+                 k->size - 1);
+        break;
     }
     return -1;
 }
@@ -356,7 +557,9 @@ static int config_assign(herald_config_t *cfg, const char *section, const char *
     if (!k) return herr_set(err, HERR_BAD_VALUE, field, "%s: unknown key %s", where, field);
     if (found) *found = k;
     if (config_apply(cfg, k, value, expected, sizeof expected) == 0) return 0;
-    if (k->type == KT_SECRET || k == config_key_find("broker", "api_key"))
+    /* Never echoed: secrets, and server lists (they may carry credentials). */
+    if (k->type == KT_SECRET || k->type == KT_SECRET_LIST || k->type == KT_URL_LIST ||
+        k == config_key_find("broker", "api_key"))
         return herr_set(err, HERR_BAD_VALUE, field, "%s: %s: expected %s", where, field, expected);
     return herr_set(err, HERR_BAD_VALUE, field, "%s: %s: expected %s, got \"%.40s\"", where, field,
                     expected, value);
@@ -413,6 +616,17 @@ int config_check_exposure(const herald_config_t *cfg, herald_error_t *err)
                         "broker.tcp %s:%u is not a loopback address: set broker.api_key so that "
                         "other hosts cannot publish without it",
                         cfg->broker_tcp.host, cfg->broker_tcp.port);
+    return 0;
+}
+
+int config_check_pairs(const herald_config_t *cfg, herald_error_t *err)
+{
+    if (!cfg->gateway_tls_cert[0] != !cfg->gateway_tls_key[0])
+        return herr_set(err, HERR_BAD_VALUE, "gateway.tls_key",
+                        "gateway.tls_cert and gateway.tls_key are set together or not at all");
+    if (!cfg->broker_tls_cert[0] != !cfg->broker_tls_key[0])
+        return herr_set(err, HERR_BAD_VALUE, "broker.tls_key",
+                        "broker.tls_cert and broker.tls_key are set together or not at all");
     return 0;
 }
 

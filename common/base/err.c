@@ -24,6 +24,7 @@ static const char *const herr_names[HERR__COUNT] = {
     [HERR_IO] = "io_error",
     [HERR_CORRUPT] = "corrupt",
     [HERR_INTERNAL] = "internal",
+    [HERR_TIMEOUT] = "timeout",
     [HERR_ID_CONFLICT] = "id_conflict",
     [HERR_OVER_CAPACITY] = "over_capacity",
 };

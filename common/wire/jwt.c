@@ -1,11 +1,13 @@
 /* jwt.c - HS256 JSON Web Tokens (RFC 7519) for client sessions: mint and verify.
  *
- * Only what SPEC 6 needs: compact serialisation, base64url without padding, alg HS256,
- * claims sub (the user id), iat and exp. The signature is checked with a constant-time
- * compare before the claims are parsed; JSON is parsed with jansson. */
+ * Only what SPEC 6 and 12 need: compact serialisation, base64url without padding, alg
+ * HS256, claims sub (the user id), exp, nbf, iat, aud and iss. The signature is checked
+ * with a constant-time compare against the current and the previous secrets before the
+ * claims are parsed; JSON is parsed with jansson. */
 #include "jwt.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,18 +98,57 @@ static bool jwt_user_ok(const char *user, size_t len)
            !(len == 1 && user[0] == '*');
 }
 
-long jwt_mint(const char *secret, const char *user, uint64_t now_s, uint64_t ttl_s, char *out,
-              size_t outlen)
+int jwt_policy_init(jwt_policy_t *p, const herald_config_t *cfg, herald_error_t *err)
 {
-    if (!secret || !*secret || !user || !jwt_user_ok(user, strlen(user))) return -1;
-    if (now_s > INT64_MAX || ttl_s > INT64_MAX - now_s) return -1;
+    memset(p, 0, sizeof *p);
+    p->require_exp = cfg->auth_require_exp;
+    p->leeway_s = cfg->auth_leeway_s;
+    snprintf(p->audience, sizeof p->audience, "%s", cfg->auth_audience);
+    snprintf(p->issuer, sizeof p->issuer, "%s", cfg->auth_issuer);
+    size_t used = 0;
+    int n = snprintf(p->store, sizeof p->store, "%s", cfg->auth_secret);
+    if (n < 0 || (size_t)n >= sizeof p->store) goto too_many;
+    p->secret_at[p->n_secrets++] = 0;
+    used = (size_t)n + 1;
+    for (const char *s = cfg->auth_previous_secrets; *s;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t len = strcspn(s, ","), trimmed = len;
+        while (trimmed && (s[trimmed - 1] == ' ' || s[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed) {
+            if (p->n_secrets == JWT_MAX_SECRETS || used + trimmed + 1 > sizeof p->store)
+                goto too_many;
+            memcpy(p->store + used, s, trimmed);
+            p->store[used + trimmed] = '\0';
+            p->secret_at[p->n_secrets++] = (uint16_t)used;
+            used += trimmed + 1;
+        }
+        s += len;
+        if (*s == ',') s++;
+    }
+    return 0;
+too_many:
+    return herr_set(err, HERR_BAD_VALUE, "auth.previous_secrets",
+                    "auth.previous_secrets: at most %d previous secrets", JWT_MAX_SECRETS - 1);
+}
+
+long jwt_mint_claims(const char *secret, const jwt_mint_t *m, char *out, size_t outlen)
+{
+    if (!secret || !*secret || !m->sub || !jwt_user_ok(m->sub, strlen(m->sub))) return -1;
+    if (m->iat > INT64_MAX || m->nbf > INT64_MAX || m->ttl_s > INT64_MAX - m->iat) return -1;
 
     long ret = -1;
     char *claims = NULL;
-    json_t *obj = json_pack("{s:s, s:I, s:I}", "sub", user, "iat", (json_int_t)now_s, "exp",
-                            (json_int_t)(now_s + ttl_s));
+    json_t *obj = json_pack("{s:s, s:I}", "sub", m->sub, "iat", (json_int_t)m->iat);
     if (!obj) goto out;
-    claims = json_dumps(obj, JSON_COMPACT);
+    if (!m->no_exp &&
+        json_object_set_new(obj, "exp", json_integer((json_int_t)(m->iat + m->ttl_s))))
+        goto out;
+    if (m->nbf && json_object_set_new(obj, "nbf", json_integer((json_int_t)m->nbf))) goto out;
+    if (m->aud && *m->aud && json_object_set_new(obj, "aud", json_string(m->aud))) goto out;
+    if (m->iss && *m->iss && json_object_set_new(obj, "iss", json_string(m->iss))) goto out;
+    claims = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!claims) goto out;
 
     size_t hlen = sizeof JWT_HEADER - 1, clen = strlen(claims);
@@ -128,6 +169,24 @@ out:
     return ret;
 }
 
+long jwt_mint(const char *secret, const char *user, uint64_t now_s, uint64_t ttl_s, char *out,
+              size_t outlen)
+{
+    jwt_mint_t m = {.sub = user, .iat = now_s, .ttl_s = ttl_s};
+    return jwt_mint_claims(secret, &m, out, outlen);
+}
+
+long jwt_mint_for(const herald_config_t *cfg, const char *user, uint64_t now_s, uint64_t ttl_s,
+                  char *out, size_t outlen)
+{
+    jwt_mint_t m = {.sub = user,
+                    .iat = now_s,
+                    .ttl_s = ttl_s,
+                    .aud = cfg->auth_audience,
+                    .iss = cfg->auth_issuer};
+    return jwt_mint_claims(cfg->auth_secret, &m, out, outlen);
+}
+
 /* Decode one base64url segment and parse it as a JSON object; NULL if either fails. */
 static json_t *jwt_segment_json(const char *seg, size_t n)
 {
@@ -142,27 +201,104 @@ static json_t *jwt_segment_json(const char *seg, size_t n)
     return obj;
 }
 
-/* exp is optional; when present it must be a number strictly after now. */
-static int jwt_check_exp(json_t *claims, uint64_t now_s, herald_error_t *err)
+static int jwt_fail(jwt_claims_t *out, jwt_reason_t reason, herald_error_t *err, const char *field,
+                    const char *fmt, const char *detail)
 {
-    json_t *exp = json_object_get(claims, "exp");
-    if (!exp) return 0;
-    if (json_is_integer(exp)) {
-        json_int_t v = json_integer_value(exp);
-        if (v > 0 && (uint64_t)v > now_s) return 0;
-        return herr_set(err, HERR_UNAUTHORIZED, "exp", "expired: exp %lld <= now %llu",
-                        (long long)v, (unsigned long long)now_s);
-    }
-    if (json_is_real(exp)) {
-        if (json_real_value(exp) > (double)now_s) return 0;
-        return herr_set(err, HERR_UNAUTHORIZED, "exp", "expired: exp %.0f <= now %llu",
-                        json_real_value(exp), (unsigned long long)now_s);
-    }
-    return herr_set(err, HERR_UNAUTHORIZED, "exp", "malformed: exp is not a number");
+    out->reason = reason;
+    return herr_set(err, HERR_UNAUTHORIZED, field, fmt, detail);
 }
 
-static int jwt_take_sub(json_t *claims, char user[HERALD_MAX_ID_LEN + 1], herald_error_t *err)
+/* A NumericDate claim: absent (*present false), or a number, read as whole seconds (a
+ * negative one as 0; a fraction rounded up when round_up, down otherwise: a token is valid
+ * through the second its claims name). Returns 0, or -1 when the claim is not a number. */
+static int jwt_numeric(json_t *claims, const char *name, bool round_up, bool *present, uint64_t *v)
 {
+    json_t *j = json_object_get(claims, name);
+    *present = j != NULL;
+    *v = 0;
+    if (!j) return 0;
+    if (json_is_integer(j)) {
+        json_int_t i = json_integer_value(j);
+        *v = i > 0 ? (uint64_t)i : 0;
+        return 0;
+    }
+    if (json_is_real(j)) {
+        double d = json_real_value(j);
+        *v = d >= 1.8e19 ? UINT64_MAX : d > 0 ? (uint64_t)d : 0;
+        if (round_up && d > 0 && d < 1.8e19 && (double)*v < d) ++*v;
+        return 0;
+    }
+    return -1;
+}
+
+/* exp, nbf and iat against now, with the policy's leeway on each. */
+static int jwt_check_times(const jwt_policy_t *p, json_t *claims, uint64_t now_s, jwt_claims_t *out,
+                           herald_error_t *err)
+{
+    bool has;
+    uint64_t v, lw = p->leeway_s;
+    if (jwt_numeric(claims, "exp", true, &has, &v) < 0)
+        return jwt_fail(out, JWT_MALFORMED, err, "exp", "malformed: %s is not a number", "exp");
+    if (!has && p->require_exp)
+        return jwt_fail(out, JWT_NO_EXP, err, "exp", "no_exp: the token has no exp claim (%s)",
+                        "auth.require_exp");
+    if (has && (v <= now_s && now_s - v >= lw)) {
+        out->reason = JWT_EXPIRED;
+        return herr_set(err, HERR_UNAUTHORIZED, "exp", "expired: exp %llu <= now %llu - %llu",
+                        (unsigned long long)v, (unsigned long long)now_s, (unsigned long long)lw);
+    }
+    out->exp = has ? v : 0;
+    static const char *const later[] = {"nbf", "iat"};
+    for (size_t i = 0; i < 2; i++) {
+        if (jwt_numeric(claims, later[i], false, &has, &v) < 0)
+            return jwt_fail(out, JWT_MALFORMED, err, later[i], "malformed: %s is not a number",
+                            later[i]);
+        if (has && v > now_s && v - now_s > lw) {
+            out->reason = JWT_NOT_YET_VALID;
+            return herr_set(
+                err, HERR_UNAUTHORIZED, later[i], "not_yet_valid: %s %llu is after now %llu + %llu",
+                later[i], (unsigned long long)v, (unsigned long long)now_s, (unsigned long long)lw);
+        }
+    }
+    return 0;
+}
+
+/* aud (a string or an array of strings) must name p->audience when one is configured, and
+ * be absent otherwise (RFC 7519 4.1.3); iss must equal p->issuer when one is configured. */
+static int jwt_check_names(const jwt_policy_t *p, json_t *claims, jwt_claims_t *out,
+                           herald_error_t *err)
+{
+    json_t *aud = json_object_get(claims, "aud");
+    if (aud && !p->audience[0])
+        return jwt_fail(out, JWT_WRONG_AUDIENCE, err, "aud",
+                        "wrong_audience: the token names an audience, %s is not set",
+                        "auth.audience");
+    if (p->audience[0]) {
+        bool match = false;
+        if (json_is_string(aud)) {
+            match = strcmp(json_string_value(aud), p->audience) == 0;
+        } else if (json_is_array(aud)) {
+            size_t i;
+            json_t *a;
+            json_array_foreach(aud, i, a) match |=
+                json_is_string(a) && strcmp(json_string_value(a), p->audience) == 0;
+        }
+        if (!match)
+            return jwt_fail(out, JWT_WRONG_AUDIENCE, err, "aud",
+                            "wrong_audience: aud does not name %s", p->audience);
+    }
+    if (p->issuer[0]) {
+        json_t *iss = json_object_get(claims, "iss");
+        if (!json_is_string(iss) || strcmp(json_string_value(iss), p->issuer) != 0)
+            return jwt_fail(out, JWT_WRONG_ISSUER, err, "iss", "wrong_issuer: iss is not %s",
+                            p->issuer);
+    }
+    return 0;
+}
+
+static int jwt_take_sub(json_t *claims, jwt_claims_t *out, herald_error_t *err)
+{
+    out->reason = JWT_BAD_SUB;
     json_t *sub = json_object_get(claims, "sub");
     if (!json_is_string(sub))
         return herr_set(err, HERR_UNAUTHORIZED, "sub", "no_sub: no string sub claim");
@@ -175,15 +311,34 @@ static int jwt_take_sub(json_t *claims, char user[HERALD_MAX_ID_LEN + 1], herald
     if (!jwt_user_ok(s, n))
         return herr_set(err, HERR_UNAUTHORIZED, "sub",
                         "bad_sub: sub is not a user id (NUL byte or broadcast \"*\")");
-    memcpy(user, s, n);
-    user[n] = '\0';
+    memcpy(out->sub, s, n);
+    out->sub[n] = '\0';
+    out->reason = JWT_OK;
     return 0;
 }
 
-int jwt_verify(const char *secret, const char *token, size_t len, uint64_t now_s,
-               char user[HERALD_MAX_ID_LEN + 1], herald_error_t *err)
+/* Which secret signed token[0..signed_len) with sig: its index, or -1 (every secret is
+ * tried, so the time does not say which one matched). -2 if HMAC fails. */
+static int jwt_which_secret(const jwt_policy_t *p, const char *token, size_t signed_len,
+                            const unsigned char *sig)
 {
-    if (!secret || !*secret)
+    int found = -1;
+    for (unsigned i = 0; i < p->n_secrets; i++) {
+        unsigned char mac[JWT_SIG_LEN];
+        const char *secret = jwt_policy_secret(p, i);
+        if (!secret[0]) continue;
+        if (jwt_hmac(secret, token, signed_len, mac) < 0) return -2;
+        if (CRYPTO_memcmp(sig, mac, JWT_SIG_LEN) == 0 && found < 0) found = (int)i;
+    }
+    return found;
+}
+
+int jwt_verify(const jwt_policy_t *p, const char *token, size_t len, uint64_t now_s,
+               jwt_claims_t *out, herald_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->reason = JWT_MALFORMED;
+    if (!p->n_secrets || !jwt_policy_secret(p, 0)[0])
         return herr_set(err, HERR_UNAUTHORIZED, "auth.secret", "no secret configured");
     if (!token || len == 0) return herr_set(err, HERR_UNAUTHORIZED, "token", "malformed: empty");
     if (len > JWT_MAX_TOKEN)
@@ -215,20 +370,23 @@ int jwt_verify(const char *secret, const char *token, size_t len, uint64_t now_s
         goto out;
     }
 
-    unsigned char sig[JWT_SIG_LEN], mac[JWT_SIG_LEN];
+    unsigned char sig[JWT_SIG_LEN];
     if (b64url_decode(dot2 + 1, (size_t)(end - dot2 - 1), sig, sizeof sig) != JWT_SIG_LEN) {
         rc = herr_set(err, HERR_UNAUTHORIZED, "token",
                       "malformed: signature is not 32 base64url bytes");
         goto out;
     }
-    if (jwt_hmac(secret, token, (size_t)(dot2 - token), mac) < 0) {
+    int which = jwt_which_secret(p, token, (size_t)(dot2 - token), sig);
+    if (which == -2) {
         rc = herr_set(err, HERR_INTERNAL, "token", "HMAC-SHA256 failed");
         goto out;
     }
-    if (CRYPTO_memcmp(sig, mac, JWT_SIG_LEN) != 0) {
+    if (which < 0) {
+        out->reason = JWT_BAD_SIGNATURE;
         rc = herr_set(err, HERR_UNAUTHORIZED, "token", "bad_signature");
         goto out;
     }
+    out->secret = (unsigned)which;
 
     claims = jwt_segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!claims) {
@@ -236,8 +394,9 @@ int jwt_verify(const char *secret, const char *token, size_t len, uint64_t now_s
                       "malformed: claims are not a base64url JSON object");
         goto out;
     }
-    rc = jwt_check_exp(claims, now_s, err);
-    if (rc == 0) rc = jwt_take_sub(claims, user, err);
+    rc = jwt_check_times(p, claims, now_s, out, err);
+    if (rc == 0) rc = jwt_check_names(p, claims, out, err);
+    if (rc == 0) rc = jwt_take_sub(claims, out, err);
 out:
     json_decref(claims);
     json_decref(header);

@@ -14,9 +14,16 @@
  *   resync {op, user, sessions, after}                  after a broker restart: `sessions` open
  *                                                       sessions of `user`, last seq seen `after`;
  *                                                       user "*": replay broadcasts, no route
+ *   lock {op, user, until}                              after (re)connecting: a lock the gateway
+ *                                                       holds (the broker may have restarted)
+ *   disconnected {op, id, closed}                       answer to disconnect `id`: sessions closed
  * Broker -> gateway:
  *   hello_ok {op, broker_pid, ring, capacity}  |  error {op, code, message} (then close
  *   after a refused hello; any other refused request leaves the link up)
+ *   disconnect {op, id, user[, until]}                  close every session of `user` with 4003;
+ *                                                       with `until` (wall clock ns) lock the user
+ *                                                       out until then (a past time lifts the
+ *                                                       lock); id != 0: answer `disconnected`
  *
  * For `open` the broker, in one step (nothing else interleaves in the ring):
  *   adds the route (refcounted per gateway and user), writes REC_SESSION_READY with the
@@ -31,7 +38,7 @@
 
 #include "ring.h"
 
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u
 
 enum {
     REC_NOTIFY = RING_REC_USER, /* canonical notification (codec.h), live */
@@ -39,7 +46,17 @@ enum {
     REC_REPLAY,                 /* rec_replay_t + canonical notification */
     REC_REPLAY_END,             /* rec_range_t + user_id bytes */
     REC_GAP,                    /* rec_range_t + user_id bytes */
+    REC_CLOCK,                  /* rec_clock_t: when the records after it were written */
 };
+
+/* Written before the first record of each broker round that writes to the ring: the
+ * records after it (until the next) were written at or after `mono_ns` (CLOCK_MONOTONIC).
+ * The gateway measures flush deadlines from it, so a record read late (the broker did not
+ * ring: it could wait, see ring_publish_due) is still flushed within its delay of being
+ * written. */
+typedef struct {
+    uint64_t mono_ns;
+} rec_clock_t;
 
 typedef struct {
     uint64_t session;

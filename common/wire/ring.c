@@ -38,6 +38,7 @@ _Static_assert(offsetof(ring_header_t, consumer_alive_ns) == 296, "consumer_aliv
 _Static_assert(offsetof(ring_header_t, sleeping) == 384, "sleeping");
 _Static_assert(offsetof(ring_header_t, doorbell) == 388, "doorbell");
 _Static_assert(offsetof(ring_header_t, wakeups) == 392, "wakeups");
+_Static_assert(offsetof(ring_header_t, wake_by_ns) == 400, "wake_by_ns");
 _Static_assert(sizeof(ring_header_t) <= RING_HEADER_BYTES, "header fits its page");
 
 /* Two processes share these atomics: an atomic emulated with a lock would be per-process. */
@@ -269,8 +270,10 @@ int ring_open(ring_t **out, const char *name, ring_mode_t mode, size_t capacity,
         if (rc < 0) goto fail;
         r->read = atomic_load_explicit(&h->records_read, memory_order_relaxed);
         h->tail_cache = r->tail_cache;
-        /* a dead predecessor may have left it set; it only ever costs a spare wake-up */
+        /* a dead predecessor may have left them set: sleeping only ever costs a spare
+         * wake-up, but its promise to wake by itself is not ours */
         atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->wake_by_ns, 0, memory_order_relaxed);
         atomic_store_explicit(&h->consumer_pid, (uint32_t)getpid(), memory_order_relaxed);
     }
     close(fd);
@@ -372,6 +375,18 @@ int ring_write2(ring_t *r, uint32_t type, const void *a, uint32_t alen, const vo
 int ring_write(ring_t *r, uint32_t type, const void *data, uint32_t len)
 {
     return ring_write2(r, type, data, len, NULL, 0);
+}
+
+ring_pub_t ring_publish_due(ring_t *r, uint64_t due_ns)
+{
+    if (!ring_publish(r)) return RING_PUB_AWAKE;
+    ring_header_t *h = r->hdr;
+    /* after ring_publish's fence: a consumer that stored a later wake_by_ns before we load it
+     * has also loaded our tail (Dekker, see ring.h) */
+    uint64_t wake_by = atomic_load_explicit(&h->wake_by_ns, memory_order_relaxed);
+    if (!wake_by || due_ns < wake_by) return RING_PUB_WAKE;
+    if (r->wpos - r->head_cache >= r->capacity / 4) return RING_PUB_WAKE; /* before it fills */
+    return RING_PUB_WAITS;
 }
 
 bool ring_publish(ring_t *r)
@@ -527,6 +542,16 @@ _Atomic uint32_t *ring_doorbell_word(ring_t *r)
     return &r->hdr->doorbell;
 }
 
+bool ring_set_wake_by(ring_t *r, uint64_t wake_by_ns)
+{
+    ring_header_t *h = r->hdr;
+    atomic_store_explicit(&h->wake_by_ns, wake_by_ns, memory_order_relaxed);
+    /* Dekker: wake_by store above, fence, tail load below; pairs with the fence in
+     * ring_publish (tail store, fence, wake_by load in ring_publish_due) */
+    atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load_explicit(&h->tail, memory_order_relaxed) != r->rpos;
+}
+
 void ring_end_sleep(ring_t *r)
 {
     atomic_store_explicit(&r->hdr->sleeping, 0, memory_order_relaxed);
@@ -572,6 +597,7 @@ void ring_stats(ring_t *r, ring_stats_t *s)
     s->producer_alive_ns = atomic_load_explicit(&h->producer_alive_ns, memory_order_relaxed);
     s->consumer_alive_ns = atomic_load_explicit(&h->consumer_alive_ns, memory_order_relaxed);
     s->sleeping = atomic_load_explicit(&h->sleeping, memory_order_relaxed) != 0;
+    s->wake_by_ns = atomic_load_explicit(&h->wake_by_ns, memory_order_relaxed);
 }
 
 long ring_peek(ring_t *r, ring_handler_fn fn, void *ctx, size_t max)
@@ -598,5 +624,52 @@ long ring_peek(ring_t *r, ring_handler_fn fn, void *ctx, size_t max)
         n++;
         if (fn(type, r->peek_buf, len, ctx) != 0) break;
     }
+    return (long)n;
+}
+
+long ring_peek_last(ring_t *r, ring_handler_fn fn, void *ctx, size_t max, size_t *first_pending)
+{
+    ring_header_t *h = r->hdr;
+    if (!r->peek_buf && !(r->peek_buf = malloc(r->max_record ? r->max_record : 1)))
+        return -HERR_INTERNAL;
+    uint64_t head, tail;
+    positions_snapshot(h, &head, &tail);
+    if ((head | tail) & 7 || tail - head > r->capacity) return -HERR_CORRUPT;
+    uint64_t off = tail & r->mask;
+    uint64_t start = off ? tail - off : tail >= r->capacity ? tail - r->capacity : 0;
+    /* First pass: count the records of the lap, to skip all but the last max. */
+    size_t total = 0;
+    for (uint64_t pos = start; pos != tail;) {
+        uint32_t len, type;
+        uint64_t need = record_check(r, pos, tail, &len, &type);
+        if (!need) return -HERR_CORRUPT;
+        pos += need;
+        total += type != RING_REC_PAD;
+    }
+    size_t skip = total > max ? total - max : 0, i = 0, n = 0;
+    *first_pending = SIZE_MAX; /* while visiting: not reached yet */
+    bool pending_seen = false;
+    for (uint64_t pos = start; pos != tail;) {
+        uint32_t len, type;
+        uint64_t need = record_check(r, pos, tail, &len, &type);
+        bool want = need && type != RING_REC_PAD && i >= skip;
+        if (want) memcpy(r->peek_buf, r->data + (pos & r->mask) + RING_REC_HDR, len);
+        /* Our reads must complete before we check that the producer has not come round to
+         * this space again (a seqlock-style check, as in ring_peek). */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&h->tail, memory_order_relaxed) > pos + r->capacity) break;
+        if (!need) return -HERR_CORRUPT;
+        uint64_t at = pos;
+        pos += need;
+        if (type == RING_REC_PAD) continue;
+        if (i++ < skip) continue;
+        if (!pending_seen && at >= head) {
+            pending_seen = true;
+            *first_pending = n;
+        }
+        n++;
+        if (fn(type, r->peek_buf, len, ctx) != 0) break;
+    }
+    if (!pending_seen) *first_pending = n;
     return (long)n;
 }

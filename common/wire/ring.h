@@ -31,6 +31,8 @@
  *   384     4     sleeping: 1 = consumer is about to wait on `doorbell`       consumer sets, producer clears
  *   388     4     doorbell: futex word, incremented by the producer on wake   producer
  *   392     8     wakeups: doorbell rings                                     producer
+ *   400     8     wake_by_ns: CLOCK_MONOTONIC time by which the sleeping consumer wakes on
+ *                 its own (its timer); 0 = no promise, ring for every record  consumer
  *   4096    capacity   data
  *
  * Records: 8-byte aligned, header {uint32 length (payload bytes), uint32 type} then the
@@ -45,6 +47,14 @@
  * pattern: the consumer stores sleeping=1, then a seq_cst fence, then re-reads tail; the
  * producer stores tail, then a seq_cst fence, then reads sleeping. At least one of them
  * sees the other's store, so a wake-up is never lost.
+ *
+ * Deadlines (ring_publish_due): a consumer that will wake by itself at wake_by_ns need not
+ * be woken for records that may wait until then (the gateway's P1..P3 batches: due at their
+ * flush deadline). The producer rings only for a round holding a record due before
+ * wake_by_ns, or when the ring is a quarter full. The consumer stores wake_by_ns, then a
+ * seq_cst fence, then loads tail; the producer stores tail, fence, loads wake_by_ns (the same
+ * Dekker pairing): a consumer that moves wake_by_ns sees every record the producer decided
+ * not to ring for under the old value.
  */
 #ifndef HERALD_RING_H
 #define HERALD_RING_H
@@ -102,6 +112,7 @@ typedef struct ring_header {
     _Atomic uint32_t sleeping;
     _Atomic uint32_t doorbell;
     _Atomic uint64_t wakeups;
+    _Atomic uint64_t wake_by_ns;
 } ring_header_t;
 
 typedef enum {
@@ -119,6 +130,7 @@ typedef struct {
     uint64_t records_written, records_read, pending_records, drops, corrupt, wakeups;
     pid_t producer_pid, consumer_pid;
     uint64_t producer_alive_ns, consumer_alive_ns;
+    uint64_t wake_by_ns;
     bool sleeping;
 } ring_stats_t;
 
@@ -158,6 +170,13 @@ int ring_write2(ring_t *r, uint32_t type, const void *a, uint32_t alen, const vo
  * it is going to sleep; the caller must then call ring_wake (possibly after more writes). */
 bool ring_publish(ring_t *r);
 
+/* Publish like ring_publish, for a round whose most urgent record is due at due_ns
+ * (CLOCK_MONOTONIC; 0 = at once). RING_PUB_WAKE: ring the doorbell (the consumer sleeps and
+ * promised nothing, or due_ns is before its wake_by_ns, or the ring is a quarter full);
+ * RING_PUB_WAITS: the consumer sleeps and will read the records by itself at its wake_by_ns;
+ * RING_PUB_AWAKE: nothing was published, or the consumer is awake and will read them. */
+typedef enum { RING_PUB_AWAKE, RING_PUB_WAKE, RING_PUB_WAITS } ring_pub_t;
+ring_pub_t ring_publish_due(ring_t *r, uint64_t due_ns);
 /* Ring the doorbell: clears `sleeping`, bumps the futex word, FUTEX_WAKE (shared). */
 void ring_wake(ring_t *r);
 
@@ -192,6 +211,10 @@ bool ring_prepare_sleep(ring_t *r, uint32_t *doorbell_value);
 /* The futex word consumers wait on (FUTEX_WAIT with the value from ring_prepare_sleep). */
 _Atomic uint32_t *ring_doorbell_word(ring_t *r);
 
+/* The consumer will wake by itself at wake_by_ns (0 = no promise): set before
+ * ring_prepare_sleep, or while asleep when its timer moves. Returns true if records are
+ * pending (they may not have been rung for: read them). */
+bool ring_set_wake_by(ring_t *r, uint64_t wake_by_ns);
 /* Clear the consumer's sleeping flag after a wake-up. */
 void ring_end_sleep(ring_t *r);
 
@@ -203,5 +226,15 @@ void ring_stats(ring_t *r, ring_stats_t *out);
  * the producer overwrites while we read are detected (head moved) and the visit stops.
  * Returns records visited, or -HERR_CORRUPT. */
 long ring_peek(ring_t *r, ring_handler_fn fn, void *ctx, size_t max);
+
+/* Visit the last (up to) max records written since the ring last wrapped, read or not,
+ * oldest first, without consuming them (read-only). Only the current lap can be walked:
+ * records never straddle the end of the data region, so its start is a record boundary,
+ * while the older records behind it have no known boundary. *first_pending is set to the
+ * index (in visiting order) of the first record the consumer has not read yet (= visited
+ * when none is pending; SIZE_MAX while the visit has not reached it, so fn may compare its
+ * own index against it). Stops where the producer overwrites what we read. Returns records
+ * visited, or -HERR_CORRUPT. */
+long ring_peek_last(ring_t *r, ring_handler_fn fn, void *ctx, size_t max, size_t *first_pending);
 
 #endif

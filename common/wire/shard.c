@@ -15,6 +15,9 @@
  * whose new top weight is gateway N's: about 1/(N+1) of them, all to gateway N. */
 #include "shard.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #define SHARD_GOLDEN 0x9e3779b97f4a7c15ull
 #define SHARD_SEED   0x243f6a8885a308d3ull
 
@@ -67,4 +70,12 @@ unsigned shard_gateway(const char *user, size_t len, unsigned count)
         }
     }
     return best;
+}
+
+int shard_url(const herald_config_t *cfg, unsigned gw, char *out, size_t len)
+{
+    const host_port_t *hp = &cfg->gateway_listen;
+    bool v6 = strchr(hp->host, ':') != NULL;
+    return snprintf(out, len, "%s://%s%s%s:%u/ws", cfg->gateway_tls_cert[0] ? "wss" : "ws",
+                    v6 ? "[" : "", hp->host, v6 ? "]" : "", (unsigned)hp->port + gw);
 }

@@ -55,8 +55,8 @@ int bkh_start(bkh_t *h)
     int n = 0;
     procs_build_path("broker/herald-broker", exe, sizeof exe);
     if (h->shm_mb) { /* unshare execs sh, which mounts and execs the broker: one pid */
-        snprintf(mnt, sizeof mnt,
-                 "mount -t tmpfs -o size=%um tmpfs /dev/shm && exec \"$@\"", h->shm_mb);
+        snprintf(mnt, sizeof mnt, "mount -t tmpfs -o size=%um tmpfs /dev/shm && exec \"$@\"",
+                 h->shm_mb);
         argv[n++] = (char *)BKH_UNSHARE;
         argv[n++] = (char *)"--mount";
         argv[n++] = (char *)"--propagation";
@@ -407,6 +407,10 @@ static void rec_notif(bkh_rec_t *r, const uint8_t *data, uint32_t len)
 static int on_rec(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
 {
     bkh_gw_t *g = ctx;
+    if (type == REC_CLOCK) { /* timing only: kept out so tests index the records that count */
+        g->clocks++;
+        return 0;
+    }
     if (g->n == g->cap) {
         g->cap = g->cap ? g->cap * 2 : 1024;
         g->recs = realloc(g->recs, g->cap * sizeof *g->recs);

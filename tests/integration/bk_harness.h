@@ -85,8 +85,9 @@ typedef struct {
     int fd;
     unsigned id;
     ring_t *ring;
-    bkh_rec_t *recs; /* everything read so far */
+    bkh_rec_t *recs; /* everything read so far, but REC_CLOCK records */
     size_t n, cap;
+    size_t clocks; /* REC_CLOCK records read */
 } bkh_gw_t;
 
 /* hello over control.sock, wait for hello_ok, attach to the ring as consumer. */

@@ -59,29 +59,37 @@ void gws_spawn_gateway(gws_t *s, unsigned id)
     /* healthy = broker link up and ring attached */
     int st = 0;
     for (int i = 0; i < 250 && st != 200; i++) {
-        st = procs_http_get("127.0.0.1", (uint16_t)(s->ws + id), "/healthz", body, sizeof body);
+        st = gws_gw_get(s, id, "/healthz", body, sizeof body);
         if (st != 200) usleep(20000);
     }
     ck_assert_int_eq(st, 200);
 }
 
+void gws_write_config(gws_t *s, const char *secret, const char *extra)
+{
+    char ini[2048];
+    snprintf(ini, sizeof ini,
+             "[broker]\nhttp = 127.0.0.1:%u\n[gateway]\ncount = %u\nlisten = 127.0.0.1:%u\n"
+             "ring_bytes = 4M\n[auth]\nsecret = %s\n%s",
+             s->http, s->n_gw, s->ws, secret, extra ? extra : "");
+    ck_assert_int_eq(procs_env_write_config(&s->env, ini), 0);
+}
+
 void gws_init(gws_t *s, unsigned n_gw, const char *const *overrides)
 {
-    char ini[512];
     memset(s, 0, sizeof *s);
     ck_assert_uint_le(n_gw, GWS_MAX_GW);
     s->n_gw = n_gw;
-    for (size_t i = 0; overrides && overrides[i] && i < GWS_MAX_OPT; i++)
+    for (size_t i = 0; overrides && overrides[i] && i < GWS_MAX_OPT; i++) {
         s->opts[i] = overrides[i];
+        if (!strncmp(overrides[i], "gateway.tls_cert=", 17))
+            snprintf(s->ca, sizeof s->ca, "%s", overrides[i] + 17);
+    }
     ck_assert_int_eq(procs_env_init(&s->env, "gws"), 0);
     s->http = procs_free_ports(1);
     s->ws = procs_free_ports(GWS_MAX_GW);
     ck_assert(s->http && s->ws);
-    snprintf(ini, sizeof ini,
-             "[broker]\nhttp = 127.0.0.1:%u\n[gateway]\ncount = %u\nlisten = 127.0.0.1:%u\n"
-             "ring_bytes = 4M\n[auth]\nsecret = %s\n",
-             s->http, n_gw, s->ws, GWS_SECRET);
-    ck_assert_int_eq(procs_env_write_config(&s->env, ini), 0);
+    gws_write_config(s, GWS_SECRET, NULL);
     snprintf(s->sock, sizeof s->sock, "%s/broker.sock", s->env.dir);
     procs_build_path("broker/herald-broker", s->bin_broker, sizeof s->bin_broker);
     procs_build_path("gateway/herald-gateway", s->bin_gw, sizeof s->bin_gw);
@@ -165,12 +173,27 @@ void gws_token(const char *user, char *out, size_t cap)
     ck_assert_int_gt(jwt_mint(GWS_SECRET, user, (uint64_t)time(NULL), 3600, out, cap), 0);
 }
 
+void gws_url(gws_t *s, unsigned gw, const char *query, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s://127.0.0.1:%u/ws%s", s->ca[0] ? "wss" : "ws", s->ws + gw,
+             query ? query : "");
+}
+
+int gws_connect(gws_t *s, unsigned gw, const char *token, const char *query, wsc_t **out)
+{
+    char url[4600];
+    gws_url(s, gw, query, url, sizeof url);
+    wsc_trust(s->ca[0] ? s->ca : NULL);
+    return wsc_connect(out, url, token, NULL, GWS_WAIT);
+}
+
 wsc_t *gws_client(gws_t *s, unsigned gw, const char *user, const char *query, const char *proto)
 {
     char tok[512], url[256];
     wsc_t *c;
     gws_token(user, tok, sizeof tok);
-    snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws%s", s->ws + gw, query ? query : "");
+    gws_url(s, gw, query, url, sizeof url);
+    wsc_trust(s->ca[0] ? s->ca : NULL);
     ck_assert_int_eq(wsc_connect(&c, url, tok, proto, GWS_WAIT), 101);
     const char *m;
     bool bin;
@@ -181,11 +204,17 @@ wsc_t *gws_client(gws_t *s, unsigned gw, const char *user, const char *query, co
     return c;
 }
 
+int gws_gw_get(gws_t *s, unsigned gw, const char *path, char *body, size_t cap)
+{
+    uint16_t port = (uint16_t)(s->ws + gw);
+    if (s->ca[0]) return tls_http_get("127.0.0.1", port, s->ca, path, body, cap);
+    return procs_http_get("127.0.0.1", port, path, body, cap);
+}
+
 uint64_t gws_stat(gws_t *s, unsigned gw, const char *key)
 {
     char body[8192], pat[96];
-    uint16_t port = (uint16_t)(s->ws + gw);
-    ck_assert_int_eq(procs_http_get("127.0.0.1", port, "/stats", body, sizeof body), 200);
+    ck_assert_int_eq(gws_gw_get(s, gw, "/stats", body, sizeof body), 200);
     snprintf(pat, sizeof pat, "\"%s\":", key);
     const char *p = strstr(body, pat);
     ck_assert_msg(p != NULL, "no %s in %s", key, body);

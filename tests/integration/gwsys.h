@@ -13,6 +13,7 @@
 
 #include "herald.h"
 #include "procs.h"
+#include "tls.h"
 #include "wsclient.h"
 
 #define GWS_SECRET  "gateway-system-test-secret"
@@ -28,6 +29,8 @@ typedef struct {
     char bin_broker[512], bin_gw[512];
     char sock[320];                    /* broker.sock, libherald's address */
     const char *opts[GWS_MAX_OPT + 1]; /* -o overrides given to every process */
+    char ca[400]; /* the gateways' certificate when an override sets gateway.tls_cert: their
+                   * ports speak TLS only, and clients verify against it */
     herald_client_t *producer;
 } gws_t;
 
@@ -36,6 +39,9 @@ typedef struct {
 void gws_start(gws_t *s, unsigned n_gw, const char *const *overrides);
 /* Only the runtime dir, ports and config (for a test that brings its own broker side). */
 void gws_init(gws_t *s, unsigned n_gw, const char *const *overrides);
+/* Rewrite the config file: the one gws_init writes with auth.secret = secret, then extra
+ * (INI text, may be NULL; lines before any [section] belong to [auth]). */
+void gws_write_config(gws_t *s, const char *secret, const char *extra);
 /* Stop everything started (SIGTERM, then SIGKILL) and clean the runtime up. */
 void gws_stop(gws_t *s);
 
@@ -63,6 +69,12 @@ wsc_t *gws_client(gws_t *s, unsigned gw, const char *user, const char *query, co
 
 /* A counter from gateway gw's /stats. */
 uint64_t gws_stat(gws_t *s, unsigned gw, const char *key);
+/* GET path from gateway gw (over TLS when the gateways use it). Returns the status or -1. */
+int gws_gw_get(gws_t *s, unsigned gw, const char *path, char *body, size_t cap);
+/* ws[s]://127.0.0.1:<port of gw>/ws<query> into out. */
+void gws_url(gws_t *s, unsigned gw, const char *query, char *out, size_t cap);
+/* Connect with token to gateway gw; returns the handshake status (101, 401, 503 ...). */
+int gws_connect(gws_t *s, unsigned gw, const char *token, const char *query, wsc_t **out);
 
 /* Message expectations on a JSON session. */
 json_t *gws_json(wsc_t *c, int timeout_ms); /* next message as JSON, NULL on timeout/close */

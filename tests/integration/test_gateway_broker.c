@@ -57,7 +57,7 @@ START_TEST(session_opened_the_moment_a_fresh_gateway_accepts_gets_its_welcome)
     gws_init(&S, 1, NULL);
     gws_spawn_broker(&S);
     for (int round = 0; round < 5; round++) {
-        gws_launch_gateway(&S, 0); /* returns as soon as the port accepts */
+        gws_launch_gateway(&S, 0);                      /* returns as soon as the port accepts */
         wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL); /* asserts the welcome */
         gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
         wsc_close(c);
@@ -165,6 +165,38 @@ START_TEST(p0_is_written_before_an_earlier_p3_batch)
     gws_expect_seq(c, p0);
     gws_expect_seq(c, p3a); /* the P3 batch follows at its deadline */
     gws_expect_seq(c, p3b);
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
+/* Doorbell rings of gateway 0's ring, from the broker's /api/stats. */
+static uint64_t ring_wakeups(void)
+{
+    static char body[65536];
+    ck_assert_int_eq(procs_http_get("127.0.0.1", S.http, "/api/stats", body, sizeof body), 200);
+    const char *p = strstr(body, "\"wakeups\":");
+    ck_assert_ptr_nonnull(p);
+    return strtoull(p + 10, NULL, 10);
+}
+
+/* A notification that may wait for the gateway's own timer (its flush deadline is later)
+ * costs no doorbell: the gateway reads it when it wakes anyway. A P0 rings at once. */
+START_TEST(notifications_that_can_wait_cost_the_gateway_no_wake_up)
+{
+    const char *o[] = {"gateway.flush_ms=5,3000,3000", NULL};
+    gws_start(&S, 1, o);
+    wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL);
+    usleep(300 * 1000); /* the gateway sleeps on its ring */
+    uint64_t w0 = ring_wakeups();
+    for (int i = 0; i < 3; i++)
+        gws_publish(&S, "u1", "market_halt", 2, 0);
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        gws_expect_seq(c, seq); /* delivered at their deadline, read at a timer wake-up */
+    ck_assert_uint_eq(ring_wakeups(), w0);
+    uint64_t p0 = gws_publish(&S, "u1", "position_limit", 0, 0);
+    gws_expect_seq(c, p0);
+    ck_assert_uint_gt(ring_wakeups(), w0);
     wsc_close(c);
     gws_stop(&S);
 }
@@ -399,6 +431,7 @@ static Suite *gateway_broker_suite(void)
     tcase_add_test(tc, user_on_two_gateways_gets_each_notification_once_per_session);
     tcase_add_test(tc, p0_is_written_before_an_earlier_p3_batch);
     tcase_add_test(tc, batch_size_pending_forces_a_flush_before_the_deadline);
+    tcase_add_test(tc, notifications_that_can_wait_cost_the_gateway_no_wake_up);
     tcase_add_test(tc, heartbeat_keeps_a_responsive_session_open_past_the_timeout);
     tcase_add_test(tc, idle_session_is_closed_after_the_session_timeout);
     tcase_add_test(tc, slow_consumer_is_closed_with_4008_while_others_keep_receiving);

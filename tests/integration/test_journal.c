@@ -306,6 +306,34 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
 }
 END_TEST
 
+/* The notification whose round made the journal compact is in the snapshot too: its id is
+ * still a duplicate, and it is still in the history, after a restart right then. */
+START_TEST(the_round_that_triggers_a_compaction_is_in_the_snapshot)
+{
+    setenv("HERALD_TEST_JOURNAL_MIN_BOUND", "1048576", 1); /* 1 MiB */
+    start(small_history);
+    unsetenv("HERALD_TEST_JOURNAL_MIN_BOUND");
+    herald_client_t *c = client();
+    char id[32];
+    int i = 1;
+    for (; i <= 100; i++) {
+        snprintf(id, sizeof id, "ct-%d", i);
+        ck_assert_uint_eq(publish(c, "ct", id, BIG_CONTENT).seq, (uint64_t)i);
+        if (bkh_stat(&H, "journal_compactions") > 0) break;
+    }
+    ck_assert_int_le(i, 100);
+    herald_close(c);
+    restart_after_kill9();
+    c = client();
+    herald_result_t d = publish(c, "ct", id, BIG_CONTENT);
+    ck_assert_msg(d.duplicate && d.seq == (uint64_t)i, "%s after the restart: seq %llu, dup %d", id,
+                  (unsigned long long)d.seq, d.duplicate);
+    ck_assert_uint_eq(publish(c, "ct", NULL, 0).seq, (uint64_t)i + 1);
+    herald_close(c);
+    assert_history("ct", (uint64_t)i - 3, (uint64_t)i + 1);
+}
+END_TEST
+
 START_TEST(old_format_journal_is_reported_and_started_fresh)
 {
     bkh_init(&H, NULL);
@@ -402,6 +430,7 @@ static Suite *journal_suite(void)
     tcase_add_test(t, small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes);
     tcase_add_test(t, corrupt_byte_in_the_last_record_is_cut_off_and_counted);
     tcase_add_test(t, compaction_then_restart_keeps_seq_history_and_dedup);
+    tcase_add_test(t, the_round_that_triggers_a_compaction_is_in_the_snapshot);
     tcase_add_test(t, old_format_journal_is_reported_and_started_fresh);
     tcase_add_test(t, version_2_journal_still_loads_its_ids_without_fingerprints);
     suite_add_tcase(s, t);

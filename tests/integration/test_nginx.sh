@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test_nginx.sh - deploy/nginx/herald.conf routes each WebSocket client to the gateway that
 # common/wire/shard.c picks for its user (rendezvous hashing, bit-exact in embedded Perl), with
-# the upgrade headers forwarded. The gateways are stand-ins (nginx servers answering their
+# the upgrade headers forwarded; deploy/nginx/herald-tls.conf does the same behind TLS (a
+# self-signed certificate made here, verified by the client). The gateways are stand-ins (nginx servers answering their
 # own id): the thing under test is nginx's routing, not the gateway.
 # Usage: test_nginx.sh SHARD_PRINT  (the tests/integration/shard_print program)
-# Exit 0 pass, 1 fail, 77 skip (nginx or its Perl module is not installed).
+# Exit 0 pass, 1 fail, 77 skip (nginx, its Perl module or openssl is not installed).
 set -euo pipefail
 
 shard_print=${1:?usage: test_nginx.sh SHARD_PRINT}
@@ -15,8 +16,8 @@ users=300
 
 nginx_bin=$(command -v nginx || true)
 [ -z "$nginx_bin" ] && [ -x /usr/sbin/nginx ] && nginx_bin=/usr/sbin/nginx
-if [ -z "$nginx_bin" ] || [ ! -f "$perl_module" ]; then
-  echo "SKIP: nginx or libnginx-mod-http-perl not installed (deploy/setup.sh installs them)"
+if [ -z "$nginx_bin" ] || [ ! -f "$perl_module" ] || ! command -v openssl >/dev/null; then
+  echo "SKIP: nginx, libnginx-mod-http-perl or openssl not installed (deploy/setup.sh --test installs them)"
   exit 77
 fi
 
@@ -35,7 +36,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$tmp/error.log" ] && tail -n 20 "$tmp/error.log"; exit 1; }
 
 # Free loopback ports: one for the proxy, one per stand-in gateway.
-read -r -a ports <<<"$(python3 - "$((gateways + 1))" <<'PY'
+read -r -a ports <<<"$(python3 - "$((gateways + 2))" <<'PY'
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):
@@ -46,6 +47,25 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 )"
 proxy_port=${ports[0]}
+tls_port=${ports[gateways + 1]}
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || fail "openssl req failed"
+python3 - "$root/deploy/nginx/herald-tls.conf" "$tmp/herald-tls.conf" "$tls_port" "$tmp" <<'PY'
+import re, sys
+src, dst, port, tmp = sys.argv[1:]
+conf = open(src).read()
+def sub(pattern, repl, flags=re.M):
+    global conf
+    conf, n = re.subn(pattern, lambda m: repl, conf, flags=flags)
+    if n != 1:
+        sys.exit(f"herald-tls.conf: expected exactly one match of {pattern!r}, found {n}")
+sub(r"^    listen 443 ssl;", f"    listen 127.0.0.1:{port} ssl;")
+sub(r"^    ssl_certificate +\S+;", f"    ssl_certificate {tmp}/cert.pem;")
+sub(r"^    ssl_certificate_key \S+;", f"    ssl_certificate_key {tmp}/key.pem;")
+sub(r"^    access_log \S+ herald;", f"    access_log {tmp}/tls-access.log herald;")
+open(dst, "w").write(conf)
+PY
 
 # The shipped herald.conf, with only its deployment-specific values replaced: where the
 # Perl module is, the gateway count, the gateway list, the listen port, the access log.
@@ -89,6 +109,7 @@ PY
   echo "  access_log off;"
   for d in client_body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $tmp/$d;"; done
   echo "  include $tmp/herald.conf;"
+  echo "  include $tmp/herald-tls.conf;"
   for ((g = 0; g < gateways; g++)); do
     echo "  server { listen 127.0.0.1:${ports[g + 1]};"
     echo "    location / { return 200 \"gw$g upgrade=\$http_upgrade connection=\$http_connection uri=\$request_uri\"; } }"
@@ -116,9 +137,11 @@ PY
 "$shard_print" "$gateways" <"$tmp/users.txt" >"$tmp/expected.txt"
 
 rc=0
-python3 - "$proxy_port" "$tmp/users.txt" "$tmp/expected.txt" "$nginx_pid" <<'PY' || rc=$?
-import base64, http.client, json, os, sys, time, urllib.parse
+python3 - "$proxy_port" "$tmp/users.txt" "$tmp/expected.txt" "$nginx_pid" "$tls_port" \
+  "$tmp/cert.pem" <<'PY' || rc=$?
+import base64, http.client, json, os, ssl, sys, time, urllib.parse
 port, users_file, expected_file, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+tls_port, cafile = int(sys.argv[5]), sys.argv[6]
 users = open(users_file, encoding="utf-8").read().split("\n")[:-1]
 expected = open(expected_file).read().split()
 assert len(users) == len(expected), "shard_print answered a different number of users"
@@ -195,7 +218,17 @@ for query in ["since=1", "token=not-a-jwt", "user=" + "x" * 65]:
         failures += 1
         print(f"FAIL: {query[:20]!r}: expected any gateway, got {chosen} {status} {body!r}")
 
-print(f"{len(users)} users routed through nginx, {failures} mismatches")
+# The TLS server (herald-tls.conf) routes the same way; the client verifies the certificate.
+tls = http.client.HTTPSConnection("127.0.0.1", tls_port, timeout=10,
+                                  context=ssl.create_default_context(cafile=cafile))
+for user, want in list(zip(users, expected))[:40]:
+    status, chosen, body = get(tls, f"token={jwt(user)}",
+                               {"Upgrade": "websocket", "Connection": "Upgrade"})
+    if status != 200 or chosen != want or "upgrade=websocket connection=upgrade " not in body:
+        failures += 1
+        print(f"FAIL: over TLS, user {user!r}: want gateway {want}, got {chosen} {status} {body!r}")
+
+print(f"{len(users)} users routed through nginx (40 of them over TLS), {failures} mismatches")
 sys.exit(1 if failures else 0)
 PY
 [ "$rc" -eq 0 ] || fail "nginx routing differs from common/wire/shard.c"

@@ -24,7 +24,7 @@
 #include "procs.h"
 
 #define SECRET  "test-secret-for-the-supervisor"
-#define N_TESTS 4
+#define N_TESTS 5
 #define WAIT_S  30
 
 static char bin_dir[512], ctl_bin[600], sup_bin[600];
@@ -41,6 +41,18 @@ static unsigned free_ports(unsigned span)
     return base;
 }
 
+/* (Re)write test n's config with the given secret. */
+static void write_config(int n, const char *secret)
+{
+    FILE *f = fopen(cfgpath, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "[runtime]\ndir = %s\nshm_prefix = %s\n[broker]\nhttp = 127.0.0.1:%u\n"
+            "[gateway]\ncount = 2\nlisten = 127.0.0.1:%u\nring_bytes = 1M\n[auth]\nsecret = %s\n",
+            rundir, prefix[n], http_port, gw_port, secret);
+    fclose(f);
+}
+
 /* Per test: its own runtime dir, shm prefix, ports and config. */
 static void use_test_dir(int n)
 {
@@ -50,13 +62,7 @@ static void use_test_dir(int n)
     snprintf(rundir, sizeof rundir, "%s/run", dir[n]);
     snprintf(cfgpath, sizeof cfgpath, "%s/herald.ini", dir[n]);
     mkdir(dir[n], 0700);
-    FILE *f = fopen(cfgpath, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "[runtime]\ndir = %s\nshm_prefix = %s\n[broker]\nhttp = 127.0.0.1:%u\n"
-            "[gateway]\ncount = 2\nlisten = 127.0.0.1:%u\nring_bytes = 1M\n[auth]\nsecret = %s\n",
-            rundir, prefix[n], http_port, gw_port, SECRET);
-    fclose(f);
+    write_config(n, SECRET);
 }
 
 /* Start argv with stdout to a pipe (*out_fd, may be NULL: to the log) and stderr appended to
@@ -294,6 +300,66 @@ START_TEST(supervisor_sigterm_stops_everything_and_leaves_nothing_behind)
 }
 END_TEST
 
+/* The counter key of a JSON stats body at port path, or -1 when it does not answer. */
+static long long stat_of(unsigned port, const char *path, const char *key)
+{
+    char body[16384], pat[96];
+    if (procs_http_get("127.0.0.1", (uint16_t)port, path, body, sizeof body) != 200) return -1;
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(body, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* systemctl reload: SIGHUP to the supervisor reaches the broker and both gateways, which
+ * re-read the config (config_reloads) without being restarted; a token of the new secret
+ * then opens a session (heraldctl tail mints it from the new file). */
+START_TEST(supervisor_sighup_reloads_every_child_without_restarting_them)
+{
+    static char out[8192];
+    static const char *const names[] = {"broker", "gateway0", "gateway1"};
+    pid_t pids[3];
+    use_test_dir(4);
+    pid_t sup = start_supervisor();
+    json_t *st = wait_all_up();
+    for (int i = 0; i < 3; i++)
+        pids[i] = proc_pid(st, names[i]);
+    json_decref(st);
+
+    /* the gateways serve HTTP: their loops run (a SIGHUP before that is moot: a starting
+     * process reads the file as it is) */
+    for (int i = 0; i < WAIT_S * 20; i++) {
+        if (stat_of(gw_port, "/stats", "config_reloads") == 0 &&
+            stat_of(gw_port + 1, "/stats", "config_reloads") == 0)
+            break;
+        sleep_ms(50);
+    }
+    write_config(4, "a-rotated-secret-for-the-supervisor");
+    ck_assert_int_eq(kill(sup, SIGHUP), 0);
+    long long b = -1, g0 = -1, g1 = -1;
+    for (int i = 0; i < WAIT_S * 20 && (b < 1 || g0 < 1 || g1 < 1); i++) {
+        b = stat_of(http_port, "/api/stats", "config_reloads");
+        g0 = stat_of(gw_port, "/stats", "config_reloads");
+        g1 = stat_of(gw_port + 1, "/stats", "config_reloads");
+        sleep_ms(50);
+    }
+    ck_assert_msg(b == 1 && g0 == 1 && g1 == 1, "reloads: broker %lld, gateways %lld %lld", b, g0,
+                  g1);
+    st = read_status();
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(proc_pid(st, names[i]), pids[i]);
+        ck_assert_int_eq(json_integer_value(json_object_get(status_proc(st, names[i]), "restarts")),
+                         0);
+    }
+    json_decref(st);
+    ck_assert_int_eq(
+        run_ctl(out, sizeof out,
+                (const char *const[]){"tail", "--user", "hup-user", "--timeout", "2", NULL}),
+        0);
+    ck_assert_msg(strstr(out, "\"welcome\""), "tail with the new secret: %s", out);
+    ck_assert_int_eq(stop_supervisor(sup), 0);
+}
+END_TEST
+
 /* Read one line from fd (bounded wait) into line; false at EOF/timeout. */
 static bool read_line(int fd, char *line, size_t len)
 {
@@ -457,6 +523,7 @@ int main(void)
     tcase_add_test(tc, supervisor_restarts_a_gateway_and_the_broker_killed_with_sigkill);
     tcase_add_test(tc, supervisor_sigterm_stops_everything_and_leaves_nothing_behind);
     tcase_add_test(tc, quick_start_tail_prints_a_published_notification);
+    tcase_add_test(tc, supervisor_sighup_reloads_every_child_without_restarting_them);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

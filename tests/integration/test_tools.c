@@ -61,7 +61,8 @@ static void setup(void)
 {
     const char *build = getenv("HERALD_BUILD_ROOT");
     snprintf(ctl_bin, sizeof ctl_bin, "%s/tools/heraldctl/heraldctl", build ? build : "build");
-    snprintf(sup_bin, sizeof sup_bin, "%s/tools/supervisor/herald-supervisor", build ? build : "build");
+    snprintf(sup_bin, sizeof sup_bin, "%s/tools/supervisor/herald-supervisor",
+             build ? build : "build");
     snprintf(tmpdir, sizeof tmpdir, "/tmp/herald-test-tools-%d", (int)getpid());
     snprintf(prefix, sizeof prefix, "htools%d", (int)getpid());
     snprintf(cfgpath, sizeof cfgpath, "%s/herald.ini", tmpdir);
@@ -73,6 +74,26 @@ static void setup(void)
             "listen = 127.0.0.1:17500\n[auth]\nsecret = %s\n",
             tmpdir, prefix, SECRET);
     fclose(f);
+}
+
+/* Verify tok like a gateway configured with secret (and aud/iss when given) would at now:
+ * exp required, no leeway. Returns jwt_verify's result; the user goes to user. */
+static int tok_verify(const char *secret, const char *aud, const char *iss, const char *tok,
+                      uint64_t now, char *user)
+{
+    herald_config_t cfg;
+    jwt_policy_t p;
+    jwt_claims_t c;
+    herald_error_t err;
+    config_defaults(&cfg);
+    snprintf(cfg.auth_secret, sizeof cfg.auth_secret, "%s", secret);
+    snprintf(cfg.auth_audience, sizeof cfg.auth_audience, "%s", aud ? aud : "");
+    snprintf(cfg.auth_issuer, sizeof cfg.auth_issuer, "%s", iss ? iss : "");
+    cfg.auth_leeway_s = 0;
+    ck_assert_int_eq(jwt_policy_init(&p, &cfg, &err), 0);
+    int rc = jwt_verify(&p, tok, strlen(tok), now, &c, &err);
+    if (rc == 0) strcpy(user, c.sub);
+    return rc;
 }
 
 static void teardown(void)
@@ -98,20 +119,17 @@ START_TEST(ctl_token_verifies_with_the_configured_secret)
 {
     static procs_output_t r;
     char user[HERALD_MAX_ID_LEN + 1];
-    herald_error_t err = {0};
     CTL(&r, "token", "--user", "alice");
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
     ck_assert_int_eq(count_lines(r.out), 1);
     r.out[strcspn(r.out, "\n")] = '\0';
-    ck_assert_int_eq(jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL), user, &err), 0);
+    uint64_t now = (uint64_t)time(NULL);
+    ck_assert_int_eq(tok_verify(SECRET, NULL, NULL, r.out, now, user), 0);
     ck_assert_str_eq(user, "alice");
-    /* expired after the default ttl of one hour, not before */
-    ck_assert_int_eq(
-        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3500, user, &err), 0);
-    ck_assert_int_ne(
-        jwt_verify(SECRET, r.out, strlen(r.out), (uint64_t)time(NULL) + 3700, user, &err), 0);
-    ck_assert_int_ne(jwt_verify("other", r.out, strlen(r.out), (uint64_t)time(NULL), user, &err),
-                     0);
+    /* expired after the default ttl of one hour, not before: it carries exp */
+    ck_assert_int_eq(tok_verify(SECRET, NULL, NULL, r.out, now + 3500, user), 0);
+    ck_assert_int_ne(tok_verify(SECRET, NULL, NULL, r.out, now + 3700, user), 0);
+    ck_assert_int_ne(tok_verify("other", NULL, NULL, r.out, now, user), 0);
 }
 END_TEST
 
@@ -119,7 +137,6 @@ START_TEST(ctl_token_json_and_ttl_work_after_the_subcommand_arguments)
 {
     static procs_output_t r;
     char user[HERALD_MAX_ID_LEN + 1];
-    herald_error_t err = {0};
     run_cmd(&r, (const char *const[]){ctl_bin, "token", "--user", "bob", "--ttl", "60", "--json",
                                       "-c", cfgpath, NULL});
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
@@ -129,9 +146,39 @@ START_TEST(ctl_token_json_and_ttl_work_after_the_subcommand_arguments)
     ck_assert_ptr_nonnull(tok);
     ck_assert_str_eq(json_string_value(json_object_get(v, "user")), "bob");
     uint64_t now = (uint64_t)time(NULL);
-    ck_assert_int_eq(jwt_verify(SECRET, tok, strlen(tok), now, user, &err), 0);
-    ck_assert_int_ne(jwt_verify(SECRET, tok, strlen(tok), now + 120, user, &err), 0);
+    ck_assert_int_eq(tok_verify(SECRET, NULL, NULL, tok, now, user), 0);
+    ck_assert_int_ne(tok_verify(SECRET, NULL, NULL, tok, now + 120, user), 0);
     json_decref(v);
+}
+END_TEST
+
+/* aud and iss come from auth.audience / auth.issuer, or from --aud / --iss; the token is
+ * signed with auth.secret, never with a previous secret. */
+START_TEST(ctl_token_carries_the_configured_audience_and_issuer)
+{
+    static procs_output_t r;
+    char user[HERALD_MAX_ID_LEN + 1];
+    uint64_t now;
+    CTL(&r, "-o", "auth.audience=herald-web", "-o", "auth.issuer=accounts", "-o",
+        "auth.previous_secrets=old-secret", "token", "--user", "carol");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    now = (uint64_t)time(NULL); /* after the mint: iat is checked without leeway here */
+    ck_assert_int_eq(tok_verify(SECRET, "herald-web", "accounts", r.out, now, user), 0);
+    ck_assert_str_eq(user, "carol");
+    ck_assert_int_ne(tok_verify(SECRET, "other-aud", "accounts", r.out, now, user), 0);
+    ck_assert_int_ne(tok_verify(SECRET, "herald-web", "other-iss", r.out, now, user), 0);
+    ck_assert_int_ne(tok_verify("old-secret", "herald-web", "accounts", r.out, now, user), 0);
+    CTL(&r, "token", "--user", "carol", "--aud", "a2", "--iss", "i2");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    now = (uint64_t)time(NULL);
+    ck_assert_int_eq(tok_verify(SECRET, "a2", "i2", r.out, now, user), 0);
+    CTL(&r, "token", "--user", "carol", "--nbf", "4000000000");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    r.out[strcspn(r.out, "\n")] = '\0';
+    now = (uint64_t)time(NULL);
+    ck_assert_int_ne(tok_verify(SECRET, NULL, NULL, r.out, now, user), 0);
 }
 END_TEST
 
@@ -153,6 +200,10 @@ START_TEST(ctl_shard_matches_shard_gateway_and_its_url)
         json_decref(v);
         CTL(&r, "shard", users[i], "-o", "gateway.count=1");
         ck_assert_str_eq(r.out, "gateway 0 ws://127.0.0.1:17500/ws\n");
+        /* with TLS on the gateways the URL says wss:// */
+        CTL(&r, "shard", users[i], "-o", "gateway.count=1", "-o", "gateway.tls_cert=/etc/c.pem",
+            "-o", "gateway.tls_key=/etc/k.pem");
+        ck_assert_str_eq(r.out, "gateway 0 wss://127.0.0.1:17500/ws\n");
     }
 }
 END_TEST
@@ -167,6 +218,8 @@ START_TEST(ctl_bad_arguments_exit_1_with_one_line)
     CTL(&r, "token");
     assert_one_line_failure(&r);
     CTL(&r, "token", "--user", "a", "--ttl", "soon");
+    assert_one_line_failure(&r);
+    CTL(&r, "token", "--user", "a", "--ttl", "0");
     assert_one_line_failure(&r);
     CTL(&r, "token", "--usr", "a");
     assert_one_line_failure(&r);
@@ -308,8 +361,11 @@ START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
 
     CTL(&r, "ring", "1", "--peek", "10");
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
-    ck_assert_int_eq(count_lines(r.out), 3);
+    ck_assert_int_eq(count_lines(r.out), 4); /* the header, then one line per record */
     char *save = NULL, *line = strtok_r(r.out, "\n", &save);
+    ck_assert_msg(strstr(line, "ring 1 (/dev/shm/") == line, "header: %s", line);
+    ck_assert_ptr_nonnull(strstr(line, "3 pending"));
+    line = strtok_r(NULL, "\n", &save);
     json_t *v = json_loads(line, 0, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(v, "record")), "session_ready");
     ck_assert_int_eq(json_integer_value(json_object_get(v, "session")), 42);
@@ -336,11 +392,79 @@ START_TEST(ctl_ring_peek_decodes_pending_records_read_only)
     CTL(&r, "ring", "1", "--peek", "1", "--json");
     ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
     ck_assert_int_eq(count_lines(r.out), 1);
+    v = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(v), 1);
+    json_decref(v);
 
     CTL(&r, "ring", "3", "--peek", "1");
     assert_one_line_failure(&r);
 
     ck_assert_mem_eq(before, ring_header(ring), sizeof before);
+    ring_close(ring);
+}
+END_TEST
+
+static int count_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx)
+{
+    (void)type, (void)data, (void)len;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+START_TEST(ctl_ring_on_a_drained_ring_prints_its_header_and_says_nothing_is_pending)
+{
+    static procs_output_t r;
+    char name[128];
+    herald_error_t err = {0};
+    ring_t *ring = make_ring(), *consumer;
+    ring_name(name, sizeof name, prefix, 1);
+    ck_assert_int_eq(ring_open(&consumer, name, RING_CONSUMER, 0, 1, &err), 0);
+    int read = 0;
+    ck_assert_int_eq(ring_read_batch(consumer, count_record, &read, 100), 3);
+
+    CTL(&r, "ring", "1", "--peek", "5");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 2);
+    ck_assert_msg(strstr(r.out, "ring 1 (/dev/shm/") == r.out, "out: %s", r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "0 pending"));
+    ck_assert_ptr_nonnull(strstr(r.out, "nothing pending"));
+
+    CTL(&r, "ring", "1", "--peek", "5", "--json");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_str_eq(r.out, "[]\n");
+
+    /* --last: the most recent records still in the ring, read ones included. */
+    CTL(&r, "ring", "1", "--last", "2", "--json");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    json_t *v = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(v), 2);
+    json_t *a = json_array_get(v, 0), *b = json_array_get(v, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(a, "record")), "notify");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a, "notification"), "seq")),
+                     7);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "record")), "gap");
+    ck_assert(json_is_false(json_object_get(a, "pending")));
+    ck_assert(json_is_false(json_object_get(b, "pending")));
+    json_decref(v);
+
+    /* One more record, unread: --last marks it pending. */
+    rec_session_ready_t sr = {.session = 43, .last_seq = 7, .bcast_last_seq = 3};
+    ck_assert_int_eq(ring_write(ring, REC_SESSION_READY, &sr, sizeof sr), 0);
+    ring_publish(ring);
+    CTL(&r, "ring", "1", "--last", "10");
+    ck_assert_msg(r.rc == 0, "stderr: %s", r.err);
+    ck_assert_int_eq(count_lines(r.out), 5);
+    CTL(&r, "ring", "1", "--last", "10", "--json");
+    v = json_loads(r.out, 0, NULL);
+    ck_assert_int_eq(json_array_size(v), 4);
+    ck_assert(json_is_false(json_object_get(json_array_get(v, 2), "pending")));
+    ck_assert(json_is_true(json_object_get(json_array_get(v, 3), "pending")));
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(v, 3), "session")), 43);
+    json_decref(v);
+
+    CTL(&r, "ring", "1", "--peek", "1", "--last", "1");
+    assert_one_line_failure(&r);
+    ring_close(consumer);
     ring_close(ring);
 }
 END_TEST
@@ -406,11 +530,13 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, ctl_token_verifies_with_the_configured_secret);
     tcase_add_test(tc, ctl_token_json_and_ttl_work_after_the_subcommand_arguments);
+    tcase_add_test(tc, ctl_token_carries_the_configured_audience_and_issuer);
     tcase_add_test(tc, ctl_shard_matches_shard_gateway_and_its_url);
     tcase_add_test(tc, ctl_bad_arguments_exit_1_with_one_line);
     tcase_add_test(tc, ctl_unreachable_broker_exits_1_with_one_line);
     tcase_add_test(tc, ctl_rings_shows_a_ring_without_disturbing_it);
     tcase_add_test(tc, ctl_ring_peek_decodes_pending_records_read_only);
+    tcase_add_test(tc, ctl_ring_on_a_drained_ring_prints_its_header_and_says_nothing_is_pending);
     suite_add_tcase(s, tc);
     TCase *sup = tcase_create("herald-supervisor");
     tcase_add_checked_fixture(sup, setup, teardown);

@@ -71,8 +71,28 @@ START_TEST(config_defaults_equal_spec_8)
     ck_assert_uint_eq(c.ping_interval_s, 30);
     ck_assert_uint_eq(c.session_timeout_s, 300);
     ck_assert_uint_eq(c.max_pending_bytes, 4u << 20);
+    ck_assert_uint_eq(c.max_sessions_per_user, 16);
+    ck_assert_uint_eq(c.max_connections, 0);
+    ck_assert_uint_eq(c.resumes_per_minute, 30);
+    ck_assert_str_eq(c.gateway_tls_cert, "");
+    ck_assert_str_eq(c.gateway_tls_key, "");
+    ck_assert_str_eq(c.broker_tls_cert, "");
+    ck_assert_str_eq(c.broker_tls_key, "");
     ck_assert_str_eq(c.auth_secret, "");
+    ck_assert_str_eq(c.web_dir, "");
+    ck_assert_str_ne(config_web_dir(&c), "");
+    ck_assert_str_eq(c.auth_previous_secrets, "");
+    ck_assert(c.auth_require_exp);
+    ck_assert_uint_eq(c.auth_leeway_s, 5);
+    ck_assert_str_eq(c.auth_audience, "");
+    ck_assert_str_eq(c.auth_issuer, "");
+    ck_assert(!c.auth_allow_dev_secret);
     ck_assert_int_eq(c.log_level, LOG_INFO);
+    ck_assert_uint_eq(c.hang_s, 5);
+    ck_assert_str_eq(c.cluster_nats, "");
+    ck_assert_uint_eq(c.cluster_node_id, 1);
+    ck_assert_uint_eq(c.cluster_partitions, 16);
+    ck_assert_uint_eq(c.cluster_replicas, 3);
     ck_assert_str_eq(c.path, "");
 }
 END_TEST
@@ -97,6 +117,7 @@ static const char *const every_key[] = {
     "runtime.dir",
     "runtime.shm_prefix",
     "runtime.group",
+    "runtime.web_dir",
     "broker.http",
     "broker.tcp",
     "broker.api_key",
@@ -113,8 +134,26 @@ static const char *const every_key[] = {
     "gateway.ping_interval_s",
     "gateway.session_timeout_s",
     "gateway.max_pending_bytes",
+    "gateway.max_sessions_per_user",
+    "gateway.max_connections",
+    "gateway.resumes_per_minute",
+    "gateway.tls_cert",
+    "gateway.tls_key",
+    "broker.tls_cert",
+    "broker.tls_key",
     "auth.secret",
+    "auth.previous_secrets",
+    "auth.require_exp",
+    "auth.leeway_s",
+    "auth.audience",
+    "auth.issuer",
+    "auth.allow_dev_secret",
     "log.level",
+    "supervisor.hang_s",
+    "cluster.nats",
+    "cluster.node_id",
+    "cluster.partitions",
+    "cluster.replicas",
 };
 
 /* SPEC 8: "every key documented there with its default". */
@@ -153,6 +192,7 @@ START_TEST(config_parses_every_key)
                        "dir = /run/herald-test\n"
                        "shm_prefix = herald_t-1.x\n"
                        "group = herald\n"
+                       "web_dir = /srv/herald web\n"
                        "[broker]\n"
                        "http = 0.0.0.0:8080\n"
                        "tcp = 127.0.0.1:7481\n"
@@ -171,10 +211,31 @@ START_TEST(config_parses_every_key)
                        "ping_interval_s = 5\n"
                        "session_timeout_s = 60\n"
                        "max_pending_bytes = 512K\n"
+                       "max_sessions_per_user = 3\n"
+                       "max_connections = 1000\n"
+                       "resumes_per_minute = 7\n"
+                       "tls_cert = /etc/herald/gw.pem\n"
+                       "tls_key = /etc/herald/gw.key\n"
+                       "[broker]\n"
+                       "tls_cert = /etc/herald/bk.pem\n"
+                       "tls_key = /etc/herald/bk.key\n"
                        "[auth]\n"
                        "secret = abc;def\n"
+                       "previous_secrets = old1, old2\n"
+                       "require_exp = false\n"
+                       "leeway_s = 30\n"
+                       "audience = herald\n"
+                       "issuer = https://auth.example\n"
+                       "allow_dev_secret = yes\n"
                        "[log]\n"
-                       "level = debug ; inline comment\n";
+                       "level = debug ; inline comment\n"
+                       "[supervisor]\n"
+                       "hang_s = 0\n"
+                       "[cluster]\n"
+                       "nats = nats://10.0.0.1:4222, tls://nats-2.example:4222,127.0.0.1:4223\n"
+                       "node_id = 3\n"
+                       "partitions = 64\n"
+                       "replicas = 5\n";
     herald_config_t c;
     herald_error_t err;
     ck_assert_msg(load_text(&c, text, &err, NULL) == 0, "%s", err.message);
@@ -203,8 +264,31 @@ START_TEST(config_parses_every_key)
     ck_assert_uint_eq(c.ping_interval_s, 5);
     ck_assert_uint_eq(c.session_timeout_s, 60);
     ck_assert_uint_eq(c.max_pending_bytes, 512 * 1024);
+    ck_assert_uint_eq(c.max_sessions_per_user, 3);
+    ck_assert_uint_eq(c.max_connections, 1000);
+    ck_assert_uint_eq(c.resumes_per_minute, 7);
+    ck_assert_str_eq(c.gateway_tls_cert, "/etc/herald/gw.pem");
+    ck_assert_str_eq(c.gateway_tls_key, "/etc/herald/gw.key");
+    ck_assert_str_eq(c.broker_tls_cert, "/etc/herald/bk.pem");
+    ck_assert_str_eq(c.broker_tls_key, "/etc/herald/bk.key");
     ck_assert_str_eq(c.auth_secret, "abc;def");
+    ck_assert_str_eq(c.web_dir, "/srv/herald web");
+    ck_assert_str_eq(config_web_dir(&c), "/srv/herald web");
+    ck_assert_str_eq(c.auth_previous_secrets, "old1, old2");
+    ck_assert(!c.auth_require_exp);
+    ck_assert_uint_eq(c.auth_leeway_s, 30);
+    ck_assert_str_eq(c.auth_audience, "herald");
+    ck_assert_str_eq(c.auth_issuer, "https://auth.example");
+    ck_assert(c.auth_allow_dev_secret);
     ck_assert_int_eq(c.log_level, LOG_DEBUG);
+    ck_assert_uint_eq(c.hang_s, 0);
+    ck_assert_str_eq(c.cluster_nats,
+                     "nats://10.0.0.1:4222, tls://nats-2.example:4222,127.0.0.1:4223");
+    ck_assert_uint_eq(c.cluster_node_id, 3);
+    ck_assert_uint_eq(c.cluster_partitions, 64);
+    ck_assert_uint_eq(c.cluster_replicas, 5);
+    ck_assert_int_eq(load_text(&c, "[cluster]\nnats = off\n" SECRET_LINE, &err, NULL), 0);
+    ck_assert_str_eq(c.cluster_nats, "");
 }
 END_TEST
 
@@ -279,8 +363,33 @@ static const struct {
     {"gateway", "session_timeout_s", "1.5"},
     {"gateway", "max_pending_bytes", "1K"},
     {"gateway", "max_pending_bytes", "4X"},
+    {"gateway", "max_sessions_per_user", "0"},
+    {"gateway", "max_connections", "-1"},
+    {"gateway", "resumes_per_minute", "0"},
+    {"auth", "require_exp", "maybe"},
+    {"auth", "leeway_s", "3601"},
+    {"auth", "allow_dev_secret", "2"},
+    {"auth", "previous_secrets", "a,,b"},
+    {"auth", "previous_secrets", " , "},
     {"log", "level", "verbose"},
     {"log", "level", "INFO"},
+    {"supervisor", "hang_s", "3601"},
+    {"supervisor", "hang_s", "-1"},
+    {"supervisor", "hang_s", "5s"},
+    {"auth", "allow_dev_secret", "maybe"},
+    {"cluster", "nats", "nats://10.0.0.1"},
+    {"cluster", "nats", "nats://10.0.0.1:4222,"},
+    {"cluster", "nats", "nats://a:4222,,nats://b:4222"},
+    {"cluster", "nats", "http://10.0.0.1:4222"},
+    {"cluster", "nats", "nats://10.0.0.1:4222/path"},
+    {"cluster", "nats", "nats://10.0.0.1:70000"},
+    {"cluster", "nats", "on"},
+    {"cluster", "node_id", "0"},
+    {"cluster", "node_id", "65536"},
+    {"cluster", "partitions", "0"},
+    {"cluster", "partitions", "1025"},
+    {"cluster", "replicas", "0"},
+    {"cluster", "replicas", "6"},
 };
 
 START_TEST(config_rejects_each_bad_value_naming_key_line_and_file)
@@ -314,6 +423,48 @@ START_TEST(config_never_echoes_secrets_in_errors)
     snprintf(text, sizeof text, "[broker]\napi_key = %s\n" SECRET_LINE, big);
     ck_assert_int_eq(load_text(&c, text, &err, NULL), -HERR_BAD_VALUE);
     ck_assert_ptr_null(strstr(err.message, "kkkk"));
+    /* A NATS server list may carry credentials. */
+    ck_assert_int_eq(
+        load_text(&c, "[cluster]\nnats = nats://herald:pw-x1@h:4222\n" SECRET_LINE, &err, NULL), 0);
+    ck_assert_str_eq(c.cluster_nats, "nats://herald:pw-x1@h:4222");
+    ck_assert_int_eq(
+        load_text(&c, "[cluster]\nnats = nats://herald:pw-x1@h:0\n" SECRET_LINE, &err, NULL),
+        -HERR_BAD_VALUE);
+    ck_assert_ptr_null(strstr(err.message, "pw-x1"));
+    snprintf(text, sizeof text, SECRET_LINE "previous_secrets = kkkkkk,,kkkk\n");
+    ck_assert_int_eq(load_text(&c, text, &err, NULL), -HERR_BAD_VALUE);
+    ck_assert_ptr_null(strstr(err.message, "kkkk"));
+}
+END_TEST
+
+START_TEST(config_knows_the_development_secret_and_pairs_tls_files)
+{
+    herald_config_t c;
+    herald_error_t err;
+    config_defaults(&c);
+    strcpy(c.auth_secret, "mine");
+    ck_assert(!config_uses_dev_secret(&c));
+    strcpy(c.auth_previous_secrets, "a, " HERALD_DEV_SECRET " ,b");
+    ck_assert(config_uses_dev_secret(&c));
+    strcpy(c.auth_previous_secrets, "x" HERALD_DEV_SECRET);
+    ck_assert(!config_uses_dev_secret(&c));
+    strcpy(c.auth_secret, HERALD_DEV_SECRET);
+    ck_assert(config_uses_dev_secret(&c));
+    /* deploy/herald.ini ships the development secret */
+    char path[600];
+    deploy_ini_path(path, sizeof path);
+    ck_assert_int_eq(config_load(&c, path, &err), 0);
+    ck_assert(config_uses_dev_secret(&c));
+    ck_assert(!c.auth_allow_dev_secret);
+    /* tls_cert without tls_key (or the reverse) is refused once the overrides are in */
+    ck_assert_int_eq(config_set(&c, "gateway.tls_cert", "/c.pem", &err), 0);
+    ck_assert_int_eq(config_check_pairs(&c, &err), -HERR_BAD_VALUE);
+    ck_assert_str_eq(err.field, "gateway.tls_key");
+    ck_assert_int_eq(config_set(&c, "gateway.tls_key", "/k.pem", &err), 0);
+    ck_assert_int_eq(config_check_pairs(&c, &err), 0);
+    ck_assert_int_eq(config_set(&c, "broker.tls_key", "/k.pem", &err), 0);
+    ck_assert_int_eq(config_check_pairs(&c, &err), -HERR_BAD_VALUE);
+    ck_assert_str_eq(err.field, "broker.tls_key");
 }
 END_TEST
 
@@ -564,6 +715,7 @@ int main(void)
     tcase_add_test(tc, config_accepts_comments_blanks_indentation_crlf_and_tcp_off);
     tcase_add_test(tc, config_rejects_each_bad_value_naming_key_line_and_file);
     tcase_add_test(tc, config_never_echoes_secrets_in_errors);
+    tcase_add_test(tc, config_knows_the_development_secret_and_pairs_tls_files);
     tcase_add_test(tc, config_rejects_unknown_keys_and_sections);
     tcase_add_test(tc, config_rejects_malformed_duplicate_and_overlong_lines);
     tcase_add_test(tc, config_requires_auth_secret);

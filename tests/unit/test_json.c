@@ -433,6 +433,13 @@ START_TEST(clientop_parses_every_op)
     op_ok("{\"op\":\"resume\",\"since\":0}", OP_RESUME, 0, 0);
     op_ok("{\"op\":\"ping\"}", OP_PING, 0, 0);
     op_ok("{\"id\":7,\"op\":\"ping\"}", OP_PING, 0, 0);
+    op_ok("{\"op\":\"refresh\",\"token\":\"a.b.c\"}", OP_REFRESH, 0, 0);
+    client_op_t op;
+    herald_error_t err;
+    const char *json = "{\"op\":\"refresh\",\"token\":\"eyJ.eyJ.sig\"}";
+    ck_assert_int_eq(clientop_parse_json(json, strlen(json), &op, &err), 0);
+    ck_assert_uint_eq(op.token_len, 11);
+    ck_assert_mem_eq(op.token, "eyJ.eyJ.sig", 11);
 }
 END_TEST
 
@@ -452,6 +459,9 @@ START_TEST(clientop_names_what_is_wrong)
     op_bad("{\"op\":\"resume\",\"since\":-1}", HERR_BAD_VALUE, "since");
     op_bad("{\"op\":\"resume\",\"since\":\"1\"}", HERR_BAD_KIND, "since");
     op_bad("{\"op\":\"resume\",\"since\":1.5}", HERR_BAD_KIND, "since");
+    op_bad("{\"op\":\"refresh\"}", HERR_MISSING_FIELD, "token");
+    op_bad("{\"op\":\"refresh\",\"token\":7}", HERR_BAD_KIND, "token");
+    op_bad("{\"op\":\"refresh\",\"token\":\"\"}", HERR_BAD_VALUE, "token");
     client_op_t op;
     herald_error_t err;
     ck_assert_int_eq(clientop_parse_msgpack((const uint8_t *)"\x81\xa2op", 4, &op, &err),

@@ -488,6 +488,56 @@ START_TEST(ring_sleep_handshake_reports_pending_records)
 }
 END_TEST
 
+/* ring_publish_due: a sleeping consumer that promised to wake by W is rung only for a round
+ * due before W (or a quarter-full ring); without a promise, for every round. */
+START_TEST(ring_doorbell_is_skipped_for_records_that_can_wait_for_the_consumers_timer)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "due");
+    ring_t *p = open_ok(name, RING_PRODUCER, 64 * 1024);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    uint8_t buf[64] = {0};
+    uint32_t v;
+    long n = 0;
+    /* no promise: rung even for a record due in an hour */
+    ck_assert(!ring_set_wake_by(c, 0));
+    ck_assert(ring_prepare_sleep(c, &v));
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 8), 0);
+    ck_assert_int_eq(ring_publish_due(p, 3600000000000ull), RING_PUB_WAKE);
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), 1);
+    /* wakes by itself at 1000: a record due at 1000 or later waits, one due at 999 rings */
+    ck_assert(!ring_set_wake_by(c, 1000));
+    ck_assert(ring_prepare_sleep(c, &v));
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 8), 0);
+    ck_assert_int_eq(ring_publish_due(p, 1000), RING_PUB_WAITS);
+    ck_assert(atomic_load(&ring_header(c)->sleeping)); /* still asleep: no ring */
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 8), 0);
+    ck_assert_int_eq(ring_publish_due(p, 999), RING_PUB_WAKE);
+    /* moving the promise while records wait reports them (they may not have been rung) */
+    ck_assert(ring_set_wake_by(c, 5000));
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), 2);
+    ck_assert(!ring_set_wake_by(c, 5000));
+    ring_end_sleep(c); /* awake: published records are simply read */
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 8), 0);
+    ck_assert_int_eq(ring_publish_due(p, 0), RING_PUB_AWAKE);
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 10), 1);
+    ck_assert(ring_prepare_sleep(c, &v));
+    /* a quarter-full ring rings whatever the deadline */
+    for (int k = 0; k < 16 * 1024 / 72 - 1; k++)
+        ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 64), 0);
+    ck_assert_int_eq(ring_publish_due(p, 9000), RING_PUB_WAITS);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 64), 0);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 64), 0);
+    ck_assert_int_eq(ring_publish_due(p, 9000), RING_PUB_WAKE);
+    /* a new consumer does not inherit its predecessor's promise */
+    ring_close(c);
+    c = open_ok(name, RING_CONSUMER, 0);
+    ck_assert_uint_eq(atomic_load(&ring_header(c)->wake_by_ns), 0);
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
 START_TEST(ring_skip_all_discards_pending_and_counts_them)
 {
     char name[128];
@@ -538,6 +588,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, ring_inspector_maps_read_only_and_peeks_without_consuming);
     tcase_add_test(tc, ring_sleep_handshake_reports_pending_records);
     tcase_add_test(tc, ring_skip_all_discards_pending_and_counts_them);
+    tcase_add_test(tc, ring_doorbell_is_skipped_for_records_that_can_wait_for_the_consumers_timer);
     ring_add_process_tests(tc);
     suite_add_tcase(s, tc);
     return s;

@@ -18,6 +18,10 @@ int bench_e2e_main(int argc, char **argv);
  * object path against scan path, in this process (bench_codec.c). */
 int bench_codec_main(int argc, char **argv);
 
+/* `herald-bench cluster ...`: the cluster layer's appends to a NATS JetStream (bench_cluster.c,
+ * built with libnats). */
+int bench_cluster_main(int argc, char **argv);
+
 /* One msgpack notification of herald-bench's shape for user u with `payload` bytes of
  * content; with id_off, a BB_ID_LEN-digit message_id (zeros) whose offset in sb is stored
  * there (bench_broker.c). */

@@ -28,6 +28,7 @@
 #include <msgpack.h>
 
 #include "bench.h"
+#include "bench_http1.h"
 #include "doorbell.h"
 #include "frame.h"
 #include "herald.h"
@@ -38,9 +39,9 @@
 #define BB_TIMEOUT_S 120
 
 typedef struct {
-    const char *mode; /* native | http */
+    const char *mode; /* native | http | http1 */
     uint64_t count;
-    uint32_t batch, pipeline, users, runs, payload;
+    uint32_t batch, pipeline, users, runs, payload, conns;
     bool no_ids; /* leave message_id out: the broker generates one per notification */
     const char *broker_bin;
 } bb_opts_t;
@@ -311,7 +312,7 @@ static int produce_native(const bb_broker_t *b, const bb_opts_t *o, uint64_t *re
         ids[v].off = calloc(o->batch, sizeof *ids[v].off);
         for (uint32_t i = 0; i < o->batch; i++)
             bench_pack_notif(&pk, &body[v], (v * o->batch + i) % o->users, o->payload,
-                       o->no_ids ? NULL : &ids[v].off[i]);
+                             o->no_ids ? NULL : &ids[v].off[i]);
     }
     herald_result_t *res = malloc(o->batch * sizeof *res);
     uint32_t sent = 0, done = 0;
@@ -413,7 +414,8 @@ static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
     bb_body_t ids = {(uint8_t *)req + hl, id_off};
     /* One request in flight per connection; connections take turns. */
     for (uint32_t i = 0; i < conns && sent < requests; i++, sent++)
-        if (fds[i] < 0 || http_send(fds[i], req, rl, o->no_ids ? NULL : &ids, o->batch, sent) < 0) rc = -1;
+        if (fds[i] < 0 || http_send(fds[i], req, rl, o->no_ids ? NULL : &ids, o->batch, sent) < 0)
+            rc = -1;
     for (uint32_t i = 0; rc == 0 && done < requests; i = (i + 1) % conns) {
         if (done + (sent - done) <= done) break;
         if (http_read(fds[i], resp, cap) != 200) {
@@ -435,6 +437,54 @@ static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
     return rc;
 }
 
+/* --mode http1: one system_notice per request, each with its own message_id. */
+typedef struct {
+    const bb_opts_t *o;
+    uint64_t bad; /* answers other than 200 */
+} bb_http1_t;
+
+static size_t http1_body(void *ctx, uint64_t i, char *buf, size_t cap)
+{
+    const bb_opts_t *o = ((bb_http1_t *)ctx)->o;
+    static char pad[1024];
+    if (!pad[0]) memset(pad, 'x', sizeof pad - 1);
+    int n = snprintf(buf, cap,
+                     "{\"message_id\":\"bb1-%016llx\",\"message_type\":\"system_notice\","
+                     "\"user_id\":\"user%u\",\"priority\":1,\"source\":\"bench\",\"payload\":"
+                     "{\"title\":\"bench\",\"level\":\"info\",\"content\":\"%.*s\"}}",
+                     (unsigned long long)i, (unsigned)(i % o->users), (int)o->payload, pad);
+    return (size_t)n;
+}
+
+static void http1_answer(void *ctx, uint64_t i, int status, const char *body, size_t len)
+{
+    bb_http1_t *h = ctx;
+    if (status == 200) return;
+    if (!h->bad)
+        fprintf(stderr, "herald-bench broker: request %llu answered %d %.*s\n",
+                (unsigned long long)i, status, (int)len, body);
+    h->bad++;
+}
+
+static int produce_http1(const bb_broker_t *b, const bb_opts_t *o)
+{
+    bb_http1_t h = {.o = o};
+    bh1_opts_t ho = {.port = b->http_port,
+                     .conns = o->conns,
+                     .pipeline = o->pipeline,
+                     .count = o->count,
+                     .timeout_s = BB_TIMEOUT_S,
+                     .body = http1_body,
+                     .answer = http1_answer,
+                     .ctx = &h};
+    bh1_result_t res;
+    if (bh1_run(&ho, &res) < 0) {
+        fprintf(stderr, "herald-bench broker: http1: %s\n", res.error);
+        return -1;
+    }
+    return h.bad ? -1 : 0;
+}
+
 static int bb_once(const bb_opts_t *o, double *per_s, double *broker_cpu)
 {
     bb_broker_t b;
@@ -451,7 +501,9 @@ static int bb_once(const bb_opts_t *o, double *per_s, double *broker_cpu)
     char ch;
     if (read(ready[0], &ch, 1) != 1) goto reap;
     uint64_t start = mono_ns(), refused = 0;
-    int prc = !strcmp(o->mode, "http") ? produce_http(&b, o) : produce_native(&b, o, &refused);
+    int prc = !strcmp(o->mode, "http")    ? produce_http(&b, o)
+              : !strcmp(o->mode, "http1") ? produce_http1(&b, o)
+                                          : produce_native(&b, o, &refused);
     bb_consumer_result_t res;
     if (prc == 0 && read(result[0], &res, sizeof res) == sizeof res &&
         res.received >= o->count - refused) {
@@ -488,13 +540,15 @@ static int cmp_d(const void *a, const void *b)
 
 static void bb_usage(FILE *out)
 {
-    fprintf(out, "usage: herald-bench broker [--mode native|http] [--count N] [--batch B]\n"
-                 "         [--pipeline P] [--users U] [--payload BYTES] [--runs R]\n"
+    fprintf(out, "usage: herald-bench broker [--mode native|http|http1] [--count N] [--batch B]\n"
+                 "         [--pipeline P] [--conns C] [--users U] [--payload BYTES] [--runs R]\n"
                  "         [--no-ids] [--broker-bin PATH]\n"
                  "  native: P batch frames of B in flight on one connection (defaults 2000000,\n"
                  "  1000, 8); http: P keep-alive connections, one array body of B each\n"
-                 "  (defaults 300000, 1000, 2). The broker and a bench gateway run per run.\n"
-                 "  Each notification has a unique message_id unless --no-ids.\n");
+                 "  (defaults 300000, 1000, 2); http1: one notification per request on C\n"
+                 "  keep-alive connections, P pipelined on each (defaults 300000, C 16, P 1).\n"
+                 "  The broker and a bench gateway run per run. Each notification has a unique\n"
+                 "  message_id unless --no-ids (http and native).\n");
 }
 
 int bench_broker_main(int argc, char **argv)
@@ -508,10 +562,10 @@ int bench_broker_main(int argc, char **argv)
         {"users", required_argument, 0, 'u'}, {"payload", required_argument, 0, 's'},
         {"runs", required_argument, 0, 'r'},  {"broker-bin", required_argument, 0, 'x'},
         {"no-ids", no_argument, 0, 'i'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"conns", required_argument, 0, 'c'}, {0, 0, 0, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "m:n:b:p:u:s:r:x:ih", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "m:n:b:p:u:s:r:x:ihc:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'm':
             o.mode = optarg;
@@ -540,6 +594,9 @@ int bench_broker_main(int argc, char **argv)
         case 'i':
             o.no_ids = true;
             break;
+        case 'c':
+            o.conns = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
             bb_usage(stdout);
             return 0;
@@ -548,13 +605,15 @@ int bench_broker_main(int argc, char **argv)
             return 2;
         }
     }
-    bool http = !strcmp(o.mode, "http");
-    if (!http && strcmp(o.mode, "native")) {
+    bool http = !strcmp(o.mode, "http"), http1 = !strcmp(o.mode, "http1");
+    if (!http && !http1 && strcmp(o.mode, "native")) {
         bb_usage(stderr);
         return 2;
     }
-    if (!o.count) o.count = http ? 300000 : 2000000;
-    if (!pipe_set) o.pipeline = http ? 2 : 8;
+    if (!o.count) o.count = http || http1 ? 300000 : 2000000;
+    if (!pipe_set) o.pipeline = http1 ? 1 : http ? 2 : 8;
+    if (!o.conns) o.conns = 16;
+    if (http1) o.batch = 1;
     if (!o.batch || !o.users || !o.pipeline || o.payload > 1000 || o.runs < 1 ||
         o.runs > BB_MAX_RUNS) {
         fprintf(stderr, "herald-bench broker: bad option value\n");
@@ -587,9 +646,13 @@ int bench_broker_main(int argc, char **argv)
     printf("],\"broker_cpu_s\":[");
     for (uint32_t i = 0; i < o.runs; i++)
         printf("%s%.2f", i ? "," : "", cpu[i]);
-    printf("]}\n");
-    printf("%-8s %10s %7s %8s %14s\n", "mode", "count", "batch", "pipeline", "median/s");
-    printf("%-8s %10llu %7u %8u %14.0f\n", o.mode, (unsigned long long)o.count, o.batch, o.pipeline,
-           med);
+    memcpy(sorted, cpu, o.runs * sizeof *cpu);
+    qsort(sorted, o.runs, sizeof *sorted, cmp_d);
+    double cpu_us = sorted[o.runs / 2] * 1e6 / (double)o.count;
+    printf("],\"conns\":%u,\"broker_cpu_us_per_notification\":%.2f}\n", o.conns, cpu_us);
+    printf("%-8s %10s %7s %8s %6s %14s %16s\n", "mode", "count", "batch", "pipeline", "conns",
+           "median/s", "broker us/notif");
+    printf("%-8s %10llu %7u %8u %6u %14.0f %16.2f\n", o.mode, (unsigned long long)o.count, o.batch,
+           o.pipeline, o.conns, med, cpu_us);
     return 0;
 }

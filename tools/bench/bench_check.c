@@ -53,7 +53,7 @@ static void on_notification(bench_run_t *r, bcheck_t *c, const bmsg_t *m, size_t
     if (tick < r->n_ticks) r->rx_per_tick[tick]++;
     if (m->seq <= c->last_seq[m->priority]) r->out_of_order++;
     c->last_seq[m->priority] = m->seq;
-    bhist_record(&r->lat[m->priority], now > m->bench_t0 ? now - m->bench_t0 : 0);
+    hist_record(&r->lat[m->priority], now > m->bench_t0 ? now - m->bench_t0 : 0);
 }
 
 bmsg_kind_t bcheck_frame(bench_run_t *r, bcheck_t *c, const char *data, size_t len)

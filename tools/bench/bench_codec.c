@@ -84,8 +84,10 @@ int bench_codec_main(int argc, char **argv)
     uint32_t batch = 100, chunks = 2000;
     bool with_id = true;
     static const struct option longopts[] = {
-        {"batch", required_argument, 0, 'b'}, {"chunks", required_argument, 0, 'c'},
-        {"no-ids", no_argument, 0, 'i'},      {"help", no_argument, 0, 'h'},
+        {"batch", required_argument, 0, 'b'},
+        {"chunks", required_argument, 0, 'c'},
+        {"no-ids", no_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int opt;

@@ -36,6 +36,12 @@ static void usage(void)
             "  --payload-bytes B     published notification size, approx. (default 300)\n"
             "  --batch N             notifications per request frame (default 256)\n"
             "  --window N            request frames in flight (default 8)\n"
+            "  --ingress native|http native batch frames (default), or one notification\n"
+            "                        per HTTP request (JSON), the way most producers publish\n"
+            "  --pub-conns C         --ingress http: keep-alive connections (default 16)\n"
+            "  --pipeline P          --ingress http: requests in flight per connection (1)\n"
+            "  --idle                open the sessions, publish nothing, and report gateway\n"
+            "                        memory per idle session after they settle (-M unused)\n"
             "  --timeout SECONDS     publish start -> stop waiting (default 60)\n"
             "  --src-addrs K         spread sessions over 127.0.0.1..K (default: enough\n"
             "                        that S uses at most half the ephemeral ports of each)\n"
@@ -107,6 +113,8 @@ static int parse_num_opt(bench_run_t *r, const char *a, const char *val)
         {"--window", 100000, &r->window, NULL, NULL},
         {"--timeout", 86400, NULL, NULL, &r->timeout_s},
         {"--src-addrs", 254, &r->src_addrs, NULL, NULL},
+        {"--pub-conns", 4096, &r->pub_conns, NULL, NULL},
+        {"--pipeline", 64, &r->pipeline, NULL, NULL},
     };
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         const num_opt_t *o = &opts[k];
@@ -144,8 +152,13 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
             r->use_poll = r->use_lws = true;
         } else if (!strcmp(a, "--self-test")) {
             r->self_test = true;
+        } else if (!strcmp(a, "--idle")) {
+            r->idle = true;
         } else if (val && !strcmp(a, "--priority-mix") && parse_mix(val, r->mix) == 0) {
             i++;
+        } else if (val && !strcmp(a, "--ingress") &&
+                   (!strcmp(val, "http") || !strcmp(val, "native"))) {
+            r->ingress_http = !strcmp(argv[++i], "http");
         } else if (val && !strcmp(a, "--config")) {
             r->config_path = argv[++i];
         } else if (val && !strcmp(a, "-o") && strchr(val, '=') &&
@@ -159,8 +172,9 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
         }
     }
     if (r->self_test) return 0;
+    if (r->idle && r->messages == 0) r->messages = 1; /* nothing is published */
     if (r->sessions == 0 || r->messages == 0 || r->batch == 0 || r->window == 0 ||
-        r->timeout_s <= 0) {
+        r->timeout_s <= 0 || r->pub_conns == 0 || r->pipeline == 0) {
         usage();
         return -1;
     }
@@ -300,6 +314,23 @@ static int measure(bench_run_t *r, receiver_t *rx, bprocs_t *ps, double *bench_c
     return 0;
 }
 
+/* --idle: RSS of the gateways before the sessions, then after they connected and settled
+ * (welcomes written, buffers idle). */
+static int idle_run(bench_run_t *r, receiver_t *rx, bprocs_t *ps)
+{
+    const double settle_s = 3;
+    sleep(1); /* the gateways' own start-up settles first */
+    bprocs_sample(ps, true);
+    if (receiver_start(rx, r) < 0) return 1;
+    fprintf(stderr, "herald-bench e2e: %u idle sessions welcomed; settling %.0f s\n", r->sessions,
+            settle_s);
+    struct timespec ts = {(time_t)settle_s, 0};
+    nanosleep(&ts, NULL);
+    bprocs_sample(ps, false);
+    bench_report_idle(r, ps, settle_s);
+    return 0;
+}
+
 int bench_e2e_main(int argc, char **argv)
 {
     bench_run_t *r = calloc(1, sizeof *r);
@@ -314,6 +345,8 @@ int bench_e2e_main(int argc, char **argv)
                        .payload_bytes = 300,
                        .batch = 256,
                        .window = 8,
+                       .pub_conns = 16,
+                       .pipeline = 1,
                        .timeout_s = 60,
                        .spawn = true,
                        .stop = &bench_stop};
@@ -342,12 +375,17 @@ int bench_e2e_main(int argc, char **argv)
         snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
         bprocs_find(&ps, r);
     }
+    if (r->idle) {
+        rc = idle_run(r, &rx, &ps);
+        goto out;
+    }
     if (receiver_start(&rx, r) < 0) goto out;
     fprintf(stderr, "herald-bench e2e: %u sessions welcomed; publishing %llu notifications\n",
             r->sessions, (unsigned long long)r->messages);
     if (measure(r, &rx, &ps, &bench_cpu_s) < 0) goto out;
     bench_totals(r, rx.lws ? bws_sessions_dropped(rx.lws) : brx_sessions_dropped(rx.lean),
                  bench_cpu_s, &totals);
+    bench_totals_cpu(r, &ps, &totals);
     bench_report(r, &ps, &totals);
     rc = (totals.lost || r->duplicates || r->out_of_order || r->foreign) ? 2 : 0;
     if (r->pub_error[0] || bench_stop) rc = 1;

@@ -10,7 +10,7 @@
 
 #include <msgpack.h>
 
-#include "bench_hist.h"
+#include "hist.h"
 #include "config.h"
 #include "model.h"
 
@@ -29,6 +29,10 @@ typedef struct {
     unsigned payload_bytes;          /* approximate size of a published notification (msgpack) */
     unsigned batch;                  /* notifications per request frame */
     unsigned window;                 /* request frames in flight */
+    bool ingress_http;               /* one notification per HTTP request (--ingress http) */
+    bool idle;                       /* --idle: connect, publish nothing, report memory */
+    unsigned pub_conns;              /* --ingress http: keep-alive connections */
+    unsigned pipeline;               /* --ingress http: requests in flight per connection */
     double timeout_s;                /* publish start -> give up waiting for deliveries */
     unsigned src_addrs;              /* loopback source addresses 127.0.0.1.. to spread over */
     bool spawn;
@@ -61,7 +65,7 @@ typedef struct {
     char pub_error[256];  /* why the publisher stopped early ("" = it did not) */
 
     /* receive side (main thread) */
-    bhist_t lat[HERALD_PRIORITIES]; /* publish -> client, ns */
+    hist_t lat[HERALD_PRIORITIES]; /* publish -> client, ns */
     uint64_t received;              /* unique notification deliveries */
     uint64_t duplicates;            /* same notification twice on one session */
     uint64_t out_of_order;          /* a seq not above the last of its priority on the session */
@@ -94,7 +98,8 @@ static inline uint64_t bench_user_msgs(const bench_run_t *r, unsigned k)
 }
 
 /* Publisher thread body (arg: bench_run_t *). Sends r->messages notifications, collects
- * every response, fills the pub_* fields, then sets pub_done. */
+ * every response, fills the pub_* fields, then sets pub_done. Native ingress (libherald),
+ * or with r->ingress_http one JSON notification per HTTP request (bench_http1.c). */
 void *bench_pub_thread(void *arg);
 
 /* Encode notifications [first, first+n) as one msgpack array (a request frame body) into

@@ -203,8 +203,9 @@ int bprocs_spawn(bprocs_t *ps, bench_run_t *r)
         fprintf(stderr, "herald-bench: cannot write %s/bench.ini\n", ps->run_dir);
         return -1;
     }
-    unsigned http = free_ports(1), gw_base = free_ports(r->gateways);
-    if (!http || !gw_base) {
+    /* one block: two separate picks could hand the broker a gateway's port */
+    unsigned gw_base = free_ports(r->gateways + 1), http = gw_base + r->gateways;
+    if (!gw_base) {
         fprintf(stderr, "herald-bench: no free loopback ports\n");
         return -1;
     }
@@ -334,6 +335,7 @@ void bprocs_sample(bprocs_t *ps, bool start)
         double cpu = proc_cpu_s(p->pid);
         if (start) {
             p->cpu0_s = cpu;
+            p->rss0_kib = proc_status_kib(p->pid, "VmRSS");
             continue;
         }
         p->cpu_s = cpu;

@@ -14,6 +14,7 @@ typedef struct {
     bool ours;     /* started by us: stop and reap it */
     double cpu0_s; /* user+system seconds at the start of the measurement */
     double cpu_s;  /* ... at the end */
+    long rss0_kib; /* VmRSS at the start */
     long rss_kib;  /* VmRSS at the end */
     long hwm_kib;  /* VmHWM (peak RSS) at the end */
 } bproc_t;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bench_e2e.h"
+#include "bench_http1.h"
 #include "herald.h"
 #include "herald_time.h"
 
@@ -85,6 +86,31 @@ static void pack_one(const bench_run_t *r, msgpack_packer *pk, uint64_t i, uint6
     msgpack_pack_double(pk, 1.75);
     pack_kv_str(pk, "fill_type", "full", 4);
     pack_kv_str(pk, "memo", pad_chars, pad < sizeof pad_chars - 1 ? pad : sizeof pad_chars - 1);
+}
+
+/* Notification i as JSON: the fields of pack_one, in its order. */
+static size_t json_one(const bench_run_t *r, uint64_t i, uint64_t t0, size_t pad, char *buf,
+                       size_t cap)
+{
+    static const char pad_chars[] =
+        "settlement T+0; venue XSHG; account class retail; fee schedule standard; "
+        "clearing member 0042; routed via smart order router; no special instructions; "
+        "this memo pads the notification to the size requested with --payload-bytes ok";
+    unsigned user = bench_user_of(r, i);
+    if (pad > sizeof pad_chars - 1) pad = sizeof pad_chars - 1;
+    int n =
+        snprintf(buf, cap,
+                 "{\"message_id\":\"hb%s-%" PRIu64 "\",\"message_type\":\"trade_executed\","
+                 "\"user_id\":\"%s\",\"priority\":%u,\"source\":\"herald-bench\",\"payload\":{"
+                 "\"bench_t0\":%" PRIu64 ",\"bench_i\":%" PRIu64 ",\"trade_id\":\"T%" PRIu64 "\","
+                 "\"order_id\":\"O%" PRIu64 "\",\"exchange_order_id\":\"X%016" PRIx64 "\","
+                 "\"instrument_id\":\"rb2501\",\"direction\":\"%s\",\"offset\":\"open\","
+                 "\"price\":%.1f,\"volume\":%u,\"commission\":1.75,\"fill_type\":\"full\","
+                 "\"memo\":\"%.*s\"}}",
+                 r->run_nonce, i, r->user_ids[user], bench_pub_priority(r, i), t0, i, 880000000 + i,
+                 550000000 + i, mix64(i), (i & 1) ? "sell" : "buy", 3512.0 + (double)(i % 40),
+                 (unsigned)(1 + i % 20), (int)pad, pad_chars);
+    return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 /* Memo length that brings one notification to about r->payload_bytes. */
@@ -216,17 +242,70 @@ out:
     free(res);
 }
 
+/* --ingress http: bodies and answers of bench_http1.c */
+static size_t http_body(void *ctx, uint64_t i, char *buf, size_t cap)
+{
+    const bench_run_t *r = ctx;
+    static __thread size_t pad = SIZE_MAX;
+    if (pad == SIZE_MAX) pad = pad_for(r);
+    return json_one(r, i, mono_ns(), pad, buf, cap);
+}
+
+static void http_answer(void *ctx, uint64_t i, int status, const char *body, size_t len)
+{
+    bench_run_t *r = ctx;
+    if (status != 200) {
+        herr_t code = HERR_INTERNAL;
+        const char *e = memmem(body, len, "\"error\":\"", 9);
+        for (int k = 1; e && k < HERR__COUNT; k++) {
+            size_t kl = strlen(herr_code((herr_t)k));
+            if (!strncmp(e + 9, herr_code((herr_t)k), kl) && e[9 + kl] == '"') code = (herr_t)k;
+        }
+        r->pub_refused[code]++;
+        return;
+    }
+    if (memmem(body, len, "\"duplicate\":true", 16)) r->pub_duplicate++;
+    r->acked[i >> 3] |= (uint8_t)(1u << (i & 7));
+    r->pub_acked++;
+    atomic_fetch_add_explicit(&r->expected, r->user_sessions[bench_user_of(r, i)],
+                              memory_order_relaxed);
+}
+
+static void pub_run_http(bench_run_t *r)
+{
+    bh1_opts_t o = {.port = r->cfg.broker_http.port,
+                    .api_key = r->cfg.broker_api_key[0] ? r->cfg.broker_api_key : NULL,
+                    .conns = r->pub_conns,
+                    .pipeline = r->pipeline,
+                    .count = r->messages,
+                    .rate = r->rate,
+                    .timeout_s = r->timeout_s,
+                    .body = http_body,
+                    .answer = http_answer,
+                    .ctx = r,
+                    .stop = r->stop};
+    bh1_result_t res;
+    if (bh1_run(&o, &res) < 0) snprintf(r->pub_error, sizeof r->pub_error, "%s", res.error);
+    r->pub_sent = res.sent;
+    r->pub_t_start = res.t_start;
+    r->pub_t_end = res.t_end;
+}
+
 void *bench_pub_thread(void *arg)
 {
     bench_run_t *r = arg;
     herald_error_t err;
-    herald_client_t *c = herald_connect(r->broker_addr, &err);
-    if (!c) {
-        snprintf(r->pub_error, sizeof r->pub_error, "connect %.100s: %.140s", r->broker_addr,
-                 err.message);
+    if (r->ingress_http) {
+        pub_run_http(r);
     } else {
-        pub_run(r, c);
-        herald_close(c);
+        herald_client_t *c = herald_connect(r->broker_addr, &err);
+        if (!c) {
+            snprintf(r->pub_error, sizeof r->pub_error, "connect %.100s: %.140s", r->broker_addr,
+                     err.message);
+        } else {
+            pub_run(r, c);
+            herald_close(c);
+        }
     }
     r->pub_cpu_s = bench_thread_cpu_s();
     /* release: pairs with the acquire load in the receive loop; publisher fields are final */

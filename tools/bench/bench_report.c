@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 static const double PCTS[] = {50, 90, 99, 99.9};
 static const char *const PCT_NAMES[] = {"p50", "p90", "p99", "p99_9"};
@@ -27,6 +28,29 @@ void bench_totals(const bench_run_t *r, unsigned dropped_sessions, double bench_
     }
     t->rx_ceiling_per_s = r->rx_cpu_s > 0 ? (double)r->received / r->rx_cpu_s : 0;
     t->dropped_sessions = dropped_sessions;
+    /* Steady state: the middle 80 % of the publishing time, whole ticks only, so neither the
+     * ramp-up nor the flush-delay tail after the last publish counts. */
+    t->steady_per_s = 0;
+    if (r->pub_t_end > r->pub_t_start && r->pub_t_start >= r->t_origin) {
+        uint64_t span = r->pub_t_end - r->pub_t_start;
+        uint64_t a = (r->pub_t_start - r->t_origin + span / 10 + BENCH_TICK_NS - 1) / BENCH_TICK_NS;
+        uint64_t b = (r->pub_t_start - r->t_origin + span - span / 10) / BENCH_TICK_NS;
+        if (b > r->n_ticks) b = r->n_ticks;
+        if (b >= a + 5) { /* at least half a second of whole ticks */
+            uint64_t n = 0;
+            for (uint64_t i = a; i < b; i++)
+                n += r->rx_per_tick[i];
+            t->steady_per_s = (double)n / ((double)(b - a) * BENCH_TICK_NS / 1e9);
+        }
+    }
+}
+
+void bench_totals_cpu(const bench_run_t *r, const bprocs_t *ps, bench_totals_t *t)
+{
+    t->herald_cpu_s = 0;
+    for (unsigned i = 0; i < ps->n; i++)
+        t->herald_cpu_s += ps->procs[i].cpu_s - ps->procs[i].cpu0_s;
+    t->herald_cpu_us_per_delivery = r->received ? t->herald_cpu_s * 1e6 / (double)r->received : 0;
 }
 
 static uint64_t refused_total(const bench_run_t *r)
@@ -41,11 +65,11 @@ static void json_latency(const bench_run_t *r)
 {
     printf("\"latency_us\":{");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
-        const bhist_t *h = &r->lat[p];
+        const hist_t *h = &r->lat[p];
         printf("%s\"P%u\":{\"count\":%" PRIu64, p ? "," : "", p, h->count);
         for (unsigned k = 0; k < NPCT; k++)
-            printf(",\"%s\":%.1f", PCT_NAMES[k], (double)bhist_percentile(h, PCTS[k]) / 1e3);
-        printf(",\"max\":%.1f,\"mean\":%.1f}", (double)h->max / 1e3, bhist_mean(h) / 1e3);
+            printf(",\"%s\":%.1f", PCT_NAMES[k], (double)hist_percentile(h, PCTS[k]) / 1e3);
+        printf(",\"max\":%.1f,\"mean\":%.1f}", (double)h->max / 1e3, hist_mean(h) / 1e3);
     }
     printf("}");
 }
@@ -100,10 +124,12 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
            r->pub_sent, r->pub_acked, refused_total(r), t->expected, r->received, t->lost,
            r->duplicates, r->out_of_order, r->foreign, r->malformed, r->other_frames,
            t->dropped_sessions);
-    printf("\"elapsed_s\":%.3f,\"delivered_per_s\":%.0f,\"peak_1s_per_s\":%.0f,"
-           "\"avg_frame_bytes\":%.0f,",
-           t->elapsed_s, t->delivered_per_s, t->peak_per_s,
-           r->received ? (double)r->frame_bytes / (double)r->received : 0.0);
+    printf("\"elapsed_s\":%.3f,\"delivered_per_s\":%.0f,\"steady_per_s\":%.0f,"
+           "\"peak_1s_per_s\":%.0f,\"avg_frame_bytes\":%.0f,\"herald_cpu_s\":%.3f,"
+           "\"herald_cpu_us_per_delivery\":%.2f,\"ingress\":\"%s\",",
+           t->elapsed_s, t->delivered_per_s, t->steady_per_s, t->peak_per_s,
+           r->received ? (double)r->frame_bytes / (double)r->received : 0.0, t->herald_cpu_s,
+           t->herald_cpu_us_per_delivery, r->ingress_http ? "http" : "native");
     json_latency(r);
     printf(",\"per_second\":[");
     const unsigned per_s = (unsigned)(1000000000ull / BENCH_TICK_NS);
@@ -137,6 +163,11 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
             "  delivered/s %10.0f over %.3f s (first publish to last delivery); best 1 s window "
             "%.0f/s\n",
             t->delivered_per_s, t->elapsed_s, t->peak_per_s);
+    if (t->steady_per_s > 0)
+        fprintf(o, "  steady state %8.0f delivered/s over the middle 80 %% of publishing\n",
+                t->steady_per_s);
+    fprintf(o, "  herald CPU   %8.2f s: %.2f us per delivered notification (broker + gateways)\n",
+            t->herald_cpu_s, t->herald_cpu_us_per_delivery);
     fprintf(o,
             "  sent %" PRIu64 "  acked %" PRIu64 "  refused %" PRIu64 "  expected %" PRIu64
             "  received %" PRIu64 "\n",
@@ -151,10 +182,10 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
     fprintf(o,
             "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
-        const bhist_t *h = &r->lat[p];
+        const hist_t *h = &r->lat[p];
         fprintf(o, "  P%u        %12" PRIu64, p, h->count);
         for (unsigned k = 0; k < NPCT; k++)
-            fprintf(o, " %10.1f", (double)bhist_percentile(h, PCTS[k]) / 1e3);
+            fprintf(o, " %10.1f", (double)hist_percentile(h, PCTS[k]) / 1e3);
         fprintf(o, " %10.1f\n", (double)h->max / 1e3);
     }
     fprintf(o, "\n  process        pid      cpu s    rss KiB   peak KiB\n");
@@ -176,4 +207,30 @@ void bench_report(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
 {
     json_line(r, ps, t);
     table(r, ps, t);
+}
+
+void bench_report_idle(const bench_run_t *r, const bprocs_t *ps, double settle_s)
+{
+    long grow = 0, base = 0;
+    unsigned gws = 0;
+    for (unsigned i = 0; i < ps->n; i++) {
+        const bproc_t *p = &ps->procs[i];
+        if (strncmp(p->name, "gateway", 7) != 0) continue;
+        grow += p->rss_kib - p->rss0_kib;
+        base += p->rss0_kib;
+        gws++;
+    }
+    double per = r->sessions ? (double)grow * 1024.0 / r->sessions : 0;
+    printf("{\"bench\":\"e2e-idle\",\"sessions\":%u,\"gateways\":%u,\"settle_s\":%.1f,"
+           "\"gateway_rss_before_kib\":%ld,\"gateway_rss_growth_kib\":%ld,"
+           "\"bytes_per_idle_session\":%.0f,",
+           r->sessions, gws, settle_s, base, grow, per);
+    json_procs(ps);
+    printf("}\n");
+    fflush(stdout);
+    fprintf(stderr,
+            "\nherald-bench e2e --idle: %u idle sessions on %u gateways, settled %.1f s\n"
+            "  gateway RSS %ld KiB before the sessions, +%ld KiB with them: %.0f bytes (%.2f "
+            "KiB) per idle session\n",
+            r->sessions, gws, settle_s, base, grow, per, per / 1024);
 }

@@ -163,8 +163,7 @@ static void sess_send_upgrade(brx_pool_t *p, rx_sess_t *s)
         sess_gone(p, s, true, strerror(err ? err : errno));
         return;
     }
-    if (jwt_mint(r->cfg.auth_secret, user, (uint64_t)time(NULL), TOKEN_TTL_S, token, sizeof token) <
-            0 ||
+    if (jwt_mint_for(&r->cfg, user, (uint64_t)time(NULL), TOKEN_TTL_S, token, sizeof token) < 0 ||
         bwsf_new_key(s->key) < 0) {
         s->tries = MAX_TRIES;
         sess_gone(p, s, true, "no token or no random key");

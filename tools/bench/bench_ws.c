@@ -61,8 +61,7 @@ static void sess_connect(bws_pool_t *p, unsigned idx)
     char token[512], path[600], iface[20];
     struct lws_client_connect_info ci;
 
-    if (jwt_mint(r->cfg.auth_secret, user, (uint64_t)time(NULL), TOKEN_TTL_S, token, sizeof token) <
-        0) {
+    if (jwt_mint_for(&r->cfg, user, (uint64_t)time(NULL), TOKEN_TTL_S, token, sizeof token) < 0) {
         fprintf(stderr, "herald-bench: token for %s does not fit\n", user);
         s->state = SS_GONE;
         p->failed++;

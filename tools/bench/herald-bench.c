@@ -15,6 +15,10 @@ static const bench_cmd_t bench_cmds[] = {
     {"broker", bench_broker_main, "broker ingress (native batches or HTTP) into rings"},
     {"codec", bench_codec_main, "broker ingest decode + encode, ns per notification, in-process"},
     {"e2e", bench_e2e_main, "end to end: publish -> broker -> gateways -> WebSocket sessions"},
+#ifdef HERALD_CLUSTER
+    {"cluster", bench_cluster_main,
+     "cluster appends to NATS JetStream (cluster mode's write path)"},
+#endif
 };
 
 static void bench_usage(FILE *out)

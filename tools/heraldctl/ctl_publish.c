@@ -96,21 +96,32 @@ out:
 
 int ctl_cmd_token(ctl_t *ctl)
 {
-    static const char *const names[] = {"user", "ttl", NULL};
-    const char *user, *ttl_s;
-    uint64_t ttl = 3600;
-    char token[1024];
+    static const char *const names[] = {"user", "ttl", "aud", "iss", "nbf", NULL};
+    const char *user, *opt;
+    uint64_t ttl = 3600, nbf = 0;
+    char token[2048];
 
     if (ctl_check_args(ctl, names, NULL, 0, 0)) return 1;
     user = ctl_opt(ctl, "user");
-    ttl_s = ctl_opt(ctl, "ttl");
     if (!user || !*user) return ctl_fail("token needs --user U");
     if (strlen(user) > HERALD_MAX_ID_LEN)
         return ctl_fail("--user: longer than %d bytes", HERALD_MAX_ID_LEN);
-    if (ttl_s && ctl_parse_u64("--ttl", ttl_s, &ttl)) return 1;
+    if ((opt = ctl_opt(ctl, "ttl")) && ctl_parse_u64("--ttl", opt, &ttl)) return 1;
+    if ((opt = ctl_opt(ctl, "nbf")) && ctl_parse_u64("--nbf", opt, &nbf)) return 1;
+    if (ttl == 0) return ctl_fail("--ttl: must be at least 1 second");
     uint64_t now = (uint64_t)time(NULL);
-    if (jwt_mint(ctl->cfg.auth_secret, user, now, ttl, token, sizeof token) < 0)
+    /* aud and iss default to what the gateways check (auth.audience, auth.issuer) */
+    jwt_mint_t m = {.sub = user,
+                    .iat = now,
+                    .ttl_s = ttl,
+                    .nbf = nbf,
+                    .aud = ctl_opt(ctl, "aud") ? ctl_opt(ctl, "aud") : ctl->cfg.auth_audience,
+                    .iss = ctl_opt(ctl, "iss") ? ctl_opt(ctl, "iss") : ctl->cfg.auth_issuer};
+    if (jwt_mint_claims(ctl->cfg.auth_secret, &m, token, sizeof token) < 0)
         return ctl_fail("token: could not mint a token for %s", user);
+    if (strcmp(ctl->cfg.auth_secret, HERALD_DEV_SECRET) == 0)
+        fprintf(stderr, "heraldctl: warning: signed with the public development secret (gateways "
+                        "accept it only with auth.allow_dev_secret = true)\n");
     if (ctl->json) {
         jbuf_t b;
         jbuf_init(&b, 0);
@@ -134,11 +145,10 @@ int ctl_cmd_shard(ctl_t *ctl)
     const char *pos[1];
     if (ctl_check_args(ctl, NULL, pos, 1, 1)) return 1;
     const char *user = pos[0];
-    const host_port_t *hp = &ctl->cfg.gateway_listen;
     unsigned count = ctl->cfg.gateway_count ? ctl->cfg.gateway_count : 1;
     unsigned g = shard_gateway(user, strlen(user), count);
     char url[128];
-    snprintf(url, sizeof url, "ws://%s:%u/ws", hp->host, (unsigned)hp->port + g);
+    shard_url(&ctl->cfg, g, url, sizeof url);
     if (ctl->json) {
         jbuf_t b;
         jbuf_init(&b, 0);

@@ -173,6 +173,9 @@ int ctl_cmd_rings(ctl_t *ctl)
 typedef struct {
     jbuf_t out;
     uint8_t *copy;
+    bool json;                   /* one JSON array, not lines */
+    size_t index;                /* records visited so far */
+    const size_t *first_pending; /* --last: index of the first unread record, else NULL */
 } ctl_peek_t;
 
 /* Render a canonical notification at data[0..len) as "notification":{...} or "error". */
@@ -217,11 +220,13 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
     ctl_peek_t *pk = ctx;
     jbuf_t *b = &pk->out;
     const uint8_t *data = pk->copy;
-    static const char *const names[] = {"notify", "session_ready", "replay", "replay_end", "gap"};
+    static const char *const names[] = {"notify",     "session_ready", "replay",
+                                        "replay_end", "gap",           "clock"};
 
     memcpy(pk->copy, shared, len);
+    if (pk->json && pk->index) jbuf_putc(b, ',');
     jbuf_puts(b, "{\"record\":\"");
-    jbuf_puts(b, type >= REC_NOTIFY && type <= REC_GAP ? names[type - REC_NOTIFY] : "unknown");
+    jbuf_puts(b, type >= REC_NOTIFY && type <= REC_CLOCK ? names[type - REC_NOTIFY] : "unknown");
     jbuf_puts(b, "\",\"type\":");
     jbuf_put_u64(b, type);
     jbuf_puts(b, ",\"length\":");
@@ -245,17 +250,40 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
         ctl_peek_notif(b, data + sizeof rp, len - sizeof rp);
     } else if (type == REC_REPLAY_END || type == REC_GAP) {
         ctl_peek_range(b, data, len);
-    } else if (type >= REC_NOTIFY && type <= REC_GAP) {
+    } else if (type == REC_CLOCK && len >= sizeof(rec_clock_t)) {
+        rec_clock_t ck;
+        memcpy(&ck, data, sizeof ck);
+        jbuf_puts(b, ",\"mono_ns\":");
+        jbuf_put_u64(b, ck.mono_ns);
+    } else if (type >= REC_NOTIFY && type <= REC_CLOCK) {
         jbuf_puts(b, ",\"error\":\"record shorter than its header\"");
     }
-    jbuf_puts(b, "}\n");
+    if (pk->first_pending)
+        jbuf_puts(b, pk->index >= *pk->first_pending ? ",\"pending\":true" : ",\"pending\":false");
+    jbuf_puts(b, pk->json ? "}" : "}\n");
+    pk->index++;
     return 0;
+}
+
+/* The ring's header in one line, for people (--json leaves it to `heraldctl rings`). */
+static void ctl_ring_header_line(const char *name, ring_t *r)
+{
+    ring_stats_t s;
+    ring_stats(r, &s);
+    uint64_t now = ctl_now_ns();
+    printf("ring %llu (/dev/shm/%s): capacity %llu, used %llu bytes, %llu pending, written %llu, "
+           "read %llu, drops %llu, producer %s, consumer %s\n",
+           (unsigned long long)s.gateway_id, name, (unsigned long long)s.capacity,
+           (unsigned long long)s.used_bytes, (unsigned long long)s.pending_records,
+           (unsigned long long)s.records_written, (unsigned long long)s.records_read,
+           (unsigned long long)s.drops, ctl_liveness(s.producer_pid, s.producer_alive_ns, now),
+           ctl_liveness(s.consumer_pid, s.consumer_alive_ns, now));
 }
 
 int ctl_cmd_ring(ctl_t *ctl)
 {
-    static const char *const names[] = {"peek", NULL};
-    const char *pos[1], *peek;
+    static const char *const names[] = {"peek", "last", NULL};
+    const char *pos[1], *peek, *last;
     uint64_t id, max = 10;
     char name[128];
     ring_t *r;
@@ -264,21 +292,42 @@ int ctl_cmd_ring(ctl_t *ctl)
     if (ctl_check_args(ctl, names, pos, 1, 1)) return 1;
     if (ctl_parse_u64("ring ID", pos[0], &id)) return 1;
     peek = ctl_opt(ctl, "peek");
+    last = ctl_opt(ctl, "last");
+    if (peek && last) return ctl_fail("ring: give --peek N or --last N, not both");
     if (peek && ctl_parse_u64("--peek", peek, &max)) return 1;
+    if (last && ctl_parse_u64("--last", last, &max)) return 1;
     ring_name(name, sizeof name, ctl->cfg.shm_prefix, (unsigned)id);
     if (ring_open(&r, name, RING_INSPECT, 0, (unsigned)id, &err) < 0)
         return ctl_fail("ring /dev/shm/%s: %s", name, err.message);
-    ctl_peek_t pk = {.copy = malloc(ring_max_record(r) + 1)};
+    size_t first_pending = 0;
+    ctl_peek_t pk = {.copy = malloc(ring_max_record(r) + 1),
+                     .json = ctl->json,
+                     .first_pending = last ? &first_pending : NULL};
     if (!pk.copy) {
         ring_close(r);
         return ctl_fail("out of memory");
     }
     jbuf_init(&pk.out, 0);
-    long got = ring_peek(r, ctl_peek_one, &pk, (size_t)max);
+    if (!ctl->json) ctl_ring_header_line(name, r);
+    long got = last ? ring_peek_last(r, ctl_peek_one, &pk, (size_t)max, &first_pending)
+                    : ring_peek(r, ctl_peek_one, &pk, (size_t)max);
+    ring_stats_t s;
+    ring_stats(r, &s);
     ring_close(r);
-    fwrite(pk.out.data, 1, pk.out.len, stdout);
+    if (ctl->json) putchar('[');
+    if (pk.out.len) fwrite(pk.out.data, 1, pk.out.len, stdout);
+    if (ctl->json) {
+        puts("]");
+    } else {
+        if (got == 0 && !last)
+            printf("(nothing pending: the gateway has read all %llu records written; --last N "
+                   "shows the most recent ones)\n",
+                   (unsigned long long)s.records_written);
+        else if (got == 0)
+            printf("(no records written since the ring last wrapped)\n");
+    }
     jbuf_free(&pk.out);
     free(pk.copy);
-    if (got < 0) return ctl_fail("ring /dev/shm/%s: corrupt record at the read position", name);
+    if (got < 0) return ctl_fail("ring /dev/shm/%s: corrupt record", name);
     return 0;
 }

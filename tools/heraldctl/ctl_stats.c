@@ -12,7 +12,7 @@
 
 /* GET host:port/path and parse the JSON body. Returns the value (caller decrefs) or NULL
  * with a reason in why. */
-static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t port,
+static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t port, bool tls,
                             const char *path, char *why, size_t whylen)
 {
     char hdr[200] = "";
@@ -22,8 +22,8 @@ static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t po
 
     if (ctl->cfg.broker_api_key[0])
         snprintf(hdr, sizeof hdr, "Authorization: apikey %.150s\r\n", ctl->cfg.broker_api_key);
-    if (http_request(hp->host, port, "GET", path, hdr, NULL, 0, CTL_HTTP_TIMEOUT_MS, &res, &err) <
-        0) {
+    http_target_t t = {.host = hp->host, .port = port, .tls = tls, .cafile = ctl_opt(ctl, "ca")};
+    if (http_request_to(&t, "GET", path, hdr, NULL, 0, CTL_HTTP_TIMEOUT_MS, &res, &err) < 0) {
         snprintf(why, whylen, "%s", err.message);
         return NULL;
     }
@@ -69,9 +69,10 @@ int ctl_cmd_stats(ctl_t *ctl)
     char why[300], failed[600] = "";
     json_t *out = json_object(), *gws = json_array();
 
-    if (ctl_check_args(ctl, NULL, NULL, 0, 0)) goto bad_args;
-    json_t *broker =
-        ctl_get_json(ctl, &cfg->broker_http, cfg->broker_http.port, "/api/stats", why, sizeof why);
+    static const char *const names[] = {"ca", NULL};
+    if (ctl_check_args(ctl, names, NULL, 0, 0)) goto bad_args;
+    json_t *broker = ctl_get_json(ctl, &cfg->broker_http, cfg->broker_http.port,
+                                  cfg->broker_tls_cert[0] != '\0', "/api/stats", why, sizeof why);
     if (!broker) {
         snprintf(failed, sizeof failed, "broker unreachable: %s", why);
         broker = json_pack("{s:s}", "error", why);
@@ -79,7 +80,8 @@ int ctl_cmd_stats(ctl_t *ctl)
     json_object_set_new(out, "broker", broker);
     for (unsigned i = 0; i < cfg->gateway_count; i++) {
         uint16_t port = (uint16_t)(cfg->gateway_listen.port + i);
-        json_t *g = ctl_get_json(ctl, &cfg->gateway_listen, port, "/stats", why, sizeof why);
+        json_t *g = ctl_get_json(ctl, &cfg->gateway_listen, port, cfg->gateway_tls_cert[0] != '\0',
+                                 "/stats", why, sizeof why);
         if (!g) {
             if (!failed[0]) snprintf(failed, sizeof failed, "gateway %u unreachable: %s", i, why);
             g = json_pack("{s:s}", "error", why);

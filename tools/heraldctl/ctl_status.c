@@ -1,4 +1,5 @@
-/* ctl_status.c - heraldctl status: the supervisor's processes, checked against the kernel. */
+/* ctl_status.c - heraldctl status: the supervisor's processes, checked against the kernel,
+ * with the age of each one's heartbeat (heartbeat.h) read from shared memory. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "heartbeat.h"
+#include "herald_time.h"
 #include "sup_status.h"
 
 static bool ctl_pid_alive(json_int_t pid)
@@ -29,6 +32,17 @@ static void ctl_fmt_uptime(char *out, size_t len, long long s)
         snprintf(out, len, "%llds", s);
 }
 
+/* Milliseconds since pid's latest heartbeat under name, or -1 when it has none (not started
+ * yet, gone, or the object belongs to an earlier process). */
+static long long ctl_heartbeat_age_ms(const ctl_t *ctl, const char *name, json_int_t pid)
+{
+    hb_snapshot_t hb;
+    if (pid <= 0 || hb_read(ctl->cfg.shm_prefix, name, &hb, NULL) < 0 || hb.pid != (pid_t)pid)
+        return -1;
+    uint64_t now = mono_ns();
+    return now > hb.beat_ns ? (long long)((now - hb.beat_ns) / 1000000u) : 0;
+}
+
 int ctl_cmd_status(ctl_t *ctl)
 {
     char path[300];
@@ -47,27 +61,31 @@ int ctl_cmd_status(ctl_t *ctl)
 
     json_object_set_new(st, "supervisor_up", json_boolean(sup_up));
     if (!ctl->json)
-        printf("supervisor pid %lld %s\n%-10s %8s %-5s %-9s %8s %9s  %s\n", (long long)sup_pid,
-               sup_up ? "up" : "DOWN (stale status file)", "name", "pid", "up", "state", "restarts",
-               "uptime", "last exit");
+        printf("supervisor pid %lld %s\n%-10s %8s %-5s %-9s %8s %5s %9s %6s  %s\n",
+               (long long)sup_pid, sup_up ? "up" : "DOWN (stale status file)", "name", "pid", "up",
+               "state", "restarts", "hangs", "uptime", "beat", "last exit");
     size_t i;
     json_t *p;
     json_array_foreach(procs, i, p)
     {
         json_int_t pid = json_integer_value(json_object_get(p, "pid"));
         json_int_t started = json_integer_value(json_object_get(p, "started_at"));
+        const char *name = json_string_value(json_object_get(p, "name")) ?: "?";
         bool up = sup_up && ctl_pid_alive(pid);
         long long uptime = up && started > 0 ? now - (long long)started : 0;
+        long long beat = up ? ctl_heartbeat_age_ms(ctl, name, pid) : -1;
         json_object_set_new(p, "up", json_boolean(up));
         json_object_set_new(p, "uptime_s", json_integer(uptime));
+        json_object_set_new(p, "heartbeat_age_ms", beat >= 0 ? json_integer(beat) : json_null());
         if (!ctl->json) {
-            char ut[32] = "-";
+            char ut[32] = "-", bt[32] = "-";
             const char *le = json_string_value(json_object_get(p, "last_exit"));
             if (up) ctl_fmt_uptime(ut, sizeof ut, uptime);
-            printf("%-10s %8lld %-5s %-9s %8lld %9s  %s\n",
-                   json_string_value(json_object_get(p, "name")) ?: "?", (long long)pid,
+            if (beat >= 0) snprintf(bt, sizeof bt, "%lld.%llds", beat / 1000, beat % 1000 / 100);
+            printf("%-10s %8lld %-5s %-9s %8lld %5lld %9s %6s  %s\n", name, (long long)pid,
                    up ? "up" : "down", json_string_value(json_object_get(p, "state")) ?: "?",
-                   (long long)json_integer_value(json_object_get(p, "restarts")), ut,
+                   (long long)json_integer_value(json_object_get(p, "restarts")),
+                   (long long)json_integer_value(json_object_get(p, "hangs")), ut, bt,
                    le && *le ? le : "-");
         }
     }

@@ -13,13 +13,19 @@
 static const char ctl_usage[] =
     "usage: heraldctl [-c CONFIG] [--json] [-o section.key=value]... COMMAND [ARGS]\n"
     "  status                          supervised processes: pid, up/down, restarts, uptime\n"
-    "  stats                           broker and gateway counters\n"
+    "  stats [--ca FILE]               broker and gateway counters (https to TLS listeners,\n"
+    "                                  verified against --ca, else the system's CAs)\n"
     "  rings                           every ring's header (read-only)\n"
-    "  ring ID [--peek N]              decode up to N pending records (read-only)\n"
+    "  ring ID [--peek N | --last N]   header, then up to N pending records decoded, or the\n"
+    "                                  N most recent ones still in the ring (read-only)\n"
     "  publish --user U --type T [--priority P] [--id ID] [--source S] [--payload JSON]\n"
-    "  token --user U [--ttl SECONDS]  mint a client JWT\n"
+    "  token --user U [--ttl SECONDS] [--aud A] [--iss I] [--nbf T]\n"
+    "                                  mint a client JWT (exp = now + ttl, default 3600;\n"
+    "                                  aud/iss default to auth.audience/auth.issuer)\n"
     "  shard USER                      the user's gateway and its URL\n"
-    "  tail --user U [--channels a,b] [--since S] [--count N] [--timeout S]\n"
+    "  tail --user U [--channels a,b] [--since S] [--count N] [--timeout S] [--ca FILE]\n"
+    "                                  (wss:// with gateway.tls_cert: the gateway's certificate\n"
+    "                                  is verified against --ca, else the system's CAs)\n"
     "Global options may come before or after the command's own arguments.\n";
 
 typedef struct {

@@ -1,4 +1,5 @@
-/* http_client.c - a tiny blocking HTTP/1.1 client: one request per connection. */
+/* http_client.c - a tiny blocking HTTP/1.1 client: one request per connection, plain or
+ * TLS (OpenSSL, the peer verified). */
 #include "http_client.h"
 
 #include <arpa/inet.h>
@@ -12,7 +13,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define HTTP_MAX_RESPONSE (16u << 20)
 
@@ -60,9 +66,76 @@ fail:
     return -1;
 }
 
-static int http_send_all(int fd, const char *p, size_t n, int timeout_ms)
+/* One connection: a socket, and the TLS session on it when there is one. */
+typedef struct {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+} http_conn_t;
+
+/* TLS over the connected c->fd: blocking, bounded by socket timeouts (OpenSSL buffers
+ * records, so poll() on the socket would not say when data is readable). */
+static int http_tls_start(http_conn_t *c, const http_target_t *t, int timeout_ms,
+                          herald_error_t *err)
 {
+    const char *why = "out of memory";
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    int flags = fcntl(c->fd, F_GETFL);
+    unsigned char addr[16];
+    bool ip = inet_pton(AF_INET, t->host, addr) == 1 || inet_pton(AF_INET6, t->host, addr) == 1;
+    if (flags < 0 || fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) {
+        why = strerror(errno);
+        goto fail;
+    }
+    if (!(c->ctx = SSL_CTX_new(TLS_client_method()))) goto fail;
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if ((t->cafile ? SSL_CTX_load_verify_locations(c->ctx, t->cafile, NULL)
+                   : SSL_CTX_set_default_verify_paths(c->ctx)) != 1) {
+        why = t->cafile ? "cannot load the CA file" : "cannot load the system's CAs";
+        goto fail;
+    }
+    if (!(c->ssl = SSL_new(c->ctx)) || !SSL_set_fd(c->ssl, c->fd)) goto fail;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    if (!(ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, t->host)
+             : X509_VERIFY_PARAM_set1_host(vp, t->host, 0) &&
+                   SSL_set_tlsext_host_name(c->ssl, t->host)))
+        goto fail;
+    if (SSL_connect(c->ssl) != 1) {
+        long v = SSL_get_verify_result(c->ssl);
+        why = v != X509_V_OK ? X509_verify_cert_error_string(v) : "TLS handshake failed";
+        goto fail;
+    }
+    return 0;
+fail:
+    herr_set(err, HERR_IO, t->host, "TLS to %s:%u: %s", t->host, (unsigned)t->port, why);
+    ERR_clear_error();
+    return -1;
+}
+
+static void http_conn_close(http_conn_t *c)
+{
+    if (c->ssl) SSL_free(c->ssl);
+    SSL_CTX_free(c->ctx);
+    if (c->fd >= 0) close(c->fd);
+    ERR_clear_error();
+}
+
+static int http_send_all(http_conn_t *c, const char *p, size_t n, int timeout_ms)
+{
+    int fd = c->fd;
     while (n > 0) {
+        if (c->ssl) {
+            int w = SSL_write(c->ssl, p, (int)n);
+            if (w <= 0) {
+                errno = EIO;
+                return -1;
+            }
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
         if (http_wait(fd, POLLOUT, timeout_ms) < 0) return -1;
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
@@ -104,10 +177,41 @@ static long http_dechunk(char *body, size_t len)
     }
 }
 
+/* Read what is there, up to n bytes: > 0 bytes, 0 at the end, -1 with errno. */
+static ssize_t http_recv(http_conn_t *c, char *p, size_t n, int timeout_ms)
+{
+    if (c->ssl) {
+        int r = SSL_read(c->ssl, p, (int)n);
+        if (r > 0) return r;
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) return 0;
+        if (e == SSL_ERROR_SYSCALL && errno == 0) return 0; /* closed without close_notify */
+        if (e != SSL_ERROR_SYSCALL) errno = EIO;
+        if (errno == EAGAIN) errno = ETIMEDOUT;
+        return -1;
+    }
+    if (http_wait(c->fd, POLLIN, timeout_ms) < 0) return -1;
+    for (;;) {
+        ssize_t r = recv(c->fd, p, n, 0);
+        if (r >= 0 || (errno != EINTR && errno != EAGAIN)) return r;
+        if (http_wait(c->fd, POLLIN, timeout_ms) < 0) return -1;
+    }
+}
+
 int http_request(const char *host, uint16_t port, const char *method, const char *path,
                  const char *headers, const char *body, size_t body_len, int timeout_ms,
                  http_response_t *res, herald_error_t *err)
 {
+    http_target_t t = {.host = host, .port = port};
+    return http_request_to(&t, method, path, headers, body, body_len, timeout_ms, res, err);
+}
+
+int http_request_to(const http_target_t *t, const char *method, const char *path,
+                    const char *headers, const char *body, size_t body_len, int timeout_ms,
+                    http_response_t *res, herald_error_t *err)
+{
+    const char *host = t->host;
+    uint16_t port = t->port;
     char req[2048];
     size_t cap = 16384, len = 0;
     char *buf = NULL, *hend = NULL;
@@ -116,8 +220,12 @@ int http_request(const char *host, uint16_t port, const char *method, const char
     int rc = -HERR_IO;
 
     memset(res, 0, sizeof *res);
-    int fd = http_connect(host, port, timeout_ms, err);
-    if (fd < 0) return -HERR_IO;
+    http_conn_t c = {.fd = http_connect(host, port, timeout_ms, err)};
+    if (c.fd < 0) return -HERR_IO;
+    if (t->tls && http_tls_start(&c, t, timeout_ms, err) < 0) {
+        http_conn_close(&c);
+        return -HERR_IO;
+    }
     int n =
         snprintf(req, sizeof req,
                  "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n"
@@ -127,8 +235,8 @@ int http_request(const char *host, uint16_t port, const char *method, const char
         rc = herr_set(err, HERR_TOO_LARGE, path, "request header for %s too long", path);
         goto out;
     }
-    if (http_send_all(fd, req, (size_t)n, timeout_ms) < 0 ||
-        (body && http_send_all(fd, body, body_len, timeout_ms) < 0)) {
+    if (http_send_all(&c, req, (size_t)n, timeout_ms) < 0 ||
+        (body && http_send_all(&c, body, body_len, timeout_ms) < 0)) {
         herr_set(err, HERR_IO, host, "send to %s:%u: %s", host, (unsigned)port, strerror(errno));
         goto out;
     }
@@ -147,13 +255,7 @@ int http_request(const char *host, uint16_t port, const char *method, const char
             buf = nb;
             cap *= 2;
         }
-        if (http_wait(fd, POLLIN, timeout_ms) < 0) {
-            herr_set(err, HERR_IO, host, "read from %s:%u: %s", host, (unsigned)port,
-                     strerror(errno));
-            goto out;
-        }
-        ssize_t r = recv(fd, buf + len, cap - len, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        ssize_t r = http_recv(&c, buf + len, cap - len, timeout_ms);
         if (r < 0) {
             herr_set(err, HERR_IO, host, "read from %s:%u: %s", host, (unsigned)port,
                      strerror(errno));
@@ -198,7 +300,7 @@ out:
     if (rc == -HERR_IO && err && err->code != HERR_IO)
         herr_set(err, HERR_IO, host, "%s:%u: out of memory", host, (unsigned)port);
     free(buf);
-    close(fd);
+    http_conn_close(&c);
     return rc;
 }
 

@@ -1,7 +1,9 @@
-/* http_client.h - a tiny blocking HTTP/1.1 client for the tools (loopback admin APIs). */
+/* http_client.h - a tiny blocking HTTP/1.1 client for the tools (loopback admin APIs),
+ * over plain TCP or TLS. */
 #ifndef HERALD_HTTP_CLIENT_H
 #define HERALD_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +23,21 @@ typedef struct {
 int http_request(const char *host, uint16_t port, const char *method, const char *path,
                  const char *headers, const char *body, size_t body_len, int timeout_ms,
                  http_response_t *res, herald_error_t *err);
+
+/* Where a request goes: host:port, over TLS when tls. The server's certificate is verified
+ * against cafile (PEM; NULL = the system's trusted CAs) and its name against host. */
+typedef struct {
+    const char *host;
+    uint16_t port;
+    bool tls;
+    const char *cafile;
+} http_target_t;
+
+/* http_request to target t (TLS errors, verification included, are HERR_IO naming the
+ * peer and the reason). */
+int http_request_to(const http_target_t *t, const char *method, const char *path,
+                    const char *headers, const char *body, size_t body_len, int timeout_ms,
+                    http_response_t *res, herald_error_t *err);
 
 void http_response_free(http_response_t *res);
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "heartbeat.h"
 #include "rtdir.h"
 
 #define SUP_BACKOFF_MIN_MS 100u
@@ -17,6 +18,7 @@
 #define SUP_READY_WAIT_MS  10000u /* bound on waiting for broker.sock to accept */
 #define SUP_READY_POLL_MS  50u
 #define SUP_STOP_GRACE_MS  5000u /* SIGTERM, then SIGKILL after this */
+#define SUP_HANG_CHECK_MS  250u  /* heartbeats are read this often (supervisor.hang_s > 0) */
 
 typedef enum { SUP_STARTING, SUP_UP, SUP_BACKOFF, SUP_STOPPING, SUP_STOPPED } sup_state_t;
 
@@ -32,7 +34,10 @@ typedef struct {
     uint64_t backoff_ms;    /* delay before the next restart */
     uint64_t restart_at_ms; /* monotonic deadline while SUP_BACKOFF */
     uint64_t ready_by_ms;   /* broker: give up waiting for readiness at this time */
-    char last_exit[48];     /* "exit 1", "signal 9 (Killed)", "" */
+    char last_exit[48];     /* "exit 1", "signal 9 (Killed)", "hung", "" */
+    unsigned hangs;         /* times it was killed for a silent heartbeat */
+    bool hung;              /* SIGKILLed as hung; not yet reaped */
+    uint64_t alive_ns;      /* CLOCK_MONOTONIC of its last sign of life: spawn, then beats */
 } sup_child_t;
 
 typedef struct {
@@ -51,6 +56,9 @@ typedef struct {
     bool stopping;
     int stop_phase; /* 0: stopping gateways, 1: stopping the broker */
     uint64_t stop_deadline_ms;
+    uint64_t hang_check_at_ms; /* next heartbeat check */
+    hb_t notify;               /* systemd: READY=1 once everything started, WATCHDOG=1 */
+    bool ready_notified;
 } sup_t;
 
 uint64_t sup_now_ms(void);
@@ -68,11 +76,15 @@ void sup_spawn(sup_t *s, sup_child_t *c);
 /* Collect every exited child and schedule restarts (or mark it stopped while stopping). */
 void sup_reap(sup_t *s);
 
+/* Send sig to every running child (SIGHUP: reload), leaving their states alone. Returns
+ * how many were signalled. */
+size_t sup_forward_signal(sup_t *s, int sig);
+
 /* SIGTERM the gateways; the broker follows once they are gone (see sup_step). */
 void sup_begin_stop(sup_t *s);
 
-/* Do whatever is due now (restarts, readiness, stop phases). Returns true when everything
- * has stopped and the supervisor should exit. */
+/* Do whatever is due now (restarts, readiness, heartbeat checks, stop phases). Returns true
+ * when everything has stopped and the supervisor should exit. */
 bool sup_step(sup_t *s);
 
 /* Milliseconds poll may sleep before sup_step has something due (-1 = until a signal). */

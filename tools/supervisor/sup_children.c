@@ -1,5 +1,6 @@
 /* sup_children.c - herald-supervisor: starting, watching, restarting and stopping the
- * broker and the gateways. */
+ * broker and the gateways. Watching is twofold: waitpid for children that exit, and their
+ * heartbeats (heartbeat.h) for children that stop answering without exiting. */
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "herald_time.h"
 #include "log.h"
 #include "sup.h"
 
@@ -84,8 +86,15 @@ static void sup_exec_child(const sup_t *s, const sup_child_t *c, pid_t parent)
     sigset_t none;
 
     sigemptyset(&none);
+    /* a reload asked before the child's own handler is in place is moot (it reads the
+     * config as it starts); it must not kill it */
+    signal(SIGHUP, SIG_IGN);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    /* systemd's notify socket is the supervisor's (the unit's main pid) alone */
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("WATCHDOG_PID");
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
@@ -133,6 +142,8 @@ void sup_spawn(sup_t *s, sup_child_t *c)
     c->pid = pid;
     c->started_at = time(NULL);
     c->started_ms = now;
+    c->hung = false;
+    c->alive_ns = mono_ns(); /* the grace for its first beat starts now */
     c->state = c->gw_id < 0 ? SUP_STARTING : SUP_UP;
     c->ready_by_ms = now + SUP_READY_WAIT_MS;
     log_info("%s started, pid %d%s", c->name, (int)pid, c->restarts ? " (restart)" : "");
@@ -159,14 +170,19 @@ void sup_reap(sup_t *s)
             if (s->kids[i].pid == pid) c = &s->kids[i];
         if (!c) continue;
         uint64_t now = sup_now_ms();
-        sup_describe_exit(c->last_exit, sizeof c->last_exit, status);
+        if (c->hung)
+            snprintf(c->last_exit, sizeof c->last_exit, "hung");
+        else
+            sup_describe_exit(c->last_exit, sizeof c->last_exit, status);
         c->pid = 0;
+        c->hung = false;
         if (s->stopping) {
             c->state = SUP_STOPPED;
             log_info("%s stopped (%s)", c->name, c->last_exit);
         } else {
             if (now - c->started_ms >= SUP_STABLE_MS) c->backoff_ms = SUP_BACKOFF_MIN_MS;
-            log_warn("%s (pid %d) died: %s; restarting in %llu ms", c->name, (int)pid, c->last_exit,
+            log_warn("%s (pid %d) %s %s; restarting in %llu ms", c->name, (int)pid,
+                     strcmp(c->last_exit, "hung") ? "died:" : "was", c->last_exit,
                      (unsigned long long)c->backoff_ms);
             sup_schedule_restart(c, now);
         }
@@ -174,14 +190,15 @@ void sup_reap(sup_t *s)
     }
 }
 
-/* Does <runtime.dir>/broker.sock accept a connection? */
+/* Does <runtime.dir>/broker.sock accept a connection? Non-blocking: a broker that hangs
+ * with a full accept queue must not hang the supervisor too (EAGAIN counts as not ready). */
 static bool sup_broker_ready(const sup_t *s)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s/broker.sock", s->cfg.runtime_dir) >=
         (int)sizeof sa.sun_path)
         return false;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
     bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
@@ -205,6 +222,14 @@ static size_t sup_signal_range(sup_t *s, size_t from, size_t to, int sig)
         }
     }
     return running;
+}
+
+size_t sup_forward_signal(sup_t *s, int sig)
+{
+    size_t sent = 0;
+    for (size_t i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid > 0 && kill(s->kids[i].pid, sig) == 0) sent++;
+    return sent;
 }
 
 void sup_begin_stop(sup_t *s)
@@ -236,10 +261,38 @@ static bool sup_step_stop(sup_t *s, uint64_t now)
     return false;
 }
 
+/* SIGKILL a running child whose heartbeat has been silent for supervisor.hang_s (counted
+ * from its start until its first beat). Never waits for it: the SIGCHLD of its death
+ * restarts it through sup_reap like any other exit, recorded as "hung". */
+static void sup_check_hangs(sup_t *s, uint64_t now_ms)
+{
+    if (!s->cfg.hang_s || now_ms < s->hang_check_at_ms) return;
+    s->hang_check_at_ms = now_ms + SUP_HANG_CHECK_MS;
+    uint64_t now = mono_ns(), hang_ns = (uint64_t)s->cfg.hang_s * 1000000000ull;
+    for (size_t i = 0; i < s->nkids; i++) {
+        sup_child_t *c = &s->kids[i];
+        if (c->pid <= 0 || c->hung || (c->state != SUP_UP && c->state != SUP_STARTING)) continue;
+        hb_snapshot_t hb;
+        bool beaten = hb_read(s->cfg.shm_prefix, c->name, &hb, NULL) == 0 && hb.pid == c->pid;
+        if (beaten && hb.beat_ns > c->alive_ns) c->alive_ns = hb.beat_ns;
+        uint64_t silent = now > c->alive_ns ? now - c->alive_ns : 0;
+        if (silent < hang_ns) continue;
+        c->hung = true;
+        c->hangs++;
+        log_warn("%s (pid %d) hung: %s for %.1f s (supervisor.hang_s = %u); SIGKILL", c->name,
+                 (int)c->pid, beaten ? "heartbeat silent" : "no heartbeat since its start",
+                 (double)silent / 1e9, s->cfg.hang_s);
+        if (kill(c->pid, SIGKILL) < 0)
+            log_error("%s: kill(%d, SIGKILL): %s", c->name, (int)c->pid, strerror(errno));
+        sup_write_status(s);
+    }
+}
+
 bool sup_step(sup_t *s)
 {
     uint64_t now = sup_now_ms();
     if (s->stopping) return sup_step_stop(s, now);
+    sup_check_hangs(s, now);
     for (size_t i = 0; i < s->nkids; i++) {
         sup_child_t *c = &s->kids[i];
         if (c->state == SUP_BACKOFF && now >= c->restart_at_ms) sup_spawn(s, c);
@@ -260,6 +313,10 @@ bool sup_step(sup_t *s)
             for (size_t i = 1; i < s->nkids; i++)
                 sup_spawn(s, &s->kids[i]);
         }
+        if (!s->ready_notified) {
+            s->ready_notified = true;
+            hb_notify_ready(&s->notify);
+        }
     }
     return false;
 }
@@ -273,6 +330,11 @@ int sup_poll_timeout(const sup_t *s)
         if (c->state == SUP_BACKOFF && c->restart_at_ms < next) next = c->restart_at_ms;
         if (c->state == SUP_STARTING && now + SUP_READY_POLL_MS < next)
             next = now + SUP_READY_POLL_MS;
+        if (c->pid > 0 && s->cfg.hang_s && s->hang_check_at_ms < next) next = s->hang_check_at_ms;
+    }
+    if (s->notify.wd_period_ns) {
+        uint64_t wd_ms = s->notify.wd_next_ns / 1000000u + 1; /* mono_ns and sup_now_ms agree */
+        if (wd_ms < next) next = wd_ms;
     }
     if (next == UINT64_MAX) return -1;
     return next <= now ? 0 : (int)(next - now);

@@ -21,11 +21,12 @@ void sup_write_status(const sup_t *s)
     json_t *procs = json_array();
     for (size_t i = 0; i < s->nkids; i++) {
         const sup_child_t *c = &s->kids[i];
-        json_array_append_new(procs, json_pack("{s:s,s:i,s:s,s:i,s:I,s:s}", "name", c->name, "pid",
-                                               (int)c->pid, "state", sup_state_names[c->state],
-                                               "restarts", (int)c->restarts, "started_at",
-                                               (json_int_t)(c->started_once ? c->started_at : 0),
-                                               "last_exit", c->last_exit));
+        json_array_append_new(procs,
+                              json_pack("{s:s,s:i,s:s,s:i,s:i,s:I,s:s}", "name", c->name, "pid",
+                                        (int)c->pid, "state", sup_state_names[c->state], "restarts",
+                                        (int)c->restarts, "hangs", (int)c->hangs, "started_at",
+                                        (json_int_t)(c->started_once ? c->started_at : 0),
+                                        "last_exit", c->last_exit));
     }
     json_t *st = json_pack("{s:i,s:I,s:o}", "supervisor_pid", (int)getpid(), "updated_at",
                            (json_int_t)time(NULL), "processes", procs);

@@ -1,6 +1,8 @@
 /* supervisor.c - herald-supervisor: runs the broker and gateway.count gateways from one
- * config in the foreground, restarts whichever dies (exponential backoff), and stops all of
- * them cleanly on SIGTERM/SIGINT. One supervisor per runtime dir (flock). */
+ * config in the foreground, restarts whichever dies or hangs (exponential backoff), passes
+ * SIGHUP (reload) on to them, and stops all of them cleanly on SIGTERM/SIGINT. One supervisor
+ * per runtime dir (flock). Under systemd (Type=notify) it sends READY=1 once all are started
+ * and WATCHDOG=1 from its loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "herald_time.h"
 #include "log.h"
 #include "sup.h"
 #include "sup_status.h"
@@ -29,9 +32,7 @@ static const char sup_usage[] =
 
 uint64_t sup_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return mono_ns() / 1000000u;
 }
 
 /* Take <runtime.dir>/supervisor.lock. On contention names the holder's pid and fails. */
@@ -156,7 +157,33 @@ static int sup_signals(sup_t *s)
     return s->sigfd < 0 ? -1 : 0;
 }
 
-/* Drain the signalfd: SIGCHLD reaps, SIGTERM/SIGINT begin the stop, SIGHUP is logged. */
+/* SIGHUP (systemctl reload): re-read our own log level, and pass the signal to every child,
+ * each of which re-reads the config itself (secrets, log level, limits) and keeps its
+ * sessions. The process layout (gateway.count, binaries, runtime dir) needs a restart. */
+static void sup_reload(sup_t *s)
+{
+    herald_config_t n;
+    herald_error_t err = {0};
+    int rc = config_load(&n, s->config_path, &err);
+    for (int i = 0; rc == 0 && i < s->novr; i++) {
+        char key[128];
+        const char *eq = strchr(s->overrides[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - s->overrides[i]), s->overrides[i]);
+        rc = config_set(&n, key, eq + 1, &err);
+    }
+    if (rc < 0) {
+        log_error("SIGHUP: %s does not load (%s); the children keep their configuration too",
+                  s->config_path, err.message);
+    } else {
+        log_set_level((log_level_t)n.log_level);
+        if (n.gateway_count != s->cfg.gateway_count)
+            log_warn("SIGHUP: gateway.count changed; restart the supervisor to apply it");
+    }
+    size_t sent = sup_forward_signal(s, SIGHUP);
+    log_info("SIGHUP: reload asked of %zu process(es)", sent);
+}
+
+/* Drain the signalfd: SIGCHLD reaps, SIGTERM/SIGINT begin the stop, SIGHUP reloads. */
 static void sup_handle_signals(sup_t *s)
 {
     struct signalfd_siginfo si;
@@ -164,7 +191,7 @@ static void sup_handle_signals(sup_t *s)
         if (si.ssi_signo == SIGCHLD) {
             sup_reap(s);
         } else if (si.ssi_signo == SIGHUP) {
-            log_info("SIGHUP ignored: restart the supervisor to apply a new config");
+            if (!s->stopping) sup_reload(s);
         } else if (!s->stopping) {
             log_info("%s received: stopping", strsignal((int)si.ssi_signo));
             sup_begin_stop(s);
@@ -181,6 +208,7 @@ int main(int argc, char **argv)
     log_init("supervisor", -1);
     if (sup_parse_args(&s, argc, argv)) return 1;
     log_set_level((log_level_t)s.cfg.log_level);
+    config_log_dev_secret(&s.cfg);
     herald_error_t err = {0};
     if (rtdir_open(&s.rt, s.cfg.runtime_dir, s.cfg.runtime_group, &err) < 0) {
         fprintf(stderr, "herald-supervisor: %s\n", err.message);
@@ -193,10 +221,12 @@ int main(int argc, char **argv)
         goto out;
     }
     if (sup_children_init(&s) < 0) goto out;
-    log_info("supervising %s and %u gateway(s) (config %s, runtime dir %s)", s.bin_broker,
-             s.cfg.gateway_count, s.config_path, s.cfg.runtime_dir);
+    log_info("supervising %s and %u gateway(s) (config %s, runtime dir %s, hang_s %u)",
+             s.bin_broker, s.cfg.gateway_count, s.config_path, s.cfg.runtime_dir, s.cfg.hang_s);
+    hb_notify_init(&s.notify, mono_ns());
     sup_spawn(&s, &s.kids[0]);
     while (!sup_step(&s)) {
+        hb_beat(&s.notify, mono_ns()); /* systemd's watchdog only: no heartbeat object */
         struct pollfd p = {.fd = s.sigfd, .events = POLLIN};
         int n = poll(&p, 1, sup_poll_timeout(&s));
         if (n < 0 && errno != EINTR) {

@@ -1,53 +1,53 @@
-/* bench_hist.c - log-linear histogram: exact below 128, 128 sub-buckets per power of two above. */
-#include "bench_hist.h"
+/* hist.c - log-linear histogram: exact below 128, 128 sub-buckets per power of two above. */
+#include "hist.h"
 
 #include <math.h>
 #include <string.h>
 
-void bhist_init(bhist_t *h)
+void hist_init(hist_t *h)
 {
     memset(h, 0, sizeof *h);
 }
 
-unsigned bhist_index(uint64_t v)
+unsigned hist_index(uint64_t v)
 {
-    if (v < BHIST_SUB) return (unsigned)v;
-    unsigned top = 63u - (unsigned)__builtin_clzll(v); /* >= BHIST_SUB_BITS */
-    unsigned shift = top - BHIST_SUB_BITS;
-    unsigned sub = (unsigned)(v >> shift) - BHIST_SUB; /* the 7 bits below the top bit */
-    return BHIST_SUB + shift * BHIST_SUB + sub;
+    if (v < HIST_SUB) return (unsigned)v;
+    unsigned top = 63u - (unsigned)__builtin_clzll(v); /* >= HIST_SUB_BITS */
+    unsigned shift = top - HIST_SUB_BITS;
+    unsigned sub = (unsigned)(v >> shift) - HIST_SUB; /* the 7 bits below the top bit */
+    return HIST_SUB + shift * HIST_SUB + sub;
 }
 
-uint64_t bhist_bucket_high(unsigned index)
+uint64_t hist_bucket_high(unsigned index)
 {
-    if (index < BHIST_SUB) return index;
-    unsigned shift = (index - BHIST_SUB) / BHIST_SUB;
-    uint64_t sub = BHIST_SUB + (index - BHIST_SUB) % BHIST_SUB;
+    if (index < HIST_SUB) return index;
+    unsigned shift = (index - HIST_SUB) / HIST_SUB;
+    uint64_t sub = HIST_SUB + (index - HIST_SUB) % HIST_SUB;
     uint64_t low = sub << shift;
     return low + ((1ull << shift) - 1);
 }
 
-void bhist_record(bhist_t *h, uint64_t v)
+void hist_record(hist_t *h, uint64_t v)
 {
     if (h->count == 0 || v < h->min) h->min = v;
     if (v > h->max) h->max = v;
     h->count++;
     h->sum += (double)v;
-    h->buckets[bhist_index(v)]++;
+    h->buckets[hist_index(v)]++;
 }
 
-void bhist_merge(bhist_t *dst, const bhist_t *src)
+void hist_merge(hist_t *dst, const hist_t *src)
 {
     if (src->count == 0) return;
     if (dst->count == 0 || src->min < dst->min) dst->min = src->min;
     if (src->max > dst->max) dst->max = src->max;
     dst->count += src->count;
     dst->sum += src->sum;
-    for (unsigned i = 0; i < BHIST_BUCKETS; i++)
+    for (unsigned i = 0; i < HIST_BUCKETS; i++)
         dst->buckets[i] += src->buckets[i];
 }
 
-uint64_t bhist_percentile(const bhist_t *h, double p)
+uint64_t hist_percentile(const hist_t *h, double p)
 {
     if (h->count == 0) return 0;
     if (p >= 100.0) return h->max;
@@ -56,10 +56,10 @@ uint64_t bhist_percentile(const bhist_t *h, double p)
     double want_d = ceil(rank - rank * 1e-12); /* 99.9% of 1000 is rank 999, not 1000 */
     uint64_t want = want_d < 1.0 ? 1 : (uint64_t)want_d;
     uint64_t seen = 0;
-    for (unsigned i = 0; i < BHIST_BUCKETS; i++) {
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
         seen += h->buckets[i];
         if (seen >= want) {
-            uint64_t v = bhist_bucket_high(i);
+            uint64_t v = hist_bucket_high(i);
             if (v > h->max) v = h->max;
             if (v < h->min) v = h->min;
             return v;
@@ -68,7 +68,7 @@ uint64_t bhist_percentile(const bhist_t *h, double p)
     return h->max;
 }
 
-double bhist_mean(const bhist_t *h)
+double hist_mean(const hist_t *h)
 {
     return h->count ? h->sum / (double)h->count : 0.0;
 }

@@ -1,0 +1,165 @@
+/* cl_consume.c - delivery: an ordered consumer per partition that the broker wants, from a
+ * stream position or a time, handing each round message's records to the broker thread in
+ * stream order. A bound on the bytes waiting for the broker holds the delivery thread back
+ * (and through JetStream's flow control, the server). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl_int.h"
+#include "cl_wire.h"
+#include "log.h"
+
+#define CL_QUEUE_BOUND (64u * 1024 * 1024) /* consumed bytes waiting for the broker thread */
+
+/* What a consumer's callbacks need; freed when its subscription is done delivering. */
+typedef struct {
+    cl_t *cl;
+    unsigned p;
+    uint64_t gen;
+} cl_cons_ctx_t;
+
+static void cl_consume_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    cl_cons_ctx_t *ctx = closure;
+    cl_t *cl = ctx->cl;
+    cl_part_t *part = &cl->parts[ctx->p];
+    uint64_t seq = 0, pending = 0;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        seq = meta->Sequence.Stream;
+        pending = meta->NumPending;
+        jsMsgMetaData_Destroy(meta);
+    }
+    const uint8_t *body = (const uint8_t *)natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    long n = cl_wire_parse_round(body, len, NULL, 0);
+    cl_rec_t *recs = n > 0 ? malloc((size_t)n * sizeof *recs) : NULL;
+    if (n > 0 && !recs) abort();
+    if (n < 0 || seq == 0 || (n > 0 && cl_wire_parse_round(body, len, recs, (size_t)n) != n)) {
+        log_error("cluster: partition %u: stream message %llu is not a herald round; skipped",
+                  ctx->p, (unsigned long long)seq);
+        pthread_mutex_lock(&cl->mu);
+        cl->c.corrupt_messages++;
+        pthread_mutex_unlock(&cl->mu);
+        free(recs);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->stop && cl->q_bytes > CL_QUEUE_BOUND && ctx->gen == part->cons_gen)
+        pthread_cond_wait(&cl->q_cond, &cl->mu);
+    if (cl->stop || ctx->gen != part->cons_gen || seq <= part->consumed) {
+        pthread_mutex_unlock(&cl->mu);
+        free(recs);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    part->consumed = seq;
+    cl->c.consumed_messages++;
+    cl->c.consumed_records += (uint64_t)n;
+    cl_item_t *it = cl_item_new(CLI_RECORDS, ctx->p);
+    it->gen = ctx->gen;
+    it->seq = seq;
+    it->pending = pending;
+    it->recs = recs;
+    it->n = (size_t)n;
+    it->msg = msg;
+    it->bytes = len;
+    cl_push(cl, it);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static void cl_consume_done(void *closure)
+{
+    free(closure);
+}
+
+int cl_consume_start(cl_t *cl, unsigned p, uint64_t from_seq, uint64_t since_ns)
+{
+    if (p >= cl->n_parts) return -HERR_BAD_VALUE;
+    pthread_mutex_lock(&cl->mu);
+    cl_part_t *part = &cl->parts[p];
+    part->cons_gen++;
+    part->cons_want = true;
+    part->cons_from = from_seq;
+    part->cons_since = since_ns;
+    part->consumed = from_seq ? from_seq - 1 : 0;
+    cl_kick(cl);
+    pthread_mutex_unlock(&cl->mu);
+    return 0;
+}
+
+void cl_consume_stop(cl_t *cl, unsigned p)
+{
+    if (p >= cl->n_parts) return;
+    pthread_mutex_lock(&cl->mu);
+    cl_part_t *part = &cl->parts[p];
+    part->cons_gen++;
+    part->cons_want = false;
+    pthread_cond_broadcast(&cl->q_cond); /* a delivery waiting for room gives up */
+    cl_kick(cl);
+    pthread_mutex_unlock(&cl->mu);
+}
+
+void cl_consume_tick(cl_t *cl, cl_part_t *part)
+{
+    pthread_mutex_lock(&cl->mu);
+    bool want = part->cons_want;
+    uint64_t gen = part->cons_gen, from = part->cons_from, since = part->cons_since;
+    natsSubscription *old = NULL;
+    if (part->cons && (!want || part->cons_sub_gen != gen)) {
+        old = part->cons;
+        part->cons = NULL;
+    }
+    bool start = want && !part->cons;
+    pthread_mutex_unlock(&cl->mu);
+    if (old) {
+        natsSubscription_Unsubscribe(old);
+        natsSubscription_Destroy(old);
+    }
+    if (!start) return;
+
+    char stream[64], subj[96];
+    cl_stream_name(cl, part->idx, stream, sizeof stream);
+    cl_subject(cl, part->idx, 'r', subj, sizeof subj);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Ordered = true;
+    if (from) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = from;
+    } else if (since) {
+        so.Config.DeliverPolicy = js_DeliverByStartTime;
+        so.Config.OptStartTime = (int64_t)since;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverNew;
+    }
+    cl_cons_ctx_t *ctx = malloc(sizeof *ctx);
+    if (!ctx) abort();
+    *ctx = (cl_cons_ctx_t){.cl = cl, .p = part->idx, .gen = gen};
+    natsSubscription *sub = NULL;
+    jsErrCode code = 0;
+    if (js_Subscribe(&sub, cl->jsc, subj, cl_consume_msg, ctx, NULL, &so, &code) != NATS_OK) {
+        if (log_ratelimit_ok(&cl->rl_consume, 1))
+            log_warn("cluster: partition %u: consumer not started (%s); retrying", part->idx,
+                     nats_GetLastError(NULL));
+        free(ctx);
+        return;
+    }
+    natsSubscription_SetPendingLimits(sub, -1, -1);
+    natsSubscription_SetOnCompleteCB(sub, cl_consume_done, ctx);
+    pthread_mutex_lock(&cl->mu);
+    part->cons = sub;
+    part->cons_sub_gen = gen;
+    pthread_mutex_unlock(&cl->mu);
+}
+
+void cl_consume_close(cl_t *cl, cl_part_t *part)
+{
+    (void)cl;
+    if (part->cons) natsSubscription_Unsubscribe(part->cons);
+}
