@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "herald_time.h"
 #include "log.h"
 
 gw_msg_t *gw_msg_new(const void *data, size_t len, bool binary)
@@ -15,7 +16,9 @@ gw_msg_t *gw_msg_new(const void *data, size_t len, bool binary)
     m->refs = 1;
     m->len = (uint32_t)len;
     m->binary = binary;
-    m->notification = false;
+    m->notification = m->live = false;
+    m->prio = 0;
+    m->ts_ns = 0;
     if (len) memcpy(gw_msg_data(m), data, len);
     return m;
 }
@@ -200,6 +203,8 @@ uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
     return next;
 }
 
+static void deliver_timed(gw_t *g, size_t n);
+
 /* Frame m as an unmasked, uncompressed WebSocket message (valid with permessage-deflate:
  * RSV1 clear means "not compressed") at out; returns the bytes used. */
 static size_t ws_frame(unsigned char *out, const gw_msg_t *m)
@@ -243,13 +248,14 @@ int gw_session_write(gw_t *g, gw_session_t *s)
      * and wait for the writable callback (no poll() per write as lws_send_pipe_choked). */
     while (s->ready.count && !lws_partial_buffered(s->wsi)) {
         unsigned char *out = g->wbuf + LWS_PRE;
-        size_t used = 0, frames = 0, pushed = 0;
+        size_t used = 0, frames = 0, pushed = 0, timed = 0;
         gw_msg_t *m;
-        while (!s->deflate && (m = fifo_front(&s->ready)) &&
+        while (!s->deflate && frames < GW_WRITE_FRAMES && (m = fifo_front(&s->ready)) &&
                used + m->len + 10 <= GW_WRITE_COALESCE) {
             used += ws_frame(out + used, m);
             frames++;
             pushed += m->notification;
+            if (m->live) g->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
             s->pending_bytes -= gw_msg_cost(m);
             fifo_pop(&s->ready);
             gw_msg_unref(m);
@@ -262,6 +268,8 @@ int gw_session_write(gw_t *g, gw_session_t *s)
                 return -1;
             }
             g->c.pushed += m->notification;
+            if (m->live) g->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
+            deliver_timed(g, timed);
             s->pending_bytes -= gw_msg_cost(m);
             fifo_pop(&s->ready);
             gw_msg_unref(m);
@@ -272,9 +280,21 @@ int gw_session_write(gw_t *g, gw_session_t *s)
             return -1;
         }
         g->c.pushed += pushed;
+        deliver_timed(g, timed);
     }
     if (s->ready.count) gw_session_want_write(g, s);
     return 0;
+}
+
+/* The write of n live notifications (g->wtimes) was accepted: their delivery latency. */
+static void deliver_timed(gw_t *g, size_t n)
+{
+    if (!n) return;
+    uint64_t now = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ts = g->wtimes[i].ts_ns;
+        latency_record(&g->deliver_lat, g->wtimes[i].prio, now > ts ? now - ts : 0);
+    }
 }
 
 void gw_deliver_drop(gw_t *g, gw_session_t *s)

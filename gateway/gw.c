@@ -190,6 +190,7 @@ int main(int argc, char **argv)
         return 1;
     }
     jbuf_init(&g->jb, LWS_PRE);
+    latency_init(&g->deliver_lat);
     msgpack_unpacked_init(&g->unp);
     snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
     /* Session ids stay unique across restarts of this gateway (the broker may still hold

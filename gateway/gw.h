@@ -14,6 +14,7 @@
 #include "doorbell.h"
 #include "heartbeat.h"
 #include "json.h"
+#include "latency.h"
 #include "jwt.h"
 #include "log.h"
 #include "model.h"
@@ -24,6 +25,7 @@
 #define GW_FLOOD_WINDOW_S 10          /* ... within this many seconds */
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
 #define GW_WRITE_COALESCE (64 * 1024) /* bytes of frames per coalesced write */
+#define GW_WRITE_FRAMES   512         /* frames per coalesced write */
 #define GW_NS_PER_MS      1000000ull
 /* A held batch whose deadline falls within this of a wake-up is flushed in that wake-up
  * (SPEC 6 bounds the wait, not its minimum): a deadline right after a doorbell wake then
@@ -44,9 +46,18 @@ typedef struct gw_msg {
     uint32_t refs;
     uint32_t len;
     bool binary;
-    bool notification;   /* counts as "pushed" when written */
+    bool notification; /* counts as "pushed" when written */
+    bool live;         /* counts in the delivery latency when written (not a resume replay) */
+    uint8_t prio;
+    uint64_t ts_ns;      /* the notification's timestamp (wall clock) */
     unsigned char buf[]; /* LWS_PRE + len */
 } gw_msg_t;
+
+/* A notification in a write being made: counted in the latency once the write is taken. */
+typedef struct {
+    uint64_t ts_ns;
+    uint8_t prio;
+} gw_wtime_t;
 
 static inline unsigned char *gw_msg_data(gw_msg_t *m)
 {
@@ -214,7 +225,7 @@ typedef struct gw {
     size_t ctl_tx_len, ctl_tx_cap;
     msgpack_sbuffer ctl_sb;
     log_ratelimit_t ctl_err_rl;
-    log_ratelimit_t web_rl; /* refused web file paths */
+    log_ratelimit_t web_rl;     /* refused web file paths */
     log_ratelimit_t refusal_rl; /* refresh denials and connection-cap refusals (peer-driven) */
     /* sessions and users */
     gw_session_t *all;
@@ -245,6 +256,8 @@ typedef struct gw {
     jbuf_t jb;
     msgpack_unpacked unp;
     gw_counters_t c;
+    latency_t deliver_lat;              /* timestamp -> socket write accepted, live notifications */
+    gw_wtime_t wtimes[GW_WRITE_FRAMES]; /* the notifications of the write in progress */
 } gw_t;
 
 /* user_data tags of io_uring requests: low 8 bits tag, the rest a generation. */

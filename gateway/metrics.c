@@ -97,6 +97,13 @@ static void metrics_prometheus(gw_t *g, jbuf_t *b)
                  (unsigned long long)m[i].value);
         jbuf_puts(b, line);
     }
+    char lab[32];
+    snprintf(lab, sizeof lab, "gateway=\"%u\"", g->id);
+    latency_prometheus(&g->deliver_lat, b, "herald_delivery_latency_seconds",
+                       "Notification timestamp to the socket write that sent it (live, not "
+                       "resume replays).",
+                       lab);
+    latency_slo_prometheus(b, g->cfg.slo_ms);
 }
 
 static void metrics_json(gw_t *g, jbuf_t *b)
@@ -111,7 +118,14 @@ static void metrics_json(gw_t *g, jbuf_t *b)
         jbuf_putc(b, ':');
         jbuf_put_u64(b, m[i].value);
     }
-    jbuf_putc(b, '}');
+    jbuf_puts(b, ",\"latency\":{\"delivery\":");
+    latency_json(&g->deliver_lat, b);
+    jbuf_puts(b, "},\"slo_ms\":[");
+    for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
+        if (p) jbuf_putc(b, ',');
+        jbuf_put_u64(b, g->cfg.slo_ms[p]);
+    }
+    jbuf_puts(b, "]}");
 }
 
 /* What the demo page needs to know: this gateway, the broker's HTTP address, dev mode. */

@@ -13,24 +13,30 @@
 typedef struct {
     const uint8_t *bytes;
     uint32_t len;
+    bool live; /* a live (or gap-filled) notification, not a resume replay */
     notif_t n;
     gw_msg_t *json, *bin;
 } note_t;
 
+static gw_msg_t *note_msg(note_t *nt, gw_msg_t *m)
+{
+    m->notification = true;
+    m->live = nt->live;
+    m->prio = nt->n.priority;
+    m->ts_ns = nt->n.timestamp;
+    return m;
+}
+
 static gw_msg_t *note_frame(gw_t *g, note_t *nt, bool binary)
 {
     if (binary) {
-        if (!nt->bin) {
-            nt->bin = gw_msg_new(nt->bytes, nt->len, true);
-            nt->bin->notification = true;
-        }
+        if (!nt->bin) nt->bin = note_msg(nt, gw_msg_new(nt->bytes, nt->len, true));
         return nt->bin;
     }
     if (!nt->json) {
         jbuf_reset(&g->jb);
         json_render_notif(&g->jb, &nt->n);
-        nt->json = gw_msg_new(g->jb.data, g->jb.len, false);
-        nt->json->notification = true;
+        nt->json = note_msg(nt, gw_msg_new(g->jb.data, g->jb.len, false));
     }
     return nt->json;
 }
@@ -181,6 +187,7 @@ static int on_notify(gw_t *g, const uint8_t *data, uint32_t len)
 {
     note_t nt;
     if (note_decode(g, &nt, data, len) < 0) return 0;
+    nt.live = true;
     gw_user_t *u = user_of(g, nt.n.user_id, strlen(nt.n.user_id));
     if (u) user_live(g, u, &nt);
     note_done(&nt);
@@ -219,7 +226,8 @@ static int on_replay(gw_t *g, const uint8_t *data, uint32_t len)
     if (len < sizeof h) goto bad;
     memcpy(&h, data, sizeof h);
     if (note_decode(g, &nt, data + sizeof h, len - (uint32_t)sizeof h) < 0) return 0;
-    if (h.session == 0) {
+    if (h.session == 0) { /* a gap fill: live notifications, late */
+        nt.live = true;
         gw_user_t *u = user_of(g, nt.n.user_id, strlen(nt.n.user_id));
         if (u) on_user_fill(g, u, &nt);
     } else {

@@ -82,6 +82,12 @@ else
   missing=0
   while read -r m; do
     case $m in
+      herald_*_latency_seconds*|herald_slo_seconds)
+        # SPEC 14's names (common/wire/latency.c renders them; the broker and gateways name
+        # them): the histogram's own suffixes come from the renderer
+        base=${m%_bucket}; base=${base%_sum}; base=${base%_count}
+        grep -qE "\"$base\"|$base[{ ]" "${broker_src[@]}" "${gateway_src[@]}" "$root/common/wire/latency.c" && continue
+        echo "FAIL: $m is used by deploy/ but not exported"; missing=1; continue ;;
       herald_broker_*) src=("${broker_src[@]}"); short=${m#herald_broker_}; proc=broker ;;
       herald_gateway_*) src=("${gateway_src[@]}"); short=${m#herald_gateway_}; proc=gateway ;;
       *) echo "FAIL: $m is neither a broker nor a gateway metric"; missing=1; continue ;;

@@ -202,6 +202,56 @@ START_TEST(notifications_that_can_wait_cost_the_gateway_no_wake_up)
 }
 END_TEST
 
+/* The count of a latency histogram's series in a /metrics text (0 if absent). */
+static uint64_t hist_count(const char *metrics, const char *series)
+{
+    const char *p = strstr(metrics, series);
+    return p ? strtoull(p + strlen(series), NULL, 10) : 0;
+}
+
+/* Every live delivery counts once in its priority's delivery latency (per session written
+ * to), every publish once in the broker's ingest latency; a resume replay counts in neither. */
+START_TEST(latency_histograms_count_every_delivery_once_per_priority)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *a = gws_client(&S, 0, "lat", NULL, NULL);
+    wsc_t *b = gws_client(&S, 0, "lat", NULL, NULL);
+    const int per[HERALD_PRIORITIES] = {3, 2, 1, 4};
+    uint64_t last = 0;
+    for (int p = 0; p < HERALD_PRIORITIES; p++)
+        for (int i = 0; i < per[p]; i++)
+            last = gws_publish(&S, "lat", "market_halt", p, 0);
+    for (wsc_t *c = a; c; c = c == a ? b : NULL)
+        for (uint64_t n = 0; n < last; n++) {
+            json_t *j;
+            gws_expect_type(c, "notification", &j);
+            json_decref(j);
+        }
+    wsc_t *r = gws_client(&S, 0, "lat", "?since=1", NULL); /* a resume: replayed, not live */
+    for (uint64_t n = 1; n < last; n++) {
+        json_t *j;
+        gws_expect_type(r, "notification", &j);
+        json_decref(j);
+    }
+    static char gm[262144], bm[262144], series[128];
+    ck_assert_int_eq(gws_gw_get(&S, 0, "/metrics", gm, sizeof gm), 200);
+    ck_assert_int_eq(procs_http_get("127.0.0.1", S.http, "/metrics", bm, sizeof bm), 200);
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        snprintf(series, sizeof series,
+                 "herald_delivery_latency_seconds_count{gateway=\"0\",priority=\"P%d\"} ", p);
+        ck_assert_uint_eq(hist_count(gm, series), 2 * (uint64_t)per[p]);
+        snprintf(series, sizeof series, "herald_ingest_latency_seconds_count{priority=\"P%d\"} ",
+                 p);
+        ck_assert_uint_eq(hist_count(bm, series), (uint64_t)per[p]);
+    }
+    ck_assert_ptr_nonnull(strstr(gm, "herald_slo_seconds{priority=\"P0\"} 0.001"));
+    wsc_close(a);
+    wsc_close(b);
+    wsc_close(r);
+    gws_stop(&S);
+}
+END_TEST
+
 START_TEST(batch_size_pending_forces_a_flush_before_the_deadline)
 {
     const char *o[] = {"gateway.flush_ms=60000,60000,60000", "gateway.batch_size=5", NULL};
@@ -432,6 +482,7 @@ static Suite *gateway_broker_suite(void)
     tcase_add_test(tc, p0_is_written_before_an_earlier_p3_batch);
     tcase_add_test(tc, batch_size_pending_forces_a_flush_before_the_deadline);
     tcase_add_test(tc, notifications_that_can_wait_cost_the_gateway_no_wake_up);
+    tcase_add_test(tc, latency_histograms_count_every_delivery_once_per_priority);
     tcase_add_test(tc, heartbeat_keeps_a_responsive_session_open_past_the_timeout);
     tcase_add_test(tc, idle_session_is_closed_after_the_session_timeout);
     tcase_add_test(tc, slow_consumer_is_closed_with_4008_while_others_keep_receiving);

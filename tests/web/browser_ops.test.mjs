@@ -44,6 +44,16 @@ test('the operations page renders processes, gateways and live numbers that chan
     assert.equal(inked, true);
     assert.match(await page.eval(`document.getElementById('queue-P1').textContent`), /^P1: \d+ \/ 50,000/);
     assert.match(await page.eval(`document.getElementById('gw-1-fill').textContent`), /%$/);
+    // Latency per priority: the broker's ingest and gateway 1's delivery, with counts.
+    await page.waitFor('latency rows', `[...document.querySelectorAll('#latency-table td')].some((td) => td.textContent === 'delivery gw1 count')`);
+    const counts = await page.eval(`(() => {
+      const rows = [...document.querySelectorAll('#latency-table tr')];
+      const row = (name) => rows.find((r) => r.firstChild.textContent === name);
+      const sum = (r) => [...r.children].slice(1).reduce((a, td) => a + Number(td.textContent.replace(/,/g, '')), 0);
+      return { ingest: sum(row('ingest count')), delivery: sum(row('delivery gw1 count')) };
+    })()`);
+    assert.ok(counts.ingest >= 30, `ingest count ${counts.ingest}`);
+    assert.ok(counts.delivery >= 30, `delivery count ${counts.delivery}`);
     if (process.env.HERALD_SCREENSHOT) await page.screenshot(process.env.HERALD_SCREENSHOT);
   } finally {
     c.close();

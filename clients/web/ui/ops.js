@@ -90,10 +90,13 @@ function renderQueues(s, cap) {
   chart($('chart-queues'), series.queues.map((data, p) => ({ data, color: PRIO_COLORS[p] })));
 }
 
-// stats.latency (when the build has it): {"delivery":{"P0":{"p50_ms","p99_ms","count"}},"ingest":{...}}
+// Latency per priority: the broker's stats.latency ({"ingest":{"P0":{"p50_ms","p99_ms","count"}}})
+// and each gateway's /stats latency.delivery, a row group each.
 function renderLatency(s) {
-  const lat = s.latency;
-  if (!lat || typeof lat !== 'object') return;
+  const lat = { ...(s.latency || {}) };
+  for (const [id, g] of [...gwStats].sort((x, y) => x[0] - y[0]))
+    if (g?.latency?.delivery) lat[`delivery gw${id}`] = g.latency.delivery;
+  if (!Object.keys(lat).length) return;
   const slo = s.slo_ms || null; // [p0..p3] when the broker reports its SLOs
   const table = document.createElement('table');
   table.id = 'latency-table';
