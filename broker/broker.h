@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "config.h"
 #include "err.h"
 #include "heartbeat.h"
@@ -276,6 +277,8 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
  * canonical record rec[0..len). Never 0. Stable across processes and versions: the journal
  * keeps it. */
 uint64_t bk_dedup_fp(const uint8_t *rec, size_t len);
+/* The same from the record's parts (codec_encode_parts at ingest: no walk). */
+uint64_t bk_dedup_fp_parts(const codec_parts_t *pt);
 uint64_t bk_dedup_fp_of(const bk_dedup_entry_t *e);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);

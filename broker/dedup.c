@@ -42,17 +42,22 @@ uint32_t bk_dedup_hash(const char *id, size_t len)
 /* Seed of the fingerprints: part of the journal format, like jsum64 itself. */
 #define DEDUP_FP_SEED 0x6865726164667031ull /* "heradfp1" */
 
+uint64_t bk_dedup_fp_parts(const codec_parts_t *pt)
+{
+    /* From the message_type's bytes to the end of the user_id's (type, channel, user: their
+     * keys and string headers delimit them), then the payload. */
+    const uint8_t *who = (const uint8_t *)pt->type;
+    size_t who_len = (size_t)((const uint8_t *)pt->user + pt->user_len - who);
+    uint64_t h = jsum64(DEDUP_FP_SEED, pt->type_len, pt->user_len, who, who_len);
+    h = jsum64(h, pt->payload_len, 0, pt->payload, pt->payload_len);
+    return h ? h : 1;
+}
+
 uint64_t bk_dedup_fp(const uint8_t *rec, size_t len)
 {
     codec_parts_t pt;
     if (codec_canonical_parts(rec, len, &pt) < 0) return 1; /* never: records are canonical */
-    /* From the message_type's bytes to the end of the user_id's (type, channel, user: their
-     * keys and string headers delimit them), then the payload. */
-    const uint8_t *who = (const uint8_t *)pt.type;
-    size_t who_len = (size_t)((const uint8_t *)pt.user + pt.user_len - who);
-    uint64_t h = jsum64(DEDUP_FP_SEED, pt.type_len, pt.user_len, who, who_len);
-    h = jsum64(h, pt.payload_len, 0, pt.payload, pt.payload_len);
-    return h ? h : 1;
+    return bk_dedup_fp_parts(&pt);
 }
 
 int bk_dedup_init(broker_t *b, uint32_t window)

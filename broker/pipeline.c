@@ -198,7 +198,9 @@ static bool ingest_same(broker_t *b, bk_req_t *req, bk_parsed_t *p, bk_dedup_ent
     if (!want) return true;
     long len = ingest_encode(b, req, p, now);
     if (len < 0) return false;
-    if (bk_dedup_fp(enc, (size_t)len) == want) return true;
+    codec_parts_t pt;
+    codec_encode_parts(&p->n, enc, (size_t)len, &pt);
+    if (bk_dedup_fp_parts(&pt) == want) return true;
     b->c.id_conflicts++;
     if (log_ratelimit_ok(&b->rl_bad, 5))
         log_warn("refused notification: message_id %s reused for another user, type or payload "
@@ -253,8 +255,10 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     memcpy(it->bytes, enc, (size_t)len);
     it->req = req;
     it->idx = p->idx;
-    it->dedup = bk_dedup_insert(b, n->message_id, p->id_len, p->id_hash, 0, it,
-                                bk_dedup_fp(enc, (size_t)len));
+    codec_parts_t pt;
+    codec_encode_parts(n, enc, (size_t)len, &pt);
+    it->dedup =
+        bk_dedup_insert(b, n->message_id, p->id_len, p->id_hash, 0, it, bk_dedup_fp_parts(&pt));
     if (q->tail)
         q->tail->next = it;
     else

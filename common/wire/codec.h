@@ -107,6 +107,10 @@ typedef struct {
  * rec is not laid out that way (never reads past len). */
 int codec_canonical_parts(const uint8_t *rec, size_t len, codec_parts_t *out);
 
+/* The same parts of rec[0..len), which codec_encode_to has just written from n, from n's
+ * string lengths instead of a walk (the broker's ingest path). */
+void codec_encode_parts(const notif_t *n, const uint8_t *rec, size_t len, codec_parts_t *out);
+
 /* The value of string key `key` in map o (the first one), or NULL if o is not a map or has
  * no such key. For control messages; notifications go through the stricter parsers. */
 const msgpack_object *codec_map_get(const msgpack_object *o, const char *key);

@@ -347,6 +347,28 @@ long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
     return (long)(w - out);
 }
 
+/* Bytes put_strw writes for a string of n bytes. */
+static size_t str_size(size_t n)
+{
+    return (n <= 31 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5) + n;
+}
+
+void codec_encode_parts(const notif_t *n, const uint8_t *rec, size_t len, codec_parts_t *out)
+{
+    /* put_head's layout, in byte counts: keys, then each value */
+    size_t type_len = n->type->name_len, user_len = n->user_id_len;
+    size_t ch_len = strlen(model_channel_name(n->type->channel));
+    size_t off = CODEC_SEQ_OFFSET + 8 + 11 + str_size(n->message_id_len) + 13;
+    out->type = (const char *)rec + off + str_size(type_len) - type_len;
+    out->type_len = (uint32_t)type_len;
+    off += str_size(type_len) + 8 + str_size(ch_len) + 8;
+    out->user = (const char *)rec + off + str_size(user_len) - user_len;
+    out->user_len = (uint32_t)user_len;
+    off += str_size(user_len) + 10 + 19 + 7 + str_size(n->source_len) + 8;
+    out->payload = rec + off;
+    out->payload_len = len - off;
+}
+
 /* The key bytes before each value of the canonical head, as put_head writes them. */
 static const uint8_t *skip_key(const uint8_t *p, const uint8_t *end, const char *key, size_t n)
 {
