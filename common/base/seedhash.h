@@ -25,6 +25,21 @@ static inline uint64_t seedhash_mum(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
+/* The r < 8 bytes at p as a little-endian word, without a memcpy call of variable size
+ * (which does not inline): when 8 bytes can be read ending at p + r (whole >= 8), those,
+ * shifted; else byte by byte. */
+static inline uint64_t seedhash_tail(const uint8_t *p, size_t r, size_t whole)
+{
+    uint64_t w = 0;
+    if (whole >= 8) {
+        memcpy(&w, p + r - 8, 8);
+        return r ? w >> (8 * (8 - r)) : 0;
+    }
+    for (size_t i = 0; i < r; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
+
 /* Hash len bytes at p under this process's key. Every word meets the key inside a
  * multiply, so collisions found for one key say nothing about another. */
 static inline uint64_t seedhash(const void *p, size_t len)
@@ -39,11 +54,7 @@ static inline uint64_t seedhash(const void *p, size_t len)
         memcpy(&w, s + i, 8);
         h = seedhash_mum(w ^ k[1], h ^ k[2]);
     }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, s + i, len - i);
-        h = seedhash_mum(w ^ k[3], h ^ k[2]);
-    }
+    if (i < len) h = seedhash_mum(seedhash_tail(s + i, len - i, len) ^ k[3], h ^ k[2]);
     return seedhash_mum(h ^ k[1], k[3] ^ 0x9e3779b97f4a7c15ull);
 }
 

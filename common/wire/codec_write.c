@@ -357,11 +357,11 @@ void codec_encode_parts(const notif_t *n, const uint8_t *rec, size_t len, codec_
 {
     /* put_head's layout, in byte counts: keys, then each value */
     size_t type_len = n->type->name_len, user_len = n->user_id_len;
-    size_t ch_len = strlen(model_channel_name(n->type->channel));
     size_t off = CODEC_SEQ_OFFSET + 8 + 11 + str_size(n->message_id_len) + 13;
     out->type = (const char *)rec + off + str_size(type_len) - type_len;
     out->type_len = (uint32_t)type_len;
-    off += str_size(type_len) + 8 + str_size(ch_len) + 8;
+    off += str_size(type_len) + 8;
+    off += str_size(rec[off] & 0x1fu) + 8; /* the channel: a fixstr, its length in its header */
     out->user = (const char *)rec + off + str_size(user_len) - user_len;
     out->user_len = (uint32_t)user_len;
     off += str_size(user_len) + 10 + 19 + 7 + str_size(n->source_len) + 8;
