@@ -171,12 +171,6 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    if (b->cfg.broker_tls_cert[0]) {
-        /* never serve plain HTTP where HTTPS was asked for */
-        log_error("broker.tls_cert is set but this broker serves plain HTTP only; unset it, or "
-                  "terminate TLS in front of the broker (deploy/nginx/herald-tls.conf)");
-        return 1;
-    }
     if (mkdir_p(b->cfg.runtime_dir) < 0) {
         log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
         return 1;
