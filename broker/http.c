@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "broker.h"
 #include "herald_time.h"
@@ -68,6 +70,9 @@ struct bk_http_conn {
     uint64_t active_ns;  /* last read or write */
     bool reading;        /* READ interest is on */
     bool closing;        /* no more input: close once the answered responses are out */
+    SSL *ssl;            /* broker.tls_cert: this connection speaks TLS */
+    bool tls_want_read;  /* the TLS engine needs input before it can go on */
+    bool tls_want_write; /* ... or needs to send (a handshake) */
     bool in_parse;       /* inside http_parser_execute (its callbacks must not re-enter) */
 };
 
@@ -79,6 +84,7 @@ typedef struct bk_http {
     msgpack_sbuffer mp; /* JSON bodies converted to msgpack */
     bk_http_handler_fn handle;
     loop_timer_t listen_retry; /* out of descriptors: accept again later */
+    SSL_CTX *tls;              /* broker.tls_cert / tls_key: HTTPS */
 } bk_http_t;
 
 static void conn_close(broker_t *b, bk_http_conn_t *c);
@@ -496,29 +502,78 @@ static void conn_parse(broker_t *b, bk_http_conn_t *c)
     conn_update_interest(b, c);
 }
 
-/* --- I/O --- */
+/* --- I/O: plain sockets, or OpenSSL on them (broker.tls_cert) --- */
+
+enum { IO_BLOCK = -2, IO_FAIL = -1 };
+
+/* Bytes read (> 0), 0 at end of stream, IO_BLOCK when nothing is there yet, IO_FAIL. */
+static ssize_t conn_recv(bk_http_conn_t *c, void *buf, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t r = recv(c->io.fd, buf, n, 0);
+        if (r >= 0) return r;
+        return errno == EAGAIN || errno == EINTR ? IO_BLOCK : IO_FAIL;
+    }
+    c->tls_want_read = c->tls_want_write = false;
+    int r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0) return r;
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        return IO_BLOCK;
+    case SSL_ERROR_WANT_WRITE:
+        c->tls_want_write = true;
+        return IO_BLOCK;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        ERR_clear_error();
+        return IO_FAIL; /* a failed handshake or a broken record: nothing to answer */
+    }
+}
+
+/* Bytes sent (> 0), IO_BLOCK when the socket (or the TLS engine) cannot take any now, or
+ * IO_FAIL. */
+static ssize_t conn_send(bk_http_conn_t *c, const void *buf, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t w = send(c->io.fd, buf, n, MSG_NOSIGNAL);
+        if (w >= 0) return w;
+        return errno == EAGAIN || errno == EINTR ? IO_BLOCK : IO_FAIL;
+    }
+    c->tls_want_read = c->tls_want_write = false;
+    int w = SSL_write(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (w > 0) return w;
+    switch (SSL_get_error(c->ssl, w)) {
+    case SSL_ERROR_WANT_WRITE:
+        return IO_BLOCK;
+    case SSL_ERROR_WANT_READ:
+        c->tls_want_read = true;
+        return IO_BLOCK;
+    default:
+        ERR_clear_error();
+        return IO_FAIL;
+    }
+}
 
 static void conn_update_interest(broker_t *b, bk_http_conn_t *c)
 {
     bool paused = HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && c->rx_off < c->rx_len;
-    bool want_read = !c->closing && !paused && c->tx.len - c->tx_off <= BK_TX_PAUSE;
-    bool want_write = c->tx.len > c->tx_off;
+    bool want_read = (!c->closing && !paused && c->tx.len - c->tx_off <= BK_TX_PAUSE);
+    bool want_write = c->tx.len > c->tx_off || c->tls_want_write;
     if (want_read != c->reading && !want_read) b->c.read_pauses++;
     c->reading = want_read;
     if (c->closing && !c->head && !want_write) conn_mark_dirty(b, c); /* flush closes it */
-    loop_io_set(b->loop, &c->io, (want_read ? LOOP_READ : 0u) | (want_write ? LOOP_WRITE : 0u));
+    uint32_t ev = (want_read || c->tls_want_read ? LOOP_READ : 0u) | (want_write ? LOOP_WRITE : 0u);
+    loop_io_set(b->loop, &c->io, ev);
 }
 
 /* Write what the socket takes. -1 when the connection is finished (closed or failed). */
 static int conn_write(broker_t *b, bk_http_conn_t *c)
 {
     while (c->tx_off < c->tx.len) {
-        ssize_t w = send(c->io.fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) break;
-            return -1;
-        }
+        ssize_t w = conn_send(c, c->tx.data + c->tx_off, c->tx.len - c->tx_off);
+        if (w == IO_BLOCK) break;
+        if (w < 0) return -1;
         c->tx_off += (size_t)w;
         c->active_ns = loop_now(b->loop);
     }
@@ -533,6 +588,7 @@ static int conn_write(broker_t *b, bk_http_conn_t *c)
 
 static void conn_read(broker_t *b, bk_http_conn_t *c)
 {
+again:
     if (c->rx_cap - c->rx_len < HTTP_READ_CHUNK) {
         if (c->rx_off) {
             memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
@@ -547,8 +603,8 @@ static void conn_read(broker_t *b, bk_http_conn_t *c)
             c->rx_cap = cap;
         }
     }
-    ssize_t n = recv(c->io.fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    ssize_t n = conn_recv(c, c->rx + c->rx_len, c->rx_cap - c->rx_len);
+    if (n == 0 || n == IO_FAIL) {
         /* The peer is gone (or half-closed: it sends no more requests). What it already sent
          * is still answered if it reads; an incomplete request is dropped. */
         conn_stop_input(c);
@@ -559,10 +615,15 @@ static void conn_read(broker_t *b, bk_http_conn_t *c)
         conn_update_interest(b, c);
         return;
     }
-    if (n < 0) return;
+    if (n < 0) {
+        conn_update_interest(b, c); /* TLS may need to send before it can read */
+        return;
+    }
     c->rx_len += (size_t)n;
     c->active_ns = loop_now(b->loop);
     conn_parse(b, c);
+    /* TLS keeps what it decrypted but we did not take: the socket will not say so again */
+    if (c->ssl && c->reading && SSL_pending(c->ssl) > 0) goto again;
 }
 
 static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)
@@ -570,6 +631,14 @@ static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)
     (void)l;
     bk_http_conn_t *c = io->ctx;
     broker_t *b = c->b;
+    if (c->ssl) { /* either readiness may be what the TLS engine waited for */
+        if (c->tx.len > c->tx_off && conn_write(b, c) < 0) {
+            conn_close(b, c);
+            return;
+        }
+        if (c->reading || c->tls_want_write) conn_read(b, c);
+        return;
+    }
     if ((ready & LOOP_WRITE) && conn_write(b, c) < 0) {
         conn_close(b, c);
         return;
@@ -612,6 +681,7 @@ static void conn_close(broker_t *b, bk_http_conn_t *c)
         h->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     h->n_conns--;
+    if (c->ssl) SSL_free(c->ssl); /* no close_notify: the peer sees the TCP close */
     jbuf_free(&c->tx);
     jbuf_free(&c->url);
     free(c->rx);
@@ -674,8 +744,14 @@ int bk_http_adopt(broker_t *b, int fd)
     jbuf_init(&c->tx, 0);
     jbuf_init(&c->url, 0);
     c->active_ns = loop_now(b->loop);
+    if (h->tls) {
+        c->ssl = SSL_new(h->tls);
+        if (!c->ssl || !SSL_set_fd(c->ssl, fd)) abort(); /* out of memory */
+        SSL_set_accept_state(c->ssl);
+    }
     if (loop_io_add(b->loop, &c->io, LOOP_READ) < 0) {
         close(fd);
+        if (c->ssl) SSL_free(c->ssl);
         jbuf_free(&c->tx);
         jbuf_free(&c->url);
         free(c);
@@ -705,10 +781,38 @@ void bk_http_set_handler(broker_t *b, bk_http_handler_fn fn)
     b->http->handle = fn;
 }
 
+/* The TLS context of broker.tls_cert / tls_key (TLS 1.2 and later). 0 or -HERR_BAD_VALUE
+ * naming the file that does not load. */
+static int tls_open(bk_http_t *h, const herald_config_t *cfg, herald_error_t *err)
+{
+    h->tls = SSL_CTX_new(TLS_server_method());
+    if (!h->tls) return herr_set(err, HERR_INTERNAL, "broker.tls_cert", "SSL_CTX_new failed");
+    SSL_CTX_set_min_proto_version(h->tls, TLS1_2_VERSION);
+    /* the output buffer may move (realloc) between a blocked write and its retry */
+    SSL_CTX_set_mode(h->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    char why[160];
+    if (SSL_CTX_use_certificate_chain_file(h->tls, cfg->broker_tls_cert) != 1) {
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        return herr_set(err, HERR_BAD_VALUE, "broker.tls_cert", "broker.tls_cert %s: %s",
+                        cfg->broker_tls_cert, why);
+    }
+    if (SSL_CTX_use_PrivateKey_file(h->tls, cfg->broker_tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(h->tls) != 1) {
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        return herr_set(err, HERR_BAD_VALUE, "broker.tls_key", "broker.tls_key %s: %s",
+                        cfg->broker_tls_key, why);
+    }
+    return 0;
+}
+
 int bk_http_listen(broker_t *b, herald_error_t *err)
 {
     bk_http_init(b);
     bk_http_t *h = b->http;
+    if (b->cfg.broker_tls_cert[0]) {
+        int rc = tls_open(h, &b->cfg, err);
+        if (rc < 0) return rc;
+    }
     const host_port_t *hp = &b->cfg.broker_http;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(hp->port)};
     if (inet_pton(AF_INET, hp->host, &sa.sin_addr) != 1)
@@ -743,6 +847,7 @@ void bk_http_close(broker_t *b)
         close(h->listen.fd);
     }
     msgpack_sbuffer_destroy(&h->mp);
+    if (h->tls) SSL_CTX_free(h->tls);
     free(h);
     b->http = NULL;
 }

@@ -153,12 +153,6 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    if (b->cfg.broker_tls_cert[0]) {
-        /* never serve plain HTTP where HTTPS was asked for */
-        log_error("broker.tls_cert is set but this broker serves plain HTTP only; unset it, or "
-                  "terminate TLS in front of the broker (deploy/nginx/herald-tls.conf)");
-        return 1;
-    }
     if (config_check_exposure(&b->cfg, &err) < 0 ||
         rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0) {
         log_error("%s", err.message);

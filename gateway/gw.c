@@ -50,8 +50,8 @@ static const struct lws_extension gw_extensions[] = {
  * (pvo "default") for clients that name none. `user` != NULL marks the msgpack protocol. */
 static const struct lws_protocols gw_protocols[] = {
     {"http", gw_http_callback, 0, 0, 0, NULL, 0},
-    {"herald.json", gw_session_callback, sizeof(gw_session_t), 4096, 0, NULL, 0},
-    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), 4096, 0, (void *)1, 0},
+    {"herald.json", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL, 0},
+    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1, 0},
     {"gw-uring", gw_uring_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -191,6 +191,7 @@ int main(int argc, char **argv)
     }
     jbuf_init(&g->jb, LWS_PRE);
     latency_init(&g->deliver_lat);
+    g->idle_spin_pending = g->cfg.idle_spin_us || g->cfg.idle_yield_us;
     msgpack_unpacked_init(&g->unp);
     snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
     /* Session ids stay unique across restarts of this gateway (the broker may still hold

@@ -20,7 +20,10 @@
 #include "model.h"
 #include "ring.h"
 
-#define GW_RX_MAX         (64 * 1024) /* largest client message we accept */
+#define GW_RX_MAX (64 * 1024) /* largest client message we accept */
+/* lws's receive buffer per session: client messages are small ops, and a larger one arrives
+ * in several callbacks (session.c joins them up to GW_RX_MAX); every idle session holds it. */
+#define GW_LWS_RX_BUF     512
 #define GW_FLOOD_LIMIT    20          /* bad client messages tolerated ... */
 #define GW_FLOOD_WINDOW_S 10          /* ... within this many seconds */
 #define GW_DRAIN_BUDGET   8192        /* ring records per wake before yielding to lws */
@@ -180,6 +183,7 @@ typedef struct {
     uint64_t bad_client_msgs;
     uint64_t bad_http_paths; /* refused web file paths (traversal, odd characters) */
     uint64_t ring_records, ring_corrupt, bad_records;
+    uint64_t idle_spin_hits; /* records found by the backoff idle strategy's polling */
     uint64_t gaps_detected, replays_requested, gap_msgs;
     uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
 } gw_counters_t;
@@ -212,6 +216,8 @@ typedef struct gw {
     doorbell_t doorbell;
     bool doorbell_open;
     bool doorbell_armed;
+    bool idle_spin_pending; /* runtime.idle backoff: poll the empty ring before sleeping */
+    bool want_spin;         /* this pass found the ring empty: spin before arming */
     /* broker control link */
     int ctl_fd;
     gw_ctl_state_t ctl_state;

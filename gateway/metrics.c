@@ -64,6 +64,7 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("ring_records", "counter", NULL, g->c.ring_records);
     M("ring_corrupt", "counter", NULL, g->c.ring_corrupt);
     M("ring_bad_records", "counter", NULL, g->c.bad_records);
+    M("idle_spin_hits", "counter", NULL, g->c.idle_spin_hits);
     M("ring_drops", "counter", NULL, rs.drops);
     M("seq_gaps", "counter", NULL, g->c.gaps_detected);
     M("replays_requested", "counter", NULL, g->c.replays_requested);
@@ -134,7 +135,7 @@ static void web_config_json(gw_t *g, jbuf_t *b)
     const host_port_t *h = &g->cfg.broker_http;
     jbuf_puts(b, "{\"gateway\":");
     jbuf_put_u64(b, g->id);
-    jbuf_puts(b, ",\"broker\":\"http://");
+    jbuf_puts(b, g->cfg.broker_tls_cert[0] ? ",\"broker\":\"https://" : ",\"broker\":\"http://");
     if (strchr(h->host, ':')) { /* IPv6 literal */
         jbuf_putc(b, '[');
         jbuf_puts(b, h->host);

@@ -3,6 +3,7 @@
  * flush deadlines, the 1 s tick and the broker reconnect) and the ring drain + doorbell.
  * Every reap ends with the process's heartbeat (heartbeat.h). */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,10 @@ static void uring_drain(gw_t *g)
             continue;
         }
         if (g->doorbell_armed) return;
+        if (g->idle_spin_pending) { /* runtime.idle backoff: poll before sleeping */
+            g->want_spin = true;
+            return;
+        }
         int rc = doorbell_arm(&g->doorbell, gw_ud(UD_DOORBELL, 0));
         if (rc == 1) {
             g->doorbell_armed = true;
@@ -220,6 +225,35 @@ static void uring_dispatch(gw_t *g, uint64_t ud, int res)
     }
 }
 
+/* runtime.idle = backoff:S,Y (Aeron's backoff idle strategy, for hosts with spare cores):
+ * with the ring empty, poll it for S us, then poll and yield the CPU for Y us more, and only
+ * then arm the doorbell and sleep; records that arrive meanwhile are delivered at once, with
+ * no doorbell (the broker sees no sleeper) and no wake-up. Client sockets wait meanwhile. */
+static void uring_spin(gw_t *g)
+{
+    uint64_t spin = g->cfg.idle_spin_us * 1000ull, yield = g->cfg.idle_yield_us * 1000ull;
+    uint64_t t = gw_now_ns(), spin_end = t + spin, end = spin_end + yield;
+    while (t < end) {
+        if (ring_pending(g->ring)) {
+            g->in_reap = true;
+            g->now_ns = t;
+            g->want_spin = false;
+            uring_drain(g);
+            gw_deliver_due(g, t + GW_FLUSH_SLACK_NS);
+            gw_deliver_write_now(g);
+            g->c.idle_spin_hits++;
+            spin_end = gw_now_ns() + spin; /* busy: keep polling */
+            end = spin_end + yield;
+        } else if (t >= spin_end) {
+            sched_yield();
+        } else {
+            __builtin_ia32_pause();
+        }
+        t = gw_now_ns();
+    }
+    g->now_ns = t;
+}
+
 static void uring_reap(gw_t *g)
 {
     g->in_reap = true;
@@ -238,6 +272,14 @@ static void uring_reap(gw_t *g)
     /* Every wake-up (doorbell, timer, no-op) flushes the batches due by now + the slack. */
     gw_deliver_due(g, g->now_ns + GW_FLUSH_SLACK_NS);
     gw_deliver_write_now(g);
+    if (g->want_spin) { /* the ring went empty: poll it a while, then sleep on the doorbell */
+        g->want_spin = false;
+        uring_spin(g);
+        g->idle_spin_pending = false;
+        uring_drain(g); /* arms the doorbell (the sleep handshake re-checks the ring) */
+        g->idle_spin_pending = true;
+        g->want_spin = false;
+    }
     gw_uring_commit(g);
     /* a pass of the loop completed: the timer above guarantees one at least every second */
     hb_beat(&g->hb, g->now_ns);

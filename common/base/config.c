@@ -112,9 +112,8 @@ static const config_key_t config_keys[] = {
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
-static const char *const config_sections[] = {"runtime", "broker", "gateway",
-                                              "auth",    "log",    "supervisor",
-                                              "cluster", "slo"};
+static const char *const config_sections[] = {"runtime", "broker",     "gateway", "auth",
+                                              "log",     "supervisor", "cluster", "slo"};
 
 void config_defaults(herald_config_t *cfg)
 {

@@ -25,7 +25,7 @@ typedef enum {
     HERR_IO,            /* system call failed; message has errno text */
     HERR_CORRUPT,       /* shared memory or file failed validation */
     HERR_INTERNAL,
-    HERR_TIMEOUT, /* a request did not complete in time */
+    HERR_TIMEOUT,       /* a request did not complete in time */
     HERR_ID_CONFLICT,   /* a message_id already used for another user, type or payload */
     HERR_OVER_CAPACITY, /* the broker is at its memory bound (broker.max_memory) */
     HERR__COUNT

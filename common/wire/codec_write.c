@@ -196,8 +196,8 @@ static uint8_t *put_head(uint8_t *w, const notif_t *n, const head_lens_t *l)
 long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
 {
     const char *ch = model_channel_name(n->type->channel);
-    head_lens_t l = {ch, strlen(n->message_id), strlen(n->type->name), strlen(ch),
-                     strlen(n->user_id), strlen(n->source)};
+    head_lens_t l = {ch,         strlen(n->message_id), strlen(n->type->name),
+                     strlen(ch), strlen(n->user_id),    strlen(n->source)};
     size_t start = sb->size;
     /* Everything before the payload in one reservation. */
     if (!sb_reserve(sb, head_room(&l))) return -HERR_INTERNAL;
@@ -337,8 +337,8 @@ long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
 {
     if (!n->payload_raw) return -HERR_INTERNAL;
     const char *ch = model_channel_name(n->type->channel);
-    head_lens_t l = {ch, n->message_id_len, n->type->name_len, strlen(ch), n->user_id_len,
-                     n->source_len};
+    head_lens_t l = {ch,         n->message_id_len, n->type->name_len,
+                     strlen(ch), n->user_id_len,    n->source_len};
     /* Everything before the payload, as in codec_encode. */
     if (cap < head_room(&l)) return -HERR_TOO_LARGE;
     uint8_t *w = put_head(out, n, &l);

@@ -12,7 +12,6 @@
 #include "err.h"
 #include "herald_limits.h"
 
-
 typedef enum { CH_TRADE = 0, CH_ACCOUNT, CH_POSITION, CH_RISK, CH_SYSTEM, CH__COUNT } channel_t;
 
 /* Kind a payload field must have. */

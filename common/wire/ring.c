@@ -552,6 +552,12 @@ bool ring_set_wake_by(ring_t *r, uint64_t wake_by_ns)
     return atomic_load_explicit(&h->tail, memory_order_relaxed) != r->rpos;
 }
 
+bool ring_pending(ring_t *r)
+{
+    /* pairs with the producer's release store of tail (ring_publish) */
+    return atomic_load_explicit(&r->hdr->tail, memory_order_acquire) != r->rpos;
+}
+
 void ring_end_sleep(ring_t *r)
 {
     atomic_store_explicit(&r->hdr->sleeping, 0, memory_order_relaxed);

@@ -215,6 +215,8 @@ _Atomic uint32_t *ring_doorbell_word(ring_t *r);
  * ring_prepare_sleep, or while asleep when its timer moves. Returns true if records are
  * pending (they may not have been rung for: read them). */
 bool ring_set_wake_by(ring_t *r, uint64_t wake_by_ns);
+/* True when records are waiting to be read (one acquire load: for polling). */
+bool ring_pending(ring_t *r);
 /* Clear the consumer's sleeping flag after a wake-up. */
 void ring_end_sleep(ring_t *r);
 

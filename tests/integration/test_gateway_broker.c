@@ -252,6 +252,22 @@ START_TEST(latency_histograms_count_every_delivery_once_per_priority)
 }
 END_TEST
 
+/* runtime.idle = backoff: the broker and the gateway poll before they sleep; notifications
+ * that arrive meanwhile are found by the gateway's polling (no doorbell) and delivered. */
+START_TEST(backoff_idle_strategy_delivers_and_finds_records_by_polling)
+{
+    const char *o[] = {"runtime.idle=backoff:2000,2000", NULL};
+    gws_start(&S, 1, o);
+    wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL);
+    for (int round = 0; round < 5 && gws_stat(&S, 0, "idle_spin_hits") == 0; round++)
+        for (int i = 0; i < 20; i++)
+            gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    ck_assert_uint_gt(gws_stat(&S, 0, "idle_spin_hits"), 0);
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
 START_TEST(batch_size_pending_forces_a_flush_before_the_deadline)
 {
     const char *o[] = {"gateway.flush_ms=60000,60000,60000", "gateway.batch_size=5", NULL};
@@ -436,6 +452,32 @@ START_TEST(resume_since_max_u64_gets_an_error_and_the_broker_link_stays)
 }
 END_TEST
 
+/* A client message larger than the gateway's per-session receive buffer (GW_LWS_RX_BUF)
+ * arrives in pieces and is still read whole. */
+START_TEST(a_client_message_larger_than_the_receive_buffer_is_read_whole)
+{
+    gws_start(&S, 1, NULL);
+    wsc_t *c = gws_client(&S, 0, "u1", NULL, NULL);
+    static char op[8192];
+    int n = snprintf(op, sizeof op, "{\"op\":\"subscribe\",\"channels\":[");
+    for (int i = 0; i < 400; i++)
+        n += snprintf(op + n, sizeof op - (size_t)n, "%s\"risk\"", i ? "," : "");
+    snprintf(op + n, sizeof op - (size_t)n, "]}");
+    ck_assert_int_gt((int)strlen(op), 2000); /* four times the buffer, under the op limit */
+    ck_assert_int_eq(wsc_send_text(c, op), 0);
+    json_t *j = gws_json(c, GWS_WAIT);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_msg(!strcmp(gws_jstr(j, "type"), "subscribed"), "got %s: %s", gws_jstr(j, "type"),
+                  json_object_get(j, "message") ? gws_jstr(j, "message") : "");
+    json_decref(j);
+    /* only risk now: a trade notification is filtered, a risk one arrives */
+    gws_publish(&S, "u1", "order_expired", 0, 0); /* channel trade */
+    gws_expect_seq(c, gws_publish(&S, "u1", "position_limit", 0, 0));
+    wsc_close(c);
+    gws_stop(&S);
+}
+END_TEST
+
 START_TEST(flood_of_bad_client_input_closes_the_session_with_1008)
 {
     gws_start(&S, 1, NULL);
@@ -483,6 +525,8 @@ static Suite *gateway_broker_suite(void)
     tcase_add_test(tc, batch_size_pending_forces_a_flush_before_the_deadline);
     tcase_add_test(tc, notifications_that_can_wait_cost_the_gateway_no_wake_up);
     tcase_add_test(tc, latency_histograms_count_every_delivery_once_per_priority);
+    tcase_add_test(tc, a_client_message_larger_than_the_receive_buffer_is_read_whole);
+    tcase_add_test(tc, backoff_idle_strategy_delivers_and_finds_records_by_polling);
     tcase_add_test(tc, heartbeat_keeps_a_responsive_session_open_past_the_timeout);
     tcase_add_test(tc, idle_session_is_closed_after_the_session_timeout);
     tcase_add_test(tc, slow_consumer_is_closed_with_4008_while_others_keep_receiving);

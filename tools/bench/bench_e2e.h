@@ -66,11 +66,11 @@ typedef struct {
 
     /* receive side (main thread) */
     hist_t lat[HERALD_PRIORITIES]; /* publish -> client, ns */
-    uint64_t received;              /* unique notification deliveries */
-    uint64_t duplicates;            /* same notification twice on one session */
-    uint64_t out_of_order;          /* a seq not above the last of its priority on the session */
-    uint64_t foreign;               /* notification for another user, or an unknown index */
-    uint64_t other_frames;          /* error, gap, ... frames */
+    uint64_t received;             /* unique notification deliveries */
+    uint64_t duplicates;           /* same notification twice on one session */
+    uint64_t out_of_order;         /* a seq not above the last of its priority on the session */
+    uint64_t foreign;              /* notification for another user, or an unknown index */
+    uint64_t other_frames;         /* error, gap, ... frames */
     uint64_t malformed;
     uint64_t frame_bytes;  /* bytes of notification frames */
     uint64_t t_last_rx;    /* mono ns of the last notification */
