@@ -25,6 +25,8 @@ typedef struct {
     unsigned gateways;
     uint64_t messages;
     double rate;                     /* notifications/s, 0 = as fast as acknowledged */
+    unsigned slice_us;               /* --slice-us */
+    uint64_t slice_ns;               /* with a rate: one frame per slice (0 = as they fall due) */
     unsigned mix[HERALD_PRIORITIES]; /* percent per priority, sums to 100 */
     unsigned payload_bytes;          /* approximate size of a published notification (msgpack) */
     unsigned batch;                  /* notifications per request frame */
