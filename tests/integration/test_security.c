@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -578,17 +579,24 @@ START_TEST(failed_handshakes_are_all_counted_but_logged_rate_limited)
     char url[128], log[400];
     snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", s.ws);
     enum { N = 300 };
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < N; i++) {
         wsc_t *c = NULL;
         ck_assert_int_eq(wsc_connect(&c, url, "not-a-token", NULL, 5000), 401);
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* the gateway logs at most 5 a second: the bound follows how long the loop took (a
+     * loaded machine makes it slower, not the limit looser) */
+    int seconds = (int)(t1.tv_sec - t0.tv_sec) + 2;
     ck_assert_uint_eq(
         gws_stat(&s, 0, "auth_failures_missing") + gws_stat(&s, 0, "auth_failures_bad_signature") +
             gws_stat(&s, 0, "auth_failures_expired") + gws_stat(&s, 0, "auth_failures_invalid"),
         N);
     snprintf(log, sizeof log, "%s/gateway0.log", s.env.dir);
     int lines = count_in_file(log, "handshake refused");
-    ck_assert_msg(lines < N / 3, "%d of %d failed handshakes logged", lines, N);
+    ck_assert_msg(lines <= 5 * seconds && lines < N, "%d of %d failed handshakes logged in %d s",
+                  lines, N, seconds);
     ck_assert_int_ge(lines, 1);
     gws_stop(&s);
 }
