@@ -326,7 +326,7 @@ size_t ring_max_record(const ring_t *r)
 #define RING_PF_AHEAD 2048u /* bytes of ring prefetched for writing ahead of the producer */
 
 /* Make room for a record of `need` bytes at wpos (writing a pad record first if it would
- * cross the end). Returns the data offset for the record, or -ENOSPC. */
+ * cross the end). Returns the data offset for the record, or -HERR_NO_ROOM. */
 static inline long producer_reserve(ring_t *r, uint64_t need)
 {
     uint64_t off = r->wpos & r->mask;
@@ -336,7 +336,7 @@ static inline long producer_reserve(ring_t *r, uint64_t need)
         /* pairs with the consumer's release store of head: its reads of that space are done */
         r->head_cache = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
         r->hdr->head_cache = r->head_cache;
-        if (r->capacity - (r->wpos - r->head_cache) < total) return -ENOSPC;
+        if (r->capacity - (r->wpos - r->head_cache) < total) return -HERR_NO_ROOM;
     }
     if (need > to_end) {
         uint32_t pad[2] = {(uint32_t)(to_end - RING_REC_HDR), RING_REC_PAD};
@@ -352,7 +352,7 @@ int ring_write2(ring_t *r, uint32_t type, const void *a, uint32_t alen, const vo
 {
     uint64_t len = (uint64_t)alen + blen;
     if (type < RING_REC_USER) return -EINVAL;
-    if (len > r->max_record) return -EMSGSIZE;
+    if (len > r->max_record) return -HERR_TOO_LARGE;
     uint64_t need = align8(RING_REC_HDR + len);
     long off = producer_reserve(r, need);
     if (off < 0) return (int)off;
