@@ -8,8 +8,8 @@
  * returns 0 (or a count) on success and a negative HERR_* on failure, with a herald_error_t
  * naming what failed when its caller needs a message. HERR_* values start at HERR_BASE so a
  * -errno that slips through is never taken for one of them. Only thin wrappers of a kernel
- * interface keep the kernel's convention, and say so in their header (doorbell.h: -errno as
- * io_uring; jfile.h and rtdir.h: -1 with errno as libc); their callers convert.
+ * interface keep the kernel's convention, and say so in their header (doorbell.h and
+ * rtdir.h: -errno as io_uring; jfile.h: -1 with errno as libc); their callers convert.
  *
  * The string form (herr_code) is what producers and clients see in "error" fields. */
 #define HERR_BASE 1000
