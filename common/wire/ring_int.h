@@ -59,5 +59,4 @@ static inline uint64_t record_check(const ring_t *r, uint64_t pos, uint64_t tail
     return *type >= RING_REC_USER ? need : 0;
 }
 
-
 #endif
