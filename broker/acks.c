@@ -4,11 +4,11 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "codec.h"
 #include "proto.h"
+#include "seedhash.h"
 
 enum { ACK_DUE = 0, ACK_WAITING, ACK_EXHAUSTED };
 
@@ -51,7 +51,6 @@ typedef struct ack_user {
 struct bk_acks {
     ack_user_t **tab;
     size_t tab_size, n_users;
-    uint32_t seed;
     bk_ack_t *due_head, *due_tail;
     bk_ack_t *all_head, *all_tail;
     uint64_t n, bytes;
@@ -72,18 +71,10 @@ static uint64_t wall_ns(void)
 
 /* --- users --- */
 
-static uint32_t user_hash(const struct bk_acks *a, const char *id, size_t len)
-{
-    uint32_t h = 2166136261u ^ a->seed; /* FNV-1a, seeded per process */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)id[i]) * 16777619u;
-    return h ^ (h >> 15);
-}
-
 static ack_user_t *user_find(struct bk_acks *a, const char *id, size_t len, bool create)
 {
     if (!len || len > HERALD_MAX_ID_LEN) return NULL;
-    uint32_t h = user_hash(a, id, len);
+    uint32_t h = (uint32_t)seedhash(id, len); /* keyed: user ids come from outside */
     ack_user_t **pp = &a->tab[h & (a->tab_size - 1)];
     for (ack_user_t *u = *pp; u; u = u->hnext)
         if (u->hash == h && u->id_len == len && !memcmp(u->id, id, len)) return u;
@@ -272,8 +263,6 @@ int bk_acks_init(broker_t *b)
         free(a);
         return -1;
     }
-    if (getrandom(&a->seed, sizeof a->seed, GRND_NONBLOCK) != sizeof a->seed)
-        a->seed = (uint32_t)wall_ns();
     msgpack_unpacked_init(&a->unp);
     loop_timer_init(&a->timer, acks_timer_cb, b);
     b->acks = a;

@@ -17,7 +17,10 @@ int bk_api_status_of(herr_t code)
     switch (code) {
     case HERR_QUEUE_FULL:
     case HERR_IO:
-        return 503; /* both with Retry-After */
+    case HERR_OVER_CAPACITY:
+        return 503; /* all three with Retry-After */
+    case HERR_ID_CONFLICT:
+        return 409; /* retrying cannot help: no Retry-After */
     case HERR_TOO_LARGE:
         return 413;
     case HERR_UNAUTHORIZED:

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "config.h"
 #include "err.h"
 #include "heartbeat.h"
@@ -15,6 +16,7 @@
 #include "loop.h"
 #include "model.h"
 #include "ring.h"
+#include "rtdir.h"
 
 #define BK_MAX_GATEWAYS  256
 #define BK_MAX_FRAME     (16u * 1024 * 1024) /* native frame bound */
@@ -78,10 +80,13 @@ struct bk_req {
     bk_result_t res[];
 };
 
-/* A user (or the broadcast user "*"): sequence, history, routes. Never freed. */
+/* A user (or the broadcast user "*"): sequence, history, routes. Forgotten (freed) by
+ * bk_users_sweep once idle past history_age_s, never while an item or a route refers to it. */
 struct bk_user {
     struct bk_user *hnext;
     uint64_t last_seq;
+    uint64_t last_ns; /* wall clock of its last sequenced notification or session change */
+    uint32_t queued;  /* its items still in a priority queue (they point at it) */
     bk_item_t *hist_head, *hist_tail; /* oldest .. newest */
     uint32_t hist_count;
     uint16_t n_routes, cap_routes;
@@ -122,6 +127,13 @@ typedef struct bk_gateway {
 
 typedef enum { CONN_LISTEN_NATIVE, CONN_LISTEN_CTRL, CONN_NATIVE, CONN_CTRL } conn_kind_t;
 
+/* Where a native connection is with the api key (guard.c). */
+enum {
+    BK_AUTH_FIRST,    /* its first frame may be an auth frame (checked) or a publish */
+    BK_AUTH_REQUIRED, /* native TCP with broker.api_key: the first frame must be auth */
+    BK_AUTH_DONE,
+};
+
 typedef struct bk_conn {
     loop_io_t io;
     struct broker *b;
@@ -137,6 +149,7 @@ typedef struct bk_conn {
     bool reading;     /* READ interest is on */
     bool paused;      /* not reading: its peer left more than BK_TX_PAUSE of responses unread */
     bk_gateway_t *gw; /* control connections: the gateway after hello */
+    uint8_t auth;     /* native: BK_AUTH_*, from bk_guard_accept */
 } bk_conn_t;
 
 typedef struct {
@@ -155,6 +168,11 @@ typedef struct {
     uint64_t http_responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
     uint64_t disconnects, disconnect_closed, disconnect_timeouts; /* POST /api/disconnect */
     uint64_t reloads, reload_errors;                              /* SIGHUP */
+    uint64_t id_conflicts;    /* message_ids reused for another user, type or payload */
+    uint64_t over_capacity;   /* publishes refused at broker.max_memory */
+    uint64_t users_forgotten; /* users idle past history_age_s, freed */
+    uint64_t ctrl_refused;    /* control.sock peers of another uid, refused */
+    uint64_t native_refused;  /* broker.sock peers of another uid, refused */
 } bk_counters_t;
 
 typedef struct bk_queue {
@@ -162,11 +180,17 @@ typedef struct bk_queue {
     uint32_t count, cap;
 } bk_queue_t;
 
+/* Seq floors of forgotten users: a user created again starts after its slot's floor, the
+ * highest last seq of any user forgotten into that slot (slot = a fixed FNV-1a of the id,
+ * not the keyed table hash: the journal keeps the floors). 512 KiB. */
+#define BK_FLOOR_SLOTS (1u << 16)
+
 typedef struct broker {
     herald_config_t cfg;
     model_masks_t masks;          /* cfg's delivery type lists (acks.c keeps them current) */
     struct bk_acks *acks;         /* acknowledged delivery (acks.h) */
     struct bk_presence *presence; /* last seen of users offline (presence.h) */
+    rtdir_t rt;                   /* runtime.dir, checked and open (sockets) */
     loop_t *loop;
     struct bk_http *http; /* http.c */
     jbuf_t api_out;       /* api.c's response scratch */
@@ -177,6 +201,12 @@ typedef struct broker {
     bk_user_t **utab;
     size_t utab_size, n_users, active_users;
     bk_user_t *bcast;
+    uint64_t *floors;    /* BK_FLOOR_SLOTS seq floors (see BK_FLOOR_SLOTS) */
+    size_t sweep_bucket; /* where bk_users_sweep goes on */
+    bool loading;        /* the journal is being replayed: users get no floor */
+    /* memory bound (broker.max_memory): what is counted against it */
+    uint64_t mem_fixed; /* dedup arrays and floors, allocated at start */
+    uint64_t mem_users; /* user records and their route arrays */
     /* dedup */
     struct bk_dedup *dedup;
     /* gateways */
@@ -217,6 +247,8 @@ void bk_drain(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
 
 /* --- items.c --- */
+/* Bytes of live items (header + canonical bytes): queued and in histories. */
+extern uint64_t bk_items_live;
 /* An item with room for len canonical bytes (its len field is the caller's to set, and
  * must equal len when it is freed). Aborts on out-of-memory, like every broker malloc. */
 bk_item_t *bk_item_new(uint32_t len);
@@ -239,19 +271,29 @@ uint32_t bk_dedup_hash(const char *id, size_t len);
 void bk_dedup_prefetch(broker_t *b, uint32_t h, uint32_t ahead);
 /* The window's entry for id (len bytes, hash h), or NULL. */
 bk_dedup_entry_t *bk_dedup_find(broker_t *b, const char *id, size_t len, uint32_t h);
-/* Insert (evicting the oldest when full); item is the queued notification or NULL. With an
- * item the caller has already found id absent; without (journal replay) an existing entry
- * is updated in place. */
+/* Insert (evicting the oldest when full); item is the queued notification or NULL, fp its
+ * fingerprint (0 = unknown). With an item the caller has already found id absent; without
+ * (journal replay) an existing entry is updated in place. */
 bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h, uint64_t seq,
-                                  bk_item_t *item);
+                                  bk_item_t *item, uint64_t fp);
+/* What a notification is, for telling a repeat from a conflicting reuse of its message_id:
+ * a 64-bit digest (jsum64) of its message_type, user_id and payload, read from its
+ * canonical record rec[0..len). Never 0. Stable across processes and versions: the journal
+ * keeps it. */
+uint64_t bk_dedup_fp(const uint8_t *rec, size_t len);
+/* The same from the record's parts (codec_encode_parts at ingest: no walk). */
+uint64_t bk_dedup_fp_parts(const codec_parts_t *pt);
+uint64_t bk_dedup_fp_of(const bk_dedup_entry_t *e);
 uint64_t bk_dedup_seq(const bk_dedup_entry_t *e);
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e);
 /* Remove e from the window (its notification was never published: a failed round). */
 void bk_dedup_forget(broker_t *b, bk_dedup_entry_t *e);
 void bk_dedup_sequenced(bk_dedup_entry_t *e, uint64_t seq);
-typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, void *ctx);
+typedef void (*bk_dedup_visit_fn)(const char *id, uint64_t seq, uint64_t fp, void *ctx);
 void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx);
 size_t bk_dedup_count(broker_t *b);
+/* Bytes of the window's arrays (fixed at start). */
+size_t bk_dedup_bytes(broker_t *b);
 
 /* --- users.c --- */
 int bk_users_init(broker_t *b);
@@ -271,6 +313,21 @@ void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
 void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
 void bk_routes_forget_gateway(broker_t *b, unsigned gw);
 void bk_users_free(broker_t *b);
+/* One step of the sweep, from the 1 s tick (nothing is done per publish): visits the next
+ * max(1024, users / 30) users, so every user is seen within about 30 s; trims their
+ * history by age, and forgets users idle past history_age_s with no session, nothing
+ * queued and no history left, raising their floor slot to their last seq (and appending
+ * that to the journal). Returns the users forgotten. */
+size_t bk_users_sweep(broker_t *b, uint64_t now_ns);
+/* The floor slot of a user id. */
+uint32_t bk_floor_slot(const char *id, size_t len);
+void bk_floor_raise(broker_t *b, uint32_t slot, uint64_t seq);
+
+/* Memory counted against broker.max_memory. */
+static inline uint64_t bk_mem_used(const broker_t *b)
+{
+    return b->mem_fixed + b->mem_users + bk_items_live;
+}
 
 /* --- route.c --- */
 #define BK_BACKLOG_RETRY_NS 1000000ull /* a gateway's backlog is retried every 1 ms */
@@ -294,10 +351,15 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
 /* --- journal.c --- */
 int bk_journal_open(broker_t *b, herald_error_t *err);
 void bk_journal_append(broker_t *b, const bk_item_t *it);
-/* write() what this round appended (and any earlier failed round); compacts when the file
- * passed its bound. Returns 0, or -HERR_IO if the write failed: the file is cut back to its
- * last good size and the records are kept for the next flush (bk_journal_failing). */
+/* Make what this round appended durable (when the file cannot grow for it, a compaction into
+ * the other file may take it instead). Returns 0, or -HERR_IO: the round is not in the
+ * journal (bk_journal_discard it; bk_journal_failing from then on). */
 int bk_journal_flush(broker_t *b);
+/* Compact when the file passed its bound: after the round is in the histories and the dedup
+ * window (round_publish), so that the snapshot holds it. */
+void bk_journal_compact_due(broker_t *b);
+/* Once a second: keep the current file allocated and mapped ahead of the append rate. */
+void bk_journal_tick(broker_t *b);
 /* True from a failed flush until bk_journal_probe finds the file can grow again. */
 bool bk_journal_failing(const broker_t *b);
 /* Drop the records appended since the last good flush (the failed round). */
@@ -305,6 +367,9 @@ void bk_journal_discard(broker_t *b);
 /* While failing: try to grow the file; 0 once it works again, else -HERR_IO. */
 int bk_journal_probe(broker_t *b);
 void bk_journal_close(broker_t *b);
+/* Record that floor slot was raised to seq (a user was forgotten); in the file by the next
+ * flush. */
+void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq);
 
 /* --- native.c --- */
 int bk_native_listen(broker_t *b, herald_error_t *err);
@@ -314,6 +379,19 @@ void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c);
 void bk_conns_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
 void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
+
+/* --- guard.c --- */
+/* A connection just accepted (fd): on a unix socket the peer must be our uid or root
+ * (SO_PEERCRED; broker.sock with runtime.group is left to the socket's mode). Returns -1
+ * (refused: counted, logged rate-limited; the caller closes fd) or the BK_AUTH_* state the
+ * connection starts in. */
+int bk_guard_accept(broker_t *b, int fd, bool ctrl);
+/* A native connection's frame while c->auth != BK_AUTH_DONE. Returns 1 for an auth frame
+ * with the right key (answered {"ok":true}), 0 for a frame to handle as a publish, -1 when
+ * the connection is refused (answered unauthorized, c->closing set, counted, logged). */
+int bk_guard_auth_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
+/* Whether key[0..len) is broker.api_key (true when none is set), in constant time. */
+bool bk_guard_key_ok(broker_t *b, const char *key, size_t len);
 
 /* --- control.c --- */
 void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);

@@ -4,10 +4,14 @@
 #include <string.h>
 
 #include "broker.h"
+#include "codec.h"
+#include "jsum.h"
+#include "seedhash.h"
 
 struct bk_dedup_entry {
     bk_item_t *item; /* the notification while it is still queued */
     uint64_t seq;    /* 0 while queued */
+    uint64_t fp;     /* bk_dedup_fp of the notification; 0 = unknown (version 2 journal) */
     uint8_t len;
     bool used;
     char id[HERALD_MAX_ID_LEN + 1];
@@ -29,25 +33,31 @@ typedef struct bk_dedup {
     uint32_t window, head, count, mask;
 } bk_dedup_t;
 
+/* Keyed per process (ids come from producers); the journal stores ids, never hashes. */
 uint32_t bk_dedup_hash(const char *id, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, id + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, id + i, len - i);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-    }
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return (uint32_t)h;
+    return (uint32_t)seedhash(id, len);
+}
+
+/* Seed of the fingerprints: part of the journal format, like jsum64 itself. */
+#define DEDUP_FP_SEED 0x6865726164667031ull /* "heradfp1" */
+
+uint64_t bk_dedup_fp_parts(const codec_parts_t *pt)
+{
+    /* From the message_type's bytes to the end of the user_id's (type, channel, user: their
+     * keys and string headers delimit them), then the payload. */
+    const uint8_t *who = (const uint8_t *)pt->type;
+    size_t who_len = (size_t)((const uint8_t *)pt->user + pt->user_len - who);
+    uint64_t h = jsum64(DEDUP_FP_SEED, pt->type_len, pt->user_len, who, who_len);
+    h = jsum64(h, pt->payload_len, 0, pt->payload, pt->payload_len);
+    return h ? h : 1;
+}
+
+uint64_t bk_dedup_fp(const uint8_t *rec, size_t len)
+{
+    codec_parts_t pt;
+    if (codec_canonical_parts(rec, len, &pt) < 0) return 1; /* never: records are canonical */
+    return bk_dedup_fp_parts(&pt);
 }
 
 int bk_dedup_init(broker_t *b, uint32_t window)
@@ -123,7 +133,7 @@ static void unlink_slot(bk_dedup_t *d, uint32_t slot)
 }
 
 bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint32_t h, uint64_t seq,
-                                  bk_item_t *item)
+                                  bk_item_t *item, uint64_t fp)
 {
     bk_dedup_t *d = b->dedup;
     if (len > HERALD_MAX_ID_LEN) len = HERALD_MAX_ID_LEN;
@@ -131,6 +141,7 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
     if (old) { /* replaying a journal that holds it twice: keep the newest */
         old->seq = seq;
         old->item = item;
+        if (fp) old->fp = fp;
         return old;
     }
     uint32_t slot;
@@ -146,6 +157,7 @@ bk_dedup_entry_t *bk_dedup_insert(broker_t *b, const char *id, size_t len, uint3
     bk_dedup_entry_t *e = &d->slots[slot];
     d->hashes[slot] = h;
     e->seq = seq;
+    e->fp = fp;
     e->item = item;
     e->used = true;
     e->len = (uint8_t)len;
@@ -173,6 +185,11 @@ uint64_t bk_dedup_seq(const bk_dedup_entry_t *e)
     return e->seq;
 }
 
+uint64_t bk_dedup_fp_of(const bk_dedup_entry_t *e)
+{
+    return e->fp;
+}
+
 bk_item_t *bk_dedup_item(const bk_dedup_entry_t *e)
 {
     return e->item;
@@ -189,11 +206,18 @@ void bk_dedup_each(broker_t *b, bk_dedup_visit_fn fn, void *ctx)
     bk_dedup_t *d = b->dedup;
     for (uint32_t i = 0; i < d->count; i++) {
         bk_dedup_entry_t *e = &d->slots[(d->head + i) % d->window];
-        if (e->used && e->seq) fn(e->id, e->seq, ctx);
+        if (e->used && e->seq) fn(e->id, e->seq, e->fp, ctx);
     }
 }
 
 size_t bk_dedup_count(broker_t *b)
 {
     return b->dedup->count;
+}
+
+size_t bk_dedup_bytes(broker_t *b)
+{
+    bk_dedup_t *d = b->dedup;
+    return (size_t)d->window * (sizeof *d->slots + sizeof *d->hashes) +
+           (size_t)(d->mask + 1) * sizeof *d->tab;
 }

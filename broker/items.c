@@ -43,17 +43,21 @@ void bk_huge_free(void *p, size_t size)
     if (p) munmap(p, (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1));
 }
 
+uint64_t bk_items_live;
+
 #if defined(__SANITIZE_ADDRESS__) && !defined(HERALD_ITEMS_CHUNKS)
 
 bk_item_t *bk_item_new(uint32_t len)
 {
     bk_item_t *it = malloc(sizeof *it + len);
     if (!it) abort();
+    bk_items_live += sizeof *it + len;
     return it;
 }
 
 void bk_item_free(bk_item_t *it)
 {
+    bk_items_live -= sizeof *it + it->len;
     free(it);
 }
 
@@ -80,6 +84,7 @@ bk_item_t *bk_item_new(uint32_t len)
 {
     size_t c = item_class(len);
     bk_item_t *it;
+    bk_items_live += sizeof *it + len;
     if (!c) {
         it = malloc(sizeof *it + len);
         if (!it) abort();
@@ -114,6 +119,7 @@ bk_item_t *bk_item_new(uint32_t len)
 void bk_item_free(bk_item_t *it)
 {
     size_t c = item_class(it->len);
+    bk_items_live -= sizeof *it + it->len;
     if (!c) {
         free(it);
         return;

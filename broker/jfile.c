@@ -9,40 +9,60 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "jfile.h"
+#include "rtdir.h"
 
 static uint64_t chunk_round(uint64_t n)
 {
     return (n + JF_CHUNK - 1) / JF_CHUNK * JF_CHUNK;
 }
 
-int jf_open(jf_t *f, const char *path)
+int jf_open(jf_t *f, const char *path, herald_error_t *err)
 {
     f->map = NULL;
     f->map_len = f->faulted = f->size = 0;
     snprintf(f->path, sizeof f->path, "%s", path);
-    f->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (f->fd < 0) return -1;
+    /* /dev/shm is writable by everyone: a file found there is only used when it is ours
+     * and private (someone else's could be read, or truncated under our mapping) */
+    int rc = 0;
+    f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (f->fd < 0 && errno == EEXIST) {
+        f->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (f->fd >= 0) rc = rtdir_check_private(f->fd, path, err);
+    }
+    if (f->fd < 0)
+        return herr_set(err, HERR_IO, "journal", "open %s: %s", path,
+                        errno == ELOOP ? "refused, it is a symbolic link" : strerror(errno));
+    if (rc < 0) goto fail;
     struct stat st;
-    if (fstat(f->fd, &st) < 0) goto fail;
-    f->size = (uint64_t)st.st_size;
-    if (jf_map_all(f) < 0) goto fail;
+    if (fstat(f->fd, &st) == 0) f->size = (uint64_t)st.st_size;
+    if (f->size != (uint64_t)st.st_size || jf_map_all(f) < 0) {
+        rc = herr_set(err, HERR_IO, "journal", "map %s: %s", path, strerror(errno));
+        goto fail;
+    }
     jf_prefault(f, 0, f->map_len); /* read whole at load anyway */
     return 0;
-fail:;
-    int e = errno;
+fail:
     close(f->fd);
     f->fd = -1;
-    errno = e;
-    return -1;
+    f->size = 0;
+    return rc;
 }
 
 int jf_grow(jf_t *f, uint64_t want)
 {
     if (want <= f->size) return 0;
     uint64_t size = chunk_round(want);
+    struct statvfs sv;
+    if (f->reserve && fstatvfs(f->fd, &sv) == 0 &&
+        (uint64_t)sv.f_bavail * sv.f_frsize < size - f->size + f->reserve) {
+        f->reserve_hit = true;
+        errno = ENOSPC;
+        return -1;
+    }
     /* tmpfs allocates every page of the range here and undoes it all on ENOSPC */
     if (fallocate(f->fd, 0, (off_t)f->size, (off_t)(size - f->size)) < 0) return -1;
     f->size = size;

@@ -5,13 +5,17 @@
 #define HERALD_BROKER_JFILE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define JF_MAGIC    "HRLDJRN2"
-#define JF_MAGIC_V1 "HRLDJRN1" /* the write()-appended format before version 2 */
-#define JF_VERSION  2u
-#define JF_HDR      64u
+#include "err.h"
+
+#define JF_MAGIC       "HRLDJRN2"
+#define JF_MAGIC_V1    "HRLDJRN1" /* the write()-appended format before version 2 */
+#define JF_VERSION     3u         /* 3: dedup records carry a fingerprint (J_DEDUP_FP) */
+#define JF_VERSION_MIN 2u         /* oldest version still loaded */
+#define JF_HDR         64u
 /* Growth step: 1024 pages allocated by one fallocate, once per ~16k notifications and only
  * until both files have reached their bound: then their pages are reused. */
 #define JF_CHUNK (4ull << 20)
@@ -39,15 +43,21 @@ typedef struct {
     uint64_t map_len; /* mapped: appends here are a memcpy */
     uint64_t faulted; /* prefaulted (page tables filled) up to here, <= map_len */
     uint64_t size;    /* bytes allocated: the file's size */
+    uint64_t reserve; /* jf_grow leaves at least this much of the filesystem free (0: none) */
+    bool reserve_hit; /* a growth failed for the reserve (cleared by the caller) */
 } jf_t;
 
-/* Open (creating it empty if absent) and map the whole file. Returns 0, or -1 with errno. */
-int jf_open(jf_t *f, const char *path);
+/* Open (creating it empty, 0600, if absent) and map the whole file. An existing file is
+ * used only when it is a regular file of ours with a private mode (rtdir_check_private);
+ * a symbolic link is never followed. Returns 0, or a negative HERR_* with err naming the
+ * file (HERR_UNAUTHORIZED for someone else's or a shared file). */
+int jf_open(jf_t *f, const char *path, herald_error_t *err);
 
 /* Make the file at least `want` bytes, allocating whole JF_CHUNKs of pages with fallocate
  * (so a full /dev/shm is an error here, never a SIGBUS later). The new pages are not
  * mapped: fresh pages are cheapest filled by jf_write (no zeroing, no page tables).
- * Returns 0, or -1 with errno (ENOSPC: /dev/shm is full); the file is unchanged then. */
+ * Returns 0, or -1 with errno (ENOSPC: /dev/shm is full, or would have less than
+ * f->reserve free: reserve_hit set); the file is unchanged then. */
 int jf_grow(jf_t *f, uint64_t want);
 
 /* Write len bytes at off (inside the allocated size) with pwrite. 0, or -1 with errno. */

@@ -3,6 +3,7 @@
  * seqs, live history, dedup window) written to the other of two files when it grows past
  * its bound. Format: docs/architecture.md. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,18 @@
 #define JR_REC_HDR     16u
 #define JR_SNAP_PIECE  (1u << 20)     /* snapshot bytes encoded before they are written out */
 #define JR_MIN_BOUND   (128ull << 20) /* per file; the two files hold about twice this */
+#define JR_SHM_RESERVE (64ull << 20)  /* /dev/shm kept free, at most (1/16 of it when smaller) */
 #define JR_PROBE_BYTES (1u << 20)     /* growth tried while failing, to tell it works again */
+#define JR_START_BYTES (8ull << 20)   /* each file at start: allocated, mapped and faulted */
+#define JR_GROW_MAX    (64ull << 20)  /* the largest growth step of a drain round */
 #define JR_BEAT_EVERY  65536u         /* records replayed between two heartbeats */
 
-enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP };
+/* Record types. J_DEDUP (an id alone) is what version 2 wrote; version 3 snapshots write
+ * J_DEDUP_FP (the fingerprint, then the id), and version 2 files still load. J_FLOOR (the
+ * seq floor in the word, the slot as 4 bytes) is appended when a user is forgotten and
+ * written for every raised slot at the end of a snapshot, after the users, so that replayed
+ * users are created exactly as recorded. */
+enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP, J_DEDUP_FP, J_FLOOR };
 
 /* Record header; the payload (an 8-byte word, then data) follows, zero-padded to 8 bytes.
  * An all-zero header ends the records (preallocated pages, or the mark written after the
@@ -38,18 +47,24 @@ _Static_assert(sizeof(jr_rec_t) == JR_REC_HDR, "journal record header is 16 byte
 
 typedef struct bk_journal {
     jf_t f[2];
-    int cur;            /* the file appended to; the other holds the previous epoch */
-    uint64_t epoch;     /* of f[cur] */
-    uint64_t used;      /* end of the records written into f[cur] */
-    uint64_t committed; /* end of the flushed records, as stored in f[cur]'s header */
-    uint64_t room;      /* records are memcpy'd into the mapping up to here, then spilled */
-    uint64_t bound;     /* compact when used passes this */
-    uint8_t *spill;     /* records past the mapping: written by the flush, after any growth */
+    int cur;             /* the file appended to; the other holds the previous epoch */
+    uint64_t epoch;      /* of f[cur] */
+    uint64_t used;       /* end of the records written into f[cur] */
+    uint64_t committed;  /* end of the flushed records, as stored in f[cur]'s header */
+    uint64_t room;       /* records are memcpy'd into the mapping up to here, then spilled */
+    uint64_t tick_used;  /* `used` at the last bk_journal_tick (the append rate) */
+    long kill_at_growth; /* tests: HERALD_TEST_JOURNAL_KILL_AT_GROWTH */
+    uint64_t grow_step;  /* the next growth of a drain round (doubles, JR_GROW_MAX at most) */
+    uint64_t bound;      /* compact when used passes this */
+    uint8_t *spill;      /* records past the mapping: written by the flush, after any growth */
     size_t spill_len, spill_cap;
-    bool failing;       /* the last flush could not grow the file: spill holds records */
-    bool inject;        /* test fault: the next growth fails with ENOSPC */
-    long fail_after;    /* test fault: good flushes left before the injection (-1: off) */
-    uint64_t min_bound; /* JR_MIN_BOUND, or smaller in tests */
+    bool failing;     /* the last flush could not grow the file: spill holds records */
+    bool inject;      /* test fault: the next growth fails with ENOSPC */
+    bool injected;    /* a test fault fired: no compaction instead (see jr_compact_instead) */
+    uint64_t reserve; /* of /dev/shm, kept free by every growth (JR_SHM_RESERVE at most) */
+    uint64_t next_compact_ns; /* jr_compact_instead tries again from then (monotonic) */
+    long fail_after;          /* test fault: good flushes left before the injection (-1: off) */
+    uint64_t min_bound;       /* JR_MIN_BOUND, or smaller in tests */
 } bk_journal_t;
 
 static inline size_t jr_padded(size_t len)
@@ -118,13 +133,28 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     memcpy(&word, p, 8);
     const uint8_t *d = p + 8;
     uint32_t dlen = len - 8;
-    if (type == J_USER || type == J_DEDUP) {
+    if (type == J_FLOOR) {
+        uint32_t slot;
+        if (dlen != 4) return -1;
+        memcpy(&slot, d, 4);
+        if (slot >= BK_FLOOR_SLOTS) return -1;
+        bk_floor_raise(b, slot, word);
+        return 0;
+    }
+    uint64_t fp = 0;
+    if (type == J_DEDUP_FP) { /* the fingerprint, then the id as in J_DEDUP */
+        if (dlen < 8) return -1;
+        memcpy(&fp, d, 8);
+        d += 8;
+        dlen -= 8;
+    }
+    if (type == J_USER || type == J_DEDUP || type == J_DEDUP_FP) {
         if (dlen == 0 || dlen > HERALD_MAX_ID_LEN) return -1;
         char id[HERALD_MAX_ID_LEN + 1];
         memcpy(id, d, dlen);
         id[dlen] = '\0';
-        if (type == J_DEDUP) {
-            bk_dedup_insert(b, id, dlen, bk_dedup_hash(id, dlen), word, NULL);
+        if (type != J_USER) { /* J_DEDUP (version 2): fingerprint unknown, 0 */
+            bk_dedup_insert(b, id, dlen, bk_dedup_hash(id, dlen), word, NULL, fp);
             return 0;
         }
         bk_user_t *u = bk_user_get(b, id, dlen, true);
@@ -139,7 +169,8 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     if (n.seq > u->last_seq) u->last_seq = n.seq;
     if (type == J_NOTIF) {
         size_t idl = strlen(n.message_id);
-        bk_dedup_insert(b, n.message_id, idl, bk_dedup_hash(n.message_id, idl), n.seq, NULL);
+        bk_dedup_insert(b, n.message_id, idl, bk_dedup_hash(n.message_id, idl), n.seq, NULL,
+                        bk_dedup_fp(d, dlen));
     }
     if (u->hist_tail && u->hist_tail->seq >= n.seq) return 0; /* already held */
     bk_item_t *it = bk_item_new(dlen);
@@ -210,8 +241,14 @@ static bool jr_usable(broker_t *b, const jf_t *f)
     const jf_header_t *h = jf_header(f);
     if (!memcmp(h->magic, zero, 8)) return false; /* interrupted before its header */
     if (!memcmp(h->magic, JF_MAGIC_V1, 8)) goto old;
-    if (memcmp(h->magic, JF_MAGIC, 8) || h->version != JF_VERSION || h->header_bytes != JF_HDR)
+    if (memcmp(h->magic, JF_MAGIC, 8) || h->version < JF_VERSION_MIN || h->version > JF_VERSION ||
+        h->header_bytes != JF_HDR)
         goto unknown;
+    if (h->version < JF_VERSION)
+        log_info("journal %s is version %u: loaded; its dedup entries have no fingerprint, so "
+                 "a reused message_id among them is answered as a duplicate until they leave "
+                 "the window",
+                 f->path, h->version);
     return atomic_load_explicit(&h->epoch, memory_order_relaxed) != 0;
 old:
     log_warn("journal %s is in the old format (%s); format %s version %u replaces it: its "
@@ -244,16 +281,36 @@ static void jr_fault_tick(bk_journal_t *j)
     }
 }
 
+/* Tests only: HERALD_TEST_JOURNAL_KILL_AT_GROWTH=N: the broker kills itself (SIGKILL) right
+ * after the Nth growth of the journal, between the file's new size and anything written in
+ * it, to show a kill -9 at any growth step loses nothing acknowledged. */
+static void jr_growth_fault(bk_journal_t *j)
+{
+    if (j->kill_at_growth > 0 && --j->kill_at_growth == 0) raise(SIGKILL);
+}
+
 /* Make f[cur] hold at least want bytes; 0, or -1 with errno. */
 static int jr_grow(bk_journal_t *j, uint64_t want)
 {
     if (j->inject) {
         j->inject = false;
+        j->injected = true;
         errno = ENOSPC;
         return -1;
     }
     jf_t *f = &j->f[j->cur];
-    if (jf_grow(f, want) < 0) return -1;
+    /* Past the mapping the round would go out by pwrite into pages allocated one by one: grow
+     * by a step instead (doubling up to JR_GROW_MAX, never past what the file can need), and
+     * map and fault it in one go, so this round and the next are a memcpy. */
+    uint64_t step = j->grow_step ? j->grow_step : JR_START_BYTES;
+    uint64_t target = j->used + step, cap = j->bound + JF_CHUNK;
+    if (target > cap) target = cap;
+    if (target < want) target = want;
+    uint64_t old = f->map_len;
+    if (jf_grow(f, target) < 0 && jf_grow(f, want) < 0) return -1; /* the step, else enough */
+    jr_growth_fault(j);
+    if (jf_map_all(f) == 0) jf_prefault(f, old, f->map_len);
+    if (step < JR_GROW_MAX) j->grow_step = 2 * step;
     j->room = f->map_len;
     return 0;
 }
@@ -312,29 +369,44 @@ static int jr_start(broker_t *b, bk_journal_t *j)
  * for its first few million notifications. This is most of the journal's steady-state
  * size, allocated at start instead of during the first minutes of load, as the rings are
  * (ring_open). Skipped, with a warning, when /dev/shm has less than twice that free. */
+/* A fresh broker allocates (and maps, page tables filled) only JR_START_BYTES of each file;
+ * bk_journal_tick then keeps the current file ahead of the append rate. A broker that
+ * restarts on a full journal maps what is there. */
 static void jr_preallocate(bk_journal_t *j)
 {
-    uint64_t want = j->min_bound + JF_CHUNK, need = 0;
-    for (int i = 0; i < 2; i++)
-        if (j->f[i].size < want) need += want - j->f[i].size;
-    struct statvfs sv;
-    if (need && fstatvfs(j->f[0].fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < 2 * need) {
-        log_warn("journal: /dev/shm has %llu MiB free, not preallocating %llu MiB; pages are "
-                 "allocated as records are written",
-                 (unsigned long long)((uint64_t)sv.f_bavail * sv.f_frsize >> 20),
-                 (unsigned long long)(need >> 20));
-        return;
-    }
     for (int i = 0; i < 2; i++) {
         jf_t *f = &j->f[i];
+        uint64_t want = f->size > JR_START_BYTES ? f->size : JR_START_BYTES;
         if (jf_grow(f, want) < 0 || jf_map_all(f) < 0) {
-            log_warn("journal %s: cannot preallocate %llu MiB: %s", f->path,
-                     (unsigned long long)(want >> 20), strerror(errno));
+            log_warn("journal %s: cannot allocate %llu MiB: %s (pages are allocated as records "
+                     "are written)",
+                     f->path, (unsigned long long)(want >> 20), strerror(errno));
             break;
         }
         jf_prefault(f, 0, f->map_len);
     }
     j->room = j->f[j->cur].map_len;
+}
+
+void bk_journal_tick(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    jf_t *f = &j->f[j->cur];
+    uint64_t rate = j->used > j->tick_used ? j->used - j->tick_used : 0; /* bytes per second */
+    j->tick_used = j->used;
+    if (j->failing || j->inject) return; /* (tests: a growth failure is due) */
+    /* Room for two seconds at the last second's rate (at least one start size), up to what
+     * the file ever needs: the compaction bound and a chunk. Growing here, once a second,
+     * keeps the allocation of pages out of the drain rounds. */
+    uint64_t want = j->used + (2 * rate > JR_START_BYTES ? 2 * rate : JR_START_BYTES);
+    if (want > j->bound + JF_CHUNK) want = j->bound + JF_CHUNK;
+    if (want <= f->map_len) return;
+    uint64_t old = f->map_len;
+    if (jf_grow(f, want) < 0) return; /* the drain round grows it then */
+    jr_growth_fault(j);
+    if (jf_map_all(f) < 0) return;
+    jf_prefault(f, old, f->map_len);
+    if (!j->spill_len) j->room = f->map_len;
 }
 
 int bk_journal_open(broker_t *b, herald_error_t *err)
@@ -349,17 +421,27 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
         char path[320];
         snprintf(path, sizeof path, "/dev/shm/%s.broker.journal%s", b->cfg.shm_prefix,
                  i ? ".1" : "");
-        if (jf_open(&j->f[i], path) < 0) {
-            herr_set(err, HERR_IO, "journal", "open %s: %s", path, strerror(errno));
-            goto fail;
-        }
+        if (jf_open(&j->f[i], path, err) < 0) goto fail;
     }
-    if (jr_start(b, j) < 0) {
+    b->loading = true;
+    int started = jr_start(b, j);
+    b->loading = false;
+    if (started < 0) {
         herr_set(err, HERR_IO, "journal", "journal %s: %s", j->f[j->cur].path,
                  errno == ENOSPC ? "no space in /dev/shm" : strerror(errno));
         goto fail;
     }
+    /* Growth stops short of filling /dev/shm: what it keeps free lets rings be made and
+     * others work (1/16 of it, at most 64 MiB). */
+    struct statvfs sv;
+    if (fstatvfs(j->f[0].fd, &sv) == 0) {
+        uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        j->reserve = total / 16 < JR_SHM_RESERVE ? total / 16 : JR_SHM_RESERVE;
+        j->f[0].reserve = j->f[1].reserve = j->reserve;
+    }
     jr_preallocate(j);
+    const char *kg = getenv("HERALD_TEST_JOURNAL_KILL_AT_GROWTH");
+    j->kill_at_growth = kg && *kg ? strtol(kg, NULL, 10) : 0;
     const char *fa = getenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
     j->fail_after = fa && *fa ? strtol(fa, NULL, 10) : -1;
     jr_fault_tick(j);
@@ -369,12 +451,17 @@ fail:
     jf_close(&j->f[0]);
     jf_close(&j->f[1]);
     free(j);
-    return -HERR_IO;
+    return -(int)err->code;
 }
 
 void bk_journal_append(broker_t *b, const bk_item_t *it)
 {
     jr_put(b->jr, J_NOTIF, it->at_ns, it->bytes, it->len);
+}
+
+void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq)
+{
+    if (b->jr) jr_put(b->jr, J_FLOOR, seq, &slot, 4);
 }
 
 typedef struct {
@@ -418,9 +505,13 @@ static void snap_put(jr_snap_ctx_t *s, uint16_t type, uint64_t word, const void 
     if (s->j->spill_len >= JR_SNAP_PIECE) snap_flush(s);
 }
 
-static void snap_dedup(const char *id, uint64_t seq, void *ctx)
+static void snap_dedup(const char *id, uint64_t seq, uint64_t fp, void *ctx)
 {
-    snap_put(ctx, J_DEDUP, seq, id, strlen(id));
+    uint8_t rec[8 + HERALD_MAX_ID_LEN];
+    size_t n = strlen(id);
+    memcpy(rec, &fp, 8);
+    memcpy(rec + 8, id, n);
+    snap_put(ctx, J_DEDUP_FP, seq, rec, 8 + n);
 }
 
 /* Snapshot the histories of up to JR_WALK users at once, one record of each in turn. Their
@@ -457,6 +548,7 @@ static void jr_compact(broker_t *b)
 {
     bk_journal_t *j = b->jr;
     jf_t *t = &j->f[!j->cur];
+    t->reserve = j->reserve; /* the snapshot may use the room the appends left it */
     jr_snap_ctx_t s = {j, t, j->epoch + 1, JF_HDR, 0};
     uint64_t now = now_ns(), t0 = mono_ns();
     bk_item_t *cur[JR_WALK];
@@ -477,6 +569,8 @@ static void jr_compact(broker_t *b)
     }
     snap_history(&s, cur, n);
     bk_dedup_each(b, snap_dedup, &s);
+    for (uint32_t slot = 0; slot < BK_FLOOR_SLOTS; slot++)
+        if (b->floors[slot]) snap_put(&s, J_FLOOR, b->floors[slot], &slot, 4);
     snap_flush(&s);
     /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
     if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {
@@ -504,6 +598,77 @@ static void jr_compact(broker_t *b)
              (unsigned long long)s.end, (unsigned long long)s.epoch, (mono_ns() - t0) / 1e6);
 }
 
+/* Free space the current file's growth leaves for a snapshot into the other file: the live
+ * state (its memory, an upper bound of the snapshot) less what the other file holds
+ * already, in whole chunks. So the appends stop while a compaction can still be made. */
+static uint64_t jr_snapshot_room(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    uint64_t live = bk_mem_used(b), have = j->f[!j->cur].size;
+    return live > have ? (live - have + 2 * JF_CHUNK - 1) / JF_CHUNK * JF_CHUNK : 0;
+}
+
+/* The current file cannot grow (/dev/shm full, or at the free space it keeps) while a round
+ * waits to be flushed: its records in the mapping past `committed`, then in spill. A
+ * snapshot of the state into the other file (whose pages exist from its last lap), with the
+ * round's records appended to it again under the new epoch, holds everything the current
+ * file would, and starts a file with room: when live state is what fills /dev/shm (it may
+ * take 4x of it before a compaction) this goes on without refusing anything. Tried whenever
+ * the snapshot looks like it fits (its memory, an upper bound, within the other file and
+ * the free space), else at most once a second; never for an injected test fault, which
+ * stands for a /dev/shm where nothing fits. Returns 0 when the snapshot was made (the
+ * round is then in the new file's mapping or its spill), else -1 (nothing changed). */
+static int jr_compact_instead(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    if (j->injected) return -1;
+    uint64_t now = mono_ns(), room = j->f[!j->cur].size;
+    struct statvfs sv;
+    if (fstatvfs(j->f[0].fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize > j->reserve)
+        room += (uint64_t)sv.f_bavail * sv.f_frsize - j->reserve;
+    if (bk_mem_used(b) > room) {
+        if (now < j->next_compact_ns) return -1;
+        j->next_compact_ns = now + 1000000000ull;
+    }
+    jf_t *f = &j->f[j->cur];
+    size_t mapped = (size_t)(j->used - j->committed), n = mapped + j->spill_len;
+    uint8_t *round = malloc(n ? n : 1);
+    if (!round) abort();
+    memcpy(round, f->map + j->committed, mapped);
+    memcpy(round + mapped, j->spill, j->spill_len);
+    uint8_t *saved = j->spill;
+    size_t saved_len = j->spill_len, saved_cap = j->spill_cap;
+    j->spill = NULL; /* jr_compact encodes the snapshot through spill */
+    j->spill_len = j->spill_cap = 0;
+    uint64_t epoch = j->epoch;
+    jr_compact(b);
+    if (j->epoch == epoch) {
+        free(j->spill);
+        j->spill = saved;
+        j->spill_len = saved_len;
+        j->spill_cap = saved_cap;
+        free(round);
+        return -1;
+    }
+    free(saved);
+    for (size_t off = 0; off + JR_REC_HDR <= n;) { /* the round again, in the new epoch */
+        jr_rec_t h;
+        uint64_t word;
+        memcpy(&h, round + off, JR_REC_HDR);
+        memcpy(&word, round + off + JR_REC_HDR, 8);
+        jr_put(j, h.type, word, round + off + JR_REC_HDR + 8, h.len - 8);
+        off += JR_REC_HDR + jr_padded(h.len);
+    }
+    free(round);
+    /* The file it left stopped where /dev/shm did; at the size of the new one it still takes
+     * the next snapshot, and the rest of its pages go to the appends. */
+    jf_t *old = &j->f[!j->cur];
+    if (jf_shrink(old, j->f[j->cur].size) < 0)
+        log_warn("journal %s: cannot give back pages: %s", old->path, strerror(errno));
+    log_info("journal: /dev/shm is short of space: compacted instead of growing %s", old->path);
+    return 0;
+}
+
 /* Records in spill are behind a file that could not grow (/dev/shm full). Such a round is
  * not acknowledged: the caller discards it (bk_journal_discard) and answers io_error, and
  * while the journal is failing bk_ingest_body refuses publishes; bk_journal_probe, every
@@ -511,10 +676,13 @@ static void jr_compact(broker_t *b)
 int bk_journal_flush(broker_t *b)
 {
     bk_journal_t *j = b->jr;
+    bool compacted = false;
+again:
     if (j->spill_len) {
         size_t n = j->spill_len;
         jf_t *f = &j->f[j->cur];
         memset(jr_spill(j, JR_REC_HDR), 0, JR_REC_HDR); /* the end mark goes with them */
+        f->reserve = j->reserve + jr_snapshot_room(b);
         int rc = jr_grow(j, j->used + n + JR_REC_HDR);
         if (rc == 0 && j->used + n + JR_REC_HDR <= f->map_len) {
             uint8_t *p = f->map + j->used;
@@ -528,11 +696,19 @@ int bk_journal_flush(broker_t *b)
         j->spill_len = n;
         if (rc < 0) {
             int e = errno;
+            if (e == ENOSPC && !compacted && jr_compact_instead(b) == 0) {
+                compacted = true;
+                goto again;
+            }
             b->c.journal_errors++;
             if (log_ratelimit_ok(&b->rl_journal, 1))
-                log_error("journal %s: cannot grow past %llu bytes or write: %s; refusing "
+                log_error("journal %s: cannot grow past %llu bytes or write: %s%s; refusing "
                           "publishes until it can",
-                          f->path, (unsigned long long)f->size, strerror(e));
+                          f->path, (unsigned long long)f->size, strerror(e),
+                          e == ENOSPC && f->reserve_hit ? " (keeping /dev/shm's last free "
+                                                          "space for rings and others)"
+                                                        : "");
+            f->reserve_hit = false;
             j->failing = true;
             return -HERR_IO;
         }
@@ -550,8 +726,12 @@ int bk_journal_flush(broker_t *b)
     b->c.journal_bytes += j->used - j->committed;
     j->committed = j->used;
     jr_fault_tick(j);
-    if (j->used > j->bound) jr_compact(b);
     return 0;
+}
+
+void bk_journal_compact_due(broker_t *b)
+{
+    if (b->jr->used > b->jr->bound) jr_compact(b);
 }
 
 bool bk_journal_failing(const broker_t *b)
@@ -574,7 +754,9 @@ int bk_journal_probe(broker_t *b)
 {
     bk_journal_t *j = b->jr;
     if (!j->failing) return 0;
-    if (jr_grow(j, j->used + JR_PROBE_BYTES) < 0) {
+    /* a full /dev/shm may be the journal's own old records: compacting makes room */
+    if (jr_grow(j, j->used + JR_PROBE_BYTES) < 0 &&
+        !(errno == ENOSPC && jr_compact_instead(b) == 0)) {
         b->c.journal_errors++;
         return -HERR_IO;
     }

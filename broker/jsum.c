@@ -8,7 +8,7 @@
 #define JS_P2 0xc2b2ae3d27d4eb4full
 
 typedef uint32_t (*js_step_fn)(uint32_t crc, uint64_t w);
-typedef uint32_t (*js_sum_fn)(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p,
+typedef uint64_t (*js_sum_fn)(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p,
                               size_t n);
 
 /* Words are read from the data with memcpy: the sums are defined on little-endian words. */
@@ -27,7 +27,7 @@ static uint32_t js_step_sw(uint32_t crc, uint64_t w)
 }
 
 /* The lane loop, inlined into each variant below so that its step inlines too. */
-static inline __attribute__((always_inline)) uint32_t
+static inline __attribute__((always_inline)) uint64_t
 js_lanes(js_step_fn step, uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p, size_t n)
 {
     uint32_t a = step((uint32_t)epoch, head), b = step((uint32_t)(epoch >> 32), word);
@@ -64,10 +64,10 @@ js_lanes(js_step_fn step, uint64_t epoch, uint64_t head, uint64_t word, const ui
     h ^= ((uint64_t)c | (uint64_t)d << 32) * JS_P2;
     h ^= h >> 29;
     h *= JS_P1;
-    return (uint32_t)(h ^ h >> 32);
+    return h ^ h >> 32;
 }
 
-static uint32_t js_sum_sw(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p, size_t n)
+static uint64_t js_sum_sw(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p, size_t n)
 {
     return js_lanes(js_step_sw, epoch, head, word, p, n);
 }
@@ -78,7 +78,7 @@ __attribute__((target("sse4.2"))) static inline uint32_t js_step_hw(uint32_t crc
     return (uint32_t)__builtin_ia32_crc32di(crc, w);
 }
 
-__attribute__((target("sse4.2"))) static uint32_t
+__attribute__((target("sse4.2"))) static uint64_t
 js_sum_hw(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *p, size_t n)
 {
     return js_lanes(js_step_hw, epoch, head, word, p, n);
@@ -115,5 +115,11 @@ bool jsum_use_hw(bool want)
 uint32_t jsum(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *data, size_t dlen)
 {
     if (__builtin_expect(!js_impl, 0)) js_init();
-    return js_impl(epoch, head, word, data, dlen);
+    return (uint32_t)js_impl(epoch, head, word, data, dlen);
+}
+
+uint64_t jsum64(uint64_t seed, uint64_t head, uint64_t word, const uint8_t *data, size_t dlen)
+{
+    if (__builtin_expect(!js_impl, 0)) js_init();
+    return js_impl(seed, head, word, data, dlen);
 }

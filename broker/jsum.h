@@ -12,6 +12,11 @@
  * with or without SSE4.2. */
 uint32_t jsum(uint64_t epoch, uint64_t head, uint64_t word, const uint8_t *data, size_t dlen);
 
+/* The same function before its fold to 32 bits: a 64-bit digest of (seed, head, word,
+ * data), used for dedup fingerprints. A file format like jsum (fingerprints are kept in
+ * the journal): never change it. */
+uint64_t jsum64(uint64_t seed, uint64_t head, uint64_t word, const uint8_t *data, size_t dlen);
+
 /* Use the hardware crc32 instruction if available (true) or the table (false); returns
  * whether hardware is in use. jsum uses hardware when available without being told. */
 bool jsum_use_hw(bool want);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,8 +37,10 @@ static void tick_cb(loop_t *l, loop_timer_t *t)
 {
     broker_t *b = t->ctx;
     bk_rings_heartbeat(b);
+    if (bk_users_sweep(b, now_ns())) bk_journal_flush(b); /* the floors it raised */
     bk_http_sweep(b);
     bk_revoke_tick(b);
+    bk_journal_tick(b);
     hb_beat(&b->hb, loop_now(l));
     loop_timer_at(l, t, loop_now(l) + 1000000000ull);
 }
@@ -52,24 +53,6 @@ static void pass_end(loop_t *l, void *ctx)
     bk_drain(b);
     bk_conns_flush(b);
     bk_http_flush(b);
-}
-
-static int mkdir_p(const char *dir)
-{
-    char tmp[4352];
-    size_t len = strlen(dir);
-    if (len >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, dir, len + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Rings left by a previous broker keep their positions: re-open them as producer now so
@@ -177,14 +160,9 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    if (b->cfg.broker_tls_cert[0]) {
-        /* never serve plain HTTP where HTTPS was asked for */
-        log_error("broker.tls_cert is set but this broker serves plain HTTP only; unset it, or "
-                  "terminate TLS in front of the broker (deploy/nginx/herald-tls.conf)");
-        return 1;
-    }
-    if (mkdir_p(b->cfg.runtime_dir) < 0) {
-        log_error("cannot create runtime.dir %s: %s", b->cfg.runtime_dir, strerror(errno));
+    if (config_check_exposure(&b->cfg, &err) < 0 ||
+        rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0) {
+        log_error("%s", err.message);
         return 1;
     }
     if (hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0) {
@@ -204,6 +182,14 @@ int main(int argc, char **argv)
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0 || bk_acks_init(b) < 0 ||
         bk_presence_init(b) < 0) {
         log_error("out of memory at start-up");
+        return 1;
+    }
+    b->mem_fixed += bk_dedup_bytes(b);
+    if (b->mem_fixed >= b->cfg.max_memory / 2) {
+        log_error("broker.max_memory %llu bytes: the dedup window (broker.dedup_window %u) and "
+                  "fixed tables take %llu of it already; raise it or lower the window",
+                  (unsigned long long)b->cfg.max_memory, b->cfg.dedup_window,
+                  (unsigned long long)b->mem_fixed);
         return 1;
     }
     if (bk_journal_open(b, &err) < 0) {
@@ -240,5 +226,6 @@ int main(int argc, char **argv)
     hb_close(&b->hb);
     jbuf_free(&b->api_out);
     loop_free(b->loop);
+    rtdir_close(&b->rt);
     return rc;
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -44,23 +43,6 @@ static bk_conn_t *conn_adopt(broker_t *b, int fd, conn_kind_t kind)
     return c;
 }
 
-static int listen_unix(const char *path, herald_error_t *err)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path)
-        return herr_set(err, HERR_BAD_VALUE, "runtime.dir", "socket path %s is too long", path);
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return herr_set(err, HERR_IO, path, "socket: %s", strerror(errno));
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 512) < 0) {
-        int e = errno;
-        close(fd);
-        return herr_set(err, HERR_IO, path, "bind/listen %s: %s", path, strerror(e));
-    }
-    return fd;
-}
-
 static int listen_tcp(const host_port_t *hp, herald_error_t *err)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(hp->port)};
@@ -82,11 +64,12 @@ static int listen_tcp(const host_port_t *hp, herald_error_t *err)
 int bk_native_listen(broker_t *b, herald_error_t *err)
 {
     char path[300];
+    /* 0600, or 0660 for runtime.group: producers of that group may publish */
     snprintf(path, sizeof path, "%s/broker.sock", b->cfg.runtime_dir);
-    int fd = listen_unix(path, err);
+    int fd = rtdir_listen(&b->rt, "broker.sock", true, 512, err);
     if (fd < 0 || !conn_adopt(b, fd, CONN_LISTEN_NATIVE)) goto fail;
     snprintf(path, sizeof path, "%s/control.sock", b->cfg.runtime_dir);
-    fd = listen_unix(path, err);
+    fd = rtdir_listen(&b->rt, "control.sock", false, 512, err);
     if (fd < 0 || !conn_adopt(b, fd, CONN_LISTEN_CTRL)) goto fail;
     if (b->cfg.broker_tcp.port) {
         fd = listen_tcp(&b->cfg.broker_tcp, err);
@@ -319,11 +302,20 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
             off = c->rx_len;
             break;
         }
+        off += (size_t)n;
+        if (c->kind == CONN_NATIVE && c->auth != BK_AUTH_DONE) {
+            int a = bk_guard_auth_frame(b, c, body, blen);
+            if (a < 0) {
+                rc = -1;
+                off = c->rx_len;
+                break;
+            }
+            if (a > 0) continue;
+        }
         if (c->kind == CONN_NATIVE)
             native_frame(b, c, body, blen);
         else
             bk_ctrl_frame(b, c, body, blen);
-        off += (size_t)n;
     }
     if (off) {
         memmove(c->rx, c->rx + off, c->rx_len - off);
@@ -362,9 +354,15 @@ static void conn_accept(loop_t *l, loop_io_t *io, uint32_t ready)
     for (int i = 0; i < 64; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
+        int auth = bk_guard_accept(b, fd, lc->kind == CONN_LISTEN_CTRL);
+        if (auth < 0) {
+            close(fd);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
-        conn_adopt(b, fd, lc->kind == CONN_LISTEN_CTRL ? CONN_CTRL : CONN_NATIVE);
+        bk_conn_t *c = conn_adopt(b, fd, lc->kind == CONN_LISTEN_CTRL ? CONN_CTRL : CONN_NATIVE);
+        if (c) c->auth = (uint8_t)auth;
     }
 }
 

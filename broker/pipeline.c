@@ -15,6 +15,8 @@
 static bk_item_t *round_items[BK_ROUND_BUDGET];
 static const char journal_failed_msg[] =
     "broker journal write failed: not acknowledged, retry later";
+static const char over_capacity_msg[] =
+    "broker at its memory bound (broker.max_memory): not accepted, retry later";
 static uint8_t enc[CODEC_ENCODE_CAP]; /* one canonical record, copied into its item */
 
 /* Per-round quanta for P1..P3 so a flood of a higher priority never starves a lower one. */
@@ -124,6 +126,18 @@ static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const uint8_t
         *cur += codec_span(item);
         return false;
     }
+    if (bk_mem_used(b) >= b->cfg.max_memory) { /* until the sweep frees users and history */
+        b->c.dropped++;
+        b->c.over_capacity++;
+        if (log_ratelimit_ok(&b->rl_full, 1))
+            log_warn("memory bound reached (%llu of broker.max_memory %llu bytes in users, "
+                     "history and dedup): refusing publishes (%llu refused so far)",
+                     (unsigned long long)bk_mem_used(b), (unsigned long long)b->cfg.max_memory,
+                     (unsigned long long)b->c.over_capacity);
+        bk_result_fail_static(req, idx, HERR_OVER_CAPACITY, over_capacity_msg);
+        *cur += codec_span(item);
+        return false;
+    }
     long used = codec_notif_scan(item, (size_t)(end - item), &p->n, &err);
     if (used < 0) {
         refuse(b, req, idx, &err);
@@ -141,16 +155,72 @@ static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const uint8_t
     return true;
 }
 
+static const char id_conflict_msg[] =
+    "message_id already used for another notification (a different user_id, message_type "
+    "or payload): choose a new id";
+
+/* Encode n into enc (its timestamp set if absent). Returns the length, or -1 after refusing
+ * slot p->idx (too large for the model or for the ring). */
+static long ingest_encode(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t now)
+{
+    herald_error_t err;
+    notif_t *n = &p->n;
+    if (!n->has_timestamp) n->timestamp = now;
+    n->seq = 0;
+    long len = codec_encode_to(n, enc, sizeof enc);
+    if (len < 0) {
+        b->c.too_large++;
+        herr_set(&err, (herr_t)-len, "", "encoded notification exceeds %u bytes",
+                 HERALD_MAX_NOTIF_BYTES);
+        refuse(b, req, p->idx, &err);
+        return -1;
+    }
+    /* A record over the ring's max (ring_bytes / 8) could never be delivered, live or as a
+     * replay (which adds its session header). */
+    if ((uint64_t)len + sizeof(rec_replay_t) > b->cfg.ring_bytes / 8) {
+        b->c.too_large++;
+        herr_set(&err, HERR_TOO_LARGE, "",
+                 "encoded notification of %ld bytes exceeds the ring's "
+                 "record limit of %llu bytes (gateway.ring_bytes / 8, less 8)",
+                 len, (unsigned long long)(b->cfg.ring_bytes / 8 - sizeof(rec_replay_t)));
+        refuse(b, req, p->idx, &err);
+        return -1;
+    }
+    return len;
+}
+
+/* A message_id seen before: the same notification again (true), or the id reused for
+ * another user, type or payload (false: refused with id_conflict). Entries restored from a
+ * version 2 journal have no fingerprint and count as the same. */
+static bool ingest_same(broker_t *b, bk_req_t *req, bk_parsed_t *p, bk_dedup_entry_t *e,
+                        uint64_t now)
+{
+    uint64_t want = bk_dedup_fp_of(e);
+    if (!want) return true;
+    long len = ingest_encode(b, req, p, now);
+    if (len < 0) return false;
+    codec_parts_t pt;
+    codec_encode_parts(&p->n, enc, (size_t)len, &pt);
+    if (bk_dedup_fp_parts(&pt) == want) return true;
+    b->c.id_conflicts++;
+    if (log_ratelimit_ok(&b->rl_bad, 5))
+        log_warn("refused notification: message_id %s reused for another user, type or payload "
+                 "(id_conflict)",
+                 p->n.message_id);
+    bk_result_fail_static(req, p->idx, HERR_ID_CONFLICT, id_conflict_msg);
+    return false;
+}
+
 /* Phase 2: dedup, queue bound, canonical encoding, enqueue. */
 static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t now)
 {
-    herald_error_t err;
     notif_t *n = &p->n;
     bk_result_t *res = &req->res[p->idx];
     memcpy(res->message_id, n->message_id, p->id_len + 1);
 
     bk_dedup_entry_t *e = bk_dedup_find(b, n->message_id, p->id_len, p->id_hash);
     if (e) {
+        if (!ingest_same(b, req, p, e, now)) return;
         b->c.deduplicated++;
         res->duplicate = true;
         bk_item_t *orig = bk_dedup_item(e);
@@ -177,28 +247,10 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
         bk_result_fail_static(req, p->idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
         return;
     }
-    if (!n->has_timestamp) n->timestamp = now;
-    n->seq = 0;
-    long len = codec_encode_to(n, enc, sizeof enc);
-    if (len < 0) {
-        b->c.too_large++;
-        herr_set(&err, (herr_t)-len, "", "encoded notification exceeds %u bytes",
-                 HERALD_MAX_NOTIF_BYTES);
-        refuse(b, req, p->idx, &err);
-        return;
-    }
-    /* A record over the ring's max (ring_bytes / 8) could never be delivered, live or as a
-     * replay (which adds its session header). */
-    if ((uint64_t)len + sizeof(rec_replay_t) > b->cfg.ring_bytes / 8) {
-        b->c.too_large++;
-        herr_set(&err, HERR_TOO_LARGE, "",
-                 "encoded notification of %ld bytes exceeds the ring's "
-                 "record limit of %llu bytes (gateway.ring_bytes / 8, less 8)",
-                 len, (unsigned long long)(b->cfg.ring_bytes / 8 - sizeof(rec_replay_t)));
-        refuse(b, req, p->idx, &err);
-        return;
-    }
+    long len = ingest_encode(b, req, p, now);
+    if (len < 0) return;
     bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
+    u->queued++;
     bk_item_t *it = bk_item_new((uint32_t)len);
     *it = (bk_item_t){.user = u,
                       .len = (uint32_t)len,
@@ -208,7 +260,10 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     memcpy(it->bytes, enc, (size_t)len);
     it->req = req;
     it->idx = p->idx;
-    it->dedup = bk_dedup_insert(b, n->message_id, p->id_len, p->id_hash, 0, it);
+    codec_parts_t pt;
+    codec_encode_parts(n, enc, (size_t)len, &pt);
+    it->dedup =
+        bk_dedup_insert(b, n->message_id, p->id_len, p->id_hash, 0, it, bk_dedup_fp_parts(&pt));
     if (q->tail)
         q->tail->next = it;
     else
@@ -299,6 +354,8 @@ static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
     it->next = NULL;
     it->seq = ++it->user->last_seq;
     it->at_ns = now;
+    it->user->queued--;
+    it->user->last_ns = now;
     codec_patch_seq(it->bytes, CODEC_SEQ_OFFSET, it->seq);
     round_items[slot] = it;
     bk_journal_append(b, it);
@@ -400,6 +457,7 @@ void bk_drain(broker_t *b)
      * journal holds the round. */
     if (bk_journal_flush(b) == 0) {
         round_publish(b, n);
+        bk_journal_compact_due(b);
     } else {
         round_discard(b, n);
         loop_timer_at(b->loop, &b->journal_retry, loop_now(b->loop) + 100 * 1000000ull);

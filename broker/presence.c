@@ -4,10 +4,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "codec.h"
+#include "seedhash.h"
 
 /* An offline user's last_seen. */
 typedef struct seen {
@@ -22,7 +22,6 @@ typedef struct seen {
 struct bk_presence {
     seen_t **tab;
     size_t tab_size, n;
-    uint32_t seed;
     seen_t *oldest, *newest;
 };
 
@@ -33,12 +32,9 @@ static uint64_t wall_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t seen_hash(const struct bk_presence *p, const char *id, size_t len)
+static uint32_t seen_hash(const char *id, size_t len)
 {
-    uint32_t h = 2166136261u ^ p->seed; /* FNV-1a, seeded per process */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)id[i]) * 16777619u;
-    return h ^ (h >> 15);
+    return (uint32_t)seedhash(id, len); /* keyed: user ids come from outside */
 }
 
 int bk_presence_init(broker_t *b)
@@ -51,8 +47,6 @@ int bk_presence_init(broker_t *b)
         free(p);
         return -1;
     }
-    if (getrandom(&p->seed, sizeof p->seed, GRND_NONBLOCK) != sizeof p->seed)
-        p->seed = (uint32_t)wall_ns();
     b->presence = p;
     return 0;
 }
@@ -98,7 +92,7 @@ void bk_presence_online(broker_t *b, const char *id, size_t len)
 {
     struct bk_presence *p = b->presence;
     if (!p || len > HERALD_MAX_ID_LEN) return;
-    seen_t **pp = seen_slot(p, id, len, seen_hash(p, id, len));
+    seen_t **pp = seen_slot(p, id, len, seen_hash(id, len));
     if (*pp) seen_remove(p, pp); /* online: last_seen is now, kept nowhere */
 }
 
@@ -106,7 +100,7 @@ void bk_presence_offline(broker_t *b, const char *id, size_t len)
 {
     struct bk_presence *p = b->presence;
     if (!p || !len || len > HERALD_MAX_ID_LEN) return;
-    uint32_t h = seen_hash(p, id, len);
+    uint32_t h = seen_hash(id, len);
     seen_t **pp = seen_slot(p, id, len, h);
     if (*pp) seen_remove(p, pp);
     if (p->n >= BK_PRESENCE_MAX) {
@@ -173,7 +167,7 @@ void bk_presence_json(broker_t *b, const char *id, size_t len, jbuf_t *o)
         last_seen = wall_ns();
     } else if (b->presence) {
         struct bk_presence *p = b->presence;
-        seen_t *s = *seen_slot(p, id, len, seen_hash(p, id, len));
+        seen_t *s = *seen_slot(p, id, len, seen_hash(id, len));
         if (s) last_seen = s->last_seen;
     }
     jbuf_puts(o, "{\"user\":");

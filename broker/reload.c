@@ -24,6 +24,14 @@ void bk_reload(broker_t *b, const herald_config_t *cfg)
     n = *cfg;
     BK_KEEP(&n, &b->cfg, runtime_dir, "runtime.dir");
     BK_KEEP(&n, &b->cfg, shm_prefix, "runtime.shm_prefix");
+    BK_KEEP(&n, &b->cfg, runtime_group, "runtime.group");
+    if (n.max_memory < 2 * b->mem_fixed) { /* as at start: the fixed tables fit in half */
+        log_warn("reload: broker.max_memory %llu is below twice the fixed tables (%llu); kept "
+                 "at %llu",
+                 (unsigned long long)n.max_memory, (unsigned long long)b->mem_fixed,
+                 (unsigned long long)b->cfg.max_memory);
+        n.max_memory = b->cfg.max_memory;
+    }
     BK_KEEP(&n, &b->cfg, broker_http, "broker.http");
     BK_KEEP(&n, &b->cfg, broker_tcp, "broker.tcp");
     BK_KEEP(&n, &b->cfg, dedup_window, "broker.dedup_window");
@@ -72,6 +80,7 @@ int bk_reload_from(broker_t *b, const char *path, int argc, char **argv)
     }
     model_masks_t masks;
     if (rc == 0) rc = config_check_pairs(&n, &err);
+    if (rc == 0) rc = config_check_exposure(&n, &err); /* no key on an exposed listener */
     if (rc == 0) rc = model_delivery_masks(&n, &masks, &err);
     if (rc < 0) {
         b->c.reload_errors++;

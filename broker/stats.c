@@ -25,14 +25,21 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "active_gateways", b->active_gateways, false);
     kv(o, "active_users", b->active_users, true);
     kv(o, "users", b->n_users, true);
+    kv(o, "users_forgotten", b->c.users_forgotten, true);
+    kv(o, "memory_bytes", bk_mem_used(b), true);
+    kv(o, "memory_limit_bytes", b->cfg.max_memory, true);
+    kv(o, "over_capacity", b->c.over_capacity, true);
     kv(o, "messages_accepted", c->accepted, true);
     kv(o, "messages_sent", c->sent, true);
     kv(o, "messages_deduplicated", c->deduplicated, true);
+    kv(o, "id_conflicts", c->id_conflicts, true);
     kv(o, "messages_dropped", c->dropped, true);
     kv(o, "messages_invalid", c->invalid, true);
     kv(o, "messages_too_large", c->too_large, true);
     kv(o, "bad_frames", c->bad_frames, true);
     kv(o, "unauthorized", c->unauthorized, true);
+    kv(o, "ctrl_refused", c->ctrl_refused, true);
+    kv(o, "native_refused", c->native_refused, true);
     kv(o, "ring_drops", c->ring_drops, true);
     kv(o, "backlogged", c->backlogged, true);
     kv(o, "replays", c->replays, true);
@@ -178,16 +185,31 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
     const bk_counters_t *c = &b->c;
     metric(o, "active_gateways", "gauge", "Gateways attached.", b->active_gateways);
     metric(o, "active_users", "gauge", "Users routed to at least one gateway.", b->active_users);
+    metric(o, "users", "gauge", "Users known (sequence, history).", b->n_users);
+    metric(o, "users_forgotten_total", "counter", "Users forgotten after history_age_s idle.",
+           c->users_forgotten);
+    metric(o, "memory_bytes", "gauge", "Users, history and dedup bytes (broker.max_memory).",
+           bk_mem_used(b));
+    metric(o, "memory_limit_bytes", "gauge", "broker.max_memory.", b->cfg.max_memory);
+    metric(o, "over_capacity_total", "counter", "Publishes refused at broker.max_memory.",
+           c->over_capacity);
     metric(o, "messages_accepted_total", "counter", "Notifications queued.", c->accepted);
     metric(o, "messages_sent_total", "counter", "Notifications sequenced and routed.", c->sent);
     metric(o, "messages_deduplicated_total", "counter", "Duplicate publishes.", c->deduplicated);
+    metric(o, "id_conflicts_total", "counter",
+           "Publishes refused: message_id reused for another user, type or payload.",
+           c->id_conflicts);
     metric(o, "messages_dropped_total", "counter", "Refused (queue full) or dropped (ring).",
            c->dropped);
     metric(o, "messages_invalid_total", "counter", "Notifications refused as invalid.", c->invalid);
     metric(o, "messages_too_large_total", "counter", "Notifications over 64 KiB.", c->too_large);
     metric(o, "bad_frames_total", "counter", "Undecodable frames or bodies.", c->bad_frames);
-    metric(o, "unauthorized_total", "counter", "HTTP publishes without the api key.",
-           c->unauthorized);
+    metric(o, "unauthorized_total", "counter",
+           "Publishes (HTTP, native TCP) without the right api key.", c->unauthorized);
+    metric(o, "ctrl_refused_total", "counter",
+           "control.sock connections refused: peer of another uid.", c->ctrl_refused);
+    metric(o, "native_refused_total", "counter",
+           "broker.sock connections refused: peer of another uid.", c->native_refused);
     metric(o, "ring_drops_total", "counter", "Notifications dropped for a full gateway.",
            c->ring_drops);
     metric(o, "replay_overflows_total", "counter",

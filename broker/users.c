@@ -1,23 +1,41 @@
-/* users.c - the user table: per-user sequence, bounded history, and gateway routes. */
+/* users.c - the user table: per-user sequence, bounded history, gateway routes, and the
+ * sweep that forgets idle users (their seq carried on by the floors). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
+#include "herald_time.h"
 #include "presence.h"
+#include "seedhash.h"
 
+/* Keyed per process (user ids come from producers): only this table depends on it. */
 uint32_t bk_user_hash(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
+    return (uint32_t)seedhash(s, len);
+}
+
+/* FNV-1a: fixed, since the journal keeps floors by slot. Someone who picks ids to share a
+ * slot can only make a forgotten user come back with a higher seq (a gap, never a repeat). */
+uint32_t bk_floor_slot(const char *id, size_t len)
+{
+    uint32_t h = 2166136261u;
     for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+        h = (h ^ (uint8_t)id[i]) * 16777619u;
+    return h & (BK_FLOOR_SLOTS - 1);
+}
+
+void bk_floor_raise(broker_t *b, uint32_t slot, uint64_t seq)
+{
+    if (slot < BK_FLOOR_SLOTS && seq > b->floors[slot]) b->floors[slot] = seq;
 }
 
 int bk_users_init(broker_t *b)
 {
     b->utab_size = 1024;
     b->utab = calloc(b->utab_size, sizeof *b->utab);
-    if (!b->utab) return -1;
+    b->floors = calloc(BK_FLOOR_SLOTS, sizeof *b->floors);
+    if (!b->utab || !b->floors) return -1;
+    b->mem_fixed += BK_FLOOR_SLOTS * sizeof *b->floors;
     b->bcast = bk_user_get(b, HERALD_BROADCAST_USER, 1, true);
     return 0;
 }
@@ -63,6 +81,12 @@ bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t 
     memcpy(u->id, id, len);
     u->id_len = (uint8_t)len;
     u->hash = hash;
+    u->last_ns = now_ns();
+    /* Created again after being forgotten (or first seen in a slot where someone was): its
+     * seqs go on above anything a client may still hold. A journal being replayed says
+     * exactly where each user was, so it gets none. */
+    if (!b->loading) u->last_seq = b->floors[bk_floor_slot(id, len)];
+    b->mem_users += sizeof *u;
     u->hnext = b->utab[h];
     b->utab[h] = u;
     if (++b->n_users > b->utab_size) users_grow(b);
@@ -123,9 +147,11 @@ void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
         uint16_t cap = u->cap_routes ? (uint16_t)(u->cap_routes * 2) : 2;
         struct bk_route *r = realloc(u->routes, cap * sizeof *r);
         if (!r) abort();
+        b->mem_users += (uint64_t)(cap - u->cap_routes) * sizeof *r;
         u->routes = r;
         u->cap_routes = cap;
     }
+    u->last_ns = now_ns();
     u->routes[u->n_routes++] = (struct bk_route){(uint16_t)gw, n};
     if (b->gws[gw]) b->gws[gw]->users++;
     if (!u->active) {
@@ -151,6 +177,7 @@ static void route_remove_at(broker_t *b, bk_user_t *u, uint16_t i)
 
 void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
 {
+    u->last_ns = now_ns();
     for (uint16_t i = 0; i < u->n_routes; i++) {
         if (u->routes[i].gw != gw) continue;
         if (u->routes[i].refs > n)
@@ -172,6 +199,50 @@ void bk_routes_forget_gateway(broker_t *b, unsigned gw)
                 }
 }
 
+/* Free u (idle, unlinked from its chain by the caller). */
+static void user_forget(broker_t *b, bk_user_t *u)
+{
+    if (u->last_seq) {
+        uint32_t slot = bk_floor_slot(u->id, u->id_len);
+        if (u->last_seq > b->floors[slot]) {
+            b->floors[slot] = u->last_seq;
+            bk_journal_floor(b, slot, u->last_seq);
+        }
+    }
+    b->mem_users -= sizeof *u + (uint64_t)u->cap_routes * sizeof *u->routes;
+    b->n_users--;
+    b->c.users_forgotten++;
+    log_debug("user %s forgotten (idle, last seq %llu)", u->id, (unsigned long long)u->last_seq);
+    free(u->routes);
+    free(u);
+}
+
+size_t bk_users_sweep(broker_t *b, uint64_t now_ns)
+{
+    uint64_t age = (uint64_t)b->cfg.history_age_s * 1000000000ull;
+    size_t budget = b->n_users / 30 > 1024 ? b->n_users / 30 : 1024, forgotten = 0;
+    size_t buckets = b->utab_size;
+    if (b->sweep_bucket >= buckets) b->sweep_bucket = 0;
+    for (size_t n = 0; n < buckets && budget; n++) {
+        bk_user_t **pp = &b->utab[b->sweep_bucket];
+        while (*pp) {
+            bk_user_t *u = *pp;
+            budget -= budget > 0;
+            bk_history_trim(b, u, now_ns);
+            if (u != b->bcast && !u->n_routes && !u->queued && !u->hist_head &&
+                now_ns - u->last_ns >= age && now_ns > u->last_ns) {
+                *pp = u->hnext;
+                user_forget(b, u);
+                forgotten++;
+            } else {
+                pp = &u->hnext;
+            }
+        }
+        if (++b->sweep_bucket == buckets) b->sweep_bucket = 0;
+    }
+    return forgotten;
+}
+
 void bk_users_free(broker_t *b)
 {
     for (size_t h = 0; h < b->utab_size; h++) {
@@ -185,4 +256,6 @@ void bk_users_free(broker_t *b)
     }
     free(b->utab);
     b->utab = NULL;
+    free(b->floors);
+    b->floors = NULL;
 }

@@ -18,7 +18,7 @@ required=(
 # them, so a failure to install them does not fail the set-up.
 optional=()
 case "${1:-}" in
-  --test) optional+=(nginx libnginx-mod-http-perl chromium openssl prometheus) ;;
+  --test) required+=(clang-format); optional+=(nginx libnginx-mod-http-perl chromium openssl prometheus) ;;
   --fuzz) required+=(clang libclang-rt-14-dev) ;;
 esac
 

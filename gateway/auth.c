@@ -82,12 +82,22 @@ static bool auth_acks(struct lws *wsi)
     return v && (!strcmp(v, "1") || !strcmp(v, "true"));
 }
 
+/* Anyone can make handshakes fail: they are counted each (auth_fail), logged at most 5 a
+ * second, each logged line saying how many were not. */
+static log_ratelimit_t auth_rl;
+
 static int auth_reject(gw_t *g, struct lws *wsi, gw_auth_reason_t reason, bool reply,
                        const char *why)
 {
     if (reply) {
         g->c.auth_fail[reason]++;
-        log_info("handshake refused: %s", why);
+        if (log_ratelimit_ok(&auth_rl, 5)) {
+            unsigned long more = log_ratelimit_take(&auth_rl);
+            if (more)
+                log_info("handshake refused: %s (%lu more refused since, not logged)", why, more);
+            else
+                log_info("handshake refused: %s", why);
+        }
         lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, NULL);
     }
     return 1;

@@ -150,7 +150,7 @@ static void web_config_json(gw_t *g, jbuf_t *b)
     const host_port_t *h = &g->cfg.broker_http;
     jbuf_puts(b, "{\"gateway\":");
     jbuf_put_u64(b, g->id);
-    jbuf_puts(b, ",\"broker\":\"http://");
+    jbuf_puts(b, g->cfg.broker_tls_cert[0] ? ",\"broker\":\"https://" : ",\"broker\":\"http://");
     if (strchr(h->host, ':')) { /* IPv6 literal */
         jbuf_putc(b, '[');
         jbuf_puts(b, h->host);

@@ -8,13 +8,13 @@
  * counts each "SKIP <test>: reason" line apart from passes. Use it only where the test cannot
  * run here (not root, no private mount, an optional program missing), never to hide a
  * failure. A whole test program that cannot run exits 77 instead. */
-#define TEST_SKIP(...)                                                                           \
-    do {                                                                                         \
-        printf("SKIP %s: ", __func__);                                                           \
-        printf(__VA_ARGS__);                                                                     \
-        printf("\n");                                                                            \
-        fflush(stdout);                                                                          \
-        return;                                                                                  \
+#define TEST_SKIP(...)                                                                             \
+    do {                                                                                           \
+        printf("SKIP %s: ", __func__);                                                             \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+        fflush(stdout);                                                                            \
+        return;                                                                                    \
     } while (0)
 
 #endif

@@ -18,6 +18,7 @@
 #include <ini.h>
 
 #include "log.h"
+#include "rtdir.h"
 
 /* A unix socket path is at most 107 bytes; leave room for "/control.sock" and friends. */
 #define CONFIG_DIR_MAX 80
@@ -28,7 +29,7 @@
 typedef enum {
     KT_STRING,        /* any text up to size - 1 bytes, may be empty */
     KT_SECRET,        /* like KT_STRING, never echoed in messages, must not be empty */
-    KT_DIR,           /* non-empty path up to CONFIG_DIR_MAX bytes */
+    KT_DIR,           /* path up to CONFIG_DIR_MAX bytes; empty = rtdir_default */
     KT_NAME,          /* non-empty [A-Za-z0-9._-] (goes into /dev/shm names) */
     KT_HOST_PORT,     /* host:port */
     KT_HOST_PORT_OFF, /* host:port, or empty / "off" */
@@ -60,6 +61,7 @@ typedef struct {
 static const config_key_t config_keys[] = {
     {"runtime", "dir", KT_DIR, F(runtime_dir), SZ(runtime_dir), 0, 0},
     {"runtime", "shm_prefix", KT_NAME, F(shm_prefix), SZ(shm_prefix), 0, 0},
+    {"runtime", "group", KT_STRING, F(runtime_group), SZ(runtime_group), 0, 0},
     {"runtime", "idle", KT_IDLE, F(idle_spin_us), 0, 0, 1000000},
     {"runtime", "web_dir", KT_STRING, F(web_dir), SZ(web_dir), 0, 0},
     {"broker", "http", KT_HOST_PORT, F(broker_http), 0, 0, 0},
@@ -69,6 +71,7 @@ static const config_key_t config_keys[] = {
     {"broker", "queue_capacity", KT_U32_LIST, F(queue_capacity), HERALD_PRIORITIES, 1, 10000000},
     {"broker", "history_size", KT_U32, F(history_size), 0, 1, 100000},
     {"broker", "history_age_s", KT_U32, F(history_age_s), 0, 1, 604800},
+    {"broker", "max_memory", KT_SIZE, F(max_memory), 0, 16 * SIZE_M, 1024 * SIZE_G},
     {"broker", "http_timeout_s", KT_U32, F(http_timeout_s), 0, 1, 3600},
     {"broker", "http_idle_s", KT_U32, F(http_idle_s), 0, 1, 86400},
     {"broker", "http_body_max", KT_SIZE, F(http_body_max), 0, 4 * SIZE_K, 256 * SIZE_M},
@@ -121,7 +124,7 @@ static const char *const config_sections[] = {"runtime",    "broker",  "gateway"
 void config_defaults(herald_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "/tmp/herald");
+    rtdir_default(cfg->runtime_dir, sizeof cfg->runtime_dir);
     snprintf(cfg->shm_prefix, sizeof cfg->shm_prefix, "herald");
     snprintf(cfg->broker_http.host, sizeof cfg->broker_http.host, "127.0.0.1");
     cfg->broker_http.port = 7480;
@@ -130,6 +133,7 @@ void config_defaults(herald_config_t *cfg)
     memcpy(cfg->queue_capacity, queues, sizeof queues);
     cfg->history_size = 1000;
     cfg->history_age_s = 300;
+    cfg->max_memory = SIZE_G;
     cfg->http_timeout_s = 10;
     cfg->http_idle_s = 60;
     cfg->http_body_max = 16 * SIZE_M;
@@ -420,8 +424,11 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         memcpy(field, value, len + 1);
         return 0;
     case KT_DIR:
-        if (len == 0 || len > CONFIG_DIR_MAX) break;
-        memcpy(field, value, len + 1);
+        if (len > CONFIG_DIR_MAX) break;
+        if (len == 0) /* the default, as config_defaults sets it */
+            rtdir_default(field, k->size);
+        else
+            memcpy(field, value, len + 1);
         return 0;
     case KT_NAME:
         if (len == 0 || len >= k->size ||
@@ -503,7 +510,8 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         snprintf(expected, elen, "at most %zu bytes", k->size - 1);
         break;
     case KT_DIR:
-        snprintf(expected, elen, "a directory path of 1 to %d bytes", CONFIG_DIR_MAX);
+        snprintf(expected, elen, "a directory path of at most %d bytes (empty: the default)",
+                 CONFIG_DIR_MAX);
         break;
     case KT_NAME:
         snprintf(expected, elen, "1 to %zu characters from A-Z a-z 0-9 . _ -", k->size - 1);
@@ -623,6 +631,28 @@ static int config_check(const herald_config_t *cfg, const char *where, herald_er
                            &cfg->broker_tcp))
         return herr_set(err, HERR_BAD_VALUE, "broker.tcp",
                         "%s: broker.tcp uses the broker.http port %u", where, cfg->broker_tcp.port);
+    return 0;
+}
+
+bool config_host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+int config_check_exposure(const herald_config_t *cfg, herald_error_t *err)
+{
+    if (cfg->broker_api_key[0]) return 0;
+    if (!config_host_is_loopback(cfg->broker_http.host))
+        return herr_set(err, HERR_BAD_VALUE, "broker.api_key",
+                        "broker.http %s:%u is not a loopback address: set broker.api_key so that "
+                        "other hosts cannot publish without it",
+                        cfg->broker_http.host, cfg->broker_http.port);
+    if (cfg->broker_tcp.port && !config_host_is_loopback(cfg->broker_tcp.host))
+        return herr_set(err, HERR_BAD_VALUE, "broker.api_key",
+                        "broker.tcp %s:%u is not a loopback address: set broker.api_key so that "
+                        "other hosts cannot publish without it",
+                        cfg->broker_tcp.host, cfg->broker_tcp.port);
     return 0;
 }
 

@@ -23,6 +23,7 @@ typedef struct {
     /* [runtime] */
     char runtime_dir[256];
     char shm_prefix[64];
+    char runtime_group[64]; /* "" = none: sockets 0600; else broker.sock 0660 for this group */
     uint32_t idle_spin_us, idle_yield_us; /* runtime.idle: 0,0 = sleep */
     char web_dir[256]; /* static files of the web pages; "" = HERALD_WEB_DIR (config_web_dir) */
     /* [broker] */
@@ -33,6 +34,7 @@ typedef struct {
     uint32_t queue_capacity[HERALD_PRIORITIES];
     uint32_t history_size;
     uint32_t history_age_s;
+    uint64_t max_memory;           /* users + history + dedup bound (SPEC 12) */
     uint32_t http_timeout_s;       /* a request must complete within this */
     uint32_t http_idle_s;          /* idle keep-alive connections closed after this */
     uint64_t http_body_max;        /* larger bodies get 413 */
@@ -82,7 +84,7 @@ typedef struct {
  * verify tokens refuse it unless auth.allow_dev_secret is true. */
 #define HERALD_DEV_SECRET "herald-development-secret-NOT-FOR-PRODUCTION"
 
-/* Fill cfg with SPEC 8 defaults (auth_secret empty). */
+/* Fill cfg with SPEC 8 defaults (auth_secret empty; runtime_dir from rtdir_default). */
 void config_defaults(herald_config_t *cfg);
 
 /* Load an INI file over the defaults. Unknown section/key or bad value -> HERR_BAD_VALUE
@@ -97,6 +99,13 @@ int config_set(herald_config_t *cfg, const char *dotted_key, const char *value,
 /* Resolve the config path: explicit, else $HERALD_CONFIG, else "deploy/herald.ini". */
 const char *config_default_path(const char *explicit_path);
 
+/* The exposure rule of SPEC 12, checked by the programs that open listeners once every
+ * override is applied: a broker.http or broker.tcp on a non-loopback address needs
+ * broker.api_key. Returns 0, or HERR_BAD_VALUE naming the key with a message saying why. */
+int config_check_exposure(const herald_config_t *cfg, herald_error_t *err);
+
+/* True for 127.0.0.0/8, ::1 and "localhost". */
+bool config_host_is_loopback(const char *host);
 /* The directory of the web pages' static files: runtime.web_dir, or when empty the
  * installed <datadir>/herald/web (HERALD_WEB_DIR, set by the build). */
 const char *config_web_dir(const herald_config_t *cfg);

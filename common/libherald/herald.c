@@ -20,6 +20,7 @@
 
 struct herald_client {
     char address[300];
+    char api_key[128]; /* sent as an auth frame on every connection when not empty */
     int fd;
     uint8_t *rx; /* buffered response bytes */
     size_t rx_len, rx_cap;
@@ -69,6 +70,8 @@ static int connect_tcp(const char *hostport, herald_error_t *err)
     return fd;
 }
 
+static int client_auth(herald_client_t *c, herald_error_t *err);
+
 static int client_open(herald_client_t *c, herald_error_t *err)
 {
     int fd = !strncmp(c->address, "tcp:", 4) ? connect_tcp(c->address + 4, err)
@@ -77,10 +80,16 @@ static int client_open(herald_client_t *c, herald_error_t *err)
     c->fd = fd;
     c->rx_len = 0;
     c->outstanding = 0;
-    return 0;
+    int rc = c->api_key[0] ? client_auth(c, err) : 0;
+    if (rc < 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    return rc;
 }
 
-herald_client_t *herald_connect(const char *address, herald_error_t *err)
+herald_client_t *herald_connect_opts(const char *address, const herald_connect_opts_t *opts,
+                                     herald_error_t *err)
 {
     herald_client_t *c = calloc(1, sizeof *c);
     if (!c) {
@@ -88,11 +97,26 @@ herald_client_t *herald_connect(const char *address, herald_error_t *err)
         return NULL;
     }
     snprintf(c->address, sizeof c->address, "%s", address);
+    if (opts && opts->api_key) {
+        if (strlen(opts->api_key) >= sizeof c->api_key) {
+            herr_set(err, HERR_TOO_LONG, "api_key", "api key longer than %zu bytes",
+                     sizeof c->api_key - 1);
+            free(c);
+            return NULL;
+        }
+        snprintf(c->api_key, sizeof c->api_key, "%s", opts->api_key);
+    }
     if (client_open(c, err) < 0) {
+        free(c->rx); /* read the refusal of an auth frame */
         free(c);
         return NULL;
     }
     return c;
+}
+
+herald_client_t *herald_connect(const char *address, herald_error_t *err)
+{
+    return herald_connect_opts(address, NULL, err);
 }
 
 void herald_close(herald_client_t *c)
@@ -239,6 +263,24 @@ long herald_recv_results(herald_client_t *c, herald_result_t *res, size_t max, h
     c->outstanding--;
     if (count < 0) return herr_set(err, HERR_MALFORMED, "", "undecodable response frame");
     return count;
+}
+
+/* {"auth":"<key>"} and its answer, before anything else on the connection. */
+static int client_auth(herald_client_t *c, herald_error_t *err)
+{
+    size_t klen = strlen(c->api_key);
+    uint8_t body[8 + sizeof c->api_key] = {0x81, 0xa4, 'a', 'u', 't', 'h', 0xd9, (uint8_t)klen};
+    memcpy(body + 8, c->api_key, klen);
+    herald_result_t r;
+    int rc = herald_send(c, body, 8 + klen, err);
+    if (rc < 0) return rc;
+    long n = herald_recv_results(c, &r, 1, err);
+    if (n < 0) return (int)n;
+    if (n != 1) return herr_set(err, HERR_MALFORMED, "", "empty answer to the auth frame");
+    if (!r.ok)
+        return herr_set(err, HERR_UNAUTHORIZED, "api_key", "broker refused the api key: %s",
+                        r.message[0] ? r.message : r.error);
+    return 0;
 }
 
 int herald_publish(herald_client_t *c, const uint8_t *map, size_t len, herald_result_t *res,

@@ -93,6 +93,24 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
  * payload_raw is NULL. The seq is at CODEC_SEQ_OFFSET. */
 long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap);
 
+/* What a canonical encoding says a notification is about, borrowed from its bytes: the
+ * message_type and user_id strings and the payload (its last field, up to the end). */
+typedef struct {
+    const char *type, *user;
+    uint32_t type_len, user_len;
+    const uint8_t *payload;
+    size_t payload_len;
+} codec_parts_t;
+
+/* Find those parts in rec[0..len), a record as codec_encode / codec_encode_to write it
+ * (fixed key order and forms; only the lengths vary). Returns 0, or -HERR_MALFORMED when
+ * rec is not laid out that way (never reads past len). */
+int codec_canonical_parts(const uint8_t *rec, size_t len, codec_parts_t *out);
+
+/* The same parts of rec[0..len), which codec_encode_to has just written from n, from n's
+ * string lengths instead of a walk (the broker's ingest path). */
+void codec_encode_parts(const notif_t *n, const uint8_t *rec, size_t len, codec_parts_t *out);
+
 /* The value of string key `key` in map o (the first one), or NULL if o is not a map or has
  * no such key. For control messages; notifications go through the stricter parsers. */
 const msgpack_object *codec_map_get(const msgpack_object *o, const char *key);

@@ -196,8 +196,8 @@ static uint8_t *put_head(uint8_t *w, const notif_t *n, const head_lens_t *l)
 long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
 {
     const char *ch = model_channel_name(n->type->channel);
-    head_lens_t l = {ch, strlen(n->message_id), strlen(n->type->name), strlen(ch),
-                     strlen(n->user_id), strlen(n->source)};
+    head_lens_t l = {ch,         strlen(n->message_id), strlen(n->type->name),
+                     strlen(ch), strlen(n->user_id),    strlen(n->source)};
     size_t start = sb->size;
     /* Everything before the payload in one reservation. */
     if (!sb_reserve(sb, head_room(&l))) return -HERR_INTERNAL;
@@ -337,12 +337,85 @@ long codec_encode_to(const notif_t *n, uint8_t *out, size_t cap)
 {
     if (!n->payload_raw) return -HERR_INTERNAL;
     const char *ch = model_channel_name(n->type->channel);
-    head_lens_t l = {ch, n->message_id_len, n->type->name_len, strlen(ch), n->user_id_len,
-                     n->source_len};
+    head_lens_t l = {ch,         n->message_id_len, n->type->name_len,
+                     strlen(ch), n->user_id_len,    n->source_len};
     /* Everything before the payload, as in codec_encode. */
     if (cap < head_room(&l)) return -HERR_TOO_LARGE;
     uint8_t *w = put_head(out, n, &l);
     w = put_canonical(w, n->payload_raw, out + cap);
     if (!w || w - out > HERALD_MAX_NOTIF_BYTES) return -HERR_TOO_LARGE;
     return (long)(w - out);
+}
+
+/* Bytes put_strw writes for a string of n bytes. */
+static size_t str_size(size_t n)
+{
+    return (n <= 31 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5) + n;
+}
+
+void codec_encode_parts(const notif_t *n, const uint8_t *rec, size_t len, codec_parts_t *out)
+{
+    /* put_head's layout, in byte counts: keys, then each value */
+    size_t type_len = n->type->name_len, user_len = n->user_id_len;
+    size_t off = CODEC_SEQ_OFFSET + 8 + 11 + str_size(n->message_id_len) + 13;
+    out->type = (const char *)rec + off + str_size(type_len) - type_len;
+    out->type_len = (uint32_t)type_len;
+    off += str_size(type_len) + 8;
+    off += str_size(rec[off] & 0x1fu) + 8; /* the channel: a fixstr, its length in its header */
+    out->user = (const char *)rec + off + str_size(user_len) - user_len;
+    out->user_len = (uint32_t)user_len;
+    off += str_size(user_len) + 10 + 19 + 7 + str_size(n->source_len) + 8;
+    out->payload = rec + off;
+    out->payload_len = len - off;
+}
+
+/* The key bytes before each value of the canonical head, as put_head writes them. */
+static const uint8_t *skip_key(const uint8_t *p, const uint8_t *end, const char *key, size_t n)
+{
+    if ((size_t)(end - p) < n || memcmp(p, key, n)) return NULL;
+    return p + n;
+}
+
+/* A string value at p within end: its bytes in s and n; returns the byte after it. */
+static const uint8_t *take_str(const uint8_t *p, const uint8_t *end, const char **s, uint32_t *n)
+{
+    if (p >= end) return NULL;
+    size_t hdr = (*p & 0xe0) == 0xa0 ? 1 : *p == 0xd9 ? 2 : *p == 0xda ? 3 : 0;
+    if (!hdr || (size_t)(end - p) < hdr || !codec_str_at(p, s, n)) return NULL;
+    if ((size_t)(end - p) - hdr < *n) return NULL;
+    return p + hdr + *n;
+}
+
+int codec_canonical_parts(const uint8_t *rec, size_t len, codec_parts_t *out)
+{
+    static const char head[] = "\x8a\xa4type\xacnotification\xa3seq\xcf";
+    const uint8_t *p = rec, *end = rec + len;
+    const char *skip;
+    uint32_t skip_len;
+    if (len < CODEC_SEQ_OFFSET + 8 || memcmp(rec, head, CODEC_SEQ_OFFSET)) return -HERR_MALFORMED;
+    p += CODEC_SEQ_OFFSET + 8;
+#define KEY(lit)  (p = p ? skip_key(p, end, lit, sizeof lit - 1) : NULL)
+#define STR(s, n) (p = p ? take_str(p, end, s, n) : NULL)
+    KEY("\xaamessage_id");
+    STR(&skip, &skip_len);
+    KEY("\xacmessage_type");
+    STR(&out->type, &out->type_len);
+    KEY("\xa7"
+        "channel");
+    STR(&skip, &skip_len);
+    KEY("\xa7user_id");
+    STR(&out->user, &out->user_len);
+    KEY("\xa8priority");
+    if (p) p = end - p >= 1 ? p + 1 : NULL;
+    KEY("\xa9timestamp");
+    if (p) p = end - p >= 9 && *p == 0xcf ? p + 9 : NULL;
+    KEY("\xa6source");
+    STR(&skip, &skip_len);
+    KEY("\xa7payload");
+#undef KEY
+#undef STR
+    if (!p || p >= end) return -HERR_MALFORMED;
+    out->payload = p;
+    out->payload_len = (size_t)(end - p);
+    return 0;
 }

@@ -12,8 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "bk_harness.h"
 #include "herald_time.h"
+#include "tls.h"
 
 static bkh_t H;
 static bool exit_hook;
@@ -360,6 +363,75 @@ START_TEST(five_thousand_idle_connections_do_not_stop_publishing)
 }
 END_TEST
 
+/* With broker.tls_cert the API is HTTPS: verified GETs, pipelined publishes over one TLS
+ * connection answered in order, and a plain-text client gets nothing. */
+START_TEST(the_api_serves_https_with_broker_tls_cert)
+{
+    char dir[] = "/tmp/herald-test-tls-XXXXXX", cert[200], key[200], o1[260], o2[260];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_int_eq(tls_make_cert(dir, "broker", cert, sizeof cert, key, sizeof key), 0);
+    snprintf(o1, sizeof o1, "broker.tls_cert=%s", cert);
+    snprintf(o2, sizeof o2, "broker.tls_key=%s", key);
+    const char *over[] = {o1, o2, NULL};
+    start(over);
+    char body[4096];
+    ck_assert_int_eq(tls_http_get("127.0.0.1", H.http_port, cert, "/healthz", body, sizeof body),
+                     200);
+    ck_assert_ptr_nonnull(strstr(body, "\"ok\""));
+    /* pipelined publishes over one TLS connection */
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, cert, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int fd = bkh_http_connect(&H);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set1_host(ssl, "127.0.0.1");
+    ck_assert_int_eq(SSL_connect(ssl), 1);
+    char *buf = NULL, n1[512];
+    size_t len = 0;
+    for (int i = 0; i < 5; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "tls-%d", i);
+        notice(n1, sizeof n1, "tls", id);
+        put_request(&buf, &len, "POST", "/api/publish", "", n1);
+    }
+    ck_assert_int_eq(SSL_write(ssl, buf, (int)len), (int)len);
+    free(buf);
+    static char in[65536];
+    size_t got = 0;
+    int answers = 0;
+    while (answers < 5 && got < sizeof in - 1) {
+        int r = SSL_read(ssl, in + got, (int)(sizeof in - 1 - got));
+        ck_assert_int_gt(r, 0);
+        got += (size_t)r;
+        in[got] = '\0';
+        answers = 0;
+        for (const char *p = in; (p = strstr(p, "HTTP/1.1 200")); p++)
+            answers++;
+    }
+    for (int i = 0; i < 5; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "\"tls-%d\"", i);
+        const char *at = strstr(in, id);
+        ck_assert_msg(at != NULL, "no answer for %s", id);
+        if (i) ck_assert(at > strstr(in, "\"tls-0\"")); /* in request order */
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    /* plain HTTP on the TLS port: no HTTP answer */
+    fd = bkh_http_connect(&H);
+    write_all(fd, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 35);
+    resp_t r[1];
+    bool eof;
+    ck_assert_int_eq(read_responses(fd, r, 1, 2000, &eof), 0);
+    close(fd);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -375,6 +447,7 @@ static Suite *http_suite(void)
     tcase_add_test(t, a_request_trickled_a_byte_at_a_time_is_cut_with_408);
     tcase_add_test(t, an_idle_keep_alive_connection_is_closed_after_http_idle_s);
     tcase_add_test(t, five_thousand_idle_connections_do_not_stop_publishing);
+    tcase_add_test(t, the_api_serves_https_with_broker_tls_cert);
     suite_add_tcase(s, t);
     return s;
 }

@@ -2,6 +2,7 @@
  * file growth and compactions, the preallocated zero tail, a corrupt last record, and a
  * journal of the old format. */
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "bk_harness.h"
+#include "jsum.h"
 #include "proto.h"
 
 #define BIG_CONTENT 60000 /* a notification of ~60 KiB: a 4 MiB chunk in ~70 */
@@ -49,8 +51,9 @@ static herald_client_t *client(void)
 }
 
 /* Publish one notification for user with message id (NULL: none) and content of `content`
- * bytes (0: the small default). */
-static herald_result_t publish(herald_client_t *c, const char *user, const char *id, size_t content)
+ * bytes (0: the small default); the broker's answer, accepted or not. */
+static herald_result_t publish_any(herald_client_t *c, const char *user, const char *id,
+                                   size_t content)
 {
     size_t cap = content + 512;
     char *json = malloc(cap);
@@ -75,8 +78,23 @@ static herald_result_t publish(herald_client_t *c, const char *user, const char 
     ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
                   err.message);
     msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
+/* publish_any, which must be accepted. */
+static herald_result_t publish(herald_client_t *c, const char *user, const char *id, size_t content)
+{
+    herald_result_t r = publish_any(c, user, id, content);
     ck_assert_msg(r.ok, "publish refused: %s %s", r.error, r.message);
     return r;
+}
+
+/* The id again with other content: refused as id_conflict, whatever was restored. */
+static void assert_conflict(herald_client_t *c, const char *user, const char *id, size_t content)
+{
+    herald_result_t r = publish_any(c, user, id, content);
+    ck_assert_msg(!r.ok && !strcmp(r.error, "id_conflict"), "%s reused: %s", id,
+                  r.ok ? "accepted" : r.error);
 }
 
 /* Publish n big notifications for user with ids "<user>-<i>" (i from 1). */
@@ -141,10 +159,12 @@ START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_ded
     ck_assert_uint_gt(file_size(path), 8u << 20);
     restart_after_kill9();
     c = client();
-    herald_result_t d = publish(c, "cb", "cb-150", 0);
+    herald_result_t d = publish(c, "cb", "cb-150", BIG_CONTENT);
     ck_assert(d.duplicate && d.seq == 150);
-    d = publish(c, "cb", "cb-3", 0);
+    d = publish(c, "cb", "cb-3", BIG_CONTENT);
     ck_assert(d.duplicate && d.seq == 3);
+    assert_conflict(c, "cb", "cb-3", 0);             /* another payload */
+    assert_conflict(c, "cc", "cb-150", BIG_CONTENT); /* another user */
     ck_assert_uint_eq(publish(c, "cb", "cb-151", 0).seq, 151);
     herald_close(c);
     assert_history("cb", 147, 151);
@@ -152,9 +172,9 @@ START_TEST(restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_ded
 }
 END_TEST
 
-/* A /dev/shm too small for the journal's preallocation (2 x 132 MiB): the broker says so and
- * allocates as records arrive, growing the file chunk by chunk with pwrite. */
-START_TEST(small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes)
+/* The journal is allocated as it fills (a fresh broker holds 8 MiB of each file): on a
+ * 48 MiB /dev/shm it grows chunk by chunk to ~18 MiB with no error. */
+START_TEST(small_dev_shm_grows_the_journal_as_it_goes)
 {
     if (!bkh_private_shm_ok()) {
         TEST_SKIP("needs root and unshare for a private /dev/shm");
@@ -169,12 +189,69 @@ START_TEST(small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes)
     herald_client_t *c = client();
     publish_big(c, "sm", 300); /* ~18 MiB: the file grows by four chunks */
     herald_close(c);
-    ck_assert(log_contains("not preallocating"));
     ck_assert_uint_eq(bkh_stat(&H, "journal_errors"), 0);
     ck_assert_uint_ge(bkh_stat(&H, "journal_bytes"), 300u * BIG_CONTENT);
     char path[200];
     journal_path(path, sizeof path, "");
     ck_assert_uint_eq(file_size(path), 0); /* it is in the broker's own /dev/shm */
+}
+END_TEST
+
+/* A kill -9 at each of the first growth steps of the journal (right after the file grew,
+ * before anything was written in the new part): every acknowledged notification is back
+ * after the restart, seqs continue, and the journal reads clean. */
+START_TEST(kill9_at_every_growth_step_of_the_journal_loses_nothing_acknowledged)
+{
+    start(small_history);
+    herald_client_t *c = client();
+    uint64_t acked = 0;
+    for (int step = 1; step <= 3; step++) {
+        herald_close(c);
+        bkh_stop(&H, SIGTERM);
+        setenv("HERALD_TEST_JOURNAL_KILL_AT_GROWTH", "1", 1);
+        ck_assert_msg(bkh_start(&H) == 0, "broker did not restart (log %s)", H.logpath);
+        unsetenv("HERALD_TEST_JOURNAL_KILL_AT_GROWTH");
+        c = client();
+        /* big notifications until the broker dies at its next growth */
+        for (int i = 0; i < 400; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "kg-%llu", (unsigned long long)acked + 1);
+            herald_result_t r;
+            herald_error_t err;
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            size_t cap = BIG_CONTENT + 512;
+            char *json = malloc(cap);
+            int n = snprintf(json, cap,
+                             "{\"message_id\":\"%s\",\"message_type\":\"system_notice\","
+                             "\"user_id\":\"kg\",\"priority\":1,\"payload\":{\"title\":\"t\","
+                             "\"level\":\"info\",\"content\":\"",
+                             id);
+            memset(json + n, 'x', BIG_CONTENT);
+            snprintf(json + n + BIG_CONTENT, cap - (size_t)n - BIG_CONTENT, "\"}}");
+            bkh_msgpack(&sb, json);
+            free(json);
+            int rc = herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err);
+            msgpack_sbuffer_destroy(&sb);
+            if (rc < 0) break; /* the broker killed itself at the growth */
+            ck_assert_msg(r.ok, "refused: %s", r.error);
+            ck_assert_uint_eq(r.seq, acked + 1);
+            acked = r.seq;
+        }
+        ck_assert_int_eq(bkh_wait_exit(&H, 5000), SIGKILL); /* it died at the growth */
+        ck_assert_msg(bkh_start(&H) == 0, "broker did not restart (log %s)", H.logpath);
+        herald_close(c);
+        c = client();
+        /* the last acknowledged one is known with its seq; the next continues after it */
+        char id[32];
+        snprintf(id, sizeof id, "kg-%llu", (unsigned long long)acked);
+        herald_result_t d = publish_any(c, "kg", id, BIG_CONTENT);
+        ck_assert_msg(d.ok && d.duplicate && d.seq == acked, "step %d: %s seq %llu", step, id,
+                      (unsigned long long)d.seq);
+        ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
+    }
+    ck_assert_uint_gt(acked, 3);
+    herald_close(c);
 }
 END_TEST
 
@@ -264,10 +341,15 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
     restart_after_kill9();
     ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
     c = client();
-    herald_result_t d = publish(c, "cp", "cp-299", 0);
+    herald_result_t d = publish(c, "cp", "cp-299", BIG_CONTENT);
     ck_assert(d.duplicate && d.seq == 299);
     d = publish(c, "other", "other-1", 0);
     ck_assert(d.duplicate && d.seq == 1);
+    /* an id only the snapshot's dedup records still know */
+    d = publish(c, "cp", "cp-10", BIG_CONTENT);
+    ck_assert(d.duplicate && d.seq == 10);
+    assert_conflict(c, "cp", "cp-10", 0);
+    assert_conflict(c, "other", "cp-10", BIG_CONTENT);
     ck_assert_uint_eq(publish(c, "cp", "cp-301", 0).seq, 301);
     herald_close(c);
     assert_history("cp", 297, 301);
@@ -281,6 +363,34 @@ START_TEST(compaction_then_restart_keeps_seq_history_and_dedup)
 }
 END_TEST
 
+/* The notification whose round made the journal compact is in the snapshot too: its id is
+ * still a duplicate, and it is still in the history, after a restart right then. */
+START_TEST(the_round_that_triggers_a_compaction_is_in_the_snapshot)
+{
+    setenv("HERALD_TEST_JOURNAL_MIN_BOUND", "1048576", 1); /* 1 MiB */
+    start(small_history);
+    unsetenv("HERALD_TEST_JOURNAL_MIN_BOUND");
+    herald_client_t *c = client();
+    char id[32];
+    int i = 1;
+    for (; i <= 100; i++) {
+        snprintf(id, sizeof id, "ct-%d", i);
+        ck_assert_uint_eq(publish(c, "ct", id, BIG_CONTENT).seq, (uint64_t)i);
+        if (bkh_stat(&H, "journal_compactions") > 0) break;
+    }
+    ck_assert_int_le(i, 100);
+    herald_close(c);
+    restart_after_kill9();
+    c = client();
+    herald_result_t d = publish(c, "ct", id, BIG_CONTENT);
+    ck_assert_msg(d.duplicate && d.seq == (uint64_t)i, "%s after the restart: seq %llu, dup %d", id,
+                  (unsigned long long)d.seq, d.duplicate);
+    ck_assert_uint_eq(publish(c, "ct", NULL, 0).seq, (uint64_t)i + 1);
+    herald_close(c);
+    assert_history("ct", (uint64_t)i - 3, (uint64_t)i + 1);
+}
+END_TEST
+
 START_TEST(old_format_journal_is_reported_and_started_fresh)
 {
     bkh_init(&H, NULL);
@@ -290,12 +400,12 @@ START_TEST(old_format_journal_is_reported_and_started_fresh)
     }
     char path[200];
     journal_path(path, sizeof path, "");
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600); /* private, as the broker's */
+    ck_assert_int_ge(fd, 0);
     uint8_t v1[64] = "HRLDJRN1\x01";
     memset(v1 + 16, 0x5a, sizeof v1 - 16); /* records of the old format */
-    fwrite(v1, 1, sizeof v1, f);
-    fclose(f);
+    ck_assert_int_eq(write(fd, v1, sizeof v1), sizeof v1);
+    close(fd);
     ck_assert_int_eq(bkh_start(&H), 0);
     ck_assert(log_contains("old format"));
     herald_client_t *c = client();
@@ -309,6 +419,63 @@ START_TEST(old_format_journal_is_reported_and_started_fresh)
 }
 END_TEST
 
+/* One record of format version 2/3 at p (see docs/architecture.md); returns its size. */
+static size_t put_record(uint8_t *p, uint16_t type, uint64_t word, const char *data)
+{
+    size_t dlen = strlen(data);
+    uint32_t len = (uint32_t)(8 + dlen), epoch = 1, zero = 0;
+    memcpy(p, &len, 4);
+    memcpy(p + 4, &type, 2);
+    memcpy(p + 6, &zero, 2);
+    memcpy(p + 8, &epoch, 4);
+    uint64_t head;
+    memcpy(&head, p, 8);
+    uint32_t sum = jsum(1, head, word, (const uint8_t *)data, dlen);
+    memcpy(p + 12, &sum, 4);
+    memcpy(p + 16, &word, 8);
+    memcpy(p + 24, data, dlen);
+    return 16 + ((len + 7) & ~7u);
+}
+
+START_TEST(version_2_journal_still_loads_its_ids_without_fingerprints)
+{
+    bkh_init(&H, NULL);
+    if (!exit_hook) {
+        atexit(cleanup);
+        exit_hook = true;
+    }
+    uint8_t file[4096] = "HRLDJRN2";
+    uint32_t version = 2, hdr = 64;
+    uint64_t epoch = 1;
+    memcpy(file + 8, &version, 4);
+    memcpy(file + 12, &hdr, 4);
+    memcpy(file + 16, &epoch, 8);
+    size_t off = 64;
+    off += put_record(file + off, 3, 7, "legacy-u");  /* J_USER: last seq 7 */
+    off += put_record(file + off, 4, 7, "legacy-id"); /* J_DEDUP: id alone, seq 7 */
+    uint64_t committed = off;
+    memcpy(file + 24, &committed, 8);
+    char path[200];
+    journal_path(path, sizeof path, "");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, file, sizeof file), sizeof file); /* zeros: the end mark */
+    close(fd);
+    ck_assert_int_eq(bkh_start(&H), 0);
+    ck_assert(log_contains("is version 2: loaded"));
+    ck_assert_uint_eq(bkh_stat(&H, "journal_corrupt"), 0);
+    herald_client_t *c = client();
+    ck_assert_uint_eq(publish(c, "legacy-u", NULL, 0).seq, 8);
+    herald_result_t d = publish(c, "anyone", "legacy-id", 0); /* fingerprint unknown */
+    ck_assert(d.duplicate && d.seq == 7);
+    herald_close(c);
+    restart_after_kill9();
+    c = client();
+    ck_assert_uint_eq(publish(c, "legacy-u", NULL, 0).seq, 9);
+    herald_close(c);
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -317,10 +484,13 @@ static Suite *journal_suite(void)
     tcase_add_checked_fixture(t, NULL, cleanup);
     tcase_add_test(t, restart_after_the_journal_grew_past_a_chunk_keeps_seq_history_and_dedup);
     tcase_add_test(t, preallocated_zero_tail_is_not_counted_as_corrupt);
-    tcase_add_test(t, small_dev_shm_skips_preallocation_and_grows_the_journal_as_it_goes);
+    tcase_add_test(t, small_dev_shm_grows_the_journal_as_it_goes);
+    tcase_add_test(t, kill9_at_every_growth_step_of_the_journal_loses_nothing_acknowledged);
     tcase_add_test(t, corrupt_byte_in_the_last_record_is_cut_off_and_counted);
     tcase_add_test(t, compaction_then_restart_keeps_seq_history_and_dedup);
+    tcase_add_test(t, the_round_that_triggers_a_compaction_is_in_the_snapshot);
     tcase_add_test(t, old_format_journal_is_reported_and_started_fresh);
+    tcase_add_test(t, version_2_journal_still_loads_its_ids_without_fingerprints);
     suite_add_tcase(s, t);
     return s;
 }

@@ -287,6 +287,57 @@ START_TEST(scan_reencodes_non_minimal_encodings_as_put_object)
 }
 END_TEST
 
+/* The broker's dedup fingerprint reads the type, user and payload of a canonical record:
+ * found by offsets at ingest, by a walk when a journal is replayed. Both find the same. */
+START_TEST(encode_parts_find_what_the_walk_finds)
+{
+    static const size_t lens[] = {1, 30, 31, 32, 64};
+    char id[65], user[65], src[33];
+    for (size_t a = 0; a < 5; a++)
+        for (size_t u = 0; u < 5; u++)
+            for (size_t c = 0; c < 4; c++) {
+                memset(id, 'i', lens[a]);
+                id[lens[a]] = '\0';
+                memset(user, 'u', lens[u]);
+                user[lens[u]] = '\0';
+                size_t sl = lens[c] > 32 ? 32 : lens[c];
+                memset(src, 's', sl);
+                src[sl] = '\0';
+                char json[512];
+                snprintf(json, sizeof json,
+                         "{\"message_id\":\"%s\",\"message_type\":\"%s\",\"user_id\":\"%s\","
+                         "\"source\":\"%s\",\"payload\":{\"title\":\"t\",\"content\":\"c\","
+                         "\"level\":\"info\",\"n\":%zu}}",
+                         id, c & 1 ? "system_notice" : "market_halt", user, src, a * 7 + u);
+                msgpack_sbuffer sb;
+                msgpack_sbuffer_init(&sb);
+                herald_error_t err;
+                ck_assert_int_eq(json_to_msgpack(json, strlen(json), &sb, &err), 0);
+                notif_t n;
+                memset(&n, 0, sizeof n);
+                ck_assert_int_gt(codec_notif_scan((uint8_t *)sb.data, sb.size, &n, &err), 0);
+                n.timestamp = 12345;
+                long len = codec_encode_to(&n, out, sizeof out);
+                ck_assert_int_gt(len, 0);
+                codec_parts_t walk, offs;
+                ck_assert_int_eq(codec_canonical_parts(out, (size_t)len, &walk), 0);
+                codec_encode_parts(&n, out, (size_t)len, &offs);
+                ck_assert_ptr_eq(walk.type, offs.type);
+                ck_assert_uint_eq(walk.type_len, offs.type_len);
+                ck_assert_ptr_eq(walk.user, offs.user);
+                ck_assert_uint_eq(walk.user_len, offs.user_len);
+                ck_assert_ptr_eq(walk.payload, offs.payload);
+                ck_assert_uint_eq(walk.payload_len, offs.payload_len);
+                ck_assert_mem_eq(walk.user, user, lens[u]);
+                ck_assert_uint_eq(codec_span(walk.payload), walk.payload_len);
+                /* and the walk refuses what is not canonical, without reading past it */
+                ck_assert_int_eq(codec_canonical_parts(out, (size_t)(walk.payload - out), &walk),
+                                 -HERR_MALFORMED);
+                msgpack_sbuffer_destroy(&sb);
+            }
+}
+END_TEST
+
 START_TEST(scan_finds_payload_fields_in_any_order_and_first_duplicate_from_hint)
 {
     herald_error_t err;
@@ -591,6 +642,7 @@ int main(void)
     tcase_add_test(tc, encode_to_refuses_over_64k_exactly_where_codec_encode_does);
     tcase_add_test(tc, scan_generates_a_message_id_and_applies_defaults);
     tcase_add_test(tc, scan_refuses_a_nul_at_any_position_of_a_string_field);
+    tcase_add_test(tc, encode_parts_find_what_the_walk_finds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

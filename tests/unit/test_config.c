@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "rtdir.h"
+#include "skip.h"
 
 #define SECRET_LINE "[auth]\nsecret = s3cret-for-tests\n"
 
@@ -39,8 +42,13 @@ START_TEST(config_defaults_equal_spec_8)
 {
     herald_config_t c;
     config_defaults(&c);
-    ck_assert_str_eq(c.runtime_dir, "/tmp/herald");
+    char rt[256];
+    rtdir_default(rt, sizeof rt);
+    ck_assert_str_eq(c.runtime_dir, rt);
+    if (geteuid() == 0) ck_assert_str_eq(c.runtime_dir, "/run/herald");
     ck_assert_str_eq(c.shm_prefix, "herald");
+    ck_assert_str_eq(c.runtime_group, "");
+    ck_assert_uint_eq(c.max_memory, 1ull << 30);
     ck_assert_str_eq(c.broker_http.host, "127.0.0.1");
     ck_assert_uint_eq(c.broker_http.port, 7480);
     ck_assert_uint_eq(c.broker_tcp.port, 0);
@@ -108,6 +116,7 @@ END_TEST
 static const char *const every_key[] = {
     "runtime.dir",
     "runtime.shm_prefix",
+    "runtime.group",
     "runtime.web_dir",
     "broker.http",
     "broker.tcp",
@@ -116,6 +125,7 @@ static const char *const every_key[] = {
     "broker.queue_capacity",
     "broker.history_size",
     "broker.history_age_s",
+    "broker.max_memory",
     "gateway.count",
     "gateway.listen",
     "gateway.ring_bytes",
@@ -186,6 +196,7 @@ START_TEST(config_parses_every_key)
     const char *text = "[runtime]\n"
                        "dir = /run/herald-test\n"
                        "shm_prefix = herald_t-1.x\n"
+                       "group = herald\n"
                        "web_dir = /srv/herald web\n"
                        "[broker]\n"
                        "http = 0.0.0.0:8080\n"
@@ -195,6 +206,7 @@ START_TEST(config_parses_every_key)
                        "queue_capacity = 1, 2 ,3,4\n"
                        "history_size = 7\n"
                        "history_age_s = 60\n"
+                       "max_memory = 64M\n"
                        "[gateway]\n"
                        "count = 4\n"
                        "listen = [::1]:9000\n"
@@ -250,6 +262,8 @@ START_TEST(config_parses_every_key)
         ck_assert_uint_eq(c.queue_capacity[i], i + 1);
     ck_assert_uint_eq(c.history_size, 7);
     ck_assert_uint_eq(c.history_age_s, 60);
+    ck_assert_uint_eq(c.max_memory, 64u << 20);
+    ck_assert_str_eq(c.runtime_group, "herald");
     ck_assert_uint_eq(c.gateway_count, 4);
     ck_assert_str_eq(c.gateway_listen.host, "::1");
     ck_assert_uint_eq(c.gateway_listen.port, 9000);
@@ -352,7 +366,6 @@ END_TEST
 static const struct {
     const char *section, *key, *value;
 } bad_values[] = {
-    {"runtime", "dir", ""},
     {"runtime", "dir",
      "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
     {"runtime", "shm_prefix", "a/b"},
@@ -380,6 +393,10 @@ static const struct {
     {"broker", "queue_capacity", "1,2,3,4,"},
     {"broker", "history_size", "0"},
     {"broker", "history_age_s", "x"},
+    {"broker", "max_memory", "1M"},
+    {"broker", "max_memory", "2048G"},
+    {"broker", "max_memory", "1T"},
+    {"runtime", "group", "gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg"},
     {"gateway", "count", "0"},
     {"gateway", "count", "257"},
     {"gateway", "listen", "localhost"},
@@ -671,6 +688,72 @@ START_TEST(config_default_path_prefers_explicit_then_env)
 }
 END_TEST
 
+/* SPEC 12: the default is private, per user; empty in the file means that default. */
+START_TEST(config_runtime_dir_defaults_to_a_private_per_user_dir)
+{
+    herald_config_t c;
+    herald_error_t err;
+    ck_assert_msg(load_text(&c, "[runtime]\ndir =\n" SECRET_LINE, &err, NULL) == 0, "%s",
+                  err.message);
+    char rt[256];
+    rtdir_default(rt, sizeof rt);
+    ck_assert_str_eq(c.runtime_dir, rt);
+    if (geteuid() != 0) {
+        TEST_SKIP("the non-root defaults are checked as another uid, which needs root");
+    }
+    ck_assert_str_eq(rt, "/run/herald");
+    /* as uid 65534, with and without XDG_RUNTIME_DIR */
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char a[256], b[256], out[520];
+        if (setresuid(65534, 65534, 65534) < 0) _exit(2);
+        setenv("XDG_RUNTIME_DIR", "/run/user/65534", 1);
+        rtdir_default(a, sizeof a);
+        unsetenv("XDG_RUNTIME_DIR");
+        rtdir_default(b, sizeof b);
+        int n = snprintf(out, sizeof out, "%s|%s", a, b);
+        _exit(write(p[1], out, (size_t)n) == n ? 0 : 3);
+    }
+    close(p[1]);
+    char got[520] = "";
+    ssize_t n = read(p[0], got, sizeof got - 1);
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    got[n > 0 ? n : 0] = '\0';
+    ck_assert_str_eq(got, "/run/user/65534/herald|/tmp/herald-65534");
+}
+END_TEST
+
+/* SPEC 12: a listener other hosts can reach needs the api key. */
+START_TEST(config_non_loopback_broker_listener_needs_an_api_key)
+{
+    herald_config_t c;
+    herald_error_t err;
+    config_defaults(&c);
+    ck_assert_int_eq(config_check_exposure(&c, &err), 0);
+    ck_assert_int_eq(config_set(&c, "broker.tcp", "127.0.0.2:7481", &err), 0);
+    ck_assert_int_eq(config_check_exposure(&c, &err), 0);
+    ck_assert_int_eq(config_set(&c, "broker.tcp", "0.0.0.0:7481", &err), 0);
+    ck_assert_int_eq(config_check_exposure(&c, &err), -HERR_BAD_VALUE);
+    ck_assert_str_eq(err.field, "broker.api_key");
+    ck_assert_ptr_nonnull(strstr(err.message, "broker.tcp 0.0.0.0:7481"));
+    ck_assert_int_eq(config_set(&c, "broker.api_key", "k", &err), 0);
+    ck_assert_int_eq(config_check_exposure(&c, &err), 0);
+    config_defaults(&c);
+    ck_assert_int_eq(config_set(&c, "broker.http", "10.1.2.3:7480", &err), 0);
+    ck_assert_int_eq(config_check_exposure(&c, &err), -HERR_BAD_VALUE);
+    ck_assert_ptr_nonnull(strstr(err.message, "broker.http 10.1.2.3:7480"));
+    ck_assert_int_eq(config_set(&c, "broker.http", "[::1]:7480", &err), 0);
+    ck_assert_int_eq(config_check_exposure(&c, &err), 0);
+    ck_assert_int_eq(config_set(&c, "broker.http", "localhost:7480", &err), 0);
+    ck_assert_int_eq(config_check_exposure(&c, &err), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -693,6 +776,8 @@ int main(void)
     tcase_add_test(tc, config_parse_host_port_splits_host_and_port);
     tcase_add_test(tc, config_set_overrides_one_key_and_leaves_cfg_alone_on_error);
     tcase_add_test(tc, config_default_path_prefers_explicit_then_env);
+    tcase_add_test(tc, config_runtime_dir_defaults_to_a_private_per_user_dir);
+    tcase_add_test(tc, config_non_loopback_broker_listener_needs_an_api_key);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

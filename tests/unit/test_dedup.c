@@ -49,7 +49,7 @@ static bk_dedup_entry_t *insert(unsigned n, hash_fn hf, uint64_t seq)
 {
     char id[32];
     id_of(n, id);
-    return bk_dedup_insert(&br, id, strlen(id), hf(n, id), seq, NULL);
+    return bk_dedup_insert(&br, id, strlen(id), hf(n, id), seq, NULL, 0);
 }
 
 /* After ids 0..last were inserted in order into a window of w: exactly the newest w held. */
@@ -106,7 +106,7 @@ START_TEST(dedup_evicting_a_queued_entry_clears_its_item_link)
 {
     ck_assert_int_eq(bk_dedup_init(&br, 2), 0);
     bk_item_t it = {0};
-    it.dedup = bk_dedup_insert(&br, "a", 1, bk_dedup_hash("a", 1), 0, &it);
+    it.dedup = bk_dedup_insert(&br, "a", 1, bk_dedup_hash("a", 1), 0, &it, 7);
     ck_assert_ptr_eq(bk_dedup_item(it.dedup), &it);
     insert(1, real_hash, 2);
     ck_assert_ptr_nonnull(it.dedup);

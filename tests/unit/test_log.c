@@ -188,6 +188,66 @@ START_TEST(log_ratelimit_opens_again_in_a_new_window)
 }
 END_TEST
 
+/* SPEC 12 / finding 9: a flood of one complaint costs one line per window, with a count. */
+START_TEST(log_folds_identical_lines_into_a_count)
+{
+    char out[8192];
+    log_init("gateway", 0);
+    capture_begin();
+    for (int i = 0; i < 1000; i++)
+        log_info("handshake refused: %s", "bad signature");
+    log_warn("something else");
+    capture_end(out, sizeof out);
+    assert_matches(out, TS "INFO gateway\\[0\\]: handshake refused: bad signature\n"
+                           "[^\n]+INFO gateway\\[0\\]: handshake refused: bad signature "
+                           "\\(repeated 999 times\\)\n"
+                           "[^\n]+WARN gateway\\[0\\]: something else\n$");
+    /* the same text at another level is another line (the repeat before it is told) */
+    capture_begin();
+    log_warn("something else");
+    log_error("something else");
+    capture_end(out, sizeof out);
+    assert_matches(out, TS "WARN gateway\\[0\\]: something else \\(repeated 1 time\\)\n"
+                           "[^\n]+ERROR gateway\\[0\\]: something else\n$");
+}
+END_TEST
+
+START_TEST(log_repeats_are_reported_again_after_the_window)
+{
+    char out[8192];
+    log_init("broker", -1);
+    log_repeat_window_s = 0; /* every repeat is past the window */
+    capture_begin();
+    log_info("x");
+    log_info("x");
+    log_info("y");
+    capture_end(out, sizeof out);
+    log_repeat_window_s = LOG_REPEAT_WINDOW_S;
+    assert_matches(out, TS "INFO broker: x\n[^\n]+INFO broker: x\n[^\n]+INFO broker: y\n$");
+    capture_begin();
+    log_info("z");
+    log_info("z");
+    log_info("z");
+    log_repeat_window_s = 0;
+    log_info("z"); /* the window is over: it, with the two folded before */
+    log_repeat_window_s = LOG_REPEAT_WINDOW_S;
+    capture_end(out, sizeof out);
+    assert_matches(out, TS "INFO broker: z\n[^\n]+INFO broker: z \\(repeated 3 times\\)\n$");
+}
+END_TEST
+
+START_TEST(log_ratelimit_take_counts_the_refusals_since_it_was_last_asked)
+{
+    log_ratelimit_t rl = {0};
+    while (log_ratelimit_ok(&rl, 2)) {
+    }
+    log_ratelimit_ok(&rl, 2);
+    ck_assert_uint_ge(log_ratelimit_take(&rl), 2);
+    ck_assert_uint_eq(log_ratelimit_take(&rl), 0);
+    ck_assert_uint_ge(rl.suppressed, 2); /* the total stays */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -201,6 +261,9 @@ int main(void)
     tcase_add_test(tc, log_keeps_errno);
     tcase_add_test(tc, log_ratelimit_allows_per_sec_within_one_window);
     tcase_add_test(tc, log_ratelimit_opens_again_in_a_new_window);
+    tcase_add_test(tc, log_folds_identical_lines_into_a_count);
+    tcase_add_test(tc, log_repeats_are_reported_again_after_the_window);
+    tcase_add_test(tc, log_ratelimit_take_counts_the_refusals_since_it_was_last_asked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -30,7 +30,10 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: herald-bench e2e -S SESSIONS -M MESSAGES [options]\n"
-            "  --rate R              notifications/s, paced in 1 ms slices (default: max)\n"
+            "  --rate R              notifications/s (default: max), sent in slices:\n"
+            "  --slice-us U          with --rate: what falls due in a slice of U us goes\n"
+            "                        out as one frame at its start (default 1000; 0: each\n"
+            "                        notification as soon as it is due, many small frames)\n"
             "  --priority-mix a,b,c,d  percent of P0..P3 (default 10,40,40,10)\n"
             "  --gateways N          gateways (spawn default 2; target: gateway.count)\n"
             "  --users U             distinct users, U <= S (default S)\n"
@@ -123,6 +126,7 @@ static int parse_num_opt(bench_run_t *r, const char *a, const char *val)
         {"--timeout", 86400, NULL, NULL, &r->timeout_s},
         {"--src-addrs", 254, &r->src_addrs, NULL, NULL},
         {"--pub-conns", 4096, &r->pub_conns, NULL, NULL},
+        {"--slice-us", 1000000, &r->slice_us, NULL, NULL},
         {"--pipeline", 64, &r->pipeline, NULL, NULL},
         {"--ack-share", 100, &r->ack_share, NULL, NULL},
         {"--slow-readers", 10000, &r->slow_readers, NULL, NULL},
@@ -197,6 +201,7 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
         fprintf(stderr, "herald-bench e2e: --acks needs the lean receiver (not --lws)\n");
         return -1;
     }
+    r->slice_ns = (uint64_t)r->slice_us * 1000;
     if (r->users == 0) r->users = r->sessions;
     if (r->users > r->sessions) {
         fprintf(stderr, "herald-bench e2e: --users must be 1..S (every user needs a session)\n");
@@ -366,6 +371,7 @@ int bench_e2e_main(int argc, char **argv)
                        .batch = 256,
                        .window = 8,
                        .pub_conns = 16,
+                       .slice_us = 1000,
                        .pipeline = 1,
                        .timeout_s = 60,
                        .slow_rate = 2000,

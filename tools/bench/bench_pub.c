@@ -1,5 +1,5 @@
 /* bench_pub.c - herald-bench e2e publisher: trade_executed notifications through libherald,
- * pipelined batch frames, paced in 1 ms slices when a rate is given. */
+ * pipelined batch frames; with a rate, paced in slices (--slice-us, default 1 ms). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,9 +195,9 @@ static int pub_collect(bench_run_t *r, herald_client_t *c, inflight_t *f, herald
         uint64_t i = f->first + k;
         if (!res[k].ok) {
             herr_t code = HERR_INTERNAL;
-            for (int e = 1; e < HERR__COUNT; e++)
-                if (strcmp(res[k].error, herr_code((herr_t)e)) == 0) code = (herr_t)e;
-            r->pub_refused[code]++;
+            for (unsigned e = 1; e < HERR__COUNT; e++)
+                if (strcmp(res[k].error, herr_code(herr_at(e))) == 0) code = herr_at(e);
+            r->pub_refused[herr_index(code)]++;
             continue;
         }
         if (res[k].duplicate) r->pub_duplicate++;
@@ -215,7 +215,12 @@ static unsigned pub_due(const bench_run_t *r, uint64_t next, uint64_t start, uin
     uint64_t left = r->messages - next;
     uint64_t n = left < r->batch ? left : r->batch;
     if (r->rate <= 0) return (unsigned)n;
-    uint64_t due = (uint64_t)((double)(now - start) * r->rate / 1e9) + 1;
+    /* Paced in slices: what is due by the start of the next slice goes out in one frame at
+     * the slice's start, as a producer that publishes per processing cycle does (with
+     * --slice-us 0, each notification as soon as it is due). */
+    uint64_t t = now - start;
+    if (r->slice_ns) t = (t / r->slice_ns + 1) * r->slice_ns;
+    uint64_t due = (uint64_t)((double)t * r->rate / 1e9) + 1;
     if (due > r->messages) due = r->messages;
     return due > next ? (unsigned)(due - next < n ? due - next : n) : 0;
 }
@@ -267,7 +272,8 @@ static void pub_run(bench_run_t *r, herald_client_t *c)
             r->pub_t_end = mono_ns();
             continue;
         }
-        sleep_until(now + SLICE_NS - (now - start) % SLICE_NS);
+        uint64_t slice = r->slice_ns ? r->slice_ns : SLICE_NS;
+        sleep_until(now + slice - (now - start) % slice);
     }
 out:
     msgpack_sbuffer_destroy(&sb);
@@ -290,11 +296,12 @@ static void http_answer(void *ctx, uint64_t i, int status, const char *body, siz
     if (status != 200) {
         herr_t code = HERR_INTERNAL;
         const char *e = memmem(body, len, "\"error\":\"", 9);
-        for (int k = 1; e && k < HERR__COUNT; k++) {
-            size_t kl = strlen(herr_code((herr_t)k));
-            if (!strncmp(e + 9, herr_code((herr_t)k), kl) && e[9 + kl] == '"') code = (herr_t)k;
+        for (unsigned k = 1; e && k < HERR__COUNT; k++) {
+            const char *name = herr_code(herr_at(k));
+            size_t kl = strlen(name);
+            if (!strncmp(e + 9, name, kl) && e[9 + kl] == '"') code = herr_at(k);
         }
-        r->pub_refused[code]++;
+        r->pub_refused[herr_index(code)]++;
         return;
     }
     if (memmem(body, len, "\"duplicate\":true", 16)) r->pub_duplicate++;

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "heartbeat.h"
+#include "rtdir.h"
 
 #define SUP_BACKOFF_MIN_MS 100u
 #define SUP_BACKOFF_MAX_MS 10000u
@@ -48,6 +49,7 @@ typedef struct {
     char bin_gateway[PATH_MAX];
     sup_child_t *kids; /* kids[0] = broker, kids[1 + i] = gateway i */
     size_t nkids;
+    rtdir_t rt; /* runtime.dir, checked and open */
     int sigfd;
     int lockfd;
     bool gateways_started; /* after the broker was first ready */
@@ -88,10 +90,13 @@ bool sup_step(sup_t *s);
 /* Milliseconds poll may sleep before sup_step has something due (-1 = until a signal). */
 int sup_poll_timeout(const sup_t *s);
 
-/* Write <runtime.dir>/status.json atomically (see sup_status.h). */
+/* Write <runtime.dir>/status.json atomically (see sup_status.h, rtdir_write_file). */
 void sup_write_status(const sup_t *s);
 
-/* shm_unlink every /dev/shm/<prefix>.* object. */
+/* shm_unlink every /dev/shm/<prefix>.* object except the broker's journal
+ * (<prefix>.broker.journal*): user sequences, history and the dedup window survive a
+ * clean stop and start of the whole node, as they survive a broker restart. Delete the
+ * journal by hand (or let a reboot clear /dev/shm) for a node that starts from nothing. */
 void sup_shm_unlink_prefix(const char *prefix);
 
 #endif

@@ -1,6 +1,6 @@
 /* sup_status.c - herald-supervisor's status file (format in sup_status.h). */
-#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,7 +18,6 @@ static const char *const sup_state_names[] = {
 
 void sup_write_status(const sup_t *s)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
     json_t *procs = json_array();
     for (size_t i = 0; i < s->nkids; i++) {
         const sup_child_t *c = &s->kids[i];
@@ -31,11 +30,12 @@ void sup_write_status(const sup_t *s)
     }
     json_t *st = json_pack("{s:i,s:I,s:o}", "supervisor_pid", (int)getpid(), "updated_at",
                            (json_int_t)time(NULL), "processes", procs);
-    snprintf(path, sizeof path, "%s/%s", s->cfg.runtime_dir, SUP_STATUS_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!st || json_dump_file(st, tmp, JSON_INDENT(1)) < 0)
-        log_warn("could not write %s", tmp);
-    else if (rename(tmp, path) < 0)
-        log_warn("could not rename %s to %s: %s", tmp, path, strerror(errno));
+    char *text = st ? json_dumps(st, JSON_INDENT(1)) : NULL;
+    herald_error_t err = {0};
+    if (!text)
+        log_warn("could not encode %s/%s", s->cfg.runtime_dir, SUP_STATUS_FILE);
+    else if (rtdir_write_file(&s->rt, SUP_STATUS_FILE, text, strlen(text), &err) < 0)
+        log_warn("could not write the status file: %s", err.message);
+    free(text);
     json_decref(st);
 }

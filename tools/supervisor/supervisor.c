@@ -36,28 +36,17 @@ uint64_t sup_now_ms(void)
     return mono_ns() / 1000000u;
 }
 
-/* mkdir -p. Returns 0 or -1 (errno set). */
-static int sup_mkdirs(const char *dir)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
-        *s = '/';
-    }
-    return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Take <runtime.dir>/supervisor.lock. On contention names the holder's pid and fails. */
 static int sup_lock(sup_t *s)
 {
     char path[PATH_MAX], pid[32] = "";
+    herald_error_t err = {0};
     snprintf(path, sizeof path, "%s/%s", s->cfg.runtime_dir, SUP_LOCK_FILE);
-    s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* reopened at every start, so not O_EXCL: no link followed, an owner and mode check */
+    s->lockfd = rtdir_open_file(&s->rt, SUP_LOCK_FILE, O_RDWR | O_CREAT, &err);
     if (s->lockfd < 0) {
-        fprintf(stderr, "herald-supervisor: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "herald-supervisor: %s\n", err.message);
+        s->lockfd = -1;
         return -1;
     }
     if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
@@ -74,26 +63,22 @@ static int sup_lock(sup_t *s)
     int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
     if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
         log_warn("could not write our pid into %s: %s", path, strerror(errno));
-    snprintf(path, sizeof path, "%s/%s", s->cfg.runtime_dir, SUP_PID_FILE);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(pid, f);
-        fclose(f);
-    }
+    if (rtdir_write_file(&s->rt, SUP_PID_FILE, pid, (size_t)n, &err) < 0)
+        log_warn("%s", err.message);
     return 0;
 }
 
 /* Remove what the stopped node leaves behind: sockets, our pid/status files and the shm
- * objects of our prefix. The lock file stays (unlinking a lock file races a new holder). */
+ * objects of our prefix but the journal. The lock file stays (unlinking a lock file races
+ * a new holder). */
 static void sup_cleanup(sup_t *s)
 {
     static const char *const files[] = {"broker.sock", "control.sock", SUP_STATUS_FILE,
                                         SUP_PID_FILE};
-    char path[PATH_MAX];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", s->cfg.runtime_dir, files[i]);
-        if (unlink(path) < 0 && errno != ENOENT)
-            log_warn("could not remove %s: %s", path, strerror(errno));
+        int rc = rtdir_unlink(&s->rt, files[i]);
+        if (rc < 0)
+            log_warn("could not remove %s/%s: %s", s->cfg.runtime_dir, files[i], strerror(-rc));
     }
     sup_shm_unlink_prefix(s->cfg.shm_prefix);
 }
@@ -150,6 +135,10 @@ static int sup_parse_args(sup_t *s, int argc, char **argv)
     }
     if (s->cfg.auth_secret[0] == '\0') {
         fprintf(stderr, "herald-supervisor: config %s: auth.secret is required\n", s->config_path);
+        return 1;
+    }
+    if (config_check_exposure(&s->cfg, &err) < 0) {
+        fprintf(stderr, "herald-supervisor: config %s: %s\n", s->config_path, err.message);
         return 1;
     }
     model_masks_t masks; /* the children check it too: refuse before starting any */
@@ -222,16 +211,16 @@ static void sup_handle_signals(sup_t *s)
 int main(int argc, char **argv)
 {
     static char *overrides[SUP_MAX_OVERRIDES];
-    static sup_t s = {.overrides = overrides, .sigfd = -1, .lockfd = -1};
+    static sup_t s = {.overrides = overrides, .sigfd = -1, .lockfd = -1, .rt = {.fd = -1}};
     int rc = 1;
 
     log_init("supervisor", -1);
     if (sup_parse_args(&s, argc, argv)) return 1;
     log_set_level((log_level_t)s.cfg.log_level);
     config_log_dev_secret(&s.cfg);
-    if (sup_mkdirs(s.cfg.runtime_dir) < 0) {
-        fprintf(stderr, "herald-supervisor: cannot create runtime dir %s: %s\n", s.cfg.runtime_dir,
-                strerror(errno));
+    herald_error_t err = {0};
+    if (rtdir_open(&s.rt, s.cfg.runtime_dir, s.cfg.runtime_group, &err) < 0) {
+        fprintf(stderr, "herald-supervisor: %s\n", err.message);
         return 1;
     }
     if (sup_lock(&s) < 0) return 1;
@@ -262,10 +251,9 @@ out:
     free(s.kids);
     if (s.sigfd >= 0) close(s.sigfd);
     if (s.lockfd >= 0) {
-        char pidfile[PATH_MAX];
-        snprintf(pidfile, sizeof pidfile, "%s/%s", s.cfg.runtime_dir, SUP_PID_FILE);
-        if (rc) unlink(pidfile); /* a clean stop removed it already */
+        if (rc) rtdir_unlink(&s.rt, SUP_PID_FILE); /* a clean stop removed it already */
         close(s.lockfd);
     }
+    rtdir_close(&s.rt);
     return rc;
 }

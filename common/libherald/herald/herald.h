@@ -1,6 +1,6 @@
 /* herald.h - libherald: the producer client over the broker's native socket (SPEC 3).
  *
- *   herald_client_t *c = herald_connect("/tmp/herald/broker.sock", &err);  // or "tcp:host:port"
+ *   herald_client_t *c = herald_connect("/run/herald/broker.sock", &err);  // or "tcp:host:port"
  *   herald_publish(c, &notif_map_bytes, len, &result, &err);
  *
  * Requests are msgpack maps (or arrays of maps) exactly as SPEC 3; this library frames
@@ -26,6 +26,19 @@ typedef struct {
 
 /* address: a unix socket path, or "tcp:HOST:PORT". Returns NULL and fills err on failure. */
 herald_client_t *herald_connect(const char *address, herald_error_t *err);
+
+/* Options of herald_connect_opts: zero-initialise, then set what you need. */
+typedef struct {
+    /* broker.api_key: sent as the auth frame {"auth":"<key>"} first on every connection
+     * (reconnections too) and checked by the broker (native TCP requires it when the
+     * broker has a key; the unix socket needs none). NULL or "" = no auth frame. */
+    const char *api_key;
+} herald_connect_opts_t;
+
+/* herald_connect with options (opts may be NULL). A refused key fails the connect with
+ * HERR_UNAUTHORIZED and the broker's message. */
+herald_client_t *herald_connect_opts(const char *address, const herald_connect_opts_t *opts,
+                                     herald_error_t *err);
 void herald_close(herald_client_t *c);
 
 /* Publish one msgpack-encoded notification map; waits for its response. */
