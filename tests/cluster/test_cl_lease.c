@@ -367,7 +367,7 @@ START_TEST(killed_owner_is_taken_over_with_its_seqs_and_message_ids)
 }
 END_TEST
 
-Suite *lease_suite(void)
+static Suite *lease_suite(void)
 {
     Suite *s = suite_create("cluster_lease");
     TCase *tc = tcase_create("lease");
