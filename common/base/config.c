@@ -43,6 +43,7 @@ typedef enum {
     KT_URL_LIST,      /* [nats://|tls://][credentials@]host:port[,...], or empty / "off" */
     KT_PATH,          /* a file path up to size - 1 bytes, may be empty (= unset) */
     KT_SECRET_LIST,   /* comma-separated secrets, may be empty, never echoed */
+    KT_NAME_LIST,     /* comma-separated names [a-z0-9_], may be empty (message_type lists) */
 } key_type_t;
 
 typedef struct {
@@ -86,6 +87,11 @@ static const config_key_t config_keys[] = {
     {"gateway", "max_sessions_per_user", KT_U32, F(max_sessions_per_user), 0, 1, 1000000},
     {"gateway", "max_connections", KT_U32, F(max_connections), 0, 0, 10000000},
     {"gateway", "resumes_per_minute", KT_U32, F(resumes_per_minute), 0, 1, 100000},
+    {"gateway", "conflate_bytes", KT_SIZE, F(conflate_bytes), 0, 0, SIZE_G},
+    {"delivery", "conflate", KT_NAME_LIST, F(conflate_types), SZ(conflate_types), 0, 0},
+    {"delivery", "ack_required", KT_NAME_LIST, F(ack_required_types), SZ(ack_required_types), 0, 0},
+    {"delivery", "ack_timeout_ms", KT_U32, F(ack_timeout_ms), 0, 10, 3600000},
+    {"delivery", "ack_max_attempts", KT_U32, F(ack_max_attempts), 0, 1, 100},
     {"gateway", "tls_cert", KT_PATH, F(gateway_tls_cert), SZ(gateway_tls_cert), 0, 0},
     {"gateway", "tls_key", KT_PATH, F(gateway_tls_key), SZ(gateway_tls_key), 0, 0},
     {"broker", "tls_cert", KT_PATH, F(broker_tls_cert), SZ(broker_tls_cert), 0, 0},
@@ -112,8 +118,8 @@ static const config_key_t config_keys[] = {
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
-static const char *const config_sections[] = {"runtime", "broker",     "gateway", "auth",
-                                              "log",     "supervisor", "cluster", "slo"};
+static const char *const config_sections[] = {"runtime",    "broker",  "gateway", "auth",    "log",
+                                              "supervisor", "cluster", "slo",     "delivery"};
 
 void config_defaults(herald_config_t *cfg)
 {
@@ -145,6 +151,12 @@ void config_defaults(herald_config_t *cfg)
     cfg->max_pending_bytes = 4 * SIZE_M;
     cfg->max_sessions_per_user = 16;
     cfg->resumes_per_minute = 30;
+    snprintf(cfg->conflate_types, sizeof cfg->conflate_types, "%s",
+             "position_update,position_profit,account_update");
+    snprintf(cfg->ack_required_types, sizeof cfg->ack_required_types, "%s",
+             "margin_call,risk_alert");
+    cfg->ack_timeout_ms = 2000;
+    cfg->ack_max_attempts = 5;
     cfg->auth_require_exp = true;
     cfg->auth_leeway_s = 5;
     cfg->log_level = LOG_INFO;
@@ -376,6 +388,25 @@ static bool list_entries_ok(const char *s)
     }
 }
 
+/* A list of names: comma-separated entries of [a-z0-9_] (blanks around commas allowed), at
+ * most 32, or empty. Whether each names a message_type is for model_delivery_masks. */
+static bool name_list_ok(const char *s)
+{
+    int n = 0;
+    for (const char *p = s;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (len == 0) return *p == '\0' && n == 0; /* only the empty list has no entry */
+        if (++n > 32) return false;
+        p += len;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0') return true;
+        if (*p++ != ',') return false;
+    }
+}
+
 /* Parse value for key k into cfg. On failure fills expected with what the key takes. */
 static int config_apply(herald_config_t *cfg, const config_key_t *k, const char *value,
                         char *expected, size_t elen)
@@ -467,6 +498,10 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
         if (len >= k->size || !list_entries_ok(value)) break;
         memcpy(field, value, len + 1);
         return 0;
+    case KT_NAME_LIST:
+        if (len >= k->size || !name_list_ok(value)) break;
+        memcpy(field, value, len + 1);
+        return 0;
     }
 
     switch (k->type) {
@@ -522,6 +557,9 @@ static int config_apply(herald_config_t *cfg, const config_key_t *k, const char 
     case KT_SECRET_LIST:
         snprintf(expected, elen, "comma-separated non-empty secrets, at most %zu bytes in all",
                  k->size - 1);
+        break;
+    case KT_NAME_LIST:
+        snprintf(expected, elen, "comma-separated message types (at most 32), or nothing");
         break;
     }
     return -1;

@@ -137,6 +137,11 @@ static const char *const every_key[] = {
     "gateway.max_sessions_per_user",
     "gateway.max_connections",
     "gateway.resumes_per_minute",
+    "gateway.conflate_bytes",
+    "delivery.conflate",
+    "delivery.ack_required",
+    "delivery.ack_timeout_ms",
+    "delivery.ack_max_attempts",
     "gateway.tls_cert",
     "gateway.tls_key",
     "broker.tls_cert",
@@ -214,6 +219,7 @@ START_TEST(config_parses_every_key)
                        "max_sessions_per_user = 3\n"
                        "max_connections = 1000\n"
                        "resumes_per_minute = 7\n"
+                       "conflate_bytes = 64K\n"
                        "tls_cert = /etc/herald/gw.pem\n"
                        "tls_key = /etc/herald/gw.key\n"
                        "[broker]\n"
@@ -235,7 +241,12 @@ START_TEST(config_parses_every_key)
                        "nats = nats://10.0.0.1:4222, tls://nats-2.example:4222,127.0.0.1:4223\n"
                        "node_id = 3\n"
                        "partitions = 64\n"
-                       "replicas = 5\n";
+                       "replicas = 5\n"
+                       "[delivery]\n"
+                       "conflate = position_update , account_update\n"
+                       "ack_required =\n"
+                       "ack_timeout_ms = 250\n"
+                       "ack_max_attempts = 9\n";
     herald_config_t c;
     herald_error_t err;
     ck_assert_msg(load_text(&c, text, &err, NULL) == 0, "%s", err.message);
@@ -287,8 +298,47 @@ START_TEST(config_parses_every_key)
     ck_assert_uint_eq(c.cluster_node_id, 3);
     ck_assert_uint_eq(c.cluster_partitions, 64);
     ck_assert_uint_eq(c.cluster_replicas, 5);
+    ck_assert_uint_eq(c.conflate_bytes, 64 * 1024);
+    ck_assert_uint_eq(config_conflate_bytes(&c), 64 * 1024);
+    ck_assert_str_eq(c.conflate_types, "position_update , account_update");
+    ck_assert_str_eq(c.ack_required_types, "");
+    ck_assert_uint_eq(c.ack_timeout_ms, 250);
+    ck_assert_uint_eq(c.ack_max_attempts, 9);
     ck_assert_int_eq(load_text(&c, "[cluster]\nnats = off\n" SECRET_LINE, &err, NULL), 0);
     ck_assert_str_eq(c.cluster_nats, "");
+}
+END_TEST
+
+/* SPEC 14: the type lists take names (which ones exist is model_delivery_masks' check), the
+ * conflation threshold defaults to a quarter of the output bound. */
+START_TEST(config_delivery_keys_take_name_lists_and_bounds)
+{
+    herald_config_t c;
+    herald_error_t err;
+    config_defaults(&c);
+    ck_assert_str_eq(c.conflate_types, "position_update,position_profit,account_update");
+    ck_assert_str_eq(c.ack_required_types, "margin_call,risk_alert");
+    ck_assert_uint_eq(c.ack_timeout_ms, 2000);
+    ck_assert_uint_eq(c.ack_max_attempts, 5);
+    ck_assert_uint_eq(config_conflate_bytes(&c), c.max_pending_bytes / 4);
+    const char *bad[] = {"delivery.conflate=position update",
+                         "delivery.conflate=a,,b",
+                         "delivery.conflate=a,",
+                         "delivery.ack_required=Margin_Call",
+                         "delivery.ack_timeout_ms=5",
+                         "delivery.ack_max_attempts=0",
+                         "delivery.ack_max_attempts=101",
+                         "gateway.conflate_bytes=2G"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char key[64];
+        const char *eq = strchr(bad[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - bad[i]), bad[i]);
+        ck_assert_msg(config_set(&c, key, eq + 1, &err) < 0, "%s accepted", bad[i]);
+        ck_assert_str_eq(err.field, key);
+    }
+    ck_assert_int_eq(config_set(&c, "delivery.conflate", "", &err), 0);
+    ck_assert_str_eq(c.conflate_types, "");
+    ck_assert_int_eq(config_set(&c, "delivery.ack_required", " margin_call ,risk_alert", &err), 0);
 }
 END_TEST
 
@@ -712,6 +762,7 @@ int main(void)
     tcase_add_test(tc, config_deploy_ini_loads_and_equals_the_defaults_but_the_secret);
     tcase_add_test(tc, config_deploy_ini_documents_every_key_in_its_section);
     tcase_add_test(tc, config_parses_every_key);
+    tcase_add_test(tc, config_delivery_keys_take_name_lists_and_bounds);
     tcase_add_test(tc, config_accepts_comments_blanks_indentation_crlf_and_tcp_off);
     tcase_add_test(tc, config_rejects_each_bad_value_naming_key_line_and_file);
     tcase_add_test(tc, config_never_echoes_secrets_in_errors);

@@ -220,13 +220,14 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
     ctl_peek_t *pk = ctx;
     jbuf_t *b = &pk->out;
     const uint8_t *data = pk->copy;
-    static const char *const names[] = {"notify",     "session_ready", "replay",
-                                        "replay_end", "gap",           "clock"};
+    static const char *const names[] = {"notify", "session_ready", "replay",   "replay_end",
+                                        "gap",    "clock",         "redeliver"};
 
     memcpy(pk->copy, shared, len);
     if (pk->json && pk->index) jbuf_putc(b, ',');
     jbuf_puts(b, "{\"record\":\"");
-    jbuf_puts(b, type >= REC_NOTIFY && type <= REC_CLOCK ? names[type - REC_NOTIFY] : "unknown");
+    jbuf_puts(b,
+              type >= REC_NOTIFY && type <= REC_REDELIVER ? names[type - REC_NOTIFY] : "unknown");
     jbuf_puts(b, "\",\"type\":");
     jbuf_put_u64(b, type);
     jbuf_puts(b, ",\"length\":");
@@ -242,7 +243,7 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
         jbuf_put_u64(b, s.last_seq);
         jbuf_puts(b, ",\"bcast_last_seq\":");
         jbuf_put_u64(b, s.bcast_last_seq);
-    } else if (type == REC_REPLAY && len >= sizeof(rec_replay_t)) {
+    } else if ((type == REC_REPLAY || type == REC_REDELIVER) && len >= sizeof(rec_replay_t)) {
         rec_replay_t rp;
         memcpy(&rp, data, sizeof rp);
         jbuf_puts(b, ",\"session\":");
@@ -255,7 +256,7 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
         memcpy(&ck, data, sizeof ck);
         jbuf_puts(b, ",\"mono_ns\":");
         jbuf_put_u64(b, ck.mono_ns);
-    } else if (type >= REC_NOTIFY && type <= REC_CLOCK) {
+    } else if (type >= REC_NOTIFY && type <= REC_REDELIVER) {
         jbuf_puts(b, ",\"error\":\"record shorter than its header\"");
     }
     if (pk->first_pending)
