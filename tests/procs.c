@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "check_run.h"
+
 extern char **environ;
 
 #define PROCS_MAX 64
@@ -426,11 +428,8 @@ void procs_cleanup(void)
 int procs_run_suite(struct Suite *suite)
 {
     signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(suite);
     procs_registry_begin();
-    srunner_run_all(sr, CK_NORMAL);
+    int rc = check_run_suite(suite);
     procs_registry_end();
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

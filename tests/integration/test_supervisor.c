@@ -545,9 +545,5 @@ int main(void)
     tcase_add_test(tc, quick_start_tail_prints_a_published_notification);
     tcase_add_test(tc, supervisor_sighup_reloads_every_child_without_restarting_them);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return procs_run_suite(s);
 }

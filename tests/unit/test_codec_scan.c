@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "notif_fixture.h"
 
 #define BIG_LIMIT (1u << 20)
@@ -643,9 +644,5 @@ int main(void)
     tcase_add_test(tc, scan_refuses_a_nul_at_any_position_of_a_string_field);
     tcase_add_test(tc, encode_parts_find_what_the_walk_finds);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

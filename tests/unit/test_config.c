@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "config.h"
 #include "log.h"
 #include "rtdir.h"
@@ -779,9 +780,5 @@ int main(void)
     tcase_add_test(tc, config_runtime_dir_defaults_to_a_private_per_user_dir);
     tcase_add_test(tc, config_non_loopback_broker_listener_needs_an_api_key);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "skip.h"
 #include "doorbell.h"
 #include "ring.h"
@@ -601,9 +602,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_ring PATH-TO-ring_peer\n");
         return 2;
     }
-    SRunner *sr = srunner_create(ring_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(ring_suite());
 }
