@@ -12,16 +12,10 @@
 #include <unistd.h>
 
 #include "gwsys.h"
+#include "herald_time.h"
 #include "rawws.h"
 
 static gws_t S;
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* A msgpack object as a jansson value (the test reads both subprotocols the same way). */
 static json_t *mp_to_json(const msgpack_object *o)

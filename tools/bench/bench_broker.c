@@ -32,6 +32,7 @@
 #include "doorbell.h"
 #include "frame.h"
 #include "herald.h"
+#include "herald_time.h"
 #include "proto.h"
 #include "ring.h"
 
@@ -75,13 +76,6 @@ typedef struct {
 typedef struct {
     uint64_t end_ns, received;
 } bb_consumer_result_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int write_all(int fd, const void *p, size_t n)
 {
