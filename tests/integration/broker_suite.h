@@ -47,16 +47,8 @@ static inline herald_result_t publish(herald_client_t *c, const char *user, int 
                                       const char *id)
 {
     char json[512];
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     bkh_notice_json(json, sizeof json, user, prio, id);
-    bkh_msgpack(&sb, json);
-    herald_result_t r;
-    herald_error_t err;
-    ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
-                  err.message);
-    msgpack_sbuffer_destroy(&sb);
-    return r;
+    return bkh_publish_json(c, json);
 }
 
 static inline void attach_and_open(int gi, unsigned id, const char *user)
