@@ -12,6 +12,7 @@
 
 #include "cl_wire.h"
 #include "clnode.h"
+#include "herald_time.h"
 #include "natsfix.h"
 
 #define PARTS 2
@@ -45,13 +46,6 @@ static bool owns_all(void *arg)
     for (unsigned p = 0; p <= PARTS; p++)
         if (!n->owns[p] || !cl_owns(n->cl, p)) return false;
     return true;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 typedef struct {
@@ -133,10 +127,10 @@ START_TEST(without_a_quorum_nothing_is_acknowledged)
     uint64_t ok0 = a.rounds_ok;
     cln_round_t *held[64];
     size_t n_held = 0;
-    long end = now_ms() + 8000;
-    while (now_ms() < end && n_held < 64) {
+    long end = (long)mono_ms() + 8000;
+    while ((long)mono_ms() < end && n_held < 64) {
         held[n_held++] = clnode_append(&a, "u1", 1, "noq");
-        clnode_round_wait(nodes, 1, held[n_held - 1], (int)(end - now_ms()));
+        clnode_round_wait(nodes, 1, held[n_held - 1], (int)(end - (long)mono_ms()));
         clnode_pump(nodes, 1, 200);
     }
     ck_assert_uint_eq(a.rounds_ok, ok0);
@@ -144,8 +138,8 @@ START_TEST(without_a_quorum_nothing_is_acknowledged)
     ck_assert_int_eq(natsfix_restart(&nf, 1), 0);
     ck_assert_int_eq(natsfix_restart(&nf, 2), 0);
     bool ok = false;
-    end = now_ms() + 90000;
-    while (!ok && now_ms() < end) {
+    end = (long)mono_ms() + 90000;
+    while (!ok && (long)mono_ms() < end) {
         clnode_wait(nodes, 1, 1000, owns_all, &a);
         r = clnode_append(&a, "u1", 1, "back");
         ok = clnode_round_wait(nodes, 1, r, 15000) == CL_OK;
@@ -207,9 +201,9 @@ static void load_track_outages(load_t *l)
         outage_t *o = &l->out[r->p];
         if (r->st != CL_OK) {
             o->fails++;
-            if (!o->first_fail) o->first_fail = now_ms();
+            if (!o->first_fail) o->first_fail = (long)mono_ms();
         } else if (o->first_fail) {
-            long len = now_ms() - o->first_fail;
+            long len = (long)mono_ms() - o->first_fail;
             if (len > o->longest) o->longest = len;
             o->first_fail = 0;
         }
@@ -220,14 +214,14 @@ static void load_track_outages(load_t *l)
  * stream leader after 3 s. Returns the killed server. */
 static int load_run_and_kill(load_t *l, clnode_t *a, clnode_t **nodes)
 {
-    long t0 = now_ms(), killed_at = 0;
+    long t0 = (long)mono_ms(), killed_at = 0;
     int victim = -1;
-    while (now_ms() - t0 < 30000 && l->n_rounds < LOAD_ROUNDS) {
-        if (!killed_at && now_ms() - t0 > 3000) {
+    while ((long)mono_ms() - t0 < 30000 && l->n_rounds < LOAD_ROUNDS) {
+        if (!killed_at && (long)mono_ms() - t0 > 3000) {
             victim = natsfix_stream_leader(&nf, "HERALD_P0");
             ck_assert_int_ge(victim, 0);
             natsfix_signal(&nf, victim, SIGKILL);
-            killed_at = now_ms();
+            killed_at = (long)mono_ms();
         }
         for (unsigned p = 0; p < PARTS; p++) {
             if (!l->n_by_part[p] || !a->owns[p]) continue;
