@@ -1,6 +1,9 @@
 /* acks.c - acknowledged delivery (SPEC 14): each user's outstanding ack_required
  * notifications, the single re-send timer, and the control and HTTP sides (acks.h). */
 #include "acks.h"
+#include "items.h"
+#include "route.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,8 +7,12 @@
 #include "acks.h"
 #include "broker.h"
 #include "codec.h"
+#include "control.h"
+#include "native.h"
 #include "proto.h"
 #include "revoke.h"
+#include "route.h"
+#include "users.h"
 
 static msgpack_unpacked ctrl_msg;
 static bool ctrl_msg_ready;

@@ -5,6 +5,8 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "dedup.h"
+#include "items.h"
 #include "jsum.h"
 #include "seedhash.h"
 

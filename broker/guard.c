@@ -12,6 +12,8 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "guard.h"
+#include "native.h"
 
 /* The auth frame's first bytes: a msgpack map of one pair whose key is "auth". */
 static const uint8_t auth_head[] = {0x81, 0xa4, 'a', 'u', 't', 'h'};

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "api.h"
 #include "herald_time.h"
 #include "http_int.h"
 

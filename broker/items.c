@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 
 #include "broker.h"
+#include "items.h"
 
 #define ITEM_CLASS   64u
 #define ITEM_CLASSES 32u        /* items up to 2 KiB; larger ones use malloc */

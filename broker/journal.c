@@ -12,9 +12,14 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "dedup.h"
 #include "herald_time.h"
+#include "items.h"
 #include "jfile.h"
+#include "journal.h"
 #include "jsum.h"
+#include "pipeline.h"
+#include "users.h"
 
 #define JR_REC_HDR     16u
 #define JR_SNAP_PIECE  (1u << 20)     /* snapshot bytes encoded before they are written out */

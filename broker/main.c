@@ -11,13 +11,19 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "dedup.h"
 #include "herald_time.h"
 #include "http.h"
+#include "items.h"
+#include "journal.h"
+#include "native.h"
+#include "pipeline.h"
 #include "presence.h"
 #include "reload.h"
 #include "revoke.h"
+#include "route.h"
+#include "users.h"
 
-broker_t *g_broker;
 static const char *config_path;
 static int g_argc; /* for SIGHUP: the reload re-reads the file and re-applies -o */
 static char **g_argv;
@@ -151,7 +157,6 @@ int main(int argc, char **argv)
     log_init("broker", -1);
     log_set_level((log_level_t)b->cfg.log_level);
     config_log_dev_secret(&b->cfg);
-    g_broker = b;
     signal(SIGPIPE, SIG_IGN);
     /* Every connection is a descriptor: take what the hard limit allows. */
     struct rlimit rl;

@@ -12,7 +12,11 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "control.h"
 #include "frame.h"
+#include "guard.h"
+#include "native.h"
+#include "pipeline.h"
 
 #define READ_CHUNK (256u * 1024)
 #define CTRL_MAX   (1u << 20)

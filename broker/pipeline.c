@@ -7,9 +7,16 @@
 #include "acks.h"
 #include "broker.h"
 #include "codec.h"
+#include "dedup.h"
 #include "herald_time.h"
 #include "http.h"
+#include "items.h"
+#include "journal.h"
+#include "native.h"
+#include "pipeline.h"
 #include "proto.h"
+#include "route.h"
+#include "users.h"
 
 /* The notifications sequenced in the current drain round, in order. */
 static bk_item_t *round_items[BK_ROUND_BUDGET];

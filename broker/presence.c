@@ -1,6 +1,8 @@
 /* presence.c - presence (SPEC 14): online state from the routes, last_seen of offline users
  * (presence.h). */
 #include "presence.h"
+#include "route.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>

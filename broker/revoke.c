@@ -1,7 +1,9 @@
 /* revoke.c - POST /api/disconnect on the broker: the user locks, the `disconnect` requests
  * to the gateways over their control connections, and the answer once every gateway asked
  * has said how many sessions it closed (or BK_DISCONNECT_WAIT_NS passed). See revoke.h. */
+#include "native.h"
 #include "revoke.h"
+#include "route.h"
 
 #include <stdlib.h>
 #include <string.h>

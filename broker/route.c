@@ -5,7 +5,10 @@
 #include <time.h>
 
 #include "broker.h"
+#include "items.h"
 #include "proto.h"
+#include "route.h"
+#include "users.h"
 
 bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err)
 {

@@ -4,10 +4,14 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "dedup.h"
 #include "http.h"
 #include "presence.h"
-#include "webui.h"
 #include "revoke.h"
+#include "route.h"
+#include "stats.h"
+#include "users.h"
+#include "webui.h"
 
 static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
 {

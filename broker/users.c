@@ -5,8 +5,12 @@
 
 #include "broker.h"
 #include "herald_time.h"
+#include "items.h"
+#include "journal.h"
 #include "presence.h"
+#include "route.h"
 #include "seedhash.h"
+#include "users.h"
 
 /* Keyed per process (user ids come from producers): only this table depends on it. */
 uint32_t bk_user_hash(const char *s, size_t len)

@@ -14,8 +14,7 @@
 #include "bk_harness.h"
 #include "broker.h"
 #include "proto.h"
-
-broker_t *g_broker; /* broker.h declares it; the functions used here do not touch it */
+#include "users.h"
 
 static bkh_t H;
 static bkh_gw_t G;

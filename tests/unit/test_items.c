@@ -6,10 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_run.h"
 #include "broker.h"
-
-broker_t *g_broker; /* broker.h declares it; items.c does not use it */
+#include "check_run.h"
+#include "items.h"
 
 static bk_item_t *item(uint32_t len, uint8_t fill)
 {

@@ -10,12 +10,16 @@
 #include "acks.h"
 #include "broker.h"
 #include "codec.h"
+#include "dedup.h"
+#include "items.h"
+#include "journal.h"
 #include "json.h"
+#include "pipeline.h"
 #include "presence.h"
 #include "procs.h"
 #include "proto.h"
-
-broker_t *g_broker;
+#include "route.h"
+#include "users.h"
 
 static broker_t *b;
 static char prefix[64];
@@ -35,7 +39,6 @@ static void setup(void)
 {
     b = calloc(1, sizeof *b);
     ck_assert_ptr_nonnull(b);
-    g_broker = b;
     config_defaults(&b->cfg);
     snprintf(b->cfg.shm_prefix, sizeof b->cfg.shm_prefix, "%s", prefix);
     b->cfg.ring_bytes = 1u << 20;

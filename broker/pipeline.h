@@ -1,0 +1,56 @@
+/* pipeline.h - ingest, priority queues and the drain round: requests in, seqs out. */
+#ifndef HERALD_BK_PIPELINE_H
+#define HERALD_BK_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "err.h"
+#include "model.h"
+
+/* Per-item outcome of a request. */
+typedef struct {
+    uint64_t seq;
+    uint8_t done;
+    bool duplicate;
+    bool msg_owned;      /* message is malloc'd (else static) */
+    herr_t code;         /* HERR_OK when accepted */
+    const char *message; /* error text, or NULL */
+    char message_id[HERALD_MAX_ID_LEN + 1];
+} bk_result_t;
+
+/* One request frame (native) or HTTP publish body. Owned by its connection's response FIFO
+ * (native) or its HTTP session; orphaned (owner gone) requests free themselves once their
+ * last pending item completes. */
+struct bk_req {
+    bk_req_t *next;           /* connection's response FIFO */
+    struct bk_conn *conn;     /* native owner, NULL if orphaned or HTTP */
+    struct bk_http_msg *http; /* HTTP owner, NULL if orphaned or native */
+    bool batch;               /* the body was an array: answer an array */
+    bool orphan;
+    herr_t frame_code; /* whole-frame error (malformed, not map/array) */
+    char frame_msg[200];
+    uint32_t n, pending;
+    bk_result_t res[];
+};
+
+void bk_queue_init(broker_t *b);
+bk_req_t *bk_req_new(uint32_t n);
+/* Take a whole request body (msgpack map or array of maps) into a new request. */
+bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
+/* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,
+ * referenced (bk_result_fail_static: no allocation per refused item). */
+void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
+void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
+void bk_req_orphan(broker_t *b, bk_req_t *req);
+void bk_req_free(bk_req_t *req);
+void bk_pipeline_init(broker_t *b);
+/* Ask for a drain round at the end of this loop pass. */
+void bk_drain_schedule(broker_t *b);
+/* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */
+void bk_drain(broker_t *b);
+size_t bk_queue_total(const broker_t *b);
+
+#endif

@@ -1,0 +1,72 @@
+/* users.h - users: the table, seq floors of forgotten users, histories, routes and the sweep. */
+#ifndef HERALD_BK_USERS_H
+#define HERALD_BK_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "items.h"
+
+/* A user (or the broadcast user "*"): sequence, history, routes. Forgotten (freed) by
+ * bk_users_sweep once idle past history_age_s, never while an item or a route refers to it. */
+struct bk_user {
+    struct bk_user *hnext;
+    uint64_t last_seq;
+    uint64_t last_ns; /* wall clock of its last sequenced notification or session change */
+    uint32_t queued;  /* its items still in a priority queue (they point at it) */
+    bk_item_t *hist_head, *hist_tail; /* oldest .. newest */
+    uint32_t hist_count;
+    uint16_t n_routes, cap_routes;
+    struct bk_route *routes; /* gateways with a session of this user, refcounted */
+    bool active;             /* counted in active_users */
+    uint8_t id_len;
+    uint32_t hash; /* of id: compared before the id on lookup, kept for rehashing */
+    char id[HERALD_MAX_ID_LEN + 1];
+};
+
+struct bk_route {
+    uint16_t gw;
+    uint32_t refs; /* open sessions of the user on that gateway */
+};
+
+/* Seq floors of forgotten users: a user created again starts after its slot's floor, the
+ * highest last seq of any user forgotten into that slot (slot = a fixed FNV-1a of the id,
+ * not the keyed table hash: the journal keeps the floors). 512 KiB. */
+#define BK_FLOOR_SLOTS (1u << 16)
+
+int bk_users_init(broker_t *b);
+/* The user id[0..len), created if absent when create; NULL if not found or len is over
+ * HERALD_MAX_ID_LEN. The _hashed form takes bk_user_hash(id, len) computed earlier. */
+bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
+bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create);
+uint32_t bk_user_hash(const char *id, size_t len);
+/* Start loading the first user of hash's chain (ingest prefetches before it looks up). */
+void bk_user_prefetch(broker_t *b, uint32_t hash);
+void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it);
+void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns);
+/* First seq the history still holds (last_seq + 1 if empty). */
+uint64_t bk_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns);
+uint32_t bk_route_refs(const bk_user_t *u, unsigned gw);
+void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
+void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
+void bk_routes_forget_gateway(broker_t *b, unsigned gw);
+void bk_users_free(broker_t *b);
+/* One step of the sweep, from the 1 s tick (nothing is done per publish): visits the next
+ * max(1024, users / 30) users, so every user is seen within about 30 s; trims their
+ * history by age, and forgets users idle past history_age_s with no session, nothing
+ * queued and no history left, raising their floor slot to their last seq (and appending
+ * that to the journal). Returns the users forgotten. */
+size_t bk_users_sweep(broker_t *b, uint64_t now_ns);
+/* The floor slot of a user id. */
+uint32_t bk_floor_slot(const char *id, size_t len);
+void bk_floor_raise(broker_t *b, uint32_t slot, uint64_t seq);
+
+/* Memory counted against broker.max_memory. */
+static inline uint64_t bk_mem_used(const broker_t *b)
+{
+    return b->mem_fixed + b->mem_users + bk_items_live;
+}
+
+#endif
