@@ -38,6 +38,7 @@
 #include "codec.h"
 #include "config.h"
 #include "err.h"
+#include "http.h"
 #include "heartbeat.h"
 #include "json.h"
 #include "latency.h"
@@ -90,6 +91,26 @@ typedef struct bk_queue {
     uint32_t count, cap;
 } bk_queue_t;
 
+/* Calls from a lower module up to a higher one. The core (core.c: bk_core_hooks) sets them,
+ * so that no module includes or calls a module above it. */
+typedef struct {
+    /* http.c: a complete request (api.c's bk_api_handle) */
+    void (*http_request)(struct broker *b, struct bk_http_msg *m, const bk_http_request_t *rq);
+    /* native.c: a control connection's frame, and its close (control.c) */
+    void (*ctrl_frame)(struct broker *b, bk_conn_t *c, const uint8_t *body, size_t len);
+    void (*ctrl_closed)(struct broker *b, bk_conn_t *c);
+    /* pipeline.c: every item of req has its answer; its owner is a native connection (its
+     * responses go out at the end of the pass) or an HTTP request (answered now) */
+    void (*native_done)(struct broker *b, bk_conn_t *c);
+    void (*http_done)(struct broker *b, bk_req_t *req);
+    /* users.c: a user's first route came (online) or its last went (offline: presence.c);
+     * gateway gw has delta users more (route.c); floor slot was raised to seq (journal.c) */
+    void (*user_online)(struct broker *b, const char *id, size_t len);
+    void (*user_offline)(struct broker *b, const char *id, size_t len);
+    void (*gateway_users)(struct broker *b, unsigned gw, int delta);
+    void (*floor_raised)(struct broker *b, uint32_t slot, uint64_t seq);
+} bk_hooks_t;
+
 typedef struct broker {
     herald_config_t cfg;
     model_masks_t masks;          /* cfg's delivery type lists (acks.c keeps them current) */
@@ -97,6 +118,7 @@ typedef struct broker {
     struct bk_presence *presence; /* last seen of users offline (presence.h) */
     rtdir_t rt;                   /* runtime.dir, checked and open (sockets) */
     loop_t *loop;
+    bk_hooks_t hooks;     /* set by bk_core_hooks */
     struct bk_http *http; /* http.c */
     jbuf_t api_out;       /* api.c's response scratch */
     bk_counters_t c;

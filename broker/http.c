@@ -14,7 +14,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "api.h"
 #include "herald_time.h"
 #include "http_int.h"
 
@@ -287,7 +286,7 @@ void bk_http_init(broker_t *b)
     if (!h) abort();
     msgpack_sbuffer_init(&h->mp);
     h->listen.fd = -1;
-    h->handle = bk_api_handle;
+    h->handle = b->hooks.http_request;
     loop_timer_init(&h->listen_retry, listen_resume, b);
     b->http = h;
 }

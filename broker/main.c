@@ -11,6 +11,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "core.h"
 #include "dedup.h"
 #include "herald_time.h"
 #include "http.h"
@@ -181,6 +182,7 @@ int main(int argc, char **argv)
     }
     loop_set_idle(b->loop, b->cfg.idle_spin_us, b->cfg.idle_yield_us);
     jbuf_init(&b->api_out, 0);
+    bk_core_hooks(b);
     bk_queue_init(b);
     bk_pipeline_init(b);
     bk_route_init(b);

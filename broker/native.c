@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "control.h"
 #include "frame.h"
 #include "guard.h"
 #include "native.h"
@@ -308,8 +307,13 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
         }
         off += (size_t)n;
         if (c->kind == CONN_NATIVE && c->auth != BK_AUTH_DONE) {
-            int a = bk_guard_auth_frame(b, c, body, blen);
+            msgpack_sbuffer answer;
+            msgpack_sbuffer_init(&answer);
+            int a = bk_guard_auth_frame(b, &c->auth, body, blen, &answer);
+            if (answer.size) bk_conn_send(b, c, answer.data, answer.size);
+            msgpack_sbuffer_destroy(&answer);
             if (a < 0) {
+                c->closing = true;
                 rc = -1;
                 off = c->rx_len;
                 break;
@@ -319,7 +323,7 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
         if (c->kind == CONN_NATIVE)
             native_frame(b, c, body, blen);
         else
-            bk_ctrl_frame(b, c, body, blen);
+            b->hooks.ctrl_frame(b, c, body, blen);
     }
     if (off) {
         memmove(c->rx, c->rx + off, c->rx_len - off);
@@ -374,7 +378,7 @@ static void conn_close(broker_t *b, bk_conn_t *c)
 {
     loop_io_del(b->loop, &c->io);
     close(c->io.fd);
-    if (c->kind == CONN_CTRL) bk_ctrl_closed(b, c);
+    if (c->kind == CONN_CTRL) b->hooks.ctrl_closed(b, c);
     for (bk_req_t *r = c->rq_head, *nx; r; r = nx) {
         nx = r->next;
         bk_req_orphan(b, r);

@@ -7,16 +7,10 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "guard.h"
 #include "loop.h"
 
 typedef enum { CONN_LISTEN_NATIVE, CONN_LISTEN_CTRL, CONN_NATIVE, CONN_CTRL } conn_kind_t;
-
-/* Where a native connection is with the api key (guard.c). */
-enum {
-    BK_AUTH_FIRST,    /* its first frame may be an auth frame (checked) or a publish */
-    BK_AUTH_REQUIRED, /* native TCP with broker.api_key: the first frame must be auth */
-    BK_AUTH_DONE,
-};
 
 struct bk_conn {
     loop_io_t io;

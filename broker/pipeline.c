@@ -94,9 +94,9 @@ static void req_slot_done(broker_t *b, bk_req_t *req)
     if (req->orphan)
         bk_req_free(req);
     else if (req->conn)
-        bk_conn_mark_dirty(b, req->conn);
+        b->hooks.native_done(b, req->conn);
     else if (req->http)
-        bk_http_req_done(b, req);
+        b->hooks.http_done(b, req);
 }
 
 static void refuse(broker_t *b, bk_req_t *req, uint32_t idx, const herald_error_t *err)

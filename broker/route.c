@@ -234,6 +234,16 @@ void bk_rings_heartbeat(broker_t *b)
         if (b->gws[i] && b->gws[i]->ring) ring_heartbeat(b->gws[i]->ring);
 }
 
+void bk_route_gateway_users(broker_t *b, unsigned gw, int delta)
+{
+    bk_gateway_t *g = b->gws[gw];
+    if (!g) return;
+    if (delta > 0)
+        g->users += (uint32_t)delta;
+    else if (g->users)
+        g->users--;
+}
+
 void bk_gateways_free(broker_t *b)
 {
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {

@@ -48,6 +48,8 @@ void bk_rings_publish(broker_t *b);
 void bk_backlogs_drain(broker_t *b);
 void bk_rings_heartbeat(broker_t *b);
 void bk_gateways_free(broker_t *b);
+/* Gateway gw (if attached once) has delta users routed to it more; never below 0. */
+void bk_route_gateway_users(broker_t *b, unsigned gw, int delta);
 /* Replay (from, to] of user u into gateway g for session (0 = user-level), with REC_GAP
  * when history no longer covers the start, then REC_REPLAY_END(from+1, to). */
 void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,

@@ -6,9 +6,6 @@
 #include "broker.h"
 #include "herald_time.h"
 #include "items.h"
-#include "journal.h"
-#include "presence.h"
-#include "route.h"
 #include "seedhash.h"
 #include "users.h"
 
@@ -157,11 +154,11 @@ void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
     }
     u->last_ns = now_ns();
     u->routes[u->n_routes++] = (struct bk_route){(uint16_t)gw, n};
-    if (b->gws[gw]) b->gws[gw]->users++;
+    b->hooks.gateway_users(b, gw, 1);
     if (!u->active) {
         u->active = true;
         b->active_users++;
-        bk_presence_online(b, u->id, u->id_len);
+        b->hooks.user_online(b, u->id, u->id_len);
     }
     log_debug("user %s subscribed on gateway %u", u->id, gw);
 }
@@ -170,11 +167,11 @@ static void route_remove_at(broker_t *b, bk_user_t *u, uint16_t i)
 {
     unsigned gw = u->routes[i].gw;
     u->routes[i] = u->routes[--u->n_routes];
-    if (b->gws[gw] && b->gws[gw]->users) b->gws[gw]->users--;
+    b->hooks.gateway_users(b, gw, -1);
     if (!u->n_routes && u->active) {
         u->active = false;
         b->active_users--;
-        bk_presence_offline(b, u->id, u->id_len);
+        b->hooks.user_offline(b, u->id, u->id_len);
     }
     log_debug("user %s unsubscribed from gateway %u", u->id, gw);
 }
@@ -210,7 +207,7 @@ static void user_forget(broker_t *b, bk_user_t *u)
         uint32_t slot = bk_floor_slot(u->id, u->id_len);
         if (u->last_seq > b->floors[slot]) {
             b->floors[slot] = u->last_seq;
-            bk_journal_floor(b, slot, u->last_seq);
+            b->hooks.floor_raised(b, slot, u->last_seq);
         }
     }
     b->mem_users -= sizeof *u + (uint64_t)u->cap_routes * sizeof *u->routes;

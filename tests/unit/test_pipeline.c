@@ -9,6 +9,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "core.h"
 #include "codec.h"
 #include "dedup.h"
 #include "items.h"
@@ -46,6 +47,7 @@ static void setup(void)
     b->loop = loop_new(&err);
     ck_assert_ptr_nonnull(b->loop);
     jbuf_init(&b->api_out, 0);
+    bk_core_hooks(b);
     bk_queue_init(b);
     bk_pipeline_init(b);
     bk_route_init(b);
