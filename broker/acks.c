@@ -211,7 +211,7 @@ static void entry_send(broker_t *b, bk_ack_t *e)
     for (uint16_t i = 0; i < e->u->n_gws; i++) {
         bk_gateway_t *g = b->gws[e->u->gws[i].gw];
         if (e->u->gws[i].n && g && g->attached)
-            bk_gw_write(b, g, REC_REDELIVER, &rh, sizeof rh, e->bytes, e->len);
+            bk_route_write(b, g, REC_REDELIVER, &rh, sizeof rh, e->bytes, e->len);
     }
     e->attempts++;
     a->redeliveries++;
@@ -244,7 +244,7 @@ static void acks_timer_cb(loop_t *l, loop_timer_t *t)
         }
     }
     if (a->due_head) loop_timer_at(l, &a->timer, a->due_head->due_ns);
-    if (sent) bk_rings_publish(b);
+    if (sent) bk_route_publish(b);
 }
 
 /* --- life cycle --- */

@@ -8,7 +8,7 @@
 
 #include "broker.h"
 
-void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
-void bk_ctrl_closed(broker_t *b, bk_conn_t *c);
+void bk_control_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len);
+void bk_control_closed(broker_t *b, bk_conn_t *c);
 
 #endif

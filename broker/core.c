@@ -15,9 +15,9 @@ void bk_core_hooks(broker_t *b)
 {
     b->hooks = (bk_hooks_t){
         .http_request = bk_api_handle,
-        .ctrl_frame = bk_ctrl_frame,
-        .ctrl_closed = bk_ctrl_closed,
-        .native_done = bk_conn_mark_dirty,
+        .ctrl_frame = bk_control_frame,
+        .ctrl_closed = bk_control_closed,
+        .native_done = bk_native_mark_dirty,
         .http_done = bk_http_req_done,
         .user_online = bk_presence_online,
         .user_offline = bk_presence_offline,

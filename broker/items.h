@@ -37,13 +37,13 @@ struct bk_item {
 extern uint64_t bk_items_live;
 /* An item with room for len canonical bytes (its len field is the caller's to set, and
  * must equal len when it is freed). Aborts on out-of-memory, like every broker malloc. */
-bk_item_t *bk_item_new(uint32_t len);
-void bk_item_free(bk_item_t *it);
+bk_item_t *bk_items_new(uint32_t len);
+void bk_items_free(bk_item_t *it);
 /* Return the item chunks' memory (at shutdown). */
 void bk_items_release(void);
 /* Zeroed memory on 2 MiB-aligned pages advised as transparent huge pages (for big, randomly
  * probed tables); never fails (aborts). Free with the same size. */
-void *bk_huge_alloc(size_t size);
-void bk_huge_free(void *p, size_t size);
+void *bk_items_huge_alloc(size_t size);
+void bk_items_huge_free(void *p, size_t size);
 
 #endif

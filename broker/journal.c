@@ -143,7 +143,7 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
         if (dlen != 4) return -1;
         memcpy(&slot, d, 4);
         if (slot >= BK_FLOOR_SLOTS) return -1;
-        bk_floor_raise(b, slot, word);
+        bk_users_floor_raise(b, slot, word);
         return 0;
     }
     uint64_t fp = 0;
@@ -162,7 +162,7 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
             bk_dedup_insert(b, id, dlen, bk_dedup_hash(id, dlen), word, NULL, fp);
             return 0;
         }
-        bk_user_t *u = bk_user_get(b, id, dlen, true);
+        bk_user_t *u = bk_users_get(b, id, dlen, true);
         if (word > u->last_seq) u->last_seq = word;
         return 0;
     }
@@ -170,7 +170,7 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
     notif_t n;
     herald_error_t err;
     if (codec_decode(d, dlen, scratch, &n, &err) < 0 || n.seq == 0) return -1;
-    bk_user_t *u = bk_user_get(b, n.user_id, strlen(n.user_id), true);
+    bk_user_t *u = bk_users_get(b, n.user_id, strlen(n.user_id), true);
     if (n.seq > u->last_seq) u->last_seq = n.seq;
     if (type == J_NOTIF) {
         size_t idl = strlen(n.message_id);
@@ -178,10 +178,10 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
                         bk_dedup_fp(d, dlen));
     }
     if (u->hist_tail && u->hist_tail->seq >= n.seq) return 0; /* already held */
-    bk_item_t *it = bk_item_new(dlen);
+    bk_item_t *it = bk_items_new(dlen);
     *it = (bk_item_t){.user = u, .seq = n.seq, .at_ns = word, .len = dlen, .prio = n.priority};
     memcpy(it->bytes, d, dlen);
-    bk_history_append(b, u, it);
+    bk_users_history_append(b, u, it);
     return 0;
 }
 
@@ -562,7 +562,7 @@ static void jr_compact(broker_t *b)
         for (bk_user_t *u = b->utab[h]; u; u = u->hnext) {
             if (!u->last_seq) continue;
             snap_put(&s, J_USER, u->last_seq, u->id, strlen(u->id));
-            bk_history_trim(b, u, now);
+            bk_users_history_trim(b, u, now);
             if (!u->hist_head) continue;
             __builtin_prefetch(u->hist_head->next);
             cur[n++] = u->hist_head;

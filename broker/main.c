@@ -43,7 +43,7 @@ static void on_signal(loop_t *l, int sig, void *ctx)
 static void tick_cb(loop_t *l, loop_timer_t *t)
 {
     broker_t *b = t->ctx;
-    bk_rings_heartbeat(b);
+    bk_route_heartbeat(b);
     if (bk_users_sweep(b, now_ns())) bk_journal_flush(b); /* the floors it raised */
     bk_http_sweep(b);
     bk_revoke_tick(b);
@@ -58,7 +58,7 @@ static void pass_end(loop_t *l, void *ctx)
     broker_t *b = ctx;
     hb_beat(&b->hb, loop_now(l));
     bk_drain(b);
-    bk_conns_flush(b);
+    bk_native_flush(b);
     bk_http_flush(b);
 }
 
@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     bk_native_close(b);
     bk_journal_flush(b);
     bk_journal_close(b);
-    bk_gateways_free(b);
+    bk_route_free(b);
     bk_acks_free(b);
     bk_presence_free(b);
     bk_users_free(b);

@@ -103,13 +103,13 @@ static void tx_reserve(bk_conn_t *c, size_t n)
     c->tx_cap = cap;
 }
 
-void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len)
+void bk_native_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len)
 {
     tx_reserve(c, FRAME_HDR + len);
     frame_put_len(c->tx + c->tx_len, (uint32_t)len);
     memcpy(c->tx + c->tx_len + FRAME_HDR, buf, len);
     c->tx_len += FRAME_HDR + len;
-    bk_conn_mark_dirty(b, c);
+    bk_native_mark_dirty(b, c);
 }
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -227,7 +227,7 @@ static int conn_write(broker_t *b, bk_conn_t *c)
     return 0;
 }
 
-void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c)
+void bk_native_mark_dirty(broker_t *b, bk_conn_t *c)
 {
     if (c->dirty) return;
     c->dirty = true;
@@ -248,7 +248,7 @@ static void conn_pop_done(bk_conn_t *c)
 
 static void conn_close(broker_t *b, bk_conn_t *c);
 
-void bk_conns_flush(broker_t *b)
+void bk_native_flush(broker_t *b)
 {
     while (b->dirty) {
         bk_conn_t *c = b->dirty;
@@ -269,7 +269,7 @@ static void native_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t 
     else
         c->rq_head = r;
     c->rq_tail = r;
-    if (r->pending == 0) bk_conn_mark_dirty(b, c);
+    if (r->pending == 0) bk_native_mark_dirty(b, c);
 }
 
 /* Parse complete frames out of rx. Returns -1 when the stream cannot continue. */
@@ -300,7 +300,7 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
                 bk_req_free(r);
             }
             c->closing = true;
-            bk_conn_mark_dirty(b, c);
+            bk_native_mark_dirty(b, c);
             rc = -1;
             off = c->rx_len;
             break;
@@ -310,7 +310,7 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
             msgpack_sbuffer answer;
             msgpack_sbuffer_init(&answer);
             int a = bk_guard_auth_frame(b, &c->auth, body, blen, &answer);
-            if (answer.size) bk_conn_send(b, c, answer.data, answer.size);
+            if (answer.size) bk_native_send(b, c, answer.data, answer.size);
             msgpack_sbuffer_destroy(&answer);
             if (a < 0) {
                 c->closing = true;
@@ -349,7 +349,7 @@ static int conn_read(broker_t *b, bk_conn_t *c)
     if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
     c->rx_len += (size_t)n;
     conn_frames(b, c);
-    bk_conn_mark_dirty(b, c); /* answers (or a pause) are settled at the end of the pass */
+    bk_native_mark_dirty(b, c); /* answers (or a pause) are settled at the end of the pass */
     return 0;
 }
 

@@ -33,9 +33,9 @@ struct bk_conn {
 int bk_native_listen(broker_t *b, herald_error_t *err);
 /* Close every native/control connection and listener (shutdown). */
 void bk_native_close(broker_t *b);
-void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c);
-void bk_conns_flush(broker_t *b);
+void bk_native_mark_dirty(broker_t *b, bk_conn_t *c);
+void bk_native_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
-void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
+void bk_native_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
 
 #endif

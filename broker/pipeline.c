@@ -157,8 +157,8 @@ static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const uint8_t
     p->id_hash = bk_dedup_hash(p->n.message_id, p->id_len);
     bk_dedup_prefetch(b, p->id_hash, ahead);
     p->user_len = p->n.user_id_len;
-    p->user_hash = bk_user_hash(p->n.user_id, p->user_len);
-    bk_user_prefetch(b, p->user_hash);
+    p->user_hash = bk_users_hash(p->n.user_id, p->user_len);
+    bk_users_prefetch(b, p->user_hash);
     return true;
 }
 
@@ -256,9 +256,9 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     }
     long len = ingest_encode(b, req, p, now);
     if (len < 0) return;
-    bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
+    bk_user_t *u = bk_users_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
     u->queued++;
-    bk_item_t *it = bk_item_new((uint32_t)len);
+    bk_item_t *it = bk_items_new((uint32_t)len);
     *it = (bk_item_t){.user = u,
                       .len = (uint32_t)len,
                       .prio = n->priority,
@@ -405,9 +405,9 @@ static void round_publish(broker_t *b, size_t n)
         if (it->ack) bk_acks_published(b, it);
         b->c.sent++;
         answer_all(b, it, true);
-        bk_history_append(b, it->user, it); /* may free it */
+        bk_users_history_append(b, it->user, it); /* may free it */
     }
-    bk_rings_publish(b);
+    bk_route_publish(b);
 }
 
 /* The journal could not take the round: it never happened. Seqs go back (newest first, so a
@@ -423,7 +423,7 @@ static void round_discard(broker_t *b, size_t n)
         it->dedup = NULL;
         answer_all(b, it, false);
         b->c.dropped++;
-        bk_item_free(it);
+        bk_items_free(it);
     }
     if (log_ratelimit_ok(&b->rl_journal, 1))
         log_error("journal write failed: a round of %zu notifications was refused (io_error) and "

@@ -149,7 +149,7 @@ size_t bk_presence_remembered(const broker_t *b)
 
 void bk_presence_json(broker_t *b, const char *id, size_t len, jbuf_t *o)
 {
-    const bk_user_t *u = bk_user_get(b, id, len, false);
+    const bk_user_t *u = bk_users_get(b, id, len, false);
     uint32_t sessions = 0;
     uint16_t gws[BK_MAX_GATEWAYS];
     unsigned n_gws = 0;

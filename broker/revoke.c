@@ -189,7 +189,7 @@ static void send_disconnect(broker_t *b, bk_gateway_t *g, uint64_t id, const cha
         pk_str(&pk, "until");
         msgpack_pack_uint64(&pk, until_ns);
     }
-    bk_conn_send(b, g->ctrl, sb.data, sb.size);
+    bk_native_send(b, g->ctrl, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -223,7 +223,7 @@ int bk_disconnect(broker_t *b, const bk_disconnect_args_t *a, bk_disconnect_done
         free(p);
         return 0;
     }
-    bk_conns_flush(b); /* called from the HTTP side: nothing else flushes control output */
+    bk_native_flush(b); /* called from the HTTP side: nothing else flushes control output */
     snprintf(p->user, sizeof p->user, "%s", a->user);
     p->deadline_ns = now_mono_ns() + BK_DISCONNECT_WAIT_NS;
     p->done = done;

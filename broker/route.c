@@ -10,7 +10,7 @@
 #include "route.h"
 #include "users.h"
 
-bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err)
+bk_gateway_t *bk_route_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err)
 {
     if (id >= BK_MAX_GATEWAYS) {
         herr_set(err, HERR_BAD_VALUE, "gw", "gateway id %u out of range (max %u)", id,
@@ -59,13 +59,13 @@ static uint64_t backlog_clear(bk_gateway_t *g)
     return notify;
 }
 
-void bk_gateway_detach(broker_t *b, bk_gateway_t *g)
+void bk_route_detach(broker_t *b, bk_gateway_t *g)
 {
     if (!g->attached) return;
     g->attached = false;
     g->ctrl = NULL;
     b->active_gateways--;
-    bk_routes_forget_gateway(b, g->id);
+    bk_users_routes_forget_gateway(b, g->id);
     g->users = 0;
     uint64_t records = g->bl_count, notify = backlog_clear(g);
     if (records) {
@@ -116,14 +116,14 @@ static void backlog_push(broker_t *b, bk_gateway_t *g, uint32_t type, const void
     }
 }
 
-void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
-                 const void *c, uint32_t clen)
+void bk_route_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
+                    const void *c, uint32_t clen)
 {
     if (!g->dirty) { /* the round's first record for g: say when they were written */
         g->dirty = true;
         g->due_ns = UINT64_MAX;
         rec_clock_t ck = {loop_now(b->loop)};
-        bk_gw_write(b, g, REC_CLOCK, &ck, sizeof ck, NULL, 0);
+        bk_route_write(b, g, REC_CLOCK, &ck, sizeof ck, NULL, 0);
     }
     if (type != REC_NOTIFY && type != REC_CLOCK) g->due_ns = 0; /* control records: at once */
     if (!g->bl_head) {
@@ -148,7 +148,7 @@ void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uin
  * once, P1..P3 at their flush delay from now: see ring_publish_due). */
 static void route_to(broker_t *b, bk_gateway_t *g, const bk_item_t *it, uint64_t due)
 {
-    bk_gw_write(b, g, REC_NOTIFY, it->bytes, it->len, NULL, 0);
+    bk_route_write(b, g, REC_NOTIFY, it->bytes, it->len, NULL, 0);
     if (due < g->due_ns) g->due_ns = due;
     g->deferred++;
 }
@@ -170,7 +170,7 @@ void bk_route_item(broker_t *b, const bk_item_t *it)
     }
 }
 
-void bk_rings_publish(broker_t *b)
+void bk_route_publish(broker_t *b)
 {
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
         bk_gateway_t *g = b->gws[i];
@@ -187,7 +187,7 @@ void bk_rings_publish(broker_t *b)
     }
 }
 
-void bk_backlogs_drain(broker_t *b)
+void bk_route_backlogs_drain(broker_t *b)
 {
     bool left = false;
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
@@ -212,7 +212,7 @@ void bk_backlogs_drain(broker_t *b)
         }
         if (g->bl_head) left = true;
     }
-    bk_rings_publish(b);
+    bk_route_publish(b);
     b->backlog_scheduled = left;
     if (left) loop_timer_at(b->loop, &b->backlog_timer, loop_now(b->loop) + BK_BACKLOG_RETRY_NS);
 }
@@ -220,7 +220,7 @@ void bk_backlogs_drain(broker_t *b)
 static void backlog_cb(loop_t *l, loop_timer_t *t)
 {
     (void)l;
-    bk_backlogs_drain(t->ctx);
+    bk_route_backlogs_drain(t->ctx);
 }
 
 void bk_route_init(broker_t *b)
@@ -228,7 +228,7 @@ void bk_route_init(broker_t *b)
     loop_timer_init(&b->backlog_timer, backlog_cb, b);
 }
 
-void bk_rings_heartbeat(broker_t *b)
+void bk_route_heartbeat(broker_t *b)
 {
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++)
         if (b->gws[i] && b->gws[i]->ring) ring_heartbeat(b->gws[i]->ring);
@@ -244,7 +244,7 @@ void bk_route_gateway_users(broker_t *b, unsigned gw, int delta)
         g->users--;
 }
 
-void bk_gateways_free(broker_t *b)
+void bk_route_free(broker_t *b)
 {
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
         bk_gateway_t *g = b->gws[i];
@@ -260,17 +260,17 @@ static void write_range(broker_t *b, bk_gateway_t *g, uint32_t type, bk_user_t *
                         uint64_t from, uint64_t to)
 {
     rec_range_t r = {.session = session, .from = from, .to = to};
-    bk_gw_write(b, g, type, &r, sizeof r, u->id, (uint32_t)strlen(u->id));
+    bk_route_write(b, g, type, &r, sizeof r, u->id, (uint32_t)strlen(u->id));
 }
 
-void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,
-               uint64_t to, bool end_marker)
+void bk_route_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,
+                     uint64_t to, bool end_marker)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     if (to > u->last_seq) to = u->last_seq;
-    uint64_t first = bk_history_first(b, u, now);
+    uint64_t first = bk_users_history_first(b, u, now);
     b->c.replays++;
     rec_replay_t rh = {.session = session};
     /* Replays may land in the backlog (a full ring) and are not dropped there, so each one
@@ -300,7 +300,7 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
     for (bk_item_t *it = u->hist_head; it; it = it->next) {
         if (it->seq <= after) continue;
         if (it->seq > to) break;
-        bk_gw_write(b, g, REC_REPLAY, &rh, sizeof rh, it->bytes, it->len);
+        bk_route_write(b, g, REC_REPLAY, &rh, sizeof rh, it->bytes, it->len);
     }
     if (end_marker) write_range(b, g, REC_REPLAY_END, u, session, after + 1, to);
 }

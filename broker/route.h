@@ -37,22 +37,22 @@ struct bk_gateway {
 
 #define BK_BACKLOG_RETRY_NS 1000000ull /* a gateway's backlog is retried every 1 ms */
 void bk_route_init(broker_t *b);
-bk_gateway_t *bk_gateway_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
-void bk_gateway_detach(broker_t *b, bk_gateway_t *g);
+bk_gateway_t *bk_route_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
+void bk_route_detach(broker_t *b, bk_gateway_t *g);
 /* Write a record to a gateway (ring, or its backlog when full). NOTIFY records past the
  * backlog bound are dropped and counted; other records are never dropped. */
-void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
-                 const void *c, uint32_t clen);
+void bk_route_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uint32_t alen,
+                    const void *c, uint32_t clen);
 void bk_route_item(broker_t *b, const bk_item_t *it);
-void bk_rings_publish(broker_t *b);
-void bk_backlogs_drain(broker_t *b);
-void bk_rings_heartbeat(broker_t *b);
-void bk_gateways_free(broker_t *b);
+void bk_route_publish(broker_t *b);
+void bk_route_backlogs_drain(broker_t *b);
+void bk_route_heartbeat(broker_t *b);
+void bk_route_free(broker_t *b);
 /* Gateway gw (if attached once) has delta users routed to it more; never below 0. */
 void bk_route_gateway_users(broker_t *b, unsigned gw, int delta);
 /* Replay (from, to] of user u into gateway g for session (0 = user-level), with REC_GAP
  * when history no longer covers the start, then REC_REPLAY_END(from+1, to). */
-void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,
-               uint64_t to, bool end_marker);
+void bk_route_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uint64_t after,
+                     uint64_t to, bool end_marker);
 
 #endif

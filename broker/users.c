@@ -10,14 +10,14 @@
 #include "users.h"
 
 /* Keyed per process (user ids come from producers): only this table depends on it. */
-uint32_t bk_user_hash(const char *s, size_t len)
+uint32_t bk_users_hash(const char *s, size_t len)
 {
     return (uint32_t)seedhash(s, len);
 }
 
 /* FNV-1a: fixed, since the journal keeps floors by slot. Someone who picks ids to share a
  * slot can only make a forgotten user come back with a higher seq (a gap, never a repeat). */
-uint32_t bk_floor_slot(const char *id, size_t len)
+uint32_t bk_users_floor_slot(const char *id, size_t len)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < len; i++)
@@ -25,7 +25,7 @@ uint32_t bk_floor_slot(const char *id, size_t len)
     return h & (BK_FLOOR_SLOTS - 1);
 }
 
-void bk_floor_raise(broker_t *b, uint32_t slot, uint64_t seq)
+void bk_users_floor_raise(broker_t *b, uint32_t slot, uint64_t seq)
 {
     if (slot < BK_FLOOR_SLOTS && seq > b->floors[slot]) b->floors[slot] = seq;
 }
@@ -37,7 +37,7 @@ int bk_users_init(broker_t *b)
     b->floors = calloc(BK_FLOOR_SLOTS, sizeof *b->floors);
     if (!b->utab || !b->floors) return -1;
     b->mem_fixed += BK_FLOOR_SLOTS * sizeof *b->floors;
-    b->bcast = bk_user_get(b, HERALD_BROADCAST_USER, 1, true);
+    b->bcast = bk_users_get(b, HERALD_BROADCAST_USER, 1, true);
     return 0;
 }
 
@@ -59,18 +59,18 @@ static void users_grow(broker_t *b)
     b->utab_size = size;
 }
 
-void bk_user_prefetch(broker_t *b, uint32_t hash)
+void bk_users_prefetch(broker_t *b, uint32_t hash)
 {
     bk_user_t *u = b->utab[hash & (b->utab_size - 1)]; /* the table itself stays cached */
     if (u) __builtin_prefetch(u);
 }
 
-bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create)
+bk_user_t *bk_users_get(broker_t *b, const char *id, size_t len, bool create)
 {
-    return bk_user_get_hashed(b, id, len, bk_user_hash(id, len), create);
+    return bk_users_get_hashed(b, id, len, bk_users_hash(id, len), create);
 }
 
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create)
+bk_user_t *bk_users_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create)
 {
     if (len > HERALD_MAX_ID_LEN) return NULL;
     size_t h = hash & (b->utab_size - 1);
@@ -86,7 +86,7 @@ bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t 
     /* Created again after being forgotten (or first seen in a slot where someone was): its
      * seqs go on above anything a client may still hold. A journal being replayed says
      * exactly where each user was, so it gets none. */
-    if (!b->loading) u->last_seq = b->floors[bk_floor_slot(id, len)];
+    if (!b->loading) u->last_seq = b->floors[bk_users_floor_slot(id, len)];
     b->mem_users += sizeof *u;
     u->hnext = b->utab[h];
     b->utab[h] = u;
@@ -100,10 +100,10 @@ static void history_pop(bk_user_t *u)
     u->hist_head = it->next;
     if (!u->hist_head) u->hist_tail = NULL;
     u->hist_count--;
-    bk_item_free(it);
+    bk_items_free(it);
 }
 
-void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns)
+void bk_users_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns)
 {
     uint64_t age = (uint64_t)b->cfg.history_age_s * 1000000000ull;
     while (u->hist_head && (u->hist_count > b->cfg.history_size ||
@@ -111,7 +111,7 @@ void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns)
         history_pop(u);
 }
 
-void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it)
+void bk_users_history_append(broker_t *b, bk_user_t *u, bk_item_t *it)
 {
     it->next = NULL;
     if (u->hist_tail)
@@ -120,23 +120,23 @@ void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it)
         u->hist_head = it;
     u->hist_tail = it;
     u->hist_count++;
-    bk_history_trim(b, u, it->at_ns);
+    bk_users_history_trim(b, u, it->at_ns);
 }
 
-uint64_t bk_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns)
+uint64_t bk_users_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns)
 {
-    bk_history_trim(b, u, now_ns);
+    bk_users_history_trim(b, u, now_ns);
     return u->hist_head ? u->hist_head->seq : u->last_seq + 1;
 }
 
-uint32_t bk_route_refs(const bk_user_t *u, unsigned gw)
+uint32_t bk_users_route_refs(const bk_user_t *u, unsigned gw)
 {
     for (uint16_t i = 0; i < u->n_routes; i++)
         if (u->routes[i].gw == gw) return u->routes[i].refs;
     return 0;
 }
 
-void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
+void bk_users_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
 {
     for (uint16_t i = 0; i < u->n_routes; i++) {
         if (u->routes[i].gw == gw) {
@@ -176,7 +176,7 @@ static void route_remove_at(broker_t *b, bk_user_t *u, uint16_t i)
     log_debug("user %s unsubscribed from gateway %u", u->id, gw);
 }
 
-void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
+void bk_users_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
 {
     u->last_ns = now_ns();
     for (uint16_t i = 0; i < u->n_routes; i++) {
@@ -189,7 +189,7 @@ void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
     }
 }
 
-void bk_routes_forget_gateway(broker_t *b, unsigned gw)
+void bk_users_routes_forget_gateway(broker_t *b, unsigned gw)
 {
     for (size_t h = 0; h < b->utab_size; h++)
         for (bk_user_t *u = b->utab[h]; u; u = u->hnext)
@@ -204,7 +204,7 @@ void bk_routes_forget_gateway(broker_t *b, unsigned gw)
 static void user_forget(broker_t *b, bk_user_t *u)
 {
     if (u->last_seq) {
-        uint32_t slot = bk_floor_slot(u->id, u->id_len);
+        uint32_t slot = bk_users_floor_slot(u->id, u->id_len);
         if (u->last_seq > b->floors[slot]) {
             b->floors[slot] = u->last_seq;
             b->hooks.floor_raised(b, slot, u->last_seq);
@@ -229,7 +229,7 @@ size_t bk_users_sweep(broker_t *b, uint64_t now_ns)
         while (*pp) {
             bk_user_t *u = *pp;
             budget -= budget > 0;
-            bk_history_trim(b, u, now_ns);
+            bk_users_history_trim(b, u, now_ns);
             if (u != b->bcast && !u->n_routes && !u->queued && !u->hist_head &&
                 now_ns - u->last_ns >= age && now_ns > u->last_ns) {
                 *pp = u->hnext;

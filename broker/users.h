@@ -38,20 +38,20 @@ struct bk_route {
 
 int bk_users_init(broker_t *b);
 /* The user id[0..len), created if absent when create; NULL if not found or len is over
- * HERALD_MAX_ID_LEN. The _hashed form takes bk_user_hash(id, len) computed earlier. */
-bk_user_t *bk_user_get(broker_t *b, const char *id, size_t len, bool create);
-bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create);
-uint32_t bk_user_hash(const char *id, size_t len);
+ * HERALD_MAX_ID_LEN. The _hashed form takes bk_users_hash(id, len) computed earlier. */
+bk_user_t *bk_users_get(broker_t *b, const char *id, size_t len, bool create);
+bk_user_t *bk_users_get_hashed(broker_t *b, const char *id, size_t len, uint32_t hash, bool create);
+uint32_t bk_users_hash(const char *id, size_t len);
 /* Start loading the first user of hash's chain (ingest prefetches before it looks up). */
-void bk_user_prefetch(broker_t *b, uint32_t hash);
-void bk_history_append(broker_t *b, bk_user_t *u, bk_item_t *it);
-void bk_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns);
+void bk_users_prefetch(broker_t *b, uint32_t hash);
+void bk_users_history_append(broker_t *b, bk_user_t *u, bk_item_t *it);
+void bk_users_history_trim(broker_t *b, bk_user_t *u, uint64_t now_ns);
 /* First seq the history still holds (last_seq + 1 if empty). */
-uint64_t bk_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns);
-uint32_t bk_route_refs(const bk_user_t *u, unsigned gw);
-void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
-void bk_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
-void bk_routes_forget_gateway(broker_t *b, unsigned gw);
+uint64_t bk_users_history_first(broker_t *b, bk_user_t *u, uint64_t now_ns);
+uint32_t bk_users_route_refs(const bk_user_t *u, unsigned gw);
+void bk_users_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
+void bk_users_route_del(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n);
+void bk_users_routes_forget_gateway(broker_t *b, unsigned gw);
 void bk_users_free(broker_t *b);
 /* One step of the sweep, from the 1 s tick (nothing is done per publish): visits the next
  * max(1024, users / 30) users, so every user is seen within about 30 s; trims their
@@ -60,8 +60,8 @@ void bk_users_free(broker_t *b);
  * that to the journal). Returns the users forgotten. */
 size_t bk_users_sweep(broker_t *b, uint64_t now_ns);
 /* The floor slot of a user id. */
-uint32_t bk_floor_slot(const char *id, size_t len);
-void bk_floor_raise(broker_t *b, uint32_t slot, uint64_t seq);
+uint32_t bk_users_floor_slot(const char *id, size_t len);
+void bk_users_floor_raise(broker_t *b, uint32_t slot, uint64_t seq);
 
 /* Memory counted against broker.max_memory. */
 static inline uint64_t bk_mem_used(const broker_t *b)
