@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "codec.h"
-#include "deliver.h"
 #include "frame.h"
 #include "herald_time.h"
 #include "log.h"
