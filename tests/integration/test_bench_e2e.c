@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "check_run.h"
+
 static const char *bench_path; /* argv[1]: the herald-bench executable */
 
 /* Run herald-bench with args; its stdout goes to out (NUL-terminated). Returns the exit
@@ -184,9 +186,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, bench_e2e_refuses_more_users_than_sessions);
     tcase_add_test(tc, bench_e2e_acks_and_slow_readers_are_accounted_for);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

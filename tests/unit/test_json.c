@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "clientop.h"
 #include "notif_fixture.h"
 
@@ -511,9 +512,5 @@ int main(void)
     tcase_add_test(tc, clientop_parses_every_op);
     tcase_add_test(tc, clientop_names_what_is_wrong);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

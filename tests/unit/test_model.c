@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "notif_fixture.h"
 
 /* SPEC 2, written out independently of model.c's table. */
@@ -295,9 +296,5 @@ int main(void)
     tcase_add_test(tc, model_generates_distinct_uuid_v4_ids);
     tcase_add_test(tc, model_delivery_masks_name_types_and_refuse_overlap);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }
