@@ -8,7 +8,7 @@
 #include "gwfix.h"
 #include "proto.h"
 #include "reload.h"
-#include "procs.h"
+#include "check_run.h"
 
 static gw_t g;
 
@@ -205,5 +205,5 @@ int main(void)
     tcase_add_test(tc, conflate_leaves_other_types_and_p0_alone);
     tcase_add_test(tc, conflate_still_closes_a_session_past_max_pending_bytes);
     suite_add_tcase(s, tc);
-    return procs_run_suite(s);
+    return check_run_suite(s);
 }

@@ -6,7 +6,7 @@
 #include "frames.h"
 #include "json.h"
 #include "model.h"
-#include "procs.h"
+#include "check_run.h"
 
 static jbuf_t jb;
 
@@ -100,5 +100,5 @@ int main(void)
     tcase_add_test(tc, frames_subscribed_lists_the_channel_names_of_the_mask);
     tcase_add_test(tc, frames_pong_error_refreshed_and_acks);
     suite_add_tcase(s, tc);
-    return procs_run_suite(s);
+    return check_run_suite(s);
 }

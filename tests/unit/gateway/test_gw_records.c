@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "gwfix.h"
-#include "procs.h"
+#include "check_run.h"
 #include "proto.h"
 
 static gw_t g;
@@ -211,5 +211,5 @@ int main(void)
     tcase_add_test(tc, records_batch_p1_to_p3_and_send_p0_at_once);
     tcase_add_test(tc, records_count_and_skip_bad_records);
     suite_add_tcase(s, tc);
-    return procs_run_suite(s);
+    return check_run_suite(s);
 }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "procs.h"
+#include "check_run.h"
 #include "users.h"
 
 static gw_session_t *add(gw_users_t *t, const char *user, bool acks)
@@ -123,5 +123,5 @@ int main(void)
     tcase_add_test(tc, users_drops_a_user_with_its_last_session_and_keeps_the_broadcast_user);
     tcase_add_test(tc, users_tables_grow_past_their_first_size_and_find_every_entry);
     suite_add_tcase(s, tc);
-    return procs_run_suite(s);
+    return check_run_suite(s);
 }
