@@ -209,7 +209,7 @@ static void entry_send(broker_t *b, bk_ack_t *e)
     struct bk_acks *a = b->acks;
     rec_replay_t rh = {.session = 0}; /* every opted-in session of the user there */
     for (uint16_t i = 0; i < e->u->n_gws; i++) {
-        bk_gateway_t *g = b->gws[e->u->gws[i].gw];
+        bk_gateway_t *g = bk_route_gateway(b, e->u->gws[i].gw);
         if (e->u->gws[i].n && g && g->attached)
             bk_route_write(b, g, REC_REDELIVER, &rh, sizeof rh, e->bytes, e->len);
     }

@@ -136,19 +136,14 @@ typedef struct broker {
     uint64_t mem_users; /* user records and their route arrays */
     /* dedup */
     struct bk_dedup *dedup;
-    /* gateways */
-    bk_gateway_t *gws[BK_MAX_GATEWAYS];
-    unsigned active_gateways;
+    struct bk_routing *routing; /* gateways and their rings (route.c) */
     /* journal */
     struct bk_journal *jr;
     /* drain bookkeeping */
     bool drain_pending;         /* bk_drain runs at the end of this pass */
     loop_timer_t journal_retry; /* while the journal is failing: probe every 100 ms */
-    loop_timer_t backlog_timer; /* while a gateway has a backlog: retry every 1 ms */
     loop_timer_t tick;          /* once a second: ring heartbeats, HTTP timeouts */
-    bool backlog_scheduled;
-    bk_conn_t *dirty; /* connections with responses to flush */
-    bk_conn_t *conns; /* native.c: every connection and listener */
+    struct bk_native *native;   /* native and control connections (native.c) */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
     struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
     uint64_t started_ns;

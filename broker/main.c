@@ -1,5 +1,4 @@
 /* main.c - herald-broker: configuration, the event loop, timers, signals, start-up state. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,36 +59,6 @@ static void pass_end(loop_t *l, void *ctx)
     bk_drain(b);
     bk_native_flush(b);
     bk_http_flush(b);
-}
-
-/* Rings left by a previous broker keep their positions: re-open them as producer now so
- * their gateways' hello re-attaches (and heraldctl sees a live producer). */
-static void reopen_rings(broker_t *b)
-{
-    DIR *d = opendir("/dev/shm");
-    if (!d) return;
-    char prefix[80];
-    snprintf(prefix, sizeof prefix, "%s.gw", b->cfg.shm_prefix);
-    size_t pl = strlen(prefix);
-    for (struct dirent *e; (e = readdir(d));) {
-        unsigned id;
-        char tail[8];
-        if (strncmp(e->d_name, prefix, pl) || sscanf(e->d_name + pl, "%u%7s", &id, tail) != 2 ||
-            strcmp(tail, ".ring") || id >= BK_MAX_GATEWAYS || b->gws[id])
-            continue;
-        herald_error_t err;
-        bk_gateway_t *g = calloc(1, sizeof *g);
-        if (!g) abort();
-        g->id = id;
-        if (ring_open(&g->ring, e->d_name, RING_PRODUCER, b->cfg.ring_bytes, id, &err) < 0) {
-            log_warn("ring %s not re-attached: %s", e->d_name, err.message);
-            free(g);
-            continue;
-        }
-        b->gws[id] = g;
-        log_info("ring %s re-attached as producer", e->d_name);
-    }
-    closedir(d);
 }
 
 static int usage(const char *argv0)
@@ -203,7 +172,7 @@ int main(int argc, char **argv)
         log_error("%s", err.message);
         return 1;
     }
-    reopen_rings(b);
+    bk_route_reopen(b);
     if (bk_http_listen(b, &err) < 0 || bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
         return 1;

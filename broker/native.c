@@ -22,6 +22,12 @@
 
 static msgpack_sbuffer resp;
 
+/* The native and control connections (listeners too). */
+struct bk_native {
+    bk_conn_t *conns; /* every connection and listener */
+    bk_conn_t *dirty; /* connections with responses to flush */
+};
+
 static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready);
 static void conn_accept(loop_t *l, loop_io_t *io, uint32_t ready);
 
@@ -40,9 +46,9 @@ static bk_conn_t *conn_adopt(broker_t *b, int fd, conn_kind_t kind)
         return NULL;
     }
     c->reading = true;
-    c->next = b->conns;
-    if (b->conns) b->conns->prev = c;
-    b->conns = c;
+    c->next = b->native->conns;
+    if (b->native->conns) b->native->conns->prev = c;
+    b->native->conns = c;
     return c;
 }
 
@@ -66,6 +72,8 @@ static int listen_tcp(const host_port_t *hp, herald_error_t *err)
 
 int bk_native_listen(broker_t *b, herald_error_t *err)
 {
+    b->native = calloc(1, sizeof *b->native);
+    if (!b->native) abort();
     char path[300];
     /* 0600, or 0660 for runtime.group: producers of that group may publish */
     snprintf(path, sizeof path, "%s/broker.sock", b->cfg.runtime_dir);
@@ -231,8 +239,8 @@ void bk_native_mark_dirty(broker_t *b, bk_conn_t *c)
 {
     if (c->dirty) return;
     c->dirty = true;
-    c->dirty_next = b->dirty;
-    b->dirty = c;
+    c->dirty_next = b->native->dirty;
+    b->native->dirty = c;
 }
 
 static void conn_pop_done(bk_conn_t *c)
@@ -250,9 +258,10 @@ static void conn_close(broker_t *b, bk_conn_t *c);
 
 void bk_native_flush(broker_t *b)
 {
-    while (b->dirty) {
-        bk_conn_t *c = b->dirty;
-        b->dirty = c->dirty_next;
+    if (!b->native) return; /* not listening (tests) */
+    while (b->native->dirty) {
+        bk_conn_t *c = b->native->dirty;
+        b->native->dirty = c->dirty_next;
         c->dirty = false;
         conn_pop_done(c);
         if (conn_write(b, c) < 0) conn_close(b, c);
@@ -384,7 +393,7 @@ static void conn_close(broker_t *b, bk_conn_t *c)
         bk_req_orphan(b, r);
     }
     if (c->dirty) { /* unlink from the flush list */
-        bk_conn_t **pp = &b->dirty;
+        bk_conn_t **pp = &b->native->dirty;
         while (*pp != c)
             pp = &(*pp)->dirty_next;
         *pp = c->dirty_next;
@@ -392,7 +401,7 @@ static void conn_close(broker_t *b, bk_conn_t *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        b->conns = c->next;
+        b->native->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c->rx);
     free(c->tx);
@@ -401,8 +410,11 @@ static void conn_close(broker_t *b, bk_conn_t *c)
 
 void bk_native_close(broker_t *b)
 {
-    while (b->conns)
-        conn_close(b, b->conns);
+    if (!b->native) return;
+    while (b->native->conns)
+        conn_close(b, b->native->conns);
+    free(b->native);
+    b->native = NULL;
 }
 
 static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)

@@ -154,7 +154,7 @@ void bk_presence_json(broker_t *b, const char *id, size_t len, jbuf_t *o)
     uint16_t gws[BK_MAX_GATEWAYS];
     unsigned n_gws = 0;
     for (uint16_t i = 0; u && i < u->n_routes; i++) {
-        const bk_gateway_t *g = b->gws[u->routes[i].gw];
+        const bk_gateway_t *g = bk_route_gateway(b, u->routes[i].gw);
         if (!g || !g->attached || !u->routes[i].refs) continue;
         sessions += u->routes[i].refs;
         unsigned k = n_gws++; /* insertion sort: a user is on a few gateways */

@@ -210,7 +210,7 @@ int bk_disconnect(broker_t *b, const bk_disconnect_args_t *a, bk_disconnect_done
     p->id = ++r->next_id;
     bool asked = false;
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
-        bk_gateway_t *g = b->gws[i];
+        bk_gateway_t *g = bk_route_gateway(b, i);
         if (!g || !g->attached || !g->ctrl) continue;
         send_disconnect(b, g, p->id, a->user, a->has_until, a->until_ns);
         p->waiting[i / 64] |= 1ull << (i % 64);

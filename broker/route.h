@@ -37,6 +37,13 @@ struct bk_gateway {
 
 #define BK_BACKLOG_RETRY_NS 1000000ull /* a gateway's backlog is retried every 1 ms */
 void bk_route_init(broker_t *b);
+/* Rings left by a previous broker keep their positions: re-open them as producer at start
+ * so their gateways' hello re-attaches (and heraldctl sees a live producer). */
+void bk_route_reopen(broker_t *b);
+/* Gateway id (attached or once attached), or NULL. */
+bk_gateway_t *bk_route_gateway(const broker_t *b, unsigned id);
+/* Gateways attached now. */
+unsigned bk_route_active(const broker_t *b);
 bk_gateway_t *bk_route_attach(broker_t *b, unsigned id, pid_t pid, herald_error_t *err);
 void bk_route_detach(broker_t *b, bk_gateway_t *g);
 /* Write a record to a gateway (ring, or its backlog when full). NOTIFY records past the

@@ -97,7 +97,7 @@ static void stats_gateways(broker_t *b, jbuf_t *o)
     jbuf_puts(o, "],\"gateways\":[");
     bool first = true;
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
-        bk_gateway_t *g = b->gws[i];
+        bk_gateway_t *g = bk_route_gateway(b, i);
         if (!g) continue;
         ring_stats_t rs;
         ring_stats(g->ring, &rs);
@@ -130,7 +130,7 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
     jbuf_putc(o, '{');
-    kv(o, "active_gateways", b->active_gateways, false);
+    kv(o, "active_gateways", bk_route_active(b), false);
     kv(o, "active_users", b->active_users, true);
     kv(o, "users", b->n_users, true);
     kv(o, "users_forgotten", b->c.users_forgotten, true);
@@ -172,9 +172,9 @@ static void gw_metric(jbuf_t *o, broker_t *b, const char *name, const char *type
              help, name, type);
     jbuf_puts(o, line);
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
-        if (!b->gws[i]) continue;
+        if (!bk_route_gateway(b, i)) continue;
         snprintf(line, sizeof line, "herald_broker_%s{gateway=\"%u\"} %llu\n", name, i,
-                 (unsigned long long)get(b->gws[i]));
+                 (unsigned long long)get(bk_route_gateway(b, i)));
         jbuf_puts(o, line);
     }
 }
@@ -289,7 +289,7 @@ static void metrics_queues(broker_t *b, jbuf_t *o)
 void bk_metrics_text(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
-    metric(o, "active_gateways", "gauge", "Gateways attached.", b->active_gateways);
+    metric(o, "active_gateways", "gauge", "Gateways attached.", bk_route_active(b));
     metric(o, "active_users", "gauge", "Users routed to at least one gateway.", b->active_users);
     metric(o, "users", "gauge", "Users known (sequence, history).", b->n_users);
     metric(o, "users_forgotten_total", "counter", "Users forgotten after history_age_s idle.",
