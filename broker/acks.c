@@ -312,7 +312,7 @@ void bk_acks_published(broker_t *b, const bk_item_t *it)
 {
     struct bk_acks *a = b->acks;
     const bk_user_t *bu = it->user;
-    if (bu == b->bcast) return; /* broadcasts have no user to answer for them */
+    if (bu == bk_users_bcast(b)) return; /* broadcasts have no user to answer for them */
     ack_user_t *u = user_find(a, bu->id, bu->id_len, false);
     if (!u || !u->sessions) return;
     notif_t n;

@@ -124,16 +124,9 @@ typedef struct broker {
     bk_counters_t c;
     latency_t ingest_lat; /* timestamp -> durable and written to the rings, per priority */
     bk_queue_t q[HERALD_PRIORITIES];
-    /* users */
-    bk_user_t **utab;
-    size_t utab_size, n_users, active_users;
-    bk_user_t *bcast;
-    uint64_t *floors;    /* BK_FLOOR_SLOTS seq floors (see BK_FLOOR_SLOTS) */
-    size_t sweep_bucket; /* where bk_users_sweep goes on */
-    bool loading;        /* the journal is being replayed: users get no floor */
+    struct bk_users *users; /* the user table, floors, histories, routes (users.c) */
     /* memory bound (broker.max_memory): what is counted against it */
     uint64_t mem_fixed; /* dedup arrays and floors, allocated at start */
-    uint64_t mem_users; /* user records and their route arrays */
     /* dedup */
     struct bk_dedup *dedup;
     struct bk_routing *routing; /* gateways and their rings (route.c) */

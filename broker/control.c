@@ -124,7 +124,7 @@ static int op_open(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald
     /* One step: nothing is sequenced between these records, so the session sees every
      * notification after last_seq live. */
     bk_users_route_add(b, u, g->id, 1);
-    rec_session_ready_t r = {session, u->last_seq, b->bcast->last_seq};
+    rec_session_ready_t r = {session, u->last_seq, bk_users_bcast(b)->last_seq};
     bk_route_write(b, g, REC_SESSION_READY, &r, sizeof r, NULL, 0);
     if (since) bk_route_replay(b, g, u, session, since, u->last_seq, true);
     if (acks) bk_acks_sessions(b, g, u->id, u->id_len, 1); /* may re-send what waits: after */
@@ -176,12 +176,12 @@ static int op_resync(broker_t *b, bk_gateway_t *g, const msgpack_object *o, hera
         return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
-    if (u != b->bcast) { /* broadcasts reach every attached gateway without a route */
+    if (u != bk_users_bcast(b)) { /* broadcasts reach every attached gateway without a route */
         uint32_t have = bk_users_route_refs(u, g->id);
         if (sessions > have) bk_users_route_add(b, u, g->id, (uint32_t)(sessions - have));
     }
     if (after < u->last_seq) bk_route_replay(b, g, u, 0, after, u->last_seq, true);
-    if (acks && u != b->bcast)
+    if (acks && u != bk_users_bcast(b))
         bk_acks_resync(b, g, u->id, u->id_len,
                        acks > sessions ? (uint32_t)sessions : (uint32_t)acks);
     return 0;

@@ -198,9 +198,9 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
                  i ? ".1" : "");
         if (jf_open(&j->f[i], path, err) < 0) goto fail;
     }
-    b->loading = true;
+    bk_users_loading(b, true);
     int started = jr_start(b, j);
-    b->loading = false;
+    bk_users_loading(b, false);
     if (started < 0) {
         herr_set(err, HERR_IO, "journal", "journal %s: %s", j->f[j->cur].path,
                  errno == ENOSPC ? "no space in /dev/shm" : strerror(errno));

@@ -119,7 +119,7 @@ static uint64_t jr_load(broker_t *b, const jf_t *f, uint64_t epoch, const char *
     uint64_t committed = atomic_load_explicit(&jf_header(f)->committed, memory_order_relaxed);
     if (!*why && off < committed) *why = "end mark before the committed end";
     log_info("journal %s: %llu records restored (epoch %llu), %zu users", f->path,
-             (unsigned long long)records, (unsigned long long)epoch, b->n_users);
+             (unsigned long long)records, (unsigned long long)epoch, bk_users_count(b));
     return off;
 }
 

@@ -96,6 +96,30 @@ static void snap_history(jr_snap_ctx_t *s, bk_item_t **cur, unsigned n)
     }
 }
 
+/* The users' walk of a snapshot: each user's J_USER, and its history JR_WALK users at once. */
+typedef struct {
+    broker_t *b;
+    jr_snap_ctx_t *s;
+    uint64_t now;
+    bk_item_t *cur[JR_WALK];
+    unsigned n;
+} jr_snap_users_t;
+
+static void snap_user(bk_user_t *u, void *ctx)
+{
+    jr_snap_users_t *su = ctx;
+    if (!u->last_seq) return;
+    snap_put(su->s, J_USER, u->last_seq, u->id, strlen(u->id));
+    bk_users_history_trim(su->b, u, su->now);
+    if (!u->hist_head) return;
+    __builtin_prefetch(u->hist_head->next);
+    su->cur[su->n++] = u->hist_head;
+    if (su->n == JR_WALK) {
+        snap_history(su->s, su->cur, su->n);
+        su->n = 0;
+    }
+}
+
 /* Write the live state as epoch+1 into the other file, which then becomes current: its
  * pages stay allocated and mapped from its last use, so nothing is freed or allocated in
  * bulk. The epoch in its header is stored last: a broker killed before that restarts from
@@ -107,26 +131,12 @@ void jr_compact(broker_t *b)
     t->reserve = j->reserve; /* the snapshot may use the room the appends left it */
     jr_snap_ctx_t s = {j, t, j->epoch + 1, JF_HDR, 0};
     uint64_t now = now_ns(), t0 = mono_ns();
-    bk_item_t *cur[JR_WALK];
-    unsigned n = 0;
-    for (size_t h = 0; h < b->utab_size; h++) {
-        for (bk_user_t *u = b->utab[h]; u; u = u->hnext) {
-            if (!u->last_seq) continue;
-            snap_put(&s, J_USER, u->last_seq, u->id, strlen(u->id));
-            bk_users_history_trim(b, u, now);
-            if (!u->hist_head) continue;
-            __builtin_prefetch(u->hist_head->next);
-            cur[n++] = u->hist_head;
-            if (n == JR_WALK) {
-                snap_history(&s, cur, n);
-                n = 0;
-            }
-        }
-    }
-    snap_history(&s, cur, n);
+    jr_snap_users_t su = {b, &s, now, {0}, 0};
+    bk_users_each(b, snap_user, &su);
+    snap_history(&s, su.cur, su.n);
     bk_dedup_each(b, snap_dedup, &s);
     for (uint32_t slot = 0; slot < BK_FLOOR_SLOTS; slot++)
-        if (b->floors[slot]) snap_put(&s, J_FLOOR, b->floors[slot], &slot, 4);
+        if (bk_users_floor(b, slot)) snap_put(&s, J_FLOOR, bk_users_floor(b, slot), &slot, 4);
     snap_flush(&s);
     /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
     if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {

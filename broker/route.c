@@ -168,7 +168,7 @@ void bk_route_item(broker_t *b, const bk_item_t *it)
     uint64_t due = it->prio == 0
                        ? 0
                        : loop_now(b->loop) + (uint64_t)b->cfg.flush_ms[it->prio - 1] * 1000000ull;
-    if (it->user == b->bcast) {
+    if (it->user == bk_users_bcast(b)) {
         for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++)
             if (b->routing->gws[i] && b->routing->gws[i]->attached)
                 route_to(b, b->routing->gws[i], it, due);

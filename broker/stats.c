@@ -131,8 +131,8 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     const bk_counters_t *c = &b->c;
     jbuf_putc(o, '{');
     kv(o, "active_gateways", bk_route_active(b), false);
-    kv(o, "active_users", b->active_users, true);
-    kv(o, "users", b->n_users, true);
+    kv(o, "active_users", bk_users_active(b), true);
+    kv(o, "users", bk_users_count(b), true);
     kv(o, "users_forgotten", b->c.users_forgotten, true);
     kv(o, "memory_bytes", bk_mem_used(b), true);
     kv(o, "memory_limit_bytes", b->cfg.max_memory, true);
@@ -290,8 +290,8 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
     metric(o, "active_gateways", "gauge", "Gateways attached.", bk_route_active(b));
-    metric(o, "active_users", "gauge", "Users routed to at least one gateway.", b->active_users);
-    metric(o, "users", "gauge", "Users known (sequence, history).", b->n_users);
+    metric(o, "active_users", "gauge", "Users routed to at least one gateway.", bk_users_active(b));
+    metric(o, "users", "gauge", "Users known (sequence, history).", bk_users_count(b));
     metric(o, "users_forgotten_total", "counter", "Users forgotten after history_age_s idle.",
            c->users_forgotten);
     metric(o, "memory_bytes", "gauge", "Users, history and dedup bytes (broker.max_memory).",

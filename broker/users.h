@@ -63,10 +63,20 @@ size_t bk_users_sweep(broker_t *b, uint64_t now_ns);
 uint32_t bk_users_floor_slot(const char *id, size_t len);
 void bk_users_floor_raise(broker_t *b, uint32_t slot, uint64_t seq);
 
-/* Memory counted against broker.max_memory. */
-static inline uint64_t bk_mem_used(const broker_t *b)
-{
-    return b->mem_fixed + b->mem_users + bk_items_live;
-}
+/* Memory counted against broker.max_memory: the fixed tables, users and their routes, live
+ * items. */
+uint64_t bk_mem_used(const broker_t *b);
+/* The broadcast user "*". */
+bk_user_t *bk_users_bcast(const broker_t *b);
+/* Users known, and those with a route (active). */
+size_t bk_users_count(const broker_t *b);
+size_t bk_users_active(const broker_t *b);
+/* The seq floor of slot (< BK_FLOOR_SLOTS): 0 if never raised. */
+uint64_t bk_users_floor(const broker_t *b, uint32_t slot);
+/* While on (the journal is replayed) users are created without a floor. */
+void bk_users_loading(broker_t *b, bool on);
+/* Visit every user (the journal's snapshot). fn must not add or forget users. */
+typedef void (*bk_users_visit_fn)(bk_user_t *u, void *ctx);
+void bk_users_each(broker_t *b, bk_users_visit_fn fn, void *ctx);
 
 #endif
