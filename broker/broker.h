@@ -86,11 +86,6 @@ typedef struct {
     uint64_t native_refused;  /* broker.sock peers of another uid, refused */
 } bk_counters_t;
 
-typedef struct bk_queue {
-    bk_item_t *head, *tail;
-    uint32_t count, cap;
-} bk_queue_t;
-
 /* Calls from a lower module up to a higher one. The core (core.c: bk_core_hooks) sets them,
  * so that no module includes or calls a module above it. */
 typedef struct {
@@ -122,9 +117,9 @@ typedef struct broker {
     struct bk_http *http; /* http.c */
     jbuf_t api_out;       /* api.c's response scratch */
     bk_counters_t c;
-    latency_t ingest_lat; /* timestamp -> durable and written to the rings, per priority */
-    bk_queue_t q[HERALD_PRIORITIES];
-    struct bk_users *users; /* the user table, floors, histories, routes (users.c) */
+    latency_t ingest_lat;     /* timestamp -> durable and written to the rings, per priority */
+    struct bk_pipeline *pipe; /* priority queues, drain round (pipeline.c) */
+    struct bk_users *users;   /* the user table, floors, histories, routes (users.c) */
     /* memory bound (broker.max_memory): what is counted against it */
     uint64_t mem_fixed; /* dedup arrays and floors, allocated at start */
     /* dedup */
@@ -132,12 +127,9 @@ typedef struct broker {
     struct bk_routing *routing; /* gateways and their rings (route.c) */
     /* journal */
     struct bk_journal *jr;
-    /* drain bookkeeping */
-    bool drain_pending;         /* bk_drain runs at the end of this pass */
-    loop_timer_t journal_retry; /* while the journal is failing: probe every 100 ms */
-    loop_timer_t tick;          /* once a second: ring heartbeats, HTTP timeouts */
-    struct bk_native *native;   /* native and control connections (native.c) */
-    log_ratelimit_t rl_full, rl_bad, rl_journal;
+    loop_timer_t tick;        /* once a second: ring heartbeats, HTTP timeouts */
+    struct bk_native *native; /* native and control connections (native.c) */
+    log_ratelimit_t rl_bad, rl_journal;
     struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
     uint64_t started_ns;
     hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */

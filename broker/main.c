@@ -152,7 +152,6 @@ int main(int argc, char **argv)
     loop_set_idle(b->loop, b->cfg.idle_spin_us, b->cfg.idle_yield_us);
     jbuf_init(&b->api_out, 0);
     bk_core_hooks(b);
-    bk_queue_init(b);
     bk_pipeline_init(b);
     bk_route_init(b);
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0 || bk_acks_init(b) < 0 ||
@@ -196,6 +195,7 @@ int main(int argc, char **argv)
     bk_acks_free(b);
     bk_presence_free(b);
     bk_users_free(b);
+    bk_pipeline_free(b);
     bk_items_release();
     bk_dedup_free(b);
     bk_revoke_free(b);

@@ -29,17 +29,34 @@ static uint8_t enc[CODEC_ENCODE_CAP]; /* one canonical record, copied into its i
 /* Per-round quanta for P1..P3 so a flood of a higher priority never starves a lower one. */
 static const uint32_t quantum[HERALD_PRIORITIES] = {BK_ROUND_BUDGET, 2048, 1024, 512};
 
-void bk_queue_init(broker_t *b)
+typedef struct bk_queue {
+    bk_item_t *head, *tail;
+    uint32_t count, cap;
+} bk_queue_t;
+
+/* The priority queues and the drain round's bookkeeping. */
+struct bk_pipeline {
+    bk_queue_t q[HERALD_PRIORITIES];
+    bool drain_pending;         /* bk_drain runs at the end of this pass */
+    loop_timer_t journal_retry; /* while the journal is failing: probe every 100 ms */
+    log_ratelimit_t rl_full;
+};
+
+uint32_t bk_pipeline_queued(const broker_t *b, int p)
 {
-    for (int p = 0; p < HERALD_PRIORITIES; p++)
-        b->q[p].cap = b->cfg.queue_capacity[p];
+    return b->pipe->q[p].count;
+}
+
+void bk_pipeline_set_cap(broker_t *b, int p, uint32_t cap)
+{
+    b->pipe->q[p].cap = cap;
 }
 
 size_t bk_queue_total(const broker_t *b)
 {
     size_t n = 0;
     for (int p = 0; p < HERALD_PRIORITIES; p++)
-        n += b->q[p].count;
+        n += b->pipe->q[p].count;
     return n;
 }
 
@@ -136,7 +153,7 @@ static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const uint8_t
     if (bk_mem_used(b) >= b->cfg.max_memory) { /* until the sweep frees users and history */
         b->c.dropped++;
         b->c.over_capacity++;
-        if (log_ratelimit_ok(&b->rl_full, 1))
+        if (log_ratelimit_ok(&b->pipe->rl_full, 1))
             log_warn("memory bound reached (%llu of broker.max_memory %llu bytes in users, "
                      "history and dedup): refusing publishes (%llu refused so far)",
                      (unsigned long long)bk_mem_used(b), (unsigned long long)b->cfg.max_memory,
@@ -244,11 +261,11 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
         return;
     }
 
-    bk_queue_t *q = &b->q[n->priority];
+    bk_queue_t *q = &b->pipe->q[n->priority];
     if (q->count >= q->cap) {
         b->c.queue_full[n->priority]++;
         b->c.dropped++;
-        if (log_ratelimit_ok(&b->rl_full, 1))
+        if (log_ratelimit_ok(&b->pipe->rl_full, 1))
             log_warn("queue P%u full (%u): refusing publishes (%llu refused so far)", n->priority,
                      q->cap, (unsigned long long)b->c.queue_full[n->priority]);
         bk_result_fail_static(req, p->idx, HERR_QUEUE_FULL, "priority queue is full, retry later");
@@ -444,8 +461,8 @@ static void journal_retry_cb(loop_t *l, loop_timer_t *t)
  * starves; one journal write for the whole round, then rings, histories and answers. */
 void bk_drain(broker_t *b)
 {
-    if (!b->drain_pending) return;
-    b->drain_pending = false;
+    if (!b->pipe->drain_pending) return;
+    b->pipe->drain_pending = false;
     if (bk_journal_failing(b)) return; /* journal_retry_cb schedules the next round */
     uint64_t now = now_ns();
     size_t n = 0;
@@ -454,9 +471,9 @@ void bk_drain(broker_t *b)
         more = false;
         for (int p = 0; p < HERALD_PRIORITIES && n < BK_ROUND_BUDGET; p++) {
             uint32_t k = quantum[p];
-            while (k-- && n < BK_ROUND_BUDGET && b->q[p].head)
-                sequence_one(b, &b->q[p], n++, now);
-            if (b->q[p].head) more = true;
+            while (k-- && n < BK_ROUND_BUDGET && b->pipe->q[p].head)
+                sequence_one(b, &b->pipe->q[p], n++, now);
+            if (b->pipe->q[p].head) more = true;
         }
     }
     b->c.drain_rounds++;
@@ -467,21 +484,31 @@ void bk_drain(broker_t *b)
         bk_journal_compact_due(b);
     } else {
         round_discard(b, n);
-        loop_timer_at(b->loop, &b->journal_retry, loop_now(b->loop) + 100 * 1000000ull);
+        loop_timer_at(b->loop, &b->pipe->journal_retry, loop_now(b->loop) + 100 * 1000000ull);
     }
     if (bk_queue_total(b) && !bk_journal_failing(b)) bk_drain_schedule(b);
 }
 
 void bk_drain_schedule(broker_t *b)
 {
-    if (b->drain_pending) return;
-    b->drain_pending = true;
+    if (b->pipe->drain_pending) return;
+    b->pipe->drain_pending = true;
     loop_again(b->loop); /* the round runs at the end of this pass; a queue left over by the
                           * round budget gets the next pass without sleeping */
 }
 
 void bk_pipeline_init(broker_t *b)
 {
+    b->pipe = calloc(1, sizeof *b->pipe);
+    if (!b->pipe) abort();
+    for (int p = 0; p < HERALD_PRIORITIES; p++)
+        b->pipe->q[p].cap = b->cfg.queue_capacity[p];
     latency_init(&b->ingest_lat);
-    loop_timer_init(&b->journal_retry, journal_retry_cb, b);
+    loop_timer_init(&b->pipe->journal_retry, journal_retry_cb, b);
+}
+
+void bk_pipeline_free(broker_t *b)
+{
+    free(b->pipe);
+    b->pipe = NULL;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "items.h"
 #include "err.h"
 #include "model.h"
 
@@ -36,7 +37,6 @@ struct bk_req {
     bk_result_t res[];
 };
 
-void bk_queue_init(broker_t *b);
 bk_req_t *bk_req_new(uint32_t n);
 /* Take a whole request body (msgpack map or array of maps) into a new request. */
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
@@ -46,7 +46,13 @@ void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_result_fail_static(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
 void bk_req_orphan(broker_t *b, bk_req_t *req);
 void bk_req_free(bk_req_t *req);
+/* The queues (bounded by broker.queue_capacity) and the drain round's timer. */
 void bk_pipeline_init(broker_t *b);
+void bk_pipeline_free(broker_t *b);
+/* Notifications queued at priority p, and the bound of that queue (SIGHUP may change it: a
+ * lower bound refuses new publishes until the queue drains below it). */
+uint32_t bk_pipeline_queued(const broker_t *b, int p);
+void bk_pipeline_set_cap(broker_t *b, int p, uint32_t cap);
 /* Ask for a drain round at the end of this loop pass. */
 void bk_drain_schedule(broker_t *b);
 /* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */

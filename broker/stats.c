@@ -6,6 +6,7 @@
 #include "broker.h"
 #include "dedup.h"
 #include "http.h"
+#include "pipeline.h"
 #include "presence.h"
 #include "revoke.h"
 #include "route.h"
@@ -82,7 +83,7 @@ static void stats_queues(broker_t *b, const bk_counters_t *c, jbuf_t *o)
     jbuf_puts(o, ",\"queue_sizes\":[");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         if (p) jbuf_putc(o, ',');
-        jbuf_put_u64(o, b->q[p].count);
+        jbuf_put_u64(o, bk_pipeline_queued(b, p));
     }
     jbuf_puts(o, "],\"queue_full\":[");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
@@ -273,7 +274,7 @@ static void metrics_queues(broker_t *b, jbuf_t *o)
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         char line[96];
         snprintf(line, sizeof line, "herald_broker_queue_size{priority=\"%d\"} %u\n", p,
-                 b->q[p].count);
+                 bk_pipeline_queued(b, p));
         jbuf_puts(o, line);
     }
     jbuf_puts(o, "# HELP herald_broker_queue_full_total Publishes refused per priority.\n"

@@ -48,7 +48,6 @@ static void setup(void)
     ck_assert_ptr_nonnull(b->loop);
     jbuf_init(&b->api_out, 0);
     bk_core_hooks(b);
-    bk_queue_init(b);
     bk_pipeline_init(b);
     bk_route_init(b);
     ck_assert_int_eq(bk_users_init(b), 0);
@@ -66,6 +65,7 @@ static void teardown(void)
     bk_acks_free(b);
     bk_presence_free(b);
     bk_users_free(b);
+    bk_pipeline_free(b);
     bk_items_release();
     bk_dedup_free(b);
     jbuf_free(&b->api_out);
