@@ -107,47 +107,38 @@ static int load_config(broker_t *b, int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Blocked from the start (the loop reads them from a signalfd): a SIGHUP or SIGTERM that
+ * arrives during start-up waits, and is acted on once the loop runs. */
+static void block_signals(void)
 {
-    static broker_t broker;
-    broker_t *b = &broker;
-    herald_error_t err = {0};
-    /* Blocked from the start (the loop reads them from a signalfd): a SIGHUP or SIGTERM that
-     * arrives during start-up waits, and is acted on once the loop runs. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
-    g_argc = argc;
-    g_argv = argv;
-    int rc = load_config(b, argc, argv);
-    if (rc) return rc;
-    log_init("broker", -1);
-    log_set_level((log_level_t)b->cfg.log_level);
-    config_log_dev_secret(&b->cfg);
-    signal(SIGPIPE, SIG_IGN);
-    /* Every connection is a descriptor: take what the hard limit allows. */
+}
+
+/* Every connection is a descriptor: take what the hard limit allows. */
+static void raise_fd_limit(void)
+{
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
 
+/* The modules, the journal read back, the rings re-opened, the sockets listening. 0, or -1
+ * (logged). */
+static int start(broker_t *b)
+{
+    herald_error_t err = {0};
     if (config_check_exposure(&b->cfg, &err) < 0 ||
-        rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0) {
+        rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0 ||
+        hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0 || !(b->loop = loop_new(&err))) {
         log_error("%s", err.message);
-        return 1;
-    }
-    if (hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0) {
-        log_error("%s", err.message);
-        return 1;
-    }
-    b->loop = loop_new(&err);
-    if (!b->loop) {
-        log_error("%s", err.message);
-        return 1;
+        return -1;
     }
     loop_set_idle(b->loop, b->cfg.idle_spin_us, b->cfg.idle_yield_us);
     jbuf_init(&b->api_out, 0);
@@ -157,7 +148,7 @@ int main(int argc, char **argv)
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0 || bk_acks_init(b) < 0 ||
         bk_presence_init(b) < 0) {
         log_error("out of memory at start-up");
-        return 1;
+        return -1;
     }
     b->mem_fixed += bk_dedup_bytes(b);
     if (b->mem_fixed >= b->cfg.max_memory / 2) {
@@ -165,28 +156,23 @@ int main(int argc, char **argv)
                   "fixed tables take %llu of it already; raise it or lower the window",
                   (unsigned long long)b->cfg.max_memory, b->cfg.dedup_window,
                   (unsigned long long)b->mem_fixed);
-        return 1;
+        return -1;
     }
     if (bk_journal_open(b, &err) < 0) {
         log_error("%s", err.message);
-        return 1;
+        return -1;
     }
     bk_route_reopen(b);
     if (bk_http_listen(b, &err) < 0 || bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
-        return 1;
+        return -1;
     }
-    loop_on_signal(b->loop, on_signal, b);
-    loop_on_pass_end(b->loop, pass_end, b);
-    loop_timer_init(&b->tick, tick_cb, b);
-    loop_timer_at(b->loop, &b->tick, loop_now(b->loop) + 1000000000ull);
-    log_info("broker up: http %s:%u, native %s/broker.sock%s, control %s/control.sock",
-             b->cfg.broker_http.host, b->cfg.broker_http.port, b->cfg.runtime_dir,
-             b->cfg.broker_tcp.port ? " + tcp" : "", b->cfg.runtime_dir);
-    hb_notify_ready(&b->hb);
+    return 0;
+}
 
-    rc = loop_run(b->loop) < 0 ? 1 : 0;
-    if (rc) log_error("event loop failed: %s", strerror(errno));
+/* After the loop: connections closed, the journal flushed, every module freed. */
+static void stop(broker_t *b)
+{
     bk_http_close(b);
     bk_native_close(b);
     bk_journal_flush(b);
@@ -203,5 +189,34 @@ int main(int argc, char **argv)
     jbuf_free(&b->api_out);
     loop_free(b->loop);
     rtdir_close(&b->rt);
+}
+
+int main(int argc, char **argv)
+{
+    static broker_t broker;
+    broker_t *b = &broker;
+    block_signals();
+    g_argc = argc;
+    g_argv = argv;
+    int rc = load_config(b, argc, argv);
+    if (rc) return rc;
+    log_init("broker", -1);
+    log_set_level((log_level_t)b->cfg.log_level);
+    config_log_dev_secret(&b->cfg);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    if (start(b) < 0) return 1;
+    loop_on_signal(b->loop, on_signal, b);
+    loop_on_pass_end(b->loop, pass_end, b);
+    loop_timer_init(&b->tick, tick_cb, b);
+    loop_timer_at(b->loop, &b->tick, loop_now(b->loop) + 1000000000ull);
+    log_info("broker up: http %s:%u, native %s/broker.sock%s, control %s/control.sock",
+             b->cfg.broker_http.host, b->cfg.broker_http.port, b->cfg.runtime_dir,
+             b->cfg.broker_tcp.port ? " + tcp" : "", b->cfg.runtime_dir);
+    hb_notify_ready(&b->hb);
+
+    rc = loop_run(b->loop) < 0 ? 1 : 0;
+    if (rc) log_error("event loop failed: %s", strerror(errno));
+    stop(b);
     return rc;
 }
