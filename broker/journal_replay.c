@@ -15,10 +15,10 @@
 #include "items.h"
 #include "jfile.h"
 #include "journal.h"
+#include "journal_int.h"
 #include "jsum.h"
 #include "pipeline.h"
 #include "users.h"
-#include "journal_int.h"
 
 /* Apply one record to the broker state. Returns 0, or -1 if it does not decode. */
 static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,

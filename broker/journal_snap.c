@@ -15,10 +15,10 @@
 #include "items.h"
 #include "jfile.h"
 #include "journal.h"
+#include "journal_int.h"
 #include "jsum.h"
 #include "pipeline.h"
 #include "users.h"
-#include "journal_int.h"
 
 typedef struct {
     bk_journal_t *j;
