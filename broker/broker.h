@@ -1,33 +1,34 @@
 /* broker.h - herald-broker's core: the process state every module is handed (config, loop,
- * counters, timers) and a pointer to each module's state. Each module declares its own
- * functions and types in its header (pipeline.h, users.h, route.h ...).
+ * counters, hooks, the 1 s tick) and a pointer to each module's private state. Each module
+ * declares its functions and types in its own header (pipeline.h, users.h, route.h ...).
  *
- * Which module may call which (a module calls only those below it; nothing calls up):
+ * Which module may call which (-> lists them; a module calls only modules below it; ^ marks
+ * the hooks, bk_hooks_t below, through which a lower module reaches up):
  *
- *   main.c          command line, start-up, signals, the 1 s tick     (the entry point)
- *   loop.c          the event loop: fds, timers, end-of-pass hooks (loop.h)
+ *   main.c       command line, start-up, signals, the 1 s tick         (the entry point)
+ *   core.c       sets the hooks (bk_core_hooks)
+ *   loop.c       the epoll loop: fds, timers, end-of-pass hooks (loop.h)
  *   ---------------------------------------------------------------- may call everyone below
- *   api.c           the HTTP API: publish, stats, route, disconnect, presence, web
- *   http*.c         the HTTP/1.1 server; hands requests to the handler the core sets
- *   stats.c         /api/stats and /metrics                      (read-only over modules)
- *   webui.c         the web UI's files and its JSON
- *   reload.c        configuration on SIGHUP
- *   control.c       gateways' control connections: hello, replay, routes, acks, closes
- *   native.c        native and control sockets, framing, response FIFOs; control frames go
- *                   to the hooks the core gives it
- *   guard.c         peer credentials and the api key of native connections
- *   revoke.c        locks and disconnects in flight
- *   pipeline.c      ingest, priority queues, the drain round; answers requests through the
- *                   hooks the core gives it (native, HTTP)
- *   acks.c          acknowledged delivery: outstanding sets, redelivery
- *   journal.c       durability, replay at start, compaction (jfile.c, jsum.c below it)
- *   route.c         gateways and their rings: attach, backlog, routing, replay
- *   presence.c      last seen of users offline
- *   users.c         users: table, seq floors, histories, routes, sweep
- *   dedup.c         the message_id window
- *   items.c         notification records and their allocator
+ *   api.c        HTTP API           -> http pipeline stats revoke presence acks webui
+ *   stats.c      /api/stats, /metrics (read-only over the modules)
+ *   reload.c     SIGHUP             -> acks pipeline
+ *   control.c    gateways' control  -> revoke acks native route users
+ *   revoke.c     locks, disconnects -> native route
+ *   native.c     sockets, framing   -> guard pipeline                 ^control
+ *   guard.c      peer uid, api key
+ *   http*.c      HTTP/1.1 server                                      ^api
+ *   pipeline.c   ingest, queues, drain round
+ *                                   -> journal acks route dedup users items  ^native ^http
+ *   journal*.c   durability, replay, compaction -> dedup users items (jfile.c, jsum.c)
+ *   acks.c       acknowledged delivery -> route users
+ *   presence.c   last seen of offline users -> route users
+ *   route.c      gateways, rings, backlog, replay -> users items
+ *   users.c      users, floors, histories, routes -> items        ^presence ^route ^journal
+ *   dedup.c      the message_id window -> items (jsum.c)
+ *   items.c      notification records and their allocator
+ *   webui.c      the web UI's files and JSON
  *
- * The full edge list is in docs/architecture.md. */
+ * The same map with the gateway's: docs/architecture.md "Modules". */
 #ifndef HERALD_BROKER_H
 #define HERALD_BROKER_H
 

@@ -19,7 +19,6 @@
 #include "journal.h"
 #include "journal_int.h"
 #include "jsum.h"
-#include "pipeline.h"
 #include "users.h"
 
 /* Tests only: HERALD_TEST_JOURNAL_FAIL_AFTER=N: after N good flushes the mapping counts as

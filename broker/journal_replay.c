@@ -17,7 +17,6 @@
 #include "journal.h"
 #include "journal_int.h"
 #include "jsum.h"
-#include "pipeline.h"
 #include "users.h"
 
 /* Apply one record to the broker state. Returns 0, or -1 if it does not decode. */

@@ -17,7 +17,6 @@
 #include "journal.h"
 #include "journal_int.h"
 #include "jsum.h"
-#include "pipeline.h"
 #include "users.h"
 
 typedef struct {
