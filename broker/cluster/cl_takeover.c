@@ -222,6 +222,7 @@ int cl_takeover(cl_t *cl, cl_part_t *part)
     uint64_t t0 = cl_now();
     cl_state_t *st = cl_state_new(cl->cfg.dedup_window);
     if (!st) return -1;
+    cl_state_set_fingerprint(st, cl->cfg.fingerprint);
     uint64_t ckpt_seq = 0, ckpt_rev = 0, cursor, replayed = 0, marker = 0, first = 0, last = 0;
     char id[CL_ID_MAX];
     if (cl_ckpt_load(cl, p, st, &ckpt_seq, &ckpt_rev) < 0) {

@@ -27,6 +27,7 @@ static const char *const herr_names[HERR__COUNT] = {
     [HERR_TIMEOUT] = "timeout",
     [HERR_ID_CONFLICT] = "id_conflict",
     [HERR_OVER_CAPACITY] = "over_capacity",
+    [HERR_UNAVAILABLE] = "unavailable",
 };
 
 const char *herr_code(herr_t code)

@@ -28,6 +28,7 @@ typedef enum {
     HERR_TIMEOUT,       /* a request did not complete in time */
     HERR_ID_CONFLICT,   /* a message_id already used for another user, type or payload */
     HERR_OVER_CAPACITY, /* the broker is at its memory bound (broker.max_memory) */
+    HERR_UNAVAILABLE,   /* cluster mode: the user's partition has no writable owner right now */
     HERR__COUNT
 } herr_t;
 
