@@ -64,6 +64,7 @@ static void counters_json(bk_cluster_t *st, jbuf_t *o)
     kv(o, "consumed_messages", c.consumed_messages, true);
     kv(o, "consumed_records", c.consumed_records, true);
     kv(o, "corrupt_messages", c.corrupt_messages, true);
+    kv(o, "consumer_restarts", c.consumer_restarts, true);
     kv(o, "nats_reconnects", c.nats_reconnects, true);
     kv(o, "nats_disconnects", c.nats_disconnects, true);
     kv(o, "publishes_forwarded", st->c.forwarded, true);
@@ -210,6 +211,9 @@ void bk_cluster_metrics(broker_t *b, jbuf_t *o)
            c.consumed_records);
     metric(o, "corrupt_messages_total", "counter", "Stream messages that were not herald rounds.",
            NULL, c.corrupt_messages);
+    metric(o, "consumer_restarts_total", "counter",
+           "Partition consumers replaced after delivering nothing while their stream grew.", NULL,
+           c.consumer_restarts);
     metric(o, "nats_disconnects_total", "counter", "NATS connection losses.", NULL,
            c.nats_disconnects);
     jbuf_puts(o, "# HELP herald_cluster_partition_owned 1 while this node owns the partition.\n"

@@ -102,9 +102,7 @@ int cl_forward_open(cl_t *cl)
 
 void cl_forward_close(cl_t *cl)
 {
-    natsSubscription *subs[] = {cl->inbox_sub, cl->node_sub};
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        if (subs[i]) natsSubscription_Unsubscribe(subs[i]);
+    if (cl->inbox_sub) natsSubscription_Unsubscribe(cl->inbox_sub);
     for (unsigned p = 0; p < cl->n_parts; p++)
         if (cl->parts[p].in_sub) natsSubscription_Unsubscribe(cl->parts[p].in_sub);
 }

@@ -117,6 +117,9 @@ typedef struct cl_part {
     bool cons_want;        /* control thread: (re)start the consumer */
     uint64_t cons_from, cons_since;
     uint64_t consumed; /* last stream seq queued for the broker */
+    /* stall watchdog (control thread): consumed as of the last check, and when that was */
+    uint64_t cons_check_seq, cons_check_at;
+    bool cons_restart; /* replace the subscription, from consumed + 1, same generation */
 } cl_part_t;
 
 /* A forward waiting for its answer (client side). */
@@ -232,7 +235,7 @@ void cl_checkpoint_tick(cl_t *cl, cl_part_t *part, bool force);
 int cl_forward_open(cl_t *cl);
 void cl_forward_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 void cl_forward_timeouts(cl_t *cl);
-void cl_forward_close(cl_t *cl); /* unsubscribe */
+void cl_forward_close(cl_t *cl); /* unsubscribe (the probe subject is cl_close's) */
 void cl_forward_free(cl_t *cl);  /* after the connection is closed */
 
 /* cl_consume.c */

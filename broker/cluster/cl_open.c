@@ -319,12 +319,15 @@ void cl_close(cl_t *cl)
         pthread_join(cl->ctl, NULL);
     }
     if (cl->nc) {
-        cl_release_all(cl);
+        /* Leave before handing over: a node that still answers probes while its partitions
+         * are free would be handed back the ones it is preferred for. */
+        if (cl->node_sub) natsSubscription_Unsubscribe(cl->node_sub);
         if (cl->kv) {
             char key[32];
             snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
             kvStore_Delete(cl->kv, key);
         }
+        cl_release_all(cl);
         for (unsigned p = 0; p < cl->n_parts; p++)
             cl_consume_close(cl, &cl->parts[p]);
         cl_forward_close(cl);

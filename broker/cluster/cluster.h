@@ -127,6 +127,7 @@ typedef struct {
     uint64_t checkpoints, checkpoint_errors;
     uint64_t forwarded_out, forwarded_in, forward_unavailable;
     uint64_t consumed_messages, consumed_records, corrupt_messages;
+    uint64_t consumer_restarts; /* stalled consumers replaced (see cl_consume.c) */
     uint64_t nats_reconnects, nats_disconnects;
 } cl_counters_t;
 
