@@ -112,10 +112,13 @@ static double other_cpu_s(const bprocs_t *ps, const bench_totals_t *t)
 
 static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
 {
-    printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,"
-           "\"messages\":%" PRIu64 ",\"rate\":%.0f,\"payload_bytes\":%u,\"batch\":%u,"
-           "\"window\":%u,\"mix\":[%u,%u,%u,%u],",
-           r->spawn ? "spawn" : "target", r->sessions, r->users, r->gateways, r->messages, r->rate,
+    printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"nodes\":%u,\"sessions\":%u,\"users\":%u,"
+           "\"gateways\":%u,\"messages\":%" PRIu64 ",\"rate\":%.0f,\"payload_bytes\":%u,"
+           "\"batch\":%u,\"window\":%u,\"mix\":[%u,%u,%u,%u],",
+           r->spawn     ? "spawn"
+           : r->n_nodes ? "cluster"
+                        : "target",
+           r->n_nodes ? r->n_nodes : 1, r->sessions, r->users, r->gateways, r->messages, r->rate,
            r->payload_bytes, r->batch, r->window, r->mix[0], r->mix[1], r->mix[2], r->mix[3]);
     printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"refused\":%" PRIu64
            ",\"expected\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
@@ -156,9 +159,10 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
 {
     FILE *o = stderr;
     fprintf(o,
-            "\nherald-bench e2e: %u sessions, %u users, %u gateways, %" PRIu64
+            "\nherald-bench e2e: %u sessions, %u users, %u gateways on %u node(s), %" PRIu64
             " notifications, %s\n",
-            r->sessions, r->users, r->gateways, r->messages, r->rate > 0 ? "paced" : "max rate");
+            r->sessions, r->users, r->gateways, r->n_nodes ? r->n_nodes : 1, r->messages,
+            r->rate > 0 ? "paced" : "max rate");
     fprintf(o,
             "  delivered/s %10.0f over %.3f s (first publish to last delivery); best 1 s window "
             "%.0f/s\n",
