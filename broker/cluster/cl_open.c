@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cl_int.h"
@@ -19,7 +20,11 @@ static void cl_on_disconnected(natsConnection *nc, void *closure)
     cl->c.nats_disconnects++;
     bool closing = cl->stop;
     pthread_mutex_unlock(&cl->mu);
-    if (!closing) log_warn("cluster: disconnected from NATS, reconnecting");
+    if (closing) return;
+    log_warn("cluster: disconnected from NATS, reconnecting");
+    /* Answers to our forwards went to the old connection: refuse them now (unknown outcome:
+     * the producer retries with the same message_id) rather than after their timeout. */
+    cl_forward_fail(cl, 0);
 }
 
 static void cl_on_reconnected(natsConnection *nc, void *closure)
@@ -195,6 +200,19 @@ static int cl_streams_ensure(cl_t *cl, herald_error_t *err)
     }
 }
 
+/* This process among the lives of its node id: the wall clock at start in nanoseconds, with
+ * the pid in the top bits. A restarted process starts later than the one it replaces, so the
+ * clock alone differs unless the clock was set back past the earlier start; the pid then
+ * differs too (almost surely). Not CLOCK_MONOTONIC: it restarts at 0 with the machine. */
+static uint64_t cl_incarnation(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t v = ns ^ (uint64_t)getpid() << 40;
+    return v ? v : 1;
+}
+
 static void cl_defaults(cl_config_t *c)
 {
     if (!c->lease_ttl_ms) c->lease_ttl_ms = 15000;
@@ -239,6 +257,7 @@ int cl_open(cl_t **out, const cl_config_t *cfg, const cl_callbacks_t *cb, herald
     if (!cl) return herr_set(err, HERR_INTERNAL, "", "out of memory");
     cl->cfg = *cfg;
     cl_defaults(&cl->cfg);
+    cl->incarnation = cl_incarnation();
     cl->cb = *cb;
     snprintf(cl->nats, sizeof cl->nats, "%s", cfg->nats);
     cl->cfg.nats = cl->nats;
@@ -287,12 +306,18 @@ fail:
 /* Give every owned partition back, waiting up to a second for their writes in flight. */
 static void cl_release_all(cl_t *cl)
 {
-    uint64_t deadline = cl_now() + 1000000000ull;
-    for (unsigned p = 0; p < cl->n_parts; p++) {
+    /* Bounded, so that a process manager's stop timeout (the supervisor's 5 s) is met even
+     * with NATS in trouble: what is not released in time expires, or is taken from us once
+     * our connection is closed (probes). */
+    uint64_t t0 = cl_now(), writes = t0 + 1000000000ull, deadline = t0 + 2500000000ull;
+    pthread_mutex_lock(&cl->mu);
+    for (unsigned p = 0; p < cl->n_parts; p++)
+        if (cl->parts[p].state == CL_P_OWNER) cl_release_begin(cl, &cl->parts[p]);
+    pthread_mutex_unlock(&cl->mu);
+    for (unsigned p = 0; p < cl->n_parts && cl_now() < deadline; p++) {
         cl_part_t *part = &cl->parts[p];
         pthread_mutex_lock(&cl->mu);
-        if (part->state == CL_P_OWNER) cl_release_begin(cl, part);
-        while ((part->commit || part->q_head) && cl_now() < deadline) {
+        while ((part->commit || part->q_head) && cl_now() < writes) {
             pthread_mutex_unlock(&cl->mu);
             usleep(2000);
             pthread_mutex_lock(&cl->mu);
@@ -333,8 +358,8 @@ void cl_close(cl_t *cl)
         cl_forward_close(cl);
         /* Let the delivery threads finish what they hold, then close; the closed callback
          * says they are done with cl. */
-        if (natsConnection_DrainTimeout(cl->nc, 2000) != NATS_OK) natsConnection_Close(cl->nc);
-        uint64_t deadline = cl_now() + 3000000000ull;
+        if (natsConnection_DrainTimeout(cl->nc, 1000) != NATS_OK) natsConnection_Close(cl->nc);
+        uint64_t deadline = cl_now() + 1500000000ull;
         pthread_mutex_lock(&cl->mu);
         while (!cl->closed && cl_now() < deadline) {
             pthread_mutex_unlock(&cl->mu);
