@@ -166,5 +166,8 @@ fi
 
 $check_only && exit 0
 echo "herald-cluster: running; Ctrl-C stops it" >&2
-wait -n "${pids[@]}" "${node_pids[@]}" || true
+# A NATS server that dies is not restarted (the cluster rides it out: that is what it is
+# for); a node's supervisor restarts its own processes. The script ends when a supervisor
+# (or, with --nats-only, a server) exits.
+if $nats_only; then wait -n "${pids[@]}" || true; else wait -n "${node_pids[@]}" || true; fi
 echo "herald-cluster: a process exited; stopping the rest" >&2
