@@ -376,6 +376,8 @@ int bk_journal_flush(broker_t *b);
 /* Compact when the file passed its bound: after the round is in the histories and the dedup
  * window (round_publish), so that the snapshot holds it. */
 void bk_journal_compact_due(broker_t *b);
+/* Once a second: keep the current file allocated and mapped ahead of the append rate. */
+void bk_journal_tick(broker_t *b);
 /* True from a failed flush until bk_journal_probe finds the file can grow again. */
 bool bk_journal_failing(const broker_t *b);
 /* Drop the records appended since the last good flush (the failed round). */

@@ -115,9 +115,10 @@ void bk_cluster_forward_flush(broker_t *b, bk_req_t *req)
 /* The code of an error string ("unavailable" ...), HERR_INTERNAL when unknown. */
 static herr_t code_of(const char *s, size_t len)
 {
-    for (int c = 1; c < HERR__COUNT; c++)
-        if (strlen(herr_code((herr_t)c)) == len && !memcmp(herr_code((herr_t)c), s, len))
-            return (herr_t)c;
+    for (unsigned i = 1; i < HERR__COUNT; i++) {
+        const char *name = herr_code(herr_at(i));
+        if (strlen(name) == len && !memcmp(name, s, len)) return herr_at(i);
+    }
     return HERR_INTERNAL;
 }
 

@@ -1,7 +1,6 @@
-/* http.c - the broker's HTTP/1.1 server on its event loop (http.h): accept, parse with
- * http-parser, keep requests in arrival order, write their responses in that order. */
-#include "http.h"
-
+/* http.c - the broker's HTTP/1.1 server on its event loop (http.h): listen and accept,
+ * connections and their I/O (plain or TLS), the flush of answered responses and the idle
+ * sweep. Parsing is in http_parse.c, responses in http_resp.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,496 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <http_parser.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "broker.h"
 #include "herald_time.h"
-
-#define HTTP_READ_CHUNK (64u * 1024)
-#define HTTP_AUTH_MAX   256 /* longer Authorization values are kept as "too long" */
-#define HTTP_NAME_MAX   32  /* header names we look at are shorter */
-
-typedef struct bk_http_conn bk_http_conn_t;
-
-/* One request of a connection, from its first byte until its response is written. */
-struct bk_http_msg {
-    bk_http_msg_t *next;
-    bk_http_conn_t *conn; /* NULL once the connection closed (orphan) */
-    bool done;            /* resp holds the whole response */
-    bool close_after;     /* close the connection once this response is written */
-    jbuf_t resp;
-};
-
-typedef enum { HDR_OTHER, HDR_AUTH, HDR_EXPECT } hdr_kind_t;
-
-struct bk_http_conn {
-    loop_io_t io;
-    broker_t *b;
-    bk_http_conn_t *prev, *next; /* every connection, for the sweep */
-    bk_http_conn_t *dirty_next;  /* on the flush list */
-    bool dirty;
-    http_parser parser;
-    /* input not yet parsed (kept while parsing is paused) */
-    uint8_t *rx;
-    size_t rx_off, rx_len, rx_cap;
-    /* output */
-    jbuf_t tx;
-    size_t tx_off;
-    /* requests in arrival order; the tail may be the one being parsed */
-    bk_http_msg_t *head, *tail;
-    unsigned outstanding;
-    /* the request being parsed */
-    bk_http_msg_t *cur;
-    jbuf_t url;
-    char name[HTTP_NAME_MAX];
-    size_t name_len;
-    bool in_value;
-    hdr_kind_t hdr;
-    char auth[HTTP_AUTH_MAX];
-    size_t auth_len;
-    bool auth_long, expect_continue;
-    size_t header_bytes;
-    int refuse; /* a status decided on the headers (411, 413, 414, 431) */
-    uint8_t *body;
-    size_t body_len, body_cap;
-    uint64_t started_ns; /* monotonic: first byte of the current request, 0 between requests */
-    uint64_t active_ns;  /* last read or write */
-    bool reading;        /* READ interest is on */
-    bool closing;        /* no more input: close once the answered responses are out */
-    SSL *ssl;            /* broker.tls_cert: this connection speaks TLS */
-    bool tls_want_read;  /* the TLS engine needs input before it can go on */
-    bool tls_want_write; /* ... or needs to send (a handshake) */
-    bool in_parse;       /* inside http_parser_execute (its callbacks must not re-enter) */
-};
-
-typedef struct bk_http {
-    loop_io_t listen;
-    bk_http_conn_t *conns;
-    bk_http_conn_t *dirty;
-    size_t n_conns;
-    msgpack_sbuffer mp; /* JSON bodies converted to msgpack */
-    bk_http_handler_fn handle;
-    loop_timer_t listen_retry; /* out of descriptors: accept again later */
-    SSL_CTX *tls;              /* broker.tls_cert / tls_key: HTTPS */
-} bk_http_t;
-
-static void conn_close(broker_t *b, bk_http_conn_t *c);
-static void conn_drop_queue(bk_http_conn_t *c);
-static void conn_update_interest(broker_t *b, bk_http_conn_t *c);
-static void conn_parse(broker_t *b, bk_http_conn_t *c);
-
-static void conn_mark_dirty(broker_t *b, bk_http_conn_t *c)
-{
-    if (c->dirty) return;
-    c->dirty = true;
-    c->dirty_next = b->http->dirty;
-    b->http->dirty = c;
-}
-
-/* --- responses --- */
-
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 411:
-        return "Length Required";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
-    }
-}
-
-/* Move the answered requests at the head of c's queue into its output. */
-static void conn_collect(broker_t *b, bk_http_conn_t *c)
-{
-    bool was_full = c->outstanding >= BK_HTTP_PIPELINE_MAX;
-    while (c->head && c->head->done) {
-        bk_http_msg_t *m = c->head;
-        c->head = m->next;
-        if (!c->head) c->tail = NULL;
-        c->outstanding--;
-        if (!c->tx.len) { /* the common case: take the buffer instead of copying it */
-            jbuf_t t = c->tx;
-            c->tx = m->resp;
-            m->resp = t;
-            c->tx_off = 0;
-        } else {
-            jbuf_put(&c->tx, m->resp.data, m->resp.len);
-        }
-        bool last = m->close_after;
-        jbuf_free(&m->resp);
-        free(m);
-        if (last) { /* nothing after a closing response is answered */
-            c->closing = true;
-            conn_drop_queue(c);
-            break;
-        }
-    }
-    /* Parsing stopped at the pipelining bound resumes once there is room. */
-    if (was_full && c->outstanding < BK_HTTP_PIPELINE_MAX && !c->closing && !c->in_parse)
-        conn_parse(b, c);
-}
-
-void bk_http_respond_as(broker_t *b, bk_http_msg_t *m, int status, const char *ctype,
-                        const char *body, size_t len, unsigned flags)
-{
-    if (!m->conn) { /* its connection is gone */
-        jbuf_free(&m->resp);
-        free(m);
-        return;
-    }
-    bk_http_conn_t *c = m->conn;
-    if (flags & BK_HTTP_CLOSE) m->close_after = true;
-    if (!ctype) ctype = flags & BK_HTTP_TEXT ? "text/plain; version=0.0.4" : "application/json";
-    char head[320];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n",
-                     status, status_text(status), ctype, len,
-                     flags & BK_HTTP_RETRY_AFTER ? "Retry-After: 1\r\n" : "",
-                     flags & BK_HTTP_CORS ? "Access-Control-Allow-Origin: *\r\n" : "",
-                     m->close_after ? "Connection: close\r\n" : "");
-    jbuf_reset(&m->resp);
-    jbuf_reserve(&m->resp, (size_t)n + len);
-    jbuf_put(&m->resp, head, (size_t)n);
-    jbuf_put(&m->resp, body, len);
-    m->done = true;
-    b->c.http_responses[status / 100 < 6 ? status / 100 : 5]++;
-    if (m == c->head) {
-        conn_collect(b, c);
-        conn_mark_dirty(b, c);
-    }
-}
-
-void bk_http_respond(broker_t *b, bk_http_msg_t *m, int status, const char *body, size_t len,
-                     unsigned flags)
-{
-    bk_http_respond_as(b, m, status, NULL, body, len, flags);
-}
-
-void bk_http_error_flags(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg,
-                         unsigned flags)
-{
-    jbuf_t o;
-    jbuf_init(&o, 0);
-    jbuf_puts(&o, "{\"error\":");
-    json_put_str(&o, herr_code(code), strlen(herr_code(code)));
-    jbuf_puts(&o, ",\"message\":");
-    json_put_str(&o, msg, strlen(msg));
-    jbuf_putc(&o, '}');
-    if (code == HERR_QUEUE_FULL || code == HERR_IO || code == HERR_OVER_CAPACITY ||
-        code == HERR_UNAVAILABLE)
-        flags |= BK_HTTP_RETRY_AFTER;
-    bk_http_respond(b, m, status, o.data, o.len, flags);
-    jbuf_free(&o);
-}
-
-void bk_http_error(broker_t *b, bk_http_msg_t *m, int status, herr_t code, const char *msg)
-{
-    bk_http_error_flags(b, m, status, code, msg, 0);
-}
-
-/* A protocol error: answer it after the earlier requests and read no more. */
-static void conn_fail(broker_t *b, bk_http_conn_t *c, int status, const char *msg)
-{
-    bk_http_msg_t *m = c->cur;
-    c->cur = NULL;
-    c->started_ns = 0;
-    if (!m) { /* between requests: give the error a slot of its own */
-        m = calloc(1, sizeof *m);
-        if (!m) abort();
-        m->conn = c;
-        if (c->tail)
-            c->tail->next = m;
-        else
-            c->head = m;
-        c->tail = m;
-        c->outstanding++;
-    }
-    c->closing = true; /* stop reading; closes once the responses before it are out */
-    m->close_after = true;
-    b->c.http_errors++;
-    if (log_ratelimit_ok(&b->rl_bad, 5)) log_warn("HTTP request refused (%d): %s", status, msg);
-    bk_http_error(b, m, status, status == 408 ? HERR_TIMEOUT : HERR_MALFORMED, msg);
-    conn_update_interest(b, c);
-}
-
-/* Read no more requests: the one being parsed (the tail) is dropped unanswered, the others
- * are answered, then the connection closes. */
-static void conn_stop_input(bk_http_conn_t *c)
-{
-    c->closing = true;
-    if (!c->cur) return;
-    bk_http_msg_t *prev = NULL;
-    for (bk_http_msg_t *m = c->head; m != c->cur; m = m->next)
-        prev = m;
-    if (prev)
-        prev->next = NULL;
-    else
-        c->head = NULL;
-    c->tail = prev;
-    jbuf_free(&c->cur->resp);
-    free(c->cur);
-    c->cur = NULL;
-    c->started_ns = 0;
-    c->outstanding--;
-}
-
-/* --- parsing --- */
-
-static void body_put(bk_http_conn_t *c, const char *at, size_t len)
-{
-    if (c->body_len + len > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
-        while (cap < c->body_len + len)
-            cap *= 2;
-        uint8_t *p = realloc(c->body, cap);
-        if (!p) abort();
-        c->body = p;
-        c->body_cap = cap;
-    }
-    memcpy(c->body + c->body_len, at, len);
-    c->body_len += len;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    bk_http_conn_t *c = p->data;
-    bk_http_msg_t *m = calloc(1, sizeof *m);
-    if (!m) abort();
-    m->conn = c;
-    if (c->tail)
-        c->tail->next = m;
-    else
-        c->head = m;
-    c->tail = m;
-    c->outstanding++;
-    c->cur = m;
-    c->started_ns = loop_now(c->b->loop);
-    jbuf_reset(&c->url);
-    c->name_len = c->auth_len = c->header_bytes = c->body_len = 0;
-    c->in_value = c->auth_long = c->expect_continue = false;
-    c->hdr = HDR_OTHER;
-    c->refuse = 0;
-    return 0;
-}
-
-static int header_bytes(bk_http_conn_t *c, size_t len)
-{
-    c->header_bytes += len;
-    if (c->header_bytes <= BK_HTTP_HEADER_MAX) return 0;
-    c->refuse = 431;
-    return -1; /* stops the parser: the request is answered 431 */
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    bk_http_conn_t *c = p->data;
-    if (header_bytes(c, len)) return -1;
-    jbuf_put(&c->url, at, len);
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    bk_http_conn_t *c = p->data;
-    if (header_bytes(c, len)) return -1;
-    if (c->in_value) { /* a new header starts */
-        c->in_value = false;
-        c->name_len = 0;
-    }
-    for (size_t i = 0; i < len; i++)
-        if (c->name_len < HTTP_NAME_MAX) c->name[c->name_len++] = (char)(at[i] | 0x20);
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    bk_http_conn_t *c = p->data;
-    if (header_bytes(c, len)) return -1;
-    if (!c->in_value) { /* the name is complete */
-        c->in_value = true;
-        c->hdr = HDR_OTHER;
-        if (c->name_len == 13 && !memcmp(c->name, "authorization", 13)) {
-            c->hdr = HDR_AUTH;
-            c->auth_len = 0;
-        } else if (c->name_len == 6 && !memcmp(c->name, "expect", 6)) {
-            c->hdr = HDR_EXPECT;
-        }
-    }
-    if (c->hdr == HDR_AUTH) {
-        if (c->auth_len + len > HTTP_AUTH_MAX)
-            c->auth_long = true;
-        else
-            memcpy(c->auth + c->auth_len, at, len), c->auth_len += len;
-    } else if (c->hdr == HDR_EXPECT && len >= 12 && !strncasecmp(at, "100-continue", 12)) {
-        c->expect_continue = true;
-    }
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    bk_http_conn_t *c = p->data;
-    broker_t *b = c->b;
-    bool chunked = p->flags & F_CHUNKED, has_len = p->flags & F_CONTENTLENGTH;
-    if (p->upgrade) /* set on the headers: nothing here speaks another protocol */
-        c->refuse = 400;
-    else if (c->url.len > 8192)
-        c->refuse = 414;
-    else if (p->method == HTTP_POST && !chunked && !has_len)
-        c->refuse = 411;
-    else if (has_len && p->content_length > b->cfg.http_body_max)
-        c->refuse = 413; /* refused on the headers, before any of the body is read */
-    if (c->refuse) {
-        http_parser_pause(p, 1);
-        return 0;
-    }
-    /* curl and others wait for this before sending a large body; it may only go out when no
-     * earlier response is pending (it belongs to this request). */
-    if (c->expect_continue && (has_len || chunked) && c->head == c->cur)
-        jbuf_puts(&c->tx, "HTTP/1.1 100 Continue\r\n\r\n"), conn_mark_dirty(b, c);
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    bk_http_conn_t *c = p->data;
-    if (c->body_len + len > c->b->cfg.http_body_max) { /* chunked: counted as it arrives */
-        c->refuse = 413;
-        http_parser_pause(p, 1);
-        return 0;
-    }
-    body_put(c, at, len);
-    return 0;
-}
-
-/* The split of the request target into path and query. */
-static void split_target(const jbuf_t *url, bk_http_request_t *rq)
-{
-    const char *u = url->data ? url->data : "";
-    size_t n = url->len;
-    const char *q = memchr(u, '?', n);
-    rq->path = u;
-    rq->path_len = q ? (size_t)(q - u) : n;
-    rq->query = q ? q + 1 : NULL;
-    rq->query_len = q ? n - (size_t)(q - u) - 1 : 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    bk_http_conn_t *c = p->data;
-    broker_t *b = c->b;
-    bk_http_msg_t *m = c->cur;
-    c->cur = NULL;
-    c->started_ns = 0;
-    if (!http_should_keep_alive(p)) { /* the last request: parse nothing after it */
-        m->close_after = true;
-        c->closing = true;
-    }
-    bk_http_request_t rq = {
-        .method = p->method == HTTP_GET    ? BK_HTTP_GET
-                  : p->method == HTTP_POST ? BK_HTTP_POST
-                                           : BK_HTTP_OTHER,
-        .auth = c->auth_long  ? ""
-                : c->auth_len ? c->auth
-                              : NULL,
-        .auth_len = c->auth_long ? 0 : c->auth_len,
-        .body = c->body,
-        .body_len = c->body_len,
-    };
-    if (c->auth_long) rq.auth_len = 0, rq.auth = "(too long)";
-    split_target(&c->url, &rq);
-    b->c.http_requests++;
-    b->http->handle(b, m, &rq);
-    if (c->closing || c->outstanding >= BK_HTTP_PIPELINE_MAX) http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
-static void refuse_on_headers(broker_t *b, bk_http_conn_t *c)
-{
-    int st = c->refuse;
-    char msg[120];
-    if (st == 413)
-        snprintf(msg, sizeof msg, "request body exceeds broker.http_body_max (%llu bytes)",
-                 (unsigned long long)b->cfg.http_body_max);
-    else if (st == 411)
-        snprintf(msg, sizeof msg, "a POST needs Content-Length or chunked Transfer-Encoding");
-    else if (st == 414)
-        snprintf(msg, sizeof msg, "request target exceeds 8192 bytes");
-    else if (st == 400)
-        snprintf(msg, sizeof msg, "protocol upgrades (and CONNECT) are not served here");
-    else
-        snprintf(msg, sizeof msg, "request line and headers exceed %u bytes", BK_HTTP_HEADER_MAX);
-    if (st == 413) b->c.too_large++;
-    conn_fail(b, c, st, msg);
-}
-
-/* Run the parser over the unparsed input, until it is used up, paused or broken. */
-static void conn_parse(broker_t *b, bk_http_conn_t *c)
-{
-    while (!c->closing && c->rx_off < c->rx_len) {
-        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
-            if (c->refuse || c->outstanding >= BK_HTTP_PIPELINE_MAX) break;
-            http_parser_pause(&c->parser, 0);
-        }
-        c->in_parse = true;
-        size_t n = http_parser_execute(&c->parser, &parser_settings,
-                                       (const char *)c->rx + c->rx_off, c->rx_len - c->rx_off);
-        c->in_parse = false;
-        c->rx_off += n;
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (c->refuse) {
-            refuse_on_headers(b, c);
-            break;
-        }
-        if (e == HPE_PAUSED) continue; /* the loop head decides */
-        if (e != HPE_OK) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "malformed HTTP request: %s", http_errno_description(e));
-            conn_fail(b, c, 400, msg);
-            break;
-        }
-    }
-    if (c->rx_off == c->rx_len) c->rx_off = c->rx_len = 0;
-    conn_update_interest(b, c);
-}
+#include "http_int.h"
 
 /* --- I/O: plain sockets, or OpenSSL on them (broker.tls_cert) --- */
 
@@ -556,14 +70,14 @@ static ssize_t conn_send(bk_http_conn_t *c, const void *buf, size_t n)
     }
 }
 
-static void conn_update_interest(broker_t *b, bk_http_conn_t *c)
+void bk_http_conn_update_interest(broker_t *b, bk_http_conn_t *c)
 {
     bool paused = HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED && c->rx_off < c->rx_len;
     bool want_read = (!c->closing && !paused && c->tx.len - c->tx_off <= BK_TX_PAUSE);
     bool want_write = c->tx.len > c->tx_off || c->tls_want_write;
     if (want_read != c->reading && !want_read) b->c.read_pauses++;
     c->reading = want_read;
-    if (c->closing && !c->head && !want_write) conn_mark_dirty(b, c); /* flush closes it */
+    if (c->closing && !c->head && !want_write) bk_http_conn_mark_dirty(b, c); /* flush closes it */
     uint32_t ev = (want_read || c->tls_want_read ? LOOP_READ : 0u) | (want_write ? LOOP_WRITE : 0u);
     loop_io_set(b->loop, &c->io, ev);
 }
@@ -583,7 +97,7 @@ static int conn_write(broker_t *b, bk_http_conn_t *c)
         jbuf_reset(&c->tx);
         if (c->closing && !c->head) return -1; /* everything owed is out */
     }
-    conn_update_interest(b, c);
+    bk_http_conn_update_interest(b, c);
     return 0;
 }
 
@@ -608,21 +122,21 @@ again:
     if (n == 0 || n == IO_FAIL) {
         /* The peer is gone (or half-closed: it sends no more requests). What it already sent
          * is still answered if it reads; an incomplete request is dropped. */
-        conn_stop_input(c);
+        bk_http_conn_stop_input(c);
         if (!c->head && c->tx.len == c->tx_off) {
-            conn_close(b, c);
+            bk_http_conn_close(b, c);
             return;
         }
-        conn_update_interest(b, c);
+        bk_http_conn_update_interest(b, c);
         return;
     }
     if (n < 0) {
-        conn_update_interest(b, c); /* TLS may need to send before it can read */
+        bk_http_conn_update_interest(b, c); /* TLS may need to send before it can read */
         return;
     }
     c->rx_len += (size_t)n;
     c->active_ns = loop_now(b->loop);
-    conn_parse(b, c);
+    bk_http_conn_parse(b, c);
     /* TLS keeps what it decrypted but we did not take: the socket will not say so again */
     if (c->ssl && c->reading && SSL_pending(c->ssl) > 0) goto again;
 }
@@ -634,14 +148,14 @@ static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)
     broker_t *b = c->b;
     if (c->ssl) { /* either readiness may be what the TLS engine waited for */
         if (c->tx.len > c->tx_off && conn_write(b, c) < 0) {
-            conn_close(b, c);
+            bk_http_conn_close(b, c);
             return;
         }
         if (c->reading || c->tls_want_write) conn_read(b, c);
         return;
     }
     if ((ready & LOOP_WRITE) && conn_write(b, c) < 0) {
-        conn_close(b, c);
+        bk_http_conn_close(b, c);
         return;
     }
     if ((ready & LOOP_READ) && c->reading) conn_read(b, c);
@@ -649,7 +163,7 @@ static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)
 
 /* Forget the queued requests: answered or half-parsed ones are freed, a publish still in the
  * pipeline is orphaned (bk_http_respond frees it when it completes). */
-static void conn_drop_queue(bk_http_conn_t *c)
+void bk_http_conn_drop_queue(bk_http_conn_t *c)
 {
     for (bk_http_msg_t *m = c->head, *nx; m; m = nx) {
         nx = m->next;
@@ -664,12 +178,12 @@ static void conn_drop_queue(bk_http_conn_t *c)
     c->outstanding = 0;
 }
 
-static void conn_close(broker_t *b, bk_http_conn_t *c)
+void bk_http_conn_close(broker_t *b, bk_http_conn_t *c)
 {
     bk_http_t *h = b->http;
     loop_io_del(b->loop, &c->io);
     close(c->io.fd);
-    conn_drop_queue(c);
+    bk_http_conn_drop_queue(c);
     if (c->dirty) {
         bk_http_conn_t **pp = &h->dirty;
         while (*pp != c)
@@ -841,7 +355,7 @@ void bk_http_close(broker_t *b)
     bk_http_t *h = b->http;
     if (!h) return;
     while (h->conns)
-        conn_close(b, h->conns);
+        bk_http_conn_close(b, h->conns);
     loop_timer_cancel(b->loop, &h->listen_retry);
     if (h->listen.fd >= 0) {
         loop_io_del(b->loop, &h->listen);
@@ -860,7 +374,7 @@ void bk_http_flush(broker_t *b)
         bk_http_conn_t *c = h->dirty;
         h->dirty = c->dirty_next;
         c->dirty = false;
-        if (conn_write(b, c) < 0) conn_close(b, c);
+        if (conn_write(b, c) < 0) bk_http_conn_close(b, c);
     }
 }
 
@@ -873,12 +387,12 @@ void bk_http_sweep(broker_t *b)
         nx = c->next;
         if (c->started_ns && now - c->started_ns > req_max && !c->closing) {
             b->c.http_timeouts++;
-            conn_fail(b, c, 408, "request not complete within broker.http_timeout_s");
-            conn_mark_dirty(b, c);
+            bk_http_conn_fail(b, c, 408, "request not complete within broker.http_timeout_s");
+            bk_http_conn_mark_dirty(b, c);
         } else if (!c->started_ns && !c->head && c->tx.len == c->tx_off &&
                    now - c->active_ns > idle_max) {
             b->c.http_idle_closes++;
-            conn_close(b, c);
+            bk_http_conn_close(b, c);
         }
     }
 }

@@ -3,6 +3,7 @@
  * seqs, live history, dedup window) written to the other of two files when it grows past
  * its bound. Format: docs/architecture.md. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #define JR_MIN_BOUND   (128ull << 20) /* per file; the two files hold about twice this */
 #define JR_SHM_RESERVE (64ull << 20)  /* /dev/shm kept free, at most (1/16 of it when smaller) */
 #define JR_PROBE_BYTES (1u << 20)     /* growth tried while failing, to tell it works again */
+#define JR_START_BYTES (8ull << 20)   /* each file at start: allocated, mapped and faulted */
+#define JR_GROW_MAX    (64ull << 20)  /* the largest growth step of a drain round */
 #define JR_BEAT_EVERY  65536u         /* records replayed between two heartbeats */
 
 /* Record types. J_DEDUP (an id alone) is what version 2 wrote; version 3 snapshots write
@@ -47,13 +50,16 @@ _Static_assert(sizeof(jr_rec_t) == JR_REC_HDR, "journal record header is 16 byte
 
 typedef struct bk_journal {
     jf_t f[2];
-    int cur;            /* the file appended to; the other holds the previous epoch */
-    uint64_t epoch;     /* of f[cur] */
-    uint64_t used;      /* end of the records written into f[cur] */
-    uint64_t committed; /* end of the flushed records, as stored in f[cur]'s header */
-    uint64_t room;      /* records are memcpy'd into the mapping up to here, then spilled */
-    uint64_t bound;     /* compact when used passes this */
-    uint8_t *spill;     /* records past the mapping: written by the flush, after any growth */
+    int cur;             /* the file appended to; the other holds the previous epoch */
+    uint64_t epoch;      /* of f[cur] */
+    uint64_t used;       /* end of the records written into f[cur] */
+    uint64_t committed;  /* end of the flushed records, as stored in f[cur]'s header */
+    uint64_t room;       /* records are memcpy'd into the mapping up to here, then spilled */
+    uint64_t tick_used;  /* `used` at the last bk_journal_tick (the append rate) */
+    long kill_at_growth; /* tests: HERALD_TEST_JOURNAL_KILL_AT_GROWTH */
+    uint64_t grow_step;  /* the next growth of a drain round (doubles, JR_GROW_MAX at most) */
+    uint64_t bound;      /* compact when used passes this */
+    uint8_t *spill;      /* records past the mapping: written by the flush, after any growth */
     size_t spill_len, spill_cap;
     bool failing;     /* the last flush could not grow the file: spill holds records */
     bool inject;      /* test fault: the next growth fails with ENOSPC */
@@ -285,6 +291,14 @@ static void jr_fault_tick(bk_journal_t *j)
     }
 }
 
+/* Tests only: HERALD_TEST_JOURNAL_KILL_AT_GROWTH=N: the broker kills itself (SIGKILL) right
+ * after the Nth growth of the journal, between the file's new size and anything written in
+ * it, to show a kill -9 at any growth step loses nothing acknowledged. */
+static void jr_growth_fault(bk_journal_t *j)
+{
+    if (j->kill_at_growth > 0 && --j->kill_at_growth == 0) raise(SIGKILL);
+}
+
 /* Make f[cur] hold at least want bytes; 0, or -1 with errno. */
 static int jr_grow(bk_journal_t *j, uint64_t want)
 {
@@ -295,7 +309,18 @@ static int jr_grow(bk_journal_t *j, uint64_t want)
         return -1;
     }
     jf_t *f = &j->f[j->cur];
-    if (jf_grow(f, want) < 0) return -1;
+    /* Past the mapping the round would go out by pwrite into pages allocated one by one: grow
+     * by a step instead (doubling up to JR_GROW_MAX, never past what the file can need), and
+     * map and fault it in one go, so this round and the next are a memcpy. */
+    uint64_t step = j->grow_step ? j->grow_step : JR_START_BYTES;
+    uint64_t target = j->used + step, cap = j->bound + JF_CHUNK;
+    if (target > cap) target = cap;
+    if (target < want) target = want;
+    uint64_t old = f->map_len;
+    if (jf_grow(f, target) < 0 && jf_grow(f, want) < 0) return -1; /* the step, else enough */
+    jr_growth_fault(j);
+    if (jf_map_all(f) == 0) jf_prefault(f, old, f->map_len);
+    if (step < JR_GROW_MAX) j->grow_step = 2 * step;
     j->room = f->map_len;
     return 0;
 }
@@ -354,29 +379,44 @@ static int jr_start(broker_t *b, bk_journal_t *j)
  * for its first few million notifications. This is most of the journal's steady-state
  * size, allocated at start instead of during the first minutes of load, as the rings are
  * (ring_open). Skipped, with a warning, when /dev/shm has less than twice that free. */
+/* A fresh broker allocates (and maps, page tables filled) only JR_START_BYTES of each file;
+ * bk_journal_tick then keeps the current file ahead of the append rate. A broker that
+ * restarts on a full journal maps what is there. */
 static void jr_preallocate(bk_journal_t *j)
 {
-    uint64_t want = j->min_bound + JF_CHUNK, need = 0;
-    for (int i = 0; i < 2; i++)
-        if (j->f[i].size < want) need += want - j->f[i].size;
-    struct statvfs sv;
-    if (need && fstatvfs(j->f[0].fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < 2 * need) {
-        log_warn("journal: /dev/shm has %llu MiB free, not preallocating %llu MiB; pages are "
-                 "allocated as records are written",
-                 (unsigned long long)((uint64_t)sv.f_bavail * sv.f_frsize >> 20),
-                 (unsigned long long)(need >> 20));
-        return;
-    }
     for (int i = 0; i < 2; i++) {
         jf_t *f = &j->f[i];
+        uint64_t want = f->size > JR_START_BYTES ? f->size : JR_START_BYTES;
         if (jf_grow(f, want) < 0 || jf_map_all(f) < 0) {
-            log_warn("journal %s: cannot preallocate %llu MiB: %s", f->path,
-                     (unsigned long long)(want >> 20), strerror(errno));
+            log_warn("journal %s: cannot allocate %llu MiB: %s (pages are allocated as records "
+                     "are written)",
+                     f->path, (unsigned long long)(want >> 20), strerror(errno));
             break;
         }
         jf_prefault(f, 0, f->map_len);
     }
     j->room = j->f[j->cur].map_len;
+}
+
+void bk_journal_tick(broker_t *b)
+{
+    bk_journal_t *j = b->jr;
+    jf_t *f = &j->f[j->cur];
+    uint64_t rate = j->used > j->tick_used ? j->used - j->tick_used : 0; /* bytes per second */
+    j->tick_used = j->used;
+    if (j->failing || j->inject) return; /* (tests: a growth failure is due) */
+    /* Room for two seconds at the last second's rate (at least one start size), up to what
+     * the file ever needs: the compaction bound and a chunk. Growing here, once a second,
+     * keeps the allocation of pages out of the drain rounds. */
+    uint64_t want = j->used + (2 * rate > JR_START_BYTES ? 2 * rate : JR_START_BYTES);
+    if (want > j->bound + JF_CHUNK) want = j->bound + JF_CHUNK;
+    if (want <= f->map_len) return;
+    uint64_t old = f->map_len;
+    if (jf_grow(f, want) < 0) return; /* the drain round grows it then */
+    jr_growth_fault(j);
+    if (jf_map_all(f) < 0) return;
+    jf_prefault(f, old, f->map_len);
+    if (!j->spill_len) j->room = f->map_len;
 }
 
 int bk_journal_open(broker_t *b, herald_error_t *err)
@@ -410,6 +450,8 @@ int bk_journal_open(broker_t *b, herald_error_t *err)
         j->f[0].reserve = j->f[1].reserve = j->reserve;
     }
     jr_preallocate(j);
+    const char *kg = getenv("HERALD_TEST_JOURNAL_KILL_AT_GROWTH");
+    j->kill_at_growth = kg && *kg ? strtol(kg, NULL, 10) : 0;
     const char *fa = getenv("HERALD_TEST_JOURNAL_FAIL_AFTER");
     j->fail_after = fa && *fa ? strtol(fa, NULL, 10) : -1;
     jr_fault_tick(j);

@@ -39,6 +39,7 @@ static void tick_cb(loop_t *l, loop_timer_t *t)
     if (bk_users_sweep(b, now_ns())) bk_journal_flush(b); /* the floors it raised */
     bk_http_sweep(b);
     bk_revoke_tick(b);
+    bk_journal_tick(b);
     hb_beat(&b->hb, loop_now(l));
     loop_timer_at(l, t, loop_now(l) + 1000000000ull);
 }

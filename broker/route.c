@@ -129,7 +129,7 @@ void bk_gw_write(broker_t *b, bk_gateway_t *g, uint32_t type, const void *a, uin
             g->records++;
             return;
         }
-        if (rc != -ENOSPC) { /* larger than the ring's max record: cannot ever be delivered */
+        if (rc != -HERR_NO_ROOM) { /* larger than the ring's max record: never deliverable */
             drop_notify(b, g);
             return;
         }
@@ -193,7 +193,7 @@ void bk_backlogs_drain(broker_t *b)
         while (g->bl_head) {
             bk_backlog_rec_t *r = g->bl_head;
             int rc = ring_write(g->ring, r->type, r->bytes, r->len);
-            if (rc == -ENOSPC) break;
+            if (rc == -HERR_NO_ROOM) break;
             if (rc == 0) {
                 g->records++;
                 g->dirty = true;

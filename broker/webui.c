@@ -122,11 +122,11 @@ static int dev_token(broker_t *b, const char *query, jbuf_t *out, const char **c
     jbuf_put_u64(out, now + ttl);
     jbuf_puts(out, ",\"gateway\":");
     jbuf_put_u64(out, gw);
-    jbuf_puts(out, ",\"url\":\"ws://");
-    jbuf_puts(out, b->cfg.gateway_listen.host);
-    jbuf_putc(out, ':');
-    jbuf_put_u64(out, (uint64_t)b->cfg.gateway_listen.port + gw);
-    jbuf_puts(out, "/ws\"}");
+    char url[320];
+    shard_url(&b->cfg, gw, url, sizeof url); /* wss:// when the gateways serve TLS */
+    jbuf_puts(out, ",\"url\":");
+    json_put_str(out, url, strlen(url));
+    jbuf_putc(out, '}');
     *ctype = "application/json";
     return 200;
 }
@@ -171,7 +171,9 @@ static int status_json(broker_t *b, jbuf_t *out, const char **ctype)
         if (i) jbuf_putc(out, ',');
         jbuf_puts(out, "{\"id\":");
         jbuf_put_u64(out, i);
-        jbuf_puts(out, strchr(gl->host, ':') ? ",\"stats\":\"http://[" : ",\"stats\":\"http://");
+        jbuf_puts(out,
+                  b->cfg.gateway_tls_cert[0] ? ",\"stats\":\"https://" : ",\"stats\":\"http://");
+        if (strchr(gl->host, ':')) jbuf_putc(out, '[');
         jbuf_puts(out, gl->host);
         jbuf_puts(out, strchr(gl->host, ':') ? "]:" : ":");
         jbuf_put_u64(out, (uint64_t)gl->port + i);

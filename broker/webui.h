@@ -17,7 +17,7 @@ struct broker;
  *   /ui, /ui/            200 ui/index.html from runtime.web_dir
  *   /ui/<file>           200 the file; 400 a refused path (webfile.h); 404 none
  *   /api/status          200 {"supervisor":<status.json>|null,"gateways":[{"id","stats"}],
- *                        "queue_capacity":[..],"dev":bool,"broker_pid":N,"uptime_s":N}
+ *                        "queue_capacity":[..],"dev":bool,"broker_pid":N,"now_ms":N}
  *   /api/dev/token?user=U[&ttl=S]
  *                        200 {"token","user","exp","gateway","url"} when auth.allow_dev_secret
  *                        is true; 403 when it is false; 400 a missing or bad user or ttl.

@@ -10,7 +10,7 @@ git rev-parse --git-dir >/dev/null 2>&1 || { echo "SKIP: not a git checkout"; ex
 mapfile -t files < <(git ls-files '*.c' '*.h')
 out=$(clang-format --dry-run --Werror "${files[@]}" 2>&1)
 if [ -n "$out" ]; then
-  echo "$out" | grep "warning:" | cut -d: -f1 | sort | uniq -c | sed 's/^/not formatted: /'
+  echo "$out" | grep -E "(error|warning):" | cut -d: -f1 | sort | uniq -c | sed 's/^/not formatted: /'
   echo "FAIL: run clang-format -i on the files above"
   exit 1
 fi

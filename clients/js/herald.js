@@ -307,6 +307,14 @@ export class SeqTracker {
     this.advance();
   }
 
+  /** Forget everything: every seq <= w is done, nothing above it is known. @param {number} w */
+  reset(w) {
+    this.w = w;
+    this.above.clear();
+    this.ranges = [];
+    this.holeSince = null;
+  }
+
   /** The resume point: the `since` to reconnect with (0 = nothing to resume). */
   resumePoint() {
     this.checkHole();
@@ -652,6 +660,17 @@ export class HeraldClient {
         return void this.emit('gap', { from: msg.from, to: msg.to });
       case 'resumed':
         this.stats.resumes++;
+        if (Number.isSafeInteger(msg.from) && Number.isSafeInteger(msg.to) && msg.to < msg.from - 1) {
+          // The server's last seq is below the one we resumed from: it lost its state (a
+          // journal removed, a reboot) and numbers the user's notifications from msg.to + 1
+          // again. Start over there, or every new seq up to our old watermark would be
+          // dropped as a duplicate; the app must refetch what it showed (a gap).
+          const lost = { from: msg.to + 1, to: msg.from - 1 };
+          this.user.reset(msg.to);
+          this.stats.gaps++;
+          this.persist(false);
+          this.emit('gap', lost);
+        }
         return void this.emit('resumed', { from: msg.from, to: msg.to });
       case 'conflated':
         if (Array.isArray(msg.seqs)) for (const s of msg.seqs) this.user.mark(s);

@@ -1,4 +1,5 @@
-/* doorbell.c - futex wake; the consumer's io_uring wait (FUTEX_WAIT op or thread + eventfd). */
+/* doorbell.c - the consumer's io_uring wait on a ring's doorbell (FUTEX_WAIT op, or a thread
+ * and an eventfd); the futex word itself is doorbell_futex.c. */
 #include "doorbell.h"
 
 #include <errno.h>
@@ -21,24 +22,6 @@
 #ifndef FUTEX_BITSET_MATCH_ANY
 #define FUTEX_BITSET_MATCH_ANY 0xffffffffu
 #endif
-
-static long futex_call(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
-{
-    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
-}
-
-void doorbell_wake(_Atomic uint32_t *word)
-{
-    futex_call(word, FUTEX_WAKE, INT_MAX, NULL);
-}
-
-int doorbell_wait(_Atomic uint32_t *word, uint32_t expected, int timeout_ms)
-{
-    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-    if (futex_call(word, FUTEX_WAIT, expected, timeout_ms < 0 ? NULL : &ts) == 0) return 0;
-    if (errno == EAGAIN || errno == EINTR) return 0;
-    return -errno;
-}
 
 static void sqe_futex_wait(struct io_uring_sqe *sqe, _Atomic uint32_t *word, uint32_t expected)
 {

@@ -157,9 +157,9 @@ size_t ring_max_record(const ring_t *r);
 
 /* --- producer --- */
 
-/* Write one record (type >= RING_REC_USER) without publishing it. Returns 0, or -ENOSPC
- * when it does not fit now (the caller keeps it in its backlog; not counted here), or
- * -EMSGSIZE when len > max_record. */
+/* Write one record (type >= RING_REC_USER) without publishing it. Returns 0, or
+ * -HERR_NO_ROOM when it does not fit now (the caller keeps it in its backlog; not counted
+ * here), or -HERR_TOO_LARGE when len > max_record. */
 int ring_write(ring_t *r, uint32_t type, const void *data, uint32_t len);
 
 /* Write a record from two parts (header + body) without publishing. Same returns. */

@@ -287,7 +287,7 @@ START_TEST(consumer_delivers_the_stream_in_order_from_a_position_or_a_time_and_s
 }
 END_TEST
 
-Suite *append_suite(void)
+static Suite *append_suite(void)
 {
     Suite *s = suite_create("cluster_append");
     TCase *tc = tcase_create("append");

@@ -439,7 +439,7 @@ START_TEST(forward_held_by_a_restarted_owner_process_is_refused_at_the_lease_cha
 }
 END_TEST
 
-Suite *lease_suite(void)
+static Suite *lease_suite(void)
 {
     Suite *s = suite_create("cluster_lease");
     TCase *tc = tcase_create("lease");

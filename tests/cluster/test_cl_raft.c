@@ -299,7 +299,7 @@ START_TEST(leader_kill_under_load_loses_nothing_acknowledged_and_duplicates_noth
 }
 END_TEST
 
-Suite *raft_suite(void)
+static Suite *raft_suite(void)
 {
     Suite *s = suite_create("cluster_raft");
     TCase *tc = tcase_create("raft");

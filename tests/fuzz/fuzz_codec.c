@@ -78,6 +78,8 @@ static void check_against_msgpack_c(const uint8_t *data, size_t size, int rc)
     msgpack_zone_free(z);
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer calls it */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     herald_error_t err;

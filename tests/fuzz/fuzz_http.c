@@ -92,6 +92,8 @@ static unsigned check_responses(const char *out, size_t len)
     return n;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer calls it */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();

@@ -80,11 +80,13 @@ static void string_writer(const uint8_t *data, size_t size)
     if (!j) abort();
     json_t *s = json_array_get(j, 0);
     /* valid UTF-8 input must come back unchanged */
-    json_t *ref = json_stringn((const char *)data, size);
-    if (ref && !json_equal(ref, s)) abort();
-    json_decref(ref);
+    json_t *want = json_stringn((const char *)data, size);
+    if (want && !json_equal(want, s)) abort();
+    json_decref(want);
     json_decref(j);
 }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer calls it */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

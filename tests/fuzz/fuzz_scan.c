@@ -63,6 +63,8 @@ static void check_item(const msgpack_object *obj, const uint8_t *p, size_t len, 
     if (la > 0 && memcmp(sb.data, out, (size_t)la) != 0) abort();
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* libFuzzer calls it */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     herald_error_t ea, eb;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -84,6 +85,15 @@ int bkh_start(bkh_t *h)
         procs_wait_tcp("127.0.0.1", h->http_port, 5000) < 0)
         return -1;
     return 0;
+}
+
+int bkh_wait_exit(bkh_t *h, int timeout_ms)
+{
+    if (h->pid <= 0) return -1;
+    int st = procs_reap(h->pid, timeout_ms); /* reaped either way (killed if it stayed) */
+    h->pid = 0;
+    if (st < 0) return -1;
+    return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 }
 
 void bkh_stop(bkh_t *h, int sig)

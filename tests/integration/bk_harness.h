@@ -37,6 +37,9 @@ void bkh_init(bkh_t *h, const char *const *overrides);
 bool bkh_private_shm_ok(void);
 /* Start the broker and wait until its sockets answer. Returns 0 or -1. */
 int bkh_start(bkh_t *h);
+/* Wait up to timeout_ms for the broker to exit by itself and reap it: the signal that ended
+ * it, 0 for a normal exit, -1 if it did not end in time. */
+int bkh_wait_exit(bkh_t *h, int timeout_ms);
 /* Send sig and reap the broker. */
 void bkh_stop(bkh_t *h, int sig);
 /* Kill the broker, unlink our shm objects, remove the runtime dir (procs_cleanup).

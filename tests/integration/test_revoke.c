@@ -208,6 +208,11 @@ START_TEST(wss_with_a_self_signed_certificate_and_route_says_wss)
                      200);
     snprintf(want, sizeof want, "\"url\":\"wss://127.0.0.1:%u/ws\"", S.ws);
     ck_assert_msg(strstr(body, want), "route: %s", body);
+    static char status[8192];
+    ck_assert_int_eq(procs_http_get("127.0.0.1", S.http, "/api/status", status, sizeof status),
+                     200);
+    snprintf(want, sizeof want, "\"stats\":\"https://127.0.0.1:%u/stats\"", S.ws);
+    ck_assert_msg(strstr(status, want), "status: %s", status);
     /* a plain ws:// client gets nowhere */
     gws_token("u2", tok, sizeof tok);
     wsc_t *d = NULL;

@@ -62,9 +62,9 @@ static int peer_produce(ring_t *r, const peer_opts_t *o)
             uint32_t len = testrec_len(seq, o->min, o->max);
             testrec_fill(buf, seq, len);
             int rc = ring_write(r, RING_REC_USER, buf, len);
-            if (rc == -ENOSPC) break;
+            if (rc == -HERR_NO_ROOM) break;
             if (rc < 0) {
-                fprintf(stderr, "ring_write: %s\n", strerror(-rc));
+                fprintf(stderr, "ring_write: %s\n", herr_code((herr_t)-rc));
                 status = 1;
                 goto out;
             }

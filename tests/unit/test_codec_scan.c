@@ -294,12 +294,12 @@ START_TEST(encode_parts_find_what_the_walk_finds)
     static const size_t lens[] = {1, 30, 31, 32, 64};
     char id[65], user[65], src[33];
     for (size_t a = 0; a < 5; a++)
-        for (size_t u = 0; u < 5; u++)
+        for (size_t k = 0; k < 5; k++)
             for (size_t c = 0; c < 4; c++) {
                 memset(id, 'i', lens[a]);
                 id[lens[a]] = '\0';
-                memset(user, 'u', lens[u]);
-                user[lens[u]] = '\0';
+                memset(user, 'u', lens[k]);
+                user[lens[k]] = '\0';
                 size_t sl = lens[c] > 32 ? 32 : lens[c];
                 memset(src, 's', sl);
                 src[sl] = '\0';
@@ -308,14 +308,14 @@ START_TEST(encode_parts_find_what_the_walk_finds)
                          "{\"message_id\":\"%s\",\"message_type\":\"%s\",\"user_id\":\"%s\","
                          "\"source\":\"%s\",\"payload\":{\"title\":\"t\",\"content\":\"c\","
                          "\"level\":\"info\",\"n\":%zu}}",
-                         id, c & 1 ? "system_notice" : "market_halt", user, src, a * 7 + u);
-                msgpack_sbuffer sb;
-                msgpack_sbuffer_init(&sb);
+                         id, c & 1 ? "system_notice" : "market_halt", user, src, a * 7 + k);
+                msgpack_sbuffer mp;
+                msgpack_sbuffer_init(&mp);
                 herald_error_t err;
-                ck_assert_int_eq(json_to_msgpack(json, strlen(json), &sb, &err), 0);
+                ck_assert_int_eq(json_to_msgpack(json, strlen(json), &mp, &err), 0);
                 notif_t n;
                 memset(&n, 0, sizeof n);
-                ck_assert_int_gt(codec_notif_scan((uint8_t *)sb.data, sb.size, &n, &err), 0);
+                ck_assert_int_gt(codec_notif_scan((uint8_t *)mp.data, mp.size, &n, &err), 0);
                 n.timestamp = 12345;
                 long len = codec_encode_to(&n, out, sizeof out);
                 ck_assert_int_gt(len, 0);
@@ -328,12 +328,12 @@ START_TEST(encode_parts_find_what_the_walk_finds)
                 ck_assert_uint_eq(walk.user_len, offs.user_len);
                 ck_assert_ptr_eq(walk.payload, offs.payload);
                 ck_assert_uint_eq(walk.payload_len, offs.payload_len);
-                ck_assert_mem_eq(walk.user, user, lens[u]);
+                ck_assert_mem_eq(walk.user, user, lens[k]);
                 ck_assert_uint_eq(codec_span(walk.payload), walk.payload_len);
                 /* and the walk refuses what is not canonical, without reading past it */
                 ck_assert_int_eq(codec_canonical_parts(out, (size_t)(walk.payload - out), &walk),
                                  -HERR_MALFORMED);
-                msgpack_sbuffer_destroy(&sb);
+                msgpack_sbuffer_destroy(&mp);
             }
 }
 END_TEST
@@ -551,8 +551,7 @@ START_TEST(encode_to_refuses_over_64k_exactly_where_codec_encode_does)
     ck_assert_int_gt(codec_notif_scan((const uint8_t *)sb.data, sb.size, &n, &err), 0);
     long fixed = codec_encode_to(&n, out, sizeof out) - 1000;
     for (long d = -2; d <= 2; d++) {
-        size_t n = (size_t)(HERALD_MAX_NOTIF_BYTES - fixed + d);
-        pack_big(n, 0);
+        pack_big((size_t)(HERALD_MAX_NOTIF_BYTES - fixed + d), 0);
         int rc = both_sb(&err);
         ck_assert_int_eq(rc, d <= 0 ? 0 : -HERR_TOO_LARGE);
     }

@@ -114,7 +114,7 @@ START_TEST(ring_wraps_with_mixed_record_sizes_intact)
             uint32_t len = testrec_len(seq, TESTREC_HDR, max);
             testrec_fill(buf, seq, len);
             int rc = ring_write(p, RING_REC_USER + 1, buf, len);
-            if (rc == -ENOSPC) break;
+            if (rc == -HERR_NO_ROOM) break;
             ck_assert_int_eq(rc, 0);
             seq++;
         }
@@ -142,8 +142,8 @@ START_TEST(ring_refuses_record_larger_than_max)
     ring_t *p = open_ok(name, RING_PRODUCER, RING_MIN_CAPACITY);
     uint32_t max = (uint32_t)ring_max_record(p);
     uint8_t *buf = calloc(1, max + 1);
-    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, max + 1), -EMSGSIZE);
-    ck_assert_int_eq(ring_write2(p, RING_REC_USER, buf, max, buf, 1), -EMSGSIZE);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, max + 1), -HERR_TOO_LARGE);
+    ck_assert_int_eq(ring_write2(p, RING_REC_USER, buf, max, buf, 1), -HERR_TOO_LARGE);
     ck_assert_int_eq(ring_write(p, 0, buf, 8), -EINVAL);
     ck_assert_int_eq(ring_write(p, RING_REC_PAD, buf, 8), -EINVAL);
     ck_assert(!ring_publish(p));
@@ -169,10 +169,10 @@ START_TEST(ring_full_refuses_with_enospc_and_keeps_data)
         if ((rc = ring_write(p, RING_REC_USER + 1, buf, len)) != 0) break;
         seq++;
     }
-    ck_assert_int_eq(rc, -ENOSPC);
+    ck_assert_int_eq(rc, -HERR_NO_ROOM);
     ck_assert_uint_lt(ring_free_bytes(p), 8 + 200 + 8);
     /* refusing again changes nothing */
-    ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 200), -ENOSPC);
+    ck_assert_int_eq(ring_write(p, RING_REC_USER + 1, buf, 200), -HERR_NO_ROOM);
     ring_publish(p);
     verify_t v = {0};
     ck_assert_int_eq(ring_read_batch(c, verify_record, &v, SIZE_MAX), (long)seq);

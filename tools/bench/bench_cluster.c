@@ -9,6 +9,7 @@
  * message to one stream (--replicas), K = 1 being SPEC 11's one message per notification. */
 #include <getopt.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,7 @@ static natsConnection *bc_connect(const char *nats)
     return nc;
 }
 
-static volatile uint64_t bc_raw_acked, bc_raw_failed;
+static _Atomic uint64_t bc_raw_acked, bc_raw_failed; /* cnats callback thread -> main */
 
 static void bc_raw_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *c)
 {
@@ -101,9 +102,9 @@ static void bc_raw_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
     (void)pae;
     (void)c;
     if (pa)
-        __atomic_add_fetch(&bc_raw_acked, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&bc_raw_acked, 1, memory_order_relaxed);
     else
-        __atomic_add_fetch(&bc_raw_failed, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&bc_raw_failed, 1, memory_order_relaxed);
     natsMsg_Destroy(m);
 }
 
@@ -158,12 +159,12 @@ static int bc_raw(const char *nats, const char *name, unsigned replicas, unsigne
     po.MaxWait = 30000;
     js_PublishAsyncComplete(js, &po);
     double secs = (double)(mono_ns() - t0) / 1e9;
-    uint64_t acked = __atomic_load_n(&bc_raw_acked, __ATOMIC_RELAXED);
+    uint64_t acked = atomic_load_explicit(&bc_raw_acked, memory_order_relaxed);
     printf("{\"bench\":\"cluster-raw\",\"replicas\":%u,\"size\":%u,\"per_message\":%u,"
            "\"seconds\":%.2f,\"messages_per_s\":%.0f,\"notifications_per_s\":%.0f,"
            "\"failed\":%llu}\n",
            replicas, size, k, secs, (double)acked / secs, (double)acked * k / secs,
-           (unsigned long long)__atomic_load_n(&bc_raw_failed, __ATOMIC_RELAXED));
+           (unsigned long long)atomic_load_explicit(&bc_raw_failed, memory_order_relaxed));
     fprintf(stderr,
             "JetStream alone, R%u, %u x %u bytes per message: %.0f messages/s = %.0f "
             "notifications/s\n",

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "bench_e2e.h"
 #include "bench_procs.h"
 #include "bench_report.h"

@@ -65,12 +65,12 @@ typedef struct {
     _Atomic bool pub_done;     /* release: the publisher's counters are final */
     uint64_t pub_sent;         /* notifications sent in request frames */
     uint64_t pub_acked;
-    uint64_t pub_duplicate; /* acknowledged as duplicate (ids are unique: a bug) */
-    uint64_t pub_refused[HERR__COUNT];
-    uint64_t pub_t_start; /* mono ns of the first send */
-    uint64_t pub_t_end;   /* mono ns of the last response */
-    double pub_cpu_s;     /* publisher thread CPU */
-    char pub_error[256];  /* why the publisher stopped early ("" = it did not) */
+    uint64_t pub_duplicate;            /* acknowledged as duplicate (ids are unique: a bug) */
+    uint64_t pub_refused[HERR__COUNT]; /* by herr_index */
+    uint64_t pub_t_start;              /* mono ns of the first send */
+    uint64_t pub_t_end;                /* mono ns of the last response */
+    double pub_cpu_s;                  /* publisher thread CPU */
+    char pub_error[256];               /* why the publisher stopped early ("" = it did not) */
 
     /* receive side (main thread) */
     hist_t lat[HERALD_PRIORITIES]; /* publish -> client, ns */

@@ -162,9 +162,9 @@ static int pub_collect(bench_run_t *r, herald_client_t *c, inflight_t *f, herald
         uint64_t i = f->first + k;
         if (!res[k].ok) {
             herr_t code = HERR_INTERNAL;
-            for (int e = 1; e < HERR__COUNT; e++)
-                if (strcmp(res[k].error, herr_code((herr_t)e)) == 0) code = (herr_t)e;
-            r->pub_refused[code]++;
+            for (unsigned e = 1; e < HERR__COUNT; e++)
+                if (strcmp(res[k].error, herr_code(herr_at(e))) == 0) code = herr_at(e);
+            r->pub_refused[herr_index(code)]++;
             continue;
         }
         if (res[k].duplicate) r->pub_duplicate++;
@@ -263,11 +263,12 @@ static void http_answer(void *ctx, uint64_t i, int status, const char *body, siz
     if (status != 200) {
         herr_t code = HERR_INTERNAL;
         const char *e = memmem(body, len, "\"error\":\"", 9);
-        for (int k = 1; e && k < HERR__COUNT; k++) {
-            size_t kl = strlen(herr_code((herr_t)k));
-            if (!strncmp(e + 9, herr_code((herr_t)k), kl) && e[9 + kl] == '"') code = (herr_t)k;
+        for (unsigned k = 1; e && k < HERR__COUNT; k++) {
+            const char *name = herr_code(herr_at(k));
+            size_t kl = strlen(name);
+            if (!strncmp(e + 9, name, kl) && e[9 + kl] == '"') code = herr_at(k);
         }
-        r->pub_refused[code]++;
+        r->pub_refused[herr_index(code)]++;
         return;
     }
     if (memmem(body, len, "\"duplicate\":true", 16)) r->pub_duplicate++;

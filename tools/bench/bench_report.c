@@ -56,7 +56,7 @@ void bench_totals_cpu(const bench_run_t *r, const bprocs_t *ps, bench_totals_t *
 static uint64_t refused_total(const bench_run_t *r)
 {
     uint64_t n = 0;
-    for (int e = 0; e < HERR__COUNT; e++)
+    for (unsigned e = 0; e < HERR__COUNT; e++)
         n += r->pub_refused[e];
     return n;
 }
@@ -180,9 +180,9 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
             "  lost %" PRIu64 "  duplicates %" PRIu64 "  out-of-order %" PRIu64 "  foreign %" PRIu64
             "  dropped sessions %u\n",
             t->lost, r->duplicates, r->out_of_order, r->foreign, t->dropped_sessions);
-    for (int e = 1; e < HERR__COUNT; e++)
+    for (unsigned e = 1; e < HERR__COUNT; e++)
         if (r->pub_refused[e])
-            fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code((herr_t)e), r->pub_refused[e]);
+            fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code(herr_at(e)), r->pub_refused[e]);
     fprintf(o,
             "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {

@@ -138,9 +138,9 @@ static int bench_produce(ring_t *r, const ring_bench_opts_t *o, uint8_t *payload
         for (; seq < end; seq++) {
             memcpy(payload, &seq, seq_bytes);
             int rc = ring_write(r, RING_REC_USER, payload, o->size);
-            if (rc == -ENOSPC) break;
+            if (rc == -HERR_NO_ROOM) break;
             if (rc < 0) {
-                fprintf(stderr, "herald-bench: ring_write: %s\n", strerror(-rc));
+                fprintf(stderr, "herald-bench: ring_write: %s\n", herr_code((herr_t)-rc));
                 return -1;
             }
         }

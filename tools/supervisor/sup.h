@@ -93,7 +93,10 @@ int sup_poll_timeout(const sup_t *s);
 /* Write <runtime.dir>/status.json atomically (see sup_status.h, rtdir_write_file). */
 void sup_write_status(const sup_t *s);
 
-/* shm_unlink every /dev/shm/<prefix>.* object. */
+/* shm_unlink every /dev/shm/<prefix>.* object except the broker's journal
+ * (<prefix>.broker.journal*): user sequences, history and the dedup window survive a
+ * clean stop and start of the whole node, as they survive a broker restart. Delete the
+ * journal by hand (or let a reboot clear /dev/shm) for a node that starts from nothing. */
 void sup_shm_unlink_prefix(const char *prefix);
 
 #endif

@@ -347,6 +347,7 @@ void sup_shm_unlink_prefix(const char *prefix)
     if (!d) return;
     for (struct dirent *e; (e = readdir(d));) {
         if (strncmp(e->d_name, prefix, pl) != 0 || e->d_name[pl] != '.') continue;
+        if (strncmp(e->d_name + pl, ".broker.journal", 15) == 0) continue; /* see the header */
         if (shm_unlink(e->d_name) < 0 && errno != ENOENT)
             log_warn("could not remove /dev/shm/%s: %s", e->d_name, strerror(errno));
         else

@@ -68,7 +68,8 @@ static int sup_lock(sup_t *s)
 }
 
 /* Remove what the stopped node leaves behind: sockets, our pid/status files and the shm
- * objects of our prefix. The lock file stays (unlinking a lock file races a new holder). */
+ * objects of our prefix but the journal. The lock file stays (unlinking a lock file races
+ * a new holder). */
 static void sup_cleanup(sup_t *s)
 {
     static const char *const files[] = {"broker.sock", "control.sock", SUP_STATUS_FILE,

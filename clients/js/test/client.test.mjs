@@ -96,6 +96,24 @@ describe('against one gateway', () => {
     assert.deepEqual(JSON.parse(storage.getItem(`herald:${h.gatewayUrl()}:dedup-u`)), { w: 6, a: [] });
   });
 
+  test('a server behind the client (state lost) resets the watermark: new seqs are delivered, a gap is raised', async () => {
+    await h.publish(notif('ahead-u', 1));
+    await h.publish(notif('ahead-u', 2));
+    // This client delivered up to seq 50 from a server that has since lost its journal.
+    const storage = memoryStorage();
+    storage.setItem(`herald:${h.gatewayUrl()}:ahead-u`, JSON.stringify({ w: 50, a: [] }));
+    const c = client(h.gatewayUrl(), { token: mintToken('ahead-u'), storage });
+    const ev = record(c);
+    await waitFor('resumed', () => ev.resumed.length === 1);
+    assert.deepEqual(ev.resumed[0], { from: 51, to: 2 });
+    assert.deepEqual(ev.gaps, [{ from: 3, to: 50 }]);
+    assert.equal(c.lastSeq, 2);
+    await h.publish(notif('ahead-u', 3));
+    await waitFor('seq 3 delivered', () => ev.seqs.length === 1);
+    assert.deepEqual(ev.seqs, [3]);
+    assert.equal(c.stats.duplicates, 0);
+  });
+
   test('survives kill -9 of its gateway: resumes and ends with every seq exactly once, in order', async () => {
     const c = client(h.gatewayUrl(), { token: mintToken('kill-u'), backoff: { initialMs: 50, maxMs: 500 } });
     const ev = record(c);
