@@ -150,6 +150,16 @@ static void cl_consume_check(cl_t *cl, cl_part_t *part)
              part->idx, (unsigned long long)seen, (unsigned long long)last);
 }
 
+/* A start time cnats encodes right. cnats 3.4.1 writes the fraction of a second without its
+ * leading zeros (x.012345678 s goes out as "x.12345678", i.e. up to 0.9 s later), so the
+ * server would skip what was stored in between. A fraction under 0.1 s is dropped: the
+ * consumer starts up to 0.1 s early (a little more history, never less). */
+static uint64_t cl_start_time(uint64_t since_ns)
+{
+    uint64_t frac = since_ns % 1000000000u;
+    return frac < 100000000u ? since_ns - frac : since_ns;
+}
+
 void cl_consume_tick(cl_t *cl, cl_part_t *part)
 {
     cl_consume_check(cl, part);
@@ -186,7 +196,7 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
         so.Config.OptStartSeq = from;
     } else if (since) {
         so.Config.DeliverPolicy = js_DeliverByStartTime;
-        so.Config.OptStartTime = (int64_t)since;
+        so.Config.OptStartTime = (int64_t)cl_start_time(since);
     } else {
         so.Config.DeliverPolicy = js_DeliverNew;
     }
