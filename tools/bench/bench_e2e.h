@@ -67,6 +67,7 @@ typedef struct {
     uint64_t pub_acked;
     uint64_t pub_duplicate;            /* acknowledged as duplicate (ids are unique: a bug) */
     uint64_t pub_refused[HERR__COUNT]; /* by herr_index */
+    uint64_t pub_t_refused[2];         /* mono ns of the first and last refusal received */
     uint64_t pub_t_start;              /* mono ns of the first send */
     uint64_t pub_t_end;                /* mono ns of the last response */
     double pub_cpu_s;                  /* publisher thread CPU */

@@ -53,6 +53,12 @@ void bench_totals_cpu(const bench_run_t *r, const bprocs_t *ps, bench_totals_t *
     t->herald_cpu_us_per_delivery = r->received ? t->herald_cpu_s * 1e6 / (double)r->received : 0;
 }
 
+/* First to last refusal received, in seconds (0 without refusals). */
+static double refused_span_s(const bench_run_t *r)
+{
+    return (double)(r->pub_t_refused[1] - r->pub_t_refused[0]) / 1e9;
+}
+
 static uint64_t refused_total(const bench_run_t *r)
 {
     uint64_t n = 0;
@@ -123,10 +129,11 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
     printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"refused\":%" PRIu64
            ",\"expected\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
            ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%" PRIu64 ",\"foreign\":%" PRIu64
-           ",\"malformed\":%" PRIu64 ",\"other_frames\":%" PRIu64 ",\"dropped_sessions\":%u,",
+           ",\"malformed\":%" PRIu64 ",\"other_frames\":%" PRIu64 ",\"dropped_sessions\":%u,"
+           "\"refused_span_s\":%.3f,",
            r->pub_sent, r->pub_acked, refused_total(r), t->expected, r->received, t->lost,
            r->duplicates, r->out_of_order, r->foreign, r->malformed, r->other_frames,
-           t->dropped_sessions);
+           t->dropped_sessions, refused_span_s(r));
     printf("\"elapsed_s\":%.3f,\"delivered_per_s\":%.0f,\"steady_per_s\":%.0f,"
            "\"peak_1s_per_s\":%.0f,\"avg_frame_bytes\":%.0f,\"herald_cpu_s\":%.3f,"
            "\"herald_cpu_us_per_delivery\":%.2f,\"ingress\":\"%s\",",
@@ -183,6 +190,7 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
     for (unsigned e = 1; e < HERR__COUNT; e++)
         if (r->pub_refused[e])
             fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code(herr_at(e)), r->pub_refused[e]);
+    if (refused_total(r)) fprintf(o, "  refusals from first to last: %.3f s\n", refused_span_s(r));
     fprintf(o,
             "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
