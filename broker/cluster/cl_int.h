@@ -18,9 +18,10 @@
 #include "log.h"
 #include "cluster.h"
 
-#define CL_MAX_NODES 64
-#define CL_NAME_MAX  32
-#define CL_ID_MAX    64 /* Nats-Msg-Id we write: "<node>.<epoch>.<seq>" */
+#define CL_CKPT_HISTORY 8 /* values kept per checkpoint key (cl_open.c) */
+#define CL_MAX_NODES    64
+#define CL_NAME_MAX     32
+#define CL_ID_MAX       64 /* Nats-Msg-Id we write: "<node>.<epoch>.<seq>" */
 
 /* One entry of the queue to the broker thread. */
 typedef enum {

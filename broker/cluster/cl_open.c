@@ -157,7 +157,30 @@ static int cl_stream_ensure(cl_t *cl, unsigned p, herald_error_t *err)
     return 0;
 }
 
-static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
+/* An existing bucket keeps fewer values per key than history: raise its stream's limit
+ * (buckets made by an earlier build). */
+static void cl_bucket_history(cl_t *cl, const char *bucket, int64_t history)
+{
+    char stream[80];
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    if (js_GetStreamInfo(&si, cl->jsc, stream, NULL, &code) != NATS_OK) return;
+    if (si->Config->MaxMsgsPerSubject < history) {
+        si->Config->MaxMsgsPerSubject = history;
+        jsStreamInfo *ui = NULL;
+        if (js_UpdateStream(&ui, cl->jsc, si->Config, NULL, &code) == NATS_OK)
+            log_info("cluster: bucket %s now keeps %lld values per key", bucket,
+                     (long long)history);
+        else
+            log_warn("cluster: bucket %s: history not raised to %lld: %s", bucket,
+                     (long long)history, nats_GetLastError(NULL));
+        jsStreamInfo_Destroy(ui);
+    }
+    jsStreamInfo_Destroy(si);
+}
+
+static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns, int64_t history,
                      herald_error_t *err)
 {
     char bucket[64];
@@ -165,7 +188,7 @@ static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
     kvConfig kc;
     kvConfig_Init(&kc);
     kc.Bucket = bucket;
-    kc.History = 1;
+    kc.History = history;
     kc.TTL = ttl_ns;
     kc.StorageType = js_FileStorage;
     kc.Replicas = (int)cl->cfg.replicas;
@@ -176,6 +199,7 @@ static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
     /* It may exist with another configuration (another TTL, say): then use it as it is. */
     if (js_KeyValue(kv, cl->jsc, bucket) == NATS_OK) {
         log_warn("cluster: bucket %s: %s; using the existing bucket", bucket, why);
+        cl_bucket_history(cl, bucket, history);
         return 0;
     }
     *kv = NULL;
@@ -193,8 +217,14 @@ static int cl_streams_ensure(cl_t *cl, herald_error_t *err)
         while (p < cl->n_parts && (rc = cl_stream_ensure(cl, p, err)) == 0)
             p++;
         if (rc == 0 && !cl->kv)
-            rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, err);
-        if (rc == 0 && !cl->ckpt) rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, err);
+            rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, 1,
+                           err);
+        /* Checkpoint chunks keep their earlier values: a header names the chunks' revisions,
+         * and a checkpoint whose header write failed (the owner lost its lease, a leader
+         * died) has already replaced the chunks the standing header names. With one value
+         * per key that header could never be read again and no node could take the
+         * partition over. */
+        if (rc == 0 && !cl->ckpt) rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, CL_CKPT_HISTORY, err);
         if (rc == 0 || cl_now() >= deadline) return rc;
         usleep(500000);
     }

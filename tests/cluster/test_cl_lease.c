@@ -439,6 +439,43 @@ START_TEST(forward_held_by_a_restarted_owner_process_is_refused_at_the_lease_cha
 }
 END_TEST
 
+/* An owner wrote a checkpoint's chunks but not its header (it died, lost its lease, or the
+ * bucket's leader died in between): the standing header names chunk revisions that are no
+ * longer the latest. The next owner still reads that checkpoint (the bucket keeps earlier
+ * values) and takes the partition over, with the seqs. */
+START_TEST(checkpoint_whose_chunks_were_rewritten_still_takes_over)
+{
+    clpeer_t peer;
+    char line[128], cmd[64], u1[16], key[32];
+    ck_assert_int_eq(clpeer_start(&peer, nf.env.dir, nf.url, 1, PARTS, 1, false), 0);
+    ck_assert_int_eq(clpeer_cmd(&peer, "wait_all 10000", line, sizeof line, 15000), 0);
+    cl_config_t c2;
+    clnode_t b;
+    clnode_config(&c2, nf.url, 2, PARTS, 1);
+    ck_assert_int_eq(clnode_open(&b, &c2), 0);
+    clnode_t *nodes[] = {&b};
+    clnode_pump(nodes, 1, 2000); /* partitions preferring node 2 move */
+    user_owned_by_peer(&peer, &b, u1, sizeof u1, 0);
+    unsigned p = cl_partition_of(b.cl, u1, strlen(u1));
+    snprintf(cmd, sizeof cmd, "append %s 5", u1);
+    ck_assert_int_eq(clpeer_cmd(&peer, cmd, line, sizeof line, 15000), 0);
+    ck_assert_str_eq(line, "ok 1 5");
+    clnode_pump(nodes, 1, 1500); /* the checkpoint interval is 300 ms here */
+    snprintf(key, sizeof key, "p%u.c0", p);
+    ck_assert_int_eq(natsfix_kv_rewrite(&nf, "herald_ckpt", key), 0);
+    procs_kill(peer.pid, SIGKILL);
+    procs_reap(peer.pid, 5000);
+    peer.pid = 0;
+    owns_all_t ob = {&b};
+    ck_assert_msg(clnode_wait(nodes, 1, 20000, node_owns_all, &ob), "partition %u not taken over",
+                  p);
+    ck_assert_uint_gt(b.tk_ckpt[p], 0);
+    ck_assert_uint_eq(clnode_user_seq(&b, u1), 5);
+    clpeer_stop(&peer);
+    clnode_close(&b);
+}
+END_TEST
+
 static Suite *lease_suite(void)
 {
     Suite *s = suite_create("cluster_lease");
@@ -451,6 +488,7 @@ static Suite *lease_suite(void)
     tcase_add_test(tc, stopped_owner_process_is_fenced_by_the_stream_and_steps_down);
     tcase_add_test(tc, killed_owner_is_taken_over_with_its_seqs_and_message_ids);
     tcase_add_test(tc, forward_held_by_a_restarted_owner_process_is_refused_at_the_lease_change);
+    tcase_add_test(tc, checkpoint_whose_chunks_were_rewritten_still_takes_over);
     suite_add_tcase(s, tc);
     return s;
 }
