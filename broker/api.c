@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acks.h"
 #include "broker.h"
 #include "clustered.h"
 #include "http.h"
+#include "presence.h"
 #include "revoke.h"
 #include "shard.h"
 #include "webui.h"
@@ -170,6 +172,63 @@ static void route(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
     bk_http_respond(b, m, 200, o->data, o->len, 0);
 }
 
+/* The user= query parameter as GET /api/presence and /api/unacked take it: 1..64 bytes, not
+ * the broadcast user. Answers 400 and returns NULL otherwise. */
+static const char *user_arg(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq, char *buf,
+                            size_t cap)
+{
+    const char *user = query_arg(rq, "user", buf, cap);
+    if (!user || !*user || strlen(user) > HERALD_MAX_ID_LEN || !strcmp(user, "*")) {
+        bk_http_error(b, m, 400, HERR_MISSING_FIELD,
+                      "query parameter user (a user id of 1 to 64 bytes) is required");
+        return NULL;
+    }
+    return user;
+}
+
+static bool api_key_ok(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
+{
+    if (authorized(b, rq)) return true;
+    b->c.unauthorized++;
+    bk_http_error(b, m, 401, HERR_UNAUTHORIZED,
+                  "missing or wrong Authorization: apikey <key> header");
+    return false;
+}
+
+/* GET /api/presence?user=U, or POST /api/presence {"users":[...]} (SPEC 14). */
+static void presence(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
+{
+    char buf[160];
+    jbuf_t *o = &b->api_out;
+    jbuf_reset(o);
+    if (!api_key_ok(b, m, rq)) return;
+    if (rq->method == BK_HTTP_POST) {
+        herald_error_t err = {0};
+        if (bk_presence_batch_json(b, (const char *)rq->body, rq->body_len, o, &err) < 0) {
+            bk_http_error(b, m, bk_api_status_of(err.code), err.code, err.message);
+            return;
+        }
+    } else {
+        const char *user = user_arg(b, m, rq, buf, sizeof buf);
+        if (!user) return;
+        bk_presence_json(b, user, strlen(user), o);
+    }
+    bk_http_respond(b, m, 200, o->data, o->len, 0);
+}
+
+/* GET /api/unacked?user=U: the user's outstanding ack_required notifications (SPEC 14). */
+static void unacked(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
+{
+    char buf[160];
+    jbuf_t *o = &b->api_out;
+    jbuf_reset(o);
+    if (!api_key_ok(b, m, rq)) return;
+    const char *user = user_arg(b, m, rq, buf, sizeof buf);
+    if (!user) return;
+    bk_acks_unacked_json(b, user, strlen(user), o);
+    bk_http_respond(b, m, 200, o->data, o->len, 0);
+}
+
 static void disconnect_done(broker_t *b, void *ctx, uint64_t closed)
 {
     jbuf_t *o = &b->api_out;
@@ -254,6 +313,20 @@ void bk_api_handle(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
         return;
     }
     bool get = rq->method == BK_HTTP_GET;
+    if (path_is(rq, "/api/presence")) {
+        if (!get && rq->method != BK_HTTP_POST)
+            bk_http_error(b, m, 405, HERR_BAD_VALUE, "use GET or POST for /api/presence");
+        else
+            presence(b, m, rq);
+        return;
+    }
+    if (path_is(rq, "/api/unacked")) {
+        if (!get)
+            bk_http_error(b, m, 405, HERR_BAD_VALUE, "use GET for /api/unacked");
+        else
+            unacked(b, m, rq);
+        return;
+    }
     jbuf_reset(o);
     if (path_is(rq, "/api/stats") && get) {
         bk_stats_json(b, o);

@@ -50,6 +50,7 @@ typedef struct bk_item {
     uint64_t ts_ns;          /* the notification's timestamp (ingest latency) */
     uint32_t len;            /* canonical bytes */
     uint8_t prio;
+    bool ack; /* a delivery.ack_required type: acks.c may track it once routed */
     uint8_t bytes[];
 } bk_item_t;
 
@@ -193,7 +194,10 @@ typedef struct bk_queue {
 
 typedef struct broker {
     herald_config_t cfg;
-    rtdir_t rt; /* runtime.dir, checked and open (sockets) */
+    model_masks_t masks;          /* cfg's delivery type lists (acks.c keeps them current) */
+    struct bk_acks *acks;         /* acknowledged delivery (acks.h) */
+    struct bk_presence *presence; /* last seen of users offline (presence.h) */
+    rtdir_t rt;                   /* runtime.dir, checked and open (sockets) */
     loop_t *loop;
     struct bk_http *http; /* http.c */
     jbuf_t api_out;       /* api.c's response scratch */

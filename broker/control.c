@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acks.h"
 #include "broker.h"
 #include "codec.h"
 #include "proto.h"
@@ -101,11 +102,19 @@ static int op_hello(broker_t *b, bk_conn_t *c, const msgpack_object *o, herald_e
     return 0;
 }
 
+/* An optional non-negative integer field (0 when absent). */
+static int get_opt_u64(const msgpack_object *o, const char *key, uint64_t *out, herald_error_t *err)
+{
+    *out = 0;
+    return codec_map_get(o, key) ? get_u64(o, key, out, err) : 0;
+}
+
 static int op_open(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald_error_t *err)
 {
-    uint64_t session, since = 0;
-    if (get_u64(o, "session", &session, err)) return -1;
-    if (codec_map_get(o, "since") && get_u64(o, "since", &since, err)) return -1;
+    uint64_t session, since, acks;
+    if (get_u64(o, "session", &session, err) || get_opt_u64(o, "since", &since, err) ||
+        get_opt_u64(o, "acks", &acks, err))
+        return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
     /* One step: nothing is sequenced between these records, so the session sees every
@@ -114,14 +123,29 @@ static int op_open(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald
     rec_session_ready_t r = {session, u->last_seq, b->bcast->last_seq};
     bk_gw_write(b, g, REC_SESSION_READY, &r, sizeof r, NULL, 0);
     if (since) bk_replay(b, g, u, session, since, u->last_seq, true);
+    if (acks) bk_acks_sessions(b, g, u->id, u->id_len, 1); /* may re-send what waits: after */
     return 0;
 }
 
 static int op_close(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald_error_t *err)
 {
+    uint64_t acks;
+    if (get_opt_u64(o, "acks", &acks, err)) return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
+    if (acks) bk_acks_sessions(b, g, u->id, u->id_len, -1);
     bk_route_del(b, u, g->id, 1);
+    return 0;
+}
+
+/* acks {session, user, on}: a session opted in to acknowledged delivery, or out. */
+static int op_acks(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald_error_t *err)
+{
+    uint64_t session, on;
+    if (get_u64(o, "session", &session, err) || get_u64(o, "on", &on, err)) return -1;
+    bk_user_t *u = get_user(b, o, err);
+    if (!u) return -1;
+    bk_acks_sessions(b, g, u->id, u->id_len, on ? 1 : -1);
     return 0;
 }
 
@@ -142,8 +166,10 @@ static int op_replay(broker_t *b, bk_gateway_t *g, const msgpack_object *o, hera
 
 static int op_resync(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald_error_t *err)
 {
-    uint64_t sessions, after;
-    if (get_u64(o, "sessions", &sessions, err) || get_u64(o, "after", &after, err)) return -1;
+    uint64_t sessions, after, acks;
+    if (get_u64(o, "sessions", &sessions, err) || get_u64(o, "after", &after, err) ||
+        get_opt_u64(o, "acks", &acks, err))
+        return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
     if (u != b->bcast) { /* broadcasts reach every attached gateway without a route */
@@ -151,6 +177,9 @@ static int op_resync(broker_t *b, bk_gateway_t *g, const msgpack_object *o, hera
         if (sessions > have) bk_route_add(b, u, g->id, (uint32_t)(sessions - have));
     }
     if (after < u->last_seq) bk_replay(b, g, u, 0, after, u->last_seq, true);
+    if (acks && u != b->bcast)
+        bk_acks_resync(b, g, u->id, u->id_len,
+                       acks > sessions ? (uint32_t)sessions : (uint32_t)acks);
     return 0;
 }
 
@@ -194,6 +223,10 @@ void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
         rc = op_replay(b, c->gw, o, &err);
     else if (!strcmp(name, "resync"))
         rc = op_resync(b, c->gw, o, &err);
+    else if (!strcmp(name, "ack"))
+        rc = bk_acks_on_ack(b, o, &err);
+    else if (!strcmp(name, "acks"))
+        rc = op_acks(b, c->gw, o, &err);
     else if (!strcmp(name, "disconnected"))
         rc = bk_revoke_on_disconnected(b, c->gw, o, &err);
     else if (!strcmp(name, "lock"))
@@ -214,6 +247,7 @@ void bk_ctrl_closed(broker_t *b, bk_conn_t *c)
 {
     if (c->gw && c->gw->ctrl == c) {
         bk_revoke_gateway_down(b, c->gw);
+        bk_acks_gateway_down(b, c->gw);
         bk_gateway_detach(b, c->gw);
     }
     c->gw = NULL;

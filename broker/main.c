@@ -9,10 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acks.h"
 #include "broker.h"
 #include "clustered.h"
 #include "herald_time.h"
 #include "http.h"
+#include "presence.h"
 #include "reload.h"
 #include "revoke.h"
 
@@ -123,6 +125,10 @@ static int load_config(broker_t *b, int argc, char **argv)
             return 1;
         }
     }
+    if (model_delivery_masks(&b->cfg, &b->masks, &err) < 0) {
+        fprintf(stderr, "herald-broker: %s\n", err.message);
+        return 1;
+    }
     return 0;
 }
 
@@ -174,7 +180,8 @@ int main(int argc, char **argv)
     bk_queue_init(b);
     bk_pipeline_init(b);
     bk_route_init(b);
-    if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0) {
+    if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0 || bk_acks_init(b) < 0 ||
+        bk_presence_init(b) < 0) {
         log_error("out of memory at start-up");
         return 1;
     }
@@ -214,6 +221,8 @@ int main(int argc, char **argv)
     bk_journal_flush(b);
     bk_journal_close(b);
     bk_gateways_free(b);
+    bk_acks_free(b);
+    bk_presence_free(b);
     bk_users_free(b);
     bk_items_release();
     bk_dedup_free(b);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "acks.h"
 #include "broker.h"
 #include "clustered.h"
 #include "codec.h"
@@ -290,7 +291,11 @@ static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t n
     bk_user_t *u = bk_user_get_hashed(b, n->user_id, p->user_len, p->user_hash, true);
     u->queued++;
     bk_item_t *it = bk_item_new((uint32_t)len);
-    *it = (bk_item_t){.user = u, .len = (uint32_t)len, .prio = n->priority, .ts_ns = n->timestamp};
+    *it = (bk_item_t){.user = u,
+                      .len = (uint32_t)len,
+                      .prio = n->priority,
+                      .ts_ns = n->timestamp,
+                      .ack = bk_acks_type(b, n->type)};
     memcpy(it->bytes, enc, (size_t)len);
     it->req = req;
     it->idx = p->idx;
@@ -451,6 +456,7 @@ static void round_publish(broker_t *b, size_t n)
         if (it->dedup) bk_dedup_sequenced(it->dedup, it->seq);
         it->dedup = NULL;
         bk_route_item(b, it);
+        if (it->ack) bk_acks_published(b, it);
         b->c.sent++;
         answer_all(b, it, HERR_OK, NULL);
         bk_history_append(b, it->user, it); /* may free it */

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "acks.h"
 #include "log.h"
 
 /* A key read only at start: report a change and keep the running value. */
@@ -77,13 +78,16 @@ int bk_reload_from(broker_t *b, const char *path, int argc, char **argv)
         key[eq - kv] = '\0';
         rc = config_set(&n, key, eq + 1, &err);
     }
+    model_masks_t masks;
     if (rc == 0) rc = config_check_pairs(&n, &err);
     if (rc == 0) rc = config_check_exposure(&n, &err); /* no key on an exposed listener */
+    if (rc == 0) rc = model_delivery_masks(&n, &masks, &err);
     if (rc < 0) {
         b->c.reload_errors++;
         log_error("reload of %s refused, the running configuration stays: %s", path, err.message);
         return -1;
     }
     bk_reload(b, &n);
+    bk_acks_configure(b, &masks);
     return 0;
 }

@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acks.h"
 #include "broker.h"
 #include "clustered.h"
 #include "http.h"
+#include "presence.h"
 #include "webui.h"
 #include "revoke.h"
 
@@ -52,6 +54,8 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "dedup_entries", bk_dedup_count(b), true);
     kv(o, "drain_rounds", c->drain_rounds, true);
     kv(o, "loop_wakeups", loop_wakeups(b->loop), true);
+    kv(o, "presence_last_seen_users", bk_presence_remembered(b), true);
+    bk_acks_stats_json(b, o);
     jbuf_puts(o, ",\"latency\":{\"ingest\":");
     latency_json(&b->ingest_lat, o);
     jbuf_puts(o, "},\"slo_ms\":[");
@@ -265,6 +269,9 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
                  (unsigned long long)c->queue_full[p]);
         jbuf_puts(o, line);
     }
+    metric(o, "presence_last_seen_users", "gauge",
+           "Offline users whose last_seen the broker remembers.", bk_presence_remembered(b));
+    bk_acks_metrics(b, o);
     latency_prometheus(&b->ingest_lat, o, "herald_ingest_latency_seconds",
                        "Notification timestamp to durable and written to the rings.", NULL);
     latency_slo_prometheus(o, b->cfg.slo_ms);

@@ -5,6 +5,7 @@
 
 #include "broker.h"
 #include "herald_time.h"
+#include "presence.h"
 #include "seedhash.h"
 
 /* Keyed per process (user ids come from producers): only this table depends on it. */
@@ -157,6 +158,7 @@ void bk_route_add(broker_t *b, bk_user_t *u, unsigned gw, uint32_t n)
     if (!u->active) {
         u->active = true;
         b->active_users++;
+        bk_presence_online(b, u->id, u->id_len);
     }
     log_debug("user %s subscribed on gateway %u", u->id, gw);
 }
@@ -169,6 +171,7 @@ static void route_remove_at(broker_t *b, bk_user_t *u, uint16_t i)
     if (!u->n_routes && u->active) {
         u->active = false;
         b->active_users--;
+        bk_presence_offline(b, u->id, u->id_len);
     }
     log_debug("user %s unsubscribed from gateway %u", u->id, gw);
 }

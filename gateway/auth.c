@@ -74,6 +74,14 @@ static uint64_t auth_since(struct lws *wsi)
     return *end || errno == ERANGE || s >= UINT64_MAX ? 0 : (uint64_t)s;
 }
 
+/* ?acks=1 (or true): the session opts in to acknowledged delivery (SPEC 14). */
+static bool auth_acks(struct lws *wsi)
+{
+    char buf[2048]; /* as auth_since: room for the longest argument */
+    const char *v = lws_get_urlarg_by_name(wsi, "acks=", buf, sizeof buf);
+    return v && (!strcmp(v, "1") || !strcmp(v, "true"));
+}
+
 /* Anyone can make handshakes fail: they are counted each (auth_fail), logged at most 5 a
  * second, each logged line saying how many were not. */
 static log_ratelimit_t auth_rl;
@@ -119,6 +127,7 @@ int gw_auth_check(gw_t *g, struct lws *wsi, gw_auth_t *a, bool reply)
     memcpy(a->user, claims.sub, sizeof a->user);
     a->exp_s = claims.exp;
     a->since = auth_since(wsi);
+    a->acks = auth_acks(wsi);
     return 0;
 }
 

@@ -83,6 +83,27 @@ static int parse_op(const msgpack_object *map, client_op_t *op, herald_error_t *
         op->token_len = t->via.str.size;
         return 0;
     }
+    if (key_is(v, "ack")) {
+        op->kind = OP_ACK;
+        const msgpack_object *s = op_get(map, "seq");
+        if (!s) return herr_set(err, HERR_MISSING_FIELD, "seq", "seq is required");
+        if (s->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            s->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            return herr_set(err, HERR_BAD_KIND, "seq", "seq must be an integer");
+        if (s->type == MSGPACK_OBJECT_NEGATIVE_INTEGER || s->via.u64 == 0)
+            return herr_set(err, HERR_BAD_VALUE, "seq", "seq must be 1 or more");
+        op->seq = s->via.u64;
+        return 0;
+    }
+    if (key_is(v, "acks")) {
+        op->kind = OP_ACKS;
+        const msgpack_object *on = op_get(map, "on");
+        if (!on) return herr_set(err, HERR_MISSING_FIELD, "on", "on is required");
+        if (on->type != MSGPACK_OBJECT_BOOLEAN)
+            return herr_set(err, HERR_BAD_KIND, "on", "on must be true or false");
+        op->on = on->via.boolean;
+        return 0;
+    }
     if (key_is(v, "resume")) {
         op->kind = OP_RESUME;
         const msgpack_object *s = op_get(map, "since");

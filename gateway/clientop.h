@@ -2,6 +2,7 @@
 #ifndef HERALD_CLIENTOP_H
 #define HERALD_CLIENTOP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,8 @@ typedef enum {
     OP_RESUME,
     OP_PING,
     OP_REFRESH,
+    OP_ACK,  /* acknowledged delivery (SPEC 14): {"op":"ack","seq":S} */
+    OP_ACKS, /* opt in or out: {"op":"acks","on":true|false} */
 } client_op_kind_t;
 
 #define CLIENTOP_TOKEN_MAX 4000 /* an op is at most 4 KiB, so is the token in it */
@@ -21,12 +24,15 @@ typedef struct {
     client_op_kind_t kind;
     uint32_t channels; /* bit (1u << channel_t) for subscribe/unsubscribe */
     uint64_t since;    /* resume */
+    uint64_t seq;      /* ack */
+    bool on;           /* acks */
     size_t token_len;  /* refresh: the token, not NUL-terminated */
     char token[CLIENTOP_TOKEN_MAX];
 } client_op_t;
 
 /* {"op":"subscribe","channels":["trade"]}, {"op":"unsubscribe",...}, {"op":"resume","since":S},
- * {"op":"ping"}, {"op":"refresh","token":T}. Errors: HERR_MALFORMED, HERR_NOT_MAP,
+ * {"op":"ping"}, {"op":"refresh","token":T}, {"op":"ack","seq":S} (S >= 1),
+ * {"op":"acks","on":true|false}. Errors: HERR_MALFORMED, HERR_NOT_MAP,
  * HERR_UNKNOWN_OP, HERR_MISSING_FIELD,
  * HERR_BAD_KIND, HERR_BAD_VALUE (unknown channel, negative since) - each naming the field;
  * also HERR_TOO_LARGE (an op over 4 KiB) and, for msgpack, HERR_TRUNCATED / HERR_TRAILING.

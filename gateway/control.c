@@ -49,6 +49,7 @@ static void ctl_disconnect(gw_t *g, const char *why)
     g->ctl_gen++; /* completions of the old socket are ignored */
     g->ctl_recv_pending = g->ctl_pollout_pending = false;
     g->ctl_rx_len = g->ctl_tx_len = 0;
+    g->ctl_tx_deferred = false;
     for (gw_session_t *s = g->all; s; s = s->anext)
         s->open_sent = false;
     ctl_schedule_retry(g);
@@ -96,8 +97,9 @@ static void ctl_flush(gw_t *g)
     g->ctl_tx_len -= off;
 }
 
-/* Frame the packed map in ctl_sb and send it. */
-static void ctl_send_packed(gw_t *g)
+/* Frame the packed map in ctl_sb and queue it: sent now, or with deferred at the end of the
+ * loop pass (gw_ctl_flush_deferred) together with whatever else the pass queued. */
+static void ctl_queue_packed(gw_t *g, bool deferred)
 {
     size_t need = g->ctl_tx_len + FRAME_HDR + g->ctl_sb.size;
     if (need > CTL_TX_MAX) {
@@ -115,7 +117,24 @@ static void ctl_send_packed(gw_t *g)
     frame_put_len(g->ctl_tx + g->ctl_tx_len, (uint32_t)g->ctl_sb.size);
     memcpy(g->ctl_tx + g->ctl_tx_len + FRAME_HDR, g->ctl_sb.data, g->ctl_sb.size);
     g->ctl_tx_len = need;
+    if (deferred && g->ctl_tx_len < 64 * 1024) {
+        g->ctl_tx_deferred = true;
+        return;
+    }
+    g->ctl_tx_deferred = false;
     if (!g->ctl_pollout_pending) ctl_flush(g);
+}
+
+static void ctl_send_packed(gw_t *g)
+{
+    ctl_queue_packed(g, false);
+}
+
+void gw_ctl_flush_deferred(gw_t *g)
+{
+    if (!g->ctl_tx_deferred) return;
+    g->ctl_tx_deferred = false;
+    if (g->ctl_fd >= 0 && !g->ctl_pollout_pending) ctl_flush(g);
 }
 
 static msgpack_packer ctl_begin(gw_t *g, const char *op, uint32_t nfields)
@@ -182,21 +201,48 @@ void gw_ctl_try_connect(gw_t *g)
 void gw_ctl_send_open(gw_t *g, gw_session_t *s)
 {
     if (g->ctl_state != CTL_UP) return; /* sent on hello_ok */
-    msgpack_packer pk = ctl_begin(g, "open", 4);
+    msgpack_packer pk = ctl_begin(g, "open", 5);
     pk_u64(&pk, "session", s->id);
     pk_str(&pk, "user", s->user->id);
     pk_u64(&pk, "since", s->since);
+    pk_u64(&pk, "acks", s->acks);
     s->open_sent = true;
     ctl_send_packed(g);
 }
 
+/* Does the broker know s (its open went to this broker connection, or it resynced it)? */
+static bool ctl_knows(const gw_t *g, const gw_session_t *s)
+{
+    return g->ctl_state == CTL_UP && (s->open_sent || s->state == SESS_LIVE);
+}
+
 void gw_ctl_send_close(gw_t *g, gw_session_t *s)
 {
-    if (g->ctl_state != CTL_UP || (!s->open_sent && s->state != SESS_LIVE)) return;
-    msgpack_packer pk = ctl_begin(g, "close", 3);
+    if (!ctl_knows(g, s)) return;
+    msgpack_packer pk = ctl_begin(g, "close", 4);
     pk_u64(&pk, "session", s->id);
     pk_str(&pk, "user", s->user->id);
+    pk_u64(&pk, "acks", s->acks);
     ctl_send_packed(g);
+}
+
+void gw_ctl_send_acks(gw_t *g, gw_session_t *s)
+{
+    if (!ctl_knows(g, s)) return; /* the open (or the resync) will carry it */
+    msgpack_packer pk = ctl_begin(g, "acks", 4);
+    pk_u64(&pk, "session", s->id);
+    pk_str(&pk, "user", s->user->id);
+    pk_u64(&pk, "on", s->acks);
+    ctl_send_packed(g);
+}
+
+void gw_ctl_send_ack(gw_t *g, const char *user, uint64_t seq)
+{
+    if (g->ctl_state != CTL_UP) return; /* lost: the broker re-sends, the client acks again */
+    msgpack_packer pk = ctl_begin(g, "ack", 3);
+    pk_str(&pk, "user", user);
+    pk_u64(&pk, "seq", seq);
+    ctl_queue_packed(g, true);
 }
 
 void gw_ctl_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t from, uint64_t to)
@@ -226,14 +272,17 @@ static void ctl_resync(gw_t *g)
     gw_revoke_each(g, ctl_send_lock);
     for (size_t b = 0; b < g->user_tab_size; b++) {
         for (gw_user_t *u = g->user_tab[b]; u; u = u->hnext) {
-            unsigned live = 0;
-            for (gw_session_t *s = u->sessions; s; s = s->unext)
+            unsigned live = 0, acks = 0;
+            for (gw_session_t *s = u->sessions; s; s = s->unext) {
                 live += s->state == SESS_LIVE;
+                acks += s->state == SESS_LIVE && s->acks;
+            }
             if (!live) continue;
-            msgpack_packer pk = ctl_begin(g, "resync", 4);
+            msgpack_packer pk = ctl_begin(g, "resync", 5);
             pk_str(&pk, "user", u->id);
             pk_u64(&pk, "sessions", live);
             pk_u64(&pk, "after", u->last);
+            pk_u64(&pk, "acks", acks);
             ctl_send_packed(g);
             if (u->filling) gw_ctl_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
         }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fifo.h"
 #include "gw.h"
 #include "herald_time.h"
 #include "log.h"
@@ -16,9 +17,10 @@ gw_msg_t *gw_msg_new(const void *data, size_t len, bool binary)
     m->refs = 1;
     m->len = (uint32_t)len;
     m->binary = binary;
-    m->notification = m->live = false;
-    m->prio = 0;
-    m->ts_ns = 0;
+    m->notification = m->live = m->conflatable = m->conflated = false;
+    m->prio = m->type = 0;
+    m->cap = 0;
+    m->ts_ns = m->seq = m->ckey = 0;
     if (len) memcpy(gw_msg_data(m), data, len);
     return m;
 }
@@ -28,37 +30,9 @@ void gw_msg_unref(gw_msg_t *m)
     if (m && --m->refs == 0) free(m);
 }
 
-static void fifo_push(gw_fifo_t *f, gw_msg_t *m)
-{
-    if (f->count == f->cap) {
-        uint32_t ncap = f->cap ? f->cap * 2 : 8;
-        gw_msg_t **n = malloc(ncap * sizeof *n);
-        if (!n) abort();
-        for (uint32_t i = 0; i < f->count; i++)
-            n[i] = f->items[(f->head + i) & (f->cap - 1)];
-        free(f->items);
-        f->items = n;
-        f->head = 0;
-        f->cap = ncap;
-    }
-    f->items[(f->head + f->count) & (f->cap - 1)] = m;
-    f->count++;
-}
-
-static gw_msg_t *fifo_front(const gw_fifo_t *f)
-{
-    return f->count ? f->items[f->head] : NULL;
-}
-
-static void fifo_pop(gw_fifo_t *f)
-{
-    f->head = (f->head + 1) & (f->cap - 1);
-    f->count--;
-}
-
 static void fifo_free(gw_fifo_t *f)
 {
-    while (f->count) {
+    while (fifo_front(f)) {
         gw_msg_unref(fifo_front(f));
         fifo_pop(f);
     }
@@ -151,27 +125,29 @@ void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char 
     if (s->wsi) lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
-void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
+void gw_deliver_overflow(gw_t *g, gw_session_t *s, gw_msg_t *m)
 {
-    if (s->close_code) return;
-    size_t cost = gw_msg_cost(m);
-    if (s->pending_bytes + cost > g->cfg.max_pending_bytes) {
-        g->c.slow_closes++;
-        if (m->notification) g->c.failed++;
-        log_warn("session %s (user %s): %zu bytes pending, closing as slow consumer", s->id_str,
-                 s->user ? s->user->id : "?", s->pending_bytes);
-        gw_session_close_later(g, s, 4008, "slow consumer");
-        return;
-    }
-    m->refs++;
-    s->pending_bytes += cost;
+    g->c.slow_closes++;
+    if (m->notification) g->c.failed++;
+    log_warn("session %s (user %s): %zu bytes pending, closing as slow consumer", s->id_str,
+             s->user ? s->user->id : "?", s->pending_bytes);
+    gw_session_close_later(g, s, 4008, "slow consumer");
+}
+
+uint64_t gw_deliver_push(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
+{
+    (void)g;
+    s->pending_bytes += gw_msg_cost(m);
+    return fifo_push(prio == 0 || prio >= HERALD_PRIORITIES ? &s->ready : &s->held, m);
+}
+
+void gw_deliver_pushed(gw_t *g, gw_session_t *s, unsigned prio)
+{
     if (prio == 0 || prio >= HERALD_PRIORITIES) {
-        fifo_push(&s->ready, m);
         gw_session_want_write(g, s);
         return;
     }
-    fifo_push(&s->held, m);
-    if (s->held.count >= g->cfg.batch_size) {
+    if (fifo_frames(&s->held) >= g->cfg.batch_size) {
         gw_session_flush(g, s);
         return;
     }
@@ -179,16 +155,34 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
     if (!s->dl[i].on) dl_append(g, s, i, deliver_origin(g) + g->cfg.flush_ms[i] * GW_NS_PER_MS);
 }
 
+void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
+{
+    if (s->close_code) return;
+    if (s->pending_bytes + gw_msg_cost(m) > g->cfg.max_pending_bytes) {
+        gw_deliver_overflow(g, s, m);
+        return;
+    }
+    m->refs++;
+    gw_deliver_push(g, s, m, prio);
+    gw_deliver_pushed(g, s, prio);
+}
+
 void gw_session_flush(gw_t *g, gw_session_t *s)
 {
     for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
         dl_unlink(g, s, i);
     if (!s->held.count) return;
+    /* Move every slot, holes too, so positions keep their distances (conflation's index
+     * follows them with one offset). */
+    uint64_t held_base = s->held.base, ready_end = s->ready.base + s->ready.count;
     while (s->held.count) {
-        fifo_push(&s->ready, fifo_front(&s->held));
+        gw_msg_t *m = s->held.items[s->held.head];
+        fifo_push(&s->ready, m);
+        if (!m) s->ready.holes++;
         fifo_pop(&s->held);
     }
-    gw_session_want_write(g, s);
+    if (s->cf) gw_conflate_moved(s, held_base, ready_end);
+    if (s->ready.count > s->ready.holes) gw_session_want_write(g, s);
 }
 
 uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
@@ -246,7 +240,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
      * permessage-deflate lws frames and compresses each message itself. A send the kernel
      * took only in part leaves the rest buffered in lws (lws_partial_buffered): stop there
      * and wait for the writable callback (no poll() per write as lws_send_pipe_choked). */
-    while (s->ready.count && !lws_partial_buffered(s->wsi)) {
+    while (fifo_front(&s->ready) && !lws_partial_buffered(s->wsi)) {
         unsigned char *out = g->wbuf + LWS_PRE;
         size_t used = 0, frames = 0, pushed = 0, timed = 0;
         gw_msg_t *m;
@@ -255,6 +249,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
             used += ws_frame(out + used, m);
             frames++;
             pushed += m->notification;
+            g->c.conflated_frames += m->conflated;
             if (m->live) g->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
             s->pending_bytes -= gw_msg_cost(m);
             fifo_pop(&s->ready);
@@ -268,6 +263,7 @@ int gw_session_write(gw_t *g, gw_session_t *s)
                 return -1;
             }
             g->c.pushed += m->notification;
+            g->c.conflated_frames += m->conflated;
             if (m->live) g->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
             deliver_timed(g, timed);
             s->pending_bytes -= gw_msg_cost(m);
@@ -282,7 +278,9 @@ int gw_session_write(gw_t *g, gw_session_t *s)
         g->c.pushed += pushed;
         deliver_timed(g, timed);
     }
-    if (s->ready.count) gw_session_want_write(g, s);
+    if (fifo_front(&s->ready)) gw_session_want_write(g, s);
+    /* Written down to half the threshold: conflation stops (its index goes). */
+    if (s->cf && s->pending_bytes < g->conflate_bytes / 2) gw_conflate_end(s);
     return 0;
 }
 
@@ -302,9 +300,12 @@ void gw_deliver_drop(gw_t *g, gw_session_t *s)
     for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
         dl_unlink(g, s, i);
     for (gw_fifo_t *f = &s->ready; f; f = f == &s->ready ? &s->held : NULL) {
-        for (uint32_t i = 0; i < f->count; i++)
-            if (f->items[(f->head + i) & (f->cap - 1)]->notification) g->c.failed++;
+        for (uint32_t i = 0; i < f->count; i++) {
+            gw_msg_t *m = f->items[(f->head + i) & (f->cap - 1)];
+            if (m && m->notification) g->c.failed++;
+        }
         fifo_free(f);
     }
     s->pending_bytes = 0;
+    gw_conflate_end(s);
 }

@@ -1,5 +1,5 @@
 /* frames.c - control frames sent to clients (welcome, subscribed, pong, resumed, gap, error,
- * refreshed),
+ * refreshed, acks),
  * as a JSON text frame or a msgpack binary frame with the same fields. */
 #include <string.h>
 
@@ -148,6 +148,21 @@ gw_msg_t *gw_frame_error(gw_t *g, bool binary, const char *code, const char *mes
     fw_str(&w, "type", "error");
     fw_str(&w, "code", code);
     fw_str(&w, "message", message);
+    return fw_end(&w);
+}
+
+gw_msg_t *gw_frame_acks(gw_t *g, bool binary, bool on)
+{
+    fw_t w;
+    fw_begin(&w, g, binary, 2);
+    fw_str(&w, "type", "acks");
+    fw_key(&w, "on");
+    if (binary && on)
+        msgpack_pack_true(&w.pk);
+    else if (binary)
+        msgpack_pack_false(&w.pk);
+    else
+        jbuf_puts(w.jb, on ? "true" : "false");
     return fw_end(&w);
 }
 

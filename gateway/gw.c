@@ -15,6 +15,14 @@
 
 static struct ev_loop *gw_loop;
 
+/* Before each wait of the loop: what the pass queued for the broker goes out in one send. */
+static void gw_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    gw_ctl_flush_deferred(w->data);
+}
+
 static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)w;
@@ -47,11 +55,16 @@ static const struct lws_extension gw_extensions[] = {
 };
 
 /* protocols[0] serves plain HTTP and gates upgrades; herald.json is the default subprotocol
- * (pvo "default") for clients that name none. `user` != NULL marks the msgpack protocol. */
+ * (pvo "default") for clients that name none. `user` != NULL marks the msgpack protocol.
+ * tx_packet_size: lws sends at most this (else rx_buffer_size) + LWS_PRE + 4 bytes per
+ * send() and buffers the rest for POLLOUT, so with a small receive buffer it must be given,
+ * or a coalesced write of 64 KiB would go out in 532-byte sends. */
 static const struct lws_protocols gw_protocols[] = {
     {"http", gw_http_callback, 0, 0, 0, NULL, 0},
-    {"herald.json", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL, 0},
-    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1, 0},
+    {"herald.json", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL,
+     GW_WRITE_COALESCE},
+    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1,
+     GW_WRITE_COALESCE},
     {"gw-uring", gw_uring_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -94,7 +107,8 @@ static int gw_parse_args(gw_t *g, int argc, char **argv)
     g->config_path = config_default_path(g->config_path);
     g->argc = argc;
     g->argv = argv;
-    if (gw_config_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0) {
+    if (gw_config_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0 ||
+        gw_delivery_configure(g, &g->cfg, &err) < 0) {
         fprintf(stderr, "herald-gateway: config: %s\n", err.message);
         return -1;
     }
@@ -205,6 +219,10 @@ int main(int argc, char **argv)
     gw_uring_commit(g);
 
     ev_signal sig_term, sig_int, sig_hup;
+    ev_prepare prep;
+    ev_prepare_init(&prep, gw_on_prepare);
+    prep.data = g;
+    ev_prepare_start(gw_loop, &prep);
     ev_signal_init(&sig_term, gw_on_signal, SIGTERM);
     ev_signal_init(&sig_int, gw_on_signal, SIGINT);
     ev_signal_init(&sig_hup, gw_on_hup, SIGHUP);

@@ -38,6 +38,10 @@
 /* Descriptors kept out of the connection cap when gateway.max_connections is 0 (auto):
  * listener, io_uring, ring, control socket, /metrics scrapes, lws internals. */
 #define GW_FD_RESERVE 64
+/* Acks a session may send: a bucket of GW_ACKS_BURST refilled at GW_ACKS_PER_S (an ack is
+ * one control frame to the broker; a client acks what it was sent, a few per second). */
+#define GW_ACKS_BURST 1024
+#define GW_ACKS_PER_S 256
 /* Bytes a queued frame costs beyond its payload: the gw_msg_t header and LWS_PRE headroom,
  * the allocator's header, the queue slot and the WebSocket frame header. The slow-consumer
  * bound counts these, so a flood of tiny frames is bounded by the memory it really holds. */
@@ -52,6 +56,16 @@ typedef struct gw_msg {
     bool notification; /* counts as "pushed" when written */
     bool live;         /* counts in the delivery latency when written (not a resume replay) */
     uint8_t prio;
+    /* Conflation (conflate.c). A notification of a conflatable type (delivery.conflate, not
+     * P0, not a broadcast) has conflatable set; its key is computed when first needed
+     * (ckey 0 = not yet). A `conflated` frame (conflated set) is owned by one session and
+     * grows in place up to cap bytes as it names more seqs. */
+    bool conflatable;
+    bool conflated;
+    uint8_t type;        /* model_type_index of a notification */
+    uint32_t cap;        /* conflated frames: bytes allocated after LWS_PRE */
+    uint64_t seq;        /* a notification's seq */
+    uint64_t ckey;       /* conflation key (user + type + instrument or account), 0 = unknown */
     uint64_t ts_ns;      /* the notification's timestamp (wall clock) */
     unsigned char buf[]; /* LWS_PRE + len */
 } gw_msg_t;
@@ -67,10 +81,14 @@ static inline unsigned char *gw_msg_data(gw_msg_t *m)
     return m->buf + LWS_PRE;
 }
 
-/* FIFO of frame references (power-of-two circular array). */
+/* FIFO of frame references (power-of-two circular array; fifo.h). Slots are numbered by
+ * absolute position (base is the position of items[head]); a slot whose frame conflation
+ * took out holds NULL (a hole) until it reaches the front. */
 typedef struct {
     gw_msg_t **items;
     uint32_t head, count, cap;
+    uint32_t holes; /* NULL slots among count */
+    uint64_t base;
 } gw_fifo_t;
 
 typedef enum {
@@ -92,6 +110,7 @@ typedef struct gw_session {
     bool deflate;   /* permessage-deflate negotiated: lws must frame (compress) each write */
     bool open_sent; /* `open` went to the current broker connection */
     bool filtered;  /* a subscribe/unsubscribe set `channels` */
+    bool acks;      /* opted in to acknowledged delivery (?acks=1 or the acks op; SPEC 14) */
     uint32_t channels;
     uint64_t since;                /* resume point at connect (0 = none) */
     uint64_t live_from;            /* first user seq delivered live */
@@ -102,6 +121,8 @@ typedef struct gw_session {
     bool resume_pending;       /* reply `resumed` at REC_REPLAY_END */
     uint32_t resume_tokens;    /* resume ops left in the bucket (gateway.resumes_per_minute) */
     uint64_t resume_refill_ns; /* when the bucket last gained a token */
+    uint32_t ack_tokens;       /* ack ops left in the bucket (GW_ACKS_PER_S) */
+    uint64_t ack_refill_ns;
     /* links */
     struct gw_session *unext, *uprev; /* user's sessions */
     struct gw_session *anext, *aprev; /* every session */
@@ -115,6 +136,7 @@ typedef struct gw_session {
     gw_fifo_t ready; /* to write now */
     gw_fifo_t held;  /* P1..P3 waiting for their flush */
     size_t pending_bytes;
+    struct gw_conflate *cf; /* conflation index while pending_bytes is past conflate_bytes */
     bool writable_requested;
     bool on_wlist;            /* queued on gw_t.wlist for a direct write this pass */
     struct gw_session *wnext; /* gw_t.wlist link */
@@ -144,6 +166,7 @@ typedef struct gw_user {
     gw_session_t *sessions; /* newest first */
     unsigned n_sessions;
     unsigned n_open;  /* sessions not closing (close_code 0): what max_sessions_per_user bounds */
+    unsigned n_acks;  /* sessions opted in to acknowledged delivery (the broker's count) */
     bool known;       /* last is valid */
     uint64_t last;    /* last seq delivered in order */
     uint64_t want_to; /* highest seq known to exist */
@@ -186,6 +209,11 @@ typedef struct {
     uint64_t idle_spin_hits; /* records found by the backoff idle strategy's polling */
     uint64_t gaps_detected, replays_requested, gap_msgs;
     uint64_t ctl_connects, ctl_errors; /* ctl_errors: error replies other than to hello */
+    uint64_t conflated[32];            /* seqs conflated away, per model_type_index */
+    uint64_t conflated_frames;         /* `conflated` messages written */
+    uint64_t conflate_entries;         /* sessions that started conflating */
+    uint64_t acks, acks_limited;       /* client acks passed to the broker / refused (rate) */
+    uint64_t redeliveries;             /* notifications re-sent for acknowledgement */
 } gw_counters_t;
 
 struct gw_revoke;
@@ -193,6 +221,8 @@ struct gw_revoke;
 typedef struct gw {
     herald_config_t cfg;
     unsigned id;
+    model_masks_t masks;      /* cfg's delivery type lists (conflate, ack_required) */
+    uint64_t conflate_bytes;  /* config_conflate_bytes(&cfg) */
     jwt_policy_t auth;        /* from cfg's [auth]; rebuilt by a reload */
     uint32_t max_connections; /* effective cap (cfg's, or the fd limit less GW_FD_RESERVE) */
     struct gw_revoke *revoke; /* users locked out (revoke.c) */
@@ -225,6 +255,7 @@ typedef struct gw {
     uint64_t ctl_retry_at_ns;
     uint64_t ctl_backoff_ms;
     bool ctl_recv_pending, ctl_pollout_pending;
+    bool ctl_tx_deferred; /* frames queued to go out at the end of the loop pass (acks) */
     uint8_t *ctl_rx;
     size_t ctl_rx_len;
     uint8_t *ctl_tx;
@@ -233,6 +264,7 @@ typedef struct gw {
     log_ratelimit_t ctl_err_rl;
     log_ratelimit_t web_rl;     /* refused web file paths */
     log_ratelimit_t refusal_rl; /* refresh denials and connection-cap refusals (peer-driven) */
+    log_ratelimit_t cf_rl;      /* sessions starting to conflate */
     /* sessions and users */
     gw_session_t *all;
     size_t n_sessions;
@@ -297,6 +329,12 @@ void gw_ctl_on_cqe(gw_t *g, unsigned tag, uint64_t gen, int res);
 void gw_ctl_send_open(gw_t *g, gw_session_t *s);
 void gw_ctl_send_close(gw_t *g, gw_session_t *s);
 void gw_ctl_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t from, uint64_t to);
+/* Session s opted in (or out): tell the broker (which keeps each user's outstanding set). */
+void gw_ctl_send_acks(gw_t *g, gw_session_t *s);
+/* A session of user acknowledged seq: queued, sent with the others of this loop pass. */
+void gw_ctl_send_ack(gw_t *g, const char *user, uint64_t seq);
+/* End of a loop pass: send what gw_ctl_send_ack queued. */
+void gw_ctl_flush_deferred(gw_t *g);
 
 /* --- records.c: the ring record stream --- */
 int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx);
@@ -309,8 +347,16 @@ void gw_user_release(gw_t *g, gw_user_t *u);
 /* --- deliver.c: output queues, batching, flush deadlines, writes --- */
 gw_msg_t *gw_msg_new(const void *data, size_t len, bool binary);
 void gw_msg_unref(gw_msg_t *m);
-/* Queue a frame for s with priority prio (0 = at once; control frames use 0). Takes a ref. */
+/* Queue a frame for s with priority prio (0 = at once; control frames use 0). Takes a ref.
+ * Past gateway.max_pending_bytes the session is closed with 4008 instead. */
 void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio);
+/* The pieces of gw_deliver, for conflation: put m in the queue of prio (the caller's
+ * reference moves in; no bound check) and return its absolute position; then, after the
+ * pushes, flush at batch_size or join the deadline list, and get the write going. */
+uint64_t gw_deliver_push(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio);
+void gw_deliver_pushed(gw_t *g, gw_session_t *s, unsigned prio);
+/* m does not fit under gateway.max_pending_bytes: count it and close s with 4008. */
+void gw_deliver_overflow(gw_t *g, gw_session_t *s, gw_msg_t *m);
 /* Move everything held to the ready queue and ask for a writable callback. */
 void gw_session_flush(gw_t *g, gw_session_t *s);
 /* Flush sessions whose deadline passed; returns the nearest remaining deadline (0 = none). */
@@ -335,6 +381,21 @@ static inline size_t gw_msg_cost(const gw_msg_t *m)
 /* Free every queued frame of s and unlink it from the deadline lists. */
 void gw_deliver_drop(gw_t *g, gw_session_t *s);
 
+/* --- conflate.c: conflation under backpressure (SPEC 14) --- */
+/* The conflation key of a notification of user (ulen bytes) and type (model_type_index):
+ * user + type + payload.instrument_id (else payload.account_id, else nothing). Never 0. */
+uint64_t gw_conflate_key(const char *user, size_t ulen, unsigned type,
+                         const msgpack_object *payload);
+/* Queue notification m (m->conflatable, key known or readable from the frame) for s, whose
+ * pending output is past conflate_bytes: the pending one with its key leaves the queue and
+ * a `conflated` frame naming its seq (and those it had replaced) goes in right before m.
+ * Takes a reference like gw_deliver; the 4008 bound applies to what remains. */
+void gw_conflate_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m);
+/* The held queue's slots from held_base on moved to the ready queue from ready_end on. */
+void gw_conflate_moved(gw_session_t *s, uint64_t held_base, uint64_t ready_end);
+/* Stop conflating s (drop its index); a no-op when it is not. */
+void gw_conflate_end(gw_session_t *s);
+
 /* --- frames.c: control frames to clients (JSON or msgpack) --- */
 gw_msg_t *gw_frame_welcome(gw_t *g, const gw_session_t *s);
 gw_msg_t *gw_frame_range(gw_t *g, bool binary, const char *type, uint64_t from, uint64_t to);
@@ -342,6 +403,7 @@ gw_msg_t *gw_frame_subscribed(gw_t *g, bool binary, uint32_t channels);
 gw_msg_t *gw_frame_pong(gw_t *g, bool binary);
 gw_msg_t *gw_frame_error(gw_t *g, bool binary, const char *code, const char *message);
 gw_msg_t *gw_frame_refreshed(gw_t *g, bool binary, uint64_t exp);
+gw_msg_t *gw_frame_acks(gw_t *g, bool binary, bool on);
 
 /* --- session.c: the herald.json / herald.msgpack protocols --- */
 int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -363,6 +425,7 @@ typedef struct {
     char user[HERALD_MAX_ID_LEN + 1];
     uint64_t since; /* ?since=S, 0 when absent */
     uint64_t exp_s; /* the token's exp, 0 = none */
+    bool acks;      /* ?acks=1: acknowledged delivery (SPEC 14) */
 } gw_auth_t;
 /* Build the token policy of cfg into p. Refuses (HERR_BAD_VALUE naming auth.secret) the
  * shipped development secret unless auth.allow_dev_secret; more previous secrets than a
@@ -398,6 +461,9 @@ int gw_reload(gw_t *g);
 /* Load the config as given on the command line into cfg (file, then -o overrides, then
  * the pair checks). Returns 0 or -1 with err. */
 int gw_config_read(const gw_t *g, herald_config_t *cfg, herald_error_t *err);
+/* Take cfg's delivery keys (type masks, the conflation threshold) into g. Returns 0, or -1
+ * with err naming the key (model_delivery_masks). */
+int gw_delivery_configure(gw_t *g, const herald_config_t *cfg, herald_error_t *err);
 /* The connection cap for cfg: gateway.max_connections, or the fd limit less the reserve. */
 uint32_t gw_max_connections(const herald_config_t *cfg);
 

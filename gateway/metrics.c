@@ -16,7 +16,7 @@ typedef struct {
     uint64_t value;
 } metric_t;
 
-#define N_METRICS 48 /* room for the entries metrics_collect writes */
+#define N_METRICS 96 /* room for the entries metrics_collect writes (32 per-type ones) */
 
 static size_t metrics_collect(gw_t *g, metric_t *m)
 {
@@ -72,6 +72,21 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("broker_connected", "gauge", NULL, g->ctl_state == CTL_UP);
     M("broker_connects", "counter", NULL, g->c.ctl_connects);
     M("broker_errors", "counter", NULL, g->c.ctl_errors);
+    /* SPEC 14: conflation per message_type (the configured types, and any with a count) */
+    static char names[32][48], labels[32][48];
+    size_t ntypes;
+    const msg_type_t *types = model_types(&ntypes);
+    for (size_t t = 0; t < ntypes && t < 32; t++) {
+        if (!(g->masks.conflate >> t & 1u) && !g->c.conflated[t]) continue;
+        snprintf(names[t], sizeof names[t], "conflated_%s", types[t].name);
+        snprintf(labels[t], sizeof labels[t], "type=\"%s\"", types[t].name);
+        L(names[t], "conflated_total", labels[t], g->c.conflated[t]);
+    }
+    M("conflated_messages", "counter", NULL, g->c.conflated_frames);
+    M("conflate_starts", "counter", NULL, g->c.conflate_entries);
+    M("acks", "counter", NULL, g->c.acks);
+    M("acks_rate_limited", "counter", NULL, g->c.acks_limited);
+    M("redeliveries", "counter", NULL, g->c.redeliveries);
 #undef M
 #undef L
     return n;

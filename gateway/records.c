@@ -13,7 +13,9 @@
 typedef struct {
     const uint8_t *bytes;
     uint32_t len;
-    bool live; /* a live (or gap-filled) notification, not a resume replay */
+    bool live;        /* a live (or gap-filled) notification, not a resume replay */
+    bool conflatable; /* delivery.conflate type, P1..P3, not a broadcast */
+    uint64_t ckey;    /* its conflation key once a conflating session needed it (0 = not yet) */
     notif_t n;
     gw_msg_t *json, *bin;
 } note_t;
@@ -24,6 +26,10 @@ static gw_msg_t *note_msg(note_t *nt, gw_msg_t *m)
     m->live = nt->live;
     m->prio = nt->n.priority;
     m->ts_ns = nt->n.timestamp;
+    m->seq = nt->n.seq;
+    m->type = (uint8_t)model_type_index(nt->n.type);
+    m->conflatable = nt->conflatable;
+    m->ckey = nt->ckey;
     return m;
 }
 
@@ -52,7 +58,19 @@ static int note_decode(gw_t *g, note_t *nt, const uint8_t *bytes, uint32_t len)
         log_warn("ring record rejected: %s: %s", herr_code(err.code), err.message);
         return -1;
     }
+    nt->conflatable = nt->n.priority != 0 && !model_is_broadcast(&nt->n) &&
+                      (g->masks.conflate >> model_type_index(nt->n.type) & 1u);
     return 0;
+}
+
+/* The note's conflation key, computed once and given to its frames. */
+static void note_key(note_t *nt)
+{
+    if (nt->ckey) return;
+    nt->ckey = gw_conflate_key(nt->n.user_id, strlen(nt->n.user_id), model_type_index(nt->n.type),
+                               &nt->n.payload);
+    if (nt->json) nt->json->ckey = nt->ckey;
+    if (nt->bin) nt->bin->ckey = nt->ckey;
 }
 
 static void note_done(note_t *nt)
@@ -69,7 +87,14 @@ static bool session_wants(const gw_session_t *s, const note_t *nt)
 
 static void note_to_session(gw_t *g, gw_session_t *s, note_t *nt)
 {
-    if (session_wants(s, nt)) gw_deliver(g, s, note_frame(g, nt, s->binary), nt->n.priority);
+    if (!session_wants(s, nt)) return;
+    gw_msg_t *m = note_frame(g, nt, s->binary);
+    if (nt->conflatable && s->pending_bytes > g->conflate_bytes) {
+        note_key(nt);
+        gw_conflate_deliver(g, s, m);
+        return;
+    }
+    gw_deliver(g, s, m, nt->n.priority);
 }
 
 /* Deliver an in-order notification of user u (or of the broadcast sequence) to every
@@ -241,6 +266,66 @@ bad:
     return 0;
 }
 
+/* The frame of a re-sent notification: its own frame with "redelivery":true added. NULL if
+ * the record is not the canonical map (fixmap of at most 14 fields) it must be. */
+static gw_msg_t *redelivery_frame(gw_t *g, note_t *nt, bool binary)
+{
+    gw_msg_t *m;
+    if (binary) {
+        static const uint8_t tail[] = {0xaa, 'r', 'e', 'd', 'e', 'l',
+                                       'i',  'v', 'e', 'r', 'y', 0xc3};
+        if ((nt->bytes[0] & 0xf0) != 0x80 || (nt->bytes[0] & 0x0f) == 0x0f) return NULL;
+        uint8_t *buf = malloc(nt->len + sizeof tail);
+        if (!buf) abort();
+        memcpy(buf, nt->bytes, nt->len);
+        buf[0]++; /* one more field */
+        memcpy(buf + nt->len, tail, sizeof tail);
+        m = gw_msg_new(buf, nt->len + sizeof tail, true);
+        free(buf);
+    } else {
+        jbuf_reset(&g->jb);
+        json_render_notif(&g->jb, &nt->n);
+        g->jb.len--; /* its closing brace */
+        jbuf_puts(&g->jb, ",\"redelivery\":true}");
+        m = gw_msg_new(g->jb.data, g->jb.len, false);
+    }
+    note_msg(nt, m);
+    m->live = false; /* sent again: its latency is not the delivery's */
+    m->conflatable = false;
+    return m;
+}
+
+/* REC_REDELIVER (acknowledged delivery, SPEC 14): re-send to the user's opted-in sessions
+ * (header session 0: every one; else that one), whatever their live start. */
+static int on_redeliver(gw_t *g, const uint8_t *data, uint32_t len)
+{
+    rec_replay_t h;
+    note_t nt;
+    if (len < sizeof h) {
+        g->c.bad_records++;
+        return 0;
+    }
+    memcpy(&h, data, sizeof h);
+    if (note_decode(g, &nt, data + sizeof h, len - (uint32_t)sizeof h) < 0) return 0;
+    gw_user_t *u =
+        model_is_broadcast(&nt.n) ? NULL : user_of(g, nt.n.user_id, strlen(nt.n.user_id));
+    gw_msg_t *frames[2] = {NULL, NULL};
+    for (gw_session_t *s = u && u->n_acks ? u->sessions : NULL; s; s = s->unext) {
+        if (!s->acks || (h.session && s->id != h.session) || !session_wants(s, &nt)) continue;
+        gw_msg_t **m = &frames[s->binary];
+        if (!*m && !(*m = redelivery_frame(g, &nt, s->binary))) {
+            g->c.bad_records++;
+            break;
+        }
+        gw_deliver(g, s, *m, nt.n.priority);
+        g->c.redeliveries++;
+    }
+    gw_msg_unref(frames[0]);
+    gw_msg_unref(frames[1]);
+    note_done(&nt);
+    return 0;
+}
+
 static int on_range(gw_t *g, uint32_t type, const uint8_t *data, uint32_t len)
 {
     rec_range_t r;
@@ -357,6 +442,8 @@ int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void 
     case REC_REPLAY_END:
     case REC_GAP:
         return on_range(g, type, data, len);
+    case REC_REDELIVER:
+        return on_redeliver(g, data, len);
     case REC_CLOCK:
         if (len >= sizeof(rec_clock_t)) {
             rec_clock_t ck;

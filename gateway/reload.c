@@ -25,6 +25,15 @@ int gw_config_read(const gw_t *g, herald_config_t *cfg, herald_error_t *err)
     return config_check_pairs(cfg, err);
 }
 
+int gw_delivery_configure(gw_t *g, const herald_config_t *cfg, herald_error_t *err)
+{
+    model_masks_t m;
+    if (model_delivery_masks(cfg, &m, err) < 0) return -1;
+    g->masks = m;
+    g->conflate_bytes = config_conflate_bytes(cfg);
+    return 0;
+}
+
 uint32_t gw_max_connections(const herald_config_t *cfg)
 {
     if (cfg->max_connections) return cfg->max_connections;
@@ -47,7 +56,9 @@ int gw_reload(gw_t *g)
     static herald_config_t n; /* large: not on the loop's stack */
     jwt_policy_t auth;
     herald_error_t err;
-    if (gw_config_read(g, &n, &err) < 0 || gw_auth_configure(&n, &auth, &err) < 0) {
+    model_masks_t masks;
+    if (gw_config_read(g, &n, &err) < 0 || gw_auth_configure(&n, &auth, &err) < 0 ||
+        model_delivery_masks(&n, &masks, &err) < 0) {
         g->c.reload_errors++;
         log_error("reload of %s refused, the running configuration stays: %s", g->config_path,
                   err.message);
@@ -69,6 +80,7 @@ int gw_reload(gw_t *g)
     }
     g->cfg = n;
     g->auth = auth;
+    gw_delivery_configure(g, &n, &err); /* checked above */
     g->max_connections = gw_max_connections(&n);
     log_set_level((log_level_t)n.log_level);
     config_log_dev_secret(&n);

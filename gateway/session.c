@@ -1,6 +1,7 @@
 /* session.c - the herald.json / herald.msgpack WebSocket protocols: session life cycle,
- * client ops (subscribe, unsubscribe, resume, ping, refresh), flood control, the per-user
- * session bound, the resume rate limit and the heartbeat (pings, idle and token expiry). */
+ * client ops (subscribe, unsubscribe, resume, ping, refresh, ack, acks), flood control, the
+ * per-user session bound, the resume rate limit and the heartbeat (pings, idle and token
+ * expiry). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,15 @@ static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const gw_aut
     s->binary = p && p->user != NULL;
     s->since = a->since;
     s->exp_s = a->exp_s;
+    s->acks = a->acks;
     s->id = ++g->next_session;
     snprintf(s->id_str, sizeof s->id_str, "%u-%llx", g->id, (unsigned long long)s->id);
     s->last_rx_ns = s->last_ping_ns = g->now_ns = gw_now_ns();
     /* the connect-time resume (since=S) is the first of the bucket */
     s->resume_tokens = g->cfg.resumes_per_minute - (a->since ? 1 : 0);
     s->resume_refill_ns = g->now_ns;
+    s->ack_tokens = GW_ACKS_BURST;
+    s->ack_refill_ns = g->now_ns;
     gw_user_t *u = gw_user_get(g, a->user);
     s->user = u;
     s->unext = u->sessions;
@@ -53,6 +57,7 @@ static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const gw_aut
     u->sessions = s;
     u->n_sessions++;
     u->n_open++;
+    u->n_acks += s->acks;
     s->anext = g->all;
     if (g->all) g->all->aprev = s;
     g->all = s;
@@ -76,6 +81,7 @@ static void session_closed(gw_t *g, gw_session_t *s)
         u->sessions = s->unext;
     if (s->unext) s->unext->uprev = s->uprev;
     u->n_sessions--;
+    u->n_acks -= s->acks;
     if (!s->close_code) u->n_open--;
     if (s->aprev)
         s->aprev->anext = s->anext;
@@ -163,6 +169,43 @@ static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
     gw_ctl_send_replay(g, s->id, s->user->id, s->replay_lo, s->replay_hi);
 }
 
+/* {"op":"ack","seq":S}: passed on to the broker, which keeps the outstanding set (any session
+ * of the user may ack; the broker ignores seqs it does not track). Rate-bounded, as each is
+ * a control frame. */
+static void session_ack(gw_t *g, gw_session_t *s, uint64_t seq)
+{
+    uint64_t every_ns = GW_NS_PER_S / GW_ACKS_PER_S;
+    uint64_t earned = (g->now_ns - s->ack_refill_ns) / every_ns;
+    if (earned) {
+        uint64_t t = s->ack_tokens + earned;
+        s->ack_tokens = t > GW_ACKS_BURST ? GW_ACKS_BURST : (uint32_t)t;
+        s->ack_refill_ns += earned * every_ns;
+    }
+    if (!s->ack_tokens) {
+        g->c.acks_limited++;
+        session_bad_input(g, s, "rate_limited", "too many acks");
+        return;
+    }
+    s->ack_tokens--;
+    g->c.acks++;
+    gw_ctl_send_ack(g, s->user->id, seq);
+}
+
+/* {"op":"acks","on":B}: opt in to acknowledged delivery (or out); answered {"type":"acks",
+ * "on":B}. */
+static void session_acks(gw_t *g, gw_session_t *s, bool on)
+{
+    if (s->acks != on) {
+        s->acks = on;
+        if (on)
+            s->user->n_acks++;
+        else
+            s->user->n_acks--;
+        gw_ctl_send_acks(g, s);
+    }
+    session_reply(g, s, gw_frame_acks(g, s->binary, on));
+}
+
 static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
 {
     switch (op->kind) {
@@ -181,6 +224,12 @@ static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
         break;
     case OP_PING:
         session_reply(g, s, gw_frame_pong(g, s->binary));
+        break;
+    case OP_ACK:
+        session_ack(g, s, op->seq);
+        break;
+    case OP_ACKS:
+        session_acks(g, s, op->on);
         break;
     case OP_REFRESH: {
         herald_error_t err;

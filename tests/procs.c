@@ -21,6 +21,9 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "check_run.h"
+#include "herald_time.h"
+
 extern char **environ;
 
 #define PROCS_MAX 64
@@ -90,13 +93,6 @@ void procs_registry_end(void)
     unsetenv(PROCS_REGISTRY_ENV);
 }
 
-static uint64_t procs_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int procs_env_init(procs_env_t *env, const char *tag)
 {
     static unsigned seq;
@@ -105,7 +101,7 @@ int procs_env_init(procs_env_t *env, const char *tag)
     snprintf(env->dir, sizeof env->dir, "/tmp/herald-%s-%d-XXXXXX", tag, (int)getpid());
     if (!mkdtemp(env->dir)) return -1;
     snprintf(env->shm_prefix, sizeof env->shm_prefix, "ht%d.%u.%lx", (int)getpid(), seq++,
-             (unsigned long)(procs_ms() & 0xffffff));
+             (unsigned long)(mono_ms() & 0xffffff));
     procs_registry_add("dir", env->dir);
     procs_registry_add("shm", env->shm_prefix);
     if (procs_n_dirs < 8) snprintf(procs_dirs[procs_n_dirs++], 256, "%s", env->dir);
@@ -175,11 +171,11 @@ int procs_wait_tcp(const char *host, uint16_t port, int timeout_ms)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) return -1;
-    uint64_t end = procs_ms() + (uint64_t)timeout_ms;
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
     do {
         if (procs_try_connect(AF_INET, (struct sockaddr *)&sa, sizeof sa) == 0) return 0;
         usleep(10000);
-    } while (procs_ms() < end);
+    } while (mono_ms() < end);
     return -1;
 }
 
@@ -187,11 +183,11 @@ int procs_wait_unix(const char *path, int timeout_ms)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    uint64_t end = procs_ms() + (uint64_t)timeout_ms;
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
     do {
         if (procs_try_connect(AF_UNIX, (struct sockaddr *)&sa, sizeof sa) == 0) return 0;
         usleep(10000);
-    } while (procs_ms() < end);
+    } while (mono_ms() < end);
     return -1;
 }
 
@@ -272,7 +268,7 @@ int procs_kill(pid_t pid, int sig)
 int procs_reap(pid_t pid, int timeout_ms)
 {
     if (pid <= 0 || !procs_known(pid)) return -1;
-    uint64_t end = procs_ms() + (uint64_t)timeout_ms;
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
     int status;
     do {
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -285,7 +281,7 @@ int procs_reap(pid_t pid, int timeout_ms)
             return -1;
         }
         usleep(5000);
-    } while (procs_ms() < end);
+    } while (mono_ms() < end);
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     procs_forget(pid);
@@ -349,8 +345,8 @@ int procs_run(const char *const *argv, procs_output_t *r, int timeout_s)
     close(pe[1]);
     size_t no = 0, ne = 0;
     struct pollfd p[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
-    uint64_t end = procs_ms() + (uint64_t)timeout_s * 1000u;
-    while (rc == 0 && (p[0].fd >= 0 || p[1].fd >= 0) && procs_ms() < end) {
+    uint64_t end = mono_ms() + (uint64_t)timeout_s * 1000u;
+    while (rc == 0 && (p[0].fd >= 0 || p[1].fd >= 0) && mono_ms() < end) {
         if (poll(p, 2, 200) <= 0) continue;
         for (int i = 0; i < 2; i++) {
             if (p[i].fd < 0 || !p[i].revents) continue;
@@ -426,11 +422,8 @@ void procs_cleanup(void)
 int procs_run_suite(struct Suite *suite)
 {
     signal(SIGPIPE, SIG_IGN);
-    SRunner *sr = srunner_create(suite);
     procs_registry_begin();
-    srunner_run_all(sr, CK_NORMAL);
+    int rc = check_run_suite(suite);
     procs_registry_end();
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -1,6 +1,7 @@
 /* wsclient.c - blocking-style WebSocket test client (ws:// and wss://) over one shared lws
  * client context. */
 #include "wsclient.h"
+#include "herald_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,13 +48,6 @@ static const struct lws_extension wsc_exts[] = {
     {NULL, NULL, NULL},
 };
 static lws_sorted_usec_list_t wsc_tick; /* bounds each lws_service wait */
-
-static uint64_t wsc_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void wsc_tick_cb(lws_sorted_usec_list_t *sul)
 {
@@ -199,10 +193,10 @@ static int wsc_ctx_get(void)
 void wsc_pump(int ms)
 {
     if (!wsc_ctx) return;
-    uint64_t end = wsc_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    uint64_t end = mono_ms() + (uint64_t)(ms > 0 ? ms : 0);
     do
         wsc_step();
-    while (wsc_ms() < end);
+    while (mono_ms() < end);
 }
 
 static void wsc_free(wsc_t *c)
@@ -266,8 +260,8 @@ int wsc_connect(wsc_t **out, const char *url, const char *token, const char *sub
         wsc_free(c);
         return -1;
     }
-    uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
-    while (c->status == 0 && wsc_ms() < end)
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+    while (c->status == 0 && mono_ms() < end)
         wsc_step();
     int status = c->status;
     if (status != 101) {
@@ -287,8 +281,8 @@ long wsc_recv(wsc_t *c, const char **data, bool *binary, int timeout_ms)
 {
     free(c->last);
     c->last = NULL;
-    uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
-    while (!c->head && !c->closed && wsc_ms() < end)
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+    while (!c->head && !c->closed && mono_ms() < end)
         wsc_step();
     if (!c->head) return c->closed ? -2 : -1;
     wsc_msg_t *m = c->head;
@@ -302,9 +296,9 @@ long wsc_recv(wsc_t *c, const char **data, bool *binary, int timeout_ms)
 
 long wsc_recv_match(wsc_t *c, const char *needle, const char **data, int timeout_ms)
 {
-    uint64_t end = wsc_ms() + (uint64_t)timeout_ms;
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
     for (;;) {
-        uint64_t now = wsc_ms();
+        uint64_t now = mono_ms();
         long n = wsc_recv(c, data, NULL, now < end ? (int)(end - now) : 0);
         if (n < 0) return n;
         if (strstr(*data, needle)) return n;

@@ -51,7 +51,8 @@ typedef struct {
     uint32_t max_sessions_per_user; /* past it the user's oldest session is closed (4009) */
     uint32_t max_connections;       /* WebSocket sessions per gateway; 0 = fd limit - reserve */
     uint32_t resumes_per_minute;    /* resume ops one session may send per minute */
-    char gateway_tls_cert[256];     /* PEM; with tls_key: serve wss:// ("" = plain ws://) */
+    uint64_t conflate_bytes;    /* pending output past which conflation starts; 0 = max_pending/4 */
+    char gateway_tls_cert[256]; /* PEM; with tls_key: serve wss:// ("" = plain ws://) */
     char gateway_tls_key[256];
     /* [broker] TLS for the HTTP API (served by the broker's HTTP server) */
     char broker_tls_cert[256];
@@ -64,6 +65,12 @@ typedef struct {
     char auth_audience[128]; /* "" = aud not checked */
     char auth_issuer[128];   /* "" = iss not checked */
     bool auth_allow_dev_secret;
+    /* [delivery] (SPEC 14): message_type lists are checked against the type table by
+     * model_delivery_masks (common/wire/model.h), which the processes call after loading */
+    char conflate_types[512];     /* comma-separated conflatable types ("" = none) */
+    char ack_required_types[512]; /* comma-separated types tracked for acknowledgement */
+    uint32_t ack_timeout_ms;      /* an unacknowledged one is re-sent after this */
+    uint32_t ack_max_attempts;    /* sends in all (the first included) before giving up */
     /* [slo] */
     uint32_t slo_ms[HERALD_PRIORITIES]; /* latency objectives per priority (SPEC 14) */
     /* [log] */
@@ -115,6 +122,12 @@ bool config_uses_dev_secret(const herald_config_t *cfg);
 
 /* Log a loud warning when cfg uses the development secret with auth.allow_dev_secret. */
 void config_log_dev_secret(const herald_config_t *cfg);
+
+/* The conflation threshold in effect: gateway.conflate_bytes, or max_pending_bytes / 4. */
+static inline uint64_t config_conflate_bytes(const herald_config_t *cfg)
+{
+    return cfg->conflate_bytes ? cfg->conflate_bytes : cfg->max_pending_bytes / 4;
+}
 
 /* "host:port" -> hp. Returns 0 or -1. */
 int config_parse_host_port(const char *s, host_port_t *hp);

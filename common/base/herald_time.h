@@ -21,4 +21,16 @@ static inline uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Milliseconds on CLOCK_MONOTONIC: test and tool deadlines. */
+static inline uint64_t mono_ms(void)
+{
+    return mono_ns() / 1000000u;
+}
+
+/* Seconds on CLOCK_MONOTONIC, as a double: deadlines in loops that report rates. */
+static inline double mono_s(void)
+{
+    return (double)mono_ns() / 1e9;
+}
+
 #endif

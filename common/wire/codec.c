@@ -124,14 +124,11 @@ static int uint_field(const msgpack_object *v, int f, uint64_t max, uint64_t *ou
     return codec_field_uint(k, v->via.u64, f, max, out, err);
 }
 
-/* Both entry points share this: a producer map (record=false: broker fields ignored,
- * defaults applied, payload schema checked) or a canonical record (record=true: every
- * field present, type/channel consistent, seq read). */
-static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, herald_error_t *err)
+/* The map's keys: f[] gets each field's value. Returns 0 or the negative herr. */
+static int notif_keys(const msgpack_object *obj, const msgpack_object **f, herald_error_t *err)
 {
     if (obj->type != MSGPACK_OBJECT_MAP)
         return herr_set(err, HERR_NOT_MAP, "", "a notification must be a map");
-    const msgpack_object *f[F__COUNT] = {0};
     for (uint32_t i = 0; i < obj->via.map.size; i++) {
         const msgpack_object_kv *kv = &obj->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR)
@@ -145,8 +142,12 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
                             codec_field_names[idx]);
         f[idx] = &kv->val;
     }
+    return 0;
+}
 
-    int rc;
+/* message_type, user_id and message_id (generated for a producer map without one). */
+static int notif_ids(const msgpack_object *const *f, notif_t *n, bool record, herald_error_t *err)
+{
     const msgpack_object *v = f[F_MESSAGE_TYPE];
     if (!v) return codec_field_missing(F_MESSAGE_TYPE, err);
     if (v->type != MSGPACK_OBJECT_STR)
@@ -155,18 +156,22 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
     if (!n->type) return codec_field_unknown_type(v->via.str.ptr, v->via.str.size, err);
 
     if (!f[F_USER_ID]) return codec_field_missing(F_USER_ID, err);
-    rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true, err);
+    int rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true, err);
     if (rc) return rc;
 
-    if (f[F_MESSAGE_ID]) {
-        rc = str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true, err);
-        if (rc) return rc;
-    } else if (record) {
-        return codec_field_missing(F_MESSAGE_ID, err);
-    } else {
-        model_gen_message_id(n->message_id);
-    }
+    if (f[F_MESSAGE_ID])
+        return str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true,
+                         err);
+    if (record) return codec_field_missing(F_MESSAGE_ID, err);
+    model_gen_message_id(n->message_id);
+    return 0;
+}
 
+/* priority, timestamp and source: defaults for a producer map, required in a record. */
+static int notif_options(const msgpack_object *const *f, notif_t *n, bool record,
+                         herald_error_t *err)
+{
+    int rc;
     uint64_t u = 0;
     n->has_priority = f[F_PRIORITY] != NULL;
     if (f[F_PRIORITY]) {
@@ -189,13 +194,16 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
     }
 
     n->source[0] = '\0';
-    if (f[F_SOURCE]) {
-        rc = str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false, err);
-        if (rc) return rc;
-    } else if (record) {
-        return codec_field_missing(F_SOURCE, err);
-    }
+    if (f[F_SOURCE])
+        return str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false, err);
+    if (record) return codec_field_missing(F_SOURCE, err);
+    return 0;
+}
 
+/* payload: a map, or an empty one for a producer map without it. */
+static int notif_payload(const msgpack_object *const *f, notif_t *n, bool record,
+                         herald_error_t *err)
+{
     if (f[F_PAYLOAD]) {
         if (f[F_PAYLOAD]->type != MSGPACK_OBJECT_MAP)
             return herr_set(err, HERR_BAD_KIND, "payload", "payload must be a map");
@@ -206,18 +214,21 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
         memset(&n->payload, 0, sizeof n->payload);
         n->payload.type = MSGPACK_OBJECT_MAP;
     }
-
     n->payload_raw = NULL;
     n->seq = 0;
-    if (!record) return model_validate_payload(n->type, &n->payload, err);
+    return 0;
+}
 
-    v = f[F_TYPE];
+/* A canonical record's own fields: type "notification", seq, and the type's channel. */
+static int notif_record_fields(const msgpack_object *const *f, notif_t *n, herald_error_t *err)
+{
+    const msgpack_object *v = f[F_TYPE];
     if (!v) return codec_field_missing(F_TYPE, err);
     if (v->type != MSGPACK_OBJECT_STR || v->via.str.size != 12 ||
         memcmp(v->via.str.ptr, "notification", 12) != 0)
         return herr_set(err, HERR_BAD_VALUE, "type", "type must be \"notification\"");
     if (!f[F_SEQ]) return codec_field_missing(F_SEQ, err);
-    rc = uint_field(f[F_SEQ], F_SEQ, UINT64_MAX, &n->seq, err);
+    int rc = uint_field(f[F_SEQ], F_SEQ, UINT64_MAX, &n->seq, err);
     if (rc) return rc;
     v = f[F_CHANNEL];
     if (!v) return codec_field_missing(F_CHANNEL, err);
@@ -227,6 +238,21 @@ static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, heral
         return herr_set(err, HERR_BAD_VALUE, "channel", "channel must be \"%s\" for %s", ch,
                         n->type->name);
     return 0;
+}
+
+/* Both entry points share this: a producer map (record=false: broker fields ignored,
+ * defaults applied, payload schema checked) or a canonical record (record=true: every
+ * field present, type/channel consistent, seq read). */
+static int notif_parse(const msgpack_object *obj, notif_t *n, bool record, herald_error_t *err)
+{
+    const msgpack_object *f[F__COUNT] = {0};
+    int rc = notif_keys(obj, f, err);
+    if (!rc) rc = notif_ids(f, n, record, err);
+    if (!rc) rc = notif_options(f, n, record, err);
+    if (!rc) rc = notif_payload(f, n, record, err);
+    if (rc) return rc;
+    if (!record) return model_validate_payload(n->type, &n->payload, err);
+    return notif_record_fields(f, n, err);
 }
 
 int codec_notif_from_object(const msgpack_object *obj, notif_t *n, herald_error_t *err)

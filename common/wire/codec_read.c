@@ -78,6 +78,42 @@ static int mp_body(mp_reader_t *r, uint64_t n, const char **ptr, uint32_t *size)
     return 0;
 }
 
+/* A float or an integer with head byte b (0xca..0xd3) and big-endian value v of h bytes. */
+static inline void mp_number(msgpack_object *o, uint8_t b, uint64_t v, unsigned h)
+{
+    switch (b) {
+    case 0xca: {
+        uint32_t bits = (uint32_t)v;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = f;
+        break;
+    }
+    case 0xcb:
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        memcpy(&o->via.f64, &v, sizeof v);
+        break;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = v;
+        break;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        /* sign-extend the h-byte value; non-negative ones are positive, as in msgpack-c */
+        int64_t i = (int64_t)(v << (64 - 8 * h)) >> (64 - 8 * h);
+        o->type = i < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.i64 = i;
+        break;
+    }
+    }
+}
+
 static int mp_read(mp_reader_t *r, msgpack_object *o)
 {
     if (r->p >= r->end) return -HERR_TRUNCATED;
@@ -123,35 +159,18 @@ static int mp_read(mp_reader_t *r, msgpack_object *o)
         o->type = MSGPACK_OBJECT_EXT;
         o->via.ext.type = (int8_t)q[h - 1];
         return mp_body(r, v >> 8, &o->via.ext.ptr, &o->via.ext.size);
-    case 0xca: {
-        uint32_t bits = (uint32_t)v;
-        float f;
-        memcpy(&f, &bits, sizeof f);
-        o->type = MSGPACK_OBJECT_FLOAT32;
-        o->via.f64 = f;
-        return 0;
-    }
+    case 0xca:
     case 0xcb:
-        o->type = MSGPACK_OBJECT_FLOAT64;
-        memcpy(&o->via.f64, &v, sizeof v);
-        return 0;
     case 0xcc:
     case 0xcd:
     case 0xce:
     case 0xcf:
-        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.u64 = v;
-        return 0;
     case 0xd0:
     case 0xd1:
     case 0xd2:
-    case 0xd3: {
-        /* sign-extend the h-byte value; non-negative ones are positive, as in msgpack-c */
-        int64_t i = (int64_t)(v << (64 - 8 * h)) >> (64 - 8 * h);
-        o->type = i < 0 ? MSGPACK_OBJECT_NEGATIVE_INTEGER : MSGPACK_OBJECT_POSITIVE_INTEGER;
-        o->via.i64 = i;
+    case 0xd3:
+        mp_number(o, b, v, h);
         return 0;
-    }
     case 0xd4:
     case 0xd5:
     case 0xd6:

@@ -109,19 +109,13 @@ static int payload_check(const msg_type_t *type, const pl_index_t *x, herald_err
     return 0;
 }
 
-/* codec.c's notif_parse for a producer map (record=false), reading bytes: the same checks
- * in the same order. Fields the broker does not read (payload as an object) are not set.
- * Every key is looked at before any value, so on success q has passed the whole map. */
-long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err)
+/* The notification map's keys, each looked at once: f[] gets where each field's value
+ * starts, the payload (when a map) is indexed into pl and *payload_end set, *qp moves to
+ * the end of the map. Returns 0 or the negative herr. Called once per notification. */
+static inline int scan_keys(const uint8_t **qp, uint32_t count, const uint8_t **f, pl_index_t *pl,
+                            const uint8_t **payload_end, herald_error_t *err)
 {
-    if (len == 0) return herr_set(err, HERR_TRUNCATED, "", "input ends inside a msgpack value");
-    uint32_t count;
-    unsigned hdr = mp_map(p, &count);
-    if (!hdr) return herr_set(err, HERR_NOT_MAP, "", "a notification must be a map");
-    const uint8_t *f[F__COUNT] = {0}, *q = p + hdr, *payload_end = NULL;
-    pl_index_t pl;
-    pl.count = 0;
-    pl.first = NULL;
+    const uint8_t *q = *qp;
     for (uint32_t i = 0; i < count; i++) {
         const char *k;
         uint32_t kn;
@@ -134,14 +128,19 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
                             codec_field_names[idx]);
         q = (const uint8_t *)k + kn;
         f[idx] = q;
-        if (idx == F_PAYLOAD && mp_map(q, &pl.count)) {
-            q = payload_end = pl_walk(q, &pl);
+        if (idx == F_PAYLOAD && mp_map(q, &pl->count)) {
+            q = *payload_end = pl_walk(q, pl);
         } else {
             q += mp_span(q);
         }
     }
+    *qp = q;
+    return 0;
+}
 
-    int rc;
+/* message_type, user_id and message_id (generated when absent), in notif_parse's order. */
+static inline int scan_ids(const uint8_t *const *f, notif_t *n, herald_error_t *err)
+{
     const char *s;
     uint32_t sn;
     if (!f[F_MESSAGE_TYPE]) return codec_field_missing(F_MESSAGE_TYPE, err);
@@ -151,19 +150,22 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
     if (!n->type) return codec_field_unknown_type(s, sn, err);
 
     if (!f[F_USER_ID]) return codec_field_missing(F_USER_ID, err);
-    rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true, &n->user_id_len,
-                   err);
+    int rc = str_field(f[F_USER_ID], F_USER_ID, n->user_id, HERALD_MAX_ID_LEN, true,
+                       &n->user_id_len, err);
     if (rc) return rc;
 
-    if (f[F_MESSAGE_ID]) {
-        rc = str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true,
-                       &n->message_id_len, err);
-        if (rc) return rc;
-    } else {
-        model_gen_message_id(n->message_id);
-        n->message_id_len = (uint8_t)strlen(n->message_id);
-    }
+    if (f[F_MESSAGE_ID])
+        return str_field(f[F_MESSAGE_ID], F_MESSAGE_ID, n->message_id, HERALD_MAX_ID_LEN, true,
+                         &n->message_id_len, err);
+    model_gen_message_id(n->message_id);
+    n->message_id_len = (uint8_t)strlen(n->message_id);
+    return 0;
+}
 
+/* priority (the type's when absent), timestamp and source. */
+static inline int scan_options(const uint8_t *const *f, notif_t *n, herald_error_t *err)
+{
+    int rc;
     uint64_t u = 0;
     n->has_priority = f[F_PRIORITY] != NULL;
     if (f[F_PRIORITY]) {
@@ -183,11 +185,30 @@ long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *
 
     n->source[0] = '\0';
     n->source_len = 0;
-    if (f[F_SOURCE]) {
-        rc = str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false,
-                       &n->source_len, err);
-        if (rc) return rc;
-    }
+    if (f[F_SOURCE])
+        return str_field(f[F_SOURCE], F_SOURCE, n->source, HERALD_MAX_SOURCE_LEN, false,
+                         &n->source_len, err);
+    return 0;
+}
+
+/* codec.c's notif_parse for a producer map (record=false), reading bytes: the same checks
+ * in the same order. Fields the broker does not read (payload as an object) are not set.
+ * Every key is looked at before any value, so on success q has passed the whole map. */
+long codec_notif_scan(const uint8_t *p, size_t len, notif_t *n, herald_error_t *err)
+{
+    if (len == 0) return herr_set(err, HERR_TRUNCATED, "", "input ends inside a msgpack value");
+    uint32_t count;
+    unsigned hdr = mp_map(p, &count);
+    if (!hdr) return herr_set(err, HERR_NOT_MAP, "", "a notification must be a map");
+    const uint8_t *f[F__COUNT] = {0}, *payload_end = NULL;
+    pl_index_t pl;
+    pl.count = 0;
+    pl.first = NULL;
+    const uint8_t *q = p + hdr;
+    int rc = scan_keys(&q, count, f, &pl, &payload_end, err);
+    if (!rc) rc = scan_ids(f, n, err);
+    if (!rc) rc = scan_options(f, n, err);
+    if (rc) return rc;
 
     static const uint8_t empty_map[1] = {0x80};
     n->payload.type = MSGPACK_OBJECT_NIL;

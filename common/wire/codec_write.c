@@ -220,6 +220,91 @@ long codec_encode(const notif_t *n, msgpack_sbuffer *sb, size_t *seq_off)
     return (long)len;
 }
 
+/* put_canonical for one value whose head byte b is 0xc0 or above (*pp just past b): write
+ * its smallest head, move *pp past the input head and return the new end. *body gets how
+ * many body bytes follow (str, bin, ext), *left grows by a container's values. */
+static inline uint8_t *put_canonical_head(uint8_t *w, uint8_t b, const uint8_t **pp, uint64_t *left,
+                                          uint64_t *body)
+{
+    const uint8_t *p = *pp;
+    unsigned h = codec_mp_head[b - 0xc0];
+    uint64_t v = 0;
+    for (unsigned i = 0; i < h; i++)
+        v = (v << 8) | p[i];
+    p += h;
+    *pp = p;
+    *body = 0;
+    switch (b) {
+    case 0xca: { /* via.f64 round trip: a signalling NaN comes back quiet */
+        uint32_t bits = (uint32_t)v;
+        if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu)) bits |= 0x00400000u;
+        w = put_tag(w, 0xca, bits, 4);
+        break;
+    }
+    case 0xcb:
+        w = put_tag(w, 0xcb, v, 8);
+        break;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+        w = put_uint(w, v);
+        break;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
+        int64_t i = (int64_t)(v << (64 - 8 * h)) >> (64 - 8 * h);
+        w = i < 0 ? put_int(w, i) : put_uint(w, (uint64_t)i);
+        break;
+    }
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+        *body = v;
+        w = put_len(w, 0, 0, T_BIN, v);
+        break;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8: {
+        static const uint8_t fixext[17] = {
+            [1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
+        *body = b >= 0xd4 ? 1u << (b - 0xd4) : v >> 8;
+        if (*body <= 16 && fixext[*body])
+            *w++ = fixext[*body];
+        else
+            w = put_len(w, 0, 0, T_EXT, *body);
+        *w++ = p[-1]; /* the type byte ends the head */
+        break;
+    }
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
+        *body = v;
+        w = put_len(w, 0xa0, 31, T_STR, v);
+        break;
+    case 0xdc:
+    case 0xdd:
+        w = put_len(w, 0x90, 15, T_ARRAY, v);
+        *left += v;
+        break;
+    case 0xde:
+    case 0xdf:
+        w = put_len(w, 0x80, 15, T_MAP, v);
+        *left += 2 * v;
+        break;
+    default: /* nil, false, true */
+        *w++ = b;
+        break;
+    }
+    return w;
+}
+
 /* Re-emit the well-formed msgpack value at p in the smallest encodings: the bytes put_object
  * writes for the object codec_unpack builds from it. A flat walk (`left` counts the values
  * still to copy), since output order is input order. Returns the new end, or NULL if the
@@ -249,80 +334,8 @@ static uint8_t *put_canonical(uint8_t *w, const uint8_t *p, const uint8_t *lim)
             p += n;
             continue;
         }
-        unsigned h = codec_mp_head[b - 0xc0];
-        uint64_t v = 0;
-        for (unsigned i = 0; i < h; i++)
-            v = (v << 8) | p[i];
-        p += h;
-        uint64_t body = 0;
-        switch (b) {
-        case 0xca: { /* via.f64 round trip: a signalling NaN comes back quiet */
-            uint32_t bits = (uint32_t)v;
-            if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu)) bits |= 0x00400000u;
-            w = put_tag(w, 0xca, bits, 4);
-            break;
-        }
-        case 0xcb:
-            w = put_tag(w, 0xcb, v, 8);
-            break;
-        case 0xcc:
-        case 0xcd:
-        case 0xce:
-        case 0xcf:
-            w = put_uint(w, v);
-            break;
-        case 0xd0:
-        case 0xd1:
-        case 0xd2:
-        case 0xd3: {
-            int64_t i = (int64_t)(v << (64 - 8 * h)) >> (64 - 8 * h);
-            w = i < 0 ? put_int(w, i) : put_uint(w, (uint64_t)i);
-            break;
-        }
-        case 0xc4:
-        case 0xc5:
-        case 0xc6:
-            body = v;
-            w = put_len(w, 0, 0, T_BIN, v);
-            break;
-        case 0xc7:
-        case 0xc8:
-        case 0xc9:
-        case 0xd4:
-        case 0xd5:
-        case 0xd6:
-        case 0xd7:
-        case 0xd8: {
-            static const uint8_t fixext[17] = {
-                [1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
-            body = b >= 0xd4 ? 1u << (b - 0xd4) : v >> 8;
-            if (body <= 16 && fixext[body])
-                *w++ = fixext[body];
-            else
-                w = put_len(w, 0, 0, T_EXT, body);
-            *w++ = p[-1]; /* the type byte ends the head */
-            break;
-        }
-        case 0xd9:
-        case 0xda:
-        case 0xdb:
-            body = v;
-            w = put_len(w, 0xa0, 31, T_STR, v);
-            break;
-        case 0xdc:
-        case 0xdd:
-            w = put_len(w, 0x90, 15, T_ARRAY, v);
-            left += v;
-            break;
-        case 0xde:
-        case 0xdf:
-            w = put_len(w, 0x80, 15, T_MAP, v);
-            left += 2 * v;
-            break;
-        default: /* nil, false, true */
-            *w++ = b;
-            break;
-        }
+        uint64_t body;
+        w = put_canonical_head(w, b, &p, &left, &body);
         if (body) {
             if ((uint64_t)(lim - w) < body) return NULL;
             memcpy(w, p, body);

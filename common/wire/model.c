@@ -148,6 +148,44 @@ const msg_type_t *model_type_find(const char *name, size_t len)
     }
 }
 
+unsigned model_type_index(const msg_type_t *t)
+{
+    return (unsigned)(t - types);
+}
+
+/* The mask of a comma-separated list of type names (syntax checked by config.c). */
+static int type_mask(const char *list, const char *key, uint32_t *mask, herald_error_t *err)
+{
+    _Static_assert(sizeof types / sizeof types[0] <= 32, "a type mask is 32 bits");
+    *mask = 0;
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, " \t,");
+        if (!len) break;
+        const msg_type_t *t = model_type_find(p, len);
+        if (!t)
+            return herr_set(err, HERR_BAD_VALUE, key, "%s: \"%.*s\" is not a message_type", key,
+                            (int)(len > 40 ? 40 : len), p);
+        *mask |= 1u << model_type_index(t);
+        p += len;
+    }
+    return 0;
+}
+
+int model_delivery_masks(const herald_config_t *cfg, model_masks_t *m, herald_error_t *err)
+{
+    if (type_mask(cfg->conflate_types, "delivery.conflate", &m->conflate, err) < 0 ||
+        type_mask(cfg->ack_required_types, "delivery.ack_required", &m->ack_required, err) < 0)
+        return -1;
+    uint32_t both = m->conflate & m->ack_required;
+    if (both)
+        return herr_set(err, HERR_BAD_VALUE, "delivery.conflate",
+                        "delivery.conflate: %s is also in delivery.ack_required (a conflated "
+                        "notification could never be acknowledged)",
+                        types[__builtin_ctz(both)].name);
+    return 0;
+}
+
 const char *model_channel_name(channel_t ch)
 {
     if ((unsigned)ch >= CH__COUNT) return "unknown";

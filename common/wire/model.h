@@ -9,6 +9,7 @@
 
 #include <msgpack.h>
 
+#include "config.h"
 #include "err.h"
 #include "herald_limits.h"
 
@@ -66,6 +67,21 @@ const msg_type_t *model_types(size_t *count);
 
 /* Look up a message_type by name (len bytes, not NUL-terminated); NULL if unknown. */
 const msg_type_t *model_type_find(const char *name, size_t len);
+
+/* Position of t in the type table: its bit in a type mask (1u << index). */
+unsigned model_type_index(const msg_type_t *t);
+
+/* Types of SPEC 14 delivery semantics as masks over model_type_index. */
+typedef struct {
+    uint32_t conflate;     /* delivery.conflate */
+    uint32_t ack_required; /* delivery.ack_required */
+} model_masks_t;
+
+/* The masks of cfg's delivery.conflate and delivery.ack_required. Errors (HERR_BAD_VALUE
+ * naming the key): a name that is no message_type, or a type in both lists (a conflated
+ * notification could never be acknowledged). The processes call this after loading their
+ * configuration (config.c itself cannot see the type table). */
+int model_delivery_masks(const herald_config_t *cfg, model_masks_t *m, herald_error_t *err);
 
 const char *model_channel_name(channel_t ch);
 

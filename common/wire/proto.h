@@ -6,13 +6,18 @@
  *
  * Gateway -> broker (key "op"):
  *   hello  {op, gw, pid, version}                       first frame; broker attaches the ring
- *   open   {op, session, user, since}                   a session of `user` opened; since=0: no resume
- *   close  {op, session, user}                          that session closed
+ *   open   {op, session, user, since[, acks]}           a session of `user` opened; since=0: no
+ *                                                       resume; acks=1: opted in to acknowledged
+ *                                                       delivery (SPEC 14)
+ *   close  {op, session, user[, acks]}                  that session closed (acks=1: opted in)
+ *   acks   {op, session, user, on}                      the session opted in (on=1) or out (0)
+ *   ack    {op, user, seq}                              a session of `user` acknowledged seq
  *   replay {op, session, user, from, to}                re-send seqs [from,to] from history;
  *                                                       session 0 = for every session of the user
  *                                                       (gap fill after ring drops)
- *   resync {op, user, sessions, after}                  after a broker restart: `sessions` open
- *                                                       sessions of `user`, last seq seen `after`;
+ *   resync {op, user, sessions, after[, acks]}          after a broker restart: `sessions` open
+ *                                                       sessions of `user` (`acks` of them opted
+ *                                                       in), last seq seen `after`;
  *                                                       user "*": replay broadcasts, no route
  *   lock {op, user, until}                              after (re)connecting: a lock the gateway
  *                                                       holds (the broker may have restarted)
@@ -29,7 +34,14 @@
  *   adds the route (refcounted per gateway and user), writes REC_SESSION_READY with the
  *   user's last seq and the broadcast last seq, then for since>0 the history records
  *   (since, last] as REC_REPLAY addressed to the session, preceded by REC_GAP if history
- *   no longer covers all of it, then REC_REPLAY_END. Live REC_NOTIFY records follow.
+ *   no longer covers all of it, then REC_REPLAY_END. Live REC_NOTIFY records follow. With
+ *   acks=1, the user's notifications that wait for an opted-in session (REC_REDELIVER) come
+ *   after those.
+ *
+ * REC_REDELIVER (broker/acks.c) re-sends an unacknowledged ack_required notification to every
+ * opted-in session of its user on the gateway (header session 0); the gateway marks it
+ * "redelivery":true. It may repeat a seq the session has, and may reach a session whose live
+ * start is past it: that is the point of it.
  */
 #ifndef HERALD_PROTO_H
 #define HERALD_PROTO_H
@@ -38,7 +50,7 @@
 
 #include "ring.h"
 
-#define PROTO_VERSION 2u
+#define PROTO_VERSION 3u
 
 enum {
     REC_NOTIFY = RING_REC_USER, /* canonical notification (codec.h), live */
@@ -47,6 +59,7 @@ enum {
     REC_REPLAY_END,             /* rec_range_t + user_id bytes */
     REC_GAP,                    /* rec_range_t + user_id bytes */
     REC_CLOCK,                  /* rec_clock_t: when the records after it were written */
+    REC_REDELIVER,              /* rec_replay_t + canonical notification (acknowledged delivery) */
 };
 
 /* Written before the first record of each broker round that writes to the ring: the

@@ -150,6 +150,76 @@ static int shm_open_role(const char *path, ring_mode_t mode, bool *created, hera
     return fd;
 }
 
+/* Give the object at fd its size: a new one (or, for a producer, an empty one its
+ * predecessor left right after creating it) gets the header and capacity (rounded up to a
+ * power of two), every page allocated; one that was there must hold a header. st holds
+ * the object's size after; *created says whether it is to be initialised. */
+static int ring_size_object(int fd, const char *path, ring_mode_t mode, size_t capacity,
+                            bool *created, struct stat *st, herald_error_t *err)
+{
+    if (fstat(fd, st) < 0)
+        return herr_set(err, HERR_IO, "shm", "fstat %s: %s", path, strerror(errno));
+    if (mode == RING_PRODUCER && st->st_size == 0) *created = true;
+    if (*created) {
+        uint64_t cap = capacity_round(capacity);
+        st->st_size = (off_t)(RING_HEADER_BYTES + cap);
+        if (ftruncate(fd, st->st_size) < 0)
+            return herr_set(err, HERR_IO, "shm", "ftruncate %s: %s", path, strerror(errno));
+        /* Allocate every page now: a full /dev/shm is an error here rather than a SIGBUS at
+         * some later write, and the first lap does not allocate pages in the broker's hot
+         * path (it still maps each on first touch: prefaulting the producer's mapping with
+         * MADV_POPULATE_WRITE made gateway_recovery's kill -9 test fail under load, cause
+         * not found). On failure the object (never initialised: no one can use it) is
+         * removed. */
+        int e = posix_fallocate(fd, 0, st->st_size);
+        if (e) {
+            int rc = herr_set(err, HERR_IO, "shm", "ring %s: %s for %lld bytes", path,
+                              e == ENOSPC ? "no space in /dev/shm" : strerror(e),
+                              (long long)st->st_size);
+            shm_unlink(path);
+            return rc;
+        }
+    } else if ((size_t)st->st_size < RING_HEADER_BYTES) {
+        return herr_set(err, HERR_CORRUPT, "size",
+                        "ring %s: file is %lld bytes, shorter than header", path,
+                        (long long)st->st_size);
+    }
+    return 0;
+}
+
+/* Take up the positions a producer or consumer continues from (checked against the
+ * capacity) and record our pid; an inspector takes nothing. */
+static int ring_take_positions(ring_t *r, ring_mode_t mode, const char *path, herald_error_t *err)
+{
+    int rc;
+    ring_header_t *h = r->hdr;
+    if (mode == RING_PRODUCER) {
+        /* only we write tail; head can only grow towards it while we read it second */
+        r->wpos = atomic_load_explicit(&h->tail, memory_order_relaxed);
+        /* pairs with the consumer's release store of head */
+        r->head_cache = atomic_load_explicit(&h->head, memory_order_acquire);
+        rc = positions_validate(r->head_cache, r->wpos, r->capacity, path, err);
+        if (rc < 0) return rc;
+        r->written = atomic_load_explicit(&h->records_written, memory_order_relaxed);
+        h->head_cache = r->head_cache;
+        atomic_store_explicit(&h->producer_pid, (uint32_t)getpid(), memory_order_relaxed);
+    } else if (mode == RING_CONSUMER) {
+        r->rpos = atomic_load_explicit(&h->head, memory_order_relaxed);
+        /* pairs with the producer's release store of tail */
+        r->tail_cache = atomic_load_explicit(&h->tail, memory_order_acquire);
+        rc = positions_validate(r->rpos, r->tail_cache, r->capacity, path, err);
+        if (rc < 0) return rc;
+        r->read = atomic_load_explicit(&h->records_read, memory_order_relaxed);
+        h->tail_cache = r->tail_cache;
+        /* a dead predecessor may have left them set: sleeping only ever costs a spare
+         * wake-up, but its promise to wake by itself is not ours */
+        atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->wake_by_ns, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->consumer_pid, (uint32_t)getpid(), memory_order_relaxed);
+    }
+    return 0;
+}
+
 int ring_open(ring_t **out, const char *name, ring_mode_t mode, size_t capacity,
               unsigned gateway_id, herald_error_t *err)
 {
@@ -167,39 +237,8 @@ int ring_open(ring_t **out, const char *name, ring_mode_t mode, size_t capacity,
         goto fail;
     }
     struct stat st;
-    if (fstat(fd, &st) < 0) {
-        rc = herr_set(err, HERR_IO, "shm", "fstat %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    /* A producer that finds an empty object (its predecessor died right after creating it)
-     * initialises it as if it had created it. */
-    if (mode == RING_PRODUCER && st.st_size == 0) created = true;
-    if (created) {
-        uint64_t cap = capacity_round(capacity);
-        st.st_size = (off_t)(RING_HEADER_BYTES + cap);
-        if (ftruncate(fd, st.st_size) < 0) {
-            rc = herr_set(err, HERR_IO, "shm", "ftruncate %s: %s", path, strerror(errno));
-            goto fail;
-        }
-        /* Allocate every page now: a full /dev/shm is an error here rather than a SIGBUS at
-         * some later write, and the first lap does not allocate pages in the broker's hot
-         * path (it still maps each on first touch: prefaulting the producer's mapping with
-         * MADV_POPULATE_WRITE made gateway_recovery's kill -9 test fail under load, cause
-         * not found). On failure the object (never initialised: no one can use it) is
-         * removed. */
-        int e = posix_fallocate(fd, 0, st.st_size);
-        if (e) {
-            rc =
-                herr_set(err, HERR_IO, "shm", "ring %s: %s for %lld bytes", path,
-                         e == ENOSPC ? "no space in /dev/shm" : strerror(e), (long long)st.st_size);
-            shm_unlink(path);
-            goto fail;
-        }
-    } else if ((size_t)st.st_size < RING_HEADER_BYTES) {
-        rc = herr_set(err, HERR_CORRUPT, "size", "ring %s: file is %lld bytes, shorter than header",
-                      path, (long long)st.st_size);
-        goto fail;
-    }
+    rc = ring_size_object(fd, path, mode, capacity, &created, &st, err);
+    if (rc < 0) goto fail;
     int prot = mode == RING_INSPECT ? PROT_READ : PROT_READ | PROT_WRITE;
     void *map = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
@@ -218,31 +257,8 @@ int ring_open(ring_t **out, const char *name, ring_mode_t mode, size_t capacity,
     r->max_record = (uint32_t)(r->capacity / 8);
     r->data = (uint8_t *)map + RING_HEADER_BYTES;
 
-    ring_header_t *h = r->hdr;
-    if (mode == RING_PRODUCER) {
-        /* only we write tail; head can only grow towards it while we read it second */
-        r->wpos = atomic_load_explicit(&h->tail, memory_order_relaxed);
-        /* pairs with the consumer's release store of head */
-        r->head_cache = atomic_load_explicit(&h->head, memory_order_acquire);
-        rc = positions_validate(r->head_cache, r->wpos, r->capacity, path, err);
-        if (rc < 0) goto fail;
-        r->written = atomic_load_explicit(&h->records_written, memory_order_relaxed);
-        h->head_cache = r->head_cache;
-        atomic_store_explicit(&h->producer_pid, (uint32_t)getpid(), memory_order_relaxed);
-    } else if (mode == RING_CONSUMER) {
-        r->rpos = atomic_load_explicit(&h->head, memory_order_relaxed);
-        /* pairs with the producer's release store of tail */
-        r->tail_cache = atomic_load_explicit(&h->tail, memory_order_acquire);
-        rc = positions_validate(r->rpos, r->tail_cache, r->capacity, path, err);
-        if (rc < 0) goto fail;
-        r->read = atomic_load_explicit(&h->records_read, memory_order_relaxed);
-        h->tail_cache = r->tail_cache;
-        /* a dead predecessor may have left them set: sleeping only ever costs a spare
-         * wake-up, but its promise to wake by itself is not ours */
-        atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
-        atomic_store_explicit(&h->wake_by_ns, 0, memory_order_relaxed);
-        atomic_store_explicit(&h->consumer_pid, (uint32_t)getpid(), memory_order_relaxed);
-    }
+    rc = ring_take_positions(r, mode, path, err);
+    if (rc < 0) goto fail;
     close(fd);
     ring_heartbeat(r);
     *out = r;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "herald_time.h"
+
 void cln_recs_push(cln_recs_t *r, const char *user, size_t ulen, const char *id, size_t idlen,
                    uint64_t seq)
 {
@@ -199,34 +201,27 @@ void clnode_close(clnode_t *n)
     }
 }
 
-static long cln_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void clnode_pump(clnode_t **nodes, size_t count, int ms)
 {
     struct pollfd pfd[8];
-    long end = cln_ms() + ms;
+    long end = (long)mono_ms() + ms;
     do {
         size_t k = 0;
         for (size_t i = 0; i < count && k < 8; i++)
             if (nodes[i] && nodes[i]->cl)
                 pfd[k++] = (struct pollfd){cl_fd(nodes[i]->cl), POLLIN, 0};
-        long left = end - cln_ms();
+        long left = end - (long)mono_ms();
         poll(pfd, k, left > 0 ? (int)(left < 20 ? left : 20) : 0);
         for (size_t i = 0; i < count; i++)
             if (nodes[i] && nodes[i]->cl) cl_dispatch(nodes[i]->cl);
-    } while (cln_ms() < end);
+    } while ((long)mono_ms() < end);
 }
 
 bool clnode_wait(clnode_t **nodes, size_t count, int ms, bool (*cond)(void *), void *ctx)
 {
-    long end = cln_ms() + ms;
+    long end = (long)mono_ms() + ms;
     while (!cond(ctx)) {
-        if (cln_ms() >= end) return false;
+        if ((long)mono_ms() >= end) return false;
         clnode_pump(nodes, count, 20);
     }
     return true;
@@ -312,8 +307,8 @@ cln_round_t *clnode_append(clnode_t *n, const char *user, size_t count, const ch
 
 int clnode_round_wait(clnode_t **nodes, size_t count, cln_round_t *r, int ms)
 {
-    long end = cln_ms() + ms;
-    while (!r->done && cln_ms() < end)
+    long end = (long)mono_ms() + ms;
+    while (!r->done && (long)mono_ms() < end)
         clnode_pump(nodes, count, 10);
     return r->done ? (int)r->st : -1;
 }

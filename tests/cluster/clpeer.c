@@ -10,14 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "herald_time.h"
 #include "procs.h"
-
-static long clpeer_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int clpeer_spawn(clpeer_t *p, const char *dir, const char *url, unsigned node,
                         unsigned parts, unsigned replicas, bool no_lease_check, bool production)
@@ -80,7 +74,7 @@ int clpeer_send(clpeer_t *p, const char *cmd)
 
 int clpeer_read(clpeer_t *p, char *reply, size_t cap, int timeout_ms)
 {
-    long end = clpeer_ms() + timeout_ms;
+    long end = (long)mono_ms() + timeout_ms;
     for (;;) {
         char *nl = memchr(p->buf, '\n', p->len);
         if (nl) {
@@ -90,7 +84,7 @@ int clpeer_read(clpeer_t *p, char *reply, size_t cap, int timeout_ms)
             memmove(p->buf, nl + 1, p->len);
             return 0;
         }
-        long left = end - clpeer_ms();
+        long left = end - (long)mono_ms();
         if (left <= 0 || p->len == sizeof p->buf) return -1;
         struct pollfd pfd = {p->reply_fd, POLLIN, 0};
         if (poll(&pfd, 1, (int)left) <= 0) continue;

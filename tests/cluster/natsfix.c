@@ -11,6 +11,8 @@
 
 #include <nats/nats.h>
 
+#include "herald_time.h"
+
 const char *natsfix_server_path(void)
 {
     static const char *const candidates[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
@@ -77,8 +79,7 @@ static int natsfix_wait_js(natsfix_t *f, int timeout_ms)
     natsOptions_SetTimeout(o, 1000);
     natsConnection *nc = NULL;
     int rc = -1;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = mono_ms();
     for (;;) {
         if (!nc) natsConnection_Connect(&nc, o);
         if (nc) {
@@ -107,8 +108,7 @@ static int natsfix_wait_js(natsfix_t *f, int timeout_ms)
             jsAccountInfo_Destroy(ai);
             jsCtx_Destroy(js);
         }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms) break;
+        if ((long)(mono_ms() - t0) > timeout_ms) break;
         usleep(100000);
     }
     natsConnection_Destroy(nc);

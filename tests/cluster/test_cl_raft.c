@@ -12,6 +12,7 @@
 
 #include "cl_wire.h"
 #include "clnode.h"
+#include "herald_time.h"
 #include "natsfix.h"
 
 #define PARTS 2
@@ -45,13 +46,6 @@ static bool owns_all(void *arg)
     for (unsigned p = 0; p <= PARTS; p++)
         if (!n->owns[p] || !cl_owns(n->cl, p)) return false;
     return true;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 typedef struct {
@@ -133,10 +127,10 @@ START_TEST(without_a_quorum_nothing_is_acknowledged)
     uint64_t ok0 = a.rounds_ok;
     cln_round_t *held[64];
     size_t n_held = 0;
-    long end = now_ms() + 8000;
-    while (now_ms() < end && n_held < 64) {
+    long end = (long)mono_ms() + 8000;
+    while ((long)mono_ms() < end && n_held < 64) {
         held[n_held++] = clnode_append(&a, "u1", 1, "noq");
-        clnode_round_wait(nodes, 1, held[n_held - 1], (int)(end - now_ms()));
+        clnode_round_wait(nodes, 1, held[n_held - 1], (int)(end - (long)mono_ms()));
         clnode_pump(nodes, 1, 200);
     }
     ck_assert_uint_eq(a.rounds_ok, ok0);
@@ -144,8 +138,8 @@ START_TEST(without_a_quorum_nothing_is_acknowledged)
     ck_assert_int_eq(natsfix_restart(&nf, 1), 0);
     ck_assert_int_eq(natsfix_restart(&nf, 2), 0);
     bool ok = false;
-    end = now_ms() + 90000;
-    while (!ok && now_ms() < end) {
+    end = (long)mono_ms() + 90000;
+    while (!ok && (long)mono_ms() < end) {
         clnode_wait(nodes, 1, 1000, owns_all, &a);
         r = clnode_append(&a, "u1", 1, "back");
         ok = clnode_round_wait(nodes, 1, r, 15000) == CL_OK;
@@ -173,6 +167,115 @@ typedef struct {
     unsigned fails;
 } outage_t;
 
+#define LOAD_USERS  12
+#define LOAD_ROUNDS 20000
+
+/* The leader-kill load: users by partition, the rounds handed over, outages seen. */
+typedef struct {
+    char users[LOAD_USERS][16];
+    const char *by_part[PARTS + 1][LOAD_USERS];
+    size_t n_by_part[PARTS + 1];
+    cln_round_t **rounds;
+    size_t n_rounds;
+    outage_t out[PARTS + 1];
+    size_t next_check[PARTS + 1]; /* per partition: the first round not yet looked at */
+} load_t;
+
+static void load_users(load_t *l, const clnode_t *a)
+{
+    for (int i = 0; i < LOAD_USERS; i++) {
+        snprintf(l->users[i], sizeof l->users[i], "user%d", i);
+        unsigned p = cl_partition_of(a->cl, l->users[i], strlen(l->users[i]));
+        l->by_part[p][l->n_by_part[p]++] = l->users[i];
+    }
+    ck_assert_uint_gt(l->n_by_part[0], 0);
+}
+
+/* Outages, from the answers in order. */
+static void load_track_outages(load_t *l)
+{
+    for (size_t i = 0; i < l->n_rounds; i++) {
+        cln_round_t *r = l->rounds[i];
+        if (!r->done || r->p > PARTS || i < l->next_check[r->p]) continue;
+        l->next_check[r->p] = i + 1;
+        outage_t *o = &l->out[r->p];
+        if (r->st != CL_OK) {
+            o->fails++;
+            if (!o->first_fail) o->first_fail = (long)mono_ms();
+        } else if (o->first_fail) {
+            long len = (long)mono_ms() - o->first_fail;
+            if (len > o->longest) o->longest = len;
+            o->first_fail = 0;
+        }
+    }
+}
+
+/* 30 s (or LOAD_ROUNDS rounds) of appends to every owned partition, killing partition 0's
+ * stream leader after 3 s. Returns the killed server. */
+static int load_run_and_kill(load_t *l, clnode_t *a, clnode_t **nodes)
+{
+    long t0 = (long)mono_ms(), killed_at = 0;
+    int victim = -1;
+    while ((long)mono_ms() - t0 < 30000 && l->n_rounds < LOAD_ROUNDS) {
+        if (!killed_at && (long)mono_ms() - t0 > 3000) {
+            victim = natsfix_stream_leader(&nf, "HERALD_P0");
+            ck_assert_int_ge(victim, 0);
+            natsfix_signal(&nf, victim, SIGKILL);
+            killed_at = (long)mono_ms();
+        }
+        for (unsigned p = 0; p < PARTS; p++) {
+            if (!l->n_by_part[p] || !a->owns[p]) continue;
+            size_t per_user = 1 + l->n_rounds % 2;
+            l->rounds[l->n_rounds++] =
+                clnode_append_users(a, l->by_part[p], l->n_by_part[p], per_user, "L");
+        }
+        clnode_pump(nodes, 2, 10);
+        load_track_outages(l);
+        size_t pending = 0;
+        for (size_t i = 0; i < l->n_rounds; i++)
+            pending += !l->rounds[i]->done;
+        if (pending > 200) clnode_pump(nodes, 2, 50);
+    }
+    ck_assert_int_ge(victim, 0);
+    return victim;
+}
+
+/* Partition p's stream holds every acknowledged record of it, and every user's seqs are
+ * 1..N once each; the reader saw partition 0's stream in order, each record once. */
+static void load_check_stream(const load_t *l, unsigned p, clnode_t *a, clnode_t *reader,
+                              clnode_t **nodes)
+{
+    char name[32];
+    snprintf(name, sizeof name, "HERALD_P%u", p);
+    stream_recs_t s = {0};
+    ck_assert_int_ge(natsfix_read_stream(&nf, name, collect, &s), 0);
+    ck_assert(!s.bad);
+    for (size_t i = 0; i < a->acked.n; i++) {
+        const cln_rec_t *ack = &a->acked.v[i];
+        if (cl_partition_of(a->cl, ack->user, strlen(ack->user)) != p) continue;
+        ck_assert_msg(has_rec(&s.recs, ack), "acknowledged %s (seq %llu) lost", ack->id,
+                      (unsigned long long)ack->seq);
+    }
+    for (size_t u = 0; u < l->n_by_part[p]; u++) {
+        uint64_t expect = 1;
+        for (size_t i = 0; i < s.recs.n; i++)
+            if (strcmp(s.recs.v[i].user, l->by_part[p][u]) == 0) {
+                ck_assert_msg(s.recs.v[i].seq == expect, "%s: seq %llu where %llu was due",
+                              l->by_part[p][u], (unsigned long long)s.recs.v[i].seq,
+                              (unsigned long long)expect);
+                expect++;
+            }
+    }
+    if (p == 0) {
+        clnode_pump(nodes, 2, 2000);
+        ck_assert(!reader->consumed_disorder);
+        ck_assert_uint_eq(reader->consumed[0].n, s.recs.n);
+        for (size_t i = 0; i < s.recs.n; i++)
+            ck_assert_str_eq(reader->consumed[0].v[i].id, s.recs.v[i].id);
+    }
+    cln_recs_free(&s.recs);
+}
+
 START_TEST(leader_kill_under_load_loses_nothing_acknowledged_and_duplicates_nothing)
 {
     cl_config_t cfg, rcfg;
@@ -186,114 +289,31 @@ START_TEST(leader_kill_under_load_loses_nothing_acknowledged_and_duplicates_noth
     cl_test_pause(reader.cl, true); /* reads only */
     ck_assert_int_eq(cl_consume_start(reader.cl, 0, 1, 0), 0);
 
-    /* Users of each partition. */
-    enum { USERS = 12 };
-    char users[USERS][16];
-    const char *by_part[PARTS + 1][USERS];
-    size_t n_by_part[PARTS + 1] = {0};
-    for (int i = 0; i < USERS; i++) {
-        snprintf(users[i], sizeof users[i], "user%d", i);
-        unsigned p = cl_partition_of(a.cl, users[i], strlen(users[i]));
-        by_part[p][n_by_part[p]++] = users[i];
-    }
-    char stream[32];
-    snprintf(stream, sizeof stream, "HERALD_P0");
-    ck_assert_uint_gt(n_by_part[0], 0);
-
-    enum { MAXR = 20000 };
-    cln_round_t **rounds = calloc(MAXR, sizeof *rounds);
-    size_t n_rounds = 0;
-    outage_t out[PARTS + 1];
-    memset(out, 0, sizeof out);
-    long t0 = now_ms(), killed_at = 0;
-    int victim = -1;
-    size_t next_check[PARTS + 1] = {0};
-    while (now_ms() - t0 < 30000 && n_rounds < MAXR) {
-        if (!killed_at && now_ms() - t0 > 3000) {
-            victim = natsfix_stream_leader(&nf, stream);
-            ck_assert_int_ge(victim, 0);
-            natsfix_signal(&nf, victim, SIGKILL);
-            killed_at = now_ms();
-        }
-        for (unsigned p = 0; p < PARTS; p++) {
-            if (!n_by_part[p] || !a.owns[p]) continue;
-            size_t per_user = 1 + n_rounds % 2;
-            rounds[n_rounds++] = clnode_append_users(&a, by_part[p], n_by_part[p], per_user, "L");
-        }
-        clnode_pump(nodes, 2, 10);
-        /* Outages, from the answers in order. */
-        for (size_t i = 0; i < n_rounds; i++) {
-            cln_round_t *r = rounds[i];
-            if (!r->done || r->p > PARTS || i < next_check[r->p]) continue;
-            next_check[r->p] = i + 1;
-            outage_t *o = &out[r->p];
-            if (r->st != CL_OK) {
-                o->fails++;
-                if (!o->first_fail) o->first_fail = now_ms();
-            } else if (o->first_fail) {
-                long len = now_ms() - o->first_fail;
-                if (len > o->longest) o->longest = len;
-                o->first_fail = 0;
-            }
-        }
-        size_t pending = 0;
-        for (size_t i = 0; i < n_rounds; i++)
-            pending += !rounds[i]->done;
-        if (pending > 200) clnode_pump(nodes, 2, 50);
-    }
-    ck_assert_int_ge(victim, 0);
+    static load_t l;
+    memset(&l, 0, sizeof l);
+    load_users(&l, &a);
+    l.rounds = calloc(LOAD_ROUNDS, sizeof *l.rounds);
+    int victim = load_run_and_kill(&l, &a, nodes);
     /* Everything answered (no round is left without its answer). */
-    for (size_t i = 0; i < n_rounds; i++)
-        ck_assert_int_ge(clnode_round_wait(nodes, 2, rounds[i], 30000), 0);
+    for (size_t i = 0; i < l.n_rounds; i++)
+        ck_assert_int_ge(clnode_round_wait(nodes, 2, l.rounds[i], 30000), 0);
     ck_assert_int_eq(natsfix_restart(&nf, victim), 0);
     ck_assert(clnode_wait(nodes, 2, 60000, owns_all, &a));
 
     fprintf(stderr,
             "leader kill: %zu rounds, %llu acknowledged records; partition 0 refused writes "
             "for %ld ms (%u rounds failed: %llu unavailable, %llu fenced, %llu unknown)\n",
-            n_rounds, (unsigned long long)a.acked.n, out[0].longest, out[0].fails,
+            l.n_rounds, (unsigned long long)a.acked.n, l.out[0].longest, l.out[0].fails,
             (unsigned long long)a.rounds_failed[CL_UNAVAILABLE],
             (unsigned long long)a.rounds_failed[CL_FENCED],
             (unsigned long long)a.rounds_failed[CL_UNKNOWN]);
     ck_assert_uint_gt(a.acked.n, 100);
-    ck_assert_int_le(out[0].longest, 30000);
-
-    /* Every acknowledged record is in its stream; every user's seqs are 1..N once each. */
-    for (unsigned p = 0; p < PARTS; p++) {
-        char name[32];
-        snprintf(name, sizeof name, "HERALD_P%u", p);
-        stream_recs_t s = {0};
-        ck_assert_int_ge(natsfix_read_stream(&nf, name, collect, &s), 0);
-        ck_assert(!s.bad);
-        for (size_t i = 0; i < a.acked.n; i++) {
-            const cln_rec_t *ack = &a.acked.v[i];
-            if (cl_partition_of(a.cl, ack->user, strlen(ack->user)) != p) continue;
-            ck_assert_msg(has_rec(&s.recs, ack), "acknowledged %s (seq %llu) lost", ack->id,
-                          (unsigned long long)ack->seq);
-        }
-        for (size_t u = 0; u < n_by_part[p]; u++) {
-            uint64_t expect = 1;
-            for (size_t i = 0; i < s.recs.n; i++)
-                if (strcmp(s.recs.v[i].user, by_part[p][u]) == 0) {
-                    ck_assert_msg(s.recs.v[i].seq == expect, "%s: seq %llu where %llu was due",
-                                  by_part[p][u], (unsigned long long)s.recs.v[i].seq,
-                                  (unsigned long long)expect);
-                    expect++;
-                }
-        }
-        /* The reader saw partition 0's stream in order, each record once. */
-        if (p == 0) {
-            clnode_pump(nodes, 2, 2000);
-            ck_assert(!reader.consumed_disorder);
-            ck_assert_uint_eq(reader.consumed[0].n, s.recs.n);
-            for (size_t i = 0; i < s.recs.n; i++)
-                ck_assert_str_eq(reader.consumed[0].v[i].id, s.recs.v[i].id);
-        }
-        cln_recs_free(&s.recs);
-    }
-    for (size_t i = 0; i < n_rounds; i++)
-        free(rounds[i]);
-    free(rounds);
+    ck_assert_int_le(l.out[0].longest, 30000);
+    for (unsigned p = 0; p < PARTS; p++)
+        load_check_stream(&l, p, &a, &reader, nodes);
+    for (size_t i = 0; i < l.n_rounds; i++)
+        free(l.rounds[i]);
+    free(l.rounds);
     clnode_close(&reader);
     clnode_close(&a);
 }

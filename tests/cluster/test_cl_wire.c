@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "cl_state.h"
 #include "cl_wire.h"
 
@@ -208,9 +209,5 @@ int main(void)
     tcase_add_test(tc, state_keeps_each_users_last_seq_and_the_last_ids);
     tcase_add_test(tc, checkpoint_round_trip_gives_the_same_state);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

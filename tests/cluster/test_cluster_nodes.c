@@ -229,6 +229,31 @@ static unsigned owned_count(hnode_t *n)
 
 /* ------------------------------------------------------------------------------------ */
 
+/* heraldctl cluster: every node sees three nodes and one owner per partition. */
+static void heraldctl_cluster_shows_three_nodes(void)
+{
+    char ctl[512];
+    static procs_output_t out;
+    procs_build_path("tools/heraldctl/heraldctl", ctl, sizeof ctl);
+    const char *argv[] = {ctl, "-c", node[0].env.config, "--json", "cluster", NULL};
+    ck_assert_int_eq(procs_run(argv, &out, 30), 0);
+    json_t *j = json_loads(out.out, 0, NULL);
+    ck_assert_msg(j != NULL, "heraldctl cluster --json: %s", out.out);
+    ck_assert(json_is_true(json_object_get(j, "enabled")));
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "nodes")), 3);
+    json_t *parts = json_object_get(j, "partition");
+    ck_assert_uint_eq(json_array_size(parts), PARTS + 1);
+    for (unsigned p = 0; p <= PARTS; p++)
+        ck_assert_uint_gt(json_integer_value(json_object_get(json_array_get(parts, p), "owner")),
+                          0);
+    json_decref(j);
+    const char *text[] = {ctl, "-c", node[1].env.config, "cluster", NULL};
+    ck_assert_int_eq(procs_run(text, &out, 30), 0);
+    ck_assert_msg(strstr(out.out, "live nodes:") && strstr(out.out, "partition") &&
+                      strstr(out.out, "owner") && strstr(out.out, "rounds_ok"),
+                  "%s", out.out);
+}
+
 START_TEST(published_on_one_node_reaches_sessions_on_every_node_and_resumes_anywhere)
 {
     start_all();
@@ -291,27 +316,7 @@ START_TEST(published_on_one_node_reaches_sessions_on_every_node_and_resumes_anyw
     wsc_close(r.c);
     wsc_close(s[0].c);
     wsc_close(s[1].c);
-    /* heraldctl cluster: every node sees three nodes and one owner per partition. */
-    char ctl[512];
-    static procs_output_t out;
-    procs_build_path("tools/heraldctl/heraldctl", ctl, sizeof ctl);
-    const char *argv[] = {ctl, "-c", node[0].env.config, "--json", "cluster", NULL};
-    ck_assert_int_eq(procs_run(argv, &out, 30), 0);
-    json_t *j = json_loads(out.out, 0, NULL);
-    ck_assert_msg(j != NULL, "heraldctl cluster --json: %s", out.out);
-    ck_assert(json_is_true(json_object_get(j, "enabled")));
-    ck_assert_uint_eq(json_array_size(json_object_get(j, "nodes")), 3);
-    json_t *parts = json_object_get(j, "partition");
-    ck_assert_uint_eq(json_array_size(parts), PARTS + 1);
-    for (unsigned p = 0; p <= PARTS; p++)
-        ck_assert_uint_gt(json_integer_value(json_object_get(json_array_get(parts, p), "owner")),
-                          0);
-    json_decref(j);
-    const char *text[] = {ctl, "-c", node[1].env.config, "cluster", NULL};
-    ck_assert_int_eq(procs_run(text, &out, 30), 0);
-    ck_assert_msg(strstr(out.out, "live nodes:") && strstr(out.out, "partition") &&
-                      strstr(out.out, "owner") && strstr(out.out, "rounds_ok"),
-                  "%s", out.out);
+    heraldctl_cluster_shows_three_nodes();
 }
 END_TEST
 

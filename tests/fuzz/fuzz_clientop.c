@@ -18,8 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc != -(int)err.code || err.code == HERR_OK) abort();
         return 0;
     }
-    if (op.kind > OP_REFRESH || (op.channels >> CH__COUNT) != 0) abort();
+    if (op.kind > OP_ACKS || (op.channels >> CH__COUNT) != 0) abort();
     if (op.kind != OP_RESUME && op.since != 0) abort();
+    if (op.kind == OP_ACK ? op.seq == 0 : op.seq != 0) abort();
+    if (op.kind != OP_ACKS && op.on) abort();
     if (op.kind == OP_REFRESH ? op.token_len == 0 || op.token_len > CLIENTOP_TOKEN_MAX
                               : op.token_len != 0)
         abort();

@@ -159,6 +159,9 @@ def clientop_seeds():
         {"op": "ping"},
         {"op": "subscribe", "channels": ["bogus"]},
         {"op": "resume", "since": -1},
+        {"op": "ack", "seq": 17},
+        {"op": "acks", "on": True},
+        {"op": "ack", "seq": 0},
     ]
     seeds = {}
     for i, op in enumerate(ops):

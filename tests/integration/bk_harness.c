@@ -248,6 +248,19 @@ void bkh_msgpack(msgpack_sbuffer *sb, const char *json)
     }
 }
 
+herald_result_t bkh_publish_json(herald_client_t *c, const char *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bkh_msgpack(&sb, json);
+    herald_result_t r;
+    herald_error_t err;
+    ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
+                  err.message);
+    msgpack_sbuffer_destroy(&sb);
+    return r;
+}
+
 void bkh_notice_json(char *out, size_t cap, const char *user, int prio, const char *id)
 {
     char idf[120] = "";

@@ -74,6 +74,9 @@ uint64_t bkh_stat(bkh_t *h, const char *key);
 void bkh_msgpack(msgpack_sbuffer *sb, const char *json);
 /* A valid system_notice for user with priority and message id ("" = none) as JSON text. */
 void bkh_notice_json(char *out, size_t cap, const char *user, int prio, const char *id);
+/* Publish JSON text (as msgpack) with libherald; fails the test when the call fails. Returns
+ * the broker's answer (accepted or refused). */
+herald_result_t bkh_publish_json(herald_client_t *c, const char *json);
 
 /* --- test gateway --- */
 typedef struct {

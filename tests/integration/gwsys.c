@@ -156,6 +156,28 @@ uint64_t gws_publish(gws_t *s, const char *user, const char *type, int prio, siz
     return res.seq;
 }
 
+uint64_t gws_publish_json(gws_t *s, const char *json, size_t n, uint64_t *seqs)
+{
+    herald_error_t err;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ck_assert_msg(json_to_msgpack(json, strlen(json), &sb, &err) == 0, "%s", err.message);
+    if (!s->producer) s->producer = herald_connect(s->sock, &err);
+    ck_assert_msg(s->producer != NULL, "herald_connect: %s", err.message);
+    ck_assert_int_eq(herald_send(s->producer, (const uint8_t *)sb.data, sb.size, &err), 0);
+    msgpack_sbuffer_destroy(&sb);
+    herald_result_t *res = calloc(n, sizeof *res);
+    ck_assert_ptr_nonnull(res);
+    ck_assert_int_eq(herald_recv_results(s->producer, res, n, &err), (long)n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(res[i].ok, "publish %zu: %s %s", i, res[i].error, res[i].message);
+        if (seqs) seqs[i] = res[i].seq;
+    }
+    uint64_t first = res[0].seq;
+    free(res);
+    return first;
+}
+
 uint64_t gws_publish_http(gws_t *s, const char *user, const char *type, int prio)
 {
     char body[512], resp[1024];

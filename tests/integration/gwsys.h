@@ -57,6 +57,10 @@ void gws_kill9(gws_t *s, pid_t *pid);
 /* Publish through libherald (the native socket); returns the assigned seq. prio < 0 leaves
  * the type's default; pad > 0 adds a payload string of that many bytes. */
 uint64_t gws_publish(gws_t *s, const char *user, const char *type, int prio, size_t pad);
+/* Publish a JSON notification object, or an array of n of them (one batch frame), through
+ * libherald; every one must be accepted. seqs (may be NULL) gets the n assigned seqs.
+ * Returns the first seq. */
+uint64_t gws_publish_json(gws_t *s, const char *json, size_t n, uint64_t *seqs);
 /* Publish through POST /api/publish; returns the assigned seq. */
 uint64_t gws_publish_http(gws_t *s, const char *user, const char *type, int prio);
 

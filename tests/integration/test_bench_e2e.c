@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "check_run.h"
+
 static const char *bench_path; /* argv[1]: the herald-bench executable */
 
 /* Run herald-bench with args; its stdout goes to out (NUL-terminated). Returns the exit
@@ -108,6 +110,56 @@ START_TEST(bench_e2e_lws_receiver_counts_the_same_deliveries)
 }
 END_TEST
 
+/* --ack-share with --acks: the margin calls are acknowledged (the receivers answer every
+ * one); --slow-readers: slow sessions that get conflated position updates stay open and
+ * account for every update, delivered or named conflated. The measured sessions see no
+ * loss either way. */
+START_TEST(bench_e2e_acks_and_slow_readers_are_accounted_for)
+{
+    static char out[1 << 16];
+    char *const args[] = {"herald-bench",
+                          "e2e",
+                          "-S",
+                          "20",
+                          "-M",
+                          "4000",
+                          "--rate",
+                          "2000",
+                          "--ack-share",
+                          "20",
+                          "--acks",
+                          "--slow-readers",
+                          "2",
+                          "--slow-rate",
+                          "4000",
+                          "-o",
+                          "gateway.max_pending_bytes=64K",
+                          "--timeout",
+                          "60",
+                          NULL};
+    pid_t pid;
+    int rc = run_bench(args, out, sizeof out, &pid);
+    ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);
+    json_error_t jerr;
+    json_t *rep = json_loads(out, JSON_DISABLE_EOF_CHECK, &jerr);
+    ck_assert_msg(rep != NULL, "no JSON report: %s", jerr.text);
+    ck_assert_int_eq(get_int(rep, "received"), 4000);
+    ck_assert_int_eq(get_int(rep, "lost"), 0);
+    long long acks = get_int(rep, "acks_sent");
+    ck_assert_msg(acks > 400 && acks < 1200, "about 20 %% acked: %lld", acks);
+    json_t *slow = json_object_get(rep, "slow_readers");
+    ck_assert_ptr_nonnull(slow);
+    ck_assert_int_eq(get_int(slow, "alive"), 2);
+    ck_assert_int_eq(get_int(slow, "closed"), 0);
+    ck_assert_int_eq(get_int(slow, "unaccounted"), 0);
+    ck_assert_int_gt(get_int(slow, "conflated_seqs"), 0);
+    ck_assert_int_eq(get_int(slow, "notifications") + get_int(slow, "conflated_seqs"),
+                     get_int(slow, "published"));
+    json_decref(rep);
+    ck_assert_int_eq(shm_left(pid), 0);
+}
+END_TEST
+
 START_TEST(bench_e2e_refuses_more_users_than_sessions)
 {
     static char out[4096];
@@ -132,10 +184,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, bench_e2e_delivers_every_notification_to_every_session_and_cleans_up);
     tcase_add_test(tc, bench_e2e_lws_receiver_counts_the_same_deliveries);
     tcase_add_test(tc, bench_e2e_refuses_more_users_than_sessions);
+    tcase_add_test(tc, bench_e2e_acks_and_slow_readers_are_accounted_for);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

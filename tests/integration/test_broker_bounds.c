@@ -68,24 +68,11 @@ static char *notice(const char *user, const char *id, size_t content, const char
     return json;
 }
 
-static herald_result_t publish_json(herald_client_t *c, const char *json)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    bkh_msgpack(&sb, json);
-    herald_result_t r;
-    herald_error_t err;
-    ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
-                  err.message);
-    msgpack_sbuffer_destroy(&sb);
-    return r;
-}
-
 static herald_result_t publish(herald_client_t *c, const char *user, const char *id, size_t content,
                                const char *text)
 {
     char *json = notice(user, id, content, text);
-    herald_result_t r = publish_json(c, json);
+    herald_result_t r = bkh_publish_json(c, json);
     free(json);
     return r;
 }
@@ -151,9 +138,9 @@ START_TEST(message_id_reused_for_another_user_type_or_payload_is_refused_409)
     ck_assert_uint_eq(r.seq, 0);              /* bob's seq is not told */
     r = publish(c, "bob", "order-1", 0, "B"); /* another payload */
     ck_assert(!r.ok && !strcmp(r.error, "id_conflict"));
-    r = publish_json(c, "{\"message_id\":\"order-1\",\"message_type\":\"market_halt\","
-                        "\"user_id\":\"bob\",\"payload\":{\"title\":\"t\",\"level\":\"info\","
-                        "\"content\":\"A\"}}"); /* another type */
+    r = bkh_publish_json(c, "{\"message_id\":\"order-1\",\"message_type\":\"market_halt\","
+                            "\"user_id\":\"bob\",\"payload\":{\"title\":\"t\",\"level\":\"info\","
+                            "\"content\":\"A\"}}"); /* another type */
     ck_assert(!r.ok && !strcmp(r.error, "id_conflict"));
     r = publish(c, "bob", "order-1", 0, "A"); /* the same again: a duplicate */
     ck_assert(r.ok && r.duplicate && r.seq == 1);

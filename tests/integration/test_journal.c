@@ -69,15 +69,8 @@ static herald_result_t publish_any(herald_client_t *c, const char *user, const c
     } else {
         bkh_notice_json(json, cap, user, 1, id);
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    bkh_msgpack(&sb, json);
+    herald_result_t r = bkh_publish_json(c, json);
     free(json);
-    herald_result_t r;
-    herald_error_t err;
-    ck_assert_msg(herald_publish(c, (uint8_t *)sb.data, sb.size, &r, &err) == 0, "publish: %s",
-                  err.message);
-    msgpack_sbuffer_destroy(&sb);
     return r;
 }
 

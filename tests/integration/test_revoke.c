@@ -13,17 +13,11 @@
 #include <unistd.h>
 
 #include "gwsys.h"
+#include "herald_time.h"
 #include "jwt.h"
 #include "procs.h"
 
 static gws_t S;
-
-static uint64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* POST /api/disconnect with body (and header, may be NULL); returns the status. */
 static int disconnect(const char *body, const char *header, char *resp, size_t cap)
@@ -112,7 +106,7 @@ START_TEST(disconnect_with_until_refuses_new_sessions_until_then)
 {
     gws_start(&S, 2, NULL);
     wsc_t *c = gws_client(&S, 1, "u1", NULL, NULL);
-    uint64_t until = wall_ns() + 3000000000ull;
+    uint64_t until = now_ns() + 3000000000ull;
     ck_assert_uint_eq(disconnect_user("u1", until), 1);
     gws_expect_close(c, 4003);
     ck_assert_int_eq(try_connect(0, "u1"), 401);
@@ -120,7 +114,7 @@ START_TEST(disconnect_with_until_refuses_new_sessions_until_then)
     ck_assert_uint_eq(gws_stat(&S, 0, "auth_failures_revoked"), 1);
     ck_assert_int_eq(try_connect(0, "u2"), 101); /* only u1 is locked */
     ck_assert_uint_eq(broker_stat("user_locks"), 1);
-    while (wall_ns() < until + 200000000ull)
+    while (now_ns() < until + 200000000ull)
         usleep(50000);
     ck_assert_int_eq(try_connect(0, "u1"), 101);
     ck_assert_int_eq(try_connect(1, "u1"), 101);
@@ -134,7 +128,7 @@ END_TEST
 START_TEST(lock_survives_restarts_and_a_past_until_lifts_it)
 {
     gws_start(&S, 2, NULL);
-    ck_assert_uint_eq(disconnect_user("u1", wall_ns() + 600 * 1000000000ull), 0);
+    ck_assert_uint_eq(disconnect_user("u1", now_ns() + 600 * 1000000000ull), 0);
     gws_kill9(&S, &S.gw[1]);
     gws_spawn_gateway(&S, 1);
     ck_assert_int_eq(connect_until(1, "u1", 401), 401);

@@ -399,24 +399,26 @@ static bool read_line(int fd, char *line, size_t len)
     return false;
 }
 
-START_TEST(quick_start_tail_prints_a_published_notification)
+/* quick start: a token can be minted and the user's gateway is listening. */
+static void quick_start_gateway_is_up(char *out, size_t cap)
 {
-    static char out[8192], line[8192];
-    use_test_dir(3);
-    pid_t sup = start_supervisor();
-    json_decref(wait_all_up());
-
-    ck_assert_int_eq(
-        run_ctl(out, sizeof out, (const char *const[]){"token", "--user", "qs-user", NULL}), 0);
+    ck_assert_int_eq(run_ctl(out, cap, (const char *const[]){"token", "--user", "qs-user", NULL}),
+                     0);
     ck_assert_int_gt(strlen(out), 20);
-    ck_assert_int_eq(
-        run_ctl(out, sizeof out, (const char *const[]){"--json", "shard", "qs-user", NULL}), 0);
+    ck_assert_int_eq(run_ctl(out, cap, (const char *const[]){"--json", "shard", "qs-user", NULL}),
+                     0);
     json_t *sh = json_loads(out, 0, NULL);
     unsigned port = gw_port + (unsigned)json_integer_value(json_object_get(sh, "gateway"));
     ck_assert_msg(procs_wait_tcp("127.0.0.1", (uint16_t)port, WAIT_S * 1000) == 0,
                   "nothing listening on port %u", port);
     json_decref(sh);
+}
 
+/* quick start: a tail as the user prints the welcome, then a notification published with
+ * heraldctl publish, and exits after --count 1. */
+static void quick_start_tail_sees_a_publish(char *out, size_t cap)
+{
+    static char line[8192];
     int tail_out;
     pid_t tail = spawn((const char *const[]){ctl_bin, "-c", cfgpath, "tail", "--user", "qs-user",
                                              "--count", "1", "--timeout", "30", NULL},
@@ -424,7 +426,7 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert_msg(read_line(tail_out, line, sizeof line), "tail printed nothing");
     ck_assert_msg(strstr(line, "\"welcome\""), "first line: %s", line);
 
-    ck_assert_int_eq(run_ctl(out, sizeof out,
+    ck_assert_int_eq(run_ctl(out, cap,
                              (const char *const[]){"publish", "--user", "qs-user", "--type",
                                                    "system_notice", "--id", "qs-1", "--payload",
                                                    "{\"title\":\"hi\",\"content\":\"quick start\","
@@ -444,13 +446,17 @@ START_TEST(quick_start_tail_prints_a_published_notification)
     ck_assert_int_eq(waitpid(tail, &st, 0), tail);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     close(tail_out);
+}
 
+/* quick start: a later tail resumes with --since; refusals are one-line failures. */
+static void quick_start_resume_and_refusals(char *out, size_t cap)
+{
     /* a later session resumes: what was published after `since` comes first */
-    ck_assert_int_eq(run_ctl(out, sizeof out,
+    ck_assert_int_eq(run_ctl(out, cap,
                              (const char *const[]){"publish", "--user", "qs-user", "--type",
                                                    "order_expired", "--id", "qs-2", NULL}),
                      0);
-    ck_assert_int_eq(run_ctl(out, sizeof out,
+    ck_assert_int_eq(run_ctl(out, cap,
                              (const char *const[]){"tail", "--user", "qs-user", "--since", "1",
                                                    "--count", "1", "--timeout", "10", NULL}),
                      0);
@@ -458,17 +464,21 @@ START_TEST(quick_start_tail_prints_a_published_notification)
                   "tail --since 1: %s", out);
 
     /* refusals are one-line failures: a publish the broker rejects, a token it does not sign */
-    ck_assert_int_eq(run_ctl(out, sizeof out,
+    ck_assert_int_eq(run_ctl(out, cap,
                              (const char *const[]){"publish", "--user", "qs-user", "--type",
                                                    "order_filled", NULL}),
                      1);
-    ck_assert_int_eq(run_ctl(out, sizeof out,
+    ck_assert_int_eq(run_ctl(out, cap,
                              (const char *const[]){"tail", "--user", "qs-user", "--timeout", "10",
                                                    "-o", "auth.secret=not-the-secret", NULL}),
                      1);
+}
 
+/* quick start: heraldctl stats and rings show the running node. */
+static void quick_start_operator_views(char *out, size_t cap)
+{
     /* the operator's views of the running node */
-    ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"stats", "--json", NULL}), 0);
+    ck_assert_int_eq(run_ctl(out, cap, (const char *const[]){"stats", "--json", NULL}), 0);
     json_t *stats = json_loads(out, 0, NULL);
     ck_assert_msg(stats, "stats: %s", out);
     ck_assert_int_ge(
@@ -478,7 +488,7 @@ START_TEST(quick_start_tail_prints_a_published_notification)
         ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(stats, "gateways"), i),
                                               "messages_pushed"));
     json_decref(stats);
-    ck_assert_int_eq(run_ctl(out, sizeof out, (const char *const[]){"rings", "--json", NULL}), 0);
+    ck_assert_int_eq(run_ctl(out, cap, (const char *const[]){"rings", "--json", NULL}), 0);
     json_t *rings = json_loads(out, 0, NULL);
     ck_assert_int_eq(json_array_size(rings), 2);
     for (size_t i = 0; i < 2; i++) {
@@ -487,6 +497,18 @@ START_TEST(quick_start_tail_prints_a_published_notification)
         ck_assert_str_eq(json_string_value(json_object_get(r, "consumer")), "alive");
     }
     json_decref(rings);
+}
+
+START_TEST(quick_start_tail_prints_a_published_notification)
+{
+    static char out[8192];
+    use_test_dir(3);
+    pid_t sup = start_supervisor();
+    json_decref(wait_all_up());
+    quick_start_gateway_is_up(out, sizeof out);
+    quick_start_tail_sees_a_publish(out, sizeof out);
+    quick_start_resume_and_refusals(out, sizeof out);
+    quick_start_operator_views(out, sizeof out);
     ck_assert_int_eq(stop_supervisor(sup), 0);
 }
 END_TEST
@@ -545,9 +567,5 @@ int main(void)
     tcase_add_test(tc, quick_start_tail_prints_a_published_notification);
     tcase_add_test(tc, supervisor_sighup_reloads_every_child_without_restarting_them);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return procs_run_suite(s);
 }

@@ -547,9 +547,5 @@ int main(void)
     tcase_add_test(sup, supervisor_refuses_a_runtime_dir_locked_by_another_and_names_its_pid);
     tcase_add_test(sup, supervisor_names_a_missing_broker_binary_and_releases_its_lock);
     suite_add_tcase(s, sup);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return procs_run_suite(s);
 }

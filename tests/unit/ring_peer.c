@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "doorbell.h"
+#include "herald_time.h"
 #include "ring.h"
 #include "ring_testrec.h"
 
@@ -38,22 +39,15 @@ typedef struct {
     bool started, done;
 } consume_state_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int peer_produce(ring_t *r, const peer_opts_t *o)
 {
     uint8_t *buf = malloc(o->max);
     uint64_t seq = o->first, end = o->first + o->count, enospc = 0, wakes = 0;
-    double deadline = now_s() + o->timeout_s;
+    double deadline = mono_s() + o->timeout_s;
     ring_header_t *h = ring_header(r);
     int status = 0;
     while (seq < end) {
-        if (now_s() > deadline) {
+        if (mono_s() > deadline) {
             status = 2;
             break;
         }
@@ -80,7 +74,7 @@ static int peer_produce(ring_t *r, const peer_opts_t *o)
         if (o->pingpong) /* wait until the consumer took it, so it goes back to sleep */
             while (atomic_load_explicit(&h->head, memory_order_acquire) !=
                        atomic_load_explicit(&h->tail, memory_order_relaxed) &&
-                   now_s() < deadline)
+                   mono_s() < deadline)
                 sched_yield();
     }
 out:
@@ -119,7 +113,7 @@ static int peer_consume(ring_t *r, const peer_opts_t *o)
     struct io_uring uring;
     doorbell_t bell;
     uint64_t sleeps = 0, timeouts = 0, corrupt = 0;
-    double deadline = now_s() + o->timeout_s;
+    double deadline = mono_s() + o->timeout_s;
     int status = 0;
     if (o->doorbell) {
         int rc = io_uring_queue_init(8, &uring, 0);
@@ -138,7 +132,7 @@ static int peer_consume(ring_t *r, const peer_opts_t *o)
             if (o->delay_us) usleep(o->delay_us);
             continue;
         }
-        if (now_s() > deadline) {
+        if (mono_s() > deadline) {
             status = 2;
             break;
         }

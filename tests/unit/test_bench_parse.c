@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "bench_parse.h"
 
 #define NOTIF                                                                                      \
@@ -104,9 +105,5 @@ int main(void)
     tcase_add_test(tc, parse_refuses_notifications_without_bench_fields_or_broken_json);
     tcase_add_test(tc, parse_stays_inside_the_frame);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

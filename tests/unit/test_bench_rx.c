@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "bench_rx.h"
 #include "bench_wsframe.h"
 #include "herald_time.h"
@@ -182,9 +183,5 @@ int main(void)
     tcase_add_test(tc, rx_handshakes_answers_ping_with_masked_pong_and_counts_a_close);
     tcase_add_test(tc, rx_refuses_a_wrong_accept_key);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

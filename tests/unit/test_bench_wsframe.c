@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "check_run.h"
 #include "bench_wsframe.h"
 
 /* A server frame (unmasked) of opcode with plen payload bytes 'a'+i%26 and the length in
@@ -275,9 +276,5 @@ int main(void)
     tcase_add_test(tc, wsframe_accept_key_matches_rfc_6455_example);
     tcase_add_test(tc, wsframe_new_keys_are_16_random_bytes_in_base64);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

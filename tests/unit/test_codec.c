@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "notif_fixture.h"
 
 static msgpack_sbuffer sb, out;
@@ -546,9 +547,5 @@ int main(void)
     tcase_add_test(tc, codec_decode_is_strict_about_records);
     tcase_add_test(tc, codec_error_codes_are_distinct);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "broker.h"
 
 broker_t *g_broker; /* broker.h declares it; dedup.c does not use it */
@@ -176,9 +177,5 @@ int main(void)
     tcase_add_test(tc, dedup_replayed_duplicate_updates_in_place);
     tcase_add_test(tc, dedup_matches_a_plain_fifo_model_on_a_random_walk);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "err.h"
 
 START_TEST(err_codes_have_distinct_stable_names)
@@ -52,9 +53,5 @@ int main(void)
     tcase_add_test(tc, err_set_names_field_and_returns_negative_code);
     tcase_add_test(tc, err_codes_are_apart_from_errno_values);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

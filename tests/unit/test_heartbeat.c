@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "heartbeat.h"
 #include "herald_time.h"
 
@@ -255,9 +256,5 @@ int main(void)
     tcase_add_test(tc, heartbeat_name_longer_than_its_field_is_refused);
     tcase_add_test(tc, notify_sends_ready_and_watchdog_pings_at_half_the_systemd_interval);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "check_run.h"
 #include "hist.h"
 
 static hist_t h;
@@ -134,9 +135,5 @@ int main(void)
     tcase_add_test(tc, hist_tail_percentiles_count_ranks_not_interpolate);
     tcase_add_test(tc, hist_merge_equals_recording_everything_in_one);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "http_client.h"
 
 static int lfd = -1;
@@ -160,9 +161,5 @@ int main(void)
     tcase_add_test(tc, http_times_out_on_a_silent_server);
     tcase_add_test(tc, http_names_the_address_it_could_not_reach);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "broker.h"
 
 broker_t *g_broker; /* broker.h declares it; items.c does not use it */
@@ -90,9 +91,5 @@ int main(void)
     tcase_add_test(tc, items_over_two_kib_use_malloc);
     tcase_add_test(tc, huge_alloc_is_zeroed_and_two_mib_aligned);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "clientop.h"
 #include "notif_fixture.h"
 
@@ -434,8 +435,16 @@ START_TEST(clientop_parses_every_op)
     op_ok("{\"op\":\"ping\"}", OP_PING, 0, 0);
     op_ok("{\"id\":7,\"op\":\"ping\"}", OP_PING, 0, 0);
     op_ok("{\"op\":\"refresh\",\"token\":\"a.b.c\"}", OP_REFRESH, 0, 0);
+    op_ok("{\"op\":\"ack\",\"seq\":17}", OP_ACK, 0, 0);
+    op_ok("{\"op\":\"acks\",\"on\":true}", OP_ACKS, 0, 0);
     client_op_t op;
     herald_error_t err;
+    const char *ack = "{\"op\":\"ack\",\"seq\":9223372036854775807}";
+    ck_assert_int_eq(clientop_parse_json(ack, strlen(ack), &op, &err), 0);
+    ck_assert_uint_eq(op.seq, (uint64_t)INT64_MAX);
+    const char *off = "{\"op\":\"acks\",\"on\":false}";
+    ck_assert_int_eq(clientop_parse_json(off, strlen(off), &op, &err), 0);
+    ck_assert(!op.on);
     const char *json = "{\"op\":\"refresh\",\"token\":\"eyJ.eyJ.sig\"}";
     ck_assert_int_eq(clientop_parse_json(json, strlen(json), &op, &err), 0);
     ck_assert_uint_eq(op.token_len, 11);
@@ -462,6 +471,12 @@ START_TEST(clientop_names_what_is_wrong)
     op_bad("{\"op\":\"refresh\"}", HERR_MISSING_FIELD, "token");
     op_bad("{\"op\":\"refresh\",\"token\":7}", HERR_BAD_KIND, "token");
     op_bad("{\"op\":\"refresh\",\"token\":\"\"}", HERR_BAD_VALUE, "token");
+    op_bad("{\"op\":\"ack\"}", HERR_MISSING_FIELD, "seq");
+    op_bad("{\"op\":\"ack\",\"seq\":0}", HERR_BAD_VALUE, "seq");
+    op_bad("{\"op\":\"ack\",\"seq\":-3}", HERR_BAD_VALUE, "seq");
+    op_bad("{\"op\":\"ack\",\"seq\":\"3\"}", HERR_BAD_KIND, "seq");
+    op_bad("{\"op\":\"acks\"}", HERR_MISSING_FIELD, "on");
+    op_bad("{\"op\":\"acks\",\"on\":1}", HERR_BAD_KIND, "on");
     client_op_t op;
     herald_error_t err;
     ck_assert_int_eq(clientop_parse_msgpack((const uint8_t *)"\x81\xa2op", 4, &op, &err),
@@ -497,9 +512,5 @@ int main(void)
     tcase_add_test(tc, clientop_parses_every_op);
     tcase_add_test(tc, clientop_names_what_is_wrong);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "json.h"
 #include "json_oracle.h"
 
@@ -505,9 +506,5 @@ int main(void)
     tcase_add_test(tc, json_in_never_reads_past_len);
     tcase_add_test(tc, json_in_agrees_with_jansson_on_mutated_documents);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "jsum.h"
 
 static uint8_t buf[600];
@@ -94,9 +95,5 @@ int main(void)
     tcase_add_test(t, jsum_changes_with_any_single_bit_of_data_header_word_or_epoch);
     tcase_add_test(t, jsum_of_zeros_depends_on_length_and_epoch);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "check_run.h"
 #include "jwt.h"
 
 #define SECRET "herald-test-secret"
@@ -510,9 +511,5 @@ int main(void)
     tcase_add_test(tc, jwt_accepts_previous_secrets_and_says_which_one_signed);
     tcase_add_test(tc, jwt_mint_claims_adds_nbf_aud_iss_and_can_leave_exp_out);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "latency.h"
 
 static latency_t L;
@@ -81,9 +82,5 @@ int main(void)
     tcase_add_test(t, every_value_is_counted_once_in_its_priority);
     tcase_add_test(t, slo_gauges_are_exported_in_seconds);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "log.h"
 
 static int saved_stderr = -1;
@@ -265,9 +266,5 @@ int main(void)
     tcase_add_test(tc, log_repeats_are_reported_again_after_the_window);
     tcase_add_test(tc, log_ratelimit_take_counts_the_refusals_since_it_was_last_asked);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

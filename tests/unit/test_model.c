@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "notif_fixture.h"
 
 /* SPEC 2, written out independently of model.c's table. */
@@ -225,6 +226,37 @@ static int cmp_id(const void *a, const void *b)
     return strcmp(a, b);
 }
 
+/* SPEC 14: the delivery type lists as masks; unknown names and a type in both lists are
+ * refused with the key named. */
+START_TEST(model_delivery_masks_name_types_and_refuse_overlap)
+{
+    herald_config_t c;
+    herald_error_t err;
+    model_masks_t m;
+    config_defaults(&c);
+    ck_assert_int_eq(model_delivery_masks(&c, &m, &err), 0);
+    const char *conf[] = {"position_update", "position_profit", "account_update"};
+    uint32_t want = 0;
+    for (int i = 0; i < 3; i++)
+        want |= 1u << model_type_index(model_type_find(conf[i], strlen(conf[i])));
+    ck_assert_uint_eq(m.conflate, want);
+    ck_assert_uint_eq(m.ack_required,
+                      (1u << model_type_index(model_type_find("margin_call", 11))) |
+                          (1u << model_type_index(model_type_find("risk_alert", 10))));
+    snprintf(c.conflate_types, sizeof c.conflate_types, "position_update, nosuch_type");
+    ck_assert_int_lt(model_delivery_masks(&c, &m, &err), 0);
+    ck_assert_str_eq(err.field, "delivery.conflate");
+    ck_assert_ptr_nonnull(strstr(err.message, "nosuch_type"));
+    snprintf(c.conflate_types, sizeof c.conflate_types, "margin_call");
+    ck_assert_int_lt(model_delivery_masks(&c, &m, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "margin_call"));
+    snprintf(c.conflate_types, sizeof c.conflate_types, "%s", "");
+    snprintf(c.ack_required_types, sizeof c.ack_required_types, "%s", "");
+    ck_assert_int_eq(model_delivery_masks(&c, &m, &err), 0);
+    ck_assert_uint_eq(m.conflate | m.ack_required, 0);
+}
+END_TEST
+
 START_TEST(model_generates_distinct_uuid_v4_ids)
 {
     enum { COUNT = 2000 };
@@ -262,10 +294,7 @@ int main(void)
     tcase_add_test(tc, model_names_each_field_of_wrong_kind);
     tcase_add_test(tc, model_numbers_accept_integers_and_floats);
     tcase_add_test(tc, model_generates_distinct_uuid_v4_ids);
+    tcase_add_test(tc, model_delivery_masks_name_types_and_refuse_overlap);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

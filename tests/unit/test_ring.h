@@ -1,4 +1,5 @@
-/* test_ring.h - helpers shared by the ring suite's two files (test_ring.c, test_ring_proc.c). */
+/* test_ring.h - helpers shared by the ring suite's files (test_ring.c, test_ring_damage.c,
+ * test_ring_proc.c). */
 #ifndef HERALD_TEST_RING_H
 #define HERALD_TEST_RING_H
 
@@ -18,6 +19,9 @@ ring_t *open_ok(const char *name, ring_mode_t mode, size_t cap);
 
 /* Handler counting records into *(long *)ctx. */
 int count_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx);
+
+/* Corrupt records and headers, missing rings, failed creation (test_ring_damage.c). */
+void ring_add_damage_tests(TCase *tc);
 
 /* Doorbell and multi-process tests (test_ring_proc.c). */
 void ring_add_process_tests(TCase *tc);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "doorbell.h"
+#include "herald_time.h"
 #include "ring.h"
 #include "ring_testrec.h"
 #include "test_ring.h"
@@ -64,13 +65,6 @@ static unsigned long long report_get(const char *report, const char *key)
     const char *p = strstr(report, pat);
     ck_assert_msg(p != NULL, "no %s in report '%s'", key, report);
     return strtoull(p + strlen(pat), NULL, 10);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* --- doorbell, in process --- */
@@ -206,11 +200,11 @@ START_TEST(ring_consumer_restart_continues_at_published_head)
     peer_t p = peer_start(pargv);
     ring_t *i = open_ok(name, RING_INSPECT, 0);
     ring_stats_t s;
-    double deadline = now_s() + 60;
+    double deadline = mono_s() + 60;
     do {
         usleep(1000);
         ring_stats(i, &s);
-    } while (s.records_read < 100000 && now_s() < deadline);
+    } while (s.records_read < 100000 && mono_s() < deadline);
     ck_assert_uint_ge(s.records_read, 100000);
     kill(c1.pid, SIGKILL);
     ck_assert_int_eq(peer_finish(&c1, rep_c, sizeof rep_c), 128 + SIGKILL);
@@ -268,7 +262,7 @@ START_TEST(ring_inspector_reads_live_ring)
     ring_stats_t prev = {0}, s;
     peek_check_t pc = {0};
     unsigned long long n = strtoull(count, NULL, 10);
-    double deadline = now_s() + 100;
+    double deadline = mono_s() + 100;
     long rounds = 0;
     do {
         ring_stats(i, &s);
@@ -282,7 +276,7 @@ START_TEST(ring_inspector_reads_live_ring)
         ck_assert_int_ge(ring_peek(i, peek_record, &pc, 16), 0);
         rounds++;
         usleep(200); /* leave the CPUs to the peers */
-    } while (s.records_read < n && now_s() < deadline);
+    } while (s.records_read < n && mono_s() < deadline);
     ck_assert_int_eq(peer_finish(&p, rep_p, sizeof rep_p), 0);
     ck_assert_int_eq(peer_finish(&c, rep_c, sizeof rep_c), 0);
     ring_stats(i, &s);

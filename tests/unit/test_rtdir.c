@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "procs.h"
 #include "rtdir.h"
 #include "skip.h"
@@ -275,9 +276,5 @@ int main(void)
     tcase_add_test(tc, rtdir_sockets_get_their_mode_explicitly);
     tcase_add_test(tc, rtdir_group_gives_the_group_the_socket_and_the_way_to_it);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "seedhash.h"
 #include "shard.h"
 
@@ -90,9 +91,5 @@ int main(void)
     tcase_add_test(tc, seedhash_spreads_similar_ids_over_buckets);
     tcase_add_test(tc, shard_routing_does_not_depend_on_the_process_key);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_run.h"
 #include "shard.h"
 
 #define USERS 100000
@@ -113,9 +114,5 @@ int main(void)
     tcase_add_test(tc, shard_gives_every_gateway_a_fair_share);
     tcase_add_test(tc, shard_adding_a_gateway_moves_one_in_n_plus_one_users_all_to_it);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

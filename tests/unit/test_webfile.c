@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "webfile.h"
 
 static char dir[64], outside[96];
@@ -120,9 +121,5 @@ int main(void)
     tcase_add_test(tc, webfile_refuses_paths_that_could_leave_the_directory);
     tcase_add_test(tc, webfile_serves_only_regular_files_never_a_symlink_or_a_directory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(s);
 }

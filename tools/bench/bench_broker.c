@@ -28,75 +28,19 @@
 #include <msgpack.h>
 
 #include "bench.h"
-#include "bench_http1.h"
+#include "bench_broker.h"
 #include "doorbell.h"
 #include "frame.h"
 #include "herald.h"
+#include "herald_time.h"
 #include "proto.h"
 #include "ring.h"
 
-#define BB_MAX_RUNS  16
-#define BB_TIMEOUT_S 120
-
-typedef struct {
-    const char *mode; /* native | http | http1 */
-    uint64_t count;
-    uint32_t batch, pipeline, users, runs, payload, conns;
-    bool no_ids; /* leave message_id out: the broker generates one per notification */
-    const char *broker_bin;
-} bb_opts_t;
-
-/* Every notification carries a unique message_id, as producers relying on dedup send:
- * BB_ID_LEN hex digits at known offsets in the pre-encoded bodies, rewritten per request. */
-
-typedef struct {
-    uint8_t *body;
-    size_t *off; /* batch offsets of the id digits in body */
-} bb_body_t;
-
-/* Write request number req's ids (req * batch + i) into body. */
-static void ids_stamp(const bb_body_t *b, uint32_t batch, uint64_t req)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (uint32_t i = 0; i < batch; i++) {
-        uint64_t id = req * batch + i;
-        uint8_t *d = b->body + b->off[i];
-        for (int k = BB_ID_LEN - 1; k >= 0; k--, id >>= 4)
-            d[k] = (uint8_t)hex[id & 15];
-    }
-}
-
-typedef struct {
-    char dir[64], prefix[64], sock[100], ctrl[100];
-    uint16_t http_port;
-    pid_t pid;
-} bb_broker_t;
+#define BB_MAX_RUNS 16
 
 typedef struct {
     uint64_t end_ns, received;
 } bb_consumer_result_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static uint16_t free_port(void)
 {
@@ -118,20 +62,6 @@ static int unix_connect(const char *path)
         close(fd);
         return -1;
     }
-    return fd;
-}
-
-static int tcp_connect(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 
@@ -197,17 +127,11 @@ static void broker_stop(bb_broker_t *b)
     rmdir(b->dir);
 }
 
-static void pk_s(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 static int ctl_send(int fd, msgpack_sbuffer *sb)
 {
     uint8_t hdr[FRAME_HDR];
     frame_put_len(hdr, (uint32_t)sb->size);
-    int rc = (write_all(fd, hdr, FRAME_HDR) || write_all(fd, sb->data, sb->size)) ? -1 : 0;
+    int rc = (bb_write_all(fd, hdr, FRAME_HDR) || bb_write_all(fd, sb->data, sb->size)) ? -1 : 0;
     msgpack_sbuffer_clear(sb);
     return rc;
 }
@@ -230,10 +154,10 @@ static int consumer_run(const bb_broker_t *b, const bb_opts_t *o, int ready_fd, 
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 4);
-    pk_s(&pk, "op"), pk_s(&pk, "hello");
-    pk_s(&pk, "gw"), msgpack_pack_uint32(&pk, 0);
-    pk_s(&pk, "pid"), msgpack_pack_uint32(&pk, (uint32_t)getpid());
-    pk_s(&pk, "version"), msgpack_pack_uint32(&pk, PROTO_VERSION);
+    bb_pk_str(&pk, "op"), bb_pk_str(&pk, "hello");
+    bb_pk_str(&pk, "gw"), msgpack_pack_uint32(&pk, 0);
+    bb_pk_str(&pk, "pid"), msgpack_pack_uint32(&pk, (uint32_t)getpid());
+    bb_pk_str(&pk, "version"), msgpack_pack_uint32(&pk, PROTO_VERSION);
     if (ctl_send(fd, &sb) < 0) return 1;
     uint8_t buf[512];
     if (read(fd, buf, sizeof buf) <= 0) return 1;
@@ -246,10 +170,10 @@ static int consumer_run(const bb_broker_t *b, const bb_opts_t *o, int ready_fd, 
         char user[32];
         snprintf(user, sizeof user, "user%u", u);
         msgpack_pack_map(&pk, 4);
-        pk_s(&pk, "op"), pk_s(&pk, "open");
-        pk_s(&pk, "session"), msgpack_pack_uint32(&pk, u + 1);
-        pk_s(&pk, "user"), pk_s(&pk, user);
-        pk_s(&pk, "since"), msgpack_pack_uint32(&pk, 0);
+        bb_pk_str(&pk, "op"), bb_pk_str(&pk, "open");
+        bb_pk_str(&pk, "session"), msgpack_pack_uint32(&pk, u + 1);
+        bb_pk_str(&pk, "user"), bb_pk_str(&pk, user);
+        bb_pk_str(&pk, "since"), msgpack_pack_uint32(&pk, 0);
         if (ctl_send(fd, &sb) < 0) return 1;
     }
     usleep(100000);
@@ -269,222 +193,6 @@ static int consumer_run(const bb_broker_t *b, const bb_opts_t *o, int ready_fd, 
     return 0;
 }
 
-void bench_pack_notif(msgpack_packer *pk, msgpack_sbuffer *sb, uint32_t u, uint32_t payload,
-                      size_t *id_off)
-{
-    char user[32], pad[1024];
-    snprintf(user, sizeof user, "user%u", u);
-    memset(pad, 'x', payload < sizeof pad ? payload : sizeof pad - 1);
-    msgpack_pack_map(pk, id_off ? 6 : 5);
-    if (id_off) {
-        pk_s(pk, "message_id");
-        msgpack_pack_str(pk, BB_ID_LEN);
-        *id_off = sb->size;
-        msgpack_pack_str_body(pk, "0000000000000000", BB_ID_LEN);
-    }
-    pk_s(pk, "message_type"), pk_s(pk, "system_notice");
-    pk_s(pk, "user_id"), pk_s(pk, user);
-    pk_s(pk, "priority"), msgpack_pack_uint32(pk, 1);
-    pk_s(pk, "source"), pk_s(pk, "bench");
-    pk_s(pk, "payload");
-    msgpack_pack_map(pk, 3);
-    pk_s(pk, "title"), pk_s(pk, "bench");
-    pk_s(pk, "level"), pk_s(pk, "info");
-    pk_s(pk, "content");
-    uint32_t n = payload < sizeof pad ? payload : (uint32_t)sizeof pad - 1;
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, pad, n);
-}
-
-static int produce_native(const bb_broker_t *b, const bb_opts_t *o, uint64_t *refused)
-{
-    herald_error_t err;
-    herald_client_t *c = herald_connect(b->sock, &err);
-    if (!c) return -1;
-    uint32_t frames = (uint32_t)((o->count + o->batch - 1) / o->batch);
-    msgpack_sbuffer body[8];
-    bb_body_t ids[8];
-    msgpack_packer pk;
-    for (int v = 0; v < 8; v++) { /* a few batch bodies spreading users */
-        msgpack_sbuffer_init(&body[v]);
-        msgpack_packer_init(&pk, &body[v], msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, o->batch);
-        ids[v].off = calloc(o->batch, sizeof *ids[v].off);
-        for (uint32_t i = 0; i < o->batch; i++)
-            bench_pack_notif(&pk, &body[v], (v * o->batch + i) % o->users, o->payload,
-                             o->no_ids ? NULL : &ids[v].off[i]);
-    }
-    herald_result_t *res = malloc(o->batch * sizeof *res);
-    uint32_t sent = 0, done = 0;
-    int rc = 0;
-    while (done < frames) {
-        while (sent < frames && sent - done < o->pipeline) {
-            if (!o->no_ids) {
-                ids[sent % 8].body = (uint8_t *)body[sent % 8].data;
-                ids_stamp(&ids[sent % 8], o->batch, sent);
-            }
-            if (herald_send(c, (uint8_t *)body[sent % 8].data, body[sent % 8].size, &err) < 0) {
-                rc = -1;
-                goto out;
-            }
-            sent++;
-        }
-        long n = herald_recv_results(c, res, o->batch, &err);
-        if (n < 0) {
-            rc = -1;
-            goto out;
-        }
-        for (long i = 0; i < n; i++)
-            *refused += !res[i].ok;
-        done++;
-    }
-out:
-    free(res);
-    for (int v = 0; v < 8; v++) {
-        msgpack_sbuffer_destroy(&body[v]);
-        free(ids[v].off);
-    }
-    herald_close(c);
-    return rc;
-}
-
-/* Read one HTTP response (headers + Content-Length body) from fd into buf. */
-static int http_read(int fd, char *buf, size_t cap)
-{
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, cap - len - 1);
-        if (r <= 0) return -1;
-        len += (size_t)r;
-        buf[len] = '\0';
-        char *eoh = strstr(buf, "\r\n\r\n");
-        if (!eoh) continue;
-        char *cl = strcasestr(buf, "content-length:");
-        size_t clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (len >= (size_t)(eoh + 4 - buf) + clen) return atoi(buf + 9);
-        if (len + 1 >= cap) return -1;
-    }
-}
-
-/* Send request number n (its ids stamped first, unless ids is NULL). */
-static int http_send(int fd, char *req, size_t len, const bb_body_t *ids, uint32_t batch,
-                     uint64_t n)
-{
-    if (ids) ids_stamp(ids, batch, n);
-    return write_all(fd, req, len);
-}
-
-static int produce_http(const bb_broker_t *b, const bb_opts_t *o)
-{
-    char *req = malloc((size_t)o->batch * (o->payload + 256) + 512);
-    char *body = malloc((size_t)o->batch * (o->payload + 256) + 8);
-    size_t bl = 0, *id_off = calloc(o->batch, sizeof *id_off);
-    body[bl++] = '[';
-    for (uint32_t i = 0; i < o->batch; i++) {
-        bl += (size_t)sprintf(body + bl, "%s{", i ? "," : "");
-        if (!o->no_ids) {
-            bl += (size_t)sprintf(body + bl, "\"message_id\":\"");
-            id_off[i] = bl;
-            bl += (size_t)sprintf(body + bl, "%0*u\",", BB_ID_LEN, 0);
-        }
-        bl += (size_t)sprintf(body + bl,
-                              "\"message_type\":\"system_notice\",\"user_id\":\"user%u\","
-                              "\"priority\":1,\"source\":\"bench\",\"payload\":{\"title\":"
-                              "\"bench\",\"level\":\"info\",\"content\":\"",
-                              i % o->users);
-        memset(body + bl, 'x', o->payload);
-        bl += o->payload;
-        bl += (size_t)sprintf(body + bl, "\"}}");
-    }
-    body[bl++] = ']';
-    int hl = sprintf(req,
-                     "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                     "application/json\r\nContent-Length: %zu\r\n\r\n",
-                     bl);
-    memcpy(req + hl, body, bl);
-    size_t rl = (size_t)hl + bl;
-    size_t cap = (size_t)o->batch * 96 + 4096;
-    char *resp = malloc(cap);
-    uint32_t conns = o->pipeline < 8 ? o->pipeline : 8;
-    int fds[8];
-    for (uint32_t i = 0; i < conns; i++)
-        fds[i] = tcp_connect(b->http_port);
-    uint64_t requests = (o->count + o->batch - 1) / o->batch, sent = 0, done = 0;
-    int rc = 0;
-    bb_body_t ids = {(uint8_t *)req + hl, id_off};
-    /* One request in flight per connection; connections take turns. */
-    for (uint32_t i = 0; i < conns && sent < requests; i++, sent++)
-        if (fds[i] < 0 || http_send(fds[i], req, rl, o->no_ids ? NULL : &ids, o->batch, sent) < 0)
-            rc = -1;
-    for (uint32_t i = 0; rc == 0 && done < requests; i = (i + 1) % conns) {
-        if (done + (sent - done) <= done) break;
-        if (http_read(fds[i], resp, cap) != 200) {
-            rc = -1;
-            break;
-        }
-        done++;
-        if (sent < requests) {
-            if (http_send(fds[i], req, rl, o->no_ids ? NULL : &ids, o->batch, sent) < 0) rc = -1;
-            sent++;
-        }
-    }
-    for (uint32_t i = 0; i < conns; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    free(req);
-    free(body);
-    free(resp);
-    free(id_off);
-    return rc;
-}
-
-/* --mode http1: one system_notice per request, each with its own message_id. */
-typedef struct {
-    const bb_opts_t *o;
-    uint64_t bad; /* answers other than 200 */
-} bb_http1_t;
-
-static size_t http1_body(void *ctx, uint64_t i, char *buf, size_t cap)
-{
-    const bb_opts_t *o = ((bb_http1_t *)ctx)->o;
-    static char pad[1024];
-    if (!pad[0]) memset(pad, 'x', sizeof pad - 1);
-    int n = snprintf(buf, cap,
-                     "{\"message_id\":\"bb1-%016llx\",\"message_type\":\"system_notice\","
-                     "\"user_id\":\"user%u\",\"priority\":1,\"source\":\"bench\",\"payload\":"
-                     "{\"title\":\"bench\",\"level\":\"info\",\"content\":\"%.*s\"}}",
-                     (unsigned long long)i, (unsigned)(i % o->users), (int)o->payload, pad);
-    return (size_t)n;
-}
-
-static void http1_answer(void *ctx, uint64_t i, int status, const char *body, size_t len)
-{
-    bb_http1_t *h = ctx;
-    if (status == 200) return;
-    if (!h->bad)
-        fprintf(stderr, "herald-bench broker: request %llu answered %d %.*s\n",
-                (unsigned long long)i, status, (int)len, body);
-    h->bad++;
-}
-
-static int produce_http1(const bb_broker_t *b, const bb_opts_t *o)
-{
-    bb_http1_t h = {.o = o};
-    bh1_opts_t ho = {.port = b->http_port,
-                     .conns = o->conns,
-                     .pipeline = o->pipeline,
-                     .count = o->count,
-                     .timeout_s = BB_TIMEOUT_S,
-                     .body = http1_body,
-                     .answer = http1_answer,
-                     .ctx = &h};
-    bh1_result_t res;
-    if (bh1_run(&ho, &res) < 0) {
-        fprintf(stderr, "herald-bench broker: http1: %s\n", res.error);
-        return -1;
-    }
-    return h.bad ? -1 : 0;
-}
-
 static int bb_once(const bb_opts_t *o, double *per_s, double *broker_cpu)
 {
     bb_broker_t b;
@@ -501,9 +209,9 @@ static int bb_once(const bb_opts_t *o, double *per_s, double *broker_cpu)
     char ch;
     if (read(ready[0], &ch, 1) != 1) goto reap;
     uint64_t start = mono_ns(), refused = 0;
-    int prc = !strcmp(o->mode, "http")    ? produce_http(&b, o)
-              : !strcmp(o->mode, "http1") ? produce_http1(&b, o)
-                                          : produce_native(&b, o, &refused);
+    int prc = !strcmp(o->mode, "http")    ? bb_produce_http(&b, o)
+              : !strcmp(o->mode, "http1") ? bb_produce_http1(&b, o)
+                                          : bb_produce_native(&b, o, &refused);
     bb_consumer_result_t res;
     if (prc == 0 && read(result[0], &res, sizeof res) == sizeof res &&
         res.received >= o->count - refused) {
@@ -551,10 +259,10 @@ static void bb_usage(FILE *out)
                  "  message_id unless --no-ids (http and native).\n");
 }
 
-int bench_broker_main(int argc, char **argv)
+/* Read the options into o. Returns 0 to run, 1 after --help, or -1 on a bad option or value
+ * (usage on stderr). */
+static int bb_parse_opts(int argc, char **argv, bb_opts_t *o)
 {
-    static char self_bin[512];
-    bb_opts_t o = {.mode = "native", .batch = 1000, .users = 1000, .runs = 3, .payload = 100};
     bool pipe_set = false;
     static const struct option longopts[] = {
         {"mode", required_argument, 0, 'm'},  {"count", required_argument, 0, 'n'},
@@ -568,57 +276,93 @@ int bench_broker_main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "m:n:b:p:u:s:r:x:ihc:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'm':
-            o.mode = optarg;
+            o->mode = optarg;
             break;
         case 'n':
-            o.count = strtoull(optarg, NULL, 10);
+            o->count = strtoull(optarg, NULL, 10);
             break;
         case 'b':
-            o.batch = (uint32_t)strtoul(optarg, NULL, 10);
+            o->batch = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'p':
-            o.pipeline = (uint32_t)strtoul(optarg, NULL, 10), pipe_set = true;
+            o->pipeline = (uint32_t)strtoul(optarg, NULL, 10), pipe_set = true;
             break;
         case 'u':
-            o.users = (uint32_t)strtoul(optarg, NULL, 10);
+            o->users = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 's':
-            o.payload = (uint32_t)strtoul(optarg, NULL, 10);
+            o->payload = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'r':
-            o.runs = (uint32_t)strtoul(optarg, NULL, 10);
+            o->runs = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'x':
-            o.broker_bin = optarg;
+            o->broker_bin = optarg;
             break;
         case 'i':
-            o.no_ids = true;
+            o->no_ids = true;
             break;
         case 'c':
-            o.conns = (uint32_t)strtoul(optarg, NULL, 10);
+            o->conns = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'h':
             bb_usage(stdout);
-            return 0;
+            return 1;
         default:
             bb_usage(stderr);
-            return 2;
+            return -1;
         }
     }
-    bool http = !strcmp(o.mode, "http"), http1 = !strcmp(o.mode, "http1");
-    if (!http && !http1 && strcmp(o.mode, "native")) {
+    bool http = !strcmp(o->mode, "http"), http1 = !strcmp(o->mode, "http1");
+    if (!http && !http1 && strcmp(o->mode, "native")) {
         bb_usage(stderr);
-        return 2;
+        return -1;
     }
-    if (!o.count) o.count = http || http1 ? 300000 : 2000000;
-    if (!pipe_set) o.pipeline = http1 ? 1 : http ? 2 : 8;
-    if (!o.conns) o.conns = 16;
-    if (http1) o.batch = 1;
-    if (!o.batch || !o.users || !o.pipeline || o.payload > 1000 || o.runs < 1 ||
-        o.runs > BB_MAX_RUNS) {
+    if (!o->count) o->count = http || http1 ? 300000 : 2000000;
+    if (!pipe_set) o->pipeline = http1 ? 1 : http ? 2 : 8;
+    if (!o->conns) o->conns = 16;
+    if (http1) o->batch = 1;
+    if (!o->batch || !o->users || !o->pipeline || o->payload > 1000 || o->runs < 1 ||
+        o->runs > BB_MAX_RUNS) {
         fprintf(stderr, "herald-bench broker: bad option value\n");
-        return 2;
+        return -1;
     }
+    return 0;
+}
+
+/* Print the runs' rates and broker CPU, and their medians, as one JSON line and a table. */
+static void bb_report(const bb_opts_t *o, const double *rates, const double *cpu)
+{
+    double sorted[BB_MAX_RUNS];
+    memcpy(sorted, rates, o->runs * sizeof *rates);
+    qsort(sorted, o->runs, sizeof *sorted, cmp_d);
+    double med = sorted[o->runs / 2];
+    printf("{\"bench\":\"broker\",\"mode\":\"%s\",\"count\":%llu,\"batch\":%u,\"pipeline\":%u,"
+           "\"users\":%u,\"payload\":%u,\"ids\":%s,\"runs\":%u,\"median_per_s\":%.0f,"
+           "\"runs_per_s\":[",
+           o->mode, (unsigned long long)o->count, o->batch, o->pipeline, o->users, o->payload,
+           o->no_ids ? "false" : "true", o->runs, med);
+    for (uint32_t i = 0; i < o->runs; i++)
+        printf("%s%.0f", i ? "," : "", rates[i]);
+    printf("],\"broker_cpu_s\":[");
+    for (uint32_t i = 0; i < o->runs; i++)
+        printf("%s%.2f", i ? "," : "", cpu[i]);
+    memcpy(sorted, cpu, o->runs * sizeof *cpu);
+    qsort(sorted, o->runs, sizeof *sorted, cmp_d);
+    double cpu_us = sorted[o->runs / 2] * 1e6 / (double)o->count;
+    printf("],\"conns\":%u,\"broker_cpu_us_per_notification\":%.2f}\n", o->conns, cpu_us);
+    printf("%-8s %10s %7s %8s %6s %14s %16s\n", "mode", "count", "batch", "pipeline", "conns",
+           "median/s", "broker us/notif");
+    printf("%-8s %10llu %7u %8u %6u %14.0f %16.2f\n", o->mode, (unsigned long long)o->count,
+           o->batch, o->pipeline, o->conns, med, cpu_us);
+}
+
+int bench_broker_main(int argc, char **argv)
+{
+    static char self_bin[512];
+    bb_opts_t o = {.mode = "native", .batch = 1000, .users = 1000, .runs = 3, .payload = 100};
+    int prc = bb_parse_opts(argc, argv, &o);
+    if (prc) return prc > 0 ? 0 : 2;
     if (!o.broker_bin) { /* build tree: tools/bench/../../broker/herald-broker */
         ssize_t n = readlink("/proc/self/exe", self_bin, sizeof self_bin - 32);
         if (n <= 0) return 1;
@@ -632,27 +376,6 @@ int bench_broker_main(int argc, char **argv)
         cpu[i] = 0;
         if (bb_once(&o, &rates[i], &cpu[i]) < 0) return 1;
     }
-    double sorted[BB_MAX_RUNS];
-    memcpy(sorted, rates, o.runs * sizeof *rates);
-    qsort(sorted, o.runs, sizeof *sorted, cmp_d);
-    double med = sorted[o.runs / 2];
-    printf("{\"bench\":\"broker\",\"mode\":\"%s\",\"count\":%llu,\"batch\":%u,\"pipeline\":%u,"
-           "\"users\":%u,\"payload\":%u,\"ids\":%s,\"runs\":%u,\"median_per_s\":%.0f,"
-           "\"runs_per_s\":[",
-           o.mode, (unsigned long long)o.count, o.batch, o.pipeline, o.users, o.payload,
-           o.no_ids ? "false" : "true", o.runs, med);
-    for (uint32_t i = 0; i < o.runs; i++)
-        printf("%s%.0f", i ? "," : "", rates[i]);
-    printf("],\"broker_cpu_s\":[");
-    for (uint32_t i = 0; i < o.runs; i++)
-        printf("%s%.2f", i ? "," : "", cpu[i]);
-    memcpy(sorted, cpu, o.runs * sizeof *cpu);
-    qsort(sorted, o.runs, sizeof *sorted, cmp_d);
-    double cpu_us = sorted[o.runs / 2] * 1e6 / (double)o.count;
-    printf("],\"conns\":%u,\"broker_cpu_us_per_notification\":%.2f}\n", o.conns, cpu_us);
-    printf("%-8s %10s %7s %8s %6s %14s %16s\n", "mode", "count", "batch", "pipeline", "conns",
-           "median/s", "broker us/notif");
-    printf("%-8s %10llu %7u %8u %6u %14.0f %16.2f\n", o.mode, (unsigned long long)o.count, o.batch,
-           o.pipeline, o.conns, med, cpu_us);
+    bb_report(&o, rates, cpu);
     return 0;
 }

@@ -56,23 +56,23 @@ static void on_notification(bench_run_t *r, bcheck_t *c, const bmsg_t *m, size_t
     hist_record(&r->lat[m->priority], now > m->bench_t0 ? now - m->bench_t0 : 0);
 }
 
-bmsg_kind_t bcheck_frame(bench_run_t *r, bcheck_t *c, const char *data, size_t len)
+bmsg_kind_t bcheck_frame(bench_run_t *r, bcheck_t *c, const char *data, size_t len, bmsg_t *out)
 {
-    bmsg_t m;
-    switch (bparse_frame(data, len, &m)) {
+    bmsg_t tmp, *m = out ? out : &tmp;
+    switch (bparse_frame(data, len, m)) {
     case BMSG_NOTIFICATION:
-        on_notification(r, c, &m, len, mono_ns());
+        on_notification(r, c, m, len, mono_ns());
         break;
     case BMSG_WELCOME:
         break;
     case BMSG_OTHER:
         if (r->other_frames++ < 5)
             fprintf(stderr, "herald-bench: session of %s got a \"%s\" frame: %.*s\n",
-                    r->user_ids[c->user], m.type, (int)(len > 200 ? 200 : len), data);
+                    r->user_ids[c->user], m->type, (int)(len > 200 ? 200 : len), data);
         break;
     case BMSG_MALFORMED:
         r->malformed++;
         break;
     }
-    return m.kind;
+    return m->kind;
 }

@@ -21,8 +21,8 @@ void bcheck_reset(bcheck_t *c, const bench_run_t *r);
 void bcheck_free(bcheck_t *c);
 
 /* Parse one text message of c's session and account for it in r (notification checks and
- * latency, other/malformed counters). Returns the message kind; BMSG_WELCOME is left to the
- * caller. */
-bmsg_kind_t bcheck_frame(bench_run_t *r, bcheck_t *c, const char *data, size_t len);
+ * latency, other/malformed counters). Returns the message kind (what was parsed in *out, if
+ * not NULL); BMSG_WELCOME is left to the caller. */
+bmsg_kind_t bcheck_frame(bench_run_t *r, bcheck_t *c, const char *data, size_t len, bmsg_t *out);
 
 #endif

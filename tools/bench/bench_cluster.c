@@ -198,13 +198,17 @@ static void bc_cleanup(const char *nats, const char *name, unsigned parts)
     natsConnection_Destroy(nc);
 }
 
-int bench_cluster_main(int argc, char **argv)
+typedef struct {
+    const char *nats, *name;
+    unsigned parts, replicas, users, size, node, drain_us, raw, inflight;
+    double rate, seconds;
+    bool keep;
+} bc_opts_t;
+
+/* Read the options into o. Returns 0 to run, 1 after --help, -1 on a bad one (usage on
+ * stderr). */
+static int bc_parse_opts(int argc, char **argv, bc_opts_t *o)
 {
-    const char *nats = NULL, *name = "hbench";
-    unsigned parts = 16, replicas = 3, users = 1000, size = 300, node = 1, drain_us = 1000;
-    double rate = 0, seconds = 10;
-    bool keep = false;
-    unsigned raw = 0, inflight = 20000;
     static const struct option opts[] = {
         {"nats", required_argument, 0, 'n'},
         {"partitions", required_argument, 0, 'p'},
@@ -225,181 +229,246 @@ int bench_cluster_main(int argc, char **argv)
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 'n':
-            nats = optarg;
+            o->nats = optarg;
             break;
         case 'p':
-            parts = (unsigned)atoi(optarg);
+            o->parts = (unsigned)atoi(optarg);
             break;
         case 'r':
-            replicas = (unsigned)atoi(optarg);
+            o->replicas = (unsigned)atoi(optarg);
             break;
         case 'u':
-            users = (unsigned)atoi(optarg);
+            o->users = (unsigned)atoi(optarg);
             break;
         case 's':
-            size = (unsigned)atoi(optarg);
+            o->size = (unsigned)atoi(optarg);
             break;
         case 'R':
-            rate = atof(optarg);
+            o->rate = atof(optarg);
             break;
         case 't':
-            seconds = atof(optarg);
+            o->seconds = atof(optarg);
             break;
         case 'd':
-            drain_us = (unsigned)atoi(optarg);
+            o->drain_us = (unsigned)atoi(optarg);
             break;
         case 'N':
-            node = (unsigned)atoi(optarg);
+            o->node = (unsigned)atoi(optarg);
             break;
         case 'a':
-            name = optarg;
+            o->name = optarg;
             break;
         case 'k':
-            keep = true;
+            o->keep = true;
             break;
         case 'w':
-            raw = (unsigned)atoi(optarg);
+            o->raw = (unsigned)atoi(optarg);
             break;
         case 'i':
-            inflight = (unsigned)atoi(optarg);
+            o->inflight = (unsigned)atoi(optarg);
             break;
         case 'h':
             bc_usage(stdout);
-            return 0;
+            return 1;
         default:
             bc_usage(stderr);
-            return 2;
+            return -1;
         }
     }
-    if (!nats || !users || !parts || size < 16 || size > 60000 || seconds <= 0 || seconds > 600) {
+    if (!o->nats || !o->users || !o->parts || o->size < 16 || o->size > 60000 || o->seconds <= 0 ||
+        o->seconds > 600) {
         bc_usage(stderr);
-        return 2;
+        return -1;
     }
-    log_init("herald-bench", -1);
-    if (raw) return bc_raw(nats, name, replicas, users, size, raw, seconds);
-    bc_state_t s = {0};
-    hist_init(&s.lat);
-    cl_config_t cfg = {.nats = nats,
-                       .node_id = node,
-                       .partitions = parts,
-                       .replicas = replicas,
-                       .name = name,
+    return 0;
+}
+
+/* Dispatch the cluster layer's answers until `until` (mono ns), polling at most wait_ms at a
+ * time; with pending_only, stop early once no round is pending. */
+static void bc_dispatch_until(bc_state_t *s, uint64_t until, int wait_ms, bool pending_only)
+{
+    do {
+        if (pending_only && !s->pending_rounds) return;
+        struct pollfd pfd = {cl_fd(s->cl), POLLIN, 0};
+        uint64_t t = mono_ns();
+        int ms = wait_ms >= 0 ? wait_ms : t < until ? (int)((until - t) / 1000000u) : 0;
+        poll(&pfd, 1, ms);
+        cl_dispatch(s->cl);
+    } while (mono_ns() < until);
+}
+
+/* Open the cluster layer and wait (at most 30 s) until it owns every partition. */
+static int bc_start(bc_state_t *s, const bc_opts_t *o)
+{
+    cl_config_t cfg = {.nats = o->nats,
+                       .node_id = o->node,
+                       .partitions = o->parts,
+                       .replicas = o->replicas,
+                       .name = o->name,
                        .history_age_s = 300};
-    cl_callbacks_t cb = {.ctx = &s, .appended = bc_appended, .owner = bc_owner};
+    cl_callbacks_t cb = {.ctx = s, .appended = bc_appended, .owner = bc_owner};
     herald_error_t err;
-    if (cl_open(&s.cl, &cfg, &cb, &err) < 0) {
+    if (cl_open(&s->cl, &cfg, &cb, &err) < 0) {
         fprintf(stderr, "herald-bench cluster: %s\n", err.message);
-        return 1;
+        return -1;
     }
     uint64_t t0 = mono_ns();
-    while (s.owned < parts + 1 && mono_ns() - t0 < 30000000000ull) {
-        struct pollfd pfd = {cl_fd(s.cl), POLLIN, 0};
+    while (s->owned < o->parts + 1 && mono_ns() - t0 < 30000000000ull) {
+        struct pollfd pfd = {cl_fd(s->cl), POLLIN, 0};
         poll(&pfd, 1, 50);
-        cl_dispatch(s.cl);
+        cl_dispatch(s->cl);
     }
-    if (s.owned < parts + 1) {
-        fprintf(stderr, "herald-bench cluster: owns %u of %u partitions after 30 s\n", s.owned,
-                parts + 1);
-        cl_close(s.cl);
-        return 1;
+    if (s->owned < o->parts + 1) {
+        fprintf(stderr, "herald-bench cluster: owns %u of %u partitions after 30 s\n", s->owned,
+                o->parts + 1);
+        cl_close(s->cl);
+        return -1;
     }
+    return 0;
+}
 
-    /* Users, their partitions and seqs; one notification body, its seq bytes patched. */
-    char(*ids)[24] = calloc(users, sizeof *ids);
-    unsigned *part_of = calloc(users, sizeof *part_of);
-    uint64_t *seqs = calloc(users, sizeof *seqs);
-    char(*mids)[24] = calloc(64 * 1024, sizeof *mids);
-    uint8_t *body = malloc(size);
-    if (!ids || !part_of || !seqs || !mids || !body) abort();
-    memset(body, 'x', size);
-    for (unsigned u = 0; u < users; u++) {
-        snprintf(ids[u], sizeof ids[u], "user%u", u);
-        part_of[u] = cl_partition_of(s.cl, ids[u], strlen(ids[u]));
+#define BC_MIDS (64 * 1024) /* message ids (and records per partition) kept per drain */
+
+/* The load: users, their partitions and seqs; one notification body; a drain's records
+ * grouped by partition. */
+typedef struct {
+    char (*ids)[24];
+    unsigned *part_of;
+    uint64_t *seqs;
+    char (*mids)[24];
+    uint8_t *body;
+    size_t *by_part;
+    cl_rec_t **pr;
+    uint64_t mid, next_user;
+} bc_load_t;
+
+static void bc_load_init(bc_load_t *l, cl_t *cl, const bc_opts_t *o)
+{
+    memset(l, 0, sizeof *l);
+    l->ids = calloc(o->users, sizeof *l->ids);
+    l->part_of = calloc(o->users, sizeof *l->part_of);
+    l->seqs = calloc(o->users, sizeof *l->seqs);
+    l->mids = calloc(BC_MIDS, sizeof *l->mids);
+    l->body = malloc(o->size);
+    if (!l->ids || !l->part_of || !l->seqs || !l->mids || !l->body) abort();
+    memset(l->body, 'x', o->size);
+    for (unsigned u = 0; u < o->users; u++) {
+        snprintf(l->ids[u], sizeof l->ids[u], "user%u", u);
+        l->part_of[u] = cl_partition_of(cl, l->ids[u], strlen(l->ids[u]));
     }
-    size_t *by_part = calloc(parts + 1, sizeof *by_part);
-    cl_rec_t **pr = calloc(parts + 1, sizeof *pr);
-    for (unsigned p = 0; p <= parts; p++)
-        pr[p] = calloc(64 * 1024, sizeof **pr);
-    cl_counters_t c0, c1;
-    cl_counters(s.cl, &c0);
-    uint64_t start = mono_ns(), end = start + (uint64_t)(seconds * 1e9), sent = 0, next_user = 0;
-    uint64_t mid = 0;
-    while (mono_ns() < end) {
-        /* One drain: what arrived since the last at the target rate (or a full round). */
-        uint64_t now = mono_ns();
-        uint64_t due = rate > 0 ? (uint64_t)((double)(now - start) / 1e9 * rate) : sent + 4096;
-        uint64_t n = due > sent ? due - sent : 0;
-        if (n > 4096) n = 4096;
-        if (rate <= 0) n = s.pending_recs < inflight ? inflight - s.pending_recs : 0;
-        if (n > 4096) n = 4096;
-        memset(by_part, 0, (parts + 1) * sizeof *by_part);
-        for (uint64_t i = 0; i < n; i++, next_user++) {
-            unsigned u = (unsigned)(next_user % users), p = part_of[u];
-            char *m = mids[(mid++) % (64 * 1024)];
-            snprintf(m, 24, "m%llu", (unsigned long long)mid);
-            pr[p][by_part[p]++] = (cl_rec_t){.user = ids[u],
-                                             .user_len = (uint8_t)strlen(ids[u]),
-                                             .message_id = m,
-                                             .id_len = (uint8_t)strlen(m),
-                                             .seq = ++seqs[u],
-                                             .bytes = body,
-                                             .len = size,
-                                             .prio = 1};
-        }
-        sent += n;
-        for (unsigned p = 0; p <= parts; p++) {
-            if (!by_part[p]) continue;
-            bc_round_t *r = malloc(sizeof *r);
-            if (!r) abort();
-            *r = (bc_round_t){.at = mono_ns(), .n = (uint32_t)by_part[p]};
-            s.pending_rounds++;
-            s.pending_recs += by_part[p];
-            cl_append_round(s.cl, p, pr[p], by_part[p], r);
-        }
-        /* Until the next drain, take the answers. */
-        uint64_t next = now + (uint64_t)drain_us * 1000u;
-        do {
-            struct pollfd pfd = {cl_fd(s.cl), POLLIN, 0};
-            uint64_t t = mono_ns();
-            poll(&pfd, 1, t < next ? (int)((next - t) / 1000000u) : 0);
-            cl_dispatch(s.cl);
-        } while (mono_ns() < next);
+    l->by_part = calloc(o->parts + 1, sizeof *l->by_part);
+    l->pr = calloc(o->parts + 1, sizeof *l->pr);
+    for (unsigned p = 0; p <= o->parts; p++)
+        l->pr[p] = calloc(BC_MIDS, sizeof **l->pr);
+}
+
+static void bc_load_free(bc_load_t *l, const bc_opts_t *o)
+{
+    for (unsigned p = 0; p <= o->parts; p++)
+        free(l->pr[p]);
+    free(l->pr);
+    free(l->by_part);
+    free(l->ids);
+    free(l->part_of);
+    free(l->seqs);
+    free(l->mids);
+    free(l->body);
+}
+
+/* One drain: n notifications for the next users, grouped by partition, each group handed
+ * over as one round. */
+static void bc_drain(bc_state_t *s, bc_load_t *l, const bc_opts_t *o, uint64_t n)
+{
+    memset(l->by_part, 0, (o->parts + 1) * sizeof *l->by_part);
+    for (uint64_t i = 0; i < n; i++, l->next_user++) {
+        unsigned u = (unsigned)(l->next_user % o->users), p = l->part_of[u];
+        char *m = l->mids[(l->mid++) % BC_MIDS];
+        snprintf(m, 24, "m%llu", (unsigned long long)l->mid);
+        l->pr[p][l->by_part[p]++] = (cl_rec_t){.user = l->ids[u],
+                                               .user_len = (uint8_t)strlen(l->ids[u]),
+                                               .message_id = m,
+                                               .id_len = (uint8_t)strlen(m),
+                                               .seq = ++l->seqs[u],
+                                               .bytes = l->body,
+                                               .len = o->size,
+                                               .prio = 1};
     }
-    uint64_t drain_end = mono_ns() + 10000000000ull;
-    while (s.pending_rounds && mono_ns() < drain_end) {
-        struct pollfd pfd = {cl_fd(s.cl), POLLIN, 0};
-        poll(&pfd, 1, 50);
-        cl_dispatch(s.cl);
+    for (unsigned p = 0; p <= o->parts; p++) {
+        if (!l->by_part[p]) continue;
+        bc_round_t *r = malloc(sizeof *r);
+        if (!r) abort();
+        *r = (bc_round_t){.at = mono_ns(), .n = (uint32_t)l->by_part[p]};
+        s->pending_rounds++;
+        s->pending_recs += l->by_part[p];
+        cl_append_round(s->cl, p, l->pr[p], l->by_part[p], r);
     }
-    double secs = (double)(mono_ns() - start) / 1e9;
-    cl_counters(s.cl, &c1);
-    uint64_t commits = c1.commits - c0.commits, msgs = c1.messages_appended - c0.messages_appended;
+}
+
+/* Print the run as one JSON line and a sentence. */
+static void bc_report(const bc_state_t *s, const bc_opts_t *o, double secs, uint64_t commits,
+                      uint64_t msgs)
+{
     printf("{\"bench\":\"cluster\",\"partitions\":%u,\"replicas\":%u,\"users\":%u,\"size\":%u,"
            "\"rate\":%.0f,\"seconds\":%.2f,\"acked\":%llu,\"failed\":%llu,\"acked_per_s\":%.0f,"
            "\"commits_per_s\":%.0f,\"messages_per_s\":%.0f,\"records_per_message\":%.1f,"
            "\"lat_p50_us\":%.0f,\"lat_p99_us\":%.0f,\"lat_max_us\":%.0f}\n",
-           parts, replicas, users, size, rate, secs, (unsigned long long)s.acked,
-           (unsigned long long)s.failed, (double)s.acked / secs, (double)commits / secs,
-           (double)msgs / secs, msgs ? (double)s.acked / (double)msgs : 0,
-           (double)hist_percentile(&s.lat, 50) / 1e3, (double)hist_percentile(&s.lat, 99) / 1e3,
-           (double)hist_percentile(&s.lat, 100) / 1e3);
+           o->parts, o->replicas, o->users, o->size, o->rate, secs, (unsigned long long)s->acked,
+           (unsigned long long)s->failed, (double)s->acked / secs, (double)commits / secs,
+           (double)msgs / secs, msgs ? (double)s->acked / (double)msgs : 0,
+           (double)hist_percentile(&s->lat, 50) / 1e3, (double)hist_percentile(&s->lat, 99) / 1e3,
+           (double)hist_percentile(&s->lat, 100) / 1e3);
     fprintf(stderr,
             "cluster append: %llu acknowledged in %.1f s = %.0f notifications/s (%llu failed); "
             "%.0f JetStream messages/s, %.1f notifications each; hand-over to ack p50 %.2f ms, "
             "p99 %.2f ms\n",
-            (unsigned long long)s.acked, secs, (double)s.acked / secs, (unsigned long long)s.failed,
-            (double)msgs / secs, msgs ? (double)s.acked / (double)msgs : 0,
-            (double)hist_percentile(&s.lat, 50) / 1e6, (double)hist_percentile(&s.lat, 99) / 1e6);
+            (unsigned long long)s->acked, secs, (double)s->acked / secs,
+            (unsigned long long)s->failed, (double)msgs / secs,
+            msgs ? (double)s->acked / (double)msgs : 0, (double)hist_percentile(&s->lat, 50) / 1e6,
+            (double)hist_percentile(&s->lat, 99) / 1e6);
+}
+
+int bench_cluster_main(int argc, char **argv)
+{
+    bc_opts_t o = {.name = "hbench",
+                   .parts = 16,
+                   .replicas = 3,
+                   .users = 1000,
+                   .size = 300,
+                   .node = 1,
+                   .drain_us = 1000,
+                   .seconds = 10,
+                   .inflight = 20000};
+    int prc = bc_parse_opts(argc, argv, &o);
+    if (prc) return prc > 0 ? 0 : 2;
+    log_init("herald-bench", -1);
+    if (o.raw) return bc_raw(o.nats, o.name, o.replicas, o.users, o.size, o.raw, o.seconds);
+    bc_state_t s = {0};
+    hist_init(&s.lat);
+    if (bc_start(&s, &o) < 0) return 1;
+    bc_load_t l;
+    bc_load_init(&l, s.cl, &o);
+    cl_counters_t c0, c1;
+    cl_counters(s.cl, &c0);
+    uint64_t start = mono_ns(), end = start + (uint64_t)(o.seconds * 1e9), sent = 0;
+    while (mono_ns() < end) {
+        /* One drain: what arrived since the last at the target rate (or a full round). */
+        uint64_t now = mono_ns();
+        uint64_t due = o.rate > 0 ? (uint64_t)((double)(now - start) / 1e9 * o.rate) : sent + 4096;
+        uint64_t n = due > sent ? due - sent : 0;
+        if (n > 4096) n = 4096;
+        if (o.rate <= 0) n = s.pending_recs < o.inflight ? o.inflight - s.pending_recs : 0;
+        if (n > 4096) n = 4096;
+        bc_drain(&s, &l, &o, n);
+        sent += n;
+        /* Until the next drain, take the answers. */
+        bc_dispatch_until(&s, now + (uint64_t)o.drain_us * 1000u, -1, false);
+    }
+    bc_dispatch_until(&s, mono_ns() + 10000000000ull, 50, true);
+    double secs = (double)(mono_ns() - start) / 1e9;
+    cl_counters(s.cl, &c1);
+    bc_report(&s, &o, secs, c1.commits - c0.commits, c1.messages_appended - c0.messages_appended);
     cl_close(s.cl);
-    if (!keep) bc_cleanup(nats, name, parts);
-    for (unsigned p = 0; p <= parts; p++)
-        free(pr[p]);
-    free(pr);
-    free(by_part);
-    free(ids);
-    free(part_of);
-    free(seqs);
-    free(mids);
-    free(body);
+    if (!o.keep) bc_cleanup(o.nats, o.name, o.parts);
+    bc_load_free(&l, &o);
     return s.failed ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 #include "bench_procs.h"
 #include "bench_report.h"
 #include "bench_rx.h"
+#include "bench_slow.h"
 #include "bench_ws.h"
 #include "herald_time.h"
 #include "shard.h"
@@ -45,6 +46,14 @@ static void usage(void)
             "                        per HTTP request (JSON), the way most producers publish\n"
             "  --pub-conns C         --ingress http: keep-alive connections (default 16)\n"
             "  --pipeline P          --ingress http: requests in flight per connection (1)\n"
+            "  --ack-share P         publish P %% of the notifications as margin_call (an\n"
+            "                        ack_required type) instead of trade_executed (default 0)\n"
+            "  --acks                sessions opt in to acknowledged delivery (acks=1) and\n"
+            "                        answer every margin_call with an ack (lean receiver only)\n"
+            "  --slow-readers K      K more sessions (users bench-slow-*) that read only\n"
+            "                        --slow-read-bps B bytes/s each (default 4096) while\n"
+            "                        --slow-rate R position updates/s (default 2000, in all)\n"
+            "                        are published for them: conflation keeps them open\n"
             "  --idle                open the sessions, publish nothing, and report gateway\n"
             "                        memory per idle session after they settle (-M unused)\n"
             "  --timeout SECONDS     publish start -> stop waiting (default 60)\n"
@@ -127,6 +136,10 @@ static int parse_num_opt(bench_run_t *r, const char *a, const char *val)
         {"--slice-us", 1000000, &r->slice_us, NULL, NULL},
         {"--pipeline", 64, &r->pipeline, NULL, NULL},
         {"--pub-node", BENCH_MAX_NODES, &r->pub_node, NULL, NULL},
+        {"--ack-share", 100, &r->ack_share, NULL, NULL},
+        {"--slow-readers", 10000, &r->slow_readers, NULL, NULL},
+        {"--slow-rate", 1000000, &r->slow_rate, NULL, NULL},
+        {"--slow-read-bps", 100000000, &r->slow_read_bps, NULL, NULL},
     };
     for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
         const num_opt_t *o = &opts[k];
@@ -166,6 +179,8 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
             r->self_test = true;
         } else if (!strcmp(a, "--idle")) {
             r->idle = true;
+        } else if (!strcmp(a, "--acks")) {
+            r->acks = true;
         } else if (val && !strcmp(a, "--priority-mix") && parse_mix(val, r->mix) == 0) {
             i++;
         } else if (val && !strcmp(a, "--ingress") &&
@@ -191,6 +206,10 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
     if (r->sessions == 0 || r->messages == 0 || r->batch == 0 || r->window == 0 ||
         r->timeout_s <= 0 || r->pub_conns == 0 || r->pipeline == 0) {
         usage();
+        return -1;
+    }
+    if (r->acks && r->use_lws) {
+        fprintf(stderr, "herald-bench e2e: --acks needs the lean receiver (not --lws)\n");
         return -1;
     }
     r->slice_ns = (uint64_t)r->slice_us * 1000;
@@ -383,11 +402,25 @@ static int idle_run(bench_run_t *r, receiver_t *rx, bprocs_t *ps)
     return 0;
 }
 
+/* --target / --node: a running herald (or cluster): its config, gateways and processes. */
+static int attach_target(bench_run_t *r, bprocs_t *ps)
+{
+    if (bench_load_config(r) < 0) return -1;
+    if (!r->gateways) r->gateways = r->cfg.gateway_count;
+    if (r->n_nodes)
+        fprintf(stderr, "herald-bench e2e: %u nodes, %u gateways; publishing through node %u\n",
+                r->n_nodes, r->gateways, r->pub_node + 1);
+    snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
+    bprocs_find(ps, r);
+    return 0;
+}
+
 int bench_e2e_main(int argc, char **argv)
 {
     bench_run_t *r = calloc(1, sizeof *r);
     bprocs_t ps;
     receiver_t rx = {NULL, NULL};
+    bslow_t *slow = NULL;
     bench_totals_t totals;
     double bench_cpu_s = 0;
     int rc = 1;
@@ -401,6 +434,8 @@ int bench_e2e_main(int argc, char **argv)
                        .slice_us = 1000,
                        .pipeline = 1,
                        .timeout_s = 60,
+                       .slow_rate = 2000,
+                       .slow_read_bps = 4096,
                        .spawn = true,
                        .stop = &bench_stop};
     int parsed = parse_args(r, argc, argv);
@@ -422,23 +457,20 @@ int bench_e2e_main(int argc, char **argv)
     }
     if (r->spawn) {
         if ((r->config_path && bench_load_config(r) < 0) || bprocs_spawn(&ps, r) < 0) goto out;
-    } else {
-        if (bench_load_config(r) < 0) goto out;
-        if (!r->gateways) r->gateways = r->cfg.gateway_count;
-        if (r->n_nodes)
-            fprintf(stderr, "herald-bench e2e: %u nodes, %u gateways; publishing through node %u\n",
-                    r->n_nodes, r->gateways, r->pub_node + 1);
-        snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
-        bprocs_find(&ps, r);
+    } else if (attach_target(r, &ps) < 0) {
+        goto out;
     }
     if (r->idle) {
         rc = idle_run(r, &rx, &ps);
         goto out;
     }
     if (receiver_start(&rx, r) < 0) goto out;
+    if (r->slow_readers && !(slow = bslow_start(r))) goto out;
     fprintf(stderr, "herald-bench e2e: %u sessions welcomed; publishing %llu notifications\n",
             r->sessions, (unsigned long long)r->messages);
     if (measure(r, &rx, &ps, &bench_cpu_s) < 0) goto out;
+    bslow_stop(slow);
+    slow = NULL;
     bench_totals(r, rx.lws ? bws_sessions_dropped(rx.lws) : brx_sessions_dropped(rx.lean),
                  bench_cpu_s, &totals);
     bench_totals_cpu(r, &ps, &totals);
@@ -446,6 +478,7 @@ int bench_e2e_main(int argc, char **argv)
     rc = (totals.lost || r->duplicates || r->out_of_order || r->foreign) ? 2 : 0;
     if (r->pub_error[0] || bench_stop) rc = 1;
 out:
+    bslow_stop(slow);
     receiver_stop(&rx);
     bprocs_stop(&ps);
     if (r) {

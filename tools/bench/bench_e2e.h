@@ -40,8 +40,13 @@ typedef struct {
     unsigned src_addrs;              /* loopback source addresses 127.0.0.1.. to spread over */
     bool spawn;
     bool self_test;
-    bool use_lws;  /* receive with the libwebsockets client instead of the lean receiver */
-    bool use_poll; /* with use_lws: lws's poll() loop instead of libev (epoll) */
+    unsigned ack_share;     /* --ack-share P: percent published as margin_call (ack_required) */
+    bool acks;              /* --acks: sessions opt in (acks=1) and acknowledge margin calls */
+    unsigned slow_readers;  /* --slow-readers K: extra sessions that read very slowly */
+    unsigned slow_rate;     /* position updates per second for them, in all */
+    unsigned slow_read_bps; /* bytes per second each of them reads */
+    bool use_lws;           /* receive with the libwebsockets client instead of the lean receiver */
+    bool use_poll;          /* with use_lws: lws's poll() loop instead of libev (epoll) */
     const char *config_path;
     const char *overrides[BENCH_MAX_OVERRIDES]; /* "section.key=value" for children too */
     /* --node: the nodes of a running cluster (target mode): sessions spread over them, the
@@ -86,7 +91,14 @@ typedef struct {
     uint64_t t_origin;     /* mono ns just before the publisher starts (set by main) */
     uint32_t *rx_per_tick; /* deliveries per BENCH_TICK_NS since t_origin */
     unsigned n_ticks;
-    double rx_cpu_s; /* receive loop CPU during the publish phase */
+    double rx_cpu_s;    /* receive loop CPU during the publish phase */
+    uint64_t acks_sent; /* acks the receivers sent (--acks) */
+
+    /* --slow-readers (bench_slow.c), final once bslow_stop returned */
+    uint64_t slow_published, slow_notifications, slow_conflated_msgs, slow_conflated_seqs;
+    uint64_t slow_gap_seqs; /* named in gap messages (not in history any more) */
+    unsigned slow_closed, slow_closed_4008, slow_alive;
+    uint64_t slow_unaccounted; /* updates an open slow session neither got nor was told of */
 
     volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM */
 } bench_run_t;
@@ -122,6 +134,8 @@ size_t bench_pub_encode(const bench_run_t *r, uint64_t first, unsigned n, uint64
 
 /* Priority of publish index i under r->mix (deterministic per index). */
 unsigned bench_pub_priority(const bench_run_t *r, uint64_t i);
+/* Is publish index i a margin_call (--ack-share; deterministic per index)? */
+bool bench_pub_is_ack(const bench_run_t *r, uint64_t i);
 
 /* Load r->config_path over the defaults, then apply r->overrides in order. Returns 0, or
  * -1 with the failing file or key on stderr. */

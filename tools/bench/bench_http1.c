@@ -117,12 +117,9 @@ static uint64_t bh1_due(const bh1_opts_t *o, uint64_t start, uint64_t now)
     return due < o->count ? due : o->count;
 }
 
-int bh1_run(const bh1_opts_t *o, bh1_result_t *res)
+/* Connect o->conns connections and watch each for input. Returns 0, or -1 with res->error. */
+static int bh1_open(const bh1_opts_t *o, bh1_conn_t *cs, int ep, bh1_result_t *res)
 {
-    memset(res, 0, sizeof *res);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    bh1_conn_t *cs = calloc(o->conns, sizeof *cs);
-    int rc = -1;
     for (unsigned k = 0; k < o->conns; k++)
         cs[k].fd = -1;
     for (unsigned k = 0; k < o->conns; k++) {
@@ -133,11 +130,90 @@ int bh1_run(const bh1_opts_t *o, bh1_result_t *res)
         if (c->fd < 0) {
             snprintf(res->error, sizeof res->error, "connect 127.0.0.1:%u: %s", o->port,
                      strerror(errno));
-            goto out;
+            return -1;
         }
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &e);
     }
+    return 0;
+}
+
+static void bh1_close(const bh1_opts_t *o, bh1_conn_t *cs, int ep)
+{
+    for (unsigned k = 0; k < o->conns; k++) {
+        if (cs[k].fd >= 0) close(cs[k].fd);
+        free(cs[k].fifo);
+        free(cs[k].rx);
+        free(cs[k].tx);
+    }
+    free(cs);
+    close(ep);
+}
+
+/* Send requests *next .. due-1, spread over the connections with room from rr on; watch for
+ * output where some is left. Returns 0, or -1 with res->error. */
+static int bh1_send_due(const bh1_opts_t *o, bh1_conn_t *cs, int ep, unsigned rr, uint64_t *next,
+                        uint64_t due, bh1_result_t *res)
+{
+    for (unsigned k = 0; k < o->conns && *next < due; k++) {
+        bh1_conn_t *c = &cs[(rr + k) % o->conns];
+        while (c->busy < o->pipeline && *next < due)
+            bh1_put(o, c, (*next)++);
+        if (c->tx_len && bh1_flush(c) < 0) {
+            snprintf(res->error, sizeof res->error, "send: %s", strerror(errno));
+            return -1;
+        }
+        bool out = c->tx_len > 0;
+        if (out != c->want_out) {
+            struct epoll_event e = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = c};
+            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+            c->want_out = out;
+        }
+    }
+    return 0;
+}
+
+/* How long to wait for answers: until the slice of the next request due at o->rate. */
+static int bh1_wait_ms(const bh1_opts_t *o, uint64_t start, uint64_t next, uint64_t now)
+{
+    if (o->rate <= 0 || next >= o->count) return 100;
+    uint64_t at = start + (uint64_t)((double)next * 1e9 / o->rate);
+    at += BH1_SLICE_NS - 1 - (at - start + BH1_SLICE_NS - 1) % BH1_SLICE_NS;
+    return at > now ? (int)((at - now) / 1000000) : 0;
+}
+
+/* Wait up to timeout ms, flush and read what is ready, count the answers. Returns 0; -1 for a
+ * malformed response (res->error set); -2 when a connection closed or failed. */
+static int bh1_receive(const bh1_opts_t *o, int ep, int timeout, bh1_result_t *res)
+{
+    struct epoll_event ev[64];
+    int n = epoll_wait(ep, ev, 64, timeout);
+    for (int k = 0; k < n; k++) {
+        bh1_conn_t *c = ev[k].data.ptr;
+        if ((ev[k].events & EPOLLOUT) && bh1_flush(c) < 0) return -2;
+        if (!(ev[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+        ssize_t r = recv(c->fd, c->rx + c->rx_len, BH1_RX_BUF - c->rx_len, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) return -2;
+        if (r < 0) continue;
+        c->rx_len += (size_t)r;
+        long got = bh1_parse(o, c);
+        if (got < 0) {
+            snprintf(res->error, sizeof res->error, "malformed HTTP response");
+            return -1;
+        }
+        res->answered += (uint64_t)got;
+        if (got) res->t_end = mono_ns();
+    }
+    return 0;
+}
+
+int bh1_run(const bh1_opts_t *o, bh1_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    bh1_conn_t *cs = calloc(o->conns, sizeof *cs);
+    int rc = -1;
+    if (bh1_open(o, cs, ep, res) < 0) goto out;
     uint64_t start = mono_ns(), deadline = start + (uint64_t)(o->timeout_s * 1e9), next = 0;
     res->t_start = start;
     unsigned rr = 0; /* connection that gets the next request first */
@@ -148,64 +224,21 @@ int bh1_run(const bh1_opts_t *o, bh1_result_t *res)
                      (unsigned long long)res->answered, (unsigned long long)o->count);
             goto out;
         }
-        /* send what is due, spread over connections with room */
-        uint64_t due = bh1_due(o, start, now);
-        for (unsigned k = 0; k < o->conns && next < due; k++) {
-            bh1_conn_t *c = &cs[(rr + k) % o->conns];
-            while (c->busy < o->pipeline && next < due)
-                bh1_put(o, c, next++);
-            if (c->tx_len && bh1_flush(c) < 0) {
-                snprintf(res->error, sizeof res->error, "send: %s", strerror(errno));
-                goto out;
-            }
-            bool out = c->tx_len > 0;
-            if (out != c->want_out) {
-                struct epoll_event e = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.ptr = c};
-                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
-                c->want_out = out;
-            }
-        }
+        if (bh1_send_due(o, cs, ep, rr, &next, bh1_due(o, start, now), res) < 0) goto out;
         rr = (rr + 1) % o->conns;
         res->sent = next;
-        int timeout = 100;
-        if (o->rate > 0 && next < o->count) {
-            uint64_t at = start + (uint64_t)((double)next * 1e9 / o->rate);
-            at += BH1_SLICE_NS - 1 - (at - start + BH1_SLICE_NS - 1) % BH1_SLICE_NS;
-            timeout = at > now ? (int)((at - now) / 1000000) : 0;
-        }
-        struct epoll_event ev[64];
-        int n = epoll_wait(ep, ev, 64, timeout);
-        for (int k = 0; k < n; k++) {
-            bh1_conn_t *c = ev[k].data.ptr;
-            if ((ev[k].events & EPOLLOUT) && bh1_flush(c) < 0) goto fail_io;
-            if (!(ev[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
-            ssize_t r = recv(c->fd, c->rx + c->rx_len, BH1_RX_BUF - c->rx_len, MSG_DONTWAIT);
-            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) goto fail_io;
-            if (r < 0) continue;
-            c->rx_len += (size_t)r;
-            long got = bh1_parse(o, c);
-            if (got < 0) {
-                snprintf(res->error, sizeof res->error, "malformed HTTP response");
-                goto out;
-            }
-            res->answered += (uint64_t)got;
-            if (got) res->t_end = mono_ns();
+        int got = bh1_receive(o, ep, bh1_wait_ms(o, start, next, now), res);
+        if (got == -1) goto out;
+        if (got == -2) {
+            snprintf(res->error, sizeof res->error,
+                     "connection closed by the broker after %llu answers",
+                     (unsigned long long)res->answered);
+            goto out;
         }
     }
     rc = res->answered >= o->count ? 0 : -1;
     if (rc < 0 && !res->error[0]) snprintf(res->error, sizeof res->error, "stopped");
-    goto out;
-fail_io:
-    snprintf(res->error, sizeof res->error, "connection closed by the broker after %llu answers",
-             (unsigned long long)res->answered);
 out:
-    for (unsigned k = 0; k < o->conns; k++) {
-        if (cs[k].fd >= 0) close(cs[k].fd);
-        free(cs[k].fifo);
-        free(cs[k].rx);
-        free(cs[k].tx);
-    }
-    free(cs);
-    close(ep);
+    bh1_close(o, cs, ep);
     return rc;
 }

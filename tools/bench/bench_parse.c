@@ -51,9 +51,14 @@ static int fast_notification(const char *s, size_t len, bmsg_t *m)
     uint64_t prio, ts;
     if (scan_u64(&p, end, &m->seq) < 0 || expect(&p, end, LIT(",\"message_id\":\"")) < 0 ||
         take_str(&p, end, &str, &n) < 0 || expect(&p, end, LIT(",\"message_type\":\"")) < 0 ||
-        take_str(&p, end, &str, &n) < 0 || expect(&p, end, LIT(",\"channel\":\"")) < 0 ||
-        take_str(&p, end, &str, &n) < 0 || expect(&p, end, LIT(",\"user_id\":\"")) < 0 ||
-        take_str(&p, end, &str, &n) < 0 || n > HERALD_MAX_ID_LEN)
+        take_str(&p, end, &str, &n) < 0)
+        return -1;
+    if (n >= sizeof m->message_type) n = 0;
+    memcpy(m->message_type, str, n);
+    m->message_type[n] = '\0';
+    if (expect(&p, end, LIT(",\"channel\":\"")) < 0 || take_str(&p, end, &str, &n) < 0 ||
+        expect(&p, end, LIT(",\"user_id\":\"")) < 0 || take_str(&p, end, &str, &n) < 0 ||
+        n > HERALD_MAX_ID_LEN)
         return -1;
     memcpy(m->user_id, str, n);
     m->user_id[n] = '\0';
@@ -104,6 +109,11 @@ static bmsg_kind_t slow_notification(json_t *root, bmsg_t *m)
         return BMSG_MALFORMED;
     memcpy(m->user_id, json_string_value(user), json_string_length(user) + 1);
     m->priority = (unsigned)prio;
+    json_t *mt = json_object_get(root, "message_type");
+    const char *t = json_is_string(mt) && json_string_length(mt) < sizeof m->message_type
+                        ? json_string_value(mt)
+                        : "";
+    snprintf(m->message_type, sizeof m->message_type, "%s", t);
     return BMSG_NOTIFICATION;
 }
 

@@ -24,7 +24,8 @@ typedef struct {
     uint64_t bench_t0;
     uint64_t bench_i;
     char user_id[HERALD_MAX_ID_LEN + 1];
-    char type[24]; /* the "type" field for BMSG_OTHER (truncated) */
+    char message_type[24]; /* of a notification ("" if longer) */
+    char type[24];         /* the "type" field for BMSG_OTHER (truncated) */
 } bmsg_t;
 
 /* Parse one frame. Tries the fast path (fields in the order json_render_notif writes them,

@@ -31,6 +31,11 @@ unsigned bench_pub_priority(const bench_run_t *r, uint64_t i)
     return HERALD_PRIORITIES - 1;
 }
 
+bool bench_pub_is_ack(const bench_run_t *r, uint64_t i)
+{
+    return r->ack_share && mix64(i ^ 0x5bd1e9955bd1e995ull) % 100 < r->ack_share;
+}
+
 double bench_thread_cpu_s(void)
 {
     struct timespec ts;
@@ -56,19 +61,35 @@ static void pack_one(const bench_run_t *r, msgpack_packer *pk, uint64_t i, uint6
     unsigned user = bench_user_of(r, i);
     int n = snprintf(id, sizeof id, "hb%s-%" PRIu64, r->run_nonce, i);
 
+    bool ack = bench_pub_is_ack(r, i);
     msgpack_pack_map(pk, 6);
     pack_kv_str(pk, "message_id", id, (size_t)n);
-    pack_kv_str(pk, "message_type", "trade_executed", 14);
+    if (ack)
+        pack_kv_str(pk, "message_type", "margin_call", 11);
+    else
+        pack_kv_str(pk, "message_type", "trade_executed", 14);
     pack_kv_str(pk, "user_id", r->user_ids[user], strlen(r->user_ids[user]));
     msgpack_pack_str_with_body(pk, "priority", 8);
     msgpack_pack_uint8(pk, (uint8_t)bench_pub_priority(r, i));
     pack_kv_str(pk, "source", "herald-bench", 12);
     msgpack_pack_str_with_body(pk, "payload", 7);
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, ack ? 8 : 13);
     msgpack_pack_str_with_body(pk, "bench_t0", 8);
     msgpack_pack_uint64(pk, t0);
     msgpack_pack_str_with_body(pk, "bench_i", 7);
     msgpack_pack_uint64(pk, i);
+    if (ack) { /* SPEC 2's margin_call fields, the same memo */
+        pack_kv_str(pk, "user_id", r->user_ids[user], strlen(r->user_ids[user]));
+        msgpack_pack_str_with_body(pk, "current_margin", 14);
+        msgpack_pack_double(pk, 1200.5 + (double)(i % 40));
+        msgpack_pack_str_with_body(pk, "required_margin", 15);
+        msgpack_pack_double(pk, 2000.0);
+        msgpack_pack_str_with_body(pk, "deadline", 8);
+        msgpack_pack_uint64(pk, 1764003600);
+        pack_kv_str(pk, "message", "margin below requirement: add funds", 35);
+        pack_kv_str(pk, "memo", pad_chars, pad < sizeof pad_chars - 1 ? pad : sizeof pad_chars - 1);
+        return;
+    }
     n = snprintf(num, sizeof num, "T%" PRIu64, 880000000 + i);
     pack_kv_str(pk, "trade_id", num, (size_t)n);
     n = snprintf(num, sizeof num, "O%" PRIu64, 550000000 + i);
@@ -98,6 +119,18 @@ static size_t json_one(const bench_run_t *r, uint64_t i, uint64_t t0, size_t pad
         "this memo pads the notification to the size requested with --payload-bytes ok";
     unsigned user = bench_user_of(r, i);
     if (pad > sizeof pad_chars - 1) pad = sizeof pad_chars - 1;
+    if (bench_pub_is_ack(r, i)) {
+        int n = snprintf(buf, cap,
+                         "{\"message_id\":\"hb%s-%" PRIu64 "\",\"message_type\":\"margin_call\","
+                         "\"user_id\":\"%s\",\"priority\":%u,\"source\":\"herald-bench\","
+                         "\"payload\":{\"bench_t0\":%" PRIu64 ",\"bench_i\":%" PRIu64 ","
+                         "\"user_id\":\"%s\",\"current_margin\":%.1f,\"required_margin\":2000.0,"
+                         "\"deadline\":1764003600,\"message\":\"margin below requirement: add "
+                         "funds\",\"memo\":\"%.*s\"}}",
+                         r->run_nonce, i, r->user_ids[user], bench_pub_priority(r, i), t0, i,
+                         r->user_ids[user], 1200.5 + (double)(i % 40), (int)pad, pad_chars);
+        return (size_t)n < cap ? (size_t)n : cap - 1;
+    }
     int n =
         snprintf(buf, cap,
                  "{\"message_id\":\"hb%s-%" PRIu64 "\",\"message_type\":\"trade_executed\","

@@ -141,6 +141,17 @@ static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_tota
            r->received ? (double)r->frame_bytes / (double)r->received : 0.0, t->herald_cpu_s,
            t->herald_cpu_us_per_delivery, r->ingress_http ? "http" : "native");
     json_latency(r);
+    printf(",\"ack_share\":%u,\"acks\":%s,\"acks_sent\":%" PRIu64, r->ack_share,
+           r->acks ? "true" : "false", r->acks_sent);
+    if (r->slow_readers)
+        printf(
+            ",\"slow_readers\":{\"sessions\":%u,\"rate\":%u,\"read_bps\":%u,\"published\":%" PRIu64
+            ",\"notifications\":%" PRIu64 ",\"conflated_messages\":%" PRIu64
+            ",\"conflated_seqs\":%" PRIu64 ",\"gap_seqs\":%" PRIu64 ",\"unaccounted\":%" PRIu64
+            ",\"alive\":%u,\"closed\":%u,\"closed_4008\":%u}",
+            r->slow_readers, r->slow_rate, r->slow_read_bps, r->slow_published,
+            r->slow_notifications, r->slow_conflated_msgs, r->slow_conflated_seqs, r->slow_gap_seqs,
+            r->slow_unaccounted, r->slow_alive, r->slow_closed, r->slow_closed_4008);
     printf(",\"per_second\":[");
     const unsigned per_s = (unsigned)(1000000000ull / BENCH_TICK_NS);
     unsigned last = (unsigned)((t->elapsed_s * 1e9) / BENCH_TICK_NS) + 1;
@@ -191,6 +202,17 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
         if (r->pub_refused[e])
             fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code(herr_at(e)), r->pub_refused[e]);
     if (refused_total(r)) fprintf(o, "  refusals from first to last: %.3f s\n", refused_span_s(r));
+    if (r->ack_share || r->acks)
+        fprintf(o, "  margin calls %u %%, sessions %s, acks sent %" PRIu64 "\n", r->ack_share,
+                r->acks ? "opted in" : "not opted in", r->acks_sent);
+    if (r->slow_readers)
+        fprintf(o,
+                "  slow readers %u (%u B/s each): %" PRIu64 " position updates published, %" PRIu64
+                " delivered, %" PRIu64 " named in %" PRIu64 " conflated messages, %" PRIu64
+                " in gaps, %" PRIu64 " unaccounted; %u open, %u closed (%u with 4008)\n",
+                r->slow_readers, r->slow_read_bps, r->slow_published, r->slow_notifications,
+                r->slow_conflated_seqs, r->slow_conflated_msgs, r->slow_gap_seqs,
+                r->slow_unaccounted, r->slow_alive, r->slow_closed, r->slow_closed_4008);
     fprintf(o,
             "\n  latency (us)     count        p50        p90        p99      p99.9        max\n");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {

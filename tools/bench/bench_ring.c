@@ -21,6 +21,7 @@
 
 #include "bench.h"
 #include "doorbell.h"
+#include "herald_time.h"
 #include "ring.h"
 
 #define BENCH_TIMEOUT_S 120
@@ -44,13 +45,6 @@ typedef struct {
     double rec_per_s, gb_per_s, prod_cpu_s, cons_cpu_s;
     uint64_t sleeps, wakeups;
 } ring_bench_run_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline void cpu_relax(void)
 {

@@ -175,10 +175,10 @@ static void sess_send_upgrade(brx_pool_t *p, rx_sess_t *s)
         return;
     }
     int n = snprintf(req, sizeof req,
-                     "GET /ws?token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "GET /ws?token=%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: herald.json\r\n\r\n",
-                     token, host, (int)port, s->key);
+                     token, r->acks ? "&acks=1" : "", host, (int)port, s->key);
     /* a fresh socket's send buffer takes the whole request at once */
     if (n >= (int)sizeof req || send(s->fd, req, (size_t)n, MSG_NOSIGNAL) != n ||
         epoll_ctl(p->ep, EPOLL_CTL_MOD, s->fd, &ev) < 0) {
@@ -228,8 +228,8 @@ static const char *check_upgrade(rx_sess_t *s, char *buf, size_t head_len)
     return NULL;
 }
 
-/* Send a masked control frame; a pong or close that does not fit is dropped (the socket
- * send buffer is empty: the bench sends nothing else). */
+/* Send a masked frame of at most 125 bytes (pong, close, an ack); one that does not fit is
+ * dropped (the socket send buffer is near empty: the bench sends little else). */
 static void sess_send_control(rx_sess_t *s, unsigned opcode, const uint8_t *payload, size_t len)
 {
     uint8_t out[131];
@@ -239,9 +239,17 @@ static void sess_send_control(rx_sess_t *s, unsigned opcode, const uint8_t *payl
 
 static void sess_on_text(brx_pool_t *p, rx_sess_t *s, const char *data, size_t len)
 {
-    if (bcheck_frame(p->r, &s->chk, data, len) == BMSG_WELCOME && s->state == RS_OPEN) {
+    bmsg_t m;
+    bmsg_kind_t kind = bcheck_frame(p->r, &s->chk, data, len, &m);
+    if (kind == BMSG_WELCOME && s->state == RS_OPEN) {
         s->state = RS_WELCOMED;
         p->welcomed++;
+    } else if (kind == BMSG_NOTIFICATION && p->r->acks && !strcmp(m.message_type, "margin_call")) {
+        /* --acks: acknowledge what needs it, as a client app would once it showed it */
+        char op[64];
+        int n = snprintf(op, sizeof op, "{\"op\":\"ack\",\"seq\":%llu}", (unsigned long long)m.seq);
+        sess_send_control(s, BWSF_TEXT, (const uint8_t *)op, (size_t)n);
+        p->r->acks_sent++;
     }
 }
 

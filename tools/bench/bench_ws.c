@@ -125,7 +125,7 @@ static void pool_tick(lws_sorted_usec_list_t *sul)
 
 static void sess_on_frame(bsess_t *s, const char *data, size_t len)
 {
-    if (bcheck_frame(s->pool->r, &s->chk, data, len) == BMSG_WELCOME && s->state == SS_OPEN) {
+    if (bcheck_frame(s->pool->r, &s->chk, data, len, NULL) == BMSG_WELCOME && s->state == SS_OPEN) {
         s->state = SS_WELCOMED;
         s->pool->welcomed++;
     }

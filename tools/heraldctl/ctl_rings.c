@@ -12,19 +12,13 @@
 
 #include "codec.h"
 #include "ctl.h"
+#include "herald_time.h"
 #include "json.h"
 #include "proto.h"
 #include "ring.h"
 
 /* A heartbeat older than this means "stale" even when the pid still exists. */
 #define CTL_ALIVE_STALE_NS (5ull * 1000000000ull)
-
-static uint64_t ctl_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* "none" (no pid recorded), "dead" (no such process), "stale" (process exists but its
  * heartbeat is old) or "alive". */
@@ -139,7 +133,7 @@ int ctl_cmd_rings(ctl_t *ctl)
         printf("%-3s %10s %10s %8s %12s %12s %8s %7s %8s %-5s %7s %8s %-5s %7s %10s\n", "gw",
                "capacity", "used", "pending", "written", "read", "drops", "corrupt", "producer",
                "state", "beat", "consumer", "state", "beat", "lag");
-    uint64_t now = ctl_now_ns();
+    uint64_t now = now_ns();
     for (size_t i = 0; i < n; i++) {
         char name[128];
         ring_t *r;
@@ -220,13 +214,14 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
     ctl_peek_t *pk = ctx;
     jbuf_t *b = &pk->out;
     const uint8_t *data = pk->copy;
-    static const char *const names[] = {"notify",     "session_ready", "replay",
-                                        "replay_end", "gap",           "clock"};
+    static const char *const names[] = {"notify", "session_ready", "replay",   "replay_end",
+                                        "gap",    "clock",         "redeliver"};
 
     memcpy(pk->copy, shared, len);
     if (pk->json && pk->index) jbuf_putc(b, ',');
     jbuf_puts(b, "{\"record\":\"");
-    jbuf_puts(b, type >= REC_NOTIFY && type <= REC_CLOCK ? names[type - REC_NOTIFY] : "unknown");
+    jbuf_puts(b,
+              type >= REC_NOTIFY && type <= REC_REDELIVER ? names[type - REC_NOTIFY] : "unknown");
     jbuf_puts(b, "\",\"type\":");
     jbuf_put_u64(b, type);
     jbuf_puts(b, ",\"length\":");
@@ -242,7 +237,7 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
         jbuf_put_u64(b, s.last_seq);
         jbuf_puts(b, ",\"bcast_last_seq\":");
         jbuf_put_u64(b, s.bcast_last_seq);
-    } else if (type == REC_REPLAY && len >= sizeof(rec_replay_t)) {
+    } else if ((type == REC_REPLAY || type == REC_REDELIVER) && len >= sizeof(rec_replay_t)) {
         rec_replay_t rp;
         memcpy(&rp, data, sizeof rp);
         jbuf_puts(b, ",\"session\":");
@@ -255,7 +250,7 @@ static int ctl_peek_one(uint32_t type, const uint8_t *shared, uint32_t len, void
         memcpy(&ck, data, sizeof ck);
         jbuf_puts(b, ",\"mono_ns\":");
         jbuf_put_u64(b, ck.mono_ns);
-    } else if (type >= REC_NOTIFY && type <= REC_CLOCK) {
+    } else if (type >= REC_NOTIFY && type <= REC_REDELIVER) {
         jbuf_puts(b, ",\"error\":\"record shorter than its header\"");
     }
     if (pk->first_pending)
@@ -270,7 +265,7 @@ static void ctl_ring_header_line(const char *name, ring_t *r)
 {
     ring_stats_t s;
     ring_stats(r, &s);
-    uint64_t now = ctl_now_ns();
+    uint64_t now = now_ns();
     printf("ring %llu (/dev/shm/%s): capacity %llu, used %llu bytes, %llu pending, written %llu, "
            "read %llu, drops %llu, producer %s, consumer %s\n",
            (unsigned long long)s.gateway_id, name, (unsigned long long)s.capacity,

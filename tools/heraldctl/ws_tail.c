@@ -118,27 +118,90 @@ static int tail_build_subscribe(tail_t *t, const char *channels)
     return 0;
 }
 
-int ctl_cmd_tail(ctl_t *ctl)
+/* Read tail's options: --user into *user, --since, --timeout, --count into t->want,
+ * --channels into t's subscribe op. Returns 0, or 1 after printing the error. */
+static int tail_args(ctl_t *ctl, tail_t *t, const char **user, uint64_t *since, uint64_t *timeout_s)
 {
     static const char *const names[] = {"user",    "channels", "since", "count",
                                         "timeout", "ca",       NULL};
+    const char *channels, *opt;
+    if (ctl_check_args(ctl, names, NULL, 0, 0)) return 1;
+    *user = ctl_opt(ctl, "user");
+    channels = ctl_opt(ctl, "channels");
+    if (!*user || !**user || strlen(*user) > HERALD_MAX_ID_LEN)
+        return ctl_fail("tail needs --user U");
+    if ((opt = ctl_opt(ctl, "since")) && ctl_parse_u64("--since", opt, since)) return 1;
+    if ((opt = ctl_opt(ctl, "count")) && ctl_parse_u64("--count", opt, &t->want)) return 1;
+    if ((opt = ctl_opt(ctl, "timeout")) && ctl_parse_u64("--timeout", opt, timeout_s)) return 1;
+    if (channels && tail_build_subscribe(t, channels)) return 1;
+    return 0;
+}
+
+/* Create t's WebSocket context (TLS when the gateways serve it, verified against --ca or the
+ * system's CAs) and start connecting ci to path on port. Returns 0, or 1 after printing the
+ * error; a connection that cannot start leaves t->why set. */
+static int tail_connect(ctl_t *ctl, tail_t *t, struct lws_client_connect_info *ci, const char *path,
+                        int port, bool tls)
+{
     static const struct lws_protocols protocols[] = {
         {"herald.json", tail_callback, 0, 65536, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
-    const char *user, *channels, *opt;
+    lws_set_log_level(0, NULL);
+    struct lws_context_creation_info info = {0};
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.user = t;
+    info.gid = -1;
+    info.uid = -1;
+    if (tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = ctl_opt(ctl, "ca");
+    }
+    t->lws = lws_create_context(&info);
+    if (!t->lws) return ctl_fail("tail: could not create the WebSocket context");
+    jbuf_init(&t->msg, 0);
+
+    memset(ci, 0, sizeof *ci);
+    ci->context = t->lws;
+    ci->address = ctl->cfg.gateway_listen.host;
+    ci->port = port;
+    ci->path = path;
+    ci->host = ci->address;
+    ci->origin = ci->address;
+    ci->protocol = "herald.json";
+    ci->ssl_connection = tls ? LCCSCF_USE_SSL : 0;
+    if (!lws_client_connect_via_info(ci))
+        snprintf(t->why, sizeof t->why, "could not start connecting");
+    return 0;
+}
+
+/* Service t until it is done, fails, or timeout_s (0 = none) passes; then free it. */
+static void tail_run(tail_t *t, uint64_t timeout_s)
+{
+    /* lws 4.1 may wait ~30 s in one service call whatever timers say (a timer set once
+     * before connecting did not end it): wake it every 100 ms and keep the deadline here */
+    time_t deadline = time(NULL) + (time_t)timeout_s;
+    while (!t->why[0] && !t->done) {
+        if (timeout_s && time(NULL) >= deadline) {
+            t->timed_out = t->done = true;
+            break;
+        }
+        lws_sul_schedule(t->lws, 0, &t->timer, tail_tick, 100 * LWS_US_PER_MS);
+        if (lws_service(t->lws, 0) < 0) break;
+    }
+    lws_sul_cancel(&t->timer);
+    lws_context_destroy(t->lws);
+    jbuf_free(&t->msg);
+}
+
+int ctl_cmd_tail(ctl_t *ctl)
+{
+    const char *user;
     uint64_t since = 0, timeout_s = 0;
     char token[1024], path[1200];
     tail_t t = {0};
-
-    if (ctl_check_args(ctl, names, NULL, 0, 0)) return 1;
-    user = ctl_opt(ctl, "user");
-    channels = ctl_opt(ctl, "channels");
-    if (!user || !*user || strlen(user) > HERALD_MAX_ID_LEN) return ctl_fail("tail needs --user U");
-    if ((opt = ctl_opt(ctl, "since")) && ctl_parse_u64("--since", opt, &since)) return 1;
-    if ((opt = ctl_opt(ctl, "count")) && ctl_parse_u64("--count", opt, &t.want)) return 1;
-    if ((opt = ctl_opt(ctl, "timeout")) && ctl_parse_u64("--timeout", opt, &timeout_s)) return 1;
-    if (channels && tail_build_subscribe(&t, channels)) return 1;
+    if (tail_args(ctl, &t, &user, &since, &timeout_s)) return 1;
     if (jwt_mint_for(&ctl->cfg, user, (uint64_t)time(NULL), TAIL_TOKEN_TTL_S, token, sizeof token) <
         0)
         return ctl_fail("tail: could not mint a token for %s", user);
@@ -150,50 +213,10 @@ int ctl_cmd_tail(ctl_t *ctl)
     unsigned count = ctl->cfg.gateway_count ? ctl->cfg.gateway_count : 1;
     unsigned g = shard_gateway(user, strlen(user), count);
     int port = ctl->cfg.gateway_listen.port + (int)g;
-
-    lws_set_log_level(0, NULL);
-    struct lws_context_creation_info info = {0};
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = protocols;
-    info.user = &t;
-    info.gid = -1;
-    info.uid = -1;
     bool tls = ctl->cfg.gateway_tls_cert[0] != '\0';
-    if (tls) {
-        /* the gateway's certificate is verified: against --ca (e.g. a self-signed
-         * certificate), else the system's trusted CAs */
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.client_ssl_ca_filepath = ctl_opt(ctl, "ca");
-    }
-    t.lws = lws_create_context(&info);
-    if (!t.lws) return ctl_fail("tail: could not create the WebSocket context");
-    jbuf_init(&t.msg, 0);
-
-    struct lws_client_connect_info ci = {0};
-    ci.context = t.lws;
-    ci.address = ctl->cfg.gateway_listen.host;
-    ci.port = port;
-    ci.path = path;
-    ci.host = ci.address;
-    ci.origin = ci.address;
-    ci.protocol = "herald.json";
-    ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
-    if (!lws_client_connect_via_info(&ci))
-        snprintf(t.why, sizeof t.why, "could not start connecting");
-    /* lws 4.1 may wait ~30 s in one service call whatever timers say (a timer set once
-     * before connecting did not end it): wake it every 100 ms and keep the deadline here */
-    time_t deadline = time(NULL) + (time_t)timeout_s;
-    while (!t.why[0] && !t.done) {
-        if (timeout_s && time(NULL) >= deadline) {
-            t.timed_out = t.done = true;
-            break;
-        }
-        lws_sul_schedule(t.lws, 0, &t.timer, tail_tick, 100 * LWS_US_PER_MS);
-        if (lws_service(t.lws, 0) < 0) break;
-    }
-    lws_sul_cancel(&t.timer);
-    lws_context_destroy(t.lws);
-    jbuf_free(&t.msg);
+    struct lws_client_connect_info ci;
+    if (tail_connect(ctl, &t, &ci, path, port, tls)) return 1;
+    tail_run(&t, timeout_s);
 
     if (t.want && t.got >= t.want) return 0;
     if (t.timed_out && !t.want) return 0;

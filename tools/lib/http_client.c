@@ -206,100 +206,121 @@ int http_request(const char *host, uint16_t port, const char *method, const char
     return http_request_to(&t, method, path, headers, body, body_len, timeout_ms, res, err);
 }
 
+/* The request line and headers, then the body. Returns 0, -HERR_TOO_LARGE (err set), or
+ * -HERR_IO (err set). */
+static int http_send_request(http_conn_t *c, const http_target_t *t, const char *method,
+                             const char *path, const char *headers, const char *body,
+                             size_t body_len, int timeout_ms, herald_error_t *err)
+{
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n%s\r\n",
+                     method, path, t->host, (unsigned)t->port, body ? body_len : 0,
+                     headers ? headers : "");
+    if (n < 0 || (size_t)n >= sizeof req)
+        return herr_set(err, HERR_TOO_LARGE, path, "request header for %s too long", path);
+    if (http_send_all(c, req, (size_t)n, timeout_ms) < 0 ||
+        (body && http_send_all(c, body, body_len, timeout_ms) < 0))
+        return herr_set(err, HERR_IO, t->host, "send to %s:%u: %s", t->host, (unsigned)t->port,
+                        strerror(errno));
+    return 0;
+}
+
+/* A response as read: buf[0..len) (NUL-terminated), hend past the blank line once seen. */
+typedef struct {
+    char *buf, *hend;
+    size_t len, cap;
+    long clen; /* Content-Length, -1 = none */
+    bool chunked;
+} http_raw_t;
+
+/* Read until Content-Length bytes of body, the end of a chunked body, or the peer closes.
+ * Returns 0, -HERR_TOO_LARGE or -HERR_IO (err set, or not when out of memory). */
+static int http_read_response(http_conn_t *c, const http_target_t *t, int timeout_ms, http_raw_t *r,
+                              herald_error_t *err)
+{
+    r->cap = 16384;
+    r->clen = -1;
+    r->buf = malloc(r->cap + 1);
+    if (!r->buf) return -HERR_IO;
+    for (;;) {
+        if (r->hend && r->clen >= 0 && r->len >= (size_t)(r->hend - r->buf) + (size_t)r->clen)
+            break;
+        if (r->len == r->cap) {
+            if (r->cap >= HTTP_MAX_RESPONSE)
+                return herr_set(err, HERR_TOO_LARGE, t->host, "response from %s:%u over 16 MiB",
+                                t->host, (unsigned)t->port);
+            char *nb = realloc(r->buf, r->cap * 2 + 1);
+            if (!nb) return -HERR_IO;
+            r->hend = r->hend ? nb + (r->hend - r->buf) : NULL;
+            r->buf = nb;
+            r->cap *= 2;
+        }
+        ssize_t n = http_recv(c, r->buf + r->len, r->cap - r->len, timeout_ms);
+        if (n < 0)
+            return herr_set(err, HERR_IO, t->host, "read from %s:%u: %s", t->host,
+                            (unsigned)t->port, strerror(errno));
+        if (n == 0) break;
+        r->len += (size_t)n;
+        r->buf[r->len] = '\0';
+        if (!r->hend && (r->hend = strstr(r->buf, "\r\n\r\n"))) {
+            r->hend += 4;
+            size_t hl = (size_t)(r->hend - r->buf);
+            const char *cl = http_header(r->buf, hl, "Content-Length:");
+            const char *te = http_header(r->buf, hl, "Transfer-Encoding:");
+            r->clen = cl ? strtol(cl, NULL, 10) : -1;
+            r->chunked = te && strncasecmp(te, "chunked", 7) == 0;
+        }
+        if (r->chunked && r->len >= 5 && memcmp(r->buf + r->len - 5, "0\r\n\r\n", 5) == 0) break;
+    }
+    r->buf[r->len] = '\0';
+    return 0;
+}
+
+/* Status and body of r into res (the body moved to the front of r->buf, which res takes).
+ * Returns 0 or -HERR_MALFORMED (err set). */
+static int http_parse_response(http_raw_t *r, const http_target_t *t, http_response_t *res,
+                               herald_error_t *err)
+{
+    char *buf = r->buf;
+    if (!r->hend || sscanf(buf, "HTTP/1.%*d %d", &res->status) != 1)
+        return herr_set(err, HERR_MALFORMED, t->host, "%s:%u: not an HTTP/1.x response", t->host,
+                        (unsigned)t->port);
+    res->body_len = r->len - (size_t)(r->hend - buf);
+    if (r->clen >= 0 && res->body_len > (size_t)r->clen) res->body_len = (size_t)r->clen;
+    memmove(buf, r->hend, res->body_len);
+    if (r->chunked) {
+        long dl = http_dechunk(buf, res->body_len);
+        if (dl < 0)
+            return herr_set(err, HERR_MALFORMED, t->host, "%s:%u: bad chunked body", t->host,
+                            (unsigned)t->port);
+        res->body_len = (size_t)dl;
+    }
+    buf[res->body_len] = '\0';
+    res->body = buf;
+    r->buf = NULL;
+    return 0;
+}
+
 int http_request_to(const http_target_t *t, const char *method, const char *path,
                     const char *headers, const char *body, size_t body_len, int timeout_ms,
                     http_response_t *res, herald_error_t *err)
 {
-    const char *host = t->host;
-    uint16_t port = t->port;
-    char req[2048];
-    size_t cap = 16384, len = 0;
-    char *buf = NULL, *hend = NULL;
-    long clen = -1;
-    bool chunked = false;
-    int rc = -HERR_IO;
-
     memset(res, 0, sizeof *res);
-    http_conn_t c = {.fd = http_connect(host, port, timeout_ms, err)};
+    http_conn_t c = {.fd = http_connect(t->host, t->port, timeout_ms, err)};
     if (c.fd < 0) return -HERR_IO;
     if (t->tls && http_tls_start(&c, t, timeout_ms, err) < 0) {
         http_conn_close(&c);
         return -HERR_IO;
     }
-    int n =
-        snprintf(req, sizeof req,
-                 "%s %s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n"
-                 "Content-Length: %zu\r\n%s\r\n",
-                 method, path, host, (unsigned)port, body ? body_len : 0, headers ? headers : "");
-    if (n < 0 || (size_t)n >= sizeof req) {
-        rc = herr_set(err, HERR_TOO_LARGE, path, "request header for %s too long", path);
-        goto out;
-    }
-    if (http_send_all(&c, req, (size_t)n, timeout_ms) < 0 ||
-        (body && http_send_all(&c, body, body_len, timeout_ms) < 0)) {
-        herr_set(err, HERR_IO, host, "send to %s:%u: %s", host, (unsigned)port, strerror(errno));
-        goto out;
-    }
-    buf = malloc(cap + 1);
-    if (!buf) goto out;
-    for (;;) {
-        if (hend && clen >= 0 && len >= (size_t)(hend - buf) + (size_t)clen) break;
-        if (len == cap) {
-            if (cap >= HTTP_MAX_RESPONSE) {
-                rc = herr_set(err, HERR_TOO_LARGE, host, "response from %s:%u over 16 MiB", host,
-                              (unsigned)port);
-                goto out;
-            }
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) goto out;
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t r = http_recv(&c, buf + len, cap - len, timeout_ms);
-        if (r < 0) {
-            herr_set(err, HERR_IO, host, "read from %s:%u: %s", host, (unsigned)port,
-                     strerror(errno));
-            goto out;
-        }
-        if (r == 0) break;
-        len += (size_t)r;
-        buf[len] = '\0';
-        if (!hend && (hend = strstr(buf, "\r\n\r\n"))) {
-            hend += 4;
-            size_t hl = (size_t)(hend - buf);
-            const char *cl = http_header(buf, hl, "Content-Length:");
-            const char *te = http_header(buf, hl, "Transfer-Encoding:");
-            clen = cl ? strtol(cl, NULL, 10) : -1;
-            chunked = te && strncasecmp(te, "chunked", 7) == 0;
-        }
-        if (chunked && len >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0) break;
-    }
-    buf[len] = '\0';
-    if (!hend || sscanf(buf, "HTTP/1.%*d %d", &res->status) != 1) {
-        rc = herr_set(err, HERR_MALFORMED, host, "%s:%u: not an HTTP/1.x response", host,
-                      (unsigned)port);
-        goto out;
-    }
-    res->body_len = len - (size_t)(hend - buf);
-    if (clen >= 0 && res->body_len > (size_t)clen) res->body_len = (size_t)clen;
-    memmove(buf, hend, res->body_len);
-    if (chunked) {
-        long dl = http_dechunk(buf, res->body_len);
-        if (dl < 0) {
-            rc = herr_set(err, HERR_MALFORMED, host, "%s:%u: bad chunked body", host,
-                          (unsigned)port);
-            goto out;
-        }
-        res->body_len = (size_t)dl;
-    }
-    buf[res->body_len] = '\0';
-    res->body = buf;
-    buf = NULL;
-    rc = 0;
-out:
+    http_raw_t r = {0};
+    int rc = http_send_request(&c, t, method, path, headers, body, body_len, timeout_ms, err);
+    if (rc == 0) rc = http_read_response(&c, t, timeout_ms, &r, err);
+    if (rc == 0) rc = http_parse_response(&r, t, res, err);
     if (rc == -HERR_IO && err && err->code != HERR_IO)
-        herr_set(err, HERR_IO, host, "%s:%u: out of memory", host, (unsigned)port);
-    free(buf);
+        herr_set(err, HERR_IO, t->host, "%s:%u: out of memory", t->host, (unsigned)t->port);
+    free(r.buf);
     http_conn_close(&c);
     return rc;
 }

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "herald_time.h"
 #include "log.h"
+#include "model.h"
 #include "sup.h"
 #include "sup_status.h"
 
@@ -140,6 +141,11 @@ static int sup_parse_args(sup_t *s, int argc, char **argv)
         fprintf(stderr, "herald-supervisor: config %s: %s\n", s->config_path, err.message);
         return 1;
     }
+    model_masks_t masks; /* the children check it too: refuse before starting any */
+    if (model_delivery_masks(&s->cfg, &masks, &err) < 0) {
+        fprintf(stderr, "herald-supervisor: config %s: %s\n", s->config_path, err.message);
+        return 1;
+    }
     return 0;
 }
 
@@ -172,6 +178,8 @@ static void sup_reload(sup_t *s)
         snprintf(key, sizeof key, "%.*s", (int)(eq - s->overrides[i]), s->overrides[i]);
         rc = config_set(&n, key, eq + 1, &err);
     }
+    model_masks_t masks;
+    if (rc == 0) rc = model_delivery_masks(&n, &masks, &err);
     if (rc < 0) {
         log_error("SIGHUP: %s does not load (%s); the children keep their configuration too",
                   s->config_path, err.message);
