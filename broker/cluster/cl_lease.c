@@ -271,30 +271,14 @@ static void cl_lease_renew(cl_t *cl, cl_part_t *part)
     bool due = t >= part->renew_at;
     pthread_mutex_unlock(&cl->mu);
     if (!due) return;
-    uint64_t nrev = 0, cur = 0;
+    uint64_t nrev = 0;
     natsStatus s = cl_lease_write(cl, part->idx, cl->cfg.node_id, rev, &nrev);
-    int seen = 0;
-    if (s == NATS_ERR) {
-        /* The revision moved: someone else took the lease, or a renewal of ours was stored
-         * but its answer lost (a bucket leader died meanwhile). Our own value on top says
-         * the latter: nobody wrote after it, the lease is still ours. */
-        unsigned owner = 0;
-        uint64_t inc = 0;
-        seen = cl_lease_read(cl, part->idx, &owner, &inc, &cur);
-        if (seen > 0 && owner == cl->cfg.node_id && inc == cl->incarnation) seen = 2;
-    }
     pthread_mutex_lock(&cl->mu);
     if (s == NATS_OK) {
         part->lease_rev = nrev;
         part->valid_until = t + cl_ms(cl->cfg.lease_ttl_ms) - cl_margin(cl);
         part->renew_at = t + cl_ms(cl->cfg.lease_ttl_ms) / 3;
-    } else if (seen == 2) { /* renew on top of it now; valid_until stays as last confirmed */
-        part->lease_rev = cur;
-        part->renew_at = t;
-        cl->c.lease_renew_errors++;
-        log_info("cluster: partition %u: lease renewal stored without an answer; still ours",
-                 part->idx);
-    } else if (s == NATS_ERR && seen >= 0) { /* someone else holds it now */
+    } else if (s == NATS_ERR) { /* the revision moved: someone else holds it now */
         part->lease_rev = 0;
         cl_step_down(cl, part, CL_FENCED, "lease lost");
     } else {
