@@ -2,15 +2,19 @@
  * development secret unless allowed), the WebSocket handshake check (connection cap, a JWT
  * from `Authorization: Bearer <t>` or the `token` query parameter, locked users) and the
  * in-session token refresh. Failures answer HTTP 401 (503 at the cap), counted by reason. */
+#include "auth.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "gw.h"
+#include <libwebsockets.h>
+
 #include "jwt.h"
 #include "log.h"
+#include "revoke.h"
 
 int gw_auth_configure(const herald_config_t *cfg, jwt_policy_t *p, herald_error_t *err)
 {
@@ -85,6 +89,8 @@ static bool auth_acks(struct lws *wsi)
 /* Anyone can make handshakes fail: they are counted each (auth_fail), logged at most 5 a
  * second, each logged line saying how many were not. */
 static log_ratelimit_t auth_rl;
+/* Handshakes refused at the connection cap (peer-driven too). */
+static log_ratelimit_t cap_rl;
 
 static int auth_reject(gw_t *g, struct lws *wsi, gw_auth_reason_t reason, bool reply,
                        const char *why)
@@ -110,11 +116,12 @@ int gw_auth_check(gw_t *g, struct lws *wsi, gw_auth_t *a, bool reply)
     jwt_claims_t claims;
     /* Sessions are established right after their upgrade is confirmed (same loop pass),
      * so n_sessions counts every connection this check has let through. */
-    if (reply && g->n_sessions >= g->max_connections) {
+    size_t n_sessions = gw_users_n_sessions(g->users);
+    if (reply && n_sessions >= g->max_connections) {
         g->c.connections_refused++;
-        if (log_ratelimit_ok(&g->refusal_rl, 5))
-            log_warn("handshake refused: %zu sessions, at gateway.max_connections %u",
-                     g->n_sessions, g->max_connections);
+        if (log_ratelimit_ok(&cap_rl, 5))
+            log_warn("handshake refused: %zu sessions, at gateway.max_connections %u", n_sessions,
+                     g->max_connections);
         lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, NULL);
         return 1;
     }

@@ -11,25 +11,24 @@
  * it announces, so when that one is replaced too the frame is taken along, names one more
  * seq and goes in before the newest: each key holds at most one notification and one
  * `conflated` frame in the queues however long the client does not read. */
+#include "conflate.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "fifo.h"
-#include "gw.h"
 #include "json.h"
-#include "log.h"
 
 #define CF_MIN_SLOTS 64
 #define CF_MAX_KEYS  65536 /* keys indexed per session; further keys are not conflated */
 
-typedef struct {
+struct gw_conflate_ent {
     uint64_t key; /* 0 = empty slot */
     gw_msg_t *m;  /* the indexed notification (checked against its slot before use) */
     uint64_t pos; /* its absolute position in its queue */
     bool held;    /* in s->held (else s->ready) */
     bool has_c;   /* a `conflated` frame announcing it is at pos - 1 in the same queue */
-} cf_ent_t;
+};
+typedef struct gw_conflate_ent cf_ent_t;
 
 struct gw_conflate {
     cf_ent_t *tab;
@@ -125,7 +124,7 @@ static gw_fifo_t *cf_queue(gw_session_t *s, const cf_ent_t *e)
 /* Is e's notification still queued where e says? (Written frames leave stale entries.) */
 static bool cf_live(gw_session_t *s, const cf_ent_t *e)
 {
-    gw_msg_t **slot = fifo_slot(cf_queue(s, e), e->pos);
+    gw_msg_t **slot = gw_fifo_slot(cf_queue(s, e), e->pos);
     return slot && *slot == e->m;
 }
 
@@ -172,21 +171,18 @@ static uint64_t cf_msg_key(gw_msg_t *m)
     return m->ckey;
 }
 
-/* Index every queued notification (ready first: held ones are newer), the newest of a key
- * winning. */
-static void cf_begin(gw_t *g, gw_session_t *s)
+void gw_conflate_begin(gw_session_t *s)
 {
     s->cf = calloc(1, sizeof *s->cf);
     if (!s->cf) abort();
     s->cf->cap = CF_MIN_SLOTS;
     s->cf->tab = calloc(CF_MIN_SLOTS, sizeof *s->cf->tab);
     if (!s->cf->tab) abort();
-    g->c.conflate_entries++;
     for (int h = 0; h < 2; h++) {
         gw_fifo_t *f = h ? &s->held : &s->ready;
         gw_msg_t *prev = NULL;
         for (uint64_t pos = f->base; pos < f->base + f->count; pos++) {
-            gw_msg_t *m = *fifo_slot(f, pos);
+            gw_msg_t *m = *gw_fifo_slot(f, pos);
             if (m && m->conflatable && cf_msg_key(m)) {
                 cf_ent_t *e = cf_get(s, m->ckey);
                 if (e) *e = (cf_ent_t){m->ckey, m, pos, h == 1, prev && prev->conflated};
@@ -194,9 +190,6 @@ static void cf_begin(gw_t *g, gw_session_t *s)
             prev = m;
         }
     }
-    if (log_ratelimit_ok(&g->cf_rl, 5))
-        log_info("session %s (user %s): %zu bytes pending, conflating", s->id_str, s->user->id,
-                 s->pending_bytes);
 }
 
 void gw_conflate_end(gw_session_t *s)
@@ -288,44 +281,33 @@ static gw_msg_t *cf_frame_add(gw_msg_t *c, uint64_t seq)
     return c;
 }
 
-/* --- delivery --- */
+/* --- replacing --- */
 
-void gw_conflate_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m)
+gw_conflate_ent_t *gw_conflate_entry(gw_session_t *s, gw_msg_t *m)
 {
-    if (s->close_code) return;
-    if (!s->cf) cf_begin(g, s);
-    cf_ent_t *e = cf_msg_key(m) ? cf_get(s, m->ckey) : NULL;
-    if (!e) { /* unreadable key, or too many keys: not conflated */
-        gw_deliver(g, s, m, m->prio);
-        return;
+    return cf_msg_key(m) ? cf_get(s, m->ckey) : NULL;
+}
+
+gw_msg_t *gw_conflate_replace(gw_session_t *s, gw_conflate_ent_t *e, uint64_t conflated[32])
+{
+    if (!e->m || !cf_live(s, e)) return NULL;
+    gw_fifo_t *q = cf_queue(s, e);
+    gw_msg_t *old = gw_fifo_take(q, gw_fifo_slot(q, e->pos)), *c;
+    s->pending_bytes -= gw_msg_cost(old);
+    conflated[old->type & 31]++;
+    gw_msg_t **cs = e->has_c ? gw_fifo_slot(q, e->pos - 1) : NULL;
+    if (cs && *cs && (*cs)->conflated) {
+        c = gw_fifo_take(q, cs);
+        s->pending_bytes -= gw_msg_cost(c);
+    } else {
+        c = cf_frame_new(s->binary);
     }
-    gw_msg_t *c = NULL;
-    if (e->m && cf_live(s, e)) {
-        gw_fifo_t *q = cf_queue(s, e);
-        gw_msg_t *old = fifo_take(q, fifo_slot(q, e->pos));
-        s->pending_bytes -= gw_msg_cost(old);
-        g->c.conflated[old->type & 31]++;
-        gw_msg_t **cs = e->has_c ? fifo_slot(q, e->pos - 1) : NULL;
-        if (cs && *cs && (*cs)->conflated) {
-            c = fifo_take(q, cs);
-            s->pending_bytes -= gw_msg_cost(c);
-        } else {
-            c = cf_frame_new(s->binary);
-        }
-        c = cf_frame_add(c, old->seq);
-        gw_msg_unref(old);
-    }
-    size_t cost = gw_msg_cost(m) + (c ? gw_msg_cost(c) : 0);
-    if (s->pending_bytes + cost > g->cfg.max_pending_bytes) {
-        /* What remains is still too much: the 4008 bound applies as without conflation. */
-        gw_msg_unref(c);
-        *e = (cf_ent_t){.key = e->key};
-        gw_deliver_overflow(g, s, m);
-        return;
-    }
-    if (c) gw_deliver_push(g, s, c, m->prio); /* the queue takes our reference */
-    m->refs++;
-    uint64_t pos = gw_deliver_push(g, s, m, m->prio);
-    *e = (cf_ent_t){m->ckey, m, pos, m->prio != 0, c != NULL};
-    gw_deliver_pushed(g, s, m->prio);
+    c = cf_frame_add(c, old->seq);
+    gw_msg_unref(old);
+    return c;
+}
+
+void gw_conflate_set(gw_conflate_ent_t *e, gw_msg_t *m, uint64_t pos, bool held, bool has_c)
+{
+    *e = (cf_ent_t){e->key, m, m ? pos : 0, m && held, m && has_c};
 }

@@ -1,6 +1,8 @@
 /* control.c - the gateway's link to the broker over <runtime.dir>/control.sock (proto.h):
  * connect with backoff, hello, open/close/replay requests, and resync after a broker restart.
  * Reads go through io_uring (one recv in flight); writes are non-blocking with a buffer. */
+#include "control.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,118 +13,165 @@
 
 #include "codec.h"
 #include "frame.h"
-#include "gw.h"
+#include "herald_time.h"
 #include "log.h"
 #include "proto.h"
+#include "revoke.h"
+#include "uring.h"
 
 #define CTL_RX_CAP      (256 * 1024)
 #define CTL_TX_MAX      (16u * 1024 * 1024) /* a broker this far behind is stuck: reconnect */
 #define CTL_BACKOFF_MIN 100
 #define CTL_BACKOFF_MAX 2000
 
-void gw_ctl_init(gw_t *g)
+typedef enum { CTL_DOWN = 0, CTL_HELLO_SENT, CTL_UP } gw_control_state_t;
+
+struct gw_control {
+    int fd;
+    gw_control_state_t state;
+    uint64_t gen; /* bumped per socket: completions of an old one are ignored */
+    uint64_t retry_at_ns;
+    uint64_t backoff_ms;
+    bool recv_pending, pollout_pending;
+    bool tx_deferred; /* frames queued to go out at the end of the loop pass (acks) */
+    uint8_t *rx;
+    size_t rx_len;
+    uint8_t *tx;
+    size_t tx_len, tx_cap;
+    msgpack_sbuffer sb;
+    log_ratelimit_t err_rl;
+    gw_control_hooks_t hooks;
+};
+
+void gw_control_init(gw_t *g, const gw_control_hooks_t *hooks)
 {
-    g->ctl_fd = -1;
-    g->ctl_state = CTL_DOWN;
-    g->ctl_backoff_ms = CTL_BACKOFF_MIN;
-    g->ctl_retry_at_ns = 0;
-    g->ctl_rx = malloc(CTL_RX_CAP);
-    if (!g->ctl_rx) abort();
-    msgpack_sbuffer_init(&g->ctl_sb);
+    struct gw_control *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->fd = -1;
+    c->state = CTL_DOWN;
+    c->backoff_ms = CTL_BACKOFF_MIN;
+    c->rx = malloc(CTL_RX_CAP);
+    if (!c->rx) abort();
+    msgpack_sbuffer_init(&c->sb);
+    c->hooks = *hooks;
+    g->ctl = c;
 }
 
 static void ctl_schedule_retry(gw_t *g)
 {
-    g->ctl_retry_at_ns = gw_now_ns() + g->ctl_backoff_ms * GW_NS_PER_MS;
-    g->ctl_backoff_ms =
-        g->ctl_backoff_ms * 2 > CTL_BACKOFF_MAX ? CTL_BACKOFF_MAX : g->ctl_backoff_ms * 2;
+    struct gw_control *c = g->ctl;
+    c->retry_at_ns = mono_ns() + c->backoff_ms * GW_NS_PER_MS;
+    c->backoff_ms = c->backoff_ms * 2 > CTL_BACKOFF_MAX ? CTL_BACKOFF_MAX : c->backoff_ms * 2;
 }
 
 static void ctl_disconnect(gw_t *g, const char *why)
 {
-    if (g->ctl_fd < 0) return;
+    struct gw_control *c = g->ctl;
+    if (c->fd < 0) return;
     log_warn("broker control link down: %s", why);
-    shutdown(g->ctl_fd, SHUT_RDWR);
-    close(g->ctl_fd);
-    g->ctl_fd = -1;
-    g->ctl_state = CTL_DOWN;
-    g->ctl_gen++; /* completions of the old socket are ignored */
-    g->ctl_recv_pending = g->ctl_pollout_pending = false;
-    g->ctl_rx_len = g->ctl_tx_len = 0;
-    g->ctl_tx_deferred = false;
-    for (gw_session_t *s = g->all; s; s = s->anext)
+    shutdown(c->fd, SHUT_RDWR);
+    close(c->fd);
+    c->fd = -1;
+    c->state = CTL_DOWN;
+    c->gen++; /* completions of the old socket are ignored */
+    c->recv_pending = c->pollout_pending = false;
+    c->rx_len = c->tx_len = 0;
+    c->tx_deferred = false;
+    for (gw_session_t *s = gw_users_all(g->users); s; s = s->anext)
         s->open_sent = false;
     ctl_schedule_retry(g);
 }
 
-void gw_ctl_fini(gw_t *g)
+void gw_control_close(gw_t *g)
 {
-    if (g->ctl_fd >= 0) {
-        close(g->ctl_fd);
-        g->ctl_fd = -1;
+    struct gw_control *c = g->ctl;
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
     }
-    g->ctl_state = CTL_DOWN;
-    free(g->ctl_rx);
-    free(g->ctl_tx);
-    g->ctl_rx = g->ctl_tx = NULL;
-    g->ctl_tx_len = g->ctl_tx_cap = 0;
-    msgpack_sbuffer_destroy(&g->ctl_sb);
+    c->state = CTL_DOWN;
+    c->retry_at_ns = UINT64_MAX; /* stopping: no reconnect */
+    free(c->rx);
+    free(c->tx);
+    c->rx = c->tx = NULL;
+    c->rx_len = c->tx_len = c->tx_cap = 0;
+    msgpack_sbuffer_destroy(&c->sb);
+    msgpack_sbuffer_init(&c->sb);
+}
+
+void gw_control_fini(gw_t *g)
+{
+    if (!g->ctl) return;
+    gw_control_close(g);
+    free(g->ctl);
+    g->ctl = NULL;
+}
+
+bool gw_control_up(const gw_t *g)
+{
+    return g->ctl->state == CTL_UP;
+}
+
+uint64_t gw_control_retry_at(const gw_t *g)
+{
+    return g->ctl->state == CTL_DOWN ? g->ctl->retry_at_ns : UINT64_MAX;
 }
 
 static void ctl_flush(gw_t *g)
 {
+    struct gw_control *c = g->ctl;
     size_t off = 0;
-    while (off < g->ctl_tx_len) {
-        ssize_t n =
-            send(g->ctl_fd, g->ctl_tx + off, g->ctl_tx_len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (off < c->tx_len) {
+        ssize_t n = send(c->fd, c->tx + off, c->tx_len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!g->ctl_pollout_pending) {
+            if (!c->pollout_pending) {
                 struct io_uring_sqe *sqe = gw_uring_sqe(g);
-                io_uring_prep_poll_add(sqe, g->ctl_fd, POLLOUT);
-                io_uring_sqe_set_data64(sqe, gw_ud(UD_CTL_POLLOUT, g->ctl_gen));
-                g->ctl_pollout_pending = true;
-                io_uring_submit(&g->uring);
+                io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+                io_uring_sqe_set_data64(sqe, gw_ud(UD_CTL_POLLOUT, c->gen));
+                c->pollout_pending = true;
+                gw_uring_submit(g);
             }
             break;
         }
         ctl_disconnect(g, n < 0 ? strerror(errno) : "send returned 0");
         return;
     }
-    memmove(g->ctl_tx, g->ctl_tx + off, g->ctl_tx_len - off);
-    g->ctl_tx_len -= off;
+    memmove(c->tx, c->tx + off, c->tx_len - off);
+    c->tx_len -= off;
 }
 
 /* Frame the packed map in ctl_sb and queue it: sent now, or with deferred at the end of the
- * loop pass (gw_ctl_flush_deferred) together with whatever else the pass queued. */
+ * loop pass (gw_control_flush_deferred) together with whatever else the pass queued. */
 static void ctl_queue_packed(gw_t *g, bool deferred)
 {
-    size_t need = g->ctl_tx_len + FRAME_HDR + g->ctl_sb.size;
+    struct gw_control *c = g->ctl;
+    size_t need = c->tx_len + FRAME_HDR + c->sb.size;
     if (need > CTL_TX_MAX) {
         ctl_disconnect(g, "broker is not reading the control socket");
         return;
     }
-    if (need > g->ctl_tx_cap) {
-        size_t cap = g->ctl_tx_cap ? g->ctl_tx_cap : 4096;
+    if (need > c->tx_cap) {
+        size_t cap = c->tx_cap ? c->tx_cap : 4096;
         while (cap < need)
             cap *= 2;
-        g->ctl_tx = realloc(g->ctl_tx, cap);
-        if (!g->ctl_tx) abort();
-        g->ctl_tx_cap = cap;
+        c->tx = realloc(c->tx, cap);
+        if (!c->tx) abort();
+        c->tx_cap = cap;
     }
-    frame_put_len(g->ctl_tx + g->ctl_tx_len, (uint32_t)g->ctl_sb.size);
-    memcpy(g->ctl_tx + g->ctl_tx_len + FRAME_HDR, g->ctl_sb.data, g->ctl_sb.size);
-    g->ctl_tx_len = need;
-    if (deferred && g->ctl_tx_len < 64 * 1024) {
-        g->ctl_tx_deferred = true;
+    frame_put_len(c->tx + c->tx_len, (uint32_t)c->sb.size);
+    memcpy(c->tx + c->tx_len + FRAME_HDR, c->sb.data, c->sb.size);
+    c->tx_len = need;
+    if (deferred && c->tx_len < 64 * 1024) {
+        c->tx_deferred = true;
         return;
     }
-    g->ctl_tx_deferred = false;
-    if (!g->ctl_pollout_pending) ctl_flush(g);
+    c->tx_deferred = false;
+    if (!c->pollout_pending) ctl_flush(g);
 }
 
 static void ctl_send_packed(gw_t *g)
@@ -130,18 +179,20 @@ static void ctl_send_packed(gw_t *g)
     ctl_queue_packed(g, false);
 }
 
-void gw_ctl_flush_deferred(gw_t *g)
+void gw_control_flush_deferred(gw_t *g)
 {
-    if (!g->ctl_tx_deferred) return;
-    g->ctl_tx_deferred = false;
-    if (g->ctl_fd >= 0 && !g->ctl_pollout_pending) ctl_flush(g);
+    struct gw_control *c = g->ctl;
+    if (!c->tx_deferred) return;
+    c->tx_deferred = false;
+    if (c->fd >= 0 && !c->pollout_pending) ctl_flush(g);
 }
 
 static msgpack_packer ctl_begin(gw_t *g, const char *op, uint32_t nfields)
 {
+    struct gw_control *c = g->ctl;
     msgpack_packer pk;
-    msgpack_sbuffer_clear(&g->ctl_sb);
-    msgpack_packer_init(&pk, &g->ctl_sb, msgpack_sbuffer_write);
+    msgpack_sbuffer_clear(&c->sb);
+    msgpack_packer_init(&pk, &c->sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, nfields);
     msgpack_pack_str_with_body(&pk, "op", 2);
     msgpack_pack_str_with_body(&pk, op, strlen(op));
@@ -162,15 +213,17 @@ static void pk_str(msgpack_packer *pk, const char *k, const char *v)
 
 static void ctl_post_recv(gw_t *g)
 {
+    struct gw_control *c = g->ctl;
     struct io_uring_sqe *sqe = gw_uring_sqe(g);
-    io_uring_prep_recv(sqe, g->ctl_fd, g->ctl_rx + g->ctl_rx_len, CTL_RX_CAP - g->ctl_rx_len, 0);
-    io_uring_sqe_set_data64(sqe, gw_ud(UD_CTL_RECV, g->ctl_gen));
-    g->ctl_recv_pending = true;
+    io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_len, CTL_RX_CAP - c->rx_len, 0);
+    io_uring_sqe_set_data64(sqe, gw_ud(UD_CTL_RECV, c->gen));
+    c->recv_pending = true;
 }
 
-void gw_ctl_try_connect(gw_t *g)
+void gw_control_try_connect(gw_t *g)
 {
-    if (g->ctl_state != CTL_DOWN) return;
+    struct gw_control *c = g->ctl;
+    if (c->state != CTL_DOWN) return;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.sock", g->cfg.runtime_dir);
     if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
@@ -185,22 +238,23 @@ void gw_ctl_try_connect(gw_t *g)
         ctl_schedule_retry(g);
         return;
     }
-    g->ctl_fd = fd;
-    g->ctl_gen++;
-    g->ctl_state = CTL_HELLO_SENT;
-    g->ctl_rx_len = g->ctl_tx_len = 0;
+    c->fd = fd;
+    c->gen++;
+    c->state = CTL_HELLO_SENT;
+    c->rx_len = c->tx_len = 0;
     g->c.ctl_connects++;
     msgpack_packer pk = ctl_begin(g, "hello", 4);
     pk_u64(&pk, "gw", g->id);
     pk_u64(&pk, "pid", (uint64_t)getpid());
     pk_u64(&pk, "version", PROTO_VERSION);
     ctl_send_packed(g);
-    if (g->ctl_fd >= 0) ctl_post_recv(g);
+    if (c->fd >= 0) ctl_post_recv(g);
 }
 
-void gw_ctl_send_open(gw_t *g, gw_session_t *s)
+void gw_control_send_open(gw_t *g, gw_session_t *s)
 {
-    if (g->ctl_state != CTL_UP) return; /* sent on hello_ok */
+    struct gw_control *c = g->ctl;
+    if (c->state != CTL_UP) return; /* sent on hello_ok */
     msgpack_packer pk = ctl_begin(g, "open", 5);
     pk_u64(&pk, "session", s->id);
     pk_str(&pk, "user", s->user->id);
@@ -213,10 +267,11 @@ void gw_ctl_send_open(gw_t *g, gw_session_t *s)
 /* Does the broker know s (its open went to this broker connection, or it resynced it)? */
 static bool ctl_knows(const gw_t *g, const gw_session_t *s)
 {
-    return g->ctl_state == CTL_UP && (s->open_sent || s->state == SESS_LIVE);
+    struct gw_control *c = g->ctl;
+    return c->state == CTL_UP && (s->open_sent || s->state == SESS_LIVE);
 }
 
-void gw_ctl_send_close(gw_t *g, gw_session_t *s)
+void gw_control_send_close(gw_t *g, gw_session_t *s)
 {
     if (!ctl_knows(g, s)) return;
     msgpack_packer pk = ctl_begin(g, "close", 4);
@@ -226,7 +281,7 @@ void gw_ctl_send_close(gw_t *g, gw_session_t *s)
     ctl_send_packed(g);
 }
 
-void gw_ctl_send_acks(gw_t *g, gw_session_t *s)
+void gw_control_send_acks(gw_t *g, gw_session_t *s)
 {
     if (!ctl_knows(g, s)) return; /* the open (or the resync) will carry it */
     msgpack_packer pk = ctl_begin(g, "acks", 4);
@@ -236,18 +291,20 @@ void gw_ctl_send_acks(gw_t *g, gw_session_t *s)
     ctl_send_packed(g);
 }
 
-void gw_ctl_send_ack(gw_t *g, const char *user, uint64_t seq)
+void gw_control_send_ack(gw_t *g, const char *user, uint64_t seq)
 {
-    if (g->ctl_state != CTL_UP) return; /* lost: the broker re-sends, the client acks again */
+    struct gw_control *c = g->ctl;
+    if (c->state != CTL_UP) return; /* lost: the broker re-sends, the client acks again */
     msgpack_packer pk = ctl_begin(g, "ack", 3);
     pk_str(&pk, "user", user);
     pk_u64(&pk, "seq", seq);
     ctl_queue_packed(g, true);
 }
 
-void gw_ctl_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t from, uint64_t to)
+void gw_control_send_replay(gw_t *g, uint64_t session, const char *user, uint64_t from, uint64_t to)
 {
-    if (g->ctl_state != CTL_UP) return;
+    struct gw_control *c = g->ctl;
+    if (c->state != CTL_UP) return;
     msgpack_packer pk = ctl_begin(g, "replay", 5);
     pk_u64(&pk, "session", session);
     pk_str(&pk, "user", user);
@@ -267,49 +324,42 @@ static void ctl_send_lock(gw_t *g, const char *user, uint64_t until_ns)
 /* After (re)connecting: tell the broker which users we serve and from where, open the
  * sessions still waiting, re-ask for gap fills that were in flight, and hand back the
  * locks we hold (a restarted broker has forgotten them). */
+/* resync {user, sessions, after, acks} for a user with live sessions, and the fill it
+ * was waiting for. */
+static void ctl_resync_user(gw_user_t *u, void *ctx)
+{
+    gw_t *g = ctx;
+    unsigned live = 0, acks = 0;
+    for (gw_session_t *s = u->sessions; s; s = s->unext) {
+        live += s->state == SESS_LIVE;
+        acks += s->state == SESS_LIVE && s->acks;
+    }
+    if (!live) return;
+    msgpack_packer pk = ctl_begin(g, "resync", 5);
+    pk_str(&pk, "user", u->id);
+    pk_u64(&pk, "sessions", live);
+    pk_u64(&pk, "after", u->last);
+    pk_u64(&pk, "acks", acks);
+    ctl_send_packed(g);
+    if (u->filling) gw_control_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
+}
+
 static void ctl_resync(gw_t *g)
 {
     gw_revoke_each(g, ctl_send_lock);
-    for (size_t b = 0; b < g->user_tab_size; b++) {
-        for (gw_user_t *u = g->user_tab[b]; u; u = u->hnext) {
-            unsigned live = 0, acks = 0;
-            for (gw_session_t *s = u->sessions; s; s = s->unext) {
-                live += s->state == SESS_LIVE;
-                acks += s->state == SESS_LIVE && s->acks;
-            }
-            if (!live) continue;
-            msgpack_packer pk = ctl_begin(g, "resync", 5);
-            pk_str(&pk, "user", u->id);
-            pk_u64(&pk, "sessions", live);
-            pk_u64(&pk, "after", u->last);
-            pk_u64(&pk, "acks", acks);
-            ctl_send_packed(g);
-            if (u->filling) gw_ctl_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
-        }
-    }
-    if (g->bcast.known) {
+    gw_users_each(g->users, ctl_resync_user, g);
+    gw_user_t *bc = gw_users_bcast(g->users);
+    if (bc->known) {
         /* Broadcasts sequenced while the link was down: the broker replays them without a
          * route (every attached gateway gets broadcasts). */
         msgpack_packer pk = ctl_begin(g, "resync", 4);
-        pk_str(&pk, "user", g->bcast.id);
+        pk_str(&pk, "user", bc->id);
         pk_u64(&pk, "sessions", 0);
-        pk_u64(&pk, "after", g->bcast.last);
+        pk_u64(&pk, "after", bc->last);
         ctl_send_packed(g);
     }
-    if (g->bcast.filling)
-        gw_ctl_send_replay(g, 0, g->bcast.id, g->bcast.last + 1, g->bcast.fill_to);
-    for (gw_session_t *s = g->all; s && g->ctl_state == CTL_UP; s = s->anext) {
-        if (s->state == SESS_WAIT_READY) {
-            gw_ctl_send_open(g, s);
-        } else if (s->replay_hi || s->resume_pending) {
-            /* A resume whose replay (or its end) may have been lost with the old link. */
-            uint64_t from = s->replay_next > s->replay_lo ? s->replay_next : s->replay_lo;
-            if (from > s->replay_hi)
-                gw_session_replay_end(g, s, s->replay_hi); /* all of it was delivered */
-            else
-                gw_ctl_send_replay(g, s->id, s->user->id, from, s->replay_hi);
-        }
-    }
+    if (bc->filling) gw_control_send_replay(g, 0, bc->id, bc->last + 1, bc->fill_to);
+    g->ctl->hooks.resynced(g);
 }
 
 static bool str_is(const msgpack_object *o, const char *s)
@@ -345,6 +395,7 @@ static void ctl_on_disconnect(gw_t *g, const msgpack_object *o)
 
 static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
 {
+    struct gw_control *c = g->ctl;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
@@ -354,13 +405,13 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
     }
     const msgpack_object *op = codec_map_get(&u.data, "op");
     if (str_is(op, "hello_ok")) {
-        if (g->ctl_state == CTL_UP) goto out;
-        if (!g->ring && gw_uring_attach_ring(g) < 0) {
+        if (c->state == CTL_UP) goto out;
+        if (c->hooks.attach(g) < 0) {
             ctl_disconnect(g, "cannot attach the ring");
             goto out;
         }
-        g->ctl_state = CTL_UP;
-        g->ctl_backoff_ms = CTL_BACKOFF_MIN;
+        c->state = CTL_UP;
+        c->backoff_ms = CTL_BACKOFF_MIN;
         log_info("broker control link up");
         ctl_resync(g);
     } else if (str_is(op, "disconnect")) {
@@ -369,7 +420,7 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         const msgpack_object *m = codec_map_get(&u.data, "message");
         int mlen = m && m->type == MSGPACK_OBJECT_STR ? (int)m->via.str.size : 0;
         const char *msg = mlen ? m->via.str.ptr : "";
-        if (g->ctl_state != CTL_UP) {
+        if (c->state != CTL_UP) {
             /* The answer to our hello: the broker will not serve this gateway. */
             log_error("broker refused us: %.*s", mlen, msg);
             ctl_disconnect(g, "broker refused the hello");
@@ -378,7 +429,7 @@ static void ctl_on_frame(gw_t *g, const uint8_t *body, size_t len)
         /* A refused open/replay/resync concerns one request, not the link: keep serving
          * every other session. */
         g->c.ctl_errors++;
-        if (log_ratelimit_ok(&g->ctl_err_rl, 5))
+        if (log_ratelimit_ok(&c->err_rl, 5))
             log_warn("broker refused a control request: %.*s", mlen, msg);
     } else {
         log_warn("unexpected control frame from the broker ignored");
@@ -387,26 +438,26 @@ out:
     msgpack_unpacked_destroy(&u);
 }
 
-void gw_ctl_on_cqe(gw_t *g, unsigned tag, uint64_t gen, int res)
+void gw_control_on_cqe(gw_t *g, unsigned tag, uint64_t gen, int res)
 {
-    if (gen != g->ctl_gen || g->ctl_fd < 0) return;
+    struct gw_control *c = g->ctl;
+    if (gen != c->gen || c->fd < 0) return;
     if (tag == UD_CTL_POLLOUT) {
-        g->ctl_pollout_pending = false;
+        c->pollout_pending = false;
         ctl_flush(g);
         return;
     }
-    g->ctl_recv_pending = false;
+    c->recv_pending = false;
     if (res <= 0) {
         ctl_disconnect(g, res == 0 ? "broker closed the connection" : strerror(-res));
         return;
     }
-    g->ctl_rx_len += (size_t)res;
+    c->rx_len += (size_t)res;
     size_t off = 0;
-    while (g->ctl_fd >= 0 && gen == g->ctl_gen) {
+    while (c->fd >= 0 && gen == c->gen) {
         const uint8_t *body;
         size_t blen;
-        long n =
-            frame_next(g->ctl_rx + off, g->ctl_rx_len - off, CTL_RX_CAP - FRAME_HDR, &body, &blen);
+        long n = frame_next(c->rx + off, c->rx_len - off, CTL_RX_CAP - FRAME_HDR, &body, &blen);
         if (n < 0) {
             ctl_disconnect(g, "oversized frame from the broker");
             return;
@@ -415,8 +466,8 @@ void gw_ctl_on_cqe(gw_t *g, unsigned tag, uint64_t gen, int res)
         ctl_on_frame(g, body, blen);
         off += (size_t)n;
     }
-    if (g->ctl_fd < 0 || gen != g->ctl_gen) return;
-    memmove(g->ctl_rx, g->ctl_rx + off, g->ctl_rx_len - off);
-    g->ctl_rx_len -= off;
+    if (c->fd < 0 || gen != c->gen) return;
+    memmove(c->rx, c->rx + off, c->rx_len - off);
+    c->rx_len -= off;
     ctl_post_recv(g);
 }

@@ -2,42 +2,77 @@
  * deadlines (three FIFO lists, one per priority, so the nearest deadline is a list head),
  * the slow-consumer bound (in the bytes each queued frame really holds) and coalesced
  * writes. */
+#include "deliver.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "fifo.h"
-#include "gw.h"
+#include "conflate.h"
 #include "herald_time.h"
 #include "log.h"
 
-gw_msg_t *gw_msg_new(const void *data, size_t len, bool binary)
+#define GW_WRITE_FRAMES 512 /* frames per coalesced write */
+
+/* A notification in a write being made: counted in the latency once the write is taken. */
+typedef struct {
+    uint64_t ts_ns;
+    uint8_t prio;
+} gw_wtime_t;
+
+struct gw_deliver {
+    struct {
+        gw_session_t *head, *tail;
+    } dl[HERALD_PRIORITIES - 1]; /* sessions with a held batch, by deadline, per P1..P3 */
+    /* Flush deadlines count from when a notification was written to the ring (REC_CLOCK),
+     * not from when it was read: the broker lets records wait for our own timer. */
+    uint64_t rec_clock_ns; /* the last REC_CLOCK: records since were written after it */
+    uint64_t dl_origin_ns; /* the origin of the last deadline set (they never go back) */
+    /* Sessions with output queued during a reap pass, written directly at its end (one
+     * send each, no writable callback round trip); see gw_deliver_write_now. */
+    gw_session_t *wlist;
+    bool in_reap;
+    log_ratelimit_t cf_rl;              /* sessions starting to conflate */
+    latency_t lat;                      /* timestamp -> socket write accepted, live notifications */
+    gw_wtime_t wtimes[GW_WRITE_FRAMES]; /* the notifications of the write in progress */
+    unsigned char wbuf[LWS_PRE + GW_WRITE_COALESCE];
+};
+
+void gw_deliver_init(gw_t *g)
 {
-    gw_msg_t *m = malloc(sizeof *m + LWS_PRE + len);
-    if (!m) abort();
-    m->refs = 1;
-    m->len = (uint32_t)len;
-    m->binary = binary;
-    m->notification = m->live = m->conflatable = m->conflated = false;
-    m->prio = m->type = 0;
-    m->cap = 0;
-    m->ts_ns = m->seq = m->ckey = 0;
-    if (len) memcpy(gw_msg_data(m), data, len);
-    return m;
+    g->deliver = calloc(1, sizeof *g->deliver);
+    if (!g->deliver) abort();
+    latency_init(&g->deliver->lat);
 }
 
-void gw_msg_unref(gw_msg_t *m)
+void gw_deliver_fini(gw_t *g)
 {
-    if (m && --m->refs == 0) free(m);
+    free(g->deliver);
+    g->deliver = NULL;
 }
 
-static void fifo_free(gw_fifo_t *f)
+const latency_t *gw_deliver_latency(const gw_t *g)
 {
-    while (fifo_front(f)) {
-        gw_msg_unref(fifo_front(f));
-        fifo_pop(f);
+    return &g->deliver->lat;
+}
+
+uint64_t gw_deliver_next_deadline(const gw_t *g)
+{
+    uint64_t next = 0;
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++) {
+        const gw_session_t *s = g->deliver->dl[i].head;
+        if (s && (!next || s->dl[i].deadline_ns < next)) next = s->dl[i].deadline_ns;
     }
-    free(f->items);
-    memset(f, 0, sizeof *f);
+    return next;
+}
+
+void gw_deliver_set_clock(gw_t *g, uint64_t mono_ns)
+{
+    g->deliver->rec_clock_ns = mono_ns;
+}
+
+void gw_deliver_begin_pass(gw_t *g)
+{
+    g->deliver->in_reap = true;
 }
 
 static void dl_unlink(gw_t *g, gw_session_t *s, unsigned i)
@@ -46,11 +81,11 @@ static void dl_unlink(gw_t *g, gw_session_t *s, unsigned i)
     if (s->dl[i].prev)
         s->dl[i].prev->dl[i].next = s->dl[i].next;
     else
-        g->dl[i].head = s->dl[i].next;
+        g->deliver->dl[i].head = s->dl[i].next;
     if (s->dl[i].next)
         s->dl[i].next->dl[i].prev = s->dl[i].prev;
     else
-        g->dl[i].tail = s->dl[i].prev;
+        g->deliver->dl[i].tail = s->dl[i].prev;
     s->dl[i].next = s->dl[i].prev = NULL;
     s->dl[i].on = false;
 }
@@ -61,12 +96,12 @@ static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
 {
     s->dl[i].deadline_ns = deadline;
     s->dl[i].next = NULL;
-    s->dl[i].prev = g->dl[i].tail;
-    if (g->dl[i].tail)
-        g->dl[i].tail->dl[i].next = s;
+    s->dl[i].prev = g->deliver->dl[i].tail;
+    if (g->deliver->dl[i].tail)
+        g->deliver->dl[i].tail->dl[i].next = s;
     else
-        g->dl[i].head = s;
-    g->dl[i].tail = s;
+        g->deliver->dl[i].head = s;
+    g->deliver->dl[i].tail = s;
     s->dl[i].on = true;
 }
 
@@ -75,20 +110,22 @@ static void dl_append(gw_t *g, gw_session_t *s, unsigned i, uint64_t deadline)
  * in time order. */
 static uint64_t deliver_origin(gw_t *g)
 {
-    uint64_t o = g->rec_clock_ns && g->rec_clock_ns < g->now_ns ? g->rec_clock_ns : g->now_ns;
-    if (o < g->dl_origin_ns) o = g->dl_origin_ns;
-    g->dl_origin_ns = o;
+    uint64_t o = g->deliver->rec_clock_ns && g->deliver->rec_clock_ns < g->now_ns
+                     ? g->deliver->rec_clock_ns
+                     : g->now_ns;
+    if (o < g->deliver->dl_origin_ns) o = g->deliver->dl_origin_ns;
+    g->deliver->dl_origin_ns = o;
     return o;
 }
 
-void gw_session_want_write(gw_t *g, gw_session_t *s)
+void gw_deliver_want_write(gw_t *g, gw_session_t *s)
 {
     if (s->writable_requested || !s->wsi) return;
-    if (g->in_reap && !s->deflate && !s->close_code) {
+    if (g->deliver->in_reap && !s->deflate && !s->close_code) {
         if (!s->on_wlist) {
             s->on_wlist = true;
-            s->wnext = g->wlist;
-            g->wlist = s;
+            s->wnext = g->deliver->wlist;
+            g->deliver->wlist = s;
         }
         return;
     }
@@ -98,57 +135,57 @@ void gw_session_want_write(gw_t *g, gw_session_t *s)
 
 void gw_deliver_write_now(gw_t *g)
 {
-    gw_session_t *s = g->wlist;
-    g->wlist = NULL;
-    g->in_reap = false; /* what is left after a partial send waits for a writable callback */
+    gw_session_t *s = g->deliver->wlist;
+    g->deliver->wlist = NULL;
+    g->deliver->in_reap =
+        false; /* what is left after a partial send waits for a writable callback */
     while (s) {
         gw_session_t *next = s->wnext;
         s->on_wlist = false;
         s->wnext = NULL;
         /* a session closed during the pass asked for its writable callback already */
         if (s->wsi && s->user && !s->close_code && !s->writable_requested &&
-            gw_session_write(g, s) < 0)
+            gw_deliver_write(g, s) < 0)
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         s = next;
     }
 }
 
-void gw_session_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char *reason)
+void gw_deliver_close_later(gw_t *g, gw_session_t *s, uint16_t code, const char *reason)
 {
     if (s->close_code) return;
     if (s->user) s->user->n_open--;
     s->close_code = code;
     s->close_reason = reason;
     gw_deliver_drop(g, s);
-    gw_session_want_write(g, s);
+    gw_deliver_want_write(g, s);
     /* A peer that never reads never makes us writable: kill it after a grace period. */
     if (s->wsi) lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
-void gw_deliver_overflow(gw_t *g, gw_session_t *s, gw_msg_t *m)
+static void deliver_overflow(gw_t *g, gw_session_t *s, gw_msg_t *m)
 {
     g->c.slow_closes++;
     if (m->notification) g->c.failed++;
     log_warn("session %s (user %s): %zu bytes pending, closing as slow consumer", s->id_str,
              s->user ? s->user->id : "?", s->pending_bytes);
-    gw_session_close_later(g, s, 4008, "slow consumer");
+    gw_deliver_close_later(g, s, 4008, "slow consumer");
 }
 
-uint64_t gw_deliver_push(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
+static uint64_t deliver_push(gw_session_t *s, gw_msg_t *m, unsigned prio)
 {
-    (void)g;
     s->pending_bytes += gw_msg_cost(m);
-    return fifo_push(prio == 0 || prio >= HERALD_PRIORITIES ? &s->ready : &s->held, m);
+    return gw_fifo_push(prio == 0 || prio >= HERALD_PRIORITIES ? &s->ready : &s->held, m);
 }
 
-void gw_deliver_pushed(gw_t *g, gw_session_t *s, unsigned prio)
+static void deliver_pushed(gw_t *g, gw_session_t *s, unsigned prio)
 {
     if (prio == 0 || prio >= HERALD_PRIORITIES) {
-        gw_session_want_write(g, s);
+        gw_deliver_want_write(g, s);
         return;
     }
-    if (fifo_frames(&s->held) >= g->cfg.batch_size) {
-        gw_session_flush(g, s);
+    if (gw_fifo_frames(&s->held) >= g->cfg.batch_size) {
+        gw_deliver_flush(g, s);
         return;
     }
     unsigned i = prio - 1;
@@ -159,15 +196,46 @@ void gw_deliver(gw_t *g, gw_session_t *s, gw_msg_t *m, unsigned prio)
 {
     if (s->close_code) return;
     if (s->pending_bytes + gw_msg_cost(m) > g->cfg.max_pending_bytes) {
-        gw_deliver_overflow(g, s, m);
+        deliver_overflow(g, s, m);
         return;
     }
     m->refs++;
-    gw_deliver_push(g, s, m, prio);
-    gw_deliver_pushed(g, s, prio);
+    deliver_push(s, m, prio);
+    deliver_pushed(g, s, prio);
 }
 
-void gw_session_flush(gw_t *g, gw_session_t *s)
+void gw_deliver_conflating(gw_t *g, gw_session_t *s, gw_msg_t *m)
+{
+    if (s->close_code) return;
+    if (!s->cf) {
+        gw_conflate_begin(s);
+        g->c.conflate_entries++;
+        if (log_ratelimit_ok(&g->deliver->cf_rl, 5))
+            log_info("session %s (user %s): %zu bytes pending, conflating", s->id_str, s->user->id,
+                     s->pending_bytes);
+    }
+    gw_conflate_ent_t *e = gw_conflate_entry(s, m);
+    if (!e) { /* unreadable key, or too many keys: not conflated */
+        gw_deliver(g, s, m, m->prio);
+        return;
+    }
+    gw_msg_t *c = gw_conflate_replace(s, e, g->c.conflated);
+    size_t cost = gw_msg_cost(m) + (c ? gw_msg_cost(c) : 0);
+    if (s->pending_bytes + cost > g->cfg.max_pending_bytes) {
+        /* What remains is still too much: the 4008 bound applies as without conflation. */
+        gw_msg_unref(c);
+        gw_conflate_set(e, NULL, 0, false, false);
+        deliver_overflow(g, s, m);
+        return;
+    }
+    if (c) deliver_push(s, c, m->prio); /* the queue takes our reference */
+    m->refs++;
+    uint64_t pos = deliver_push(s, m, m->prio);
+    gw_conflate_set(e, m, pos, m->prio != 0, c != NULL);
+    deliver_pushed(g, s, m->prio);
+}
+
+void gw_deliver_flush(gw_t *g, gw_session_t *s)
 {
     for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
         dl_unlink(g, s, i);
@@ -177,12 +245,19 @@ void gw_session_flush(gw_t *g, gw_session_t *s)
     uint64_t held_base = s->held.base, ready_end = s->ready.base + s->ready.count;
     while (s->held.count) {
         gw_msg_t *m = s->held.items[s->held.head];
-        fifo_push(&s->ready, m);
+        gw_fifo_push(&s->ready, m);
         if (!m) s->ready.holes++;
-        fifo_pop(&s->held);
+        gw_fifo_pop(&s->held);
     }
     if (s->cf) gw_conflate_moved(s, held_base, ready_end);
-    if (s->ready.count > s->ready.holes) gw_session_want_write(g, s);
+    if (s->ready.count > s->ready.holes) gw_deliver_want_write(g, s);
+}
+
+void gw_deliver_flush_all(gw_t *g)
+{
+    for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
+        while (g->deliver->dl[i].head)
+            gw_deliver_flush(g, g->deliver->dl[i].head);
 }
 
 uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
@@ -190,8 +265,8 @@ uint64_t gw_deliver_due(gw_t *g, uint64_t now_ns)
     uint64_t next = 0;
     for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++) {
         gw_session_t *s;
-        while ((s = g->dl[i].head) && s->dl[i].deadline_ns <= now_ns)
-            gw_session_flush(g, s);
+        while ((s = g->deliver->dl[i].head) && s->dl[i].deadline_ns <= now_ns)
+            gw_deliver_flush(g, s);
         if (s && (!next || s->dl[i].deadline_ns < next)) next = s->dl[i].deadline_ns;
     }
     return next;
@@ -220,7 +295,7 @@ static size_t ws_frame(unsigned char *out, const gw_msg_t *m)
     return n + len;
 }
 
-int gw_session_write(gw_t *g, gw_session_t *s)
+int gw_deliver_write(gw_t *g, gw_session_t *s)
 {
     s->writable_requested = false;
     if (s->close_code) {
@@ -240,23 +315,23 @@ int gw_session_write(gw_t *g, gw_session_t *s)
      * permessage-deflate lws frames and compresses each message itself. A send the kernel
      * took only in part leaves the rest buffered in lws (lws_partial_buffered): stop there
      * and wait for the writable callback (no poll() per write as lws_send_pipe_choked). */
-    while (fifo_front(&s->ready) && !lws_partial_buffered(s->wsi)) {
-        unsigned char *out = g->wbuf + LWS_PRE;
+    while (gw_fifo_front(&s->ready) && !lws_partial_buffered(s->wsi)) {
+        unsigned char *out = g->deliver->wbuf + LWS_PRE;
         size_t used = 0, frames = 0, pushed = 0, timed = 0;
         gw_msg_t *m;
-        while (!s->deflate && frames < GW_WRITE_FRAMES && (m = fifo_front(&s->ready)) &&
+        while (!s->deflate && frames < GW_WRITE_FRAMES && (m = gw_fifo_front(&s->ready)) &&
                used + m->len + 10 <= GW_WRITE_COALESCE) {
             used += ws_frame(out + used, m);
             frames++;
             pushed += m->notification;
             g->c.conflated_frames += m->conflated;
-            if (m->live) g->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
+            if (m->live) g->deliver->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
             s->pending_bytes -= gw_msg_cost(m);
-            fifo_pop(&s->ready);
+            gw_fifo_pop(&s->ready);
             gw_msg_unref(m);
         }
         if (!frames) { /* deflate, or one frame larger than the coalescing buffer */
-            m = fifo_front(&s->ready);
+            m = gw_fifo_front(&s->ready);
             if (lws_write(s->wsi, gw_msg_data(m), m->len,
                           m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0) {
                 g->c.failed += m->notification;
@@ -264,10 +339,10 @@ int gw_session_write(gw_t *g, gw_session_t *s)
             }
             g->c.pushed += m->notification;
             g->c.conflated_frames += m->conflated;
-            if (m->live) g->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
+            if (m->live) g->deliver->wtimes[timed++] = (gw_wtime_t){m->ts_ns, m->prio};
             deliver_timed(g, timed);
             s->pending_bytes -= gw_msg_cost(m);
-            fifo_pop(&s->ready);
+            gw_fifo_pop(&s->ready);
             gw_msg_unref(m);
             continue;
         }
@@ -278,20 +353,20 @@ int gw_session_write(gw_t *g, gw_session_t *s)
         g->c.pushed += pushed;
         deliver_timed(g, timed);
     }
-    if (fifo_front(&s->ready)) gw_session_want_write(g, s);
+    if (gw_fifo_front(&s->ready)) gw_deliver_want_write(g, s);
     /* Written down to half the threshold: conflation stops (its index goes). */
     if (s->cf && s->pending_bytes < g->conflate_bytes / 2) gw_conflate_end(s);
     return 0;
 }
 
-/* The write of n live notifications (g->wtimes) was accepted: their delivery latency. */
+/* The write of n live notifications (g->deliver->wtimes) was accepted: their delivery latency. */
 static void deliver_timed(gw_t *g, size_t n)
 {
     if (!n) return;
     uint64_t now = now_ns();
     for (size_t i = 0; i < n; i++) {
-        uint64_t ts = g->wtimes[i].ts_ns;
-        latency_record(&g->deliver_lat, g->wtimes[i].prio, now > ts ? now - ts : 0);
+        uint64_t ts = g->deliver->wtimes[i].ts_ns;
+        latency_record(&g->deliver->lat, g->deliver->wtimes[i].prio, now > ts ? now - ts : 0);
     }
 }
 
@@ -304,7 +379,7 @@ void gw_deliver_drop(gw_t *g, gw_session_t *s)
             gw_msg_t *m = f->items[(f->head + i) & (f->cap - 1)];
             if (m && m->notification) g->c.failed++;
         }
-        fifo_free(f);
+        gw_fifo_free(f);
     }
     s->pending_bytes = 0;
     gw_conflate_end(s);

@@ -4,13 +4,24 @@
 #ifndef HERALD_GW_FIFO_H
 #define HERALD_GW_FIFO_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
+#include "msg.h"
+
+/* FIFO of frame references (power-of-two circular array). Slots are numbered by absolute
+ * position (base is the position of items[head]); a slot whose frame conflation took out
+ * holds NULL (a hole) until it reaches the front. */
+typedef struct {
+    gw_msg_t **items;
+    uint32_t head, count, cap;
+    uint32_t holes; /* NULL slots among count */
+    uint64_t base;
+} gw_fifo_t;
 
 /* Append m (the caller's reference moves into the queue); returns m's absolute position. */
-static inline uint64_t fifo_push(gw_fifo_t *f, gw_msg_t *m)
+static inline uint64_t gw_fifo_push(gw_fifo_t *f, gw_msg_t *m)
 {
     if (f->count == f->cap) {
         uint32_t ncap = f->cap ? f->cap * 2 : 8;
@@ -29,7 +40,7 @@ static inline uint64_t fifo_push(gw_fifo_t *f, gw_msg_t *m)
 }
 
 /* Remove the front slot (a frame or a hole) without freeing anything. */
-static inline void fifo_pop(gw_fifo_t *f)
+static inline void gw_fifo_pop(gw_fifo_t *f)
 {
     if (!f->items[f->head]) f->holes--;
     f->head = (f->head + 1) & (f->cap - 1);
@@ -38,21 +49,21 @@ static inline void fifo_pop(gw_fifo_t *f)
 }
 
 /* The first frame, dropping the holes before it; NULL when empty. */
-static inline gw_msg_t *fifo_front(gw_fifo_t *f)
+static inline gw_msg_t *gw_fifo_front(gw_fifo_t *f)
 {
     while (f->count && !f->items[f->head])
-        fifo_pop(f);
+        gw_fifo_pop(f);
     return f->count ? f->items[f->head] : NULL;
 }
 
 /* Frames queued (holes not counted). */
-static inline uint32_t fifo_frames(const gw_fifo_t *f)
+static inline uint32_t gw_fifo_frames(const gw_fifo_t *f)
 {
     return f->count - f->holes;
 }
 
 /* The slot at absolute position pos, or NULL when pos is no longer (or not yet) queued. */
-static inline gw_msg_t **fifo_slot(gw_fifo_t *f, uint64_t pos)
+static inline gw_msg_t **gw_fifo_slot(gw_fifo_t *f, uint64_t pos)
 {
     if (pos < f->base || pos - f->base >= f->count) return NULL;
     return &f->items[(f->head + (uint32_t)(pos - f->base)) & (f->cap - 1)];
@@ -60,12 +71,24 @@ static inline gw_msg_t **fifo_slot(gw_fifo_t *f, uint64_t pos)
 
 /* Take the frame at *slot out of the queue, leaving a hole; returns it (the queue's
  * reference goes to the caller). */
-static inline gw_msg_t *fifo_take(gw_fifo_t *f, gw_msg_t **slot)
+static inline gw_msg_t *gw_fifo_take(gw_fifo_t *f, gw_msg_t **slot)
 {
     gw_msg_t *m = *slot;
     *slot = NULL;
     f->holes++;
     return m;
+}
+
+/* Drop every frame reference and the slots: f is empty and may be reused. */
+static inline void gw_fifo_free(gw_fifo_t *f)
+{
+    gw_msg_t *m;
+    while ((m = gw_fifo_front(f))) {
+        gw_msg_unref(m);
+        gw_fifo_pop(f);
+    }
+    free(f->items);
+    memset(f, 0, sizeof *f);
 }
 
 #endif

@@ -1,9 +1,10 @@
 /* frames.c - control frames sent to clients (welcome, subscribed, pong, resumed, gap, error,
- * refreshed, acks),
- * as a JSON text frame or a msgpack binary frame with the same fields. */
+ * refreshed, acks), as a JSON text frame or a msgpack binary frame with the same fields. */
+#include "frames.h"
+
 #include <string.h>
 
-#include "gw.h"
+#include "model.h"
 
 /* A tiny field writer that targets either encoding, so each frame is described once. */
 typedef struct {
@@ -14,10 +15,10 @@ typedef struct {
     bool first;
 } fw_t;
 
-static void fw_begin(fw_t *w, gw_t *g, bool binary, uint32_t nfields)
+static void fw_begin(fw_t *w, jbuf_t *jb, bool binary, uint32_t nfields)
 {
     w->binary = binary;
-    w->jb = &g->jb;
+    w->jb = jb;
     w->first = true;
     if (binary) {
         msgpack_sbuffer_init(&w->sb);
@@ -103,58 +104,59 @@ static gw_msg_t *fw_end(fw_t *w)
     return m;
 }
 
-gw_msg_t *gw_frame_welcome(gw_t *g, const gw_session_t *s)
+gw_msg_t *gw_frames_welcome(jbuf_t *jb, bool binary, const char *session_id, const char *user_id,
+                            unsigned gateway)
 {
     fw_t w;
-    fw_begin(&w, g, s->binary, 4);
+    fw_begin(&w, jb, binary, 4);
     fw_str(&w, "type", "welcome");
-    fw_str(&w, "session_id", s->id_str);
-    fw_str(&w, "user_id", s->user->id);
-    fw_u64(&w, "gateway", g->id);
+    fw_str(&w, "session_id", session_id);
+    fw_str(&w, "user_id", user_id);
+    fw_u64(&w, "gateway", gateway);
     return fw_end(&w);
 }
 
-gw_msg_t *gw_frame_range(gw_t *g, bool binary, const char *type, uint64_t from, uint64_t to)
+gw_msg_t *gw_frames_range(jbuf_t *jb, bool binary, const char *type, uint64_t from, uint64_t to)
 {
     fw_t w;
-    fw_begin(&w, g, binary, 3);
+    fw_begin(&w, jb, binary, 3);
     fw_str(&w, "type", type);
     fw_u64(&w, "from", from);
     fw_u64(&w, "to", to);
     return fw_end(&w);
 }
 
-gw_msg_t *gw_frame_subscribed(gw_t *g, bool binary, uint32_t channels)
+gw_msg_t *gw_frames_subscribed(jbuf_t *jb, bool binary, uint32_t channels)
 {
     fw_t w;
-    fw_begin(&w, g, binary, 2);
+    fw_begin(&w, jb, binary, 2);
     fw_str(&w, "type", "subscribed");
     fw_channels(&w, "channels", channels);
     return fw_end(&w);
 }
 
-gw_msg_t *gw_frame_pong(gw_t *g, bool binary)
+gw_msg_t *gw_frames_pong(jbuf_t *jb, bool binary)
 {
     fw_t w;
-    fw_begin(&w, g, binary, 1);
+    fw_begin(&w, jb, binary, 1);
     fw_str(&w, "type", "pong");
     return fw_end(&w);
 }
 
-gw_msg_t *gw_frame_error(gw_t *g, bool binary, const char *code, const char *message)
+gw_msg_t *gw_frames_error(jbuf_t *jb, bool binary, const char *code, const char *message)
 {
     fw_t w;
-    fw_begin(&w, g, binary, 3);
+    fw_begin(&w, jb, binary, 3);
     fw_str(&w, "type", "error");
     fw_str(&w, "code", code);
     fw_str(&w, "message", message);
     return fw_end(&w);
 }
 
-gw_msg_t *gw_frame_acks(gw_t *g, bool binary, bool on)
+gw_msg_t *gw_frames_acks(jbuf_t *jb, bool binary, bool on)
 {
     fw_t w;
-    fw_begin(&w, g, binary, 2);
+    fw_begin(&w, jb, binary, 2);
     fw_str(&w, "type", "acks");
     fw_key(&w, "on");
     if (binary && on)
@@ -166,10 +168,10 @@ gw_msg_t *gw_frame_acks(gw_t *g, bool binary, bool on)
     return fw_end(&w);
 }
 
-gw_msg_t *gw_frame_refreshed(gw_t *g, bool binary, uint64_t exp)
+gw_msg_t *gw_frames_refreshed(jbuf_t *jb, bool binary, uint64_t exp)
 {
     fw_t w;
-    fw_begin(&w, g, binary, 2);
+    fw_begin(&w, jb, binary, 2);
     fw_str(&w, "type", "refreshed");
     fw_u64(&w, "exp", exp);
     return fw_end(&w);

@@ -1,12 +1,14 @@
-/* metrics.c - the gateway's HTTP side: the upgrade gate for /ws (auth, 401), GET /metrics
- * (Prometheus text), /healthz and /stats (JSON) from one table of values, and the demo page
- * (SPEC 13: static files of runtime.web_dir, and /web-config.json that tells it where the
- * broker is). */
+/* metrics.c - the gateway's counters as one table of values, rendered as Prometheus text
+ * (/metrics) and as JSON (/stats), with the delivery latency histograms. */
+#include "metrics.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "gw.h"
-#include "webfile.h"
+#include "control.h"
+#include "deliver.h"
+#include "drain.h"
+#include "users.h"
 
 typedef struct {
     const char *name;   /* JSON key */
@@ -20,8 +22,8 @@ typedef struct {
 
 static size_t metrics_collect(gw_t *g, metric_t *m)
 {
-    ring_stats_t rs = {0};
-    if (g->ring) ring_stats(g->ring, &rs);
+    ring_stats_t rs;
+    gw_drain_stats(g, &rs);
     size_t n = 0;
 #define M(nm, ty, lb, v) m[n++] = (metric_t){nm, nm, ty, lb, (uint64_t)(v)}
 #define L(nm, fam, lb, v)                                                                          \
@@ -29,8 +31,8 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     {                                                                                              \
         nm, fam, "counter", lb, (uint64_t)(v)                                                      \
     }
-    M("active_sessions", "gauge", NULL, g->n_sessions);
-    M("active_users", "gauge", NULL, g->n_users);
+    M("active_sessions", "gauge", NULL, gw_users_n_sessions(g->users));
+    M("active_users", "gauge", NULL, gw_users_n_users(g->users));
     M("sessions_opened", "counter", NULL, g->c.sessions_opened);
     M("messages_pushed", "counter", NULL, g->c.pushed);
     M("messages_failed", "counter", NULL, g->c.failed);
@@ -69,7 +71,7 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("seq_gaps", "counter", NULL, g->c.gaps_detected);
     M("replays_requested", "counter", NULL, g->c.replays_requested);
     M("gap_messages", "counter", NULL, g->c.gap_msgs);
-    M("broker_connected", "gauge", NULL, g->ctl_state == CTL_UP);
+    M("broker_connected", "gauge", NULL, gw_control_up(g));
     M("broker_connects", "counter", NULL, g->c.ctl_connects);
     M("broker_errors", "counter", NULL, g->c.ctl_errors);
     /* SPEC 14: conflation per message_type (the configured types, and any with a count) */
@@ -92,7 +94,7 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     return n;
 }
 
-static void metrics_prometheus(gw_t *g, jbuf_t *b)
+void gw_metrics_prometheus(gw_t *g, jbuf_t *b)
 {
     metric_t m[N_METRICS];
     size_t n = metrics_collect(g, m);
@@ -115,14 +117,14 @@ static void metrics_prometheus(gw_t *g, jbuf_t *b)
     }
     char lab[32];
     snprintf(lab, sizeof lab, "gateway=\"%u\"", g->id);
-    latency_prometheus(&g->deliver_lat, b, "herald_delivery_latency_seconds",
+    latency_prometheus(gw_deliver_latency(g), b, "herald_delivery_latency_seconds",
                        "Notification timestamp to the socket write that sent it (live, not "
                        "resume replays).",
                        lab);
     latency_slo_prometheus(b, g->cfg.slo_ms);
 }
 
-static void metrics_json(gw_t *g, jbuf_t *b)
+void gw_metrics_json(gw_t *g, jbuf_t *b)
 {
     metric_t m[N_METRICS];
     size_t n = metrics_collect(g, m);
@@ -135,112 +137,11 @@ static void metrics_json(gw_t *g, jbuf_t *b)
         jbuf_put_u64(b, m[i].value);
     }
     jbuf_puts(b, ",\"latency\":{\"delivery\":");
-    latency_json(&g->deliver_lat, b);
+    latency_json(gw_deliver_latency(g), b);
     jbuf_puts(b, "},\"slo_ms\":[");
     for (unsigned p = 0; p < HERALD_PRIORITIES; p++) {
         if (p) jbuf_putc(b, ',');
         jbuf_put_u64(b, g->cfg.slo_ms[p]);
     }
     jbuf_puts(b, "]}");
-}
-
-/* What the demo page needs to know: this gateway, the broker's HTTP address, dev mode. */
-static void web_config_json(gw_t *g, jbuf_t *b)
-{
-    const host_port_t *h = &g->cfg.broker_http;
-    jbuf_puts(b, "{\"gateway\":");
-    jbuf_put_u64(b, g->id);
-    jbuf_puts(b, g->cfg.broker_tls_cert[0] ? ",\"broker\":\"https://" : ",\"broker\":\"http://");
-    if (strchr(h->host, ':')) { /* IPv6 literal */
-        jbuf_putc(b, '[');
-        jbuf_puts(b, h->host);
-        jbuf_putc(b, ']');
-    } else {
-        jbuf_puts(b, h->host);
-    }
-    jbuf_putc(b, ':');
-    jbuf_put_u64(b, h->port);
-    jbuf_puts(b, g->cfg.auth_allow_dev_secret ? "\",\"dev\":true}" : "\",\"dev\":false}");
-}
-
-/* cors: /stats may be read by the broker's operations page (another origin, same host). */
-static int http_reply(struct lws *wsi, unsigned status, const char *ctype, jbuf_t *body, bool cors)
-{
-    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-                                      *end = hdr + sizeof hdr - 1;
-    static const char nosniff[] = "nosniff", any[] = "*";
-    if (lws_add_http_common_headers(wsi, status, ctype, body->len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)nosniff, sizeof nosniff - 1, &p, end) ||
-        (cors &&
-         lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
-                                     (const unsigned char *)any, sizeof any - 1, &p, end)) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    if (lws_write(wsi, (unsigned char *)body->data, body->len, LWS_WRITE_HTTP_FINAL) < 0) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-static int http_get(gw_t *g, struct lws *wsi, const char *path)
-{
-    jbuf_t *b = &g->jb;
-    jbuf_reset(b);
-    if (!strcmp(path, "/metrics")) {
-        metrics_prometheus(g, b);
-        return http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4", b, false);
-    }
-    if (!strcmp(path, "/stats")) {
-        metrics_json(g, b);
-        return http_reply(wsi, HTTP_STATUS_OK, "application/json", b, true);
-    }
-    if (!strcmp(path, "/healthz")) {
-        bool ok = g->ctl_state == CTL_UP && g->ring;
-        jbuf_puts(b, ok ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\",\"broker\":false}");
-        return http_reply(wsi, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
-                          "application/json", b, false);
-    }
-    if (!strcmp(path, "/web-config.json")) {
-        web_config_json(g, b);
-        return http_reply(wsi, HTTP_STATUS_OK, "application/json", b, false);
-    }
-    /* The demo page: / is demo/index.html, /js/... the client, anything else demo/... */
-    char rel[256];
-    if (!strcmp(path, "/"))
-        snprintf(rel, sizeof rel, "demo/index.html");
-    else if (!strncmp(path, "/js/", 4))
-        snprintf(rel, sizeof rel, "%s", path + 1);
-    else
-        snprintf(rel, sizeof rel, "demo/%s", path + 1);
-    const char *ctype = "text/plain";
-    int status = webfile_read(config_web_dir(&g->cfg), rel, b, &ctype);
-    if (status == HTTP_STATUS_OK) return http_reply(wsi, HTTP_STATUS_OK, ctype, b, false);
-    if (status == HTTP_STATUS_BAD_REQUEST) {
-        g->c.bad_http_paths++;
-        if (log_ratelimit_ok(&g->web_rl, 5)) log_warn("refused HTTP path %.100s", path);
-    } else if (status != HTTP_STATUS_NOT_FOUND) {
-        log_warn("web file %s/%s: HTTP %d", config_web_dir(&g->cfg), rel, status);
-    }
-    lws_return_http_status(wsi, (unsigned)status, NULL);
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                     size_t len)
-{
-    gw_t *g = lws_context_user(lws_get_context(wsi));
-    char path[256];
-    gw_auth_t a;
-
-    switch (reason) {
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 || strcmp(path, "/ws")) {
-            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
-            return 1;
-        }
-        return gw_auth_check(g, wsi, &a, true);
-    case LWS_CALLBACK_HTTP:
-        return http_get(g, wsi, (const char *)in);
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
-    }
 }

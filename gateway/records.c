@@ -1,11 +1,16 @@
 /* records.c - the ring record stream (proto.h): session readiness, live notifications fanned
  * out to the user's sessions, per-user seq gap detection with held records and session-0
  * replay, and session-addressed replays for resume. */
+#include "records.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
-#include "gw.h"
+#include "conflate.h"
+#include "control.h"
+#include "deliver.h"
+#include "frames.h"
 #include "log.h"
 #include "proto.h"
 
@@ -91,7 +96,7 @@ static void note_to_session(gw_t *g, gw_session_t *s, note_t *nt)
     gw_msg_t *m = note_frame(g, nt, s->binary);
     if (nt->conflatable && s->pending_bytes > g->conflate_bytes) {
         note_key(nt);
-        gw_conflate_deliver(g, s, m);
+        gw_deliver_conflating(g, s, m);
         return;
     }
     gw_deliver(g, s, m, nt->n.priority);
@@ -102,8 +107,8 @@ static void note_to_session(gw_t *g, gw_session_t *s, note_t *nt)
 static void note_fan_out(gw_t *g, gw_user_t *u, note_t *nt)
 {
     uint64_t seq = nt->n.seq;
-    if (u == &g->bcast) {
-        for (gw_session_t *s = g->all; s; s = s->anext)
+    if (u == gw_users_bcast(g->users)) {
+        for (gw_session_t *s = gw_users_all(g->users); s; s = s->anext)
             if (seq >= s->bcast_live_from) note_to_session(g, s, nt);
         return;
     }
@@ -116,10 +121,11 @@ static void user_gap_message(gw_t *g, gw_user_t *u, uint64_t from, uint64_t to)
     g->c.gap_msgs++;
     log_warn("user %s: seqs %llu..%llu no longer in history", u->id, (unsigned long long)from,
              (unsigned long long)to);
-    gw_session_t *s = u == &g->bcast ? g->all : u->sessions;
-    for (; s; s = u == &g->bcast ? s->anext : s->unext) {
+    bool bcast = u == gw_users_bcast(g->users);
+    for (gw_session_t *s = bcast ? gw_users_all(g->users) : u->sessions; s;
+         s = bcast ? s->anext : s->unext) {
         if (s->state != SESS_LIVE) continue;
-        gw_msg_t *m = gw_frame_range(g, s->binary, "gap", from, to);
+        gw_msg_t *m = gw_frames_range(&g->jb, s->binary, "gap", from, to);
         gw_deliver(g, s, m, 0);
         gw_msg_unref(m);
     }
@@ -127,7 +133,8 @@ static void user_gap_message(gw_t *g, gw_user_t *u, uint64_t from, uint64_t to)
 
 static void user_start_fill(gw_t *g, gw_user_t *u)
 {
-    bool anyone = u == &g->bcast ? g->all != NULL : u->sessions != NULL;
+    bool anyone =
+        u == gw_users_bcast(g->users) ? gw_users_all(g->users) != NULL : u->sessions != NULL;
     if (!anyone) {
         u->last = u->want_to; /* nobody to fill for */
         return;
@@ -139,7 +146,7 @@ static void user_start_fill(gw_t *g, gw_user_t *u)
     g->c.replays_requested++;
     log_info("user %s: seq gap %llu..%llu, asking for replay", u->id,
              (unsigned long long)(u->last + 1), (unsigned long long)u->fill_to);
-    gw_ctl_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
+    gw_control_send_replay(g, 0, u->id, u->last + 1, u->fill_to);
 }
 
 static void user_hold(gw_user_t *u, const uint8_t *bytes, uint32_t len, uint64_t seq)
@@ -204,8 +211,8 @@ static void user_live(gw_t *g, gw_user_t *u, note_t *nt)
 
 static gw_user_t *user_of(gw_t *g, const char *id, size_t len)
 {
-    if (len == 1 && id[0] == '*') return &g->bcast;
-    return gw_user_find(g, id, len);
+    if (len == 1 && id[0] == '*') return gw_users_bcast(g->users);
+    return gw_users_find(g->users, id, len);
 }
 
 static int on_notify(gw_t *g, const uint8_t *data, uint32_t len)
@@ -256,7 +263,7 @@ static int on_replay(gw_t *g, const uint8_t *data, uint32_t len)
         gw_user_t *u = user_of(g, nt.n.user_id, strlen(nt.n.user_id));
         if (u) on_user_fill(g, u, &nt);
     } else {
-        gw_session_t *s = gw_session_find(g, h.session);
+        gw_session_t *s = gw_users_session(g->users, h.session);
         if (s) on_session_replay(g, s, &nt);
     }
     note_done(&nt);
@@ -354,24 +361,24 @@ static int on_range(gw_t *g, uint32_t type, const uint8_t *data, uint32_t len)
         }
         return 0;
     }
-    gw_session_t *s = gw_session_find(g, r.session);
+    gw_session_t *s = gw_users_session(g->users, r.session);
     if (!s || s->state != SESS_LIVE) return 0;
     if (type == REC_GAP) {
-        gw_msg_t *m = gw_frame_range(g, s->binary, "gap", r.from, r.to);
+        gw_msg_t *m = gw_frames_range(&g->jb, s->binary, "gap", r.from, r.to);
         gw_deliver(g, s, m, 0);
         gw_msg_unref(m);
         return 0;
     }
-    gw_session_replay_end(g, s, r.to);
+    gw_records_replay_end(g, s, r.to);
     return 0;
 }
 
-void gw_session_replay_end(gw_t *g, gw_session_t *s, uint64_t to)
+void gw_records_replay_end(gw_t *g, gw_session_t *s, uint64_t to)
 {
     if (s->resume_pending) {
         /* Replayed frames may sit in the batch queues: flush them ahead of `resumed`. */
-        gw_session_flush(g, s);
-        gw_msg_t *m = gw_frame_range(g, s->binary, "resumed", s->replay_lo, to);
+        gw_deliver_flush(g, s);
+        gw_msg_t *m = gw_frames_range(&g->jb, s->binary, "resumed", s->replay_lo, to);
         gw_deliver(g, s, m, 0);
         gw_msg_unref(m);
         s->resume_pending = false;
@@ -396,16 +403,17 @@ static int on_ready(gw_t *g, const uint8_t *data, uint32_t len)
         return 0;
     }
     memcpy(&r, data, sizeof r);
-    gw_session_t *s = gw_session_find(g, r.session);
+    gw_session_t *s = gw_users_session(g->users, r.session);
     if (!s) return 0;
     gw_user_t *u = s->user;
     seq_position(u, r.last_seq);
-    seq_position(&g->bcast, r.bcast_last_seq);
+    gw_user_t *bc = gw_users_bcast(g->users);
+    seq_position(bc, r.bcast_last_seq);
     if (s->state == SESS_LIVE) {
         /* A second ready (the open was re-sent after a reconnect while the first was in
          * flight): the session went live from the older one, so fetch what lies between. */
         if (!u->filling && u->last < u->want_to) user_start_fill(g, u);
-        if (!g->bcast.filling && g->bcast.last < g->bcast.want_to) user_start_fill(g, &g->bcast);
+        if (!bc->filling && bc->last < bc->want_to) user_start_fill(g, bc);
         return 0;
     }
     s->state = SESS_LIVE;
@@ -420,11 +428,11 @@ static int on_ready(gw_t *g, const uint8_t *data, uint32_t len)
     } else {
         s->have_from = s->live_from;
     }
-    gw_msg_t *m = gw_frame_welcome(g, s);
+    gw_msg_t *m = gw_frames_welcome(&g->jb, s->binary, s->id_str, u->id, g->id);
     gw_deliver(g, s, m, 0);
     gw_msg_unref(m);
     if (!u->filling && u->last < u->want_to) user_start_fill(g, u);
-    if (!g->bcast.filling && g->bcast.last < g->bcast.want_to) user_start_fill(g, &g->bcast);
+    if (!bc->filling && bc->last < bc->want_to) user_start_fill(g, bc);
     return 0;
 }
 
@@ -448,7 +456,7 @@ int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void 
         if (len >= sizeof(rec_clock_t)) {
             rec_clock_t ck;
             memcpy(&ck, data, sizeof ck);
-            g->rec_clock_ns = ck.mono_ns;
+            gw_deliver_set_clock(g, ck.mono_ns);
         }
         return 0;
     default:
@@ -458,7 +466,18 @@ int gw_records_on_record(uint32_t type, const uint8_t *data, uint32_t len, void 
     }
 }
 
-void gw_user_release(gw_t *g, gw_user_t *u)
+void gw_records_resync(gw_t *g)
 {
-    if (u != &g->bcast && !u->sessions) gw_user_remove(g, u);
+    for (gw_session_t *s = gw_users_all(g->users); s && gw_control_up(g); s = s->anext) {
+        if (s->state == SESS_WAIT_READY) {
+            gw_control_send_open(g, s);
+        } else if (s->replay_hi || s->resume_pending) {
+            /* A resume whose replay (or its end) may have been lost with the old link. */
+            uint64_t from = s->replay_next > s->replay_lo ? s->replay_next : s->replay_lo;
+            if (from > s->replay_hi)
+                gw_records_replay_end(g, s, s->replay_hi); /* all of it was delivered */
+            else
+                gw_control_send_replay(g, s->id, s->user->id, from, s->replay_hi);
+        }
+    }
 }

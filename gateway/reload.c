@@ -2,13 +2,22 @@
  * reload): secrets, log level and limits change in place and every session stays; keys that
  * need a restart (listen address, ring, runtime dir, TLS files) keep their old values with a
  * warning; a config that fails to load is logged and the running one kept. */
+#include "reload.h"
+
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
-#include "gw.h"
+#include "auth.h"
+#include "deliver.h"
 #include "log.h"
+#include "users.h"
 
-int gw_config_read(const gw_t *g, herald_config_t *cfg, herald_error_t *err)
+/* Descriptors kept out of the connection cap when gateway.max_connections is 0 (auto):
+ * listener, io_uring, ring, control socket, /metrics scrapes, lws internals. */
+#define GW_FD_RESERVE 64
+
+int gw_reload_read(const gw_t *g, herald_config_t *cfg, herald_error_t *err)
 {
     config_defaults(cfg);
     if (config_load(cfg, g->config_path, err) < 0) return -1;
@@ -25,7 +34,7 @@ int gw_config_read(const gw_t *g, herald_config_t *cfg, herald_error_t *err)
     return config_check_pairs(cfg, err);
 }
 
-int gw_delivery_configure(gw_t *g, const herald_config_t *cfg, herald_error_t *err)
+int gw_reload_delivery(gw_t *g, const herald_config_t *cfg, herald_error_t *err)
 {
     model_masks_t m;
     if (model_delivery_masks(cfg, &m, err) < 0) return -1;
@@ -34,7 +43,7 @@ int gw_delivery_configure(gw_t *g, const herald_config_t *cfg, herald_error_t *e
     return 0;
 }
 
-uint32_t gw_max_connections(const herald_config_t *cfg)
+uint32_t gw_reload_max_connections(const herald_config_t *cfg)
 {
     if (cfg->max_connections) return cfg->max_connections;
     struct rlimit rl;
@@ -57,7 +66,7 @@ int gw_reload(gw_t *g)
     jwt_policy_t auth;
     herald_error_t err;
     model_masks_t masks;
-    if (gw_config_read(g, &n, &err) < 0 || gw_auth_configure(&n, &auth, &err) < 0 ||
+    if (gw_reload_read(g, &n, &err) < 0 || gw_auth_configure(&n, &auth, &err) < 0 ||
         model_delivery_masks(&n, &masks, &err) < 0) {
         g->c.reload_errors++;
         log_error("reload of %s refused, the running configuration stays: %s", g->config_path,
@@ -74,14 +83,12 @@ int gw_reload(gw_t *g)
     if (memcmp(n.flush_ms, g->cfg.flush_ms, sizeof n.flush_ms) != 0) {
         /* Each deadline list is sorted because all its entries got the same delay: flush
          * what waits under the old delays (early is allowed) before new ones apply. */
-        for (unsigned i = 0; i < HERALD_PRIORITIES - 1; i++)
-            while (g->dl[i].head)
-                gw_session_flush(g, g->dl[i].head);
+        gw_deliver_flush_all(g);
     }
     g->cfg = n;
     g->auth = auth;
-    gw_delivery_configure(g, &n, &err); /* checked above */
-    g->max_connections = gw_max_connections(&n);
+    gw_reload_delivery(g, &n, &err); /* checked above */
+    g->max_connections = gw_reload_max_connections(&n);
     log_set_level((log_level_t)n.log_level);
     config_log_dev_secret(&n);
     g->c.reloads++;
@@ -89,6 +96,6 @@ int gw_reload(gw_t *g)
              "max_sessions_per_user %u, max_connections %u; %zu sessions kept",
              g->config_path, auth.n_secrets, secret_changed ? " (auth.secret changed)" : "",
              n.log_level, (unsigned long long)n.max_pending_bytes, n.max_sessions_per_user,
-             g->max_connections, g->n_sessions);
+             g->max_connections, gw_users_n_sessions(g->users));
     return 0;
 }

@@ -2,12 +2,16 @@
  * broker's `disconnect` closes a user's sessions with 4003, and with `until` locks the user
  * out: handshakes of a locked user get 401 until then. Locks live in a small chained hash
  * table keyed by user id; a handshake pays one lookup only while some lock exists. */
+#include "revoke.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "gw.h"
+#include "deliver.h"
+#include "herald_time.h"
 #include "log.h"
+#include "users.h"
 
 typedef struct lock {
     struct lock *next;
@@ -19,13 +23,6 @@ struct gw_revoke {
     lock_t **tab;
     size_t size, count; /* size: a power of two */
 };
-
-static uint64_t revoke_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * GW_NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 static size_t revoke_bucket(const struct gw_revoke *r, const char *user)
 {
@@ -77,7 +74,7 @@ bool gw_revoke_locked(gw_t *g, const char *user)
     if (!r->count) return false;
     lock_t **pp = revoke_find(r, user);
     if (!pp) return false;
-    if ((*pp)->until_ns > revoke_now_ns()) return true;
+    if ((*pp)->until_ns > now_ns()) return true;
     revoke_unlink(r, pp);
     return false;
 }
@@ -104,7 +101,7 @@ void gw_revoke_lock(gw_t *g, const char *user, uint64_t until_ns)
 {
     struct gw_revoke *r = g->revoke;
     lock_t **pp = revoke_find(r, user);
-    if (until_ns <= revoke_now_ns()) {
+    if (until_ns <= now_ns()) {
         if (pp) revoke_unlink(r, pp);
         return;
     }
@@ -125,12 +122,12 @@ void gw_revoke_lock(gw_t *g, const char *user, uint64_t until_ns)
 
 unsigned gw_revoke_disconnect(gw_t *g, const char *user)
 {
-    gw_user_t *u = gw_user_find(g, user, strlen(user));
+    gw_user_t *u = gw_users_find(g->users, user, strlen(user));
     unsigned closed = 0;
     if (!u) return 0;
     for (gw_session_t *s = u->sessions; s; s = s->unext) {
         if (s->close_code) continue;
-        gw_session_close_later(g, s, 4003, "disconnected");
+        gw_deliver_close_later(g, s, 4003, "disconnected");
         closed++;
     }
     g->c.disconnect_closes += closed;
@@ -141,7 +138,7 @@ unsigned gw_revoke_disconnect(gw_t *g, const char *user)
 void gw_revoke_each(gw_t *g, void (*fn)(gw_t *g, const char *user, uint64_t until_ns))
 {
     struct gw_revoke *r = g->revoke;
-    uint64_t now = revoke_now_ns();
+    uint64_t now = now_ns();
     for (size_t i = 0; i < r->size; i++)
         for (lock_t *l = r->tab[i]; l; l = l->next)
             if (l->until_ns > now) fn(g, l->user, l->until_ns);
@@ -151,7 +148,7 @@ void gw_revoke_sweep(gw_t *g)
 {
     struct gw_revoke *r = g->revoke;
     if (!r->count) return;
-    uint64_t now = revoke_now_ns();
+    uint64_t now = now_ns();
     for (size_t i = 0; i < r->size; i++)
         for (lock_t **pp = &r->tab[i]; *pp;) {
             if ((*pp)->until_ns <= now)

@@ -2,16 +2,33 @@
  * client ops (subscribe, unsubscribe, resume, ping, refresh, ack, acks), flood control, the
  * per-user session bound, the resume rate limit and the heartbeat (pings, idle and token
  * expiry). */
+#include "session.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "clientop.h"
-#include "gw.h"
+#include "control.h"
+#include "deliver.h"
+#include "frames.h"
+#include "herald_time.h"
 #include "log.h"
+#include "users.h"
 
-#define ALL_CHANNELS ((1u << CH__COUNT) - 1)
+#define ALL_CHANNELS      ((1u << CH__COUNT) - 1)
+#define GW_RX_MAX         (64 * 1024) /* largest client message we accept */
+#define GW_FLOOD_LIMIT    20          /* bad client messages tolerated ... */
+#define GW_FLOOD_WINDOW_S 10          /* ... within this many seconds */
+/* Acks a session may send: a bucket of GW_ACKS_BURST refilled at GW_ACKS_PER_S (an ack is
+ * one control frame to the broker; a client acks what it was sent, a few per second). */
+#define GW_ACKS_BURST 1024
+#define GW_ACKS_PER_S 256
+
+/* Refresh denials (peer-driven): logged at most 5 a second. */
+static log_ratelimit_t refusal_rl;
 
 static void session_reply(gw_t *g, gw_session_t *s, gw_msg_t *m)
 {
@@ -31,7 +48,7 @@ static void session_bound_user(gw_t *g, gw_user_t *u)
     g->c.session_limit_closes++;
     log_info("session %s (user %s): closed, the user has more than %u sessions", oldest->id_str,
              u->id, g->cfg.max_sessions_per_user);
-    gw_session_close_later(g, oldest, 4009, "too many sessions for this user");
+    gw_deliver_close_later(g, oldest, 4009, "too many sessions for this user");
 }
 
 static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const gw_auth_t *a)
@@ -42,60 +59,30 @@ static void session_open(gw_t *g, gw_session_t *s, struct lws *wsi, const gw_aut
     s->since = a->since;
     s->exp_s = a->exp_s;
     s->acks = a->acks;
-    s->id = ++g->next_session;
+    gw_users_add(g->users, s, a->user);
     snprintf(s->id_str, sizeof s->id_str, "%u-%llx", g->id, (unsigned long long)s->id);
-    s->last_rx_ns = s->last_ping_ns = g->now_ns = gw_now_ns();
+    s->last_rx_ns = s->last_ping_ns = g->now_ns = mono_ns();
     /* the connect-time resume (since=S) is the first of the bucket */
     s->resume_tokens = g->cfg.resumes_per_minute - (a->since ? 1 : 0);
     s->resume_refill_ns = g->now_ns;
     s->ack_tokens = GW_ACKS_BURST;
     s->ack_refill_ns = g->now_ns;
-    gw_user_t *u = gw_user_get(g, a->user);
-    s->user = u;
-    s->unext = u->sessions;
-    if (u->sessions) u->sessions->uprev = s;
-    u->sessions = s;
-    u->n_sessions++;
-    u->n_open++;
-    u->n_acks += s->acks;
-    s->anext = g->all;
-    if (g->all) g->all->aprev = s;
-    g->all = s;
-    gw_sess_tab_add(g, s);
-    g->n_sessions++;
     g->c.sessions_opened++;
     s->state = SESS_WAIT_READY;
-    gw_ctl_send_open(g, s);
-    session_bound_user(g, u);
+    gw_control_send_open(g, s);
+    session_bound_user(g, s->user);
 }
 
 static void session_closed(gw_t *g, gw_session_t *s)
 {
-    gw_user_t *u = s->user;
-    if (!u) return; /* never established */
-    gw_ctl_send_close(g, s);
+    if (!s->user) return; /* never established */
+    gw_control_send_close(g, s);
     gw_deliver_drop(g, s);
-    if (s->uprev)
-        s->uprev->unext = s->unext;
-    else
-        u->sessions = s->unext;
-    if (s->unext) s->unext->uprev = s->uprev;
-    u->n_sessions--;
-    u->n_acks -= s->acks;
-    if (!s->close_code) u->n_open--;
-    if (s->aprev)
-        s->aprev->anext = s->anext;
-    else
-        g->all = s->anext;
-    if (s->anext) s->anext->aprev = s->aprev;
-    gw_sess_tab_del(g, s);
-    g->n_sessions--;
+    gw_users_remove(g->users, s);
     g->c.sessions_closed++;
     free(s->rx);
     s->rx = NULL;
-    s->user = NULL;
     s->wsi = NULL;
-    gw_user_release(g, u);
 }
 
 static void session_bad_input(gw_t *g, gw_session_t *s, const char *code, const char *msg)
@@ -108,10 +95,10 @@ static void session_bad_input(gw_t *g, gw_session_t *s, const char *code, const 
     if (++s->bad_count > GW_FLOOD_LIMIT) {
         g->c.flood_closes++;
         log_warn("session %s (user %s): too many bad messages, closing", s->id_str, s->user->id);
-        gw_session_close_later(g, s, 1008, "too many bad messages");
+        gw_deliver_close_later(g, s, 1008, "too many bad messages");
         return;
     }
-    session_reply(g, s, gw_frame_error(g, s->binary, code, msg));
+    session_reply(g, s, gw_frames_error(&g->jb, s->binary, code, msg));
 }
 
 /* Take one resume from s's bucket (refilled at resumes_per_minute). */
@@ -154,10 +141,10 @@ static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
     }
     if (since + 1 >= s->have_from) {
         /* Everything after `since` is already on this session. */
-        session_reply(g, s, gw_frame_range(g, s->binary, "resumed", since, since));
+        session_reply(g, s, gw_frames_range(&g->jb, s->binary, "resumed", since, since));
         return;
     }
-    if (g->ctl_state != CTL_UP) {
+    if (!gw_control_up(g)) {
         session_bad_input(g, s, "unavailable", "broker unavailable, retry the resume");
         return;
     }
@@ -166,7 +153,7 @@ static void session_resume(gw_t *g, gw_session_t *s, uint64_t since)
     s->replay_next = s->replay_lo;
     s->have_from = since + 1;
     s->resume_pending = true;
-    gw_ctl_send_replay(g, s->id, s->user->id, s->replay_lo, s->replay_hi);
+    gw_control_send_replay(g, s->id, s->user->id, s->replay_lo, s->replay_hi);
 }
 
 /* {"op":"ack","seq":S}: passed on to the broker, which keeps the outstanding set (any session
@@ -188,7 +175,7 @@ static void session_ack(gw_t *g, gw_session_t *s, uint64_t seq)
     }
     s->ack_tokens--;
     g->c.acks++;
-    gw_ctl_send_ack(g, s->user->id, seq);
+    gw_control_send_ack(g, s->user->id, seq);
 }
 
 /* {"op":"acks","on":B}: opt in to acknowledged delivery (or out); answered {"type":"acks",
@@ -201,9 +188,9 @@ static void session_acks(gw_t *g, gw_session_t *s, bool on)
             s->user->n_acks++;
         else
             s->user->n_acks--;
-        gw_ctl_send_acks(g, s);
+        gw_control_send_acks(g, s);
     }
-    session_reply(g, s, gw_frame_acks(g, s->binary, on));
+    session_reply(g, s, gw_frames_acks(&g->jb, s->binary, on));
 }
 
 static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
@@ -212,18 +199,18 @@ static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
     case OP_SUBSCRIBE:
         s->channels = s->filtered ? s->channels | op->channels : op->channels;
         s->filtered = true;
-        session_reply(g, s, gw_frame_subscribed(g, s->binary, s->channels));
+        session_reply(g, s, gw_frames_subscribed(&g->jb, s->binary, s->channels));
         break;
     case OP_UNSUBSCRIBE:
         s->channels = (s->filtered ? s->channels : ALL_CHANNELS) & ~op->channels;
         s->filtered = true;
-        session_reply(g, s, gw_frame_subscribed(g, s->binary, s->channels));
+        session_reply(g, s, gw_frames_subscribed(&g->jb, s->binary, s->channels));
         break;
     case OP_RESUME:
         session_resume(g, s, op->since);
         break;
     case OP_PING:
-        session_reply(g, s, gw_frame_pong(g, s->binary));
+        session_reply(g, s, gw_frames_pong(&g->jb, s->binary));
         break;
     case OP_ACK:
         session_ack(g, s, op->seq);
@@ -235,14 +222,14 @@ static void session_op(gw_t *g, gw_session_t *s, const client_op_t *op)
         herald_error_t err;
         if (gw_auth_refresh(g, s, op->token, op->token_len, &err) < 0) {
             g->c.refresh_denied++;
-            if (log_ratelimit_ok(&g->refusal_rl, 5))
+            if (log_ratelimit_ok(&refusal_rl, 5))
                 log_info("session %s (user %s): refresh denied: %s", s->id_str, s->user->id,
                          err.message);
             session_bad_input(g, s, "refresh_denied", err.message);
             break;
         }
         g->c.refreshes++;
-        session_reply(g, s, gw_frame_refreshed(g, s->binary, s->exp_s));
+        session_reply(g, s, gw_frames_refreshed(&g->jb, s->binary, s->exp_s));
         break;
     }
     }
@@ -262,7 +249,7 @@ static void session_message(gw_t *g, gw_session_t *s, bool binary)
 
 static void session_receive(gw_t *g, gw_session_t *s, struct lws *wsi, const void *in, size_t len)
 {
-    s->last_rx_ns = g->now_ns = gw_now_ns();
+    s->last_rx_ns = g->now_ns = mono_ns();
     if (!s->rx) {
         s->rx = malloc(GW_RX_MAX);
         if (!s->rx) abort();
@@ -293,65 +280,58 @@ int gw_session_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     gw_auth_t a;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-    case LWS_CALLBACK_HTTP:
-        /* herald.json is the vhost default protocol, so lws asks it about upgrades */
-        return gw_http_callback(wsi, reason, NULL, in, len);
     case LWS_CALLBACK_ESTABLISHED:
         /* The upgrade was authenticated in HTTP_CONFIRM_UPGRADE; the headers are still
          * attached here, so read the identity again rather than carry it across. */
         if (gw_auth_check(g, wsi, &a, false)) return -1;
         session_open(g, s, wsi, &a);
-        gw_uring_commit(g);
         return 0;
     case LWS_CALLBACK_RECEIVE:
         if (s->user) session_receive(g, s, wsi, in, len);
-        gw_uring_commit(g);
         return 0;
     case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
         /* the session data exists already (lws allocates it before the extensions) */
         if (s && in && !strcmp((const char *)in, "permessage-deflate")) s->deflate = true;
         return 0;
     case LWS_CALLBACK_RECEIVE_PONG:
-        s->last_rx_ns = gw_now_ns();
+        s->last_rx_ns = mono_ns();
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (!s->user) return 0;
-        return gw_session_write(g, s);
+        return gw_deliver_write(g, s);
     case LWS_CALLBACK_CLOSED:
         session_closed(g, s);
-        gw_uring_commit(g);
         return 0;
     default:
         return 0;
     }
 }
 
-void gw_sessions_tick(gw_t *g, uint64_t now_ns)
+void gw_session_tick(gw_t *g, uint64_t now_ns)
 {
     uint64_t idle_ns = (uint64_t)g->cfg.session_timeout_s * GW_NS_PER_S;
     uint64_t ping_ns = (uint64_t)g->cfg.ping_interval_s * GW_NS_PER_S;
     /* A session lives until its token's exp (plus the leeway the handshake allowed) unless
      * a refresh moved it: checked here, once a second, never per message. */
     uint64_t wall_s = (uint64_t)time(NULL), leeway = g->cfg.auth_leeway_s;
-    for (gw_session_t *s = g->all; s; s = s->anext) {
+    for (gw_session_t *s = gw_users_all(g->users); s; s = s->anext) {
         if (s->close_code) continue;
         if (s->exp_s && wall_s >= leeway && s->exp_s <= wall_s - leeway) {
             g->c.expiry_closes++;
             log_info("session %s (user %s): token expired, closing", s->id_str, s->user->id);
-            gw_session_close_later(g, s, 4001, "token_expired");
+            gw_deliver_close_later(g, s, 4001, "token_expired");
             continue;
         }
         if (idle_ns && now_ns - s->last_rx_ns > idle_ns) {
             g->c.timeout_closes++;
             log_info("session %s (user %s): idle, closing", s->id_str, s->user->id);
-            gw_session_close_later(g, s, 1001, "idle timeout");
+            gw_deliver_close_later(g, s, 1001, "idle timeout");
             continue;
         }
         if (ping_ns && now_ns - s->last_ping_ns >= ping_ns) {
             s->last_ping_ns = now_ns;
             s->want_ping = true;
-            gw_session_want_write(g, s);
+            gw_deliver_want_write(g, s);
         }
     }
 }

@@ -1,5 +1,6 @@
-/* gw.c - herald-gateway: command line, configuration, the lws context (WebSocket + HTTP on
- * gateway.listen port + id) and the event loop. */
+/* main.c - herald-gateway: command line, configuration, the lws context (WebSocket + HTTP on
+ * gateway.listen port + id) on a libev loop, and signals. The rest is loop.c and the
+ * modules under it. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,8 +11,16 @@
 
 #include <ev.h>
 
+#include "auth.h"
+#include "control.h"
+#include "deliver.h"
 #include "gw.h"
+#include "http.h"
 #include "log.h"
+#include "loop.h"
+#include "reload.h"
+#include "session.h"
+#include "users.h"
 
 static struct ev_loop *gw_loop;
 
@@ -20,7 +29,7 @@ static void gw_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop;
     (void)revents;
-    gw_ctl_flush_deferred(w->data);
+    gw_control_flush_deferred(w->data);
 }
 
 static void gw_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -61,11 +70,11 @@ static const struct lws_extension gw_extensions[] = {
  * or a coalesced write of 64 KiB would go out in 532-byte sends. */
 static const struct lws_protocols gw_protocols[] = {
     {"http", gw_http_callback, 0, 0, 0, NULL, 0},
-    {"herald.json", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL,
+    {"herald.json", gw_loop_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, NULL,
      GW_WRITE_COALESCE},
-    {"herald.msgpack", gw_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1,
+    {"herald.msgpack", gw_loop_session_callback, sizeof(gw_session_t), GW_LWS_RX_BUF, 0, (void *)1,
      GW_WRITE_COALESCE},
-    {"gw-uring", gw_uring_callback, 0, 0, 0, NULL, 0},
+    {"gw-uring", gw_loop_uring_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -107,12 +116,12 @@ static int gw_parse_args(gw_t *g, int argc, char **argv)
     g->config_path = config_default_path(g->config_path);
     g->argc = argc;
     g->argv = argv;
-    if (gw_config_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0 ||
-        gw_delivery_configure(g, &g->cfg, &err) < 0) {
+    if (gw_reload_read(g, &g->cfg, &err) < 0 || gw_auth_configure(&g->cfg, &g->auth, &err) < 0 ||
+        gw_reload_delivery(g, &g->cfg, &err) < 0) {
         fprintf(stderr, "herald-gateway: config: %s\n", err.message);
         return -1;
     }
-    g->max_connections = gw_max_connections(&g->cfg);
+    g->max_connections = gw_reload_max_connections(&g->cfg);
     return 0;
 }
 
@@ -204,19 +213,12 @@ int main(int argc, char **argv)
         return 1;
     }
     jbuf_init(&g->jb, LWS_PRE);
-    latency_init(&g->deliver_lat);
-    g->idle_spin_pending = g->cfg.idle_spin_us || g->cfg.idle_yield_us;
     msgpack_unpacked_init(&g->unp);
-    snprintf(g->bcast.id, sizeof g->bcast.id, "%s", HERALD_BROADCAST_USER);
     /* Session ids stay unique across restarts of this gateway (the broker may still hold
      * routes of the previous incarnation until it sees the control socket close). */
-    g->next_session = ((uint64_t)time(NULL) & 0xffffffffu) << 20;
-    gw_revoke_init(g);
-    gw_ctl_init(g);
+    gw_loop_init(g, ((uint64_t)time(NULL) & 0xffffffffu) << 20);
     if (gw_lws_start(g) < 0) goto out;
-    if (gw_uring_init(g) < 0) goto out;
-    gw_ctl_try_connect(g);
-    gw_uring_commit(g);
+    if (gw_loop_start(g) < 0) goto out;
 
     ev_signal sig_term, sig_int, sig_hup;
     ev_prepare prep;
@@ -233,13 +235,12 @@ int main(int argc, char **argv)
     ev_signal_start(gw_loop, &sig_hup);
     if (gw_hup_early) gw_reload(g); /* the config may have changed after we read it */
     ev_run(gw_loop, 0);
-    log_info("stopping: %zu sessions", g->n_sessions);
+    log_info("stopping: %zu sessions", gw_users_n_sessions(g->users));
     rc = 0;
 out:
-    gw_ctl_fini(g);
+    gw_loop_stop(g);
     if (g->lws) lws_context_destroy(g->lws);
-    gw_uring_fini(g);
-    gw_revoke_fini(g);
+    gw_loop_fini(g);
     msgpack_unpacked_destroy(&g->unp);
     jbuf_free(&g->jb);
     hb_close(&g->hb);
