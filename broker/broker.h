@@ -132,6 +132,7 @@ typedef struct broker {
     struct bk_native *native; /* native and control connections (native.c) */
     log_ratelimit_t rl_bad, rl_journal;
     struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
+    struct bk_cluster *cl;    /* cluster mode (clustered.c), NULL for a single node */
     uint64_t started_ns;
     hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
 } broker_t;

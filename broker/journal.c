@@ -164,6 +164,16 @@ void bk_journal_append(broker_t *b, const bk_item_t *it)
     jr_put(b->jr, J_NOTIF, it->at_ns, it->bytes, it->len);
 }
 
+void bk_journal_append_hist(broker_t *b, const bk_item_t *it)
+{
+    jr_put(b->jr, J_HIST, it->at_ns, it->bytes, it->len);
+}
+
+void bk_journal_clpos(broker_t *b, uint32_t p, uint64_t stream_seq)
+{
+    jr_put(b->jr, J_CLPOS, stream_seq, &p, 4);
+}
+
 void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq)
 {
     if (b->jr) jr_put(b->jr, J_FLOOR, seq, &slot, 4);

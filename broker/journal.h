@@ -11,6 +11,10 @@
 
 int bk_journal_open(broker_t *b, herald_error_t *err);
 void bk_journal_append(broker_t *b, const bk_item_t *it);
+/* Cluster mode: a delivered notification (history and seq, no dedup entry on replay), and
+ * the stream position partition p's consumer reached (after its records). */
+void bk_journal_append_hist(broker_t *b, const bk_item_t *it);
+void bk_journal_clpos(broker_t *b, uint32_t p, uint64_t stream_seq);
 /* Make what this round appended durable (when the file cannot grow for it, a compaction into
  * the other file may take it instead). Returns 0, or -HERR_IO: the round is not in the
  * journal (bk_journal_discard it; bk_journal_failing from then on). */

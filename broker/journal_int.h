@@ -24,8 +24,10 @@
  * J_DEDUP_FP (the fingerprint, then the id), and version 2 files still load. J_FLOOR (the
  * seq floor in the word, the slot as 4 bytes) is appended when a user is forgotten and
  * written for every raised slot at the end of a snapshot, after the users, so that replayed
- * users are created exactly as recorded. */
-enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP, J_DEDUP_FP, J_FLOOR };
+ * users are created exactly as recorded. Cluster mode appends what its consumers deliver as
+ * J_HIST, each stream message's records followed by J_CLPOS (the stream seq in the word,
+ * the partition as 4 bytes), and snapshots end with every partition's J_CLPOS. */
+enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP, J_DEDUP_FP, J_FLOOR, J_CLPOS };
 
 /* Record header; the payload (an 8-byte word, then data) follows, zero-padded to 8 bytes.
  * An all-zero header ends the records (preallocated pages, or the mark written after the

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "clustered.h"
 #include "codec.h"
 #include "dedup.h"
 #include "herald_time.h"
@@ -33,6 +34,13 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
         memcpy(&slot, d, 4);
         if (slot >= BK_FLOOR_SLOTS) return -1;
         bk_users_floor_raise(b, slot, word);
+        return 0;
+    }
+    if (type == J_CLPOS) {
+        uint32_t part;
+        if (dlen != 4) return -1;
+        memcpy(&part, d, 4);
+        bk_cluster_pos_restore(b, part, word); /* ignored without cluster mode */
         return 0;
     }
     uint64_t fp = 0;

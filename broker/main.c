@@ -10,6 +10,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "clustered.h"
 #include "core.h"
 #include "dedup.h"
 #include "herald_time.h"
@@ -158,12 +159,14 @@ static int start(broker_t *b)
                   (unsigned long long)b->mem_fixed);
         return -1;
     }
-    if (bk_journal_open(b, &err) < 0) {
+    if (bk_cluster_init(b, &err) < 0 || bk_journal_open(b, &err) < 0) {
         log_error("%s", err.message);
         return -1;
     }
     bk_route_reopen(b);
-    if (bk_http_listen(b, &err) < 0 || bk_native_listen(b, &err) < 0) {
+    /* The cluster first: a broker whose ports answer is connected to its cluster. */
+    if (bk_cluster_start(b, &err) < 0 || bk_http_listen(b, &err) < 0 ||
+        bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
         return -1;
     }
@@ -175,6 +178,7 @@ static void stop(broker_t *b)
 {
     bk_http_close(b);
     bk_native_close(b);
+    bk_cluster_close(b);
     bk_journal_flush(b);
     bk_journal_close(b);
     bk_route_free(b);

@@ -37,5 +37,7 @@ void bk_native_mark_dirty(broker_t *b, bk_conn_t *c);
 void bk_native_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
 void bk_native_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
+/* The response frame body of a completed request (one result, or an array), replacing sb. */
+void bk_native_pack_response(const bk_req_t *req, msgpack_sbuffer *sb);
 
 #endif

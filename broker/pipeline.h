@@ -29,8 +29,10 @@ struct bk_req {
     bk_req_t *next;           /* connection's response FIFO */
     struct bk_conn *conn;     /* native owner, NULL if orphaned or HTTP */
     struct bk_http_msg *http; /* HTTP owner, NULL if orphaned or native */
+    struct bk_clin *fwd;      /* cluster: a publish forwarded by another node (clustered.c) */
     bool batch;               /* the body was an array: answer an array */
     bool orphan;
+    bool forwarded;    /* cluster: came from another node; never forwarded again */
     herr_t frame_code; /* whole-frame error (malformed, not map/array) */
     char frame_msg[200];
     uint32_t n, pending;
@@ -40,6 +42,10 @@ struct bk_req {
 bk_req_t *bk_req_new(uint32_t n);
 /* Take a whole request body (msgpack map or array of maps) into a new request. */
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
+/* The same for a body another node forwarded (cluster mode): never forwarded again. */
+bk_req_t *bk_ingest_forwarded(broker_t *b, const uint8_t *body, size_t len);
+/* One slot of req got its answer: hand the request back to its owner when all did. */
+void bk_req_slot_done(broker_t *b, bk_req_t *req);
 /* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,
  * referenced (bk_result_fail_static: no allocation per refused item). */
 void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
@@ -58,5 +64,11 @@ void bk_drain_schedule(broker_t *b);
 /* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */
 void bk_drain(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
+/* Cluster mode: a round's items (bk_cluster_round) were stored on a quorum (code HERR_OK:
+ * dedup learns their seqs, producers get them) or not (newest first: with rollback their
+ * users' cl_seq go back, ids leave the dedup window, producers get code and msg). Frees
+ * the items; their histories are fed by the consumers. */
+void bk_round_done(broker_t *b, bk_item_t *const *items, size_t n, herr_t code, const char *msg,
+                   bool rollback);
 
 #endif

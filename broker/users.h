@@ -22,6 +22,11 @@ struct bk_user {
     struct bk_route *routes; /* gateways with a session of this user, refcounted */
     bool active;             /* counted in active_users */
     uint8_t id_len;
+    uint16_t cl_part1; /* cluster: its partition + 1 (0 = not computed yet) */
+    /* Cluster mode: last_seq is the last seq delivered here (history, rings); cl_seq the last
+     * one this node sequenced while it owns the user's partition (0 otherwise). A user with
+     * a cl_seq is not forgotten. */
+    uint64_t cl_seq;
     uint32_t hash; /* of id: compared before the id on lookup, kept for rehashing */
     char id[HERALD_MAX_ID_LEN + 1];
 };

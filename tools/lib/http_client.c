@@ -251,9 +251,10 @@ static int http_read_response(http_conn_t *c, const http_target_t *t, int timeou
             if (r->cap >= HTTP_MAX_RESPONSE)
                 return herr_set(err, HERR_TOO_LARGE, t->host, "response from %s:%u over 16 MiB",
                                 t->host, (unsigned)t->port);
+            size_t hoff = r->hend ? (size_t)(r->hend - r->buf) : 0; /* before buf may move */
             char *nb = realloc(r->buf, r->cap * 2 + 1);
             if (!nb) return -HERR_IO;
-            r->hend = r->hend ? nb + (r->hend - r->buf) : NULL;
+            r->hend = r->hend ? nb + hoff : NULL;
             r->buf = nb;
             r->cap *= 2;
         }
