@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "clustered.h"
 #include "http.h"
+#include "ingest.h"
 #include "pipeline.h"
 #include "presence.h"
 #include "revoke.h"

@@ -9,17 +9,23 @@
  *   core.c       sets the hooks (bk_core_hooks)
  *   loop.c       the epoll loop: fds, timers, end-of-pass hooks (loop.h)
  *   ---------------------------------------------------------------- may call everyone below
- *   api.c        HTTP API           -> http pipeline stats revoke presence acks webui
+ *   api.c        HTTP API    -> http ingest pipeline stats revoke presence acks webui clustered
  *   stats.c      /api/stats, /metrics (read-only over the modules)
  *   reload.c     SIGHUP             -> acks pipeline
  *   control.c    gateways' control  -> revoke acks native route users
+ *   clustered*.c cluster mode: forwards, rounds to JetStream, consumers (cluster/ below it)
+ *                                   -> ingest pipeline journal native route users dedup items
  *   revoke.c     locks, disconnects -> native route
- *   native.c     sockets, framing   -> guard pipeline                 ^control
+ *   native.c     sockets, framing   -> guard ingest pipeline          ^control
  *   guard.c      peer uid, api key
  *   http*.c      HTTP/1.1 server                                      ^api
- *   pipeline.c   ingest, queues, drain round
- *                                   -> journal acks route dedup users items  ^native ^http
+ *   ingest.c     publishes in: decode, dedup, bounds, enqueue
+ *                                   -> pipeline journal acks dedup users items
+ *   pipeline.c   queues, requests, the drain round
+ *                                   -> journal acks route dedup users items
+ *                                                            ^native ^http ^clustered
  *   journal*.c   durability, replay, compaction -> dedup users items (jfile.c, jsum.c)
+ *                                                            ^clustered
  *   acks.c       acknowledged delivery -> route users
  *   presence.c   last seen of offline users -> route users
  *   route.c      gateways, rings, backlog, replay -> users items
@@ -87,6 +93,14 @@ typedef struct {
     uint64_t native_refused;  /* broker.sock peers of another uid, refused */
 } bk_counters_t;
 
+/* Where a publish of one user goes (bk_cluster_where). */
+typedef enum {
+    BK_CL_LOCAL,       /* this node owns the partition: today's pipeline */
+    BK_CL_FORWARD,     /* another node does: forward it */
+    BK_CL_UNAVAILABLE, /* nobody can take it now (failover, write in doubt): 503 unavailable */
+    BK_CL_BUSY,        /* owned here, but too much of it waits for JetStream: queue_full */
+} bk_cl_where_t;
+
 /* Calls from a lower module up to a higher one. The core (core.c: bk_core_hooks) sets them,
  * so that no module includes or calls a module above it. */
 typedef struct {
@@ -99,6 +113,20 @@ typedef struct {
      * responses go out at the end of the pass) or an HTTP request (answered now) */
     void (*native_done)(struct broker *b, bk_conn_t *c);
     void (*http_done)(struct broker *b, bk_req_t *req);
+    /* pipeline.c in cluster mode (b->cl set; clustered.c): a publish another node forwarded
+     * has every answer; where a publish goes, its forward to the owner, the drain round */
+    void (*fwd_done)(struct broker *b, bk_req_t *req);
+    bk_cl_where_t (*cl_where)(struct broker *b, const char *user, size_t len, bool forwarded,
+                              unsigned *part);
+    void (*cl_forward_add)(struct broker *b, bk_req_t *req, unsigned part, uint32_t idx,
+                           const uint8_t *rec, size_t len);
+    void (*cl_forward_flush)(struct broker *b, bk_req_t *req);
+    void (*cl_round)(struct broker *b, bk_item_t *const *items, size_t n);
+    /* journal: a partition's consumer position read back, and the positions to snapshot
+     * (clustered.c; none without cluster mode) */
+    void (*cl_pos_restore)(struct broker *b, uint32_t p, uint64_t seq);
+    unsigned (*cl_pos_count)(const struct broker *b);
+    uint64_t (*cl_pos)(const struct broker *b, unsigned p);
     /* users.c: a user's first route came (online) or its last went (offline: presence.c);
      * gateway gw has delta users more (route.c); floor slot was raised to seq (journal.c) */
     void (*user_online)(struct broker *b, const char *id, size_t len);

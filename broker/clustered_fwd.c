@@ -8,6 +8,7 @@
 #include "clustered_int.h"
 #include "codec.h"
 #include "native.h"
+#include "ingest.h"
 #include "pipeline.h"
 
 static const char fwd_failed_msg[] =

@@ -3,6 +3,7 @@
  * in-process call it too. */
 #include "api.h"
 #include "broker.h"
+#include "clustered.h"
 #include "control.h"
 #include "core.h"
 #include "http.h"
@@ -19,6 +20,14 @@ void bk_core_hooks(broker_t *b)
         .ctrl_closed = bk_control_closed,
         .native_done = bk_native_mark_dirty,
         .http_done = bk_http_req_done,
+        .fwd_done = bk_cluster_req_done,
+        .cl_where = bk_cluster_where,
+        .cl_forward_add = bk_cluster_forward_add,
+        .cl_forward_flush = bk_cluster_forward_flush,
+        .cl_round = bk_cluster_round,
+        .cl_pos_restore = bk_cluster_pos_restore,
+        .cl_pos_count = bk_cluster_pos_count,
+        .cl_pos = bk_cluster_pos,
         .user_online = bk_presence_online,
         .user_offline = bk_presence_offline,
         .gateway_users = bk_route_gateway_users,

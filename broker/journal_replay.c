@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "broker.h"
-#include "clustered.h"
 #include "codec.h"
 #include "dedup.h"
 #include "herald_time.h"
@@ -40,7 +39,7 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
         uint32_t part;
         if (dlen != 4) return -1;
         memcpy(&part, d, 4);
-        bk_cluster_pos_restore(b, part, word); /* ignored without cluster mode */
+        b->hooks.cl_pos_restore(b, part, word); /* ignored without cluster mode */
         return 0;
     }
     uint64_t fp = 0;

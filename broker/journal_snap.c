@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "broker.h"
-#include "clustered.h"
 #include "codec.h"
 #include "dedup.h"
 #include "herald_time.h"
@@ -137,8 +136,8 @@ void jr_compact(broker_t *b)
     bk_dedup_each(b, snap_dedup, &s);
     for (uint32_t slot = 0; slot < BK_FLOOR_SLOTS; slot++)
         if (bk_users_floor(b, slot)) snap_put(&s, J_FLOOR, bk_users_floor(b, slot), &slot, 4);
-    for (uint32_t p = 0; p < bk_cluster_pos_count(b); p++)
-        if (bk_cluster_pos(b, p)) snap_put(&s, J_CLPOS, bk_cluster_pos(b, p), &p, 4);
+    for (uint32_t p = 0; p < b->hooks.cl_pos_count(b); p++)
+        if (b->hooks.cl_pos(b, p)) snap_put(&s, J_CLPOS, b->hooks.cl_pos(b, p), &p, 4);
     snap_flush(&s);
     /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
     if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {

@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "guard.h"
 #include "native.h"
+#include "ingest.h"
 #include "pipeline.h"
 
 #define READ_CHUNK (256u * 1024)

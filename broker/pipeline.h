@@ -40,10 +40,7 @@ struct bk_req {
 };
 
 bk_req_t *bk_req_new(uint32_t n);
-/* Take a whole request body (msgpack map or array of maps) into a new request. */
-bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
-/* The same for a body another node forwarded (cluster mode): never forwarded again. */
-bk_req_t *bk_ingest_forwarded(broker_t *b, const uint8_t *body, size_t len);
+
 /* One slot of req got its answer: hand the request back to its owner when all did. */
 void bk_req_slot_done(broker_t *b, bk_req_t *req);
 /* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,

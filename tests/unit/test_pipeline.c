@@ -15,6 +15,7 @@
 #include "items.h"
 #include "journal.h"
 #include "json.h"
+#include "ingest.h"
 #include "pipeline.h"
 #include "presence.h"
 #include "procs.h"
