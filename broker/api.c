@@ -6,6 +6,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "clustered.h"
 #include "http.h"
 #include "presence.h"
 #include "revoke.h"
@@ -18,7 +19,8 @@ int bk_api_status_of(herr_t code)
     case HERR_QUEUE_FULL:
     case HERR_IO:
     case HERR_OVER_CAPACITY:
-        return 503; /* all three with Retry-After */
+    case HERR_UNAVAILABLE:
+        return 503; /* all four with Retry-After */
     case HERR_ID_CONFLICT:
         return 409; /* retrying cannot help: no Retry-After */
     case HERR_TOO_LARGE:
@@ -331,6 +333,9 @@ void bk_api_handle(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
         bk_http_respond(b, m, 200, o->data, o->len, 0);
     } else if (path_is(rq, "/api/route") && get) {
         route(b, m, rq);
+    } else if (path_is(rq, "/api/cluster") && get) {
+        bk_cluster_json(b, o);
+        bk_http_respond(b, m, 200, o->data, o->len, 0);
     } else if (path_is(rq, "/metrics") && get) {
         bk_metrics_text(b, o);
         bk_http_respond(b, m, 200, o->data, o->len, BK_HTTP_TEXT);
@@ -338,7 +343,7 @@ void bk_api_handle(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
         jbuf_puts(o, "{\"status\":\"ok\"}");
         bk_http_respond(b, m, 200, o->data, o->len, 0);
     } else if (path_is(rq, "/api/stats") || path_is(rq, "/api/route") || path_is(rq, "/metrics") ||
-               path_is(rq, "/healthz")) {
+               path_is(rq, "/healthz") || path_is(rq, "/api/cluster")) {
         bk_http_error(b, m, 405, HERR_BAD_VALUE, "use GET for this path");
     } else if (get) {
         web_get(b, m, rq);

@@ -72,8 +72,10 @@ struct bk_req {
     bk_req_t *next;           /* connection's response FIFO */
     struct bk_conn *conn;     /* native owner, NULL if orphaned or HTTP */
     struct bk_http_msg *http; /* HTTP owner, NULL if orphaned or native */
+    struct bk_clin *fwd;      /* cluster: a publish forwarded by another node (clustered.c) */
     bool batch;               /* the body was an array: answer an array */
     bool orphan;
+    bool forwarded;    /* cluster: came from another node; never forwarded again */
     herr_t frame_code; /* whole-frame error (malformed, not map/array) */
     char frame_msg[200];
     uint32_t n, pending;
@@ -93,6 +95,11 @@ struct bk_user {
     struct bk_route *routes; /* gateways with a session of this user, refcounted */
     bool active;             /* counted in active_users */
     uint8_t id_len;
+    uint16_t cl_part1; /* cluster: its partition + 1 (0 = not computed yet) */
+    /* Cluster mode: last_seq is the last seq delivered here (history, rings); cl_seq the last
+     * one this node sequenced while it owns the user's partition (0 otherwise). A user with
+     * a cl_seq is not forgotten. */
+    uint64_t cl_seq;
     uint32_t hash; /* of id: compared before the id on lookup, kept for rehashing */
     char id[HERALD_MAX_ID_LEN + 1];
 };
@@ -224,6 +231,7 @@ typedef struct broker {
     bk_conn_t *conns; /* native.c: every connection and listener */
     log_ratelimit_t rl_full, rl_bad, rl_journal;
     struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
+    struct bk_cluster *cl;    /* cluster mode (clustered.c), NULL for a single node */
     uint64_t started_ns;
     hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
 } broker_t;
@@ -233,6 +241,10 @@ void bk_queue_init(broker_t *b);
 bk_req_t *bk_req_new(uint32_t n);
 /* Take a whole request body (msgpack map or array of maps) into a new request. */
 bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len);
+/* The same for a body another node forwarded (cluster mode): never forwarded again. */
+bk_req_t *bk_ingest_forwarded(broker_t *b, const uint8_t *body, size_t len);
+/* One slot of req got its answer: hand the request back to its owner when all did. */
+void bk_req_slot_done(broker_t *b, bk_req_t *req);
 /* Answer slot idx with an error: msg is copied (bk_result_fail) or, for a string literal,
  * referenced (bk_result_fail_static: no allocation per refused item). */
 void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg);
@@ -245,6 +257,12 @@ void bk_drain_schedule(broker_t *b);
 /* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */
 void bk_drain(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
+/* Cluster mode: a round's items (bk_cluster_round) were stored on a quorum (code HERR_OK:
+ * dedup learns their seqs, producers get them) or not (newest first: with rollback their
+ * users' cl_seq go back, ids leave the dedup window, producers get code and msg). Frees
+ * the items; their histories are fed by the consumers. */
+void bk_round_done(broker_t *b, bk_item_t *const *items, size_t n, herr_t code, const char *msg,
+                   bool rollback);
 
 /* --- items.c --- */
 /* Bytes of live items (header + canonical bytes): queued and in histories. */
@@ -351,6 +369,10 @@ void bk_replay(broker_t *b, bk_gateway_t *g, bk_user_t *u, uint64_t session, uin
 /* --- journal.c --- */
 int bk_journal_open(broker_t *b, herald_error_t *err);
 void bk_journal_append(broker_t *b, const bk_item_t *it);
+/* Cluster mode: a delivered notification (history and seq, no dedup entry on replay), and
+ * the stream position partition p's consumer reached (after its records). */
+void bk_journal_append_hist(broker_t *b, const bk_item_t *it);
+void bk_journal_clpos(broker_t *b, uint32_t p, uint64_t stream_seq);
 /* Make what this round appended durable (when the file cannot grow for it, a compaction into
  * the other file may take it instead). Returns 0, or -HERR_IO: the round is not in the
  * journal (bk_journal_discard it; bk_journal_failing from then on). */
@@ -379,6 +401,8 @@ void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c);
 void bk_conns_flush(broker_t *b);
 /* Queue a control-plane reply frame (already framed) on c. */
 void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len);
+/* The response frame body of a completed request (one result, or an array), replacing sb. */
+void bk_native_pack_response(const bk_req_t *req, msgpack_sbuffer *sb);
 
 /* --- guard.c --- */
 /* A connection just accepted (fd): on a unix socket the peer must be our uid or root

@@ -120,7 +120,8 @@ void bk_http_error_flags(broker_t *b, bk_http_msg_t *m, int status, herr_t code,
     jbuf_puts(&o, ",\"message\":");
     json_put_str(&o, msg, strlen(msg));
     jbuf_putc(&o, '}');
-    if (code == HERR_QUEUE_FULL || code == HERR_IO || code == HERR_OVER_CAPACITY)
+    if (code == HERR_QUEUE_FULL || code == HERR_IO || code == HERR_OVER_CAPACITY ||
+        code == HERR_UNAVAILABLE)
         flags |= BK_HTTP_RETRY_AFTER;
     bk_http_respond(b, m, status, o.data, o.len, flags);
     jbuf_free(&o);

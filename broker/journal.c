@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "clustered.h"
 #include "codec.h"
 #include "herald_time.h"
 #include "jfile.h"
@@ -29,8 +30,10 @@
  * J_DEDUP_FP (the fingerprint, then the id), and version 2 files still load. J_FLOOR (the
  * seq floor in the word, the slot as 4 bytes) is appended when a user is forgotten and
  * written for every raised slot at the end of a snapshot, after the users, so that replayed
- * users are created exactly as recorded. */
-enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP, J_DEDUP_FP, J_FLOOR };
+ * users are created exactly as recorded. Cluster mode appends what its consumers deliver as
+ * J_HIST, each stream message's records followed by J_CLPOS (the stream seq in the word,
+ * the partition as 4 bytes), and snapshots end with every partition's J_CLPOS. */
+enum { J_NOTIF = 1, J_HIST, J_USER, J_DEDUP, J_DEDUP_FP, J_FLOOR, J_CLPOS };
 
 /* Record header; the payload (an 8-byte word, then data) follows, zero-padded to 8 bytes.
  * An all-zero header ends the records (preallocated pages, or the mark written after the
@@ -139,6 +142,13 @@ static int jr_apply(broker_t *b, uint16_t type, const uint8_t *p, uint32_t len,
         memcpy(&slot, d, 4);
         if (slot >= BK_FLOOR_SLOTS) return -1;
         bk_floor_raise(b, slot, word);
+        return 0;
+    }
+    if (type == J_CLPOS) {
+        uint32_t part;
+        if (dlen != 4) return -1;
+        memcpy(&part, d, 4);
+        bk_cluster_pos_restore(b, part, word); /* ignored without cluster mode */
         return 0;
     }
     uint64_t fp = 0;
@@ -459,6 +469,16 @@ void bk_journal_append(broker_t *b, const bk_item_t *it)
     jr_put(b->jr, J_NOTIF, it->at_ns, it->bytes, it->len);
 }
 
+void bk_journal_append_hist(broker_t *b, const bk_item_t *it)
+{
+    jr_put(b->jr, J_HIST, it->at_ns, it->bytes, it->len);
+}
+
+void bk_journal_clpos(broker_t *b, uint32_t p, uint64_t stream_seq)
+{
+    jr_put(b->jr, J_CLPOS, stream_seq, &p, 4);
+}
+
 void bk_journal_floor(broker_t *b, uint32_t slot, uint64_t seq)
 {
     if (b->jr) jr_put(b->jr, J_FLOOR, seq, &slot, 4);
@@ -571,6 +591,8 @@ static void jr_compact(broker_t *b)
     bk_dedup_each(b, snap_dedup, &s);
     for (uint32_t slot = 0; slot < BK_FLOOR_SLOTS; slot++)
         if (b->floors[slot]) snap_put(&s, J_FLOOR, b->floors[slot], &slot, 4);
+    for (uint32_t p = 0; p < bk_cluster_pos_count(b); p++)
+        if (bk_cluster_pos(b, p)) snap_put(&s, J_CLPOS, bk_cluster_pos(b, p), &p, 4);
     snap_flush(&s);
     /* the next lap of t appends into its mapping: map what its last lap wrote with pwrite */
     if (s.err || jr_mark_end(t, s.end) < 0 || jf_map_all(t) < 0) {

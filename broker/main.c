@@ -11,6 +11,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "clustered.h"
 #include "herald_time.h"
 #include "http.h"
 #include "presence.h"
@@ -192,12 +193,14 @@ int main(int argc, char **argv)
                   (unsigned long long)b->mem_fixed);
         return 1;
     }
-    if (bk_journal_open(b, &err) < 0) {
+    if (bk_cluster_init(b, &err) < 0 || bk_journal_open(b, &err) < 0) {
         log_error("%s", err.message);
         return 1;
     }
     reopen_rings(b);
-    if (bk_http_listen(b, &err) < 0 || bk_native_listen(b, &err) < 0) {
+    /* The cluster first: a broker whose ports answer is connected to its cluster. */
+    if (bk_cluster_start(b, &err) < 0 || bk_http_listen(b, &err) < 0 ||
+        bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
         return 1;
     }
@@ -214,6 +217,7 @@ int main(int argc, char **argv)
     if (rc) log_error("event loop failed: %s", strerror(errno));
     bk_http_close(b);
     bk_native_close(b);
+    bk_cluster_close(b);
     bk_journal_flush(b);
     bk_journal_close(b);
     bk_gateways_free(b);

@@ -154,12 +154,11 @@ static void pack_result(msgpack_packer *pk, const bk_result_t *r)
     pack_str(pk, r->message ? r->message : "");
 }
 
-/* Append the response frame of a completed request to the connection's output. */
-static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
+void bk_native_pack_response(const bk_req_t *req, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
-    resp.size = 0;
-    msgpack_packer_init(&pk, &resp, msgpack_sbuffer_write);
+    sb->size = 0;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     if (req->frame_code != HERR_OK) {
         bk_result_t r = {.code = req->frame_code, .message = req->frame_msg};
         pack_result(&pk, &r);
@@ -170,6 +169,12 @@ static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
     } else {
         pack_result(&pk, &req->res[0]);
     }
+}
+
+/* Append the response frame of a completed request to the connection's output. */
+static void conn_put_response(bk_conn_t *c, const bk_req_t *req)
+{
+    bk_native_pack_response(req, &resp);
     tx_reserve(c, FRAME_HDR + resp.size);
     frame_put_len(c->tx + c->tx_len, (uint32_t)resp.size);
     memcpy(c->tx + c->tx_len + FRAME_HDR, resp.data, resp.size);

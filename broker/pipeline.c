@@ -6,6 +6,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "clustered.h"
 #include "codec.h"
 #include "herald_time.h"
 #include "http.h"
@@ -17,6 +18,12 @@ static const char journal_failed_msg[] =
     "broker journal write failed: not acknowledged, retry later";
 static const char over_capacity_msg[] =
     "broker at its memory bound (broker.max_memory): not accepted, retry later";
+static const char unavailable_msg[] =
+    "the user's partition has no writable owner right now (cluster failover): not accepted, "
+    "retry later";
+static const char busy_msg[] =
+    "too many notifications of this user's partition wait for the cluster's acknowledgement: "
+    "not accepted, retry later";
 static uint8_t enc[CODEC_ENCODE_CAP]; /* one canonical record, copied into its item */
 
 /* Per-round quanta for P1..P3 so a flood of a higher priority never starves a lower one. */
@@ -80,8 +87,7 @@ void bk_result_fail(bk_req_t *req, uint32_t idx, herr_t code, const char *msg)
     req->res[idx].msg_owned = copy != NULL;
 }
 
-/* One slot of req got its answer; hand the request back to its owner when all did. */
-static void req_slot_done(broker_t *b, bk_req_t *req)
+void bk_req_slot_done(broker_t *b, bk_req_t *req)
 {
     if (--req->pending) return;
     if (req->orphan)
@@ -90,6 +96,15 @@ static void req_slot_done(broker_t *b, bk_req_t *req)
         bk_conn_mark_dirty(b, req->conn);
     else if (req->http)
         bk_http_req_done(b, req);
+    else if (req->fwd)
+        bk_cluster_req_done(b, req);
+}
+
+/* Nothing can be made durable while the single node's journal fails (see bk_journal_flush);
+ * in cluster mode JetStream makes rounds durable and the journal is only a restart cache. */
+static bool journal_blocks(const broker_t *b)
+{
+    return !b->cl && bk_journal_failing(b);
 }
 
 static void refuse(broker_t *b, bk_req_t *req, uint32_t idx, const herald_error_t *err)
@@ -120,7 +135,7 @@ static bool ingest_parse(broker_t *b, bk_req_t *req, uint32_t idx, const uint8_t
 {
     herald_error_t err;
     const uint8_t *item = *cur;
-    if (bk_journal_failing(b)) { /* nothing can be made durable: see bk_journal_flush */
+    if (journal_blocks(b)) {
         b->c.dropped++;
         bk_result_fail_static(req, idx, HERR_IO, journal_failed_msg);
         *cur += codec_span(item);
@@ -211,6 +226,30 @@ static bool ingest_same(broker_t *b, bk_req_t *req, bk_parsed_t *p, bk_dedup_ent
     return false;
 }
 
+/* Cluster mode: whether the item stays here for ingest_commit (its partition is owned
+ * here); otherwise it is forwarded to its owner (its canonical record, so the owner keeps
+ * the message_id and timestamp given here) or refused now. */
+static bool ingest_route(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t now)
+{
+    unsigned part;
+    bk_cl_where_t where = bk_cluster_where(b, p->n.user_id, p->user_len, req->forwarded, &part);
+    if (where == BK_CL_LOCAL) return true;
+    memcpy(req->res[p->idx].message_id, p->n.message_id, p->id_len + 1);
+    if (where == BK_CL_FORWARD) {
+        long len = ingest_encode(b, req, p, now);
+        if (len >= 0) bk_cluster_forward_add(b, req, part, p->idx, enc, (size_t)len);
+        return false;
+    }
+    b->c.dropped++;
+    if (where == BK_CL_BUSY) {
+        b->c.queue_full[p->n.priority]++;
+        bk_result_fail_static(req, p->idx, HERR_QUEUE_FULL, busy_msg);
+    } else {
+        bk_result_fail_static(req, p->idx, HERR_UNAVAILABLE, unavailable_msg);
+    }
+    return false;
+}
+
 /* Phase 2: dedup, queue bound, canonical encoding, enqueue. */
 static void ingest_commit(broker_t *b, bk_req_t *req, bk_parsed_t *p, uint64_t now)
 {
@@ -287,8 +326,10 @@ static void ingest_items(broker_t *b, bk_req_t *req, const uint8_t *items, size_
         for (uint32_t j = 0; j < m; j++)
             k += ingest_parse(b, req, i + j, &cur, end, &chunk[k], k);
         for (uint32_t j = 0; j < k; j++)
-            ingest_commit(b, req, &chunk[j], now);
+            if (!b->cl || ingest_route(b, req, &chunk[j], now))
+                ingest_commit(b, req, &chunk[j], now);
     }
+    if (b->cl) bk_cluster_forward_flush(b, req);
 }
 
 /* Items announced by a msgpack array header at the start of body (0 if not an array). */
@@ -301,7 +342,7 @@ static uint64_t batch_items(const uint8_t *body, size_t len)
     return 0;
 }
 
-bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
+static bk_req_t *ingest_body(broker_t *b, const uint8_t *body, size_t len, bool forwarded)
 {
     herald_error_t err = {0};
     /* Every item costs a result slot and a response entry (~150 bytes) while an empty map is
@@ -328,6 +369,7 @@ bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
     size_t head = codec_array_open(body, len, &n);
     if (head) {
         bk_req_t *r = bk_req_new(n);
+        r->forwarded = forwarded;
         r->batch = true;
         r->pending = 1; /* held while the items go in */
         ingest_items(b, r, body + head, len - head, n);
@@ -336,6 +378,7 @@ bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
         return r;
     }
     bk_req_t *r = bk_req_new(1);
+    r->forwarded = forwarded;
     r->pending = 1;
     ingest_items(b, r, body, len, 1);
     r->pending--;
@@ -343,8 +386,20 @@ bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
     return r;
 }
 
+bk_req_t *bk_ingest_body(broker_t *b, const uint8_t *body, size_t len)
+{
+    return ingest_body(b, body, len, false);
+}
+
+bk_req_t *bk_ingest_forwarded(broker_t *b, const uint8_t *body, size_t len)
+{
+    return ingest_body(b, body, len, true);
+}
+
 /* Give the next notification of q its seq and append it to the journal; it reaches history
- * and rings only once the round is durable (round_publish). */
+ * and rings only once the round is durable (round_publish). In cluster mode the seq comes
+ * from the owner's counter (cl_seq) and the round goes to JetStream (bk_cluster_round); the
+ * item holds its user (queued) until it is answered. */
 static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
 {
     bk_item_t *it = q->head;
@@ -352,32 +407,38 @@ static void sequence_one(broker_t *b, bk_queue_t *q, size_t slot, uint64_t now)
     if (!q->head) q->tail = NULL;
     q->count--;
     it->next = NULL;
-    it->seq = ++it->user->last_seq;
     it->at_ns = now;
-    it->user->queued--;
     it->user->last_ns = now;
-    codec_patch_seq(it->bytes, CODEC_SEQ_OFFSET, it->seq);
     round_items[slot] = it;
+    if (b->cl) {
+        it->seq = ++it->user->cl_seq;
+        codec_patch_seq(it->bytes, CODEC_SEQ_OFFSET, it->seq);
+        return;
+    }
+    it->seq = ++it->user->last_seq;
+    it->user->queued--;
+    codec_patch_seq(it->bytes, CODEC_SEQ_OFFSET, it->seq);
     bk_journal_append(b, it);
 }
 
-/* Answer slot idx of req with seq (or io_error when the round was not made durable). */
-static void answer(broker_t *b, bk_req_t *req, uint32_t idx, uint64_t seq, bool dup, bool ok)
+/* Answer slot idx of req with seq, or refuse it with code and msg. */
+static void answer(broker_t *b, bk_req_t *req, uint32_t idx, uint64_t seq, bool dup, herr_t code,
+                   const char *msg)
 {
     bk_result_t *r = &req->res[idx];
-    r->seq = ok ? seq : 0;
+    r->seq = code == HERR_OK ? seq : 0;
     r->duplicate = dup;
     r->done = 1;
-    if (!ok) bk_result_fail_static(req, idx, HERR_IO, journal_failed_msg);
-    req_slot_done(b, req);
+    if (code != HERR_OK) bk_result_fail_static(req, idx, code, msg);
+    bk_req_slot_done(b, req);
 }
 
-static void answer_all(broker_t *b, bk_item_t *it, bool ok)
+static void answer_all(broker_t *b, bk_item_t *it, herr_t code, const char *msg)
 {
-    if (it->req) answer(b, it->req, it->idx, it->seq, false, ok);
+    if (it->req) answer(b, it->req, it->idx, it->seq, false, code, msg);
     for (bk_waiter_t *w = it->waiters, *nx; w; w = nx) {
         nx = w->next;
-        answer(b, w->req, w->idx, it->seq, true, ok);
+        answer(b, w->req, w->idx, it->seq, true, code, msg);
         free(w);
     }
     it->req = NULL;
@@ -397,7 +458,7 @@ static void round_publish(broker_t *b, size_t n)
         bk_route_item(b, it);
         if (it->ack) bk_acks_published(b, it);
         b->c.sent++;
-        answer_all(b, it, true);
+        answer_all(b, it, HERR_OK, NULL);
         bk_history_append(b, it->user, it); /* may free it */
     }
     bk_rings_publish(b);
@@ -414,7 +475,7 @@ static void round_discard(broker_t *b, size_t n)
         it->user->last_seq--;
         if (it->dedup) bk_dedup_forget(b, it->dedup);
         it->dedup = NULL;
-        answer_all(b, it, false);
+        answer_all(b, it, HERR_IO, journal_failed_msg);
         b->c.dropped++;
         bk_item_free(it);
     }
@@ -422,6 +483,35 @@ static void round_discard(broker_t *b, size_t n)
         log_error("journal write failed: a round of %zu notifications was refused (io_error) and "
                   "not published",
                   n);
+}
+
+void bk_round_done(broker_t *b, bk_item_t *const *items, size_t n, herr_t code, const char *msg,
+                   bool rollback)
+{
+    if (code == HERR_OK) {
+        uint64_t now = n ? now_ns() : 0;
+        for (size_t i = 0; i < n; i++) {
+            bk_item_t *it = items[i];
+            latency_record(&b->ingest_lat, it->prio, now > it->ts_ns ? now - it->ts_ns : 0);
+            if (it->dedup) bk_dedup_sequenced(it->dedup, it->seq);
+            it->dedup = NULL;
+            answer_all(b, it, HERR_OK, NULL);
+            it->user->queued--;
+            bk_item_free(it);
+        }
+        return;
+    }
+    for (size_t i = n; i-- > 0;) {
+        bk_item_t *it = items[i];
+        /* newest first: a user's counter ends at the first seq it had in the round, less 1 */
+        if (rollback && it->user->cl_seq >= it->seq) it->user->cl_seq = it->seq - 1;
+        if (it->dedup) bk_dedup_forget(b, it->dedup);
+        it->dedup = NULL;
+        answer_all(b, it, code, msg);
+        b->c.dropped++;
+        it->user->queued--;
+        bk_item_free(it);
+    }
 }
 
 static void journal_retry_cb(loop_t *l, loop_timer_t *t)
@@ -439,7 +529,7 @@ void bk_drain(broker_t *b)
 {
     if (!b->drain_pending) return;
     b->drain_pending = false;
-    if (bk_journal_failing(b)) return; /* journal_retry_cb schedules the next round */
+    if (journal_blocks(b)) return; /* journal_retry_cb schedules the next round */
     uint64_t now = now_ns();
     size_t n = 0;
     bool more = true;
@@ -453,6 +543,11 @@ void bk_drain(broker_t *b)
         }
     }
     b->c.drain_rounds++;
+    if (b->cl) { /* durable (on a quorum) before answered: see bk_round_done */
+        bk_cluster_round(b, round_items, n);
+        if (bk_queue_total(b)) bk_drain_schedule(b);
+        return;
+    }
     /* Durable before visible: nothing reaches a ring, a history or a producer before the
      * journal holds the round. */
     if (bk_journal_flush(b) == 0) {

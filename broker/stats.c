@@ -4,6 +4,7 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "clustered.h"
 #include "http.h"
 #include "presence.h"
 #include "webui.h"
@@ -124,6 +125,7 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     }
     jbuf_putc(o, ']');
     bk_webui_stats_json(o);
+    bk_cluster_stats_json(b, o);
     jbuf_putc(o, '}');
 }
 
@@ -279,4 +281,5 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
     gw_metric(o, b, "gateway_backlog", "gauge", "Records waiting for ring space.", g_backlog);
     gw_metric(o, b, "gateway_drops_total", "counter", "Notifications dropped.", g_drops);
     gw_metric(o, b, "gateway_ring_used_bytes", "gauge", "Ring bytes not yet consumed.", g_used);
+    bk_cluster_metrics(b, o);
 }

@@ -84,8 +84,9 @@ bk_user_t *bk_user_get_hashed(broker_t *b, const char *id, size_t len, uint32_t 
     u->last_ns = now_ns();
     /* Created again after being forgotten (or first seen in a slot where someone was): its
      * seqs go on above anything a client may still hold. A journal being replayed says
-     * exactly where each user was, so it gets none. */
-    if (!b->loading) u->last_seq = b->floors[bk_floor_slot(id, len)];
+     * exactly where each user was, so it gets none; nor does a cluster node, whose seqs come
+     * from the partition's owner (a floor there would hide the stream's records below it). */
+    if (!b->loading && !b->cl) u->last_seq = b->floors[bk_floor_slot(id, len)];
     b->mem_users += sizeof *u;
     u->hnext = b->utab[h];
     b->utab[h] = u;
@@ -229,7 +230,7 @@ size_t bk_users_sweep(broker_t *b, uint64_t now_ns)
             bk_user_t *u = *pp;
             budget -= budget > 0;
             bk_history_trim(b, u, now_ns);
-            if (u != b->bcast && !u->n_routes && !u->queued && !u->hist_head &&
+            if (u != b->bcast && !u->n_routes && !u->queued && !u->hist_head && !u->cl_seq &&
                 now_ns - u->last_ns >= age && now_ns > u->last_ns) {
                 *pp = u->hnext;
                 user_forget(b, u);

@@ -1,7 +1,13 @@
 /* cl_consume.c - delivery: an ordered consumer per partition that the broker wants, from a
  * stream position or a time, handing each round message's records to the broker thread in
  * stream order. A bound on the bytes waiting for the broker holds the delivery thread back
- * (and through JetStream's flow control, the server). */
+ * (and through JetStream's flow control, the server).
+ *
+ * An ordered consumer lives on its stream's leader (memory, one replica). cnats recreates it
+ * when its heartbeats stop, but after a leader kill that coincides with the loss of this
+ * node's own server connection it was seen to stay silent for good (cnats 3.4.1, server
+ * 2.9.10). So a watchdog: a consumer that delivered nothing for CL_STALL_NS while the stream
+ * holds a later round message is replaced, from the message after the last one delivered. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +17,7 @@
 #include "log.h"
 
 #define CL_QUEUE_BOUND (64u * 1024 * 1024) /* consumed bytes waiting for the broker thread */
+#define CL_STALL_NS    3000000000ull       /* a consumer silent this long is checked */
 
 /* What a consumer's callbacks need; freed when its subscription is done delivering. */
 typedef struct {
@@ -104,16 +111,71 @@ void cl_consume_stop(cl_t *cl, unsigned p)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* The watchdog: no progress since the last check, and the stream has a round message past
+ * what was delivered (and past the start time, for a consumer started by time)? */
+static void cl_consume_check(cl_t *cl, cl_part_t *part)
+{
+    uint64_t now = cl_now();
+    pthread_mutex_lock(&cl->mu);
+    bool due = part->cons && part->cons_want && now >= part->cons_check_at;
+    uint64_t seen = part->consumed, since = part->cons_since;
+    /* held back by the broker thread (the queue bound) is not stalled */
+    bool moved = seen != part->cons_check_seq || cl->q_bytes > CL_QUEUE_BOUND / 2;
+    if (due) {
+        part->cons_check_at = now + CL_STALL_NS;
+        part->cons_check_seq = seen;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    if (!due || moved) return;
+    char stream[64], subj[96];
+    cl_stream_name(cl, part->idx, stream, sizeof stream);
+    cl_subject(cl, part->idx, 'r', subj, sizeof subj);
+    natsMsg *m = NULL;
+    jsErrCode code = 0;
+    if (js_GetLastMsg(&m, cl->jsc, stream, subj, NULL, &code) != NATS_OK)
+        return; /* none yet,
+                                                                  * or no leader: next time */
+    uint64_t last = natsMsg_GetSequence(m);
+    bool newer = !since || seen || (uint64_t)natsMsg_GetTime(m) >= since;
+    natsMsg_Destroy(m);
+    if (last <= seen || !newer) return;
+    pthread_mutex_lock(&cl->mu);
+    if (part->consumed == seen && part->cons) {
+        part->cons_restart = true;
+        cl->c.consumer_restarts++;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    log_warn("cluster: partition %u: consumer silent at stream seq %llu while the stream has %llu; "
+             "replacing it",
+             part->idx, (unsigned long long)seen, (unsigned long long)last);
+}
+
+/* A start time cnats encodes right. cnats 3.4.1 writes the fraction of a second without its
+ * leading zeros (x.012345678 s goes out as "x.12345678", i.e. up to 0.9 s later), so the
+ * server would skip what was stored in between. A fraction under 0.1 s is dropped: the
+ * consumer starts up to 0.1 s early (a little more history, never less). */
+static uint64_t cl_start_time(uint64_t since_ns)
+{
+    uint64_t frac = since_ns % 1000000000u;
+    return frac < 100000000u ? since_ns - frac : since_ns;
+}
+
 void cl_consume_tick(cl_t *cl, cl_part_t *part)
 {
+    cl_consume_check(cl, part);
     pthread_mutex_lock(&cl->mu);
     bool want = part->cons_want;
+    if (part->cons_restart && part->consumed) { /* go on after what was delivered */
+        part->cons_from = part->consumed + 1;
+        part->cons_since = 0;
+    }
     uint64_t gen = part->cons_gen, from = part->cons_from, since = part->cons_since;
     natsSubscription *old = NULL;
-    if (part->cons && (!want || part->cons_sub_gen != gen)) {
+    if (part->cons && (!want || part->cons_sub_gen != gen || part->cons_restart)) {
         old = part->cons;
         part->cons = NULL;
     }
+    part->cons_restart = false;
     bool start = want && !part->cons;
     pthread_mutex_unlock(&cl->mu);
     if (old) {
@@ -134,7 +196,7 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
         so.Config.OptStartSeq = from;
     } else if (since) {
         so.Config.DeliverPolicy = js_DeliverByStartTime;
-        so.Config.OptStartTime = (int64_t)since;
+        so.Config.OptStartTime = (int64_t)cl_start_time(since);
     } else {
         so.Config.DeliverPolicy = js_DeliverNew;
     }
@@ -155,6 +217,8 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     pthread_mutex_lock(&cl->mu);
     part->cons = sub;
     part->cons_sub_gen = gen;
+    part->cons_check_at = cl_now() + CL_STALL_NS;
+    part->cons_check_seq = part->consumed;
     pthread_mutex_unlock(&cl->mu);
 }
 

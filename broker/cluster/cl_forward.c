@@ -102,9 +102,7 @@ int cl_forward_open(cl_t *cl)
 
 void cl_forward_close(cl_t *cl)
 {
-    natsSubscription *subs[] = {cl->inbox_sub, cl->node_sub};
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        if (subs[i]) natsSubscription_Unsubscribe(subs[i]);
+    if (cl->inbox_sub) natsSubscription_Unsubscribe(cl->inbox_sub);
     for (unsigned p = 0; p < cl->n_parts; p++)
         if (cl->parts[p].in_sub) natsSubscription_Unsubscribe(cl->parts[p].in_sub);
 }
@@ -152,6 +150,9 @@ int cl_forward(cl_t *cl, unsigned p, const void *frame, size_t len, void *req_ct
     pthread_mutex_lock(&cl->mu);
     r->id = ++cl->next_req;
     r->ctx = req_ctx;
+    r->p = p;
+    r->owner = cl->parts[p].seen_owner;
+    r->inc = cl->parts[p].seen_inc;
     r->deadline = cl_now() + (uint64_t)cl->cfg.forward_timeout_ms * 1000000u;
     *cl_freq_slot(cl, r->id) = r;
     r->prev = cl->freq_tail;
@@ -203,4 +204,32 @@ void cl_forward_timeouts(cl_t *cl)
         cl_forward_done(cl, r, CL_UNAVAILABLE, NULL);
     }
     pthread_mutex_unlock(&cl->mu);
+}
+
+void cl_forward_fail(cl_t *cl, unsigned owner)
+{
+    pthread_mutex_lock(&cl->mu);
+    for (cl_freq_t *r = cl->freq_head, *nx; r; r = nx) {
+        nx = r->next;
+        if (owner && r->owner != owner) continue;
+        cl_freq_remove(cl, r);
+        cl_forward_done(cl, r, CL_UNAVAILABLE, NULL);
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* Only a restart is acted on here. Any other change of holder leaves the earlier one able to
+ * answer (a handover: it finishes what it holds), or it is dead and the probes say so within
+ * a second (cl_nodes_tick -> cl_forward_fail). A restarted process answers the node's probes
+ * itself, so without this the forwards its predecessor held waited for their timeout. */
+void cl_forward_moved(cl_t *cl, unsigned p)
+{
+    const cl_part_t *part = &cl->parts[p];
+    if (!part->seen_owner) return;
+    for (cl_freq_t *r = cl->freq_head, *nx; r; r = nx) {
+        nx = r->next;
+        if (r->p != p || r->owner != part->seen_owner || r->inc == part->seen_inc) continue;
+        cl_freq_remove(cl, r);
+        cl_forward_done(cl, r, CL_UNAVAILABLE, NULL);
+    }
 }

@@ -18,9 +18,10 @@
 #include "log.h"
 #include "cluster.h"
 
-#define CL_MAX_NODES 64
-#define CL_NAME_MAX  32
-#define CL_ID_MAX    64 /* Nats-Msg-Id we write: "<node>.<epoch>.<seq>" */
+#define CL_CKPT_HISTORY 8 /* values kept per checkpoint key (cl_open.c) */
+#define CL_MAX_NODES    64
+#define CL_NAME_MAX     32
+#define CL_ID_MAX       64 /* Nats-Msg-Id we write: "<node>.<epoch>.<seq>" */
 
 /* One entry of the queue to the broker thread. */
 typedef enum {
@@ -95,6 +96,7 @@ typedef struct cl_part {
     bool release_lease; /* control thread: give the lease back when idle */
     /* as last read from the bucket (control thread) */
     unsigned seen_owner;
+    uint64_t seen_inc; /* the holder's incarnation (cl_lease.c) */
     uint64_t seen_rev;
     bool seen_present;
     uint64_t free_since;
@@ -117,6 +119,9 @@ typedef struct cl_part {
     bool cons_want;        /* control thread: (re)start the consumer */
     uint64_t cons_from, cons_since;
     uint64_t consumed; /* last stream seq queued for the broker */
+    /* stall watchdog (control thread): consumed as of the last check, and when that was */
+    uint64_t cons_check_seq, cons_check_at;
+    bool cons_restart; /* replace the subscription, from consumed + 1, same generation */
 } cl_part_t;
 
 /* A forward waiting for its answer (client side). */
@@ -124,6 +129,9 @@ typedef struct cl_freq {
     struct cl_freq *next, *prev; /* FIFO by deadline (all share the timeout) */
     struct cl_freq *hnext;
     uint64_t id, deadline;
+    unsigned p;
+    unsigned owner; /* the partition's lease holder when it was sent (0 = unknown) */
+    uint64_t inc;   /* ... and its incarnation */
     void *ctx;
 } cl_freq_t;
 
@@ -136,6 +144,7 @@ struct cl_fwd {
 struct cl {
     cl_config_t cfg;
     cl_callbacks_t cb;
+    uint64_t incarnation; /* this process among the node's lives (in its lease values) */
     char nats[1024];
     char name[CL_NAME_MAX];       /* lower case: subjects, buckets */
     char stream_pfx[CL_NAME_MAX]; /* upper case: stream names */
@@ -232,7 +241,13 @@ void cl_checkpoint_tick(cl_t *cl, cl_part_t *part, bool force);
 int cl_forward_open(cl_t *cl);
 void cl_forward_in(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure);
 void cl_forward_timeouts(cl_t *cl);
-void cl_forward_close(cl_t *cl); /* unsubscribe */
+/* Answer CL_UNAVAILABLE now to the forwards sent to owner (0: every forward): its connection
+ * is gone, or ours is, so no answer can come. */
+void cl_forward_fail(cl_t *cl, unsigned owner);
+/* p's lease was read (caller holds mu): answer CL_UNAVAILABLE to the forwards sent to an
+ * earlier process of the node that holds it now (that process is gone: it was restarted). */
+void cl_forward_moved(cl_t *cl, unsigned p);
+void cl_forward_close(cl_t *cl); /* unsubscribe (the probe subject is cl_close's) */
 void cl_forward_free(cl_t *cl);  /* after the connection is closed */
 
 /* cl_consume.c */

@@ -149,6 +149,8 @@ void cl_nodes_tick(cl_t *cl)
     for (unsigned i = 0; i < n_probe; i++) {
         uint64_t *since = cl_unreach_of(cl, probe[i]);
         bool up = cl_probe(cl, probe[i]);
+        /* Its connection is gone: forwards it was sent will never be answered. */
+        if (!up) cl_forward_fail(cl, probe[i]);
         if (since && up) *since = 0;
         if (since && !up && *since == 0) *since = now;
         bool listed = false;
@@ -179,8 +181,13 @@ static void cl_lease_key(unsigned p, char *out, size_t cap)
     snprintf(out, cap, "lease.%u", p);
 }
 
-/* Read p's lease: 1 with owner (0 = released) and revision, 0 if absent, -1 on error. */
-static int cl_lease_read(cl_t *cl, unsigned p, unsigned *owner, uint64_t *rev)
+/* A lease's value: "<node>.<incarnation>" ("0" when released). The incarnation tells a
+ * node's processes apart: forwards sent to one that died are refused once another one (of
+ * the same node id, restarted) holds the lease, not after their timeout. */
+
+/* Read p's lease: 1 with owner (0 = released), its incarnation and revision, 0 if absent,
+ * -1 on error. */
+static int cl_lease_read(cl_t *cl, unsigned p, unsigned *owner, uint64_t *inc, uint64_t *rev)
 {
     char key[32];
     cl_lease_key(p, key, sizeof key);
@@ -192,10 +199,11 @@ static int cl_lease_read(cl_t *cl, unsigned p, unsigned *owner, uint64_t *rev)
     if (s != NATS_OK) {
         return -1;
     }
-    char val[16] = "";
+    char val[48] = "", *end;
     int len = kvEntry_ValueLen(e);
     if (len > 0 && len < (int)sizeof val) memcpy(val, kvEntry_Value(e), (size_t)len);
-    *owner = (unsigned)strtoul(val, NULL, 10);
+    *owner = (unsigned)strtoul(val, &end, 10);
+    *inc = *end == '.' ? strtoull(end + 1, NULL, 10) : 0;
     *rev = kvEntry_Revision(e);
     kvEntry_Destroy(e);
     return 1;
@@ -204,9 +212,10 @@ static int cl_lease_read(cl_t *cl, unsigned p, unsigned *owner, uint64_t *rev)
 /* Write p's lease with value node (0 = released), expecting revision `last` (0 = absent). */
 static natsStatus cl_lease_write(cl_t *cl, unsigned p, unsigned node, uint64_t last, uint64_t *rev)
 {
-    char key[32], val[16];
+    char key[32], val[48];
     cl_lease_key(p, key, sizeof key);
-    int len = snprintf(val, sizeof val, "%u", node);
+    int len = node ? snprintf(val, sizeof val, "%u.%llu", node, (unsigned long long)cl->incarnation)
+                   : snprintf(val, sizeof val, "0");
     natsStatus s = last ? kvStore_Update(rev, cl->kv, key, val, len, last)
                         : kvStore_Create(rev, cl->kv, key, val, len);
     return s;
@@ -291,8 +300,8 @@ void cl_leases_tick(cl_t *cl)
     for (unsigned p = 0; p < cl->n_parts; p++) {
         cl_part_t *part = &cl->parts[p];
         unsigned owner = 0;
-        uint64_t rev = 0;
-        int present = cl_lease_read(cl, p, &owner, &rev);
+        uint64_t inc = 0, rev = 0;
+        int present = cl_lease_read(cl, p, &owner, &inc, &rev);
         if (present < 0) { /* the bucket is unavailable: only renewals may still get through */
             pthread_mutex_lock(&cl->mu);
             bool held = part->state == CL_P_OWNER || part->state == CL_P_RELEASING;
@@ -301,9 +310,12 @@ void cl_leases_tick(cl_t *cl)
             continue;
         }
         pthread_mutex_lock(&cl->mu);
+        bool moved = part->seen_owner != (present ? owner : 0) || part->seen_inc != inc;
         part->seen_present = present > 0;
         part->seen_owner = present ? owner : 0;
+        part->seen_inc = present ? inc : 0;
         part->seen_rev = present ? rev : 0;
+        if (moved) cl_forward_moved(cl, p);
         /* A lease with an owner moves to the preferred live node; a free one goes to the
          * preferred node among those answering now (a node that just left is not waited for). */
         unsigned me = cl->cfg.node_id, pref = cl_preferred(cl, p, false);
@@ -314,7 +326,9 @@ void cl_leases_tick(cl_t *cl)
         bool release = part->release_lease;
         natsSubscription *in_sub = state == CL_P_FOLLOWER ? part->in_sub : NULL;
         if (in_sub) part->in_sub = NULL;
-        if (state == CL_P_OWNER && present && owner != me) {
+        /* Another process of this node id (started while we were stopped) counts as another
+         * node: it holds the lease now. */
+        if (state == CL_P_OWNER && present && (owner != me || inc != cl->incarnation)) {
             part->lease_rev = 0;
             cl_step_down(cl, part, CL_FENCED, "lease taken by another node");
             state = CL_P_FOLLOWER;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cl_int.h"
@@ -19,7 +20,11 @@ static void cl_on_disconnected(natsConnection *nc, void *closure)
     cl->c.nats_disconnects++;
     bool closing = cl->stop;
     pthread_mutex_unlock(&cl->mu);
-    if (!closing) log_warn("cluster: disconnected from NATS, reconnecting");
+    if (closing) return;
+    log_warn("cluster: disconnected from NATS, reconnecting");
+    /* Answers to our forwards went to the old connection: refuse them now (unknown outcome:
+     * the producer retries with the same message_id) rather than after their timeout. */
+    cl_forward_fail(cl, 0);
 }
 
 static void cl_on_reconnected(natsConnection *nc, void *closure)
@@ -152,7 +157,30 @@ static int cl_stream_ensure(cl_t *cl, unsigned p, herald_error_t *err)
     return 0;
 }
 
-static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
+/* An existing bucket keeps fewer values per key than history: raise its stream's limit
+ * (buckets made by an earlier build). */
+static void cl_bucket_history(cl_t *cl, const char *bucket, int64_t history)
+{
+    char stream[80];
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    if (js_GetStreamInfo(&si, cl->jsc, stream, NULL, &code) != NATS_OK) return;
+    if (si->Config->MaxMsgsPerSubject < history) {
+        si->Config->MaxMsgsPerSubject = history;
+        jsStreamInfo *ui = NULL;
+        if (js_UpdateStream(&ui, cl->jsc, si->Config, NULL, &code) == NATS_OK)
+            log_info("cluster: bucket %s now keeps %lld values per key", bucket,
+                     (long long)history);
+        else
+            log_warn("cluster: bucket %s: history not raised to %lld: %s", bucket,
+                     (long long)history, nats_GetLastError(NULL));
+        jsStreamInfo_Destroy(ui);
+    }
+    jsStreamInfo_Destroy(si);
+}
+
+static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns, int64_t history,
                      herald_error_t *err)
 {
     char bucket[64];
@@ -160,7 +188,7 @@ static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
     kvConfig kc;
     kvConfig_Init(&kc);
     kc.Bucket = bucket;
-    kc.History = 1;
+    kc.History = history;
     kc.TTL = ttl_ns;
     kc.StorageType = js_FileStorage;
     kc.Replicas = (int)cl->cfg.replicas;
@@ -171,6 +199,7 @@ static int cl_bucket(cl_t *cl, kvStore **kv, const char *suffix, int64_t ttl_ns,
     /* It may exist with another configuration (another TTL, say): then use it as it is. */
     if (js_KeyValue(kv, cl->jsc, bucket) == NATS_OK) {
         log_warn("cluster: bucket %s: %s; using the existing bucket", bucket, why);
+        cl_bucket_history(cl, bucket, history);
         return 0;
     }
     *kv = NULL;
@@ -188,11 +217,30 @@ static int cl_streams_ensure(cl_t *cl, herald_error_t *err)
         while (p < cl->n_parts && (rc = cl_stream_ensure(cl, p, err)) == 0)
             p++;
         if (rc == 0 && !cl->kv)
-            rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, err);
-        if (rc == 0 && !cl->ckpt) rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, err);
+            rc = cl_bucket(cl, &cl->kv, "cluster", (int64_t)cl->cfg.lease_ttl_ms * 1000000ll, 1,
+                           err);
+        /* Checkpoint chunks keep their earlier values: a header names the chunks' revisions,
+         * and a checkpoint whose header write failed (the owner lost its lease, a leader
+         * died) has already replaced the chunks the standing header names. With one value
+         * per key that header could never be read again and no node could take the
+         * partition over. */
+        if (rc == 0 && !cl->ckpt) rc = cl_bucket(cl, &cl->ckpt, "ckpt", 0, CL_CKPT_HISTORY, err);
         if (rc == 0 || cl_now() >= deadline) return rc;
         usleep(500000);
     }
+}
+
+/* This process among the lives of its node id: the wall clock at start in nanoseconds, with
+ * the pid in the top bits. A restarted process starts later than the one it replaces, so the
+ * clock alone differs unless the clock was set back past the earlier start; the pid then
+ * differs too (almost surely). Not CLOCK_MONOTONIC: it restarts at 0 with the machine. */
+static uint64_t cl_incarnation(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t v = ns ^ (uint64_t)getpid() << 40;
+    return v ? v : 1;
 }
 
 static void cl_defaults(cl_config_t *c)
@@ -239,6 +287,7 @@ int cl_open(cl_t **out, const cl_config_t *cfg, const cl_callbacks_t *cb, herald
     if (!cl) return herr_set(err, HERR_INTERNAL, "", "out of memory");
     cl->cfg = *cfg;
     cl_defaults(&cl->cfg);
+    cl->incarnation = cl_incarnation();
     cl->cb = *cb;
     snprintf(cl->nats, sizeof cl->nats, "%s", cfg->nats);
     cl->cfg.nats = cl->nats;
@@ -287,12 +336,18 @@ fail:
 /* Give every owned partition back, waiting up to a second for their writes in flight. */
 static void cl_release_all(cl_t *cl)
 {
-    uint64_t deadline = cl_now() + 1000000000ull;
-    for (unsigned p = 0; p < cl->n_parts; p++) {
+    /* Bounded, so that a process manager's stop timeout (the supervisor's 5 s) is met even
+     * with NATS in trouble: what is not released in time expires, or is taken from us once
+     * our connection is closed (probes). */
+    uint64_t t0 = cl_now(), writes = t0 + 1000000000ull, deadline = t0 + 2500000000ull;
+    pthread_mutex_lock(&cl->mu);
+    for (unsigned p = 0; p < cl->n_parts; p++)
+        if (cl->parts[p].state == CL_P_OWNER) cl_release_begin(cl, &cl->parts[p]);
+    pthread_mutex_unlock(&cl->mu);
+    for (unsigned p = 0; p < cl->n_parts && cl_now() < deadline; p++) {
         cl_part_t *part = &cl->parts[p];
         pthread_mutex_lock(&cl->mu);
-        if (part->state == CL_P_OWNER) cl_release_begin(cl, part);
-        while ((part->commit || part->q_head) && cl_now() < deadline) {
+        while ((part->commit || part->q_head) && cl_now() < writes) {
             pthread_mutex_unlock(&cl->mu);
             usleep(2000);
             pthread_mutex_lock(&cl->mu);
@@ -319,19 +374,22 @@ void cl_close(cl_t *cl)
         pthread_join(cl->ctl, NULL);
     }
     if (cl->nc) {
-        cl_release_all(cl);
+        /* Leave before handing over: a node that still answers probes while its partitions
+         * are free would be handed back the ones it is preferred for. */
+        if (cl->node_sub) natsSubscription_Unsubscribe(cl->node_sub);
         if (cl->kv) {
             char key[32];
             snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
             kvStore_Delete(cl->kv, key);
         }
+        cl_release_all(cl);
         for (unsigned p = 0; p < cl->n_parts; p++)
             cl_consume_close(cl, &cl->parts[p]);
         cl_forward_close(cl);
         /* Let the delivery threads finish what they hold, then close; the closed callback
          * says they are done with cl. */
-        if (natsConnection_DrainTimeout(cl->nc, 2000) != NATS_OK) natsConnection_Close(cl->nc);
-        uint64_t deadline = cl_now() + 3000000000ull;
+        if (natsConnection_DrainTimeout(cl->nc, 1000) != NATS_OK) natsConnection_Close(cl->nc);
+        uint64_t deadline = cl_now() + 1500000000ull;
         pthread_mutex_lock(&cl->mu);
         while (!cl->closed && cl_now() < deadline) {
             pthread_mutex_unlock(&cl->mu);

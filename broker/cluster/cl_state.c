@@ -16,7 +16,7 @@ typedef struct {
 } cl_user_ent_t;
 
 typedef struct {
-    uint64_t seq;
+    uint64_t seq, fp;
     uint8_t len;
     char id[HERALD_MAX_ID_LEN];
 } cl_id_ent_t;
@@ -28,6 +28,7 @@ struct cl_state {
     size_t index_size;
     cl_id_ent_t *ids; /* ring: the oldest at ids[head] */
     uint32_t window, head, n_ids;
+    cl_fingerprint_fn fp; /* of applied records, or NULL */
 };
 
 static uint32_t cl_hash(const char *s, size_t len)
@@ -51,6 +52,11 @@ cl_state_t *cl_state_new(uint32_t window)
         return NULL;
     }
     return s;
+}
+
+void cl_state_set_fingerprint(cl_state_t *s, cl_fingerprint_fn fn)
+{
+    s->fp = fn;
 }
 
 void cl_state_free(cl_state_t *s)
@@ -119,7 +125,7 @@ static void cl_user_raise(cl_state_t *s, const char *user, size_t len, uint64_t 
     *slot = (uint32_t)s->n_users;
 }
 
-static void cl_id_push(cl_state_t *s, const char *id, size_t len, uint64_t seq)
+static void cl_id_push(cl_state_t *s, const char *id, size_t len, uint64_t seq, uint64_t fp)
 {
     if (len == 0 || len > HERALD_MAX_ID_LEN) return;
     uint32_t at = (s->head + s->n_ids) % s->window;
@@ -130,6 +136,7 @@ static void cl_id_push(cl_state_t *s, const char *id, size_t len, uint64_t seq)
     }
     cl_id_ent_t *e = &s->ids[at];
     e->seq = seq;
+    e->fp = fp;
     e->len = (uint8_t)len;
     memcpy(e->id, id, len);
 }
@@ -137,7 +144,7 @@ static void cl_id_push(cl_state_t *s, const char *id, size_t len, uint64_t seq)
 void cl_state_apply(cl_state_t *s, const cl_rec_t *r)
 {
     cl_user_raise(s, r->user, r->user_len, r->seq);
-    cl_id_push(s, r->message_id, r->id_len, r->seq);
+    cl_id_push(s, r->message_id, r->id_len, r->seq, s->fp ? s->fp(r->bytes, r->len) : 0);
 }
 
 uint64_t cl_state_user_seq(const cl_state_t *s, const char *user, size_t len)
@@ -158,8 +165,10 @@ size_t cl_state_id_count(const cl_state_t *s)
 }
 
 /* Checkpoint payload: u32 magic, u32 version, u64 stream_seq, u32 n_users, u32 n_ids, then
- * n_users x {u8 len, id, u64 seq} and n_ids x {u8 len, id, u64 seq}, oldest id first. */
-#define CL_CKPT_HEAD 24
+ * n_users x {u8 len, id, u64 seq} and n_ids x {u8 len, id, u64 seq, u64 fp}, oldest id first
+ * (version 1 had no fp). */
+#define CL_CKPT_HEAD    24
+#define CL_CKPT_VERSION 2
 
 uint8_t *cl_state_encode(const cl_state_t *s, uint64_t stream_seq, size_t *len)
 {
@@ -167,11 +176,11 @@ uint8_t *cl_state_encode(const cl_state_t *s, uint64_t stream_seq, size_t *len)
     for (size_t i = 0; i < s->n_users; i++)
         need += 9u + s->users[i].len;
     for (uint32_t i = 0; i < s->n_ids; i++)
-        need += 9u + s->ids[(s->head + i) % s->window].len;
+        need += 17u + s->ids[(s->head + i) % s->window].len;
     uint8_t *buf = malloc(need), *p = buf;
     if (!buf) return NULL;
     cl_put32(p, CL_CKPT_MAGIC);
-    cl_put32(p + 4, CL_WIRE_VERSION);
+    cl_put32(p + 4, CL_CKPT_VERSION);
     cl_put64(p + 8, stream_seq);
     cl_put32(p + 16, (uint32_t)s->n_users);
     cl_put32(p + 20, s->n_ids);
@@ -188,43 +197,48 @@ uint8_t *cl_state_encode(const cl_state_t *s, uint64_t stream_seq, size_t *len)
         *p++ = e->len;
         memcpy(p, e->id, e->len);
         cl_put64(p + e->len, e->seq);
-        p += e->len + 8u;
+        cl_put64(p + e->len + 8, e->fp);
+        p += e->len + 16u;
     }
     *len = need;
     return buf;
 }
 
-/* Read one {u8 len, bytes, u64 seq} at *off; returns false if it does not fit. */
+/* Read one {u8 len, bytes, u64 seq[, u64 fp]} at *off (fp when fp is not NULL); returns
+ * false if it does not fit. */
 static bool cl_ckpt_entry(const uint8_t *buf, size_t len, size_t *off, const char **id,
-                          uint8_t *idlen, uint64_t *seq)
+                          uint8_t *idlen, uint64_t *seq, uint64_t *fp)
 {
     if (*off >= len) return false;
     uint8_t n = buf[*off];
-    if (n == 0 || n > HERALD_MAX_ID_LEN || len - *off - 1 < (size_t)n + 8) return false;
+    size_t words = fp ? 16 : 8;
+    if (n == 0 || n > HERALD_MAX_ID_LEN || len - *off - 1 < (size_t)n + words) return false;
     *id = (const char *)buf + *off + 1;
     *idlen = n;
     *seq = cl_get64(buf + *off + 1 + n);
-    *off += 1u + n + 8u;
+    if (fp) *fp = cl_get64(buf + *off + 1 + n + 8);
+    *off += 1u + n + words;
     return true;
 }
 
 int cl_state_decode(cl_state_t *s, const uint8_t *buf, size_t len, uint64_t *stream_seq)
 {
-    if (len < CL_CKPT_HEAD || cl_get32(buf) != CL_CKPT_MAGIC ||
-        cl_get32(buf + 4) != CL_WIRE_VERSION)
+    uint32_t version = len >= CL_CKPT_HEAD ? cl_get32(buf + 4) : 0;
+    if (len < CL_CKPT_HEAD || cl_get32(buf) != CL_CKPT_MAGIC || version < 1 ||
+        version > CL_CKPT_VERSION)
         return -1;
     uint32_t n_users = cl_get32(buf + 16), n_ids = cl_get32(buf + 20);
     size_t off = CL_CKPT_HEAD;
     const char *id;
     uint8_t idlen;
-    uint64_t seq;
+    uint64_t seq, fp = 0;
     for (uint32_t i = 0; i < n_users; i++) {
-        if (!cl_ckpt_entry(buf, len, &off, &id, &idlen, &seq)) return -1;
+        if (!cl_ckpt_entry(buf, len, &off, &id, &idlen, &seq, NULL)) return -1;
         cl_user_raise(s, id, idlen, seq);
     }
     for (uint32_t i = 0; i < n_ids; i++) {
-        if (!cl_ckpt_entry(buf, len, &off, &id, &idlen, &seq)) return -1;
-        cl_id_push(s, id, idlen, seq);
+        if (!cl_ckpt_entry(buf, len, &off, &id, &idlen, &seq, version > 1 ? &fp : NULL)) return -1;
+        cl_id_push(s, id, idlen, seq, fp);
     }
     if (off != len) return -1;
     *stream_seq = cl_get64(buf + 8);
@@ -253,7 +267,7 @@ cl_takeover_t *cl_state_takeover(const cl_state_t *s)
     for (uint32_t i = 0; i < s->n_ids; i++) {
         const cl_id_ent_t *e = &s->ids[(s->head + i) % s->window];
         memcpy(text, e->id, e->len);
-        ids[i] = (cl_id_seq_t){.message_id = text, .seq = e->seq, .id_len = e->len};
+        ids[i] = (cl_id_seq_t){.message_id = text, .seq = e->seq, .fp = e->fp, .id_len = e->len};
         text += e->len;
     }
     tk->users = users;

@@ -14,8 +14,11 @@ typedef struct cl_state cl_state_t;
 /* An empty state remembering the last `window` message ids (>= 1). NULL on out-of-memory. */
 cl_state_t *cl_state_new(uint32_t window);
 void cl_state_free(cl_state_t *s);
+/* Keep fn(record bytes) with every message id applied from now on (checkpoints carry it). */
+void cl_state_set_fingerprint(cl_state_t *s, cl_fingerprint_fn fn);
 
-/* Take one stored record into account: its user's last seq (never lowered) and its id. */
+/* Take one stored record into account: its user's last seq (never lowered) and its id (with
+ * its fingerprint). */
 void cl_state_apply(cl_state_t *s, const cl_rec_t *r);
 
 /* A user's last seq, 0 if unknown. */
@@ -27,9 +30,9 @@ size_t cl_state_id_count(const cl_state_t *s);
  * on out-of-memory. Format in docs/cluster.md. */
 uint8_t *cl_state_encode(const cl_state_t *s, uint64_t stream_seq, size_t *len);
 
-/* Load a checkpoint payload into s (users' seqs raised, ids appended). Returns 0 with its
- * stream position in *stream_seq, or -1 if buf is not a well-formed checkpoint (s may then
- * hold part of it). */
+/* Load a checkpoint payload (version 1: ids without fingerprints, or 2) into s (users' seqs
+ * raised, ids appended). Returns 0 with its stream position in *stream_seq, or -1 if buf is
+ * not a well-formed checkpoint (s may then hold part of it). */
 int cl_state_decode(cl_state_t *s, const uint8_t *buf, size_t len, uint64_t *stream_seq);
 
 /* The takeover view of s in one malloc'd block (free() it), or NULL on out-of-memory. */

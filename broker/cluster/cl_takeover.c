@@ -28,7 +28,8 @@ static bool cl_lease_held(cl_t *cl, cl_part_t *part)
 }
 
 /* Load p's checkpoint into st. Returns 0 (with *seq = 0 when there is none) or -1. */
-static int cl_ckpt_load(cl_t *cl, unsigned p, cl_state_t *st, uint64_t *seq, uint64_t *rev)
+static int cl_ckpt_load(cl_t *cl, unsigned p, cl_state_t *st, uint64_t *seq, uint64_t *rev,
+                        char *why, size_t cap)
 {
     char key[32];
     snprintf(key, sizeof key, "p%u", p);
@@ -40,6 +41,7 @@ static int cl_ckpt_load(cl_t *cl, unsigned p, cl_state_t *st, uint64_t *seq, uin
             return 0;
         }
         if (s != NATS_OK) {
+            snprintf(why, cap, "header: %s", natsStatus_GetText(s));
             return -1;
         }
         const uint8_t *hv = kvEntry_Value(h);
@@ -62,8 +64,12 @@ static int cl_ckpt_load(cl_t *cl, unsigned p, cl_state_t *st, uint64_t *seq, uin
             char ckey[48];
             snprintf(ckey, sizeof ckey, "p%u.c%u", p, i);
             kvEntry *c = NULL;
-            ok = kvStore_GetRevision(&c, cl->ckpt, ckey, cl_get64(hv + CL_CKPT_HDR_MIN + 8u * i)) ==
-                 NATS_OK;
+            uint64_t crev = cl_get64(hv + CL_CKPT_HDR_MIN + 8u * i);
+            natsStatus cs = kvStore_GetRevision(&c, cl->ckpt, ckey, crev);
+            ok = cs == NATS_OK;
+            if (!ok)
+                snprintf(why, cap, "%s at revision %llu: %s", ckey, (unsigned long long)crev,
+                         natsStatus_GetText(cs));
             if (ok) {
                 size_t len = (size_t)kvEntry_ValueLen(c);
                 ok = got + len <= total;
@@ -222,10 +228,14 @@ int cl_takeover(cl_t *cl, cl_part_t *part)
     uint64_t t0 = cl_now();
     cl_state_t *st = cl_state_new(cl->cfg.dedup_window);
     if (!st) return -1;
+    cl_state_set_fingerprint(st, cl->cfg.fingerprint);
     uint64_t ckpt_seq = 0, ckpt_rev = 0, cursor, replayed = 0, marker = 0, first = 0, last = 0;
     char id[CL_ID_MAX];
-    if (cl_ckpt_load(cl, p, st, &ckpt_seq, &ckpt_rev) < 0) {
-        log_warn("cluster: partition %u: checkpoint unreadable; takeover postponed", p);
+    char why[160] = "";
+    if (cl_ckpt_load(cl, p, st, &ckpt_seq, &ckpt_rev, why, sizeof why) < 0) {
+        if (log_ratelimit_ok(&cl->rl_ckpt, 1))
+            log_warn("cluster: partition %u: checkpoint unreadable (%s); takeover postponed", p,
+                     why);
         goto fail;
     }
     cursor = ckpt_seq;

@@ -58,8 +58,13 @@ typedef struct {
 typedef struct {
     const char *message_id;
     uint64_t seq;
+    uint64_t fp; /* cl_config_t.fingerprint of the notification, 0 = unknown */
     uint8_t id_len;
 } cl_id_seq_t;
+
+/* What a notification is, for telling a repeated message_id from a reused one (the broker's
+ * dedup fingerprint): computed from a record's canonical bytes, never 0. */
+typedef uint64_t (*cl_fingerprint_fn)(const uint8_t *bytes, size_t len);
 
 typedef struct {
     const cl_user_seq_t *users; /* every user of the partition with their last seq */
@@ -93,13 +98,15 @@ typedef struct {
 } cl_callbacks_t;
 
 typedef struct {
-    const char *nats;       /* cluster.nats: comma-separated server URLs */
-    unsigned node_id;       /* cluster.node_id, >= 1, unique in the cluster */
-    unsigned partitions;    /* cluster.partitions; the broadcast user has one more */
-    unsigned replicas;      /* cluster.replicas */
-    uint32_t history_age_s; /* stream MaxAge (broker.history_age_s) */
-    uint32_t dedup_window;  /* message ids a takeover hands over, per partition */
-    const char *name;       /* prefix of streams, buckets, subjects (default "herald") */
+    const char *nats;              /* cluster.nats: comma-separated server URLs */
+    unsigned node_id;              /* cluster.node_id, >= 1, unique in the cluster */
+    unsigned partitions;           /* cluster.partitions; the broadcast user has one more */
+    unsigned replicas;             /* cluster.replicas */
+    uint32_t history_age_s;        /* stream MaxAge (broker.history_age_s) */
+    uint32_t dedup_window;         /* message ids a takeover hands over, per partition */
+    const char *name;              /* prefix of streams, buckets, subjects (default "herald") */
+    cl_fingerprint_fn fingerprint; /* kept with every message id a takeover hands over; NULL:
+                                    * ids are handed over with fp 0 */
     /* Timings in ms; 0 = the default in brackets. */
     uint32_t lease_ttl_ms;       /* [15000] longer than a JetStream leader election */
     uint32_t tick_ms;            /* [250] control loop period */
@@ -120,6 +127,7 @@ typedef struct {
     uint64_t checkpoints, checkpoint_errors;
     uint64_t forwarded_out, forwarded_in, forward_unavailable;
     uint64_t consumed_messages, consumed_records, corrupt_messages;
+    uint64_t consumer_restarts; /* stalled consumers replaced (see cl_consume.c) */
     uint64_t nats_reconnects, nats_disconnects;
 } cl_counters_t;
 

@@ -28,6 +28,7 @@ static const char *const herr_names[] = {
     [HERR_ID_CONFLICT - HERR_BASE + 1] = "id_conflict",
     [HERR_OVER_CAPACITY - HERR_BASE + 1] = "over_capacity",
     [HERR_NO_ROOM - HERR_BASE + 1] = "no_room",
+    [HERR_UNAVAILABLE - HERR_BASE + 1] = "unavailable",
 };
 
 const char *herr_code(herr_t code)

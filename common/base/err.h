@@ -37,6 +37,7 @@ typedef enum {
     HERR_ID_CONFLICT,   /* a message_id already used for another user, type or payload */
     HERR_OVER_CAPACITY, /* the broker is at its memory bound (broker.max_memory) */
     HERR_NO_ROOM,       /* a ring has no room for the record now (the writer keeps it) */
+    HERR_UNAVAILABLE,   /* cluster mode: the user's partition has no writable owner right now */
     HERR__END           /* one past the last code */
 } herr_t;
 

@@ -62,6 +62,11 @@ static bool run(char *line, FILE *reply)
     } else if (strcmp(cmd, "pause") == 0) {
         cl_test_pause(node.cl, x != 0);
         fprintf(reply, "ok\n");
+    } else if (strcmp(cmd, "silent") == 0) { /* hold forwarded publishes unanswered */
+        node.forward_silent = x != 0;
+        fprintf(reply, "ok\n");
+    } else if (strcmp(cmd, "forwarded") == 0) { /* forwarded publishes received */
+        fprintf(reply, "%u\n", node.forwarded_in);
     } else if (strcmp(cmd, "seq") == 0) {
         fprintf(reply, "%llu\n", (unsigned long long)clnode_user_seq(&node, a));
     } else if (strcmp(cmd, "quit") == 0) {

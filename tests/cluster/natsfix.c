@@ -235,3 +235,23 @@ void natsfix_stop(natsfix_t *f)
             f->pid[i] = 0;
         }
 }
+
+int natsfix_kv_rewrite(natsfix_t *f, const char *bucket, const char *key)
+{
+    natsConnection *nc = natsfix_connect(f);
+    if (!nc) return -1;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    kvEntry *e = NULL;
+    int rc = -1;
+    uint64_t rev = 0;
+    if (natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+        js_KeyValue(&kv, js, bucket) == NATS_OK && kvStore_Get(&e, kv, key) == NATS_OK &&
+        kvStore_Put(&rev, kv, key, kvEntry_Value(e), kvEntry_ValueLen(e)) == NATS_OK)
+        rc = 0;
+    kvEntry_Destroy(e);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
+}

@@ -43,6 +43,9 @@ typedef void (*natsfix_msg_fn)(uint64_t seq, const char *subject, const void *da
                                const char *msg_id, void *ctx);
 long natsfix_read_stream(natsfix_t *f, const char *stream, natsfix_msg_fn fn, void *ctx);
 
+/* Put key's value in bucket again, as a new revision (0 or -1). */
+int natsfix_kv_rewrite(natsfix_t *f, const char *bucket, const char *key);
+
 /* Stop every server (SIGTERM, then SIGKILL). */
 void natsfix_stop(natsfix_t *f);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -364,6 +365,114 @@ START_TEST(killed_owner_is_taken_over_with_its_seqs_and_message_ids)
 }
 END_TEST
 
+static bool fwd_done(void *arg)
+{
+    return ((cln_fwd_t *)arg)->done;
+}
+
+/* A node's process dies holding a forwarded publish and is restarted at once: the new process
+ * answers the node's probes, so only the lease's incarnation ("<node>.<incarnation>") tells
+ * the forwarding node that the publish will never be answered. It is refused (unavailable)
+ * when the new process holds the lease, not after the forward timeout (60 s here). The old
+ * process is stopped before the new one starts and killed after, so no probe can find the
+ * node without a process in between. */
+START_TEST(forward_held_by_a_restarted_owner_process_is_refused_at_the_lease_change)
+{
+    clpeer_t peer, again;
+    char line[64], cmd[64], dir2[300];
+    ck_assert_int_eq(clpeer_start(&peer, nf.env.dir, nf.url, 1, PARTS, 1, false), 0);
+    ck_assert_int_eq(clpeer_cmd(&peer, "wait_all 10000", line, sizeof line, 15000), 0);
+    cl_config_t c2;
+    clnode_t b;
+    clnode_config(&c2, nf.url, 2, PARTS, 1);
+    c2.forward_timeout_ms = 60000;
+    ck_assert_int_eq(clnode_open(&b, &c2), 0);
+    clnode_t *nodes[] = {&b};
+    clnode_pump(nodes, 1, 2000); /* partitions preferring node 2 move */
+    unsigned p = PARTS + 1;
+    for (unsigned i = 0; i <= PARTS && p > PARTS; i++) {
+        cl_pinfo_t pi;
+        cl_info(b.cl, i, &pi);
+        snprintf(cmd, sizeof cmd, "owns %u", i);
+        if (pi.owner == 1 && clpeer_cmd(&peer, cmd, line, sizeof line, 5000) == 0 &&
+            strcmp(line, "1") == 0)
+            p = i;
+    }
+    ck_assert_msg(p <= PARTS, "the peer owns no partition node 2 sees it own");
+    ck_assert_int_eq(clpeer_cmd(&peer, "silent 1", line, sizeof line, 5000), 0);
+    cln_fwd_t f = {0};
+    ck_assert_int_eq(clnode_forward(&b, p, "frame-held", &f), 0);
+    for (int i = 0; i < 100 && strcmp(line, "1") != 0; i++) {
+        clnode_pump(nodes, 1, 50);
+        ck_assert_int_eq(clpeer_cmd(&peer, "forwarded", line, sizeof line, 5000), 0);
+    }
+    ck_assert_str_eq(line, "1");
+    procs_kill(peer.pid, SIGSTOP);
+    snprintf(dir2, sizeof dir2, "%s/again", nf.env.dir);
+    ck_assert_int_eq(mkdir(dir2, 0700), 0);
+    ck_assert_int_eq(clpeer_start(&again, dir2, nf.url, 1, PARTS, 1, false), 0);
+    snprintf(cmd, sizeof cmd, "wait_own %u 10000", p);
+    ck_assert_int_eq(clpeer_cmd(&again, cmd, line, sizeof line, 15000), 0);
+    ck_assert_str_eq(line, "ok");
+    procs_kill(peer.pid, SIGKILL);
+    procs_reap(peer.pid, 5000);
+    peer.pid = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_msg(clnode_wait(nodes, 1, 30000, fwd_done, &f),
+                  "the forward held by the dead process was not answered");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long took = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    fprintf(stderr, "forward held by a restarted owner: refused %ld ms after the restart\n", took);
+    ck_assert_int_eq(f.st, CL_UNAVAILABLE);
+    /* The new process answers forwards. */
+    cln_fwd_t g = {0};
+    ck_assert_int_eq(clnode_forward(&b, p, "frame-new", &g), 0);
+    ck_assert(clnode_wait(nodes, 1, 10000, fwd_done, &g));
+    ck_assert_int_eq(g.st, CL_OK);
+    clpeer_stop(&again);
+    clpeer_stop(&peer);
+    clnode_close(&b);
+}
+END_TEST
+
+/* An owner wrote a checkpoint's chunks but not its header (it died, lost its lease, or the
+ * bucket's leader died in between): the standing header names chunk revisions that are no
+ * longer the latest. The next owner still reads that checkpoint (the bucket keeps earlier
+ * values) and takes the partition over, with the seqs. */
+START_TEST(checkpoint_whose_chunks_were_rewritten_still_takes_over)
+{
+    clpeer_t peer;
+    char line[128], cmd[64], u1[16], key[32];
+    ck_assert_int_eq(clpeer_start(&peer, nf.env.dir, nf.url, 1, PARTS, 1, false), 0);
+    ck_assert_int_eq(clpeer_cmd(&peer, "wait_all 10000", line, sizeof line, 15000), 0);
+    cl_config_t c2;
+    clnode_t b;
+    clnode_config(&c2, nf.url, 2, PARTS, 1);
+    ck_assert_int_eq(clnode_open(&b, &c2), 0);
+    clnode_t *nodes[] = {&b};
+    clnode_pump(nodes, 1, 2000); /* partitions preferring node 2 move */
+    user_owned_by_peer(&peer, &b, u1, sizeof u1, 0);
+    unsigned p = cl_partition_of(b.cl, u1, strlen(u1));
+    snprintf(cmd, sizeof cmd, "append %s 5", u1);
+    ck_assert_int_eq(clpeer_cmd(&peer, cmd, line, sizeof line, 15000), 0);
+    ck_assert_str_eq(line, "ok 1 5");
+    clnode_pump(nodes, 1, 1500); /* the checkpoint interval is 300 ms here */
+    snprintf(key, sizeof key, "p%u.c0", p);
+    ck_assert_int_eq(natsfix_kv_rewrite(&nf, "herald_ckpt", key), 0);
+    procs_kill(peer.pid, SIGKILL);
+    procs_reap(peer.pid, 5000);
+    peer.pid = 0;
+    owns_all_t ob = {&b};
+    ck_assert_msg(clnode_wait(nodes, 1, 20000, node_owns_all, &ob), "partition %u not taken over",
+                  p);
+    ck_assert_uint_gt(b.tk_ckpt[p], 0);
+    ck_assert_uint_eq(clnode_user_seq(&b, u1), 5);
+    clpeer_stop(&peer);
+    clnode_close(&b);
+}
+END_TEST
+
 static Suite *lease_suite(void)
 {
     Suite *s = suite_create("cluster_lease");
@@ -375,6 +484,8 @@ static Suite *lease_suite(void)
     tcase_add_test(tc, paused_owner_loses_its_lease_and_steps_down_without_writing);
     tcase_add_test(tc, stopped_owner_process_is_fenced_by_the_stream_and_steps_down);
     tcase_add_test(tc, killed_owner_is_taken_over_with_its_seqs_and_message_ids);
+    tcase_add_test(tc, forward_held_by_a_restarted_owner_process_is_refused_at_the_lease_change);
+    tcase_add_test(tc, checkpoint_whose_chunks_were_rewritten_still_takes_over);
     suite_add_tcase(s, tc);
     return s;
 }

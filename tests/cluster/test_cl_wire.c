@@ -142,9 +142,16 @@ START_TEST(state_keeps_each_users_last_seq_and_the_last_ids)
 }
 END_TEST
 
+/* A stand-in fingerprint: the record's length and first byte. */
+static uint64_t test_fp(const uint8_t *bytes, size_t len)
+{
+    return (uint64_t)len << 8 | bytes[0];
+}
+
 START_TEST(checkpoint_round_trip_gives_the_same_state)
 {
     cl_state_t *s = cl_state_new(1000);
+    cl_state_set_fingerprint(s, test_fp);
     char user[70], id[70];
     for (int i = 0; i < 3000; i++) {
         snprintf(user, sizeof user, "u%04d-%0*d", i % 700, 50, i % 700); /* long ids too */
@@ -171,6 +178,8 @@ START_TEST(checkpoint_round_trip_gives_the_same_state)
     for (size_t i = 0; i < a->n_ids; i++) {
         ck_assert_int_eq(memcmp(a->ids[i].message_id, b->ids[i].message_id, a->ids[i].id_len), 0);
         ck_assert_uint_eq(a->ids[i].seq, b->ids[i].seq);
+        ck_assert_uint_eq(a->ids[i].fp, test_fp((const uint8_t *)"x", 1)); /* kept with the id */
+        ck_assert_uint_eq(b->ids[i].fp, a->ids[i].fp);
     }
     /* Any truncation or a changed magic is refused. */
     for (size_t cut = 0; cut < len; cut += 97) {

@@ -104,6 +104,13 @@ START_TEST(http_publish_object_and_array_with_keep_alive)
     bkh_http_free(&r);
     ck_assert_int_eq(bkh_http(fd, "GET", "/healthz", "", NULL, 0, &r), 200);
     bkh_http_free(&r);
+    /* a single node: nothing of cluster mode runs, and it says so */
+    ck_assert_int_eq(bkh_http(fd, "GET", "/api/cluster", "", NULL, 0, &r), 200);
+    ck_assert_str_eq(r.body, "{\"enabled\":false}");
+    bkh_http_free(&r);
+    ck_assert_int_eq(bkh_http(fd, "GET", "/metrics", "", NULL, 0, &r), 200);
+    ck_assert(strstr(r.body, "herald_cluster_") == NULL);
+    bkh_http_free(&r);
     close(fd);
 }
 END_TEST

@@ -272,6 +272,9 @@ START_TEST(ctl_unreachable_broker_exits_1_with_one_line)
     ck_assert_ptr_nonnull(strstr(r.err, "broker unreachable"));
     CTL(&r, "--json", "stats", "-o", http);
     assert_one_line_failure(&r);
+    CTL(&r, "cluster", "-o", http);
+    assert_one_line_failure(&r);
+    ck_assert_ptr_nonnull(strstr(r.err, "broker unreachable"));
     CTL(&r, "status");
     assert_one_line_failure(&r);
     close(fd);

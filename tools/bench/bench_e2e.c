@@ -18,6 +18,7 @@
 #include "bench_slow.h"
 #include "bench_ws.h"
 #include "herald_time.h"
+#include "shard.h"
 
 static volatile sig_atomic_t bench_stop;
 
@@ -59,6 +60,11 @@ static void usage(void)
             "  --src-addrs K         spread sessions over 127.0.0.1..K (default: enough\n"
             "                        that S uses at most half the ephemeral ports of each)\n"
             "  --config FILE         herald config (target: the running one)\n"
+            "  --node FILE           a node of a running cluster (its config; repeat per node,\n"
+            "                        implies --target): sessions go round robin over the\n"
+            "                        nodes, each to its gateway of that node\n"
+            "  --pub-node K          with --node: publish through the K-th node (default 1);\n"
+            "                        the others get theirs from the cluster\n"
             "  -o section.key=value  config override (passed to spawned processes too)\n"
             "  --spawn | --target    start a private herald (default) or use a running one\n"
             "  --lws                 receive with the libwebsockets client (libev), not the\n"
@@ -129,6 +135,7 @@ static int parse_num_opt(bench_run_t *r, const char *a, const char *val)
         {"--pub-conns", 4096, &r->pub_conns, NULL, NULL},
         {"--slice-us", 1000000, &r->slice_us, NULL, NULL},
         {"--pipeline", 64, &r->pipeline, NULL, NULL},
+        {"--pub-node", BENCH_MAX_NODES, &r->pub_node, NULL, NULL},
         {"--ack-share", 100, &r->ack_share, NULL, NULL},
         {"--slow-readers", 10000, &r->slow_readers, NULL, NULL},
         {"--slow-rate", 1000000, &r->slow_rate, NULL, NULL},
@@ -181,6 +188,9 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
             r->ingress_http = !strcmp(argv[++i], "http");
         } else if (val && !strcmp(a, "--config")) {
             r->config_path = argv[++i];
+        } else if (val && !strcmp(a, "--node") && r->n_nodes < BENCH_MAX_NODES) {
+            r->node_paths[r->n_nodes++] = argv[++i];
+            r->spawn = false;
         } else if (val && !strcmp(a, "-o") && strchr(val, '=') &&
                    r->n_overrides < BENCH_MAX_OVERRIDES) {
             r->overrides[r->n_overrides++] = argv[++i];
@@ -209,16 +219,27 @@ static int parse_args(bench_run_t *r, int argc, char **argv)
         return -1;
     }
     if (r->gateways == 0 && r->spawn) r->gateways = 2;
+    if (r->n_nodes && (r->config_path || r->gateways)) {
+        fprintf(stderr, "herald-bench e2e: --node takes each node's config; not with --config "
+                        "or --gateways\n");
+        return -1;
+    }
+    if (r->pub_node > (r->n_nodes ? r->n_nodes : 1)) {
+        fprintf(stderr, "herald-bench e2e: --pub-node is 1..the number of --node options\n");
+        return -1;
+    }
+    r->pub_node = r->pub_node ? r->pub_node - 1 : 0;
     if (r->src_addrs == 0) r->src_addrs = auto_src_addrs(r->sessions);
     return 0;
 }
 
-int bench_load_config(bench_run_t *r)
+/* Load path (NULL: the default) into cfg, then the overrides. */
+static int load_one(bench_run_t *r, const char *path, herald_config_t *cfg)
 {
     herald_error_t err;
-    config_defaults(&r->cfg);
-    if (config_load(&r->cfg, config_default_path(r->config_path), &err) < 0) {
-        fprintf(stderr, "herald-bench e2e: config %s: %s\n", config_default_path(r->config_path),
+    config_defaults(cfg);
+    if (config_load(cfg, config_default_path(path), &err) < 0) {
+        fprintf(stderr, "herald-bench e2e: config %s: %s\n", config_default_path(path),
                 err.message);
         return -1;
     }
@@ -226,12 +247,37 @@ int bench_load_config(bench_run_t *r)
         char key[96];
         const char *eq = strchr(r->overrides[i], '=');
         snprintf(key, sizeof key, "%.*s", (int)(eq - r->overrides[i]), r->overrides[i]);
-        if (config_set(&r->cfg, key, eq + 1, &err) < 0) {
+        if (config_set(cfg, key, eq + 1, &err) < 0) {
             fprintf(stderr, "herald-bench e2e: -o %s: %s\n", r->overrides[i], err.message);
             return -1;
         }
     }
     return 0;
+}
+
+int bench_load_config(bench_run_t *r)
+{
+    if (!r->n_nodes) return load_one(r, r->config_path, &r->cfg);
+    r->node_cfg = calloc(r->n_nodes, sizeof *r->node_cfg);
+    if (!r->node_cfg) return -1;
+    for (unsigned k = 0; k < r->n_nodes; k++) {
+        if (load_one(r, r->node_paths[k], &r->node_cfg[k]) < 0) return -1;
+        r->gateways += r->node_cfg[k].gateway_count;
+    }
+    r->cfg = r->node_cfg[r->pub_node]; /* the publisher's node; tokens: any node's secret */
+    return 0;
+}
+
+void bench_session_gateway(const bench_run_t *r, unsigned s, const char **host, unsigned *port,
+                           unsigned *gateway)
+{
+    const char *user = r->user_ids[s % r->users];
+    const herald_config_t *cfg = r->n_nodes ? &r->node_cfg[s % r->n_nodes] : &r->cfg;
+    unsigned count = r->n_nodes ? cfg->gateway_count : r->gateways;
+    unsigned gw = shard_gateway(user, strlen(user), count ? count : 1);
+    *host = cfg->gateway_listen.host;
+    *port = cfg->gateway_listen.port + gw;
+    if (gateway) *gateway = gw;
 }
 
 /* User ids, sessions per user, the acknowledgement bitmap. */
@@ -356,6 +402,19 @@ static int idle_run(bench_run_t *r, receiver_t *rx, bprocs_t *ps)
     return 0;
 }
 
+/* --target / --node: a running herald (or cluster): its config, gateways and processes. */
+static int attach_target(bench_run_t *r, bprocs_t *ps)
+{
+    if (bench_load_config(r) < 0) return -1;
+    if (!r->gateways) r->gateways = r->cfg.gateway_count;
+    if (r->n_nodes)
+        fprintf(stderr, "herald-bench e2e: %u nodes, %u gateways; publishing through node %u\n",
+                r->n_nodes, r->gateways, r->pub_node + 1);
+    snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
+    bprocs_find(ps, r);
+    return 0;
+}
+
 int bench_e2e_main(int argc, char **argv)
 {
     bench_run_t *r = calloc(1, sizeof *r);
@@ -398,11 +457,8 @@ int bench_e2e_main(int argc, char **argv)
     }
     if (r->spawn) {
         if ((r->config_path && bench_load_config(r) < 0) || bprocs_spawn(&ps, r) < 0) goto out;
-    } else {
-        if (bench_load_config(r) < 0) goto out;
-        if (!r->gateways) r->gateways = r->cfg.gateway_count;
-        snprintf(r->broker_addr, sizeof r->broker_addr, "%s/broker.sock", r->cfg.runtime_dir);
-        bprocs_find(&ps, r);
+    } else if (attach_target(r, &ps) < 0) {
+        goto out;
     }
     if (r->idle) {
         rc = idle_run(r, &rx, &ps);
@@ -430,6 +486,7 @@ out:
         free(r->user_sessions);
         free(r->acked);
         free(r->rx_per_tick);
+        free(r->node_cfg);
     }
     free(r);
     return rc;

@@ -15,6 +15,7 @@
 #include "model.h"
 
 #define BENCH_MAX_GATEWAYS  64
+#define BENCH_MAX_NODES     8
 #define BENCH_MAX_OVERRIDES 32
 #define BENCH_TICK_NS       100000000ull /* delivery timeline resolution: 100 ms */
 
@@ -48,6 +49,11 @@ typedef struct {
     bool use_poll;          /* with use_lws: lws's poll() loop instead of libev (epoll) */
     const char *config_path;
     const char *overrides[BENCH_MAX_OVERRIDES]; /* "section.key=value" for children too */
+    /* --node: the nodes of a running cluster (target mode): sessions spread over them, the
+     * publisher on node pub_node (--pub-node, 1-based on the command line) */
+    const char *node_paths[BENCH_MAX_NODES];
+    unsigned n_nodes, pub_node;
+    herald_config_t *node_cfg; /* one per node, the overrides applied */
     unsigned n_overrides;
     herald_config_t cfg;   /* what the herald under test runs with */
     char broker_addr[320]; /* native ingress address for libherald */
@@ -66,6 +72,7 @@ typedef struct {
     uint64_t pub_acked;
     uint64_t pub_duplicate;            /* acknowledged as duplicate (ids are unique: a bug) */
     uint64_t pub_refused[HERR__COUNT]; /* by herr_index */
+    uint64_t pub_t_refused[2];         /* mono ns of the first and last refusal received */
     uint64_t pub_t_start;              /* mono ns of the first send */
     uint64_t pub_t_end;                /* mono ns of the last response */
     double pub_cpu_s;                  /* publisher thread CPU */
@@ -110,6 +117,10 @@ static inline uint64_t bench_user_msgs(const bench_run_t *r, unsigned k)
 {
     return r->messages > k ? (r->messages - k + r->users - 1) / r->users : 0;
 }
+
+/* The gateway session s connects to: host and port, and which gateway (of its node) it is. */
+void bench_session_gateway(const bench_run_t *r, unsigned s, const char **host, unsigned *port,
+                           unsigned *gateway);
 
 /* Publisher thread body (arg: bench_run_t *). Sends r->messages notifications, collects
  * every response, fills the pub_* fields, then sets pub_done. Native ingress (libherald),

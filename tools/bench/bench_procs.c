@@ -254,24 +254,42 @@ failed:
     return -1;
 }
 
-void bprocs_find(bprocs_t *ps, const bench_run_t *r)
+/* The broker and gateways of one running herald (cfg), from its rings' headers; names get
+ * the prefix (a node's, or ""). */
+static void find_node(bprocs_t *ps, const herald_config_t *cfg, unsigned gateways,
+                      const char *prefix)
 {
-    memset(ps, 0, sizeof *ps);
-    snprintf(ps->procs[0].name, sizeof ps->procs[0].name, "broker");
-    ps->n = 1;
-    for (unsigned i = 0; i < r->gateways && i < BENCH_MAX_GATEWAYS; i++) {
+    if (ps->n >= sizeof ps->procs / sizeof ps->procs[0]) return;
+    bproc_t *broker = &ps->procs[ps->n++];
+    snprintf(broker->name, sizeof broker->name, "%sbroker", prefix);
+    for (unsigned i = 0; i < gateways && i < BENCH_MAX_GATEWAYS; i++) {
         char name[128];
         ring_t *ring;
         ring_stats_t st;
         herald_error_t err;
+        if (ps->n >= sizeof ps->procs / sizeof ps->procs[0]) return;
         bproc_t *g = &ps->procs[ps->n++];
-        snprintf(g->name, sizeof g->name, "gateway%u", i);
-        ring_name(name, sizeof name, r->cfg.shm_prefix, i);
+        snprintf(g->name, sizeof g->name, "%sgateway%u", prefix, i);
+        ring_name(name, sizeof name, cfg->shm_prefix, i);
         if (ring_open(&ring, name, RING_INSPECT, 0, i, &err) < 0) continue;
         ring_stats(ring, &st);
         ring_close(ring);
         g->pid = st.consumer_pid;
-        if (!ps->procs[0].pid) ps->procs[0].pid = st.producer_pid;
+        if (!broker->pid) broker->pid = st.producer_pid;
+    }
+}
+
+void bprocs_find(bprocs_t *ps, const bench_run_t *r)
+{
+    memset(ps, 0, sizeof *ps);
+    if (!r->n_nodes) {
+        find_node(ps, &r->cfg, r->gateways, "");
+        return;
+    }
+    for (unsigned k = 0; k < r->n_nodes; k++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "n%u.", k + 1);
+        find_node(ps, &r->node_cfg[k], r->node_cfg[k].gateway_count, prefix);
     }
 }
 

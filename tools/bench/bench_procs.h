@@ -34,7 +34,8 @@ typedef struct {
  * stderr (whatever was started is left in ps for bprocs_stop). */
 int bprocs_spawn(bprocs_t *ps, bench_run_t *r);
 
-/* Target mode: find the pids of a running herald from its rings' headers. */
+/* Target mode: find the pids of a running herald (or of every --node) from its rings'
+ * headers. */
 void bprocs_find(bprocs_t *ps, const bench_run_t *r);
 
 /* Sample CPU (start = true: the baseline) and, at the end, memory of every known process;

@@ -180,6 +180,14 @@ typedef struct {
     unsigned n;
 } inflight_t;
 
+/* The refusals' span (a cluster's failover shows as 503s from the first to the last). */
+static void pub_refusal_time(bench_run_t *r)
+{
+    uint64_t t = mono_ns();
+    if (!r->pub_t_refused[0]) r->pub_t_refused[0] = t;
+    r->pub_t_refused[1] = t;
+}
+
 /* Collect the responses of the oldest request frame. */
 static int pub_collect(bench_run_t *r, herald_client_t *c, inflight_t *f, herald_result_t *res)
 {
@@ -198,6 +206,7 @@ static int pub_collect(bench_run_t *r, herald_client_t *c, inflight_t *f, herald
             for (unsigned e = 1; e < HERR__COUNT; e++)
                 if (strcmp(res[k].error, herr_code(herr_at(e))) == 0) code = herr_at(e);
             r->pub_refused[herr_index(code)]++;
+            pub_refusal_time(r);
             continue;
         }
         if (res[k].duplicate) r->pub_duplicate++;
@@ -302,6 +311,7 @@ static void http_answer(void *ctx, uint64_t i, int status, const char *body, siz
             if (!strncmp(e + 9, name, kl) && e[9 + kl] == '"') code = herr_at(k);
         }
         r->pub_refused[herr_index(code)]++;
+        pub_refusal_time(r);
         return;
     }
     if (memmem(body, len, "\"duplicate\":true", 16)) r->pub_duplicate++;

@@ -53,6 +53,12 @@ void bench_totals_cpu(const bench_run_t *r, const bprocs_t *ps, bench_totals_t *
     t->herald_cpu_us_per_delivery = r->received ? t->herald_cpu_s * 1e6 / (double)r->received : 0;
 }
 
+/* First to last refusal received, in seconds (0 without refusals). */
+static double refused_span_s(const bench_run_t *r)
+{
+    return (double)(r->pub_t_refused[1] - r->pub_t_refused[0]) / 1e9;
+}
+
 static uint64_t refused_total(const bench_run_t *r)
 {
     uint64_t n = 0;
@@ -112,18 +118,22 @@ static double other_cpu_s(const bprocs_t *ps, const bench_totals_t *t)
 
 static void json_line(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t *t)
 {
-    printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"sessions\":%u,\"users\":%u,\"gateways\":%u,"
-           "\"messages\":%" PRIu64 ",\"rate\":%.0f,\"payload_bytes\":%u,\"batch\":%u,"
-           "\"window\":%u,\"mix\":[%u,%u,%u,%u],",
-           r->spawn ? "spawn" : "target", r->sessions, r->users, r->gateways, r->messages, r->rate,
+    printf("{\"bench\":\"e2e\",\"mode\":\"%s\",\"nodes\":%u,\"sessions\":%u,\"users\":%u,"
+           "\"gateways\":%u,\"messages\":%" PRIu64 ",\"rate\":%.0f,\"payload_bytes\":%u,"
+           "\"batch\":%u,\"window\":%u,\"mix\":[%u,%u,%u,%u],",
+           r->spawn     ? "spawn"
+           : r->n_nodes ? "cluster"
+                        : "target",
+           r->n_nodes ? r->n_nodes : 1, r->sessions, r->users, r->gateways, r->messages, r->rate,
            r->payload_bytes, r->batch, r->window, r->mix[0], r->mix[1], r->mix[2], r->mix[3]);
     printf("\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"refused\":%" PRIu64
            ",\"expected\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
            ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%" PRIu64 ",\"foreign\":%" PRIu64
-           ",\"malformed\":%" PRIu64 ",\"other_frames\":%" PRIu64 ",\"dropped_sessions\":%u,",
+           ",\"malformed\":%" PRIu64 ",\"other_frames\":%" PRIu64 ",\"dropped_sessions\":%u,"
+           "\"refused_span_s\":%.3f,",
            r->pub_sent, r->pub_acked, refused_total(r), t->expected, r->received, t->lost,
            r->duplicates, r->out_of_order, r->foreign, r->malformed, r->other_frames,
-           t->dropped_sessions);
+           t->dropped_sessions, refused_span_s(r));
     printf("\"elapsed_s\":%.3f,\"delivered_per_s\":%.0f,\"steady_per_s\":%.0f,"
            "\"peak_1s_per_s\":%.0f,\"avg_frame_bytes\":%.0f,\"herald_cpu_s\":%.3f,"
            "\"herald_cpu_us_per_delivery\":%.2f,\"ingress\":\"%s\",",
@@ -167,9 +177,10 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
 {
     FILE *o = stderr;
     fprintf(o,
-            "\nherald-bench e2e: %u sessions, %u users, %u gateways, %" PRIu64
+            "\nherald-bench e2e: %u sessions, %u users, %u gateways on %u node(s), %" PRIu64
             " notifications, %s\n",
-            r->sessions, r->users, r->gateways, r->messages, r->rate > 0 ? "paced" : "max rate");
+            r->sessions, r->users, r->gateways, r->n_nodes ? r->n_nodes : 1, r->messages,
+            r->rate > 0 ? "paced" : "max rate");
     fprintf(o,
             "  delivered/s %10.0f over %.3f s (first publish to last delivery); best 1 s window "
             "%.0f/s\n",
@@ -190,6 +201,7 @@ static void table(const bench_run_t *r, const bprocs_t *ps, const bench_totals_t
     for (unsigned e = 1; e < HERR__COUNT; e++)
         if (r->pub_refused[e])
             fprintf(o, "  refused %-14s %" PRIu64 "\n", herr_code(herr_at(e)), r->pub_refused[e]);
+    if (refused_total(r)) fprintf(o, "  refusals from first to last: %.3f s\n", refused_span_s(r));
     if (r->ack_share || r->acks)
         fprintf(o, "  margin calls %u %%, sessions %s, acks sent %" PRIu64 "\n", r->ack_share,
                 r->acks ? "opted in" : "not opted in", r->acks_sent);

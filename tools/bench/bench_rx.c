@@ -18,7 +18,6 @@
 #include "bench_wsframe.h"
 #include "herald_time.h"
 #include "jwt.h"
-#include "shard.h"
 
 #define MAX_HANDSHAKES 256 /* connects in flight: below the gateways' listen backlog */
 #define MAX_TRIES      3
@@ -107,11 +106,14 @@ static void sess_connect(brx_pool_t *p, unsigned idx)
     struct sockaddr_in to = {.sin_family = AF_INET}, from = {.sin_family = AF_INET};
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = s};
     int one = 1;
+    const char *host;
+    unsigned port;
     s->tries++;
     s->state = RS_CONNECTING;
     p->handshaking++;
-    to.sin_port = htons((uint16_t)(r->cfg.gateway_listen.port + (int)s->gateway));
-    if (inet_pton(AF_INET, r->cfg.gateway_listen.host, &to.sin_addr) != 1) {
+    bench_session_gateway(r, idx, &host, &port, NULL);
+    to.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &to.sin_addr) != 1) {
         s->tries = MAX_TRIES;
         sess_gone(p, s, true, "gateway host is not an IPv4 address");
         return;
@@ -156,8 +158,11 @@ static void sess_send_upgrade(brx_pool_t *p, rx_sess_t *s)
     const bench_run_t *r = p->r;
     const char *user = r->user_ids[s->chk.user];
     char token[512], req[1200];
+    const char *host;
+    unsigned port;
     int err = 0;
     socklen_t elen = sizeof err;
+    bench_session_gateway(r, (unsigned)(s - p->s), &host, &port, NULL);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
         sess_gone(p, s, true, strerror(err ? err : errno));
@@ -173,8 +178,7 @@ static void sess_send_upgrade(brx_pool_t *p, rx_sess_t *s)
                      "GET /ws?token=%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: herald.json\r\n\r\n",
-                     token, r->acks ? "&acks=1" : "", r->cfg.gateway_listen.host,
-                     r->cfg.gateway_listen.port + (int)s->gateway, s->key);
+                     token, r->acks ? "&acks=1" : "", host, (int)port, s->key);
     /* a fresh socket's send buffer takes the whole request at once */
     if (n >= (int)sizeof req || send(s->fd, req, (size_t)n, MSG_NOSIGNAL) != n ||
         epoll_ctl(p->ep, EPOLL_CTL_MOD, s->fd, &ev) < 0) {
@@ -390,9 +394,10 @@ brx_pool_t *brx_create(bench_run_t *r)
     if (!(p->s = calloc(r->sessions, sizeof *p->s))) goto oom;
     for (unsigned i = 0; i < r->sessions; i++) {
         rx_sess_t *s = &p->s[i];
-        const char *user = r->user_ids[i % r->users];
         s->fd = -1;
-        s->gateway = shard_gateway(user, strlen(user), r->gateways);
+        const char *host;
+        unsigned port;
+        bench_session_gateway(r, i, &host, &port, &s->gateway);
         if (bcheck_init(&s->chk, r, i % r->users) < 0) goto oom;
     }
     p->rbuf_cap = RBUF_SIZE;

@@ -13,7 +13,6 @@
 #include "bench_wsframe.h"
 #include "herald_time.h"
 #include "jwt.h"
-#include "shard.h"
 
 #define MAX_HANDSHAKES 256 /* connects in flight: stays below the gateways' listen backlog */
 #define MAX_TRIES      3
@@ -70,10 +69,13 @@ static void sess_connect(bws_pool_t *p, unsigned idx)
     snprintf(path, sizeof path, "/ws?token=%s", token);
     memset(&ci, 0, sizeof ci);
     ci.context = p->ctx;
-    ci.address = r->cfg.gateway_listen.host;
-    ci.host = r->cfg.gateway_listen.host;
-    ci.origin = r->cfg.gateway_listen.host;
-    ci.port = r->cfg.gateway_listen.port + (int)s->gateway;
+    const char *host;
+    unsigned port;
+    bench_session_gateway(r, idx, &host, &port, NULL);
+    ci.address = host;
+    ci.host = host;
+    ci.origin = host;
+    ci.port = (int)port;
     ci.path = path;
     ci.protocol = "herald.json";
     ci.opaque_user_data = s;
@@ -216,9 +218,10 @@ bws_pool_t *bws_create(bench_run_t *r)
     p->r = r;
     for (unsigned i = 0; i < r->sessions; i++) {
         bsess_t *s = &p->s[i];
-        const char *user = r->user_ids[i % r->users];
         s->pool = p;
-        s->gateway = shard_gateway(user, strlen(user), r->gateways);
+        const char *host;
+        unsigned port;
+        bench_session_gateway(r, i, &host, &port, &s->gateway);
         if (bcheck_init(&s->chk, r, i % r->users) < 0) goto oom;
     }
     lws_set_log_level(LLL_ERR, NULL);

@@ -32,6 +32,12 @@ int ctl_check_args(const ctl_t *ctl, const char *const *names, const char **posi
 /* Parse a decimal unsigned value of an option; returns 0 or prints and returns 1. */
 int ctl_parse_u64(const char *opt, const char *s, uint64_t *out);
 
+/* GET host:port/path (https when tls, verified against --ca) with broker.api_key and parse
+ * the JSON body. Returns the value (caller json_decrefs) or NULL with a reason in why. */
+struct json_t;
+struct json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t port, bool tls,
+                            const char *path, char *why, size_t whylen);
+
 /* Subcommands: each returns the process exit code (0 ok, 1 failure reported). */
 int ctl_cmd_rings(ctl_t *ctl);
 int ctl_cmd_ring(ctl_t *ctl);
@@ -41,5 +47,6 @@ int ctl_cmd_token(ctl_t *ctl);
 int ctl_cmd_shard(ctl_t *ctl);
 int ctl_cmd_tail(ctl_t *ctl);
 int ctl_cmd_status(ctl_t *ctl);
+int ctl_cmd_cluster(ctl_t *ctl);
 
 #endif

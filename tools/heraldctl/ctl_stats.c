@@ -10,10 +10,8 @@
 
 #define CTL_HTTP_TIMEOUT_MS 3000
 
-/* GET host:port/path and parse the JSON body. Returns the value (caller decrefs) or NULL
- * with a reason in why. */
-static json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t port, bool tls,
-                            const char *path, char *why, size_t whylen)
+json_t *ctl_get_json(const ctl_t *ctl, const host_port_t *hp, uint16_t port, bool tls,
+                     const char *path, char *why, size_t whylen)
 {
     char hdr[200] = "";
     http_response_t res;

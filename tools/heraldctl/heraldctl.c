@@ -23,6 +23,8 @@ static const char ctl_usage[] =
     "                                  mint a client JWT (exp = now + ttl, default 3600;\n"
     "                                  aud/iss default to auth.audience/auth.issuer)\n"
     "  shard USER                      the user's gateway and its URL\n"
+    "  cluster [--ca FILE]             cluster mode: live nodes, partitions, owners, leases,\n"
+    "                                  stream positions and consumer lag, counters\n"
     "  tail --user U [--channels a,b] [--since S] [--count N] [--timeout S] [--ca FILE]\n"
     "                                  (wss:// with gateway.tls_cert: the gateway's certificate\n"
     "                                  is verified against --ca, else the system's CAs)\n"
@@ -36,7 +38,7 @@ typedef struct {
 static const ctl_command_t ctl_commands[] = {
     {"status", ctl_cmd_status}, {"stats", ctl_cmd_stats},     {"rings", ctl_cmd_rings},
     {"ring", ctl_cmd_ring},     {"publish", ctl_cmd_publish}, {"token", ctl_cmd_token},
-    {"shard", ctl_cmd_shard},   {"tail", ctl_cmd_tail},
+    {"shard", ctl_cmd_shard},   {"tail", ctl_cmd_tail},       {"cluster", ctl_cmd_cluster},
 };
 
 int ctl_fail(const char *fmt, ...)

@@ -1,0 +1,232 @@
+/* clustered_stat.c - cluster mode's status: GET /api/cluster (heraldctl cluster), the
+ * "cluster" object of /api/stats and the herald_cluster_* metrics. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clustered_int.h"
+
+/* --- status --- */
+
+static const char *state_name(cl_pstate_t s)
+{
+    switch (s) {
+    case CL_P_FOLLOWER:
+        return "follower";
+    case CL_P_ACQUIRING:
+        return "acquiring";
+    case CL_P_OWNER:
+        return "owner";
+    case CL_P_RELEASING:
+        return "releasing";
+    }
+    return "?";
+}
+
+static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
+{
+    if (comma) jbuf_putc(o, ',');
+    jbuf_putc(o, '"');
+    jbuf_puts(o, k);
+    jbuf_puts(o, "\":");
+    jbuf_put_u64(o, v);
+}
+
+/* The consumer's lag of p: round messages the stream held after the last one delivered
+ * here, when that one was sent (markers, which consumers skip, are not counted). */
+static uint64_t lag_of(const bk_clpart_t *pt)
+{
+    return pt->pending;
+}
+
+static void counters_json(bk_cluster_t *st, jbuf_t *o)
+{
+    cl_counters_t c;
+    cl_counters(st->cl, &c);
+    jbuf_putc(o, '{');
+    kv(o, "rounds_ok", c.rounds_ok, false);
+    kv(o, "rounds_unavailable", c.rounds_unavailable, true);
+    kv(o, "rounds_fenced", c.rounds_fenced, true);
+    kv(o, "rounds_unknown", c.rounds_unknown, true);
+    kv(o, "records_appended", c.records_appended, true);
+    kv(o, "messages_appended", c.messages_appended, true);
+    kv(o, "commits", c.commits, true);
+    kv(o, "commit_retries", c.commit_retries, true);
+    kv(o, "in_doubt", c.in_doubt, true);
+    kv(o, "takeovers", c.takeovers, true);
+    kv(o, "stepdowns", c.stepdowns, true);
+    kv(o, "leases_forced", c.leases_forced, true);
+    kv(o, "lease_renew_errors", c.lease_renew_errors, true);
+    kv(o, "checkpoints", c.checkpoints, true);
+    kv(o, "checkpoint_errors", c.checkpoint_errors, true);
+    kv(o, "forwarded_out", c.forwarded_out, true);
+    kv(o, "forwarded_in", c.forwarded_in, true);
+    kv(o, "forward_unavailable", c.forward_unavailable, true);
+    kv(o, "consumed_messages", c.consumed_messages, true);
+    kv(o, "consumed_records", c.consumed_records, true);
+    kv(o, "corrupt_messages", c.corrupt_messages, true);
+    kv(o, "consumer_restarts", c.consumer_restarts, true);
+    kv(o, "nats_reconnects", c.nats_reconnects, true);
+    kv(o, "nats_disconnects", c.nats_disconnects, true);
+    kv(o, "publishes_forwarded", st->c.forwarded, true);
+    kv(o, "forward_failed", st->c.forward_failed, true);
+    kv(o, "refused_unavailable", st->c.unavailable, true);
+    kv(o, "refused_busy", st->c.busy, true);
+    kv(o, "rounds", st->c.rounds, true);
+    kv(o, "rounds_failed", st->c.rounds_failed, true);
+    kv(o, "forwarded_served", st->c.served, true);
+    kv(o, "ownership_gains", st->c.gains, true);
+    kv(o, "ownership_losses", st->c.losses, true);
+    kv(o, "journal_failures", st->c.journal_failures, true);
+    jbuf_putc(o, '}');
+}
+
+void bk_cluster_json(broker_t *b, jbuf_t *o)
+{
+    bk_cluster_t *st = b->cl;
+    if (!st || !st->cl) {
+        jbuf_puts(o, "{\"enabled\":false}");
+        return;
+    }
+    unsigned ids[64];
+    unsigned n = cl_nodes(st->cl, ids, 64);
+    jbuf_puts(o, "{\"enabled\":true");
+    kv(o, "node", b->cfg.cluster_node_id, true);
+    kv(o, "partitions", b->cfg.cluster_partitions, true);
+    kv(o, "replicas", b->cfg.cluster_replicas, true);
+    jbuf_puts(o, ",\"nodes\":[");
+    for (unsigned i = 0; i < n; i++) {
+        if (i) jbuf_putc(o, ',');
+        jbuf_put_u64(o, ids[i]);
+    }
+    jbuf_puts(o, "],\"partition\":[");
+    for (unsigned p = 0; p < st->n_parts; p++) {
+        cl_pinfo_t in;
+        cl_info(st->cl, p, &in);
+        const bk_clpart_t *pt = &st->parts[p];
+        jbuf_puts(o, p ? ",{" : "{");
+        kv(o, "p", p, false);
+        jbuf_puts(o, p + 1 == st->n_parts ? ",\"broadcast\":true" : ",\"broadcast\":false");
+        jbuf_puts(o, ",\"state\":\"");
+        jbuf_puts(o, state_name(in.state));
+        jbuf_putc(o, '"');
+        jbuf_puts(o, pt->owned ? ",\"owned\":true" : ",\"owned\":false");
+        kv(o, "owner", in.owner, true);
+        kv(o, "preferred", in.preferred, true);
+        kv(o, "lease_rev", in.lease_rev, true);
+        kv(o, "stream_last", in.stream_last > pt->pos ? in.stream_last : pt->pos, true);
+        kv(o, "delivered_to", pt->pos, true);
+        kv(o, "lag", lag_of(pt), true);
+        kv(o, "rounds_waiting", in.rounds_waiting, true);
+        kv(o, "inflight", pt->inflight, true);
+        jbuf_puts(o, in.in_doubt ? ",\"in_doubt\":true" : ",\"in_doubt\":false");
+        kv(o, "delivered", pt->delivered, true);
+        kv(o, "skipped", pt->skipped, true);
+        jbuf_putc(o, '}');
+    }
+    jbuf_puts(o, "],\"counters\":");
+    counters_json(st, o);
+    jbuf_putc(o, '}');
+}
+
+void bk_cluster_stats_json(broker_t *b, jbuf_t *o)
+{
+    bk_cluster_t *st = b->cl;
+    if (!st || !st->cl) return;
+    unsigned ids[64], owned = 0;
+    uint64_t lag = 0;
+    for (unsigned p = 0; p < st->n_parts; p++) {
+        owned += st->parts[p].owned;
+        lag += lag_of(&st->parts[p]);
+    }
+    jbuf_puts(o, ",\"cluster\":{");
+    kv(o, "node", b->cfg.cluster_node_id, false);
+    kv(o, "nodes_live", cl_nodes(st->cl, ids, 64), true);
+    kv(o, "partitions_owned", owned, true);
+    kv(o, "consumer_lag", lag, true);
+    kv(o, "publishes_forwarded", st->c.forwarded, true);
+    kv(o, "refused_unavailable", st->c.unavailable + st->c.forward_failed, true);
+    kv(o, "rounds_failed", st->c.rounds_failed, true);
+    jbuf_putc(o, '}');
+}
+
+static void metric(jbuf_t *o, const char *name, const char *type, const char *help,
+                   const char *label, uint64_t v)
+{
+    char line[320];
+    snprintf(line, sizeof line, "# HELP herald_cluster_%s %s\n# TYPE herald_cluster_%s %s\n", name,
+             help, name, type);
+    jbuf_puts(o, line);
+    snprintf(line, sizeof line, "herald_cluster_%s%s %llu\n", name, label ? label : "",
+             (unsigned long long)v);
+    jbuf_puts(o, line);
+}
+
+/* More samples of the metric just written. */
+static void sample(jbuf_t *o, const char *name, const char *label, uint64_t v)
+{
+    char line[200];
+    snprintf(line, sizeof line, "herald_cluster_%s%s %llu\n", name, label, (unsigned long long)v);
+    jbuf_puts(o, line);
+}
+
+void bk_cluster_metrics(broker_t *b, jbuf_t *o)
+{
+    bk_cluster_t *st = b->cl;
+    if (!st || !st->cl) return;
+    cl_counters_t c;
+    cl_counters(st->cl, &c);
+    unsigned ids[64];
+    metric(o, "node", "gauge", "This node's cluster.node_id.", NULL, b->cfg.cluster_node_id);
+    metric(o, "nodes_live", "gauge", "Nodes this node sees alive.", NULL,
+           cl_nodes(st->cl, ids, 64));
+    metric(o, "rounds_total", "counter", "Drain rounds handed to JetStream, by outcome.",
+           "{result=\"ok\"}", c.rounds_ok);
+    sample(o, "rounds_total", "{result=\"unavailable\"}", c.rounds_unavailable);
+    sample(o, "rounds_total", "{result=\"fenced\"}", c.rounds_fenced);
+    sample(o, "rounds_total", "{result=\"unknown\"}", c.rounds_unknown);
+    metric(o, "records_appended_total", "counter", "Notifications stored in the streams.", NULL,
+           c.records_appended);
+    metric(o, "commits_total", "counter", "JetStream writes (group commits).", NULL, c.commits);
+    metric(o, "in_doubt_total", "counter", "Writes whose outcome had to be resolved.", NULL,
+           c.in_doubt);
+    metric(o, "takeovers_total", "counter", "Partitions taken over by this node.", NULL,
+           c.takeovers);
+    metric(o, "stepdowns_total", "counter", "Partitions this node stepped down from.", NULL,
+           c.stepdowns);
+    metric(o, "leases_forced_total", "counter", "Leases taken from an unreachable node.", NULL,
+           c.leases_forced);
+    metric(o, "lease_renew_errors_total", "counter", "Lease renewals that failed.", NULL,
+           c.lease_renew_errors);
+    metric(o, "checkpoint_errors_total", "counter", "Checkpoints not written.", NULL,
+           c.checkpoint_errors);
+    metric(o, "forwarded_total", "counter", "Publishes forwarded to their owner, by direction.",
+           "{direction=\"out\"}", st->c.forwarded);
+    sample(o, "forwarded_total", "{direction=\"in\"}", c.forwarded_in);
+    metric(o, "refused_total", "counter",
+           "Publishes refused 503 unavailable (no writable owner) or busy, by reason.",
+           "{reason=\"unavailable\"}", st->c.unavailable + st->c.forward_failed);
+    sample(o, "refused_total", "{reason=\"busy\"}", st->c.busy);
+    sample(o, "refused_total", "{reason=\"round_failed\"}", st->c.rounds_failed);
+    metric(o, "consumed_records_total", "counter", "Records read from the partition streams.", NULL,
+           c.consumed_records);
+    metric(o, "corrupt_messages_total", "counter", "Stream messages that were not herald rounds.",
+           NULL, c.corrupt_messages);
+    metric(o, "consumer_restarts_total", "counter",
+           "Partition consumers replaced after delivering nothing while their stream grew.", NULL,
+           c.consumer_restarts);
+    metric(o, "nats_disconnects_total", "counter", "NATS connection losses.", NULL,
+           c.nats_disconnects);
+    jbuf_puts(o, "# HELP herald_cluster_partition_owned 1 while this node owns the partition.\n"
+                 "# TYPE herald_cluster_partition_owned gauge\n");
+    char label[48];
+    for (unsigned p = 0; p < st->n_parts; p++) {
+        snprintf(label, sizeof label, "{partition=\"%u\"}", p);
+        sample(o, "partition_owned", label, st->parts[p].owned);
+    }
+    jbuf_puts(o, "# HELP herald_cluster_consumer_lag Stream messages not yet delivered here.\n"
+                 "# TYPE herald_cluster_consumer_lag gauge\n");
+    for (unsigned p = 0; p < st->n_parts; p++) {
+        snprintf(label, sizeof label, "{partition=\"%u\"}", p);
+        sample(o, "consumer_lag", label, lag_of(&st->parts[p]));
+    }
+}
