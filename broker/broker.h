@@ -136,33 +136,32 @@ typedef struct {
 } bk_hooks_t;
 
 typedef struct broker {
+    /* the core: configuration, loop, hooks, counters */
     herald_config_t cfg;
-    model_masks_t masks;          /* cfg's delivery type lists (acks.c keeps them current) */
-    struct bk_acks *acks;         /* acknowledged delivery (acks.h) */
-    struct bk_presence *presence; /* last seen of users offline (presence.h) */
-    rtdir_t rt;                   /* runtime.dir, checked and open (sockets) */
+    model_masks_t masks; /* cfg's delivery type lists (acks.c keeps them current) */
+    rtdir_t rt;          /* runtime.dir, checked and open (sockets) */
     loop_t *loop;
-    bk_hooks_t hooks;     /* set by bk_core_hooks */
-    struct bk_http *http; /* http.c */
-    jbuf_t api_out;       /* api.c's response scratch */
+    bk_hooks_t hooks;  /* set by bk_core_hooks */
+    loop_timer_t tick; /* once a second: ring heartbeats, HTTP timeouts, sweeps */
     bk_counters_t c;
-    latency_t ingest_lat;     /* timestamp -> durable and written to the rings, per priority */
-    struct bk_pipeline *pipe; /* priority queues, drain round (pipeline.c) */
-    struct bk_users *users;   /* the user table, floors, histories, routes (users.c) */
-    /* memory bound (broker.max_memory): what is counted against it */
-    uint64_t mem_fixed; /* dedup arrays and floors, allocated at start */
-    /* dedup */
-    struct bk_dedup *dedup;
-    struct bk_routing *routing; /* gateways and their rings (route.c) */
-    /* journal */
-    struct bk_journal *jr;
-    loop_timer_t tick;        /* once a second: ring heartbeats, HTTP timeouts */
-    struct bk_native *native; /* native and control connections (native.c) */
+    latency_t ingest_lat; /* timestamp -> durable and written to the rings, per priority */
+    uint64_t mem_fixed;   /* broker.max_memory: dedup arrays and floors, allocated at start */
     log_ratelimit_t rl_bad, rl_journal;
-    struct bk_revoke *revoke; /* locks and disconnects in flight (revoke.c) */
-    struct bk_cluster *cl;    /* cluster mode (clustered.c), NULL for a single node */
     uint64_t started_ns;
     hb_t hb; /* liveness (heartbeat.h): beaten by the event loop, and during journal replay */
+    /* each module's own state, private to it */
+    struct bk_pipeline *pipe;     /* priority queues, drain round (pipeline.c) */
+    struct bk_users *users;       /* user table, floors, histories, routes (users.c) */
+    struct bk_dedup *dedup;       /* the message_id window (dedup.c) */
+    struct bk_routing *routing;   /* gateways and their rings (route.c) */
+    struct bk_journal *jr;        /* the journal files (journal*.c) */
+    struct bk_native *native;     /* native and control connections (native.c) */
+    struct bk_http *http;         /* the HTTP server (http*.c) */
+    jbuf_t api_out;               /* api.c's response scratch */
+    struct bk_acks *acks;         /* acknowledged delivery (acks.c) */
+    struct bk_presence *presence; /* last seen of users offline (presence.c) */
+    struct bk_revoke *revoke;     /* locks and disconnects in flight (revoke.c) */
+    struct bk_cluster *cl;        /* cluster mode (clustered.c), NULL for a single node */
 } broker_t;
 
 #endif
