@@ -1,6 +1,9 @@
 /* acks.c - acknowledged delivery (SPEC 14): each user's outstanding ack_required
  * notifications, the single re-send timer, and the control and HTTP sides (acks.h). */
 #include "acks.h"
+#include "items.h"
+#include "route.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -206,9 +209,9 @@ static void entry_send(broker_t *b, bk_ack_t *e)
     struct bk_acks *a = b->acks;
     rec_replay_t rh = {.session = 0}; /* every opted-in session of the user there */
     for (uint16_t i = 0; i < e->u->n_gws; i++) {
-        bk_gateway_t *g = b->gws[e->u->gws[i].gw];
+        bk_gateway_t *g = bk_route_gateway(b, e->u->gws[i].gw);
         if (e->u->gws[i].n && g && g->attached)
-            bk_gw_write(b, g, REC_REDELIVER, &rh, sizeof rh, e->bytes, e->len);
+            bk_route_write(b, g, REC_REDELIVER, &rh, sizeof rh, e->bytes, e->len);
     }
     e->attempts++;
     a->redeliveries++;
@@ -241,7 +244,7 @@ static void acks_timer_cb(loop_t *l, loop_timer_t *t)
         }
     }
     if (a->due_head) loop_timer_at(l, &a->timer, a->due_head->due_ns);
-    if (sent) bk_rings_publish(b);
+    if (sent) bk_route_publish(b);
 }
 
 /* --- life cycle --- */
@@ -309,7 +312,7 @@ void bk_acks_published(broker_t *b, const bk_item_t *it)
 {
     struct bk_acks *a = b->acks;
     const bk_user_t *bu = it->user;
-    if (bu == b->bcast) return; /* broadcasts have no user to answer for them */
+    if (bu == bk_users_bcast(b)) return; /* broadcasts have no user to answer for them */
     ack_user_t *u = user_find(a, bu->id, bu->id_len, false);
     if (!u || !u->sessions) return;
     notif_t n;

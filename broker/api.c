@@ -5,12 +5,16 @@
 #include <string.h>
 
 #include "acks.h"
+#include "api.h"
 #include "broker.h"
 #include "clustered.h"
 #include "http.h"
+#include "ingest.h"
+#include "pipeline.h"
 #include "presence.h"
 #include "revoke.h"
 #include "shard.h"
+#include "stats.h"
 #include "webui.h"
 
 int bk_api_status_of(herr_t code)

@@ -8,8 +8,14 @@
 
 #include "clustered_int.h"
 #include "codec.h"
+#include "dedup.h"
 #include "herald_time.h"
+#include "items.h"
+#include "journal.h"
 #include "jsum.h"
+#include "pipeline.h"
+#include "route.h"
+#include "users.h"
 
 const char *bk_cl_status_name(cl_status_t s)
 {
@@ -139,12 +145,21 @@ static void on_appended(void *ctx, unsigned p, void *round_ctx, cl_status_t s)
 
 /* Forget the owner's counters of p's users (they are sequenced elsewhere, or about to be set
  * from a takeover). */
+typedef struct {
+    bk_cluster_t *st;
+    unsigned p;
+} users_reset_t;
+
+static void user_reset(bk_user_t *u, void *ctx)
+{
+    users_reset_t *r = ctx;
+    if (u->cl_seq && bk_cl_user_part(r->st, u) == r->p) u->cl_seq = 0;
+}
+
 static void users_reset(bk_cluster_t *st, unsigned p)
 {
-    broker_t *b = st->b;
-    for (size_t h = 0; h < b->utab_size; h++)
-        for (bk_user_t *u = b->utab[h]; u; u = u->hnext)
-            if (u->cl_seq && bk_cl_user_part(st, u) == p) u->cl_seq = 0;
+    users_reset_t r = {st, p};
+    bk_users_each(st->b, user_reset, &r);
 }
 
 static void on_owner(void *ctx, unsigned p, const cl_takeover_t *tk, cl_status_t why)
@@ -166,7 +181,7 @@ static void on_owner(void *ctx, unsigned p, const cl_takeover_t *tk, cl_status_t
     st->c.gains++;
     for (size_t i = 0; i < tk->n_users; i++) {
         const cl_user_seq_t *us = &tk->users[i];
-        bk_user_t *u = bk_user_get(b, us->user, us->user_len, true);
+        bk_user_t *u = bk_users_get(b, us->user, us->user_len, true);
         if (u) u->cl_seq = us->seq;
     }
     /* The window as the stream has it: a producer retrying after a failover gets its
@@ -193,14 +208,14 @@ static void on_records(void *ctx, unsigned p, uint64_t stream_seq, const cl_rec_
     uint64_t now = now_ns();
     for (size_t i = 0; i < n; i++) {
         const cl_rec_t *r = &recs[i];
-        bk_user_t *u = bk_user_get(b, r->user, r->user_len, true);
+        bk_user_t *u = bk_users_get(b, r->user, r->user_len, true);
         /* Each user's seqs rise along the stream; one at or below what this node delivered
          * was delivered already (a consumer restarted before its journaled position). */
         if (!u || r->seq <= u->last_seq) {
             pt->skipped++;
             continue;
         }
-        bk_item_t *it = bk_item_new(r->len);
+        bk_item_t *it = bk_items_new(r->len);
         *it = (bk_item_t){.user = u, .seq = r->seq, .at_ns = now, .len = r->len, .prio = r->prio};
         memcpy(it->bytes, r->bytes, r->len);
         u->last_seq = r->seq;
@@ -209,7 +224,7 @@ static void on_records(void *ctx, unsigned p, uint64_t stream_seq, const cl_rec_
         if (!st->journal_off) bk_journal_append_hist(b, it);
         b->c.sent++;
         pt->delivered++;
-        bk_history_append(b, u, it); /* may free it */
+        bk_users_history_append(b, u, it); /* may free it */
     }
     pt->pos = stream_seq;
     pt->pending = pending;
@@ -237,7 +252,7 @@ static void deliveries_done(bk_cluster_t *st)
                       "stopped");
         }
     }
-    bk_rings_publish(b);
+    bk_route_publish(b);
 }
 
 /* --- ingest --- */

@@ -16,14 +16,6 @@
 
 #include "broker.h"
 
-/* Where a publish of one user goes (bk_cluster_where). */
-typedef enum {
-    BK_CL_LOCAL,       /* this node owns the partition: today's pipeline */
-    BK_CL_FORWARD,     /* another node does: forward it */
-    BK_CL_UNAVAILABLE, /* nobody can take it now (failover, write in doubt): 503 unavailable */
-    BK_CL_BUSY,        /* owned here, but too much of it waits for JetStream: queue_full */
-} bk_cl_where_t;
-
 /* With cluster.nats set: the cluster state journal positions are restored into, before
  * bk_journal_open. 0, or -HERR_* with err filled (a build without libnats). */
 int bk_cluster_init(broker_t *b, herald_error_t *err);

@@ -7,6 +7,9 @@
 
 #include "clustered_int.h"
 #include "codec.h"
+#include "native.h"
+#include "ingest.h"
+#include "pipeline.h"
 
 static const char fwd_failed_msg[] =
     "the user's partition has no owner right now (cluster failover): not accepted, retry later";

@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "cluster.h"
 #include "clustered.h"
+#include "users.h"
 
 #define CL_FWD_FRAME_MAX (512u * 1024) /* records per forward request (NATS max_payload: 1 MB) */
 #define CL_FWD_HEAD      5u            /* msgpack array32 header of a forward frame */

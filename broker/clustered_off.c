@@ -1,6 +1,8 @@
 /* clustered_off.c - clustered.h in a broker built without libnats: cluster.nats is refused at
  * start, so b->cl stays NULL and the pipeline never calls the rest (which does nothing). */
 #include "clustered.h"
+#include "items.h"
+#include "pipeline.h"
 
 int bk_cluster_init(broker_t *b, herald_error_t *err)
 {

@@ -7,8 +7,12 @@
 #include "acks.h"
 #include "broker.h"
 #include "codec.h"
+#include "control.h"
+#include "native.h"
 #include "proto.h"
 #include "revoke.h"
+#include "route.h"
+#include "users.h"
 
 static msgpack_unpacked ctrl_msg;
 static bool ctrl_msg_ready;
@@ -33,12 +37,12 @@ static bk_user_t *get_user(broker_t *b, const msgpack_object *o, herald_error_t 
                  HERALD_MAX_ID_LEN);
         return NULL;
     }
-    return bk_user_get(b, v->via.str.ptr, v->via.str.size, true);
+    return bk_users_get(b, v->via.str.ptr, v->via.str.size, true);
 }
 
 static void send_map(broker_t *b, bk_conn_t *c, msgpack_sbuffer *sb)
 {
-    bk_conn_send(b, c, sb->data, sb->size);
+    bk_native_send(b, c, sb->data, sb->size);
     msgpack_sbuffer_destroy(sb);
 }
 
@@ -77,7 +81,7 @@ static int op_hello(broker_t *b, bk_conn_t *c, const msgpack_object *o, herald_e
     if (gw >= BK_MAX_GATEWAYS)
         return herr_set(err, HERR_BAD_VALUE, "gw", "gateway id %llu out of range",
                         (unsigned long long)gw);
-    bk_gateway_t *g = bk_gateway_attach(b, (unsigned)gw, (pid_t)pid, err);
+    bk_gateway_t *g = bk_route_attach(b, (unsigned)gw, (pid_t)pid, err);
     if (!g) return -1;
     g->ctrl = c;
     c->gw = g;
@@ -119,10 +123,10 @@ static int op_open(broker_t *b, bk_gateway_t *g, const msgpack_object *o, herald
     if (!u) return -1;
     /* One step: nothing is sequenced between these records, so the session sees every
      * notification after last_seq live. */
-    bk_route_add(b, u, g->id, 1);
-    rec_session_ready_t r = {session, u->last_seq, b->bcast->last_seq};
-    bk_gw_write(b, g, REC_SESSION_READY, &r, sizeof r, NULL, 0);
-    if (since) bk_replay(b, g, u, session, since, u->last_seq, true);
+    bk_users_route_add(b, u, g->id, 1);
+    rec_session_ready_t r = {session, u->last_seq, bk_users_bcast(b)->last_seq};
+    bk_route_write(b, g, REC_SESSION_READY, &r, sizeof r, NULL, 0);
+    if (since) bk_route_replay(b, g, u, session, since, u->last_seq, true);
     if (acks) bk_acks_sessions(b, g, u->id, u->id_len, 1); /* may re-send what waits: after */
     return 0;
 }
@@ -134,7 +138,7 @@ static int op_close(broker_t *b, bk_gateway_t *g, const msgpack_object *o, heral
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
     if (acks) bk_acks_sessions(b, g, u->id, u->id_len, -1);
-    bk_route_del(b, u, g->id, 1);
+    bk_users_route_del(b, u, g->id, 1);
     return 0;
 }
 
@@ -160,7 +164,7 @@ static int op_replay(broker_t *b, bk_gateway_t *g, const msgpack_object *o, hera
     if (from == 0 || to < from)
         return herr_set(err, HERR_BAD_VALUE, "from", "replay range [%llu,%llu] is empty",
                         (unsigned long long)from, (unsigned long long)to);
-    bk_replay(b, g, u, session, from - 1, to, true);
+    bk_route_replay(b, g, u, session, from - 1, to, true);
     return 0;
 }
 
@@ -172,18 +176,18 @@ static int op_resync(broker_t *b, bk_gateway_t *g, const msgpack_object *o, hera
         return -1;
     bk_user_t *u = get_user(b, o, err);
     if (!u) return -1;
-    if (u != b->bcast) { /* broadcasts reach every attached gateway without a route */
-        uint32_t have = bk_route_refs(u, g->id);
-        if (sessions > have) bk_route_add(b, u, g->id, (uint32_t)(sessions - have));
+    if (u != bk_users_bcast(b)) { /* broadcasts reach every attached gateway without a route */
+        uint32_t have = bk_users_route_refs(u, g->id);
+        if (sessions > have) bk_users_route_add(b, u, g->id, (uint32_t)(sessions - have));
     }
-    if (after < u->last_seq) bk_replay(b, g, u, 0, after, u->last_seq, true);
-    if (acks && u != b->bcast)
+    if (after < u->last_seq) bk_route_replay(b, g, u, 0, after, u->last_seq, true);
+    if (acks && u != bk_users_bcast(b))
         bk_acks_resync(b, g, u->id, u->id_len,
                        acks > sessions ? (uint32_t)sessions : (uint32_t)acks);
     return 0;
 }
 
-void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
+void bk_control_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
 {
     herald_error_t err = {0};
     int rc;
@@ -235,7 +239,7 @@ void bk_ctrl_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
         rc = herr_set(&err, HERR_UNKNOWN_OP, "op", "unknown control op \"%s\"", name);
     if (rc < 0) goto bad;
     /* Control records are published at once: a session is waiting for its welcome. */
-    bk_rings_publish(b);
+    bk_route_publish(b);
     return;
 bad:
     b->c.ctrl_errors++;
@@ -243,12 +247,12 @@ bad:
     send_error(b, c, &err);
 }
 
-void bk_ctrl_closed(broker_t *b, bk_conn_t *c)
+void bk_control_closed(broker_t *b, bk_conn_t *c)
 {
     if (c->gw && c->gw->ctrl == c) {
         bk_revoke_gateway_down(b, c->gw);
         bk_acks_gateway_down(b, c->gw);
-        bk_gateway_detach(b, c->gw);
+        bk_route_detach(b, c->gw);
     }
     c->gw = NULL;
 }

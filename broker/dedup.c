@@ -5,6 +5,8 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "dedup.h"
+#include "items.h"
 #include "jsum.h"
 #include "seedhash.h"
 
@@ -70,9 +72,9 @@ int bk_dedup_init(broker_t *b, uint32_t window)
         size <<= 1;
     d->mask = size - 1;
     /* both are probed at random: huge pages spare a TLB miss per probe */
-    d->slots = bk_huge_alloc((size_t)d->window * sizeof *d->slots);
-    d->tab = bk_huge_alloc((size_t)size * sizeof *d->tab);
-    d->hashes = bk_huge_alloc((size_t)d->window * sizeof *d->hashes);
+    d->slots = bk_items_huge_alloc((size_t)d->window * sizeof *d->slots);
+    d->tab = bk_items_huge_alloc((size_t)size * sizeof *d->tab);
+    d->hashes = bk_items_huge_alloc((size_t)d->window * sizeof *d->hashes);
     b->dedup = d;
     return 0;
 }
@@ -80,9 +82,9 @@ int bk_dedup_init(broker_t *b, uint32_t window)
 void bk_dedup_free(broker_t *b)
 {
     if (!b->dedup) return;
-    bk_huge_free(b->dedup->slots, (size_t)b->dedup->window * sizeof *b->dedup->slots);
-    bk_huge_free(b->dedup->tab, (size_t)(b->dedup->mask + 1) * sizeof *b->dedup->tab);
-    bk_huge_free(b->dedup->hashes, (size_t)b->dedup->window * sizeof *b->dedup->hashes);
+    bk_items_huge_free(b->dedup->slots, (size_t)b->dedup->window * sizeof *b->dedup->slots);
+    bk_items_huge_free(b->dedup->tab, (size_t)(b->dedup->mask + 1) * sizeof *b->dedup->tab);
+    bk_items_huge_free(b->dedup->hashes, (size_t)b->dedup->window * sizeof *b->dedup->hashes);
     free(b->dedup);
     b->dedup = NULL;
 }

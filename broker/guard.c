@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "guard.h"
 
 /* The auth frame's first bytes: a msgpack map of one pair whose key is "auth". */
 static const uint8_t auth_head[] = {0x81, 0xa4, 'a', 'u', 't', 'h'};
@@ -67,13 +68,11 @@ int bk_guard_accept(broker_t *b, int fd, bool ctrl)
     return -1;
 }
 
-/* Answer {"ok":false,"error":"unauthorized","message":why} and close after it. */
-static int guard_refuse(broker_t *b, bk_conn_t *c, const char *why)
+/* Answer {"ok":false,"error":"unauthorized","message":why}; the connection closes after it. */
+static int guard_refuse(broker_t *b, msgpack_sbuffer *answer, const char *why)
 {
-    msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, answer, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
     msgpack_pack_str_with_body(&pk, "ok", 2);
     msgpack_pack_false(&pk);
@@ -82,24 +81,23 @@ static int guard_refuse(broker_t *b, bk_conn_t *c, const char *why)
     msgpack_pack_str_with_body(&pk, code, strlen(code));
     msgpack_pack_str_with_body(&pk, "message", 7);
     msgpack_pack_str_with_body(&pk, why, strlen(why));
-    bk_conn_send(b, c, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
     b->c.unauthorized++;
     if (log_ratelimit_ok(&rl_auth, 5)) {
         unsigned long more = log_ratelimit_take(&rl_auth);
         log_warn("native connection refused: %s (%lu more refused since the last line)", why, more);
     }
-    c->closing = true;
     return -1;
 }
 
-int bk_guard_auth_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t len)
+int bk_guard_auth_frame(broker_t *b, uint8_t *state, const uint8_t *body, size_t len,
+                        msgpack_sbuffer *answer)
 {
     bool is_auth = len > sizeof auth_head && !memcmp(body, auth_head, sizeof auth_head);
     if (!is_auth) {
-        if (c->auth == BK_AUTH_REQUIRED)
-            return guard_refuse(b, c, "broker.api_key is set: send {\"auth\":\"<key>\"} first");
-        c->auth = BK_AUTH_DONE;
+        if (*state == BK_AUTH_REQUIRED)
+            return guard_refuse(b, answer,
+                                "broker.api_key is set: send {\"auth\":\"<key>\"} first");
+        *state = BK_AUTH_DONE;
         return 0;
     }
     const char *key;
@@ -107,9 +105,9 @@ int bk_guard_auth_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t l
     herald_error_t err;
     if (codec_skip(body, len, &err) != (long)len ||
         !codec_str_at(body + sizeof auth_head, &key, &klen))
-        return guard_refuse(b, c, "auth frame must be {\"auth\":\"<key>\"}");
-    if (!bk_guard_key_ok(b, key, klen)) return guard_refuse(b, c, "wrong api key");
-    c->auth = BK_AUTH_DONE;
-    bk_conn_send(b, c, auth_ok, sizeof auth_ok);
+        return guard_refuse(b, answer, "auth frame must be {\"auth\":\"<key>\"}");
+    if (!bk_guard_key_ok(b, key, klen)) return guard_refuse(b, answer, "wrong api key");
+    *state = BK_AUTH_DONE;
+    msgpack_sbuffer_write(answer, (const char *)auth_ok, sizeof auth_ok);
     return 1;
 }

@@ -286,7 +286,7 @@ void bk_http_init(broker_t *b)
     if (!h) abort();
     msgpack_sbuffer_init(&h->mp);
     h->listen.fd = -1;
-    h->handle = bk_api_handle;
+    h->handle = b->hooks.http_request;
     loop_timer_init(&h->listen_retry, listen_resume, b);
     b->http = h;
 }

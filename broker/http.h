@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "err.h"
 
 struct broker;
@@ -87,10 +89,7 @@ void bk_http_set_handler(struct broker *b, bk_http_handler_fn fn);
 /* Serve the connected stream socket fd (non-blocking) as an HTTP connection. 0 or -1. */
 int bk_http_adopt(struct broker *b, int fd);
 
-/* --- api.c --- */
-/* Serve one request: answer m now or keep it for later (publish). */
-void bk_api_handle(struct broker *b, bk_http_msg_t *m, const bk_http_request_t *rq);
-/* HTTP status of an error code. */
-int bk_api_status_of(herr_t code);
+/* api.c's response scratch for msgpack bodies (reset per use). */
+msgpack_sbuffer *bk_http_scratch(struct broker *b);
 
 #endif

@@ -17,13 +17,14 @@
 #include <sys/mman.h>
 
 #include "broker.h"
+#include "items.h"
 
 #define ITEM_CLASS   64u
 #define ITEM_CLASSES 32u        /* items up to 2 KiB; larger ones use malloc */
 #define HUGE_PAGE    (2u << 20) /* x86-64 THP size */
 #define CHUNK_BYTES  HUGE_PAGE
 
-void *bk_huge_alloc(size_t size)
+void *bk_items_huge_alloc(size_t size)
 {
     size = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
     /* over-map by one huge page and trim, so the region is 2 MiB aligned */
@@ -38,7 +39,7 @@ void *bk_huge_alloc(size_t size)
     return p;
 }
 
-void bk_huge_free(void *p, size_t size)
+void bk_items_huge_free(void *p, size_t size)
 {
     if (p) munmap(p, (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1));
 }
@@ -47,7 +48,7 @@ uint64_t bk_items_live;
 
 #if defined(__SANITIZE_ADDRESS__) && !defined(HERALD_ITEMS_CHUNKS)
 
-bk_item_t *bk_item_new(uint32_t len)
+bk_item_t *bk_items_new(uint32_t len)
 {
     bk_item_t *it = malloc(sizeof *it + len);
     if (!it) abort();
@@ -55,7 +56,7 @@ bk_item_t *bk_item_new(uint32_t len)
     return it;
 }
 
-void bk_item_free(bk_item_t *it)
+void bk_items_free(bk_item_t *it)
 {
     bk_items_live -= sizeof *it + it->len;
     free(it);
@@ -80,7 +81,7 @@ static size_t item_class(uint32_t len)
     return c <= ITEM_CLASSES ? c : 0;
 }
 
-bk_item_t *bk_item_new(uint32_t len)
+bk_item_t *bk_items_new(uint32_t len)
 {
     size_t c = item_class(len);
     bk_item_t *it;
@@ -105,7 +106,7 @@ bk_item_t *bk_item_new(uint32_t len)
     if ((size_t)(end - bump) < n) {
         /* The rest of the old chunk (under 2 KiB) is left unused. The chunk's first class
          * slot holds the chunk link, so bump starts one class in. */
-        chunk_t *ch = bk_huge_alloc(CHUNK_BYTES);
+        chunk_t *ch = bk_items_huge_alloc(CHUNK_BYTES);
         ch->next = chunks;
         chunks = ch;
         bump = (uint8_t *)ch + ITEM_CLASS;
@@ -116,7 +117,7 @@ bk_item_t *bk_item_new(uint32_t len)
     return it;
 }
 
-void bk_item_free(bk_item_t *it)
+void bk_items_free(bk_item_t *it)
 {
     size_t c = item_class(it->len);
     bk_items_live -= sizeof *it + it->len;
@@ -133,7 +134,7 @@ void bk_items_release(void)
     while (chunks) {
         chunk_t *ch = chunks;
         chunks = ch->next;
-        bk_huge_free(ch, CHUNK_BYTES);
+        bk_items_huge_free(ch, CHUNK_BYTES);
     }
     memset(free_list, 0, sizeof free_list);
     bump = end = NULL;

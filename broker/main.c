@@ -1,5 +1,4 @@
 /* main.c - herald-broker: configuration, the event loop, timers, signals, start-up state. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,13 +11,20 @@
 #include "acks.h"
 #include "broker.h"
 #include "clustered.h"
+#include "core.h"
+#include "dedup.h"
 #include "herald_time.h"
 #include "http.h"
+#include "items.h"
+#include "journal.h"
+#include "native.h"
+#include "pipeline.h"
 #include "presence.h"
 #include "reload.h"
 #include "revoke.h"
+#include "route.h"
+#include "users.h"
 
-broker_t *g_broker;
 static const char *config_path;
 static int g_argc; /* for SIGHUP: the reload re-reads the file and re-applies -o */
 static char **g_argv;
@@ -37,7 +43,7 @@ static void on_signal(loop_t *l, int sig, void *ctx)
 static void tick_cb(loop_t *l, loop_timer_t *t)
 {
     broker_t *b = t->ctx;
-    bk_rings_heartbeat(b);
+    bk_route_heartbeat(b);
     if (bk_users_sweep(b, now_ns())) bk_journal_flush(b); /* the floors it raised */
     bk_http_sweep(b);
     bk_revoke_tick(b);
@@ -52,38 +58,8 @@ static void pass_end(loop_t *l, void *ctx)
     broker_t *b = ctx;
     hb_beat(&b->hb, loop_now(l));
     bk_drain(b);
-    bk_conns_flush(b);
+    bk_native_flush(b);
     bk_http_flush(b);
-}
-
-/* Rings left by a previous broker keep their positions: re-open them as producer now so
- * their gateways' hello re-attaches (and heraldctl sees a live producer). */
-static void reopen_rings(broker_t *b)
-{
-    DIR *d = opendir("/dev/shm");
-    if (!d) return;
-    char prefix[80];
-    snprintf(prefix, sizeof prefix, "%s.gw", b->cfg.shm_prefix);
-    size_t pl = strlen(prefix);
-    for (struct dirent *e; (e = readdir(d));) {
-        unsigned id;
-        char tail[8];
-        if (strncmp(e->d_name, prefix, pl) || sscanf(e->d_name + pl, "%u%7s", &id, tail) != 2 ||
-            strcmp(tail, ".ring") || id >= BK_MAX_GATEWAYS || b->gws[id])
-            continue;
-        herald_error_t err;
-        bk_gateway_t *g = calloc(1, sizeof *g);
-        if (!g) abort();
-        g->id = id;
-        if (ring_open(&g->ring, e->d_name, RING_PRODUCER, b->cfg.ring_bytes, id, &err) < 0) {
-            log_warn("ring %s not re-attached: %s", e->d_name, err.message);
-            free(g);
-            continue;
-        }
-        b->gws[id] = g;
-        log_info("ring %s re-attached as producer", e->d_name);
-    }
-    closedir(d);
 }
 
 static int usage(const char *argv0)
@@ -132,58 +108,48 @@ static int load_config(broker_t *b, int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Blocked from the start (the loop reads them from a signalfd): a SIGHUP or SIGTERM that
+ * arrives during start-up waits, and is acted on once the loop runs. */
+static void block_signals(void)
 {
-    static broker_t broker;
-    broker_t *b = &broker;
-    herald_error_t err = {0};
-    /* Blocked from the start (the loop reads them from a signalfd): a SIGHUP or SIGTERM that
-     * arrives during start-up waits, and is acted on once the loop runs. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
-    g_argc = argc;
-    g_argv = argv;
-    int rc = load_config(b, argc, argv);
-    if (rc) return rc;
-    log_init("broker", -1);
-    log_set_level((log_level_t)b->cfg.log_level);
-    config_log_dev_secret(&b->cfg);
-    g_broker = b;
-    signal(SIGPIPE, SIG_IGN);
-    /* Every connection is a descriptor: take what the hard limit allows. */
+}
+
+/* Every connection is a descriptor: take what the hard limit allows. */
+static void raise_fd_limit(void)
+{
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
 
+/* The modules, the journal read back, the rings re-opened, the sockets listening. 0, or -1
+ * (logged). */
+static int start(broker_t *b)
+{
+    herald_error_t err = {0};
     if (config_check_exposure(&b->cfg, &err) < 0 ||
-        rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0) {
+        rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0 ||
+        hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0 || !(b->loop = loop_new(&err))) {
         log_error("%s", err.message);
-        return 1;
-    }
-    if (hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0) {
-        log_error("%s", err.message);
-        return 1;
-    }
-    b->loop = loop_new(&err);
-    if (!b->loop) {
-        log_error("%s", err.message);
-        return 1;
+        return -1;
     }
     loop_set_idle(b->loop, b->cfg.idle_spin_us, b->cfg.idle_yield_us);
     jbuf_init(&b->api_out, 0);
-    bk_queue_init(b);
+    bk_core_hooks(b);
     bk_pipeline_init(b);
     bk_route_init(b);
     if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0 || bk_acks_init(b) < 0 ||
         bk_presence_init(b) < 0) {
         log_error("out of memory at start-up");
-        return 1;
+        return -1;
     }
     b->mem_fixed += bk_dedup_bytes(b);
     if (b->mem_fixed >= b->cfg.max_memory / 2) {
@@ -191,19 +157,59 @@ int main(int argc, char **argv)
                   "fixed tables take %llu of it already; raise it or lower the window",
                   (unsigned long long)b->cfg.max_memory, b->cfg.dedup_window,
                   (unsigned long long)b->mem_fixed);
-        return 1;
+        return -1;
     }
     if (bk_cluster_init(b, &err) < 0 || bk_journal_open(b, &err) < 0) {
         log_error("%s", err.message);
-        return 1;
+        return -1;
     }
-    reopen_rings(b);
+    bk_route_reopen(b);
     /* The cluster first: a broker whose ports answer is connected to its cluster. */
     if (bk_cluster_start(b, &err) < 0 || bk_http_listen(b, &err) < 0 ||
         bk_native_listen(b, &err) < 0) {
         log_error("%s", err.message);
-        return 1;
+        return -1;
     }
+    return 0;
+}
+
+/* After the loop: connections closed, the journal flushed, every module freed. */
+static void stop(broker_t *b)
+{
+    bk_http_close(b);
+    bk_native_close(b);
+    bk_cluster_close(b);
+    bk_journal_flush(b);
+    bk_journal_close(b);
+    bk_route_free(b);
+    bk_acks_free(b);
+    bk_presence_free(b);
+    bk_users_free(b);
+    bk_pipeline_free(b);
+    bk_items_release();
+    bk_dedup_free(b);
+    bk_revoke_free(b);
+    hb_close(&b->hb);
+    jbuf_free(&b->api_out);
+    loop_free(b->loop);
+    rtdir_close(&b->rt);
+}
+
+int main(int argc, char **argv)
+{
+    static broker_t broker;
+    broker_t *b = &broker;
+    block_signals();
+    g_argc = argc;
+    g_argv = argv;
+    int rc = load_config(b, argc, argv);
+    if (rc) return rc;
+    log_init("broker", -1);
+    log_set_level((log_level_t)b->cfg.log_level);
+    config_log_dev_secret(&b->cfg);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    if (start(b) < 0) return 1;
     loop_on_signal(b->loop, on_signal, b);
     loop_on_pass_end(b->loop, pass_end, b);
     loop_timer_init(&b->tick, tick_cb, b);
@@ -215,21 +221,6 @@ int main(int argc, char **argv)
 
     rc = loop_run(b->loop) < 0 ? 1 : 0;
     if (rc) log_error("event loop failed: %s", strerror(errno));
-    bk_http_close(b);
-    bk_native_close(b);
-    bk_cluster_close(b);
-    bk_journal_flush(b);
-    bk_journal_close(b);
-    bk_gateways_free(b);
-    bk_acks_free(b);
-    bk_presence_free(b);
-    bk_users_free(b);
-    bk_items_release();
-    bk_dedup_free(b);
-    bk_revoke_free(b);
-    hb_close(&b->hb);
-    jbuf_free(&b->api_out);
-    loop_free(b->loop);
-    rtdir_close(&b->rt);
+    stop(b);
     return rc;
 }

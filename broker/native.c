@@ -13,11 +13,21 @@
 
 #include "broker.h"
 #include "frame.h"
+#include "guard.h"
+#include "native.h"
+#include "ingest.h"
+#include "pipeline.h"
 
 #define READ_CHUNK (256u * 1024)
 #define CTRL_MAX   (1u << 20)
 
 static msgpack_sbuffer resp;
+
+/* The native and control connections (listeners too). */
+struct bk_native {
+    bk_conn_t *conns; /* every connection and listener */
+    bk_conn_t *dirty; /* connections with responses to flush */
+};
 
 static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready);
 static void conn_accept(loop_t *l, loop_io_t *io, uint32_t ready);
@@ -37,9 +47,9 @@ static bk_conn_t *conn_adopt(broker_t *b, int fd, conn_kind_t kind)
         return NULL;
     }
     c->reading = true;
-    c->next = b->conns;
-    if (b->conns) b->conns->prev = c;
-    b->conns = c;
+    c->next = b->native->conns;
+    if (b->native->conns) b->native->conns->prev = c;
+    b->native->conns = c;
     return c;
 }
 
@@ -63,6 +73,8 @@ static int listen_tcp(const host_port_t *hp, herald_error_t *err)
 
 int bk_native_listen(broker_t *b, herald_error_t *err)
 {
+    b->native = calloc(1, sizeof *b->native);
+    if (!b->native) abort();
     char path[300];
     /* 0600, or 0660 for runtime.group: producers of that group may publish */
     snprintf(path, sizeof path, "%s/broker.sock", b->cfg.runtime_dir);
@@ -100,13 +112,13 @@ static void tx_reserve(bk_conn_t *c, size_t n)
     c->tx_cap = cap;
 }
 
-void bk_conn_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len)
+void bk_native_send(broker_t *b, bk_conn_t *c, const void *buf, size_t len)
 {
     tx_reserve(c, FRAME_HDR + len);
     frame_put_len(c->tx + c->tx_len, (uint32_t)len);
     memcpy(c->tx + c->tx_len + FRAME_HDR, buf, len);
     c->tx_len += FRAME_HDR + len;
-    bk_conn_mark_dirty(b, c);
+    bk_native_mark_dirty(b, c);
 }
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -229,12 +241,12 @@ static int conn_write(broker_t *b, bk_conn_t *c)
     return 0;
 }
 
-void bk_conn_mark_dirty(broker_t *b, bk_conn_t *c)
+void bk_native_mark_dirty(broker_t *b, bk_conn_t *c)
 {
     if (c->dirty) return;
     c->dirty = true;
-    c->dirty_next = b->dirty;
-    b->dirty = c;
+    c->dirty_next = b->native->dirty;
+    b->native->dirty = c;
 }
 
 static void conn_pop_done(bk_conn_t *c)
@@ -250,11 +262,12 @@ static void conn_pop_done(bk_conn_t *c)
 
 static void conn_close(broker_t *b, bk_conn_t *c);
 
-void bk_conns_flush(broker_t *b)
+void bk_native_flush(broker_t *b)
 {
-    while (b->dirty) {
-        bk_conn_t *c = b->dirty;
-        b->dirty = c->dirty_next;
+    if (!b->native) return; /* not listening (tests) */
+    while (b->native->dirty) {
+        bk_conn_t *c = b->native->dirty;
+        b->native->dirty = c->dirty_next;
         c->dirty = false;
         conn_pop_done(c);
         if (conn_write(b, c) < 0) conn_close(b, c);
@@ -271,7 +284,7 @@ static void native_frame(broker_t *b, bk_conn_t *c, const uint8_t *body, size_t 
     else
         c->rq_head = r;
     c->rq_tail = r;
-    if (r->pending == 0) bk_conn_mark_dirty(b, c);
+    if (r->pending == 0) bk_native_mark_dirty(b, c);
 }
 
 /* Parse complete frames out of rx. Returns -1 when the stream cannot continue. */
@@ -302,15 +315,20 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
                 bk_req_free(r);
             }
             c->closing = true;
-            bk_conn_mark_dirty(b, c);
+            bk_native_mark_dirty(b, c);
             rc = -1;
             off = c->rx_len;
             break;
         }
         off += (size_t)n;
         if (c->kind == CONN_NATIVE && c->auth != BK_AUTH_DONE) {
-            int a = bk_guard_auth_frame(b, c, body, blen);
+            msgpack_sbuffer answer;
+            msgpack_sbuffer_init(&answer);
+            int a = bk_guard_auth_frame(b, &c->auth, body, blen, &answer);
+            if (answer.size) bk_native_send(b, c, answer.data, answer.size);
+            msgpack_sbuffer_destroy(&answer);
             if (a < 0) {
+                c->closing = true;
                 rc = -1;
                 off = c->rx_len;
                 break;
@@ -320,7 +338,7 @@ static int conn_frames(broker_t *b, bk_conn_t *c)
         if (c->kind == CONN_NATIVE)
             native_frame(b, c, body, blen);
         else
-            bk_ctrl_frame(b, c, body, blen);
+            b->hooks.ctrl_frame(b, c, body, blen);
     }
     if (off) {
         memmove(c->rx, c->rx + off, c->rx_len - off);
@@ -346,7 +364,7 @@ static int conn_read(broker_t *b, bk_conn_t *c)
     if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
     c->rx_len += (size_t)n;
     conn_frames(b, c);
-    bk_conn_mark_dirty(b, c); /* answers (or a pause) are settled at the end of the pass */
+    bk_native_mark_dirty(b, c); /* answers (or a pause) are settled at the end of the pass */
     return 0;
 }
 
@@ -375,13 +393,13 @@ static void conn_close(broker_t *b, bk_conn_t *c)
 {
     loop_io_del(b->loop, &c->io);
     close(c->io.fd);
-    if (c->kind == CONN_CTRL) bk_ctrl_closed(b, c);
+    if (c->kind == CONN_CTRL) b->hooks.ctrl_closed(b, c);
     for (bk_req_t *r = c->rq_head, *nx; r; r = nx) {
         nx = r->next;
         bk_req_orphan(b, r);
     }
     if (c->dirty) { /* unlink from the flush list */
-        bk_conn_t **pp = &b->dirty;
+        bk_conn_t **pp = &b->native->dirty;
         while (*pp != c)
             pp = &(*pp)->dirty_next;
         *pp = c->dirty_next;
@@ -389,7 +407,7 @@ static void conn_close(broker_t *b, bk_conn_t *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        b->conns = c->next;
+        b->native->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c->rx);
     free(c->tx);
@@ -398,8 +416,11 @@ static void conn_close(broker_t *b, bk_conn_t *c)
 
 void bk_native_close(broker_t *b)
 {
-    while (b->conns)
-        conn_close(b, b->conns);
+    if (!b->native) return;
+    while (b->native->conns)
+        conn_close(b, b->native->conns);
+    free(b->native);
+    b->native = NULL;
 }
 
 static void conn_io(loop_t *l, loop_io_t *io, uint32_t ready)

@@ -1,6 +1,8 @@
 /* presence.c - presence (SPEC 14): online state from the routes, last_seen of offline users
  * (presence.h). */
 #include "presence.h"
+#include "route.h"
+#include "users.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -147,12 +149,12 @@ size_t bk_presence_remembered(const broker_t *b)
 
 void bk_presence_json(broker_t *b, const char *id, size_t len, jbuf_t *o)
 {
-    const bk_user_t *u = bk_user_get(b, id, len, false);
+    const bk_user_t *u = bk_users_get(b, id, len, false);
     uint32_t sessions = 0;
     uint16_t gws[BK_MAX_GATEWAYS];
     unsigned n_gws = 0;
     for (uint16_t i = 0; u && i < u->n_routes; i++) {
-        const bk_gateway_t *g = b->gws[u->routes[i].gw];
+        const bk_gateway_t *g = bk_route_gateway(b, u->routes[i].gw);
         if (!g || !g->attached || !u->routes[i].refs) continue;
         sessions += u->routes[i].refs;
         unsigned k = n_gws++; /* insertion sort: a user is on a few gateways */

@@ -8,6 +8,7 @@
 
 #include "acks.h"
 #include "log.h"
+#include "pipeline.h"
 
 /* A key read only at start: report a change and keep the running value. */
 #define BK_KEEP(n, old, field, name)                                                               \
@@ -45,7 +46,8 @@ void bk_reload(broker_t *b, const herald_config_t *cfg)
     bool key_changed = strcmp(n.broker_api_key, b->cfg.broker_api_key) != 0;
     b->cfg = n;
     for (int p = 0; p < HERALD_PRIORITIES; p++)
-        b->q[p].cap = n.queue_capacity[p]; /* a lower bound refuses new publishes until drained */
+        bk_pipeline_set_cap(
+            b, p, n.queue_capacity[p]); /* a lower bound refuses new publishes until drained */
     log_set_level((log_level_t)n.log_level);
     config_log_dev_secret(&n);
     b->c.reloads++;

@@ -1,7 +1,9 @@
 /* revoke.c - POST /api/disconnect on the broker: the user locks, the `disconnect` requests
  * to the gateways over their control connections, and the answer once every gateway asked
  * has said how many sessions it closed (or BK_DISCONNECT_WAIT_NS passed). See revoke.h. */
+#include "native.h"
 #include "revoke.h"
+#include "route.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +189,7 @@ static void send_disconnect(broker_t *b, bk_gateway_t *g, uint64_t id, const cha
         pk_str(&pk, "until");
         msgpack_pack_uint64(&pk, until_ns);
     }
-    bk_conn_send(b, g->ctrl, sb.data, sb.size);
+    bk_native_send(b, g->ctrl, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -208,7 +210,7 @@ int bk_disconnect(broker_t *b, const bk_disconnect_args_t *a, bk_disconnect_done
     p->id = ++r->next_id;
     bool asked = false;
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
-        bk_gateway_t *g = b->gws[i];
+        bk_gateway_t *g = bk_route_gateway(b, i);
         if (!g || !g->attached || !g->ctrl) continue;
         send_disconnect(b, g, p->id, a->user, a->has_until, a->until_ns);
         p->waiting[i / 64] |= 1ull << (i % 64);
@@ -221,7 +223,7 @@ int bk_disconnect(broker_t *b, const bk_disconnect_args_t *a, bk_disconnect_done
         free(p);
         return 0;
     }
-    bk_conns_flush(b); /* called from the HTTP side: nothing else flushes control output */
+    bk_native_flush(b); /* called from the HTTP side: nothing else flushes control output */
     snprintf(p->user, sizeof p->user, "%s", a->user);
     p->deadline_ns = now_mono_ns() + BK_DISCONNECT_WAIT_NS;
     p->done = done;

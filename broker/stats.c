@@ -5,10 +5,15 @@
 #include "acks.h"
 #include "broker.h"
 #include "clustered.h"
+#include "dedup.h"
 #include "http.h"
+#include "pipeline.h"
 #include "presence.h"
-#include "webui.h"
 #include "revoke.h"
+#include "route.h"
+#include "stats.h"
+#include "users.h"
+#include "webui.h"
 
 static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
 {
@@ -19,17 +24,10 @@ static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
     jbuf_put_u64(o, v);
 }
 
-void bk_stats_json(broker_t *b, jbuf_t *o)
+/* The pipeline's counters, from messages_accepted to loop_wakeups. */
+static void stats_counters(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
-    jbuf_putc(o, '{');
-    kv(o, "active_gateways", b->active_gateways, false);
-    kv(o, "active_users", b->active_users, true);
-    kv(o, "users", b->n_users, true);
-    kv(o, "users_forgotten", b->c.users_forgotten, true);
-    kv(o, "memory_bytes", bk_mem_used(b), true);
-    kv(o, "memory_limit_bytes", b->cfg.max_memory, true);
-    kv(o, "over_capacity", b->c.over_capacity, true);
     kv(o, "messages_accepted", c->accepted, true);
     kv(o, "messages_sent", c->sent, true);
     kv(o, "messages_deduplicated", c->deduplicated, true);
@@ -55,15 +53,10 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "drain_rounds", c->drain_rounds, true);
     kv(o, "loop_wakeups", loop_wakeups(b->loop), true);
     kv(o, "presence_last_seen_users", bk_presence_remembered(b), true);
-    bk_acks_stats_json(b, o);
-    jbuf_puts(o, ",\"latency\":{\"ingest\":");
-    latency_json(&b->ingest_lat, o);
-    jbuf_puts(o, "},\"slo_ms\":[");
-    for (int p = 0; p < HERALD_PRIORITIES; p++) {
-        if (p) jbuf_putc(o, ',');
-        jbuf_put_u64(o, b->cfg.slo_ms[p]);
-    }
-    jbuf_putc(o, ']');
+}
+
+static void stats_http(broker_t *b, const bk_counters_t *c, jbuf_t *o)
+{
     jbuf_puts(o, ",\"http\":{");
     kv(o, "requests", c->http_requests, false);
     kv(o, "connections_open", bk_http_connections(b), true);
@@ -84,20 +77,29 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
     kv(o, "user_locks", bk_revoke_locks(b), true);
     kv(o, "config_reloads", c->reloads, true);
     kv(o, "config_reload_errors", c->reload_errors, true);
+}
+
+static void stats_queues(broker_t *b, const bk_counters_t *c, jbuf_t *o)
+{
     jbuf_puts(o, ",\"queue_sizes\":[");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         if (p) jbuf_putc(o, ',');
-        jbuf_put_u64(o, b->q[p].count);
+        jbuf_put_u64(o, bk_pipeline_queued(b, p));
     }
     jbuf_puts(o, "],\"queue_full\":[");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         if (p) jbuf_putc(o, ',');
         jbuf_put_u64(o, c->queue_full[p]);
     }
+}
+
+/* "gateways":[...] */
+static void stats_gateways(broker_t *b, jbuf_t *o)
+{
     jbuf_puts(o, "],\"gateways\":[");
     bool first = true;
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
-        bk_gateway_t *g = b->gws[i];
+        bk_gateway_t *g = bk_route_gateway(b, i);
         if (!g) continue;
         ring_stats_t rs;
         ring_stats(g->ring, &rs);
@@ -124,6 +126,32 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
         jbuf_puts(o, "}}");
     }
     jbuf_putc(o, ']');
+}
+
+void bk_stats_json(broker_t *b, jbuf_t *o)
+{
+    const bk_counters_t *c = &b->c;
+    jbuf_putc(o, '{');
+    kv(o, "active_gateways", bk_route_active(b), false);
+    kv(o, "active_users", bk_users_active(b), true);
+    kv(o, "users", bk_users_count(b), true);
+    kv(o, "users_forgotten", b->c.users_forgotten, true);
+    kv(o, "memory_bytes", bk_mem_used(b), true);
+    kv(o, "memory_limit_bytes", b->cfg.max_memory, true);
+    kv(o, "over_capacity", b->c.over_capacity, true);
+    stats_counters(b, o);
+    bk_acks_stats_json(b, o);
+    jbuf_puts(o, ",\"latency\":{\"ingest\":");
+    latency_json(&b->ingest_lat, o);
+    jbuf_puts(o, "},\"slo_ms\":[");
+    for (int p = 0; p < HERALD_PRIORITIES; p++) {
+        if (p) jbuf_putc(o, ',');
+        jbuf_put_u64(o, b->cfg.slo_ms[p]);
+    }
+    jbuf_putc(o, ']');
+    stats_http(b, c, o);
+    stats_queues(b, c, o);
+    stats_gateways(b, o);
     bk_webui_stats_json(o);
     bk_cluster_stats_json(b, o);
     jbuf_putc(o, '}');
@@ -147,9 +175,9 @@ static void gw_metric(jbuf_t *o, broker_t *b, const char *name, const char *type
              help, name, type);
     jbuf_puts(o, line);
     for (unsigned i = 0; i < BK_MAX_GATEWAYS; i++) {
-        if (!b->gws[i]) continue;
+        if (!bk_route_gateway(b, i)) continue;
         snprintf(line, sizeof line, "herald_broker_%s{gateway=\"%u\"} %llu\n", name, i,
-                 (unsigned long long)get(b->gws[i]));
+                 (unsigned long long)get(bk_route_gateway(b, i)));
         jbuf_puts(o, line);
     }
 }
@@ -182,19 +210,9 @@ static uint64_t g_used(bk_gateway_t *g)
     return rs.used_bytes;
 }
 
-void bk_metrics_text(broker_t *b, jbuf_t *o)
+static void metrics_counters(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
-    metric(o, "active_gateways", "gauge", "Gateways attached.", b->active_gateways);
-    metric(o, "active_users", "gauge", "Users routed to at least one gateway.", b->active_users);
-    metric(o, "users", "gauge", "Users known (sequence, history).", b->n_users);
-    metric(o, "users_forgotten_total", "counter", "Users forgotten after history_age_s idle.",
-           c->users_forgotten);
-    metric(o, "memory_bytes", "gauge", "Users, history and dedup bytes (broker.max_memory).",
-           bk_mem_used(b));
-    metric(o, "memory_limit_bytes", "gauge", "broker.max_memory.", b->cfg.max_memory);
-    metric(o, "over_capacity_total", "counter", "Publishes refused at broker.max_memory.",
-           c->over_capacity);
     metric(o, "messages_accepted_total", "counter", "Notifications queued.", c->accepted);
     metric(o, "messages_sent_total", "counter", "Notifications sequenced and routed.", c->sent);
     metric(o, "messages_deduplicated_total", "counter", "Duplicate publishes.", c->deduplicated);
@@ -224,6 +242,11 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
            c->drain_rounds);
     metric(o, "loop_wakeups_total", "counter", "Times the event loop slept and was woken.",
            loop_wakeups(b->loop));
+}
+
+static void metrics_http(broker_t *b, jbuf_t *o)
+{
+    const bk_counters_t *c = &b->c;
     metric(o, "http_requests_total", "counter", "HTTP requests served.", c->http_requests);
     metric(o, "http_connections", "gauge", "HTTP connections open.", bk_http_connections(b));
     metric(o, "http_refused_total", "counter",
@@ -243,22 +266,17 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
                  (unsigned long long)c->http_responses[k]);
         jbuf_puts(o, line);
     }
-    metric(o, "disconnects_total", "counter", "POST /api/disconnect requests.", c->disconnects);
-    metric(o, "disconnect_sessions_closed_total", "counter",
-           "Sessions the gateways closed for /api/disconnect.", c->disconnect_closed);
-    metric(o, "disconnect_timeouts_total", "counter",
-           "Disconnects answered before every gateway did.", c->disconnect_timeouts);
-    metric(o, "user_locks", "gauge", "Users locked out by /api/disconnect with until.",
-           bk_revoke_locks(b));
-    metric(o, "config_reloads_total", "counter", "Configurations applied on SIGHUP.", c->reloads);
-    metric(o, "config_reload_errors_total", "counter", "SIGHUP reloads refused (bad config).",
-           c->reload_errors);
+}
+
+static void metrics_queues(broker_t *b, jbuf_t *o)
+{
+    const bk_counters_t *c = &b->c;
     jbuf_puts(o, "# HELP herald_broker_queue_size Queued notifications per priority.\n"
                  "# TYPE herald_broker_queue_size gauge\n");
     for (int p = 0; p < HERALD_PRIORITIES; p++) {
         char line[96];
         snprintf(line, sizeof line, "herald_broker_queue_size{priority=\"%d\"} %u\n", p,
-                 b->q[p].count);
+                 bk_pipeline_queued(b, p));
         jbuf_puts(o, line);
     }
     jbuf_puts(o, "# HELP herald_broker_queue_full_total Publishes refused per priority.\n"
@@ -269,6 +287,34 @@ void bk_metrics_text(broker_t *b, jbuf_t *o)
                  (unsigned long long)c->queue_full[p]);
         jbuf_puts(o, line);
     }
+}
+
+void bk_metrics_text(broker_t *b, jbuf_t *o)
+{
+    const bk_counters_t *c = &b->c;
+    metric(o, "active_gateways", "gauge", "Gateways attached.", bk_route_active(b));
+    metric(o, "active_users", "gauge", "Users routed to at least one gateway.", bk_users_active(b));
+    metric(o, "users", "gauge", "Users known (sequence, history).", bk_users_count(b));
+    metric(o, "users_forgotten_total", "counter", "Users forgotten after history_age_s idle.",
+           c->users_forgotten);
+    metric(o, "memory_bytes", "gauge", "Users, history and dedup bytes (broker.max_memory).",
+           bk_mem_used(b));
+    metric(o, "memory_limit_bytes", "gauge", "broker.max_memory.", b->cfg.max_memory);
+    metric(o, "over_capacity_total", "counter", "Publishes refused at broker.max_memory.",
+           c->over_capacity);
+    metrics_counters(b, o);
+    metrics_http(b, o);
+    metric(o, "disconnects_total", "counter", "POST /api/disconnect requests.", c->disconnects);
+    metric(o, "disconnect_sessions_closed_total", "counter",
+           "Sessions the gateways closed for /api/disconnect.", c->disconnect_closed);
+    metric(o, "disconnect_timeouts_total", "counter",
+           "Disconnects answered before every gateway did.", c->disconnect_timeouts);
+    metric(o, "user_locks", "gauge", "Users locked out by /api/disconnect with until.",
+           bk_revoke_locks(b));
+    metric(o, "config_reloads_total", "counter", "Configurations applied on SIGHUP.", c->reloads);
+    metric(o, "config_reload_errors_total", "counter", "SIGHUP reloads refused (bad config).",
+           c->reload_errors);
+    metrics_queues(b, o);
     metric(o, "presence_last_seen_users", "gauge",
            "Offline users whose last_seen the broker remembers.", bk_presence_remembered(b));
     bk_acks_metrics(b, o);

@@ -291,6 +291,97 @@ static void cl_lease_renew(cl_t *cl, cl_part_t *part)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* What one partition's lease tick saw and decided under the lock (lease_observe). */
+typedef struct {
+    int present; /* cl_lease_read: 1 held, 0 free, -1 unavailable */
+    unsigned owner;
+    uint64_t inc, rev;
+    cl_pstate_t state;
+    unsigned pref, pref_now;
+    bool owner_dead, idle, release, free_long;
+    natsSubscription *in_sub; /* a follower's subscription to drop, outside the lock */
+} lease_obs_t;
+
+/* Record the lease as read, step down or begin a release as it says, and note what the
+ * action after the lock needs. Under cl->mu. */
+static void lease_observe(cl_t *cl, unsigned p, uint64_t now, lease_obs_t *o)
+{
+    cl_part_t *part = &cl->parts[p];
+    bool moved = part->seen_owner != (o->present ? o->owner : 0) || part->seen_inc != o->inc;
+    part->seen_present = o->present > 0;
+    part->seen_owner = o->present ? o->owner : 0;
+    part->seen_inc = o->present ? o->inc : 0;
+    part->seen_rev = o->present ? o->rev : 0;
+    if (moved) cl_forward_moved(cl, p);
+    /* A lease with an owner moves to the preferred live node; a free one goes to the
+     * preferred node among those answering now (a node that just left is not waited for). */
+    unsigned me = cl->cfg.node_id;
+    o->pref = cl_preferred(cl, p, false);
+    o->pref_now = cl_preferred(cl, p, true);
+    o->owner_dead = o->owner && o->owner != cl->cfg.node_id && cl_node_dead(cl, o->owner, now);
+    o->state = part->state;
+    o->idle = !part->commit && !part->q_head;
+    o->release = part->release_lease;
+    o->in_sub = o->state == CL_P_FOLLOWER ? part->in_sub : NULL;
+    if (o->in_sub) part->in_sub = NULL;
+    /* Another process of this node id (started while we were stopped) counts as another
+     * node: it holds the lease now. */
+    if (o->state == CL_P_OWNER && o->present && (o->owner != me || o->inc != cl->incarnation)) {
+        part->lease_rev = 0;
+        cl_step_down(cl, part, CL_FENCED, "lease taken by another node");
+        o->state = CL_P_FOLLOWER;
+    } else if (o->state == CL_P_OWNER && o->pref != me && o->pref == o->pref_now) {
+        cl_release_begin(cl, part);
+        o->state = CL_P_RELEASING;
+    }
+    if (!o->present || o->owner == 0) {
+        if (!part->free_since) part->free_since = now;
+    } else {
+        part->free_since = 0;
+    }
+    o->free_long = part->free_since && now - part->free_since >= cl_ms(cl->cfg.lease_ttl_ms);
+}
+
+/* A releasing owner with nothing in flight: last checkpoint, state dropped, lease freed. */
+static void lease_release_idle(cl_t *cl, cl_part_t *part)
+{
+    cl_checkpoint_tick(cl, part, true);
+    pthread_mutex_lock(&cl->mu);
+    cl_state_free(part->st);
+    part->st = NULL;
+    natsSubscription *sub = part->in_sub;
+    part->in_sub = NULL;
+    pthread_mutex_unlock(&cl->mu);
+    if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    cl_lease_release(cl, part);
+}
+
+/* A follower: take a free lease, or a dead owner's, when this node is the one preferred. */
+static void lease_follow(cl_t *cl, cl_part_t *part, const lease_obs_t *o)
+{
+    unsigned me = cl->cfg.node_id;
+    if (o->present && o->owner == me) { /* after a step-down, or from an earlier life */
+        if (o->pref == me && !o->release) {
+            if (o->idle) cl_lease_take(cl, part, o->rev, false, 0);
+        } else {
+            pthread_mutex_lock(&cl->mu);
+            part->lease_rev = o->rev;
+            pthread_mutex_unlock(&cl->mu);
+            cl_lease_release(cl, part);
+        }
+    } else if (!o->idle) {
+        return;
+    } else if (!o->present || o->owner == 0) {
+        if (o->pref_now == me || o->free_long)
+            cl_lease_take(cl, part, o->present ? o->rev : 0, false, 0);
+    } else if (o->owner_dead && o->pref == me) {
+        cl_lease_take(cl, part, o->rev, true, o->owner);
+    }
+}
+
 void cl_leases_tick(cl_t *cl)
 {
     uint64_t now = cl_now();
@@ -299,10 +390,9 @@ void cl_leases_tick(cl_t *cl)
     pthread_mutex_unlock(&cl->mu);
     for (unsigned p = 0; p < cl->n_parts; p++) {
         cl_part_t *part = &cl->parts[p];
-        unsigned owner = 0;
-        uint64_t inc = 0, rev = 0;
-        int present = cl_lease_read(cl, p, &owner, &inc, &rev);
-        if (present < 0) { /* the bucket is unavailable: only renewals may still get through */
+        lease_obs_t o = {0};
+        o.present = cl_lease_read(cl, p, &o.owner, &o.inc, &o.rev);
+        if (o.present < 0) { /* the bucket is unavailable: only renewals may still get through */
             pthread_mutex_lock(&cl->mu);
             bool held = part->state == CL_P_OWNER || part->state == CL_P_RELEASING;
             pthread_mutex_unlock(&cl->mu);
@@ -310,88 +400,27 @@ void cl_leases_tick(cl_t *cl)
             continue;
         }
         pthread_mutex_lock(&cl->mu);
-        bool moved = part->seen_owner != (present ? owner : 0) || part->seen_inc != inc;
-        part->seen_present = present > 0;
-        part->seen_owner = present ? owner : 0;
-        part->seen_inc = present ? inc : 0;
-        part->seen_rev = present ? rev : 0;
-        if (moved) cl_forward_moved(cl, p);
-        /* A lease with an owner moves to the preferred live node; a free one goes to the
-         * preferred node among those answering now (a node that just left is not waited for). */
-        unsigned me = cl->cfg.node_id, pref = cl_preferred(cl, p, false);
-        unsigned pref_now = cl_preferred(cl, p, true);
-        bool owner_dead = owner && owner != cl->cfg.node_id && cl_node_dead(cl, owner, now);
-        cl_pstate_t state = part->state;
-        bool idle = !part->commit && !part->q_head;
-        bool release = part->release_lease;
-        natsSubscription *in_sub = state == CL_P_FOLLOWER ? part->in_sub : NULL;
-        if (in_sub) part->in_sub = NULL;
-        /* Another process of this node id (started while we were stopped) counts as another
-         * node: it holds the lease now. */
-        if (state == CL_P_OWNER && present && (owner != me || inc != cl->incarnation)) {
-            part->lease_rev = 0;
-            cl_step_down(cl, part, CL_FENCED, "lease taken by another node");
-            state = CL_P_FOLLOWER;
-        } else if (state == CL_P_OWNER && pref != me && pref == pref_now) {
-            cl_release_begin(cl, part);
-            state = CL_P_RELEASING;
-        }
-        if (!present || owner == 0) {
-            if (!part->free_since) part->free_since = now;
-        } else {
-            part->free_since = 0;
-        }
-        bool free_long = part->free_since && now - part->free_since >= cl_ms(cl->cfg.lease_ttl_ms);
+        lease_observe(cl, p, now, &o);
         pthread_mutex_unlock(&cl->mu);
 
-        if (in_sub) {
-            natsSubscription_Unsubscribe(in_sub);
-            natsSubscription_Destroy(in_sub);
+        if (o.in_sub) {
+            natsSubscription_Unsubscribe(o.in_sub);
+            natsSubscription_Destroy(o.in_sub);
         }
-        switch (state) {
+        switch (o.state) {
         case CL_P_OWNER:
             cl_lease_renew(cl, part);
             break;
         case CL_P_RELEASING:
             cl_lease_renew(cl, part);
-            if (idle) {
-                cl_checkpoint_tick(cl, part, true);
-                pthread_mutex_lock(&cl->mu);
-                cl_state_free(part->st);
-                part->st = NULL;
-                natsSubscription *sub = part->in_sub;
-                part->in_sub = NULL;
-                pthread_mutex_unlock(&cl->mu);
-                if (sub) {
-                    natsSubscription_Unsubscribe(sub);
-                    natsSubscription_Destroy(sub);
-                }
-                cl_lease_release(cl, part);
-            }
+            if (o.idle) lease_release_idle(cl, part);
             break;
         case CL_P_ACQUIRING:
             break;
         case CL_P_FOLLOWER:
             /* Take nothing while who is live is unknown, nor while a write of an earlier
              * ownership is in flight (its fence would end the new one). */
-            if (!nodes_ok) break;
-            if (present && owner == me) { /* after a step-down, or from an earlier life */
-                if (pref == me && !release) {
-                    if (idle) cl_lease_take(cl, part, rev, false, 0);
-                } else {
-                    pthread_mutex_lock(&cl->mu);
-                    part->lease_rev = rev;
-                    pthread_mutex_unlock(&cl->mu);
-                    cl_lease_release(cl, part);
-                }
-            } else if (!idle) {
-                break;
-            } else if (!present || owner == 0) {
-                if (pref_now == me || free_long)
-                    cl_lease_take(cl, part, present ? rev : 0, false, 0);
-            } else if (owner_dead && pref == me) {
-                cl_lease_take(cl, part, rev, true, owner);
-            }
+            if (nodes_ok) lease_follow(cl, part, &o);
             break;
         }
     }

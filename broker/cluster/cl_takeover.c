@@ -222,27 +222,18 @@ static int cl_marker(cl_t *cl, cl_part_t *part, uint64_t after, uint64_t *at, ch
     return rc;
 }
 
-int cl_takeover(cl_t *cl, cl_part_t *part)
+/* Replay the stream from cursor (the checkpoint's position) into st until a marker of this
+ * ownership is the stream's last message: *replayed messages, the *marker's seq and id.
+ * 0, or -1 when the lease ran out meanwhile. */
+static int takeover_catch_up(cl_t *cl, cl_part_t *part, cl_state_t *st, uint64_t cursor,
+                             uint64_t *replayed, uint64_t *marker, char *id)
 {
     unsigned p = part->idx;
-    uint64_t t0 = cl_now();
-    cl_state_t *st = cl_state_new(cl->cfg.dedup_window);
-    if (!st) return -1;
-    cl_state_set_fingerprint(st, cl->cfg.fingerprint);
-    uint64_t ckpt_seq = 0, ckpt_rev = 0, cursor, replayed = 0, marker = 0, first = 0, last = 0;
-    char id[CL_ID_MAX];
-    char why[160] = "";
-    if (cl_ckpt_load(cl, p, st, &ckpt_seq, &ckpt_rev, why, sizeof why) < 0) {
-        if (log_ratelimit_ok(&cl->rl_ckpt, 1))
-            log_warn("cluster: partition %u: checkpoint unreadable (%s); takeover postponed", p,
-                     why);
-        goto fail;
-    }
-    cursor = ckpt_seq;
+    uint64_t first = 0, last = 0;
     for (;;) {
         if (!cl_lease_held(cl, part)) {
             log_warn("cluster: partition %u: lease ran out during takeover", p);
-            goto fail;
+            return -1;
         }
         if (cl_stream_bounds(cl, p, &first, &last) < 0) {
             usleep(cl->cfg.tick_ms * 1000u);
@@ -258,13 +249,32 @@ int cl_takeover(cl_t *cl, cl_part_t *part)
                 usleep(cl->cfg.tick_ms * 1000u);
                 continue;
             }
-            replayed += (uint64_t)n;
+            *replayed += (uint64_t)n;
             cursor = last;
         }
-        int rc = cl_marker(cl, part, last, &marker, id);
-        if (rc == 1) break;
+        int rc = cl_marker(cl, part, last, marker, id);
+        if (rc == 1) return 0;
         if (rc < 0) usleep(cl->cfg.tick_ms * 1000u);
     }
+}
+
+int cl_takeover(cl_t *cl, cl_part_t *part)
+{
+    unsigned p = part->idx;
+    uint64_t t0 = cl_now();
+    cl_state_t *st = cl_state_new(cl->cfg.dedup_window);
+    if (!st) return -1;
+    cl_state_set_fingerprint(st, cl->cfg.fingerprint);
+    uint64_t ckpt_seq = 0, ckpt_rev = 0, replayed = 0, marker = 0;
+    char id[CL_ID_MAX];
+    char why[160] = "";
+    if (cl_ckpt_load(cl, p, st, &ckpt_seq, &ckpt_rev, why, sizeof why) < 0) {
+        if (log_ratelimit_ok(&cl->rl_ckpt, 1))
+            log_warn("cluster: partition %u: checkpoint unreadable (%s); takeover postponed", p,
+                     why);
+        goto fail;
+    }
+    if (takeover_catch_up(cl, part, st, ckpt_seq, &replayed, &marker, id) < 0) goto fail;
 
     cl_takeover_t *tk = cl_state_takeover(st);
     if (!tk) goto fail;

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_run.h"
 #include "broker.h"
-
-broker_t *g_broker; /* broker.h declares it; dedup.c does not use it */
+#include "check_run.h"
+#include "dedup.h"
+#include "items.h"
 
 static broker_t br;
 

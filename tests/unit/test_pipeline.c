@@ -9,13 +9,19 @@
 
 #include "acks.h"
 #include "broker.h"
+#include "core.h"
 #include "codec.h"
+#include "dedup.h"
+#include "items.h"
+#include "journal.h"
 #include "json.h"
+#include "ingest.h"
+#include "pipeline.h"
 #include "presence.h"
 #include "procs.h"
 #include "proto.h"
-
-broker_t *g_broker;
+#include "route.h"
+#include "users.h"
 
 static broker_t *b;
 static char prefix[64];
@@ -35,7 +41,6 @@ static void setup(void)
 {
     b = calloc(1, sizeof *b);
     ck_assert_ptr_nonnull(b);
-    g_broker = b;
     config_defaults(&b->cfg);
     snprintf(b->cfg.shm_prefix, sizeof b->cfg.shm_prefix, "%s", prefix);
     b->cfg.ring_bytes = 1u << 20;
@@ -43,7 +48,7 @@ static void setup(void)
     b->loop = loop_new(&err);
     ck_assert_ptr_nonnull(b->loop);
     jbuf_init(&b->api_out, 0);
-    bk_queue_init(b);
+    bk_core_hooks(b);
     bk_pipeline_init(b);
     bk_route_init(b);
     ck_assert_int_eq(bk_users_init(b), 0);
@@ -57,10 +62,11 @@ static void setup(void)
 static void teardown(void)
 {
     bk_journal_close(b);
-    bk_gateways_free(b);
+    bk_route_free(b);
     bk_acks_free(b);
     bk_presence_free(b);
     bk_users_free(b);
+    bk_pipeline_free(b);
     bk_items_release();
     bk_dedup_free(b);
     jbuf_free(&b->api_out);
@@ -101,7 +107,7 @@ static bk_req_t *publish(const char *json)
 
 static bk_user_t *user(const char *id)
 {
-    return bk_user_get(b, id, strlen(id), false);
+    return bk_users_get(b, id, strlen(id), false);
 }
 
 START_TEST(each_user_gets_gap_free_seqs_and_p0_is_sequenced_first)
@@ -224,15 +230,15 @@ static int on_record(uint32_t type, const uint8_t *data, uint32_t len, void *ctx
 START_TEST(a_gateway_ring_gets_only_the_users_routed_to_it)
 {
     herald_error_t err = {0};
-    bk_gateway_t *g = bk_gateway_attach(b, 0, getpid(), &err);
+    bk_gateway_t *g = bk_route_attach(b, 0, getpid(), &err);
     ck_assert_msg(g != NULL, "%s", err.message);
     char name[160];
     ring_name(name, sizeof name, prefix, 0);
     ring_t *c = NULL;
     ck_assert_int_eq(ring_open(&c, name, RING_CONSUMER, 0, 0, &err), 0);
-    bk_user_t *e = bk_user_get(b, "erin", 4, true);
-    bk_route_add(b, e, 0, 2); /* two sessions of erin on gateway 0 */
-    ck_assert_uint_eq(bk_route_refs(e, 0), 2);
+    bk_user_t *e = bk_users_get(b, "erin", 4, true);
+    bk_users_route_add(b, e, 0, 2); /* two sessions of erin on gateway 0 */
+    ck_assert_uint_eq(bk_users_route_refs(e, 0), 2);
     ck_assert_uint_eq(g->users, 1);
     char j[1024], n1[300], n2[300], n3[300];
     note_json(n1, sizeof n1, "erin", NULL, 0, "x");
@@ -248,19 +254,19 @@ START_TEST(a_gateway_ring_gets_only_the_users_routed_to_it)
     ck_assert_str_eq(s.users[1], "erin");
     ck_assert_uint_eq(s.seqs[1], 2);
     /* One session closes: still routed; the last one: not any more. */
-    bk_route_del(b, e, 0, 1);
-    ck_assert_uint_eq(bk_route_refs(e, 0), 1);
-    bk_route_del(b, e, 0, 1);
-    ck_assert_uint_eq(bk_route_refs(e, 0), 0);
+    bk_users_route_del(b, e, 0, 1);
+    ck_assert_uint_eq(bk_users_route_refs(e, 0), 1);
+    bk_users_route_del(b, e, 0, 1);
+    ck_assert_uint_eq(bk_users_route_refs(e, 0), 0);
     ck_assert_uint_eq(g->users, 0);
     bk_req_free(publish(n1));
     s.n = 0;
     ring_read_batch(c, on_record, &s, 100);
     ck_assert_int_eq(s.n, 0);
     /* Detaching forgets every route to the gateway. */
-    bk_route_add(b, e, 0, 1);
-    bk_gateway_detach(b, g);
-    ck_assert_uint_eq(bk_route_refs(e, 0), 0);
+    bk_users_route_add(b, e, 0, 1);
+    bk_route_detach(b, g);
+    ck_assert_uint_eq(bk_users_route_refs(e, 0), 0);
     ring_close(c);
 }
 END_TEST
@@ -269,7 +275,7 @@ START_TEST(replay_sends_the_history_after_a_seq_a_gap_for_what_is_gone_and_an_en
 {
     b->cfg.history_size = 4;
     herald_error_t err = {0};
-    bk_gateway_t *g = bk_gateway_attach(b, 1, getpid(), &err);
+    bk_gateway_t *g = bk_route_attach(b, 1, getpid(), &err);
     ck_assert_msg(g != NULL, "%s", err.message);
     char name[160], n1[300];
     ring_name(name, sizeof name, prefix, 1);
@@ -281,8 +287,8 @@ START_TEST(replay_sends_the_history_after_a_seq_a_gap_for_what_is_gone_and_an_en
     }
     bk_user_t *u = user("gina");
     ck_assert_uint_eq(u->hist_count, 4); /* seqs 3..6 */
-    bk_replay(b, g, u, 7, 3, u->last_seq, true);
-    bk_rings_publish(b);
+    bk_route_replay(b, g, u, 7, 3, u->last_seq, true);
+    bk_route_publish(b);
     seen_t s = {0};
     ring_read_batch(c, on_record, &s, 100);
     ck_assert_int_eq(s.n, 3);
@@ -295,8 +301,8 @@ START_TEST(replay_sends_the_history_after_a_seq_a_gap_for_what_is_gone_and_an_en
     ck_assert_uint_eq(s.gap.to, 0); /* history covers it: no gap */
     /* From seq 0: 1..2 are out of history, so a gap (1, 2) comes first. */
     memset(&s, 0, sizeof s);
-    bk_replay(b, g, u, 8, 0, u->last_seq, true);
-    bk_rings_publish(b);
+    bk_route_replay(b, g, u, 8, 0, u->last_seq, true);
+    bk_route_publish(b);
     ring_read_batch(c, on_record, &s, 100);
     ck_assert_uint_eq(s.gap.session, 8);
     ck_assert_uint_eq(s.gap.from, 1);
@@ -318,7 +324,7 @@ START_TEST(a_forgotten_user_comes_back_after_its_last_seq)
     }
     ck_assert_uint_eq(user("hank")->last_seq, 3);
     /* Long past history_age_s, with no session: the sweep forgets hank and his history. */
-    uint64_t later = bk_user_get(b, "hank", 4, false)->last_ns + 10 * 1000000000ull;
+    uint64_t later = bk_users_get(b, "hank", 4, false)->last_ns + 10 * 1000000000ull;
     size_t forgotten = 0;
     for (int i = 0; i < 64 && !forgotten; i++)
         forgotten += bk_users_sweep(b, later);
