@@ -1,4 +1,4 @@
-/* acks.c - acknowledged delivery (SPEC 14): each user's outstanding ack_required
+/* acks.c - acknowledged delivery (protocol.md 14): each user's outstanding ack_required
  * notifications, the single re-send timer, and the control and HTTP sides (acks.h). */
 #include "acks.h"
 #include "items.h"

@@ -1,4 +1,4 @@
-/* acks.h - acknowledged delivery (SPEC 14): the broker keeps each user's outstanding set of
+/* acks.h - acknowledged delivery (protocol.md 14): the broker keeps each user's outstanding set of
  * ack_required notifications and re-sends what is not acknowledged in time.
  *
  * A notification of a delivery.ack_required type is tracked when, as it is routed, its user

@@ -85,7 +85,7 @@ void bk_http_req_done(broker_t *b, bk_req_t *req)
     publish_answer(b, req->http, req);
 }
 
-/* Constant-time check of "Authorization: apikey <key>" (SPEC 12). */
+/* Constant-time check of "Authorization: apikey <key>" (protocol.md 12). */
 static bool authorized(const broker_t *b, const bk_http_request_t *rq)
 {
     const char *key = b->cfg.broker_api_key;
@@ -199,7 +199,7 @@ static bool api_key_ok(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *r
     return false;
 }
 
-/* GET /api/presence?user=U, or POST /api/presence {"users":[...]} (SPEC 14). */
+/* GET /api/presence?user=U, or POST /api/presence {"users":[...]} (protocol.md 14). */
 static void presence(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
 {
     char buf[160];
@@ -220,7 +220,7 @@ static void presence(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
     bk_http_respond(b, m, 200, o->data, o->len, 0);
 }
 
-/* GET /api/unacked?user=U: the user's outstanding ack_required notifications (SPEC 14). */
+/* GET /api/unacked?user=U: the user's outstanding ack_required notifications (protocol.md 14). */
 static void unacked(broker_t *b, bk_http_msg_t *m, const bk_http_request_t *rq)
 {
     char buf[160];

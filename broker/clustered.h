@@ -1,4 +1,4 @@
-/* clustered.h - the broker in cluster mode (SPEC 11, docs/cluster.md): the cluster layer
+/* clustered.h - the broker in cluster mode (protocol.md 11, docs/cluster.md): the cluster layer
  * (broker/cluster/) on the broker's loop. Partitions this node owns are sequenced here and
  * each drain round is acknowledged only once JetStream stored it on a quorum; publishes of
  * other partitions are forwarded to their owners; every partition's stream is consumed into

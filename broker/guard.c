@@ -1,4 +1,4 @@
-/* guard.c - who may talk to the broker (SPEC 12): the peer's uid on the unix sockets
+/* guard.c - who may talk to the broker (protocol.md 12): the peer's uid on the unix sockets
  * (SO_PEERCRED), the api key on native TCP (an auth frame first) and on HTTP publishes,
  * compared in constant time. */
 #include <errno.h>

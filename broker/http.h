@@ -3,7 +3,7 @@
  * Requests are parsed with http-parser (Debian libhttp-parser) and handed whole (headers and
  * body) to the API (api.c). Responses leave in request order whatever order they complete
  * in; a connection with too many requests outstanding is not read until they are answered.
- * Limits (SPEC 10): a header block over 64 KiB gets 431, a declared body over
+ * Limits (protocol.md 10): a header block over 64 KiB gets 431, a declared body over
  * broker.http_body_max 413 before it is read, a POST with neither Content-Length nor chunked
  * encoding 411, a request not complete within broker.http_timeout_s 408; idle keep-alive
  * connections close after broker.http_idle_s. Each of those closes the connection after the

@@ -227,9 +227,9 @@ again:
     }
     if (j->used == j->committed) return 0;
     /* The records are in the file once memcpy'd or written: the pages belong to tmpfs, not
-     * to us, so a kill -9 cannot lose them (a reboot loses /dev/shm whole, as SPEC 4 allows). committed
-     * only lets the next start tell a cut file from a corrupt one; release keeps the
-     * compiler from storing it before the records. */
+     * to us, so a kill -9 cannot lose them (a reboot loses /dev/shm whole, as protocol.md 4
+     * allows). committed only lets the next start tell a cut file from a corrupt one;
+     * release keeps the compiler from storing it before the records. */
     atomic_store_explicit(&jf_header(&j->f[j->cur])->committed, j->used, memory_order_release);
     /* the next round's pages, if this lap is in the mapping: about as far as this round went */
     jf_prefault(&j->f[j->cur], j->used, j->used + 2 * (j->used - j->committed) + JR_REC_HDR);

@@ -1,4 +1,4 @@
-/* presence.c - presence (SPEC 14): online state from the routes, last_seen of offline users
+/* presence.c - presence (protocol.md 14): online state from the routes, last_seen of offline users
  * (presence.h). */
 #include "presence.h"
 #include "route.h"

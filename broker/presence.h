@@ -1,4 +1,5 @@
-/* presence.h - presence (SPEC 14): whether a user is online, on which gateways, with how many
+/* presence.h - presence (protocol.md 14): whether a user is online, on which gateways, with how
+ * many
  * sessions, and when it was last seen.
  *
  * Online state is the broker's routing state (users.c: routes refcounted per gateway by the

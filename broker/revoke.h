@@ -1,4 +1,4 @@
-/* revoke.h - revocation (SPEC 12): POST /api/disconnect closes a user's sessions on every
+/* revoke.h - revocation (protocol.md 12): POST /api/disconnect closes a user's sessions on every
  * gateway with 4003 and answers how many were closed; with `until` the user is locked out
  * (handshakes get 401) until then. The broker keeps the locks and hands them to every
  * gateway that attaches; gateways hand theirs back after a broker restart. */

@@ -190,7 +190,7 @@ void bk_route_publish(broker_t *b)
         /* One release store per round; the doorbell only when the consumer sleeps and has
          * not promised to wake by itself before the round's most urgent record is due. At
          * most batch_size notifications wait unread for its timer, so a session's batch
-         * still flushes at batch_size (SPEC 6), whichever of the two comes first. */
+         * still flushes at batch_size (protocol.md 6), whichever of the two comes first. */
         uint64_t due = g->deferred >= b->cfg.batch_size ? 0 : g->due_ns;
         ring_pub_t pub = ring_publish_due(g->ring, due);
         if (pub == RING_PUB_WAKE) ring_wake(g->ring);

@@ -1,4 +1,4 @@
-/* webui.c - the broker's web side (SPEC 13): the operations page's files, /api/status and
+/* webui.c - the broker's web side (protocol.md 13): the operations page's files, /api/status and
  * development tokens. Contracts in webui.h. */
 #include "webui.h"
 

@@ -1,4 +1,4 @@
-/* webui.h - what the broker serves for the web (SPEC 13), apart from its HTTP server: the
+/* webui.h - what the broker serves for the web (protocol.md 13), apart from its HTTP server: the
  * operations page (/ui, /ui/...), the supervisor's status with what the page needs to find
  * the gateways (/api/status), and development tokens (/api/dev/token). The HTTP server calls
  * bk_webui_get for each GET it does not answer itself and writes back what it returns. */

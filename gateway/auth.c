@@ -78,7 +78,7 @@ static uint64_t auth_since(struct lws *wsi)
     return *end || errno == ERANGE || s >= UINT64_MAX ? 0 : (uint64_t)s;
 }
 
-/* ?acks=1 (or true): the session opts in to acknowledged delivery (SPEC 14). */
+/* ?acks=1 (or true): the session opts in to acknowledged delivery (protocol.md 14). */
 static bool auth_acks(struct lws *wsi)
 {
     char buf[2048]; /* as auth_since: room for the longest argument */

@@ -17,7 +17,7 @@ typedef struct {
     char user[HERALD_MAX_ID_LEN + 1];
     uint64_t since; /* ?since=S, 0 when absent */
     uint64_t exp_s; /* the token's exp, 0 = none */
-    bool acks;      /* ?acks=1: acknowledged delivery (SPEC 14) */
+    bool acks;      /* ?acks=1: acknowledged delivery (protocol.md 14) */
 } gw_auth_t;
 
 /* Build the token policy of cfg into p. Refuses (HERR_BAD_VALUE naming auth.secret) the

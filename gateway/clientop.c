@@ -1,4 +1,4 @@
-/* clientop.c - decoding of WebSocket client ops (SPEC 6) from JSON or msgpack.
+/* clientop.c - decoding of WebSocket client ops (protocol.md 6) from JSON or msgpack.
  *
  * JSON input is converted to msgpack (json_to_msgpack) and takes the msgpack path, so both
  * subprotocols accept and refuse exactly the same ops. Unknown extra fields are ignored:

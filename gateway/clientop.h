@@ -1,4 +1,4 @@
-/* clientop.h - decoding of WebSocket client ops (SPEC 6), from JSON or msgpack. */
+/* clientop.h - decoding of WebSocket client ops (protocol.md 6), from JSON or msgpack. */
 #ifndef HERALD_CLIENTOP_H
 #define HERALD_CLIENTOP_H
 
@@ -14,7 +14,7 @@ typedef enum {
     OP_RESUME,
     OP_PING,
     OP_REFRESH,
-    OP_ACK,  /* acknowledged delivery (SPEC 14): {"op":"ack","seq":S} */
+    OP_ACK,  /* acknowledged delivery (protocol.md 14): {"op":"ack","seq":S} */
     OP_ACKS, /* opt in or out: {"op":"acks","on":true|false} */
 } client_op_kind_t;
 

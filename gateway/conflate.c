@@ -1,4 +1,4 @@
-/* conflate.c - conflation under backpressure (SPEC 14): once a session's pending output is
+/* conflate.c - conflation under backpressure (protocol.md 14): once a session's pending output is
  * past gateway.conflate_bytes, a notification of a conflatable type takes the place of the
  * older pending one with the same key (user + type + instrument_id or account_id): the older
  * one leaves the queue, and right before the newer one the session gets

@@ -1,4 +1,4 @@
-/* conflate.h - conflation under backpressure (SPEC 14): the keys, and the index of a
+/* conflate.h - conflation under backpressure (protocol.md 14): the keys, and the index of a
  * session's pending conflatable notifications (key -> queue slot) that lets a newer
  * notification take the place of an older one. deliver.c decides when and queues. */
 #ifndef HERALD_GW_CONFLATE_H

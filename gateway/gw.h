@@ -44,7 +44,7 @@
 #define GW_NS_PER_MS 1000000ull
 #define GW_NS_PER_S  1000000000ull
 /* A held batch whose deadline falls within this of a wake-up is flushed in that wake-up
- * (SPEC 6 bounds the wait, not its minimum): a deadline right after a doorbell wake then
+ * (protocol.md 6 bounds the wait, not its minimum): a deadline right after a doorbell wake then
  * costs no wake-up of its own, and one timer wake flushes every deadline near it. */
 #define GW_FLUSH_SLACK_NS (1 * GW_NS_PER_MS)
 

@@ -1,5 +1,5 @@
 /* http.c - the gateway's HTTP side: the upgrade gate for /ws (auth, 401/503), GET /metrics
- * (Prometheus text), /healthz and /stats (JSON) from metrics.c, and the demo page (SPEC 13:
+ * (Prometheus text), /healthz and /stats (JSON) from metrics.c, and the demo page (protocol.md 13:
  * static files of runtime.web_dir, and /web-config.json that tells it where the broker is). */
 #include "http.h"
 

@@ -74,7 +74,7 @@ static size_t metrics_collect(gw_t *g, metric_t *m)
     M("broker_connected", "gauge", NULL, gw_control_up(g));
     M("broker_connects", "counter", NULL, g->c.ctl_connects);
     M("broker_errors", "counter", NULL, g->c.ctl_errors);
-    /* SPEC 14: conflation per message_type (the configured types, and any with a count) */
+    /* protocol.md 14: conflation per message_type (the configured types, and any with a count) */
     static char names[32][48], labels[32][48];
     size_t ntypes;
     const msg_type_t *types = model_types(&ntypes);

@@ -302,7 +302,7 @@ static gw_msg_t *redelivery_frame(gw_t *g, note_t *nt, bool binary)
     return m;
 }
 
-/* REC_REDELIVER (acknowledged delivery, SPEC 14): re-send to the user's opted-in sessions
+/* REC_REDELIVER (acknowledged delivery, protocol.md 14): re-send to the user's opted-in sessions
  * (header session 0: every one; else that one), whatever their live start. */
 static int on_redeliver(gw_t *g, const uint8_t *data, uint32_t len)
 {

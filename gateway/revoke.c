@@ -1,4 +1,4 @@
-/* revoke.c - revocation on the gateway (POST /api/disconnect on the broker, SPEC 12): the
+/* revoke.c - revocation on the gateway (POST /api/disconnect on the broker, protocol.md 12): the
  * broker's `disconnect` closes a user's sessions with 4003, and with `until` locks the user
  * out: handshakes of a locked user get 401 until then. Locks live in a small chained hash
  * table keyed by user id; a handshake pays one lookup only while some lock exists. */

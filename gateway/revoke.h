@@ -1,4 +1,4 @@
-/* revoke.h - revocation on the gateway (POST /api/disconnect on the broker, SPEC 12): users
+/* revoke.h - revocation on the gateway (POST /api/disconnect on the broker, protocol.md 12): users
  * locked out until a time, and the broker's disconnect that closes a user's sessions. */
 #ifndef HERALD_GW_REVOKE_H
 #define HERALD_GW_REVOKE_H

@@ -30,7 +30,7 @@ typedef struct gw_session {
     bool binary;   /* herald.msgpack */
     bool deflate;  /* permessage-deflate negotiated: lws must frame (compress) each write */
     bool filtered; /* a subscribe/unsubscribe set `channels` */
-    bool acks;     /* opted in to acknowledged delivery (?acks=1 or the acks op; SPEC 14) */
+    bool acks;     /* opted in to acknowledged delivery (?acks=1 or the acks op; protocol.md 14) */
     uint32_t channels;
     uint32_t resume_tokens;    /* resume ops left in the bucket (gateway.resumes_per_minute) */
     uint64_t resume_refill_ns; /* when the bucket last gained a token */

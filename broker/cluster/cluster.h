@@ -1,4 +1,4 @@
-/* cluster.h - herald's cluster layer on NATS JetStream (SPEC 11, docs/cluster.md): partition
+/* cluster.h - herald's cluster layer on NATS JetStream (protocol.md 11, docs/cluster.md): partition
  * ownership by KV lease, fenced appends of drain rounds, forwarding to owners, delivery of
  * the partition streams.
  *

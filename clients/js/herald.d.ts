@@ -2,7 +2,7 @@
 
 export type Channel = 'trade' | 'account' | 'position' | 'risk' | 'system';
 
-/** A notification as the gateway sends it (SPEC 6). */
+/** A notification as the gateway sends it (protocol.md 6). */
 export interface Notification {
   type: 'notification';
   seq: number;
@@ -16,7 +16,7 @@ export interface Notification {
   timestamp: number;
   source?: string;
   payload: Record<string, unknown>;
-  /** SPEC 14: an ack_required notification sent again because no ack came. */
+  /** protocol.md 14: an ack_required notification sent again because no ack came. */
   redelivery?: boolean;
 }
 
@@ -90,7 +90,7 @@ export interface HeraldOptions {
   pongTimeoutMs?: number;
   /** A seq missing below delivered ones this long is given up (filtered or lost; default 3000). */
   holeMs?: number;
-  /** SPEC 14: connect with acks=1 and answer {"op":"ack","seq":S} after the handler returns. */
+  /** protocol.md 14: connect with acks=1 and answer {"op":"ack","seq":S} after the handler returns. */
   acks?: boolean;
   /** Types acknowledged when acks is on (default margin_call, risk_alert). */
   ackTypes?: string[];

@@ -1,4 +1,4 @@
-// herald.js - a dependency-free client for herald's WebSocket protocol (SPEC 6, 12, 13, 14):
+// herald.js - a dependency-free client for herald's WebSocket protocol (protocol.md 6, 12, 13, 14):
 // token auth, jittered exponential backoff, resume from the last seq delivered (optionally
 // persisted), no seq delivered twice, gap and resume events, channel subscriptions, token
 // refresh, herald.json and herald.msgpack. An ES module for browsers and Node >= 20.
@@ -713,7 +713,7 @@ export class HeraldClient {
       return;
     }
     if (t.seen(seq)) {
-      // A re-sent ack_required notification (SPEC 14) that was delivered: our ack was lost.
+      // A re-sent ack_required notification (protocol.md 14) that was delivered: our ack was lost.
       if (n.redelivery) this.ack(n);
       else this.stats.duplicates++;
       return;
@@ -749,7 +749,7 @@ export class HeraldClient {
     }, this.opts.pingIntervalMs);
   }
 
-  // SPEC 12: send {"op":"refresh","token":T} before exp; the gateway answers "refreshed".
+  // protocol.md 12: send {"op":"refresh","token":T} before exp; the gateway answers "refreshed".
   scheduleRefresh() {
     clearTimeout(this.timers.refresh);
     this.timers.refresh = null;

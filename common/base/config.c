@@ -1,4 +1,4 @@
-/* config.c - strict INI configuration (libinih): the SPEC 8 keys, their defaults, bounds and
+/* config.c - strict INI configuration (libinih): the protocol.md 8 keys, their defaults, bounds and
  * error messages that name the file, the line and the key.
  *
  * Debian's libinih is built without INI_HANDLER_LINENO, so we feed it through our own line

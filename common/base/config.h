@@ -1,4 +1,4 @@
-/* config.h - the INI configuration (libinih): every SPEC 8 key, defaults, strict parsing. */
+/* config.h - the INI configuration (libinih): every protocol.md 8 key, defaults, strict parsing. */
 #ifndef HERALD_CONFIG_H
 #define HERALD_CONFIG_H
 
@@ -15,7 +15,7 @@ typedef struct {
 } host_port_t;
 
 typedef struct {
-    /* [cluster] (SPEC 11) */
+    /* [cluster] (protocol.md 11) */
     char cluster_nats[512]; /* comma-separated NATS URLs, "" = single node (off) */
     uint32_t cluster_node_id;
     uint32_t cluster_partitions;
@@ -34,7 +34,7 @@ typedef struct {
     uint32_t queue_capacity[HERALD_PRIORITIES];
     uint32_t history_size;
     uint32_t history_age_s;
-    uint64_t max_memory;           /* users + history + dedup bound (SPEC 12) */
+    uint64_t max_memory;           /* users + history + dedup bound (protocol.md 12) */
     uint32_t http_timeout_s;       /* a request must complete within this */
     uint32_t http_idle_s;          /* idle keep-alive connections closed after this */
     uint64_t http_body_max;        /* larger bodies get 413 */
@@ -65,14 +65,14 @@ typedef struct {
     char auth_audience[128]; /* "" = aud not checked */
     char auth_issuer[128];   /* "" = iss not checked */
     bool auth_allow_dev_secret;
-    /* [delivery] (SPEC 14): message_type lists are checked against the type table by
+    /* [delivery] (protocol.md 14): message_type lists are checked against the type table by
      * model_delivery_masks (common/wire/model.h), which the processes call after loading */
     char conflate_types[512];     /* comma-separated conflatable types ("" = none) */
     char ack_required_types[512]; /* comma-separated types tracked for acknowledgement */
     uint32_t ack_timeout_ms;      /* an unacknowledged one is re-sent after this */
     uint32_t ack_max_attempts;    /* sends in all (the first included) before giving up */
     /* [slo] */
-    uint32_t slo_ms[HERALD_PRIORITIES]; /* latency objectives per priority (SPEC 14) */
+    uint32_t slo_ms[HERALD_PRIORITIES]; /* latency objectives per priority (protocol.md 14) */
     /* [log] */
     int log_level;
     /* [supervisor] */
@@ -84,7 +84,7 @@ typedef struct {
  * verify tokens refuse it unless auth.allow_dev_secret is true. */
 #define HERALD_DEV_SECRET "herald-development-secret-NOT-FOR-PRODUCTION"
 
-/* Fill cfg with SPEC 8 defaults (auth_secret empty; runtime_dir from rtdir_default). */
+/* Fill cfg with protocol.md 8 defaults (auth_secret empty; runtime_dir from rtdir_default). */
 void config_defaults(herald_config_t *cfg);
 
 /* Load an INI file over the defaults. Unknown section/key or bad value -> HERR_BAD_VALUE
@@ -99,7 +99,7 @@ int config_set(herald_config_t *cfg, const char *dotted_key, const char *value,
 /* Resolve the config path: explicit, else $HERALD_CONFIG, else "deploy/herald.ini". */
 const char *config_default_path(const char *explicit_path);
 
-/* The exposure rule of SPEC 12, checked by the programs that open listeners once every
+/* The exposure rule of protocol.md 12, checked by the programs that open listeners once every
  * override is applied: a broker.http or broker.tcp on a non-loopback address needs
  * broker.api_key. Returns 0, or HERR_BAD_VALUE naming the key with a message saying why. */
 int config_check_exposure(const herald_config_t *cfg, herald_error_t *err);

@@ -1,4 +1,4 @@
-/* config_keys.c - the configuration keys of herald.ini (SPEC 8): their table, the syntax
+/* config_keys.c - the configuration keys of herald.ini (protocol.md 8): their table, the syntax
  * of each value type, and the phrase that says what a key takes when a value is refused. */
 #include "config_keys.h"
 

@@ -1,4 +1,5 @@
-/* herald_limits.h - the bounds of the notification model that every layer shares (SPEC 2, 3). */
+/* herald_limits.h - the bounds of the notification model that every layer shares (protocol.md 2,
+ * 3). */
 #ifndef HERALD_LIMITS_H
 #define HERALD_LIMITS_H
 

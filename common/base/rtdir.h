@@ -1,4 +1,4 @@
-/* rtdir.h - the runtime directory (runtime.dir, SPEC 12): created private, checked before
+/* rtdir.h - the runtime directory (runtime.dir, protocol.md 12): created private, checked before
  * use, and the files and sockets in it made without following anything another local user
  * could have planted there.
  *

@@ -1,4 +1,5 @@
-/* herald.c - libherald: framed msgpack publishing over the broker's native socket (SPEC 3). */
+/* herald.c - libherald: framed msgpack publishing over the broker's native socket (protocol.md 3).
+ * */
 #include "herald.h"
 
 #include <errno.h>

@@ -39,7 +39,7 @@ void hb_shm_name(char *out, size_t len, const char *prefix, const char *name)
 }
 
 /* Map name read-write: create it (0600, O_EXCL), or reuse it when it is a regular object of
- * our uid that nobody else may open (SPEC 12). */
+ * our uid that nobody else may open (protocol.md 12). */
 static int hb_map_owner(hb_t *h, herald_error_t *err)
 {
     char path[sizeof h->shm_name + 1];

@@ -46,7 +46,7 @@ void json_put_str(jbuf_t *b, const char *s, size_t n);
  * written as a string of its bytes (escaped); ext as null; floats that are not finite as null. */
 void json_put_msgpack(jbuf_t *b, const msgpack_object *o);
 
-/* The client "notification" frame of SPEC 6. */
+/* The client "notification" frame of protocol.md 6. */
 void json_render_notif(jbuf_t *b, const notif_t *n);
 
 /* Parse JSON text (object or array; text[0..len), need not be NUL-terminated) into msgpack

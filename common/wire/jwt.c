@@ -1,6 +1,6 @@
 /* jwt.c - HS256 JSON Web Tokens (RFC 7519) for client sessions: mint and verify.
  *
- * Only what SPEC 6 and 12 need: compact serialisation, base64url without padding, alg
+ * Only what protocol.md 6 and 12 need: compact serialisation, base64url without padding, alg
  * HS256, claims sub (the user id), exp, nbf, iat, aud and iss. The signature is checked
  * with a constant-time compare against the current and the previous secrets before the
  * claims are parsed; JSON is parsed with jansson. */

@@ -12,7 +12,7 @@
 
 #define JWT_MAX_SECRETS 8 /* auth.secret + up to 7 auth.previous_secrets */
 
-/* What a token must satisfy (SPEC 12), built from the [auth] keys by jwt_policy_init.
+/* What a token must satisfy (protocol.md 12), built from the [auth] keys by jwt_policy_init.
  * Self-contained (no pointers): it may be copied, e.g. to swap in a reloaded one. */
 typedef struct {
     uint16_t secret_at[JWT_MAX_SECRETS]; /* offsets in store; [0] = auth.secret, the rest

@@ -1,4 +1,4 @@
-/* latency.h - per-priority latency histograms as herald exports them (SPEC 14): Prometheus
+/* latency.h - per-priority latency histograms as herald exports them (protocol.md 14): Prometheus
  * histograms on /metrics, p50/p99 in the JSON stats, SLOs beside them.
  *
  * Values are nanoseconds, recorded into a log-linear histogram per priority (hist.h: one

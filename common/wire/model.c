@@ -1,4 +1,4 @@
-/* model.c - the SPEC 2 type table, the payload schema as data, and message id generation. */
+/* model.c - the protocol.md 2 type table, the payload schema as data, and message id generation. */
 #include "model.h"
 
 #include <errno.h>
@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Field kinds follow SPEC 2: prices, volumes, margins, cash, profits, costs and ratios are
+/* Field kinds follow protocol.md 2: prices, volumes, margins, cash, profits, costs and ratios are
  * numbers (integer or float); ids, directions, reasons, messages and other labels are
  * strings; error_code, account_type and deadline are integers. */
 /* clang-format off */

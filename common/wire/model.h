@@ -1,5 +1,5 @@
 /* model.h - the notification model: type table (channel, default priority), payload schema
- * as data, and the decoded notification record. See SPEC section 2. */
+ * as data, and the decoded notification record. See protocol.md section 2. */
 #ifndef HERALD_MODEL_H
 #define HERALD_MODEL_H
 
@@ -62,7 +62,7 @@ typedef struct {
     uint8_t message_id_len, user_id_len, source_len;
 } notif_t;
 
-/* The type table: all rows, in SPEC order. */
+/* The type table: all rows, in the order of protocol.md 2. */
 const msg_type_t *model_types(size_t *count);
 
 /* Look up a message_type by name (len bytes, not NUL-terminated); NULL if unknown. */
@@ -71,7 +71,7 @@ const msg_type_t *model_type_find(const char *name, size_t len);
 /* Position of t in the type table: its bit in a type mask (1u << index). */
 unsigned model_type_index(const msg_type_t *t);
 
-/* Types of SPEC 14 delivery semantics as masks over model_type_index. */
+/* Types of protocol.md 14 delivery semantics as masks over model_type_index. */
 typedef struct {
     uint32_t conflate;     /* delivery.conflate */
     uint32_t ack_required; /* delivery.ack_required */

@@ -8,7 +8,7 @@
  *   hello  {op, gw, pid, version}                       first frame; broker attaches the ring
  *   open   {op, session, user, since[, acks]}           a session of `user` opened; since=0: no
  *                                                       resume; acks=1: opted in to acknowledged
- *                                                       delivery (SPEC 14)
+ *                                                       delivery (protocol.md 14)
  *   close  {op, session, user[, acks]}                  that session closed (acks=1: opted in)
  *   acks   {op, session, user, on}                      the session opted in (on=1) or out (0)
  *   ack    {op, user, seq}                              a session of `user` acknowledged seq

@@ -1,4 +1,5 @@
-/* webfile.h - static files of the web pages (SPEC 13) for the gateway's and the broker's HTTP
+/* webfile.h - static files of the web pages (protocol.md 13) for the gateway's and the broker's
+ * HTTP
  * servers: a request path checked, mapped below a web directory and read whole, with its
  * content type. */
 #ifndef HERALD_WEBFILE_H

@@ -1,4 +1,5 @@
-/* test_cluster_nodes.c - herald in cluster mode (SPEC 11): three real herald nodes (broker and
+/* test_cluster_nodes.c - herald in cluster mode (protocol.md 11): three real herald nodes (broker
+ * and
  * gateway each) on a real 3-server NATS JetStream cluster (R3). A notification published on
  * any node reaches the user's sessions on every node once, in seq order, and resumes on any
  * node; kill -9 of a partition owner and of a stream leader under load lose and duplicate

@@ -1,4 +1,4 @@
-/* test_bounds.c - the gateway's amplification bounds against the real broker (SPEC 12):
+/* test_bounds.c - the gateway's amplification bounds against the real broker (protocol.md 12):
  * sessions per user (the oldest closed with 4009), resumes per session per minute
  * (rate_limited), connections per gateway (503), and the per-session output bound counted
  * in the bytes queued frames really hold (a flood of tiny frames ends in 4008). */

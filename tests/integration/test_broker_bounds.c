@@ -1,4 +1,4 @@
-/* test_broker_bounds.c - herald-broker's bounds (SPEC 12): a message_id reused for another
+/* test_broker_bounds.c - herald-broker's bounds (protocol.md 12): a message_id reused for another
  * notification is refused (id_conflict, 409), idle users are forgotten without their seq
  * going back (also across restarts and compactions), publishes past broker.max_memory are
  * refused (over_capacity, 503) until memory is freed, and the journal keeps /dev/shm's last

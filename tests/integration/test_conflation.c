@@ -1,4 +1,4 @@
-/* test_conflation.c - SPEC 14 conflation against the real broker and gateways: a client
+/* test_conflation.c - protocol.md 14 conflation against the real broker and gateways: a client
  * that stops reading gets the latest value of every instrument and the seqs it missed named
  * in `conflated` messages (JSON and msgpack); one whose types do not conflate is closed 4008. */
 #include <check.h>

@@ -1,4 +1,4 @@
-/* test_delivery.c - SPEC 14 delivery semantics against the real broker and gateways:
+/* test_delivery.c - protocol.md 14 delivery semantics against the real broker and gateways:
  * acknowledged delivery with re-sends across a gateway kill -9, and presence across two
  * gateways. (Conflation: test_conflation.c.) */
 #include <check.h>

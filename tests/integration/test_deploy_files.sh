@@ -83,7 +83,7 @@ else
   while read -r m; do
     case $m in
       herald_*_latency_seconds*|herald_slo_seconds)
-        # SPEC 14's names (common/wire/latency.c renders them; the broker and gateways name
+        # protocol.md 14's names (common/wire/latency.c renders them; the broker and gateways name
         # them): the histogram's own suffixes come from the renderer
         base=${m%_bucket}; base=${base%_sum}; base=${base%_count}
         grep -qE "\"$base\"|$base[{ ]" "${broker_src[@]}" "${gateway_src[@]}" "$root/common/wire/latency.c" && continue

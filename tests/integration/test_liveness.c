@@ -1,4 +1,4 @@
-/* test_liveness.c - a hung process is a dead process (SPEC 10): herald-supervisor kills
+/* test_liveness.c - a hung process is a dead process (protocol.md 10): herald-supervisor kills
  * (SIGKILL) and restarts a broker or gateway stopped with SIGSTOP, and one that never
  * beats after its start; clients then resume with every seq exactly once; heraldctl status
  * shows "hung". And the systemd side: READY=1 and WATCHDOG=1 on a real NOTIFY_SOCKET, sent

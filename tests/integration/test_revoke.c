@@ -1,4 +1,4 @@
-/* test_revoke.c - revocation, TLS and the broker's reload against the real processes (SPEC
+/* test_revoke.c - revocation, TLS and the broker's reload against the real processes (protocol.md
  * 12): POST /api/disconnect closes a user's sessions on every gateway with 4003 and answers
  * how many; with `until` the user is refused (401) until then, also by a gateway that
  * restarts and after a broker restart; gateways serve wss:// with a self-signed certificate

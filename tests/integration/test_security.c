@@ -1,4 +1,4 @@
-/* test_security.c - SPEC 12 against real processes: another local user (nobody, 65534)
+/* test_security.c - protocol.md 12 against real processes: another local user (nobody, 65534)
  * plants a runtime dir, rings and journal files where herald would use them. The
  * attacker's side runs as nobody in a forked child, which needs root: without it those
  * cases are reported as SKIP. (Peers and listeners: test_security_peers.c.) */

@@ -1,4 +1,4 @@
-/* test_security_peers.c - SPEC 12 against real processes: the broker's sockets refuse
+/* test_security_peers.c - protocol.md 12 against real processes: the broker's sockets refuse
  * peers of another uid (nobody, 65534) but let the runtime group publish; native TCP and
  * HTTP publishing need the api key; exposed listeners need one; failed handshakes cannot
  * flood the log. Cases that act as nobody need root: without it they are SKIP. */

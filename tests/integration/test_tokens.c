@@ -1,4 +1,4 @@
-/* test_tokens.c - client tokens against the real herald-gateway and herald-broker (SPEC 12):
+/* test_tokens.c - client tokens against the real herald-gateway and herald-broker (protocol.md 12):
  * exp required, nbf/iat with the leeway, aud/iss, previous secrets, the development secret
  * refused, sessions closed with 4001 at their token's expiry unless refreshed, refresh
  * denied for another user, and SIGHUP rotating the secret without dropping a session. */

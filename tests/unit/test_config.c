@@ -1,4 +1,4 @@
-/* test_config.c - the INI configuration: SPEC 8 keys, their defaults and what each accepts
+/* test_config.c - the INI configuration: protocol.md 8 keys, their defaults and what each accepts
  * (refusals are in test_config_errors.c). */
 #include <check.h>
 #include <stdio.h>
@@ -137,7 +137,7 @@ static const char *const every_key[] = {
     "cluster.replicas",
 };
 
-/* SPEC 8: "every key documented there with its default". */
+/* protocol.md 8: "every key documented there with its default". */
 START_TEST(config_deploy_ini_documents_every_key_in_its_section)
 {
     char path[600];
@@ -305,7 +305,7 @@ START_TEST(config_parses_every_key)
 }
 END_TEST
 
-/* SPEC 14: the type lists take names (which ones exist is model_delivery_masks' check), the
+/* protocol.md 14: the type lists take names (which ones exist is model_delivery_masks' check), the
  * conflation threshold defaults to a quarter of the output bound. */
 START_TEST(config_delivery_keys_take_name_lists_and_bounds)
 {
@@ -456,7 +456,7 @@ START_TEST(config_default_path_prefers_explicit_then_env)
 }
 END_TEST
 
-/* SPEC 12: the default is private, per user; empty in the file means that default. */
+/* protocol.md 12: the default is private, per user; empty in the file means that default. */
 START_TEST(config_runtime_dir_defaults_to_a_private_per_user_dir)
 {
     herald_config_t c;

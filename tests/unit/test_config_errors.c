@@ -239,7 +239,7 @@ START_TEST(config_missing_file_is_an_io_error)
 }
 END_TEST
 
-/* SPEC 12: a listener other hosts can reach needs the api key. */
+/* protocol.md 12: a listener other hosts can reach needs the api key. */
 START_TEST(config_non_loopback_broker_listener_needs_an_api_key)
 {
     herald_config_t c;

@@ -1,5 +1,5 @@
 /* test_heartbeat.c - the liveness heartbeat (common/wire/heartbeat.c): the shared-memory
- * object's creation rules (SPEC 12), what readers see, and the systemd notifications sent to
+ * object's creation rules (protocol.md 12), what readers see, and the systemd notifications sent to
  * a real unix datagram socket. */
 #include <check.h>
 #include <errno.h>

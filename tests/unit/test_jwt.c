@@ -1,4 +1,4 @@
-/* test_jwt.c - HS256 token minting and verification (SPEC 6 auth). */
+/* test_jwt.c - HS256 token minting and verification (protocol.md 6 auth). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +48,7 @@ static void test_sign(const char *header, const char *claims, const char *secret
     strcat(out, sig);
 }
 
-/* Verify with secret alone, exp optional and no leeway (the checks of SPEC 6); on success
+/* Verify with secret alone, exp optional and no leeway (the checks of protocol.md 6); on success
  * the user is copied out. */
 static int vfy(const char *secret, const char *token, size_t len, uint64_t now, char *user,
                herald_error_t *err)

@@ -189,7 +189,7 @@ START_TEST(log_ratelimit_opens_again_in_a_new_window)
 }
 END_TEST
 
-/* SPEC 12 / finding 9: a flood of one complaint costs one line per window, with a count. */
+/* protocol.md 12 / finding 9: a flood of one complaint costs one line per window, with a count. */
 START_TEST(log_folds_identical_lines_into_a_count)
 {
     char out[8192];

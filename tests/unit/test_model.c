@@ -1,4 +1,4 @@
-/* test_model.c - the type table and payload schema against SPEC 2; message ids. */
+/* test_model.c - the type table and payload schema against protocol.md 2; message ids. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +6,7 @@
 #include "check_run.h"
 #include "notif_fixture.h"
 
-/* SPEC 2, written out independently of model.c's table. */
+/* protocol.md 2, written out independently of model.c's table. */
 static const struct {
     const char *name;
     const char *channel;
@@ -226,7 +226,7 @@ static int cmp_id(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-/* SPEC 14: the delivery type lists as masks; unknown names and a type in both lists are
+/* protocol.md 14: the delivery type lists as masks; unknown names and a type in both lists are
  * refused with the key named. */
 START_TEST(model_delivery_masks_name_types_and_refuse_overlap)
 {

@@ -1,4 +1,4 @@
-/* test_shard.c - rendezvous hashing of users over gateways (SPEC 8 sharding). */
+/* test_shard.c - rendezvous hashing of users over gateways (protocol.md 8 sharding). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +81,7 @@ START_TEST(shard_gives_every_gateway_a_fair_share)
 }
 END_TEST
 
-/* The property SPEC 8 relies on: going from N to N+1 gateways moves about 1/(N+1) of the
+/* The property protocol.md 8 relies on: going from N to N+1 gateways moves about 1/(N+1) of the
  * users, and every user that moves goes to the new gateway. */
 START_TEST(shard_adding_a_gateway_moves_one_in_n_plus_one_users_all_to_it)
 {

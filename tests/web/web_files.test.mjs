@@ -1,4 +1,4 @@
-// web_files.test.mjs - what the gateway and the broker serve for the web (SPEC 13): the demo
+// web_files.test.mjs - what the gateway and the broker serve for the web (protocol.md 13): the demo
 // page and the client at a gateway's /, the operations page at the broker's /ui, content
 // types, no path traversal (raw requests, not normalised by a client), /api/status, and
 // development tokens only with auth.allow_dev_secret.

@@ -8,7 +8,7 @@
 
 typedef struct {
     unsigned user;                        /* index into r->user_ids */
-    uint64_t last_seq[HERALD_PRIORITIES]; /* order check per priority (SPEC 4) */
+    uint64_t last_seq[HERALD_PRIORITIES]; /* order check per priority (protocol.md 4) */
     uint8_t *seen;                        /* bit k: the user's k-th notification arrived */
 } bcheck_t;
 

@@ -6,7 +6,7 @@
  * Its streams and buckets (--name, default "hbench") are deleted at the end unless --keep.
  *
  * --raw K measures JetStream alone for comparison: async publishes of K notifications per
- * message to one stream (--replicas), K = 1 being SPEC 11's one message per notification. */
+ * message to one stream (--replicas), K = 1 being protocol.md 11's one message per notification. */
 #include <getopt.h>
 #include <poll.h>
 #include <stdatomic.h>

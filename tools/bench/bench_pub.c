@@ -78,7 +78,7 @@ static void pack_one(const bench_run_t *r, msgpack_packer *pk, uint64_t i, uint6
     msgpack_pack_uint64(pk, t0);
     msgpack_pack_str_with_body(pk, "bench_i", 7);
     msgpack_pack_uint64(pk, i);
-    if (ack) { /* SPEC 2's margin_call fields, the same memo */
+    if (ack) { /* protocol.md 2's margin_call fields, the same memo */
         pack_kv_str(pk, "user_id", r->user_ids[user], strlen(r->user_ids[user]));
         msgpack_pack_str_with_body(pk, "current_margin", 14);
         msgpack_pack_double(pk, 1200.5 + (double)(i % 40));

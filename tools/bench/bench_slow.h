@@ -1,5 +1,5 @@
 /* bench_slow.h - herald-bench e2e --slow-readers K: K more sessions that read very slowly
- * while position updates (a conflatable type, SPEC 14) are published for them, beside the
+ * while position updates (a conflatable type, protocol.md 14) are published for them, beside the
  * measured sessions. Do they stay open, what do they get, and does anyone else notice? */
 #ifndef HERALD_BENCH_SLOW_H
 #define HERALD_BENCH_SLOW_H

@@ -1,4 +1,5 @@
-/* herald-bench.c - load generator and benchmark driver: one subcommand per measure (SPEC 9). */
+/* herald-bench.c - load generator and benchmark driver: one subcommand per measure (protocol.md
+ * 9). */
 #include <stdio.h>
 #include <string.h>
 

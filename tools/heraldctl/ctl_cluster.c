@@ -1,4 +1,4 @@
-/* ctl_cluster.c - heraldctl cluster: this node's view of the cluster (SPEC 11) from the
+/* ctl_cluster.c - heraldctl cluster: this node's view of the cluster (protocol.md 11) from the
  * broker's GET /api/cluster: live nodes, and per partition its state here, owner, preferred
  * owner, lease revision, stream position, this node's consumer (delivered, lag) and the
  * rounds waiting for JetStream; then the cluster counters. */

@@ -1,4 +1,4 @@
-/* heraldctl.c - the operator's CLI (SPEC 7): global options, config, subcommand dispatch. */
+/* heraldctl.c - the operator's CLI (protocol.md 7): global options, config, subcommand dispatch. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

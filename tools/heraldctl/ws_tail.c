@@ -205,7 +205,7 @@ int ctl_cmd_tail(ctl_t *ctl)
     if (jwt_mint_for(&ctl->cfg, user, (uint64_t)time(NULL), TAIL_TOKEN_TTL_S, token, sizeof token) <
         0)
         return ctl_fail("tail: could not mint a token for %s", user);
-    /* SPEC 6's order (token, then since): the quick-start test's resume covers it */
+    /* protocol.md 6's order (token, then since): the quick-start test's resume covers it */
     if (since)
         snprintf(path, sizeof path, "/ws?token=%s&since=%llu", token, (unsigned long long)since);
     else

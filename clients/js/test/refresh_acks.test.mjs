@@ -1,5 +1,5 @@
-// refresh_acks.test.mjs - the client against the server side of token refresh (SPEC 12:
-// {"op":"refresh"} -> {"type":"refreshed","exp":E}) and acknowledged delivery (SPEC 14:
+// refresh_acks.test.mjs - the client against the server side of token refresh (protocol.md 12:
+// {"op":"refresh"} -> {"type":"refreshed","exp":E}) and acknowledged delivery (protocol.md 14:
 // acks=1, {"op":"ack","seq":S} after the handlers, re-sends with "redelivery":true,
 // GET /api/unacked).
 import assert from 'node:assert/strict';

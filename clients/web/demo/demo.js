@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const CHANNELS = ['trade', 'account', 'position', 'risk', 'system'];
 const MAX_PER_CHANNEL = 500;
 
-// Payloads with every field SPEC 2 requires, for the publish form.
+// Payloads with every field protocol.md 2 requires, for the publish form.
 const TEMPLATES = {
   system_notice: (u) => ({ title: 'maintenance', content: `hello ${u}`, level: 'info' }),
   risk_alert: (u) => ({ user_id: u, alert_type: 'margin', severity: 'high', message: 'ratio 92%', risk_ratio: 0.92, suggestion: 'add margin' }),

@@ -1,9 +1,9 @@
-/* herald.h - libherald: the producer client over the broker's native socket (SPEC 3).
+/* herald.h - libherald: the producer client over the broker's native socket (protocol.md 3).
  *
  *   herald_client_t *c = herald_connect("/run/herald/broker.sock", &err);  // or "tcp:host:port"
  *   herald_publish(c, &notif_map_bytes, len, &result, &err);
  *
- * Requests are msgpack maps (or arrays of maps) exactly as SPEC 3; this library frames
+ * Requests are msgpack maps (or arrays of maps) exactly as protocol.md 3; this library frames
  * them, pipelines batches, matches responses in order and reconnects on demand. */
 #ifndef HERALD_CLIENT_H
 #define HERALD_CLIENT_H
