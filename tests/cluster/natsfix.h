@@ -25,6 +25,9 @@ typedef struct {
 /* The nats-server binary, or NULL when it is not installed (the suite then exits 77). */
 const char *natsfix_server_path(void);
 
+/* A cluster suite's main: SKIP (exit 77, saying why) without nats-server, else run it. */
+int natsfix_run_suite(struct Suite *suite);
+
 /* Start n (1 or 3) servers and wait until JetStream answers (a meta leader exists).
  * Returns 0 or -1. */
 int natsfix_start(natsfix_t *f, int n);

@@ -492,9 +492,5 @@ static Suite *lease_suite(void)
 
 int main(void)
 {
-    if (!natsfix_server_path()) {
-        printf("SKIP: nats-server is not installed (deploy/setup.sh --test installs it)\n");
-        return 77;
-    }
-    return procs_run_suite(lease_suite());
+    return natsfix_run_suite(lease_suite());
 }
