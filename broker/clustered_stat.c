@@ -22,15 +22,6 @@ static const char *state_name(cl_pstate_t s)
     return "?";
 }
 
-static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
-{
-    if (comma) jbuf_putc(o, ',');
-    jbuf_putc(o, '"');
-    jbuf_puts(o, k);
-    jbuf_puts(o, "\":");
-    jbuf_put_u64(o, v);
-}
-
 /* The consumer's lag of p: round messages the stream held after the last one delivered
  * here, when that one was sent (markers, which consumers skip, are not counted). */
 static uint64_t lag_of(const bk_clpart_t *pt)
@@ -43,40 +34,40 @@ static void counters_json(bk_cluster_t *st, jbuf_t *o)
     cl_counters_t c;
     cl_counters(st->cl, &c);
     jbuf_putc(o, '{');
-    kv(o, "rounds_ok", c.rounds_ok, false);
-    kv(o, "rounds_unavailable", c.rounds_unavailable, true);
-    kv(o, "rounds_fenced", c.rounds_fenced, true);
-    kv(o, "rounds_unknown", c.rounds_unknown, true);
-    kv(o, "records_appended", c.records_appended, true);
-    kv(o, "messages_appended", c.messages_appended, true);
-    kv(o, "commits", c.commits, true);
-    kv(o, "commit_retries", c.commit_retries, true);
-    kv(o, "in_doubt", c.in_doubt, true);
-    kv(o, "takeovers", c.takeovers, true);
-    kv(o, "stepdowns", c.stepdowns, true);
-    kv(o, "leases_forced", c.leases_forced, true);
-    kv(o, "lease_renew_errors", c.lease_renew_errors, true);
-    kv(o, "checkpoints", c.checkpoints, true);
-    kv(o, "checkpoint_errors", c.checkpoint_errors, true);
-    kv(o, "forwarded_out", c.forwarded_out, true);
-    kv(o, "forwarded_in", c.forwarded_in, true);
-    kv(o, "forward_unavailable", c.forward_unavailable, true);
-    kv(o, "consumed_messages", c.consumed_messages, true);
-    kv(o, "consumed_records", c.consumed_records, true);
-    kv(o, "corrupt_messages", c.corrupt_messages, true);
-    kv(o, "consumer_restarts", c.consumer_restarts, true);
-    kv(o, "nats_reconnects", c.nats_reconnects, true);
-    kv(o, "nats_disconnects", c.nats_disconnects, true);
-    kv(o, "publishes_forwarded", st->c.forwarded, true);
-    kv(o, "forward_failed", st->c.forward_failed, true);
-    kv(o, "refused_unavailable", st->c.unavailable, true);
-    kv(o, "refused_busy", st->c.busy, true);
-    kv(o, "rounds", st->c.rounds, true);
-    kv(o, "rounds_failed", st->c.rounds_failed, true);
-    kv(o, "forwarded_served", st->c.served, true);
-    kv(o, "ownership_gains", st->c.gains, true);
-    kv(o, "ownership_losses", st->c.losses, true);
-    kv(o, "journal_failures", st->c.journal_failures, true);
+    jbuf_put_kv_u64(o, "rounds_ok", c.rounds_ok, false);
+    jbuf_put_kv_u64(o, "rounds_unavailable", c.rounds_unavailable, true);
+    jbuf_put_kv_u64(o, "rounds_fenced", c.rounds_fenced, true);
+    jbuf_put_kv_u64(o, "rounds_unknown", c.rounds_unknown, true);
+    jbuf_put_kv_u64(o, "records_appended", c.records_appended, true);
+    jbuf_put_kv_u64(o, "messages_appended", c.messages_appended, true);
+    jbuf_put_kv_u64(o, "commits", c.commits, true);
+    jbuf_put_kv_u64(o, "commit_retries", c.commit_retries, true);
+    jbuf_put_kv_u64(o, "in_doubt", c.in_doubt, true);
+    jbuf_put_kv_u64(o, "takeovers", c.takeovers, true);
+    jbuf_put_kv_u64(o, "stepdowns", c.stepdowns, true);
+    jbuf_put_kv_u64(o, "leases_forced", c.leases_forced, true);
+    jbuf_put_kv_u64(o, "lease_renew_errors", c.lease_renew_errors, true);
+    jbuf_put_kv_u64(o, "checkpoints", c.checkpoints, true);
+    jbuf_put_kv_u64(o, "checkpoint_errors", c.checkpoint_errors, true);
+    jbuf_put_kv_u64(o, "forwarded_out", c.forwarded_out, true);
+    jbuf_put_kv_u64(o, "forwarded_in", c.forwarded_in, true);
+    jbuf_put_kv_u64(o, "forward_unavailable", c.forward_unavailable, true);
+    jbuf_put_kv_u64(o, "consumed_messages", c.consumed_messages, true);
+    jbuf_put_kv_u64(o, "consumed_records", c.consumed_records, true);
+    jbuf_put_kv_u64(o, "corrupt_messages", c.corrupt_messages, true);
+    jbuf_put_kv_u64(o, "consumer_restarts", c.consumer_restarts, true);
+    jbuf_put_kv_u64(o, "nats_reconnects", c.nats_reconnects, true);
+    jbuf_put_kv_u64(o, "nats_disconnects", c.nats_disconnects, true);
+    jbuf_put_kv_u64(o, "publishes_forwarded", st->c.forwarded, true);
+    jbuf_put_kv_u64(o, "forward_failed", st->c.forward_failed, true);
+    jbuf_put_kv_u64(o, "refused_unavailable", st->c.unavailable, true);
+    jbuf_put_kv_u64(o, "refused_busy", st->c.busy, true);
+    jbuf_put_kv_u64(o, "rounds", st->c.rounds, true);
+    jbuf_put_kv_u64(o, "rounds_failed", st->c.rounds_failed, true);
+    jbuf_put_kv_u64(o, "forwarded_served", st->c.served, true);
+    jbuf_put_kv_u64(o, "ownership_gains", st->c.gains, true);
+    jbuf_put_kv_u64(o, "ownership_losses", st->c.losses, true);
+    jbuf_put_kv_u64(o, "journal_failures", st->c.journal_failures, true);
     jbuf_putc(o, '}');
 }
 
@@ -90,9 +81,9 @@ void bk_cluster_json(broker_t *b, jbuf_t *o)
     unsigned ids[64];
     unsigned n = cl_nodes(st->cl, ids, 64);
     jbuf_puts(o, "{\"enabled\":true");
-    kv(o, "node", b->cfg.cluster_node_id, true);
-    kv(o, "partitions", b->cfg.cluster_partitions, true);
-    kv(o, "replicas", b->cfg.cluster_replicas, true);
+    jbuf_put_kv_u64(o, "node", b->cfg.cluster_node_id, true);
+    jbuf_put_kv_u64(o, "partitions", b->cfg.cluster_partitions, true);
+    jbuf_put_kv_u64(o, "replicas", b->cfg.cluster_replicas, true);
     jbuf_puts(o, ",\"nodes\":[");
     for (unsigned i = 0; i < n; i++) {
         if (i) jbuf_putc(o, ',');
@@ -104,23 +95,24 @@ void bk_cluster_json(broker_t *b, jbuf_t *o)
         cl_info(st->cl, p, &in);
         const bk_clpart_t *pt = &st->parts[p];
         jbuf_puts(o, p ? ",{" : "{");
-        kv(o, "p", p, false);
+        jbuf_put_kv_u64(o, "p", p, false);
         jbuf_puts(o, p + 1 == st->n_parts ? ",\"broadcast\":true" : ",\"broadcast\":false");
         jbuf_puts(o, ",\"state\":\"");
         jbuf_puts(o, state_name(in.state));
         jbuf_putc(o, '"');
         jbuf_puts(o, pt->owned ? ",\"owned\":true" : ",\"owned\":false");
-        kv(o, "owner", in.owner, true);
-        kv(o, "preferred", in.preferred, true);
-        kv(o, "lease_rev", in.lease_rev, true);
-        kv(o, "stream_last", in.stream_last > pt->pos ? in.stream_last : pt->pos, true);
-        kv(o, "delivered_to", pt->pos, true);
-        kv(o, "lag", lag_of(pt), true);
-        kv(o, "rounds_waiting", in.rounds_waiting, true);
-        kv(o, "inflight", pt->inflight, true);
+        jbuf_put_kv_u64(o, "owner", in.owner, true);
+        jbuf_put_kv_u64(o, "preferred", in.preferred, true);
+        jbuf_put_kv_u64(o, "lease_rev", in.lease_rev, true);
+        jbuf_put_kv_u64(o, "stream_last", in.stream_last > pt->pos ? in.stream_last : pt->pos,
+                        true);
+        jbuf_put_kv_u64(o, "delivered_to", pt->pos, true);
+        jbuf_put_kv_u64(o, "lag", lag_of(pt), true);
+        jbuf_put_kv_u64(o, "rounds_waiting", in.rounds_waiting, true);
+        jbuf_put_kv_u64(o, "inflight", pt->inflight, true);
         jbuf_puts(o, in.in_doubt ? ",\"in_doubt\":true" : ",\"in_doubt\":false");
-        kv(o, "delivered", pt->delivered, true);
-        kv(o, "skipped", pt->skipped, true);
+        jbuf_put_kv_u64(o, "delivered", pt->delivered, true);
+        jbuf_put_kv_u64(o, "skipped", pt->skipped, true);
         jbuf_putc(o, '}');
     }
     jbuf_puts(o, "],\"counters\":");
@@ -139,13 +131,13 @@ void bk_cluster_stats_json(broker_t *b, jbuf_t *o)
         lag += lag_of(&st->parts[p]);
     }
     jbuf_puts(o, ",\"cluster\":{");
-    kv(o, "node", b->cfg.cluster_node_id, false);
-    kv(o, "nodes_live", cl_nodes(st->cl, ids, 64), true);
-    kv(o, "partitions_owned", owned, true);
-    kv(o, "consumer_lag", lag, true);
-    kv(o, "publishes_forwarded", st->c.forwarded, true);
-    kv(o, "refused_unavailable", st->c.unavailable + st->c.forward_failed, true);
-    kv(o, "rounds_failed", st->c.rounds_failed, true);
+    jbuf_put_kv_u64(o, "node", b->cfg.cluster_node_id, false);
+    jbuf_put_kv_u64(o, "nodes_live", cl_nodes(st->cl, ids, 64), true);
+    jbuf_put_kv_u64(o, "partitions_owned", owned, true);
+    jbuf_put_kv_u64(o, "consumer_lag", lag, true);
+    jbuf_put_kv_u64(o, "publishes_forwarded", st->c.forwarded, true);
+    jbuf_put_kv_u64(o, "refused_unavailable", st->c.unavailable + st->c.forward_failed, true);
+    jbuf_put_kv_u64(o, "rounds_failed", st->c.rounds_failed, true);
     jbuf_putc(o, '}');
 }
 

@@ -4,6 +4,8 @@
 #ifndef HERALD_BROKER_HTTP_INT_H
 #define HERALD_BROKER_HTTP_INT_H
 
+#include <stdlib.h>
+
 #include <http_parser.h>
 #include <openssl/ssl.h>
 
@@ -84,6 +86,21 @@ static inline void bk_http_conn_mark_dirty(broker_t *b, bk_http_conn_t *c)
     c->dirty = true;
     c->dirty_next = b->http->dirty;
     b->http->dirty = c;
+}
+
+/* A new request slot at the end of c's FIFO (responses leave in this order). */
+static inline bk_http_msg_t *bk_http_conn_push_msg(bk_http_conn_t *c)
+{
+    bk_http_msg_t *m = calloc(1, sizeof *m);
+    if (!m) abort();
+    m->conn = c;
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
+    c->outstanding++;
+    return m;
 }
 
 /* http_parse.c: parse what c has received, queueing requests and calling the handler. */

@@ -26,15 +26,7 @@ static void body_put(bk_http_conn_t *c, const char *at, size_t len)
 static int on_message_begin(http_parser *p)
 {
     bk_http_conn_t *c = p->data;
-    bk_http_msg_t *m = calloc(1, sizeof *m);
-    if (!m) abort();
-    m->conn = c;
-    if (c->tail)
-        c->tail->next = m;
-    else
-        c->head = m;
-    c->tail = m;
-    c->outstanding++;
+    bk_http_msg_t *m = bk_http_conn_push_msg(c);
     c->cur = m;
     c->started_ns = loop_now(c->b->loop);
     jbuf_reset(&c->url);

@@ -138,17 +138,7 @@ void bk_http_conn_fail(broker_t *b, bk_http_conn_t *c, int status, const char *m
     bk_http_msg_t *m = c->cur;
     c->cur = NULL;
     c->started_ns = 0;
-    if (!m) { /* between requests: give the error a slot of its own */
-        m = calloc(1, sizeof *m);
-        if (!m) abort();
-        m->conn = c;
-        if (c->tail)
-            c->tail->next = m;
-        else
-            c->head = m;
-        c->tail = m;
-        c->outstanding++;
-    }
+    if (!m) m = bk_http_conn_push_msg(c); /* between requests: the error's own slot */
     c->closing = true; /* stop reading; closes once the responses before it are out */
     m->close_after = true;
     b->c.http_errors++;

@@ -137,29 +137,7 @@ static int start(broker_t *b)
     herald_error_t err = {0};
     if (config_check_exposure(&b->cfg, &err) < 0 ||
         rtdir_open(&b->rt, b->cfg.runtime_dir, b->cfg.runtime_group, &err) < 0 ||
-        hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0 || !(b->loop = loop_new(&err))) {
-        log_error("%s", err.message);
-        return -1;
-    }
-    loop_set_idle(b->loop, b->cfg.idle_spin_us, b->cfg.idle_yield_us);
-    jbuf_init(&b->api_out, 0);
-    bk_core_hooks(b);
-    bk_pipeline_init(b);
-    bk_route_init(b);
-    if (bk_users_init(b) < 0 || bk_dedup_init(b, b->cfg.dedup_window) < 0 || bk_acks_init(b) < 0 ||
-        bk_presence_init(b) < 0) {
-        log_error("out of memory at start-up");
-        return -1;
-    }
-    b->mem_fixed += bk_dedup_bytes(b);
-    if (b->mem_fixed >= b->cfg.max_memory / 2) {
-        log_error("broker.max_memory %llu bytes: the dedup window (broker.dedup_window %u) and "
-                  "fixed tables take %llu of it already; raise it or lower the window",
-                  (unsigned long long)b->cfg.max_memory, b->cfg.dedup_window,
-                  (unsigned long long)b->mem_fixed);
-        return -1;
-    }
-    if (bk_cluster_init(b, &err) < 0 || bk_journal_open(b, &err) < 0) {
+        hb_open(&b->hb, b->cfg.shm_prefix, "broker", &err) < 0 || bk_core_open(b, &err) < 0) {
         log_error("%s", err.message);
         return -1;
     }
@@ -179,19 +157,8 @@ static void stop(broker_t *b)
     bk_http_close(b);
     bk_native_close(b);
     bk_cluster_close(b);
-    bk_journal_flush(b);
-    bk_journal_close(b);
-    bk_route_free(b);
-    bk_acks_free(b);
-    bk_presence_free(b);
-    bk_users_free(b);
-    bk_pipeline_free(b);
-    bk_items_release();
-    bk_dedup_free(b);
-    bk_revoke_free(b);
+    bk_core_close(b);
     hb_close(&b->hb);
-    jbuf_free(&b->api_out);
-    loop_free(b->loop);
     rtdir_close(&b->rt);
 }
 

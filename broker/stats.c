@@ -15,68 +15,59 @@
 #include "users.h"
 #include "webui.h"
 
-static void kv(jbuf_t *o, const char *k, uint64_t v, bool comma)
-{
-    if (comma) jbuf_putc(o, ',');
-    jbuf_putc(o, '"');
-    jbuf_puts(o, k);
-    jbuf_puts(o, "\":");
-    jbuf_put_u64(o, v);
-}
-
 /* The pipeline's counters, from messages_accepted to loop_wakeups. */
 static void stats_counters(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
-    kv(o, "messages_accepted", c->accepted, true);
-    kv(o, "messages_sent", c->sent, true);
-    kv(o, "messages_deduplicated", c->deduplicated, true);
-    kv(o, "id_conflicts", c->id_conflicts, true);
-    kv(o, "messages_dropped", c->dropped, true);
-    kv(o, "messages_invalid", c->invalid, true);
-    kv(o, "messages_too_large", c->too_large, true);
-    kv(o, "bad_frames", c->bad_frames, true);
-    kv(o, "unauthorized", c->unauthorized, true);
-    kv(o, "ctrl_refused", c->ctrl_refused, true);
-    kv(o, "native_refused", c->native_refused, true);
-    kv(o, "ring_drops", c->ring_drops, true);
-    kv(o, "backlogged", c->backlogged, true);
-    kv(o, "replays", c->replays, true);
-    kv(o, "gaps", c->gaps, true);
-    kv(o, "replay_overflows", c->replay_overflows, true);
-    kv(o, "read_pauses", c->read_pauses, true);
-    kv(o, "journal_bytes", c->journal_bytes, true);
-    kv(o, "journal_compactions", c->journal_compactions, true);
-    kv(o, "journal_corrupt", c->journal_corrupt, true);
-    kv(o, "journal_errors", c->journal_errors, true);
-    kv(o, "dedup_entries", bk_dedup_count(b), true);
-    kv(o, "drain_rounds", c->drain_rounds, true);
-    kv(o, "loop_wakeups", loop_wakeups(b->loop), true);
-    kv(o, "presence_last_seen_users", bk_presence_remembered(b), true);
+    jbuf_put_kv_u64(o, "messages_accepted", c->accepted, true);
+    jbuf_put_kv_u64(o, "messages_sent", c->sent, true);
+    jbuf_put_kv_u64(o, "messages_deduplicated", c->deduplicated, true);
+    jbuf_put_kv_u64(o, "id_conflicts", c->id_conflicts, true);
+    jbuf_put_kv_u64(o, "messages_dropped", c->dropped, true);
+    jbuf_put_kv_u64(o, "messages_invalid", c->invalid, true);
+    jbuf_put_kv_u64(o, "messages_too_large", c->too_large, true);
+    jbuf_put_kv_u64(o, "bad_frames", c->bad_frames, true);
+    jbuf_put_kv_u64(o, "unauthorized", c->unauthorized, true);
+    jbuf_put_kv_u64(o, "ctrl_refused", c->ctrl_refused, true);
+    jbuf_put_kv_u64(o, "native_refused", c->native_refused, true);
+    jbuf_put_kv_u64(o, "ring_drops", c->ring_drops, true);
+    jbuf_put_kv_u64(o, "backlogged", c->backlogged, true);
+    jbuf_put_kv_u64(o, "replays", c->replays, true);
+    jbuf_put_kv_u64(o, "gaps", c->gaps, true);
+    jbuf_put_kv_u64(o, "replay_overflows", c->replay_overflows, true);
+    jbuf_put_kv_u64(o, "read_pauses", c->read_pauses, true);
+    jbuf_put_kv_u64(o, "journal_bytes", c->journal_bytes, true);
+    jbuf_put_kv_u64(o, "journal_compactions", c->journal_compactions, true);
+    jbuf_put_kv_u64(o, "journal_corrupt", c->journal_corrupt, true);
+    jbuf_put_kv_u64(o, "journal_errors", c->journal_errors, true);
+    jbuf_put_kv_u64(o, "dedup_entries", bk_dedup_count(b), true);
+    jbuf_put_kv_u64(o, "drain_rounds", c->drain_rounds, true);
+    jbuf_put_kv_u64(o, "loop_wakeups", loop_wakeups(b->loop), true);
+    jbuf_put_kv_u64(o, "presence_last_seen_users", bk_presence_remembered(b), true);
 }
 
 static void stats_http(broker_t *b, const bk_counters_t *c, jbuf_t *o)
 {
     jbuf_puts(o, ",\"http\":{");
-    kv(o, "requests", c->http_requests, false);
-    kv(o, "connections_open", bk_http_connections(b), true);
-    kv(o, "connections", c->http_connections, true);
-    kv(o, "refused", c->http_refused, true);
-    kv(o, "errors", c->http_errors, true);
-    kv(o, "timeouts", c->http_timeouts, true);
-    kv(o, "idle_closes", c->http_idle_closes, true);
+    jbuf_put_kv_u64(o, "requests", c->http_requests, false);
+    jbuf_put_kv_u64(o, "connections_open", bk_http_connections(b), true);
+    jbuf_put_kv_u64(o, "connections", c->http_connections, true);
+    jbuf_put_kv_u64(o, "refused", c->http_refused, true);
+    jbuf_put_kv_u64(o, "errors", c->http_errors, true);
+    jbuf_put_kv_u64(o, "timeouts", c->http_timeouts, true);
+    jbuf_put_kv_u64(o, "idle_closes", c->http_idle_closes, true);
     jbuf_puts(o, ",\"responses\":{");
     for (int k = 2; k <= 5; k++) {
         char key[4] = {(char)('0' + k), 'x', 'x', 0};
-        kv(o, key, c->http_responses[k], k > 2);
+        jbuf_put_kv_u64(o, key, c->http_responses[k], k > 2);
     }
     jbuf_puts(o, "}}");
-    kv(o, "disconnects", c->disconnects, true);
-    kv(o, "disconnect_sessions_closed", c->disconnect_closed, true);
-    kv(o, "disconnect_timeouts", c->disconnect_timeouts, true);
-    kv(o, "user_locks", bk_revoke_locks(b), true);
-    kv(o, "config_reloads", c->reloads, true);
-    kv(o, "config_reload_errors", c->reload_errors, true);
+    jbuf_put_kv_u64(o, "disconnects", c->disconnects, true);
+    jbuf_put_kv_u64(o, "disconnect_sessions_closed", c->disconnect_closed, true);
+    jbuf_put_kv_u64(o, "disconnect_timeouts", c->disconnect_timeouts, true);
+    jbuf_put_kv_u64(o, "user_locks", bk_revoke_locks(b), true);
+    jbuf_put_kv_u64(o, "config_reloads", c->reloads, true);
+    jbuf_put_kv_u64(o, "config_reload_errors", c->reload_errors, true);
 }
 
 static void stats_queues(broker_t *b, const bk_counters_t *c, jbuf_t *o)
@@ -106,23 +97,23 @@ static void stats_gateways(broker_t *b, jbuf_t *o)
         if (!first) jbuf_putc(o, ',');
         first = false;
         jbuf_putc(o, '{');
-        kv(o, "id", g->id, false);
-        kv(o, "pid", (uint64_t)g->pid, true);
+        jbuf_put_kv_u64(o, "id", g->id, false);
+        jbuf_put_kv_u64(o, "pid", (uint64_t)g->pid, true);
         jbuf_puts(o, g->attached ? ",\"attached\":true" : ",\"attached\":false");
-        kv(o, "users", g->users, true);
-        kv(o, "records", g->records, true);
-        kv(o, "backlog", g->bl_count, true);
-        kv(o, "backlog_bytes", g->bl_bytes, true);
-        kv(o, "drops", g->drops, true);
+        jbuf_put_kv_u64(o, "users", g->users, true);
+        jbuf_put_kv_u64(o, "records", g->records, true);
+        jbuf_put_kv_u64(o, "backlog", g->bl_count, true);
+        jbuf_put_kv_u64(o, "backlog_bytes", g->bl_bytes, true);
+        jbuf_put_kv_u64(o, "drops", g->drops, true);
         jbuf_puts(o, ",\"ring\":{");
-        kv(o, "capacity", rs.capacity, false);
-        kv(o, "used_bytes", rs.used_bytes, true);
-        kv(o, "pending_records", rs.pending_records, true);
-        kv(o, "records_written", rs.records_written, true);
-        kv(o, "records_read", rs.records_read, true);
-        kv(o, "drops", rs.drops, true);
-        kv(o, "wakeups", rs.wakeups, true);
-        kv(o, "consumer_pid", (uint64_t)rs.consumer_pid, true);
+        jbuf_put_kv_u64(o, "capacity", rs.capacity, false);
+        jbuf_put_kv_u64(o, "used_bytes", rs.used_bytes, true);
+        jbuf_put_kv_u64(o, "pending_records", rs.pending_records, true);
+        jbuf_put_kv_u64(o, "records_written", rs.records_written, true);
+        jbuf_put_kv_u64(o, "records_read", rs.records_read, true);
+        jbuf_put_kv_u64(o, "drops", rs.drops, true);
+        jbuf_put_kv_u64(o, "wakeups", rs.wakeups, true);
+        jbuf_put_kv_u64(o, "consumer_pid", (uint64_t)rs.consumer_pid, true);
         jbuf_puts(o, "}}");
     }
     jbuf_putc(o, ']');
@@ -132,13 +123,13 @@ void bk_stats_json(broker_t *b, jbuf_t *o)
 {
     const bk_counters_t *c = &b->c;
     jbuf_putc(o, '{');
-    kv(o, "active_gateways", bk_route_active(b), false);
-    kv(o, "active_users", bk_users_active(b), true);
-    kv(o, "users", bk_users_count(b), true);
-    kv(o, "users_forgotten", b->c.users_forgotten, true);
-    kv(o, "memory_bytes", bk_mem_used(b), true);
-    kv(o, "memory_limit_bytes", b->cfg.max_memory, true);
-    kv(o, "over_capacity", b->c.over_capacity, true);
+    jbuf_put_kv_u64(o, "active_gateways", bk_route_active(b), false);
+    jbuf_put_kv_u64(o, "active_users", bk_users_active(b), true);
+    jbuf_put_kv_u64(o, "users", bk_users_count(b), true);
+    jbuf_put_kv_u64(o, "users_forgotten", b->c.users_forgotten, true);
+    jbuf_put_kv_u64(o, "memory_bytes", bk_mem_used(b), true);
+    jbuf_put_kv_u64(o, "memory_limit_bytes", b->cfg.max_memory, true);
+    jbuf_put_kv_u64(o, "over_capacity", b->c.over_capacity, true);
     stats_counters(b, o);
     bk_acks_stats_json(b, o);
     jbuf_puts(o, ",\"latency\":{\"ingest\":");

@@ -67,6 +67,15 @@ void jbuf_put_u64(jbuf_t *b, uint64_t v)
     jbuf_put(b, tmp + i, sizeof tmp - i);
 }
 
+void jbuf_put_kv_u64(jbuf_t *b, const char *key, uint64_t v, bool comma)
+{
+    if (comma) jbuf_putc(b, ',');
+    jbuf_putc(b, '"');
+    jbuf_puts(b, key);
+    jbuf_puts(b, "\":");
+    jbuf_put_u64(b, v);
+}
+
 void jbuf_put_i64(jbuf_t *b, int64_t v)
 {
     if (v < 0) {

@@ -7,6 +7,7 @@
 #ifndef HERALD_JSON_H
 #define HERALD_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,9 @@ void jbuf_put(jbuf_t *b, const void *p, size_t n);
 void jbuf_putc(jbuf_t *b, char c);
 void jbuf_puts(jbuf_t *b, const char *s);
 void jbuf_put_u64(jbuf_t *b, uint64_t v);
+/* `"key":v`, after a comma when comma (a member of an object being written). The key is
+ * written as given: it must need no escaping. */
+void jbuf_put_kv_u64(jbuf_t *b, const char *key, uint64_t v, bool comma);
 void jbuf_put_i64(jbuf_t *b, int64_t v);
 
 /* A JSON string literal (with quotes) of s[0..n), escaped, invalid UTF-8 -> U+FFFD. */

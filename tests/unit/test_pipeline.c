@@ -44,33 +44,15 @@ static void setup(void)
     config_defaults(&b->cfg);
     snprintf(b->cfg.shm_prefix, sizeof b->cfg.shm_prefix, "%s", prefix);
     b->cfg.ring_bytes = 1u << 20;
+    b->cfg.dedup_window = 1024;
     herald_error_t err = {0};
-    b->loop = loop_new(&err);
-    ck_assert_ptr_nonnull(b->loop);
-    jbuf_init(&b->api_out, 0);
-    bk_core_hooks(b);
-    bk_pipeline_init(b);
-    bk_route_init(b);
-    ck_assert_int_eq(bk_users_init(b), 0);
-    ck_assert_int_eq(bk_dedup_init(b, 1024), 0);
-    ck_assert_int_eq(bk_acks_init(b), 0);
-    ck_assert_int_eq(bk_presence_init(b), 0);
-    ck_assert_msg(bk_journal_open(b, &err) == 0, "journal: %s", err.message);
+    ck_assert_msg(bk_core_open(b, &err) == 0, "%s", err.message);
     msgpack_sbuffer_init(&body);
 }
 
 static void teardown(void)
 {
-    bk_journal_close(b);
-    bk_route_free(b);
-    bk_acks_free(b);
-    bk_presence_free(b);
-    bk_users_free(b);
-    bk_pipeline_free(b);
-    bk_items_release();
-    bk_dedup_free(b);
-    jbuf_free(&b->api_out);
-    loop_free(b->loop);
+    bk_core_close(b);
     free(b);
     msgpack_sbuffer_destroy(&body);
     remove_objects();
