@@ -251,6 +251,19 @@ START_TEST(exposed_listeners_without_an_api_key_are_refused_at_start)
 }
 END_TEST
 
+/* A memory bound the fixed tables alone would take half of: refused at start, naming both
+ * keys, rather than a broker that refuses every publish as over capacity. */
+START_TEST(a_memory_bound_below_the_fixed_tables_is_refused_at_start)
+{
+    bkh_init(&H, NULL);
+    const char *over[] = {"broker.max_memory=16M", "broker.dedup_window=2000000", NULL};
+    int st = sec_broker_exit_status(&H, over);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "broker status %d", st);
+    ck_assert(sec_file_contains(H.logpath, "broker.max_memory"));
+    ck_assert(sec_file_contains(H.logpath, "broker.dedup_window"));
+}
+END_TEST
+
 /* --- finding 9: log flooding by failed handshakes --- */
 
 START_TEST(failed_handshakes_are_all_counted_but_logged_rate_limited)
@@ -293,6 +306,7 @@ int main(void)
     tcase_add_test(t, runtime_group_members_may_publish_but_not_reach_control);
     tcase_add_test(t, native_tcp_takes_an_auth_frame_first_when_an_api_key_is_set);
     tcase_add_test(t, exposed_listeners_without_an_api_key_are_refused_at_start);
+    tcase_add_test(t, a_memory_bound_below_the_fixed_tables_is_refused_at_start);
     tcase_add_test(t, failed_handshakes_are_all_counted_but_logged_rate_limited);
     suite_add_tcase(s, t);
     return procs_run_suite(s);
