@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "fdio.h"
 #include "frame.h"
 #include "json.h"
 #include "proto.h"
@@ -138,21 +139,6 @@ int bkh_http_connect(bkh_t *h)
     return fd;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int bkh_http_send(int fd, const char *method, const char *path, const char *extra_headers,
                   const char *body, size_t body_len)
 {
@@ -163,7 +149,7 @@ int bkh_http_send(int fd, const char *method, const char *path, const char *extr
                       "Content-Length: %zu\r\n\r\n",
                       method, path, extra_headers ? extra_headers : "", body ? body_len : 0);
     if (blen) memcpy(head + hl, body, blen);
-    int wrc = write_all(fd, head, (size_t)hl + blen); /* one write: no Nagle stall */
+    int wrc = fd_write_all(fd, head, (size_t)hl + blen); /* one write: no Nagle stall */
     free(head);
     return wrc < 0 ? -1 : 0;
 }
@@ -278,7 +264,8 @@ static int ctl_send(bkh_gw_t *g, msgpack_sbuffer *sb)
 {
     uint8_t hdr[FRAME_HDR];
     frame_put_len(hdr, (uint32_t)sb->size);
-    int rc = write_all(g->fd, hdr, FRAME_HDR) || write_all(g->fd, sb->data, sb->size) ? -1 : 0;
+    int rc =
+        fd_write_all(g->fd, hdr, FRAME_HDR) || fd_write_all(g->fd, sb->data, sb->size) ? -1 : 0;
     msgpack_sbuffer_destroy(sb);
     return rc;
 }

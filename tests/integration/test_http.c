@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "bk_harness.h"
+#include "fdio.h"
 #include "herald_time.h"
 #include "tls.h"
 
@@ -51,12 +52,7 @@ static void put_request(char **buf, size_t *len, const char *method, const char 
 
 static void write_all(int fd, const char *p, size_t n)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        ck_assert_msg(w > 0, "write: %s", strerror(errno));
-        p += w;
-        n -= (size_t)w;
-    }
+    ck_assert_msg(fd_write_all(fd, p, n) == 0, "write: %s", strerror(errno));
 }
 
 typedef struct {

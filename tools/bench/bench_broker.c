@@ -30,6 +30,7 @@
 #include "bench.h"
 #include "bench_broker.h"
 #include "doorbell.h"
+#include "fdio.h"
 #include "frame.h"
 #include "herald.h"
 #include "herald_time.h"
@@ -131,7 +132,7 @@ static int ctl_send(int fd, msgpack_sbuffer *sb)
 {
     uint8_t hdr[FRAME_HDR];
     frame_put_len(hdr, (uint32_t)sb->size);
-    int rc = (bb_write_all(fd, hdr, FRAME_HDR) || bb_write_all(fd, sb->data, sb->size)) ? -1 : 0;
+    int rc = (fd_write_all(fd, hdr, FRAME_HDR) || fd_write_all(fd, sb->data, sb->size)) ? -1 : 0;
     msgpack_sbuffer_clear(sb);
     return rc;
 }

@@ -27,9 +27,6 @@ typedef struct {
     pid_t pid;
 } bb_broker_t;
 
-/* Write all n bytes to fd (retrying on EINTR). Returns 0 or -1. */
-int bb_write_all(int fd, const void *p, size_t n);
-
 /* Pack s as a msgpack str. */
 void bb_pk_str(msgpack_packer *pk, const char *s);
 

@@ -16,6 +16,7 @@
 #include "bench.h"
 #include "bench_broker.h"
 #include "bench_http1.h"
+#include "fdio.h"
 #include "frame.h"
 #include "herald.h"
 #include "proto.h"
@@ -37,21 +38,6 @@ static void ids_stamp(const bb_body_t *b, uint32_t batch, uint64_t req)
         for (int k = BB_ID_LEN - 1; k >= 0; k--, id >>= 4)
             d[k] = (uint8_t)hex[id & 15];
     }
-}
-
-int bb_write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static int tcp_connect(uint16_t port)
@@ -176,7 +162,7 @@ static int http_send(int fd, char *req, size_t len, const bb_body_t *ids, uint32
                      uint64_t n)
 {
     if (ids) ids_stamp(ids, batch, n);
-    return bb_write_all(fd, req, len);
+    return fd_write_all(fd, req, len);
 }
 
 int bb_produce_http(const bb_broker_t *b, const bb_opts_t *o)
