@@ -85,17 +85,24 @@ void bk_http_respond_as(broker_t *b, bk_http_msg_t *m, int status, const char *c
     bk_http_conn_t *c = m->conn;
     if (flags & BK_HTTP_CLOSE) m->close_after = true;
     if (!ctype) ctype = flags & BK_HTTP_TEXT ? "text/plain; version=0.0.4" : "application/json";
-    char head[320];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s\r\n",
-                     status, status_text(status), ctype, len,
-                     flags & BK_HTTP_RETRY_AFTER ? "Retry-After: 1\r\n" : "",
-                     flags & BK_HTTP_CORS ? "Access-Control-Allow-Origin: *\r\n" : "",
-                     m->close_after ? "Connection: close\r\n" : "");
-    jbuf_reset(&m->resp);
-    jbuf_reserve(&m->resp, (size_t)n + len);
-    jbuf_put(&m->resp, head, (size_t)n);
-    jbuf_put(&m->resp, body, len);
+    /* Formatted by hand: snprintf was a few per cent of a pipelined publish's CPU. */
+    jbuf_t *r = &m->resp;
+    jbuf_reset(r);
+    jbuf_reserve(r, 200 + strlen(ctype) + len);
+    jbuf_puts(r, "HTTP/1.1 ");
+    jbuf_put_u64(r, (uint64_t)status);
+    jbuf_putc(r, ' ');
+    jbuf_puts(r, status_text(status));
+    jbuf_puts(r, "\r\nContent-Type: ");
+    jbuf_puts(r, ctype);
+    jbuf_puts(r, "\r\nContent-Length: ");
+    jbuf_put_u64(r, len);
+    jbuf_puts(r, "\r\n");
+    if (flags & BK_HTTP_RETRY_AFTER) jbuf_puts(r, "Retry-After: 1\r\n");
+    if (flags & BK_HTTP_CORS) jbuf_puts(r, "Access-Control-Allow-Origin: *\r\n");
+    if (m->close_after) jbuf_puts(r, "Connection: close\r\n");
+    jbuf_puts(r, "\r\n");
+    jbuf_put(r, body, len);
     m->done = true;
     b->c.http_responses[status / 100 < 6 ? status / 100 : 5]++;
     if (m == c->head) {
