@@ -160,6 +160,62 @@ START_TEST(bench_e2e_acks_and_slow_readers_are_accounted_for)
 }
 END_TEST
 
+/* herald-bench floor, each mode with small counts: one JSON report whose figures are
+ * present and positive, and no child process left behind. */
+static json_t *run_floor(char *const args[])
+{
+    static char out[4096];
+    pid_t pid;
+    int rc = run_bench(args, out, sizeof out, &pid);
+    ck_assert_msg(rc == 0, "herald-bench floor exited %d: %s", rc, out);
+    json_error_t jerr;
+    json_t *rep = json_loads(out, 0, &jerr);
+    ck_assert_msg(rep != NULL, "not one JSON report: %s", out);
+    char probe[64];
+    snprintf(probe, sizeof probe, "pgrep -P %d >/dev/null", (int)pid);
+    ck_assert_msg(system(probe) != 0, "a child of herald-bench floor is still running");
+    return rep;
+}
+
+static double get_num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    ck_assert_msg(json_is_number(v), "report has no number \"%s\"", key);
+    return json_number_value(v);
+}
+
+START_TEST(bench_floor_reports_each_measure)
+{
+    char *const wake[] = {"herald-bench", "floor", "--mode",   "wake", "--hops", "3",
+                          "--count",      "200",   "--gap-us", "100",  NULL};
+    json_t *r = run_floor(wake);
+    ck_assert_int_eq(get_int(r, "hops"), 3);
+    ck_assert(get_num(r, "p50_us") > 0 && get_num(r, "p99_us") >= get_num(r, "p50_us"));
+    json_decref(r);
+    char *const http1[] = {"herald-bench", "floor", "--mode",     "http1", "--count", "2000",
+                           "--runs",       "1",     "--pipeline", "4",     NULL};
+    r = run_floor(http1);
+    ck_assert(get_num(r, "median_per_s") > 0);
+    ck_assert(get_num(r, "responder_cpu_us_per_request") >= 0);
+    json_decref(r);
+    char *const fanout[] = {"herald-bench", "floor", "--mode",  "fanout", "--sessions", "50",
+                            "--rate",       "5000",  "--count", "2000",   NULL};
+    r = run_floor(fanout);
+    ck_assert_int_eq(get_int(r, "sessions"), 50);
+    ck_assert(get_num(r, "sender_cpu_us_per_send") > 0);
+    json_decref(r);
+}
+END_TEST
+
+START_TEST(bench_floor_refuses_an_unknown_mode)
+{
+    static char out[256];
+    pid_t pid;
+    char *const args[] = {"herald-bench", "floor", "--mode", "nope", NULL};
+    ck_assert_int_eq(run_bench(args, out, sizeof out, &pid), 2);
+}
+END_TEST
+
 START_TEST(bench_e2e_refuses_more_users_than_sessions)
 {
     static char out[4096];
@@ -185,6 +241,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, bench_e2e_lws_receiver_counts_the_same_deliveries);
     tcase_add_test(tc, bench_e2e_refuses_more_users_than_sessions);
     tcase_add_test(tc, bench_e2e_acks_and_slow_readers_are_accounted_for);
+    tcase_add_test(tc, bench_floor_reports_each_measure);
+    tcase_add_test(tc, bench_floor_refuses_an_unknown_mode);
     suite_add_tcase(s, tc);
     return check_run_suite(s);
 }

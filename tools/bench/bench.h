@@ -18,6 +18,10 @@ int bench_e2e_main(int argc, char **argv);
  * object path against scan path, in this process (bench_codec.c). */
 int bench_codec_main(int argc, char **argv);
 
+/* `herald-bench floor ...`: what this machine allows with the least a server can do: wake-up
+ * latency, a minimal HTTP responder's CPU per request, CPU per TCP send (bench_floor.c). */
+int bench_floor_main(int argc, char **argv);
+
 /* `herald-bench cluster ...`: the cluster layer's appends to a NATS JetStream (bench_cluster.c,
  * built with libnats). */
 int bench_cluster_main(int argc, char **argv);

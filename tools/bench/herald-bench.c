@@ -15,6 +15,9 @@ static const bench_cmd_t bench_cmds[] = {
     {"ring", bench_ring_main, "SPSC ring throughput, producer and consumer in two processes"},
     {"broker", bench_broker_main, "broker ingress (native batches or HTTP) into rings"},
     {"codec", bench_codec_main, "broker ingest decode + encode, ns per notification, in-process"},
+    {"floor", bench_floor_main,
+     "this machine's floor: wake-up latency, minimal HTTP responder, "
+     "TCP fan-out"},
     {"e2e", bench_e2e_main, "end to end: publish -> broker -> gateways -> WebSocket sessions"},
 #ifdef HERALD_CLUSTER
     {"cluster", bench_cluster_main,
