@@ -71,7 +71,15 @@ ring_pub_t ring_publish_due(ring_t *r, uint64_t due_ns)
      * has also loaded our tail (Dekker, see ring.h) */
     uint64_t wake_by = atomic_load_explicit(&h->wake_by_ns, memory_order_relaxed);
     if (!wake_by || due_ns < wake_by) return RING_PUB_WAKE;
-    if (r->wpos - r->head_cache >= r->capacity / 4) return RING_PUB_WAKE; /* before it fills */
+    /* Before it fills: a quarter of the ring unread. The cached head is refreshed only when
+     * a write runs out of room, so it may lag by most of the ring; look at the real one
+     * before ringing on its account (one load, only in this case). */
+    if (r->wpos - r->head_cache >= r->capacity / 4) {
+        /* pairs with the consumer's release store of head */
+        r->head_cache = atomic_load_explicit(&h->head, memory_order_acquire);
+        h->head_cache = r->head_cache;
+        if (r->wpos - r->head_cache >= r->capacity / 4) return RING_PUB_WAKE;
+    }
     return RING_PUB_WAITS;
 }
 

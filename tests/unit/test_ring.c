@@ -335,6 +335,32 @@ START_TEST(ring_doorbell_is_skipped_for_records_that_can_wait_for_the_consumers_
 }
 END_TEST
 
+/* The quarter-full rule counts what is unread, not the producer's cached view of the
+ * consumer's head (refreshed only when a write runs out of room): after the consumer has
+ * read half a ring, one more record that can wait is not rung for. */
+START_TEST(ring_doorbell_quarter_rule_counts_what_is_unread)
+{
+    char name[128];
+    ring_test_name(name, sizeof name, "quarter");
+    ring_t *p = open_ok(name, RING_PRODUCER, 64 * 1024);
+    ring_t *c = open_ok(name, RING_CONSUMER, 0);
+    uint8_t buf[64] = {0};
+    long n = 0;
+    for (int k = 0; k < 32 * 1024 / 72; k++)
+        ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 64), 0);
+    ck_assert_int_eq(ring_publish_due(p, 0), RING_PUB_AWAKE);
+    ck_assert_int_eq(ring_read_batch(c, count_record, &n, 1000), 32 * 1024 / 72);
+    uint32_t v;
+    ck_assert(!ring_set_wake_by(c, 1000));
+    ck_assert(ring_prepare_sleep(c, &v));
+    ck_assert_int_eq(ring_write(p, RING_REC_USER, buf, 8), 0);
+    ck_assert_int_eq(ring_publish_due(p, 5000), RING_PUB_WAITS);
+    ck_assert(atomic_load(&ring_header(c)->sleeping));
+    ring_close(c);
+    ring_close(p);
+}
+END_TEST
+
 START_TEST(ring_skip_all_discards_pending_and_counts_them)
 {
     char name[128];
@@ -380,6 +406,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, ring_sleep_handshake_reports_pending_records);
     tcase_add_test(tc, ring_skip_all_discards_pending_and_counts_them);
     tcase_add_test(tc, ring_doorbell_is_skipped_for_records_that_can_wait_for_the_consumers_timer);
+    tcase_add_test(tc, ring_doorbell_quarter_rule_counts_what_is_unread);
     ring_add_damage_tests(tc);
     ring_add_process_tests(tc);
     suite_add_tcase(s, tc);
