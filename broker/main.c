@@ -60,6 +60,9 @@ static void pass_end(loop_t *l, void *ctx)
     bk_drain(b);
     bk_native_flush(b);
     bk_http_flush(b);
+    /* Only now: a round that took everything needs no extra pass (a non-blocking
+     * epoll_wait per round at a steady rate, before). */
+    if (bk_drain_pending(b)) loop_again(l);
 }
 
 static int usage(const char *argv0)

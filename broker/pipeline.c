@@ -268,10 +268,12 @@ void bk_drain(broker_t *b)
 
 void bk_drain_schedule(broker_t *b)
 {
-    if (b->pipe->drain_pending) return;
-    b->pipe->drain_pending = true;
-    loop_again(b->loop); /* the round runs at the end of this pass; a queue left over by the
-                          * round budget gets the next pass without sleeping */
+    b->pipe->drain_pending = true; /* the round runs at the end of this pass */
+}
+
+bool bk_drain_pending(const broker_t *b)
+{
+    return b->pipe->drain_pending;
 }
 
 void bk_pipeline_init(broker_t *b)

@@ -58,6 +58,9 @@ uint32_t bk_pipeline_queued(const broker_t *b, int p);
 void bk_pipeline_set_cap(broker_t *b, int p, uint32_t cap);
 /* Ask for a drain round at the end of this loop pass. */
 void bk_drain_schedule(broker_t *b);
+/* Work is queued for a round that has not run: a queue left over by the round budget, or
+ * input taken after this pass's round (the loop then passes again without sleeping). */
+bool bk_drain_pending(const broker_t *b);
 /* The drain round (end-of-pass hook): seqs, one journal write, then rings and answers. */
 void bk_drain(broker_t *b);
 size_t bk_queue_total(const broker_t *b);
