@@ -129,25 +129,42 @@ void gw_deliver_want_write(gw_t *g, gw_session_t *s)
         }
         return;
     }
+    s->w_urgent = false; /* only orders the end-of-pass writes */
     s->writable_requested = true;
     lws_callback_on_writable(s->wsi);
 }
 
+static void deliver_write_listed(gw_t *g, gw_session_t *s)
+{
+    s->on_wlist = false;
+    s->w_urgent = false;
+    /* a session closed during the pass asked for its writable callback already */
+    if (s->wsi && s->user && !s->close_code && !s->writable_requested && gw_deliver_write(g, s) < 0)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 void gw_deliver_write_now(gw_t *g)
 {
-    gw_session_t *s = g->deliver->wlist;
+    gw_session_t *list = g->deliver->wlist, *s, *next, *rest = NULL;
     g->deliver->wlist = NULL;
     g->deliver->in_reap =
         false; /* what is left after a partial send waits for a writable callback */
-    while (s) {
-        gw_session_t *next = s->wnext;
-        s->on_wlist = false;
+    /* Sessions with a P0 first: each send costs a client socket's wake-up (~10 us here), and
+     * a pass that also flushes due P1..P3 batches must not put them ahead of a P0. */
+    for (s = list; s; s = next) {
+        next = s->wnext;
         s->wnext = NULL;
-        /* a session closed during the pass asked for its writable callback already */
-        if (s->wsi && s->user && !s->close_code && !s->writable_requested &&
-            gw_deliver_write(g, s) < 0)
-            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        s = next;
+        if (s->w_urgent) {
+            deliver_write_listed(g, s);
+        } else {
+            s->wnext = rest;
+            rest = s;
+        }
+    }
+    for (s = rest; s; s = next) {
+        next = s->wnext;
+        s->wnext = NULL;
+        deliver_write_listed(g, s);
     }
 }
 
@@ -181,6 +198,7 @@ static uint64_t deliver_push(gw_session_t *s, gw_msg_t *m, unsigned prio)
 static void deliver_pushed(gw_t *g, gw_session_t *s, unsigned prio)
 {
     if (prio == 0 || prio >= HERALD_PRIORITIES) {
+        if (prio == 0) s->w_urgent = true;
         gw_deliver_want_write(g, s);
         return;
     }

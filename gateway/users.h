@@ -69,6 +69,7 @@ typedef struct gw_session {
     struct gw_conflate *cf; /* conflation index while pending_bytes is past conflate_bytes */
     bool writable_requested;
     bool on_wlist;            /* queued for a direct write at the end of this pass */
+    bool w_urgent;            /* ... with a P0 notification: written before the others */
     struct gw_session *wnext; /* that list's link */
     bool want_ping;
     uint16_t close_code; /* != 0: close at the next writable callback */
