@@ -256,8 +256,8 @@ static int fl_listen(uint16_t *port)
     return fd;
 }
 
-/* One run: requests/s and responder CPU seconds; 0 or -1. */
-static int fl_http1_once(const fl_opts_t *o, double *per_s, double *cpu_s)
+/* One run: requests/s, responder and load generator CPU seconds; 0 or -1. */
+static int fl_http1_once(const fl_opts_t *o, double *per_s, double *cpu_s, double *client_s)
 {
     uint16_t port;
     int lfd = fl_listen(&port), res[2] = {-1, -1};
@@ -275,7 +275,9 @@ static int fl_http1_once(const fl_opts_t *o, double *per_s, double *cpu_s)
                      .answer = fl_answer,
                      .ctx = &bad};
     bh1_result_t r;
+    double c0 = cpu_self_s();
     int rc = bh1_run(&ho, &r);
+    *client_s = cpu_self_s() - c0;
     kill(kid, SIGTERM);
     *cpu_s = fl_read_cpu(res[0]);
     waitpid(kid, NULL, 0);
@@ -290,18 +292,21 @@ static int fl_http1_once(const fl_opts_t *o, double *per_s, double *cpu_s)
 
 static int fl_http1(const fl_opts_t *o)
 {
-    double per_s[16], us[16];
+    double per_s[16], us[16], cus[16];
     for (unsigned i = 0; i < o->runs; i++) {
-        double cpu;
-        if (fl_http1_once(o, &per_s[i], &cpu) < 0) return 1;
+        double cpu, client;
+        if (fl_http1_once(o, &per_s[i], &cpu, &client) < 0) return 1;
         us[i] = cpu * 1e6 / (double)o->count;
+        cus[i] = client * 1e6 / (double)o->count;
     }
     qsort(per_s, o->runs, sizeof *per_s, cmp_dbl);
     qsort(us, o->runs, sizeof *us, cmp_dbl);
+    qsort(cus, o->runs, sizeof *cus, cmp_dbl);
     printf("{\"bench\":\"floor\",\"mode\":\"http1\",\"count\":%llu,\"conns\":%u,\"pipeline\":%u,"
-           "\"runs\":%u,\"median_per_s\":%.0f,\"responder_cpu_us_per_request\":%.2f}\n",
+           "\"runs\":%u,\"median_per_s\":%.0f,\"responder_cpu_us_per_request\":%.2f,"
+           "\"client_cpu_us_per_request\":%.2f}\n",
            (unsigned long long)o->count, o->conns, o->pipeline, o->runs, per_s[o->runs / 2],
-           us[o->runs / 2]);
+           us[o->runs / 2], cus[o->runs / 2]);
     return 0;
 }
 
