@@ -47,6 +47,7 @@ typedef struct bk_journal {
     int cur;             /* the file appended to; the other holds the previous epoch */
     uint64_t epoch;      /* of f[cur] */
     uint64_t used;       /* end of the records written into f[cur] */
+    uint64_t pf;         /* f[cur] is prefetched for writing up to here (jr_put) */
     uint64_t committed;  /* end of the flushed records, as stored in f[cur]'s header */
     uint64_t room;       /* records are memcpy'd into the mapping up to here, then spilled */
     uint64_t tick_used;  /* `used` at the last bk_journal_tick (the append rate) */

@@ -43,6 +43,8 @@ uint8_t *jr_spill(bk_journal_t *j, size_t n)
     return p;
 }
 
+#define JR_PF_AHEAD 2048u /* bytes of the journal prefetched for writing ahead of jr_put */
+
 /* Append a record of the current epoch: into the mapping while it has room (the end mark
  * after it first), else into spill (a file's first lap), keeping file order: spill is only
  * ever behind what is in the file. */
@@ -51,9 +53,17 @@ void jr_put(bk_journal_t *j, uint16_t type, uint64_t word, const void *data, siz
     size_t n = JR_REC_HDR + jr_padded(8 + dlen);
     uint8_t *p;
     if (!j->spill_len && j->used + n + JR_REC_HDR <= j->room) {
-        p = j->f[j->cur].map + j->used;
+        uint8_t *map = j->f[j->cur].map;
+        p = map + j->used;
         memset(p + n, 0, JR_REC_HDR);
         j->used += n;
+        /* Space last written a journal lap ago, or never: fetch the lines 2 KiB ahead for
+         * writing now, as the ring does, or each record's stores stall on a cold line
+         * (a few per cent of the broker's CPU at one notification per request). */
+        if (j->pf < j->used || j->pf > j->room) j->pf = j->used & ~(uint64_t)63;
+        uint64_t upto = j->used + JR_PF_AHEAD < j->room ? j->used + JR_PF_AHEAD : j->room;
+        for (; j->pf < upto; j->pf += 64)
+            __builtin_prefetch(map + j->pf, 1);
     } else {
         p = jr_spill(j, n);
     }

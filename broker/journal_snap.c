@@ -155,6 +155,7 @@ void jr_compact(broker_t *b)
     j->cur = !j->cur;
     j->epoch = s.epoch;
     j->used = j->committed = s.end;
+    j->pf = 0; /* another file: jr_put prefetches from its end */
     j->bound = jr_bound(j, s.end);
     if (jf_shrink(t, j->bound + JF_CHUNK) < 0)
         log_warn("journal %s: cannot give back pages past %llu bytes: %s", t->path,
