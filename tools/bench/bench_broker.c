@@ -37,7 +37,7 @@
 #include "proto.h"
 #include "ring.h"
 
-#define BB_MAX_RUNS 16
+#define BB_MAX_RUNS   16
 #define BB_WAKE_BY_MS 5 /* the default gateway.flush_ms of P1 */
 
 typedef struct {
