@@ -215,6 +215,14 @@ void cl_test_pause(cl_t *cl, bool paused)
     pthread_mutex_unlock(&cl->mu);
 }
 
+void cl_test_lose_renewals(cl_t *cl, unsigned p, unsigned n)
+{
+    if (p >= cl->n_parts) return;
+    pthread_mutex_lock(&cl->mu);
+    cl->parts[p].test_lose_renewals = n;
+    pthread_mutex_unlock(&cl->mu);
+}
+
 /* The control thread: leases, takeovers, writes in doubt, checkpoints, delivery set-up,
  * forward timeouts. Blocking NATS calls happen here, never on the broker thread. */
 void *cl_ctl_main(void *arg)

@@ -122,6 +122,8 @@ typedef struct cl_part {
     /* stall watchdog (control thread): consumed as of the last check, and when that was */
     uint64_t cons_check_seq, cons_check_at;
     bool cons_restart; /* replace the subscription, from consumed + 1, same generation */
+    /* cl_test_lose_renewals: renewals still to be stored with their answer dropped */
+    unsigned test_lose_renewals;
 } cl_part_t;
 
 /* A forward waiting for its answer (client side). */
