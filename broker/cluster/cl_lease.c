@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl_int.h"
 #include "log.h"
@@ -108,20 +109,25 @@ static int cl_list_nodes(cl_t *cl, unsigned *ids, unsigned cap)
     return (int)n;
 }
 
+/* This node's key, every TTL/3 (the keeper thread). */
+static void cl_node_put(cl_t *cl)
+{
+    uint64_t now = cl_now();
+    if (now < cl->node_put_at) return;
+    char key[32], val[16];
+    snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
+    snprintf(val, sizeof val, "%u", cl->cfg.node_id);
+    uint64_t rev;
+    if (kvStore_PutString(&rev, cl->kv, key, val) == NATS_OK) {
+        cl->node_put_at = now + cl_ms(cl->cfg.lease_ttl_ms) / 3;
+    } else {
+        cl->node_put_at = now + cl_ms(cl->cfg.tick_ms);
+    }
+}
+
 void cl_nodes_tick(cl_t *cl)
 {
     uint64_t now = cl_now();
-    if (now >= cl->node_put_at) {
-        char key[32], val[16];
-        snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
-        snprintf(val, sizeof val, "%u", cl->cfg.node_id);
-        uint64_t rev;
-        if (kvStore_PutString(&rev, cl->kv, key, val) == NATS_OK) {
-            cl->node_put_at = now + cl_ms(cl->cfg.lease_ttl_ms) / 3;
-        } else {
-            cl->node_put_at = now + cl_ms(cl->cfg.tick_ms);
-        }
-    }
     if (now < cl->nodes_read_at) return;
     cl->nodes_read_at = now + CL_NODES_EVERY_NS;
     unsigned ids[CL_MAX_NODES], live[CL_MAX_NODES], reach[CL_MAX_NODES], n_live = 0, n_reach = 0;
@@ -464,13 +470,7 @@ void cl_leases_tick(cl_t *cl)
         pthread_mutex_unlock(&cl->mu);
         if (owning && o.present > 0 && (o.owner != cl->cfg.node_id || o.inc != cl->incarnation))
             o.present = cl_lease_read_leader(cl, p, &o.owner, &o.inc, &o.rev);
-        if (o.present < 0) { /* the bucket is unavailable: only renewals may still get through */
-            pthread_mutex_lock(&cl->mu);
-            bool held = part->state == CL_P_OWNER || part->state == CL_P_RELEASING;
-            pthread_mutex_unlock(&cl->mu);
-            if (held) cl_lease_renew(cl, part);
-            continue;
-        }
+        if (o.present < 0) continue; /* the bucket is unavailable (renewals: the keeper) */
         pthread_mutex_lock(&cl->mu);
         lease_observe(cl, p, now, &o);
         pthread_mutex_unlock(&cl->mu);
@@ -481,13 +481,10 @@ void cl_leases_tick(cl_t *cl)
         }
         switch (o.state) {
         case CL_P_OWNER:
-            cl_lease_renew(cl, part);
+        case CL_P_ACQUIRING:
             break;
         case CL_P_RELEASING:
-            cl_lease_renew(cl, part);
             if (o.idle) lease_release_idle(cl, part);
-            break;
-        case CL_P_ACQUIRING:
             break;
         case CL_P_FOLLOWER:
             /* Take nothing while who is live is unknown, nor while a write of an earlier
@@ -496,4 +493,40 @@ void cl_leases_tick(cl_t *cl)
             break;
         }
     }
+}
+
+/* The keeper thread: this node's key and the renewals of the leases it holds, apart from the
+ * control thread. The control thread makes calls that wait for their timeout (2 s, 5 s for a
+ * write in doubt) while a stream has no leader, one after the other; with a stream-leader
+ * kill under load they added up past the lease's TTL, and owners of partitions the kill did
+ * not touch lost their leases (and their node key: the node was taken for dead). */
+void *cl_keep_main(void *arg)
+{
+    cl_t *cl = arg;
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->cfg.tick_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&cl->keep_cond, &cl->mu, &ts);
+        if (cl->stop) break;
+        bool paused = cl->paused;
+        pthread_mutex_unlock(&cl->mu);
+        if (!paused) {
+            cl_node_put(cl);
+            for (unsigned p = 0; p < cl->n_parts; p++) {
+                cl_part_t *part = &cl->parts[p];
+                pthread_mutex_lock(&cl->mu);
+                bool held =
+                    (part->state == CL_P_OWNER || part->state == CL_P_RELEASING) && part->lease_rev;
+                pthread_mutex_unlock(&cl->mu);
+                if (held) cl_lease_renew(cl, part);
+            }
+        }
+        pthread_mutex_lock(&cl->mu);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
 }
