@@ -154,6 +154,7 @@ struct cl {
     char stream_pfx[CL_NAME_MAX]; /* upper case: stream names */
     natsConnection *nc;
     jsCtx *js;       /* async appends (ack handler) */
+    bool async_used; /* js has published (atomic: cl_append_reconnected) */
     jsCtx *jsc;      /* control: stream admin, sync publishes, reads */
     kvStore *kv;     /* <name>_cluster: node keys and leases, TTL = lease TTL */
     kvStore *ckpt;   /* <name>_ckpt: checkpoints */
@@ -218,6 +219,10 @@ void cl_subject(const cl_t *cl, unsigned p, char kind, char *out, size_t cap);
 
 /* cl_append.c */
 void cl_append_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
+/* Our connection is back: the acks of messages in flight may have gone to the old one (a
+ * killed server), so they are taken back from cnats and put in doubt now rather than after
+ * ack_wait_ms; resolution resends them (same msg-id: a stored one answers "duplicate"). */
+void cl_append_reconnected(cl_t *cl);
 /* Start the next commit of p if rounds wait and none is in flight (caller holds mu; the
  * messages are published after mu is released: returns the commit to publish or NULL). */
 cl_commit_t *cl_commit_next(cl_t *cl, cl_part_t *part);

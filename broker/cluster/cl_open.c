@@ -34,8 +34,10 @@ static void cl_on_reconnected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     pthread_mutex_lock(&cl->mu);
     cl->c.nats_reconnects++;
+    bool closing = cl->stop;
     pthread_mutex_unlock(&cl->mu);
     log_info("cluster: reconnected to %s", url);
+    if (!closing) cl_append_reconnected(cl);
 }
 
 /* "nats://a:4222, nats://b:4222" -> natsOptions_SetServers (a comma-separated URL given to
