@@ -224,10 +224,11 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     *ctx = (cl_cons_ctx_t){.cl = cl, .p = part->idx, .gen = gen};
     natsSubscription *sub = NULL;
     jsErrCode code = 0;
-    if (js_Subscribe(&sub, cl->jsc, subj, cl_consume_msg, ctx, NULL, &so, &code) != NATS_OK) {
+    natsStatus s = js_Subscribe(&sub, cl->jsc, subj, cl_consume_msg, ctx, NULL, &so, &code);
+    if (s != NATS_OK) {
         if (log_ratelimit_ok(&cl->rl_consume, 1))
-            log_warn("cluster: partition %u: consumer not started (%s); retrying", part->idx,
-                     nats_GetLastError(NULL));
+            log_warn("cluster: partition %u: consumer not started (%s, %d); retrying", part->idx,
+                     natsStatus_GetText(s), (int)code);
         free(ctx);
         return;
     }
