@@ -480,7 +480,10 @@ void cl_resolve(cl_t *cl, cl_part_t *part)
 {
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = cl->cfg.ack_wait_ms;
+    /* A resend waits 1 s at most: a stream without a leader does not answer (its followers
+     * hold the subject), and this thread resolves every partition in turn; one that gets no
+     * answer is retried next tick, as often as needed (same msg-id). */
+    po.MaxWait = cl->cfg.ack_wait_ms < 1000 ? cl->cfg.ack_wait_ms : 1000;
     for (;;) {
         pthread_mutex_lock(&cl->mu);
         cl_commit_t *c = part->commit, *next = NULL;

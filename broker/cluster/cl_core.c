@@ -229,6 +229,7 @@ void *cl_ctl_main(void *arg)
 {
     cl_t *cl = arg;
     unsigned cons_next = 0; /* the partition whose consumer is looked at first */
+    unsigned res_next = 0;  /* ... whose write in doubt is resent first */
     pthread_mutex_lock(&cl->mu);
     while (!cl->stop) {
         if (!cl->ctl_kick) {
@@ -248,8 +249,12 @@ void *cl_ctl_main(void *arg)
             cl_nodes_tick(cl);
             cl_leases_tick(cl);
         }
-        for (unsigned p = 0; p < cl->n_parts && !paused; p++) {
-            cl_part_t *part = &cl->parts[p];
+        /* Writes in doubt from a different partition each tick: a resend to a stream without
+         * a leader waits for its timeout, and should not always come first. */
+        unsigned res_first = res_next;
+        res_next = (res_next + 1) % cl->n_parts;
+        for (unsigned i = 0; i < cl->n_parts && !paused; i++) {
+            cl_part_t *part = &cl->parts[(res_first + i) % cl->n_parts];
             pthread_mutex_lock(&cl->mu);
             bool resolve = part->commit && part->commit->resolving;
             pthread_mutex_unlock(&cl->mu);
