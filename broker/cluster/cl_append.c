@@ -508,6 +508,7 @@ void cl_resolve(cl_t *cl, cl_part_t *part)
         jsErrCode code = 0;
         natsStatus s = js_PublishMsg(&pa, cl->jsc, m, &po, &code);
         cl_result_t r = cl_result_of(s, code);
+        part->resolve_slow = r == CL_R_DOUBT; /* control thread only */
 
         pthread_mutex_lock(&cl->mu);
         bool more = false;

@@ -223,6 +223,19 @@ void cl_test_lose_renewals(cl_t *cl, unsigned p, unsigned n)
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* Resend the writes in doubt of the partitions whose last resend was answered (slow =
+ * false) or was not (slow = true), starting at partition first. */
+static void cl_resolve_pass(cl_t *cl, unsigned first, bool slow)
+{
+    for (unsigned i = 0; i < cl->n_parts; i++) {
+        cl_part_t *part = &cl->parts[(first + i) % cl->n_parts];
+        pthread_mutex_lock(&cl->mu);
+        bool resolve = part->commit && part->commit->resolving;
+        pthread_mutex_unlock(&cl->mu);
+        if (resolve && part->resolve_slow == slow) cl_resolve(cl, part);
+    }
+}
+
 /* The control thread: leases, takeovers, writes in doubt, checkpoints, delivery set-up,
  * forward timeouts. Blocking NATS calls happen here, never on the broker thread. */
 void *cl_ctl_main(void *arg)
@@ -245,21 +258,18 @@ void *cl_ctl_main(void *arg)
         bool paused = cl->paused;
         pthread_mutex_unlock(&cl->mu);
 
+        /* Writes in doubt first (their producers wait), those whose last resend got no
+         * answer (a stream without a leader: a resend waits for its timeout) after the node
+         * and lease work, each pass from a different partition each tick. */
+        unsigned res_first = res_next;
+        res_next = (res_next + 1) % cl->n_parts;
+        if (!paused) cl_resolve_pass(cl, res_first, false);
         if (!paused) {
             cl_nodes_tick(cl);
             cl_leases_tick(cl);
-        }
-        /* Writes in doubt from a different partition each tick: a resend to a stream without
-         * a leader waits for its timeout, and should not always come first. */
-        unsigned res_first = res_next;
-        res_next = (res_next + 1) % cl->n_parts;
-        for (unsigned i = 0; i < cl->n_parts && !paused; i++) {
-            cl_part_t *part = &cl->parts[(res_first + i) % cl->n_parts];
-            pthread_mutex_lock(&cl->mu);
-            bool resolve = part->commit && part->commit->resolving;
-            pthread_mutex_unlock(&cl->mu);
-            if (resolve) cl_resolve(cl, part);
-            cl_checkpoint_tick(cl, part, false);
+            cl_resolve_pass(cl, res_first, true);
+            for (unsigned p = 0; p < cl->n_parts; p++)
+                cl_checkpoint_tick(cl, &cl->parts[p], false);
         }
         /* Consumers last, within a budget, from where the last tick stopped: while streams
          * have no leader (or consumers cannot be placed) each start or check waits for its

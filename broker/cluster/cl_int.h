@@ -124,6 +124,7 @@ typedef struct cl_part {
     uint64_t cons_check_seq, cons_check_at;
     uint64_t cons_suspect; /* the stream's last round at a silent check, not yet delivered */
     bool cons_restart;     /* replace the subscription, from consumed + 1, same generation */
+    bool resolve_slow;     /* control thread: the last resend in doubt got no answer in time */
     /* cl_test_lose_renewals: renewals still to be stored with their answer dropped */
     unsigned test_lose_renewals;
 } cl_part_t;

@@ -470,7 +470,9 @@ void cl_leases_tick(cl_t *cl)
         pthread_mutex_unlock(&cl->mu);
         if (owning && o.present > 0 && (o.owner != cl->cfg.node_id || o.inc != cl->incarnation))
             o.present = cl_lease_read_leader(cl, p, &o.owner, &o.inc, &o.rev);
-        if (o.present < 0) continue; /* the bucket is unavailable (renewals: the keeper) */
+        /* The bucket is unavailable: the other reads would wait for the same timeout (renewals
+         * go on in the keeper). */
+        if (o.present < 0) break;
         pthread_mutex_lock(&cl->mu);
         lease_observe(cl, p, now, &o);
         pthread_mutex_unlock(&cl->mu);
