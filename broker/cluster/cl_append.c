@@ -301,7 +301,11 @@ void cl_commit_publish(cl_t *cl, cl_part_t *part, cl_commit_t *c)
     for (size_t i = 0; i < n; i++) {
         natsMsg *m = msgs[i];
         natsStatus s = js_PublishMsgAsync(cl->js, &m, &po);
-        if (s == NATS_OK) continue;
+        if (s == NATS_OK) {
+            /* cnats's table of pending messages exists from now on (cl_append_reconnected) */
+            __atomic_store_n(&cl->async_used, true, __ATOMIC_RELEASE);
+            continue;
+        }
         /* Not handed over (m is still ours), nor is anything after it: the answers of the
          * earlier ones decide, the rest is in doubt and resolved by retries. */
         log_warn("cluster: partition %u: publish failed: %s", part->idx, natsStatus_GetText(s));
@@ -332,22 +336,24 @@ static long cl_subject_part(const cl_t *cl, const char *subj)
     return *end == '.' && p < cl->n_parts ? (long)p : -1;
 }
 
-void cl_append_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/* The answer to one message of a commit in flight: res (seq when stored). False when no
+ * commit in flight holds msg. */
+static bool cl_append_answer(cl_t *cl, natsMsg *msg, cl_result_t res, uint64_t seq,
+                             const jsPubAckErr *pae)
 {
-    (void)js;
-    cl_t *cl = closure;
     long p = cl_subject_part(cl, natsMsg_GetSubject(msg));
-    if (p < 0) return; /* not ours: cannot happen */
+    if (p < 0) return false; /* not ours: cannot happen */
     cl_part_t *part = &cl->parts[p];
     pthread_mutex_lock(&cl->mu);
     cl_commit_t *c = part->commit, *next = NULL;
     size_t i = 0;
     while (c && i < c->n_msgs && c->msgs[i] != msg)
         i++;
-    if (c && i < c->n_msgs && c->res[i] == CL_R_PENDING) {
-        c->res[i] = pa ? CL_R_OK : cl_result_of(pae->Err, pae->ErrCode);
-        if (pa) c->seqs[i] = pa->Sequence;
-        if (pae && c->res[i] != CL_R_NO_LEADER && log_ratelimit_ok(&cl->rl_append, 1))
+    bool held = c && i < c->n_msgs;
+    if (held && c->res[i] == CL_R_PENDING) {
+        c->res[i] = res;
+        if (res == CL_R_OK) c->seqs[i] = seq;
+        if (pae && res != CL_R_NO_LEADER && log_ratelimit_ok(&cl->rl_append, 1))
             log_warn("cluster: partition %ld: append answered %s (%d: %s)", p,
                      natsStatus_GetText(pae->Err), (int)pae->ErrCode,
                      pae->ErrText ? pae->ErrText : "");
@@ -358,6 +364,35 @@ void cl_append_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     }
     pthread_mutex_unlock(&cl->mu);
     if (next) cl_commit_publish(cl, part, next);
+    return held;
+}
+
+void cl_append_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    cl_append_answer(closure, msg, pa ? CL_R_OK : cl_result_of(pae->Err, pae->ErrCode),
+                     pa ? pa->Sequence : 0, pae);
+}
+
+void cl_append_reconnected(cl_t *cl)
+{
+    natsMsgList pending = {0};
+    /* cnats 3.4.1 crashes on a context that has not published asynchronously yet */
+    if (!__atomic_load_n(&cl->async_used, __ATOMIC_ACQUIRE)) return;
+    if (js_PublishAsyncGetPendingList(&pending, cl->js) != NATS_OK) return; /* none */
+    size_t n = 0;
+    for (int i = 0; i < pending.Count; i++) {
+        natsMsg *m = pending.Msgs[i];
+        /* Ours again (as after an ack): the commit holding it destroys it. One that no commit
+         * holds cannot be; it is left alone rather than risk freeing it twice. */
+        pending.Msgs[i] = NULL;
+        if (m && cl_append_answer(cl, m, CL_R_DOUBT, 0, NULL)) n++;
+    }
+    natsMsgList_Destroy(&pending);
+    if (n)
+        log_warn("cluster: %zu message(s) in flight when the connection dropped: in doubt now, "
+                 "resolved by retries",
+                 n);
 }
 
 void cl_append_round(cl_t *cl, unsigned p, const cl_rec_t *recs, size_t n, void *round_ctx)
@@ -445,7 +480,10 @@ void cl_resolve(cl_t *cl, cl_part_t *part)
 {
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = cl->cfg.ack_wait_ms;
+    /* A resend waits 1 s at most: a stream without a leader does not answer (its followers
+     * hold the subject), and this thread resolves every partition in turn; one that gets no
+     * answer is retried next tick, as often as needed (same msg-id). */
+    po.MaxWait = cl->cfg.ack_wait_ms < 1000 ? cl->cfg.ack_wait_ms : 1000;
     for (;;) {
         pthread_mutex_lock(&cl->mu);
         cl_commit_t *c = part->commit, *next = NULL;
@@ -470,6 +508,7 @@ void cl_resolve(cl_t *cl, cl_part_t *part)
         jsErrCode code = 0;
         natsStatus s = js_PublishMsg(&pa, cl->jsc, m, &po, &code);
         cl_result_t r = cl_result_of(s, code);
+        part->resolve_slow = r == CL_R_DOUBT; /* control thread only */
 
         pthread_mutex_lock(&cl->mu);
         bool more = false;

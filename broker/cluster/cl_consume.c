@@ -6,18 +6,23 @@
  * An ordered consumer lives on its stream's leader (memory, one replica). cnats recreates it
  * when its heartbeats stop, but after a leader kill that coincides with the loss of this
  * node's own server connection it was seen to stay silent for good (cnats 3.4.1, server
- * 2.9.10). So a watchdog: a consumer that delivered nothing for CL_STALL_NS while the stream
- * holds a later round message is replaced, from the message after the last one delivered. */
+ * 2.9.10). So a watchdog, every CL_STALL_NS: a consumer that delivered nothing since the last
+ * check while the stream holds a later round message is replaced, from the message after the
+ * last one delivered, when that round is old (stored CL_STALL_NS ago or more) or was already
+ * there at the check before. A round stored a moment before the check is given a period to
+ * arrive, so a healthy consumer under a light load is not replaced; a dead one under a steady
+ * load is replaced after 1-3 periods of silence. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl_int.h"
 #include "cl_wire.h"
 #include "log.h"
 
 #define CL_QUEUE_BOUND (64u * 1024 * 1024) /* consumed bytes waiting for the broker thread */
-#define CL_STALL_NS    3000000000ull       /* a consumer silent this long is checked */
+#define CL_STALL_NS    1000000000ull       /* watchdog period (see above) */
 
 /* What a consumer's callbacks need; freed when its subscription is done delivering. */
 typedef struct {
@@ -111,19 +116,27 @@ void cl_consume_stop(cl_t *cl, unsigned p)
     pthread_mutex_unlock(&cl->mu);
 }
 
-/* The watchdog: no progress since the last check, and the stream has a round message past
- * what was delivered (and past the start time, for a consumer started by time)? */
+/* The wall clock in ns (stream messages carry their store time on it). */
+static uint64_t cl_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The watchdog (see the top of the file). */
 static void cl_consume_check(cl_t *cl, cl_part_t *part)
 {
     uint64_t now = cl_now();
     pthread_mutex_lock(&cl->mu);
     bool due = part->cons && part->cons_want && now >= part->cons_check_at;
-    uint64_t seen = part->consumed, since = part->cons_since;
+    uint64_t seen = part->consumed, since = part->cons_since, suspect = part->cons_suspect;
     /* held back by the broker thread (the queue bound) is not stalled */
     bool moved = seen != part->cons_check_seq || cl->q_bytes > CL_QUEUE_BOUND / 2;
     if (due) {
         part->cons_check_at = now + CL_STALL_NS;
         part->cons_check_seq = seen;
+        if (moved) part->cons_suspect = 0;
     }
     pthread_mutex_unlock(&cl->mu);
     if (!due || moved) return;
@@ -133,21 +146,24 @@ static void cl_consume_check(cl_t *cl, cl_part_t *part)
     natsMsg *m = NULL;
     jsErrCode code = 0;
     if (js_GetLastMsg(&m, cl->jsc, stream, subj, NULL, &code) != NATS_OK)
-        return; /* none yet,
-                                                                  * or no leader: next time */
-    uint64_t last = natsMsg_GetSequence(m);
-    bool newer = !since || seen || (uint64_t)natsMsg_GetTime(m) >= since;
+        return; /* none yet, or no leader: next time */
+    uint64_t last = natsMsg_GetSequence(m), stored = (uint64_t)natsMsg_GetTime(m);
+    bool newer = !since || seen || stored >= since;
     natsMsg_Destroy(m);
-    if (last <= seen || !newer) return;
+    bool behind = last > seen && newer;
+    bool stalled = behind && (suspect > seen || cl_wall_ns() >= stored + CL_STALL_NS);
     pthread_mutex_lock(&cl->mu);
-    if (part->consumed == seen && part->cons) {
+    part->cons_suspect = behind && !stalled ? last : 0;
+    stalled = stalled && part->consumed == seen && part->cons;
+    if (stalled) {
         part->cons_restart = true;
         cl->c.consumer_restarts++;
     }
     pthread_mutex_unlock(&cl->mu);
-    log_warn("cluster: partition %u: consumer silent at stream seq %llu while the stream has %llu; "
-             "replacing it",
-             part->idx, (unsigned long long)seen, (unsigned long long)last);
+    if (stalled)
+        log_warn("cluster: partition %u: consumer silent at stream seq %llu while the stream has "
+                 "%llu; replacing it",
+                 part->idx, (unsigned long long)seen, (unsigned long long)last);
 }
 
 /* A start time cnats encodes right. cnats 3.4.1 writes the fraction of a second without its
@@ -171,6 +187,7 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     }
     uint64_t gen = part->cons_gen, from = part->cons_from, since = part->cons_since;
     natsSubscription *old = NULL;
+    bool stalled = part->cons_restart;
     if (part->cons && (!want || part->cons_sub_gen != gen || part->cons_restart)) {
         old = part->cons;
         part->cons = NULL;
@@ -178,10 +195,12 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     part->cons_restart = false;
     bool start = want && !part->cons;
     pthread_mutex_unlock(&cl->mu);
-    if (old) {
-        natsSubscription_Unsubscribe(old);
-        natsSubscription_Destroy(old);
-    }
+    /* A stalled consumer is dropped without asking the server to delete it: it is most
+     * likely gone with its server, and that request would hold this thread for its whole
+     * timeout while the stream has no leader (the server removes an ephemeral consumer
+     * nobody listens to by itself). */
+    if (old && !stalled) natsSubscription_Unsubscribe(old);
+    if (old) natsSubscription_Destroy(old);
     if (!start) return;
 
     char stream[64], subj[96];
@@ -205,10 +224,11 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     *ctx = (cl_cons_ctx_t){.cl = cl, .p = part->idx, .gen = gen};
     natsSubscription *sub = NULL;
     jsErrCode code = 0;
-    if (js_Subscribe(&sub, cl->jsc, subj, cl_consume_msg, ctx, NULL, &so, &code) != NATS_OK) {
+    natsStatus s = js_Subscribe(&sub, cl->jsc, subj, cl_consume_msg, ctx, NULL, &so, &code);
+    if (s != NATS_OK) {
         if (log_ratelimit_ok(&cl->rl_consume, 1))
-            log_warn("cluster: partition %u: consumer not started (%s); retrying", part->idx,
-                     nats_GetLastError(NULL));
+            log_warn("cluster: partition %u: consumer not started (%s, %d); retrying", part->idx,
+                     natsStatus_GetText(s), (int)code);
         free(ctx);
         return;
     }
@@ -219,6 +239,7 @@ void cl_consume_tick(cl_t *cl, cl_part_t *part)
     part->cons_sub_gen = gen;
     part->cons_check_at = cl_now() + CL_STALL_NS;
     part->cons_check_seq = part->consumed;
+    part->cons_suspect = 0;
     pthread_mutex_unlock(&cl->mu);
 }
 

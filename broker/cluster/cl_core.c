@@ -215,11 +215,34 @@ void cl_test_pause(cl_t *cl, bool paused)
     pthread_mutex_unlock(&cl->mu);
 }
 
+void cl_test_lose_renewals(cl_t *cl, unsigned p, unsigned n)
+{
+    if (p >= cl->n_parts) return;
+    pthread_mutex_lock(&cl->mu);
+    cl->parts[p].test_lose_renewals = n;
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* Resend the writes in doubt of the partitions whose last resend was answered (slow =
+ * false) or was not (slow = true), starting at partition first. */
+static void cl_resolve_pass(cl_t *cl, unsigned first, bool slow)
+{
+    for (unsigned i = 0; i < cl->n_parts; i++) {
+        cl_part_t *part = &cl->parts[(first + i) % cl->n_parts];
+        pthread_mutex_lock(&cl->mu);
+        bool resolve = part->commit && part->commit->resolving;
+        pthread_mutex_unlock(&cl->mu);
+        if (resolve && part->resolve_slow == slow) cl_resolve(cl, part);
+    }
+}
+
 /* The control thread: leases, takeovers, writes in doubt, checkpoints, delivery set-up,
  * forward timeouts. Blocking NATS calls happen here, never on the broker thread. */
 void *cl_ctl_main(void *arg)
 {
     cl_t *cl = arg;
+    unsigned cons_next = 0; /* the partition whose consumer is looked at first */
+    unsigned res_next = 0;  /* ... whose write in doubt is resent first */
     pthread_mutex_lock(&cl->mu);
     while (!cl->stop) {
         if (!cl->ctl_kick) {
@@ -235,20 +258,29 @@ void *cl_ctl_main(void *arg)
         bool paused = cl->paused;
         pthread_mutex_unlock(&cl->mu);
 
+        /* Writes in doubt first (their producers wait), those whose last resend got no
+         * answer (a stream without a leader: a resend waits for its timeout) after the node
+         * and lease work, each pass from a different partition each tick. */
+        unsigned res_first = res_next;
+        res_next = (res_next + 1) % cl->n_parts;
+        if (!paused) cl_resolve_pass(cl, res_first, false);
         if (!paused) {
             cl_nodes_tick(cl);
             cl_leases_tick(cl);
+            cl_resolve_pass(cl, res_first, true);
+            for (unsigned p = 0; p < cl->n_parts; p++)
+                cl_checkpoint_tick(cl, &cl->parts[p], false);
         }
-        for (unsigned p = 0; p < cl->n_parts; p++) {
-            cl_part_t *part = &cl->parts[p];
-            pthread_mutex_lock(&cl->mu);
-            bool resolve = part->commit && part->commit->resolving;
-            pthread_mutex_unlock(&cl->mu);
-            if (!paused) {
-                if (resolve) cl_resolve(cl, part);
-                cl_checkpoint_tick(cl, part, false);
-            }
-            cl_consume_tick(cl, part);
+        /* Consumers last, within a budget, from where the last tick stopped: while streams
+         * have no leader (or consumers cannot be placed) each start or check waits for its
+         * request timeout, and done for every partition in a row these held writes in doubt
+         * and takeovers up for tens of seconds. */
+        uint64_t t0 = cl_now(), budget = (uint64_t)cl->cfg.tick_ms * 1000000u;
+        unsigned first = cons_next;
+        for (unsigned i = 0; i < cl->n_parts && cl_now() - t0 < budget; i++) {
+            unsigned p = (first + i) % cl->n_parts;
+            cl_consume_tick(cl, &cl->parts[p]);
+            cons_next = (p + 1) % cl->n_parts;
         }
         cl_forward_timeouts(cl);
 

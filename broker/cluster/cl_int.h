@@ -1,7 +1,8 @@
 /* cl_int.h - the cluster layer's private state, shared by its files (cluster.h is the API).
  *
- * Threads: the broker thread (API calls, cl_dispatch), the control thread (cl_ctl.c: leases,
- * takeovers, resolution of writes in doubt, checkpoints, timeouts) and cnats's delivery
+ * Threads: the broker thread (API calls, cl_dispatch), the control thread (cl_core.c: leases,
+ * takeovers, resolution of writes in doubt, checkpoints, timeouts), the keeper (cl_lease.c:
+ * node key and lease renewals, never held up by the control thread) and cnats's delivery
  * threads (acks, forwarded requests, replies, consumed messages). One mutex, cl->mu, guards
  * everything below that more than one of them touches; no cnats call that waits on the
  * network is made while holding it. */
@@ -121,7 +122,11 @@ typedef struct cl_part {
     uint64_t consumed; /* last stream seq queued for the broker */
     /* stall watchdog (control thread): consumed as of the last check, and when that was */
     uint64_t cons_check_seq, cons_check_at;
-    bool cons_restart; /* replace the subscription, from consumed + 1, same generation */
+    uint64_t cons_suspect; /* the stream's last round at a silent check, not yet delivered */
+    bool cons_restart;     /* replace the subscription, from consumed + 1, same generation */
+    bool resolve_slow;     /* control thread: the last resend in doubt got no answer in time */
+    /* cl_test_lose_renewals: renewals still to be stored with their answer dropped */
+    unsigned test_lose_renewals;
 } cl_part_t;
 
 /* A forward waiting for its answer (client side). */
@@ -150,6 +155,7 @@ struct cl {
     char stream_pfx[CL_NAME_MAX]; /* upper case: stream names */
     natsConnection *nc;
     jsCtx *js;       /* async appends (ack handler) */
+    bool async_used; /* js has published (atomic: cl_append_reconnected) */
     jsCtx *jsc;      /* control: stream admin, sync publishes, reads */
     kvStore *kv;     /* <name>_cluster: node keys and leases, TTL = lease TTL */
     kvStore *ckpt;   /* <name>_ckpt: checkpoints */
@@ -160,6 +166,9 @@ struct cl {
     pthread_cond_t q_cond;   /* consumers wait here while the queue is over its bound */
     pthread_t ctl;
     bool ctl_started, stop, paused, ctl_kick;
+    pthread_t keep;           /* the lease keeper (cl_lease.c) */
+    pthread_cond_t keep_cond; /* wakes it to stop */
+    bool keep_started;
     bool closed; /* the connection's closed callback ran: no delivery thread uses cl */
     int efd;
     cl_item_t *q_head, *q_tail;
@@ -211,6 +220,10 @@ void cl_subject(const cl_t *cl, unsigned p, char kind, char *out, size_t cap);
 
 /* cl_append.c */
 void cl_append_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
+/* Our connection is back: the acks of messages in flight may have gone to the old one (a
+ * killed server), so they are taken back from cnats and put in doubt now rather than after
+ * ack_wait_ms; resolution resends them (same msg-id: a stored one answers "duplicate"). */
+void cl_append_reconnected(cl_t *cl);
 /* Start the next commit of p if rounds wait and none is in flight (caller holds mu; the
  * messages are published after mu is released: returns the commit to publish or NULL). */
 cl_commit_t *cl_commit_next(cl_t *cl, cl_part_t *part);
@@ -231,6 +244,8 @@ void cl_nodes_tick(cl_t *cl);
 /* Rendezvous choice for p over the live nodes, or those reachable now (caller holds mu). */
 unsigned cl_preferred(const cl_t *cl, unsigned p, bool reachable);
 void cl_leases_tick(cl_t *cl);
+/* The keeper thread: node key and lease renewals (started by cl_open). */
+void *cl_keep_main(void *arg);
 int cl_lease_release(cl_t *cl, cl_part_t *part);
 
 /* cl_takeover.c (control thread) */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cl_int.h"
 #include "log.h"
@@ -108,20 +109,25 @@ static int cl_list_nodes(cl_t *cl, unsigned *ids, unsigned cap)
     return (int)n;
 }
 
+/* This node's key, every TTL/3 (the keeper thread). */
+static void cl_node_put(cl_t *cl)
+{
+    uint64_t now = cl_now();
+    if (now < cl->node_put_at) return;
+    char key[32], val[16];
+    snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
+    snprintf(val, sizeof val, "%u", cl->cfg.node_id);
+    uint64_t rev;
+    if (kvStore_PutString(&rev, cl->kv, key, val) == NATS_OK) {
+        cl->node_put_at = now + cl_ms(cl->cfg.lease_ttl_ms) / 3;
+    } else {
+        cl->node_put_at = now + cl_ms(cl->cfg.tick_ms);
+    }
+}
+
 void cl_nodes_tick(cl_t *cl)
 {
     uint64_t now = cl_now();
-    if (now >= cl->node_put_at) {
-        char key[32], val[16];
-        snprintf(key, sizeof key, "node.%u", cl->cfg.node_id);
-        snprintf(val, sizeof val, "%u", cl->cfg.node_id);
-        uint64_t rev;
-        if (kvStore_PutString(&rev, cl->kv, key, val) == NATS_OK) {
-            cl->node_put_at = now + cl_ms(cl->cfg.lease_ttl_ms) / 3;
-        } else {
-            cl->node_put_at = now + cl_ms(cl->cfg.tick_ms);
-        }
-    }
     if (now < cl->nodes_read_at) return;
     cl->nodes_read_at = now + CL_NODES_EVERY_NS;
     unsigned ids[CL_MAX_NODES], live[CL_MAX_NODES], reach[CL_MAX_NODES], n_live = 0, n_reach = 0;
@@ -185,8 +191,18 @@ static void cl_lease_key(unsigned p, char *out, size_t cap)
  * node's processes apart: forwards sent to one that died are refused once another one (of
  * the same node id, restarted) holds the lease, not after their timeout. */
 
+/* A lease value "<node>.<incarnation>" ("0" when released; "<node>" from an older build). */
+static void cl_lease_parse(const void *data, int len, unsigned *owner, uint64_t *inc)
+{
+    char val[48] = "", *end;
+    if (len > 0 && len < (int)sizeof val) memcpy(val, data, (size_t)len);
+    *owner = (unsigned)strtoul(val, &end, 10);
+    *inc = *end == '.' ? strtoull(end + 1, NULL, 10) : 0;
+}
+
 /* Read p's lease: 1 with owner (0 = released), its incarnation and revision, 0 if absent,
- * -1 on error. */
+ * -1 on error. A direct get (the bucket has AllowDirect): any replica may answer, one that
+ * lags behind too, so what it shows may be older than the last write. */
 static int cl_lease_read(cl_t *cl, unsigned p, unsigned *owner, uint64_t *inc, uint64_t *rev)
 {
     char key[32];
@@ -199,14 +215,33 @@ static int cl_lease_read(cl_t *cl, unsigned p, unsigned *owner, uint64_t *inc, u
     if (s != NATS_OK) {
         return -1;
     }
-    char val[48] = "", *end;
-    int len = kvEntry_ValueLen(e);
-    if (len > 0 && len < (int)sizeof val) memcpy(val, kvEntry_Value(e), (size_t)len);
-    *owner = (unsigned)strtoul(val, &end, 10);
-    *inc = *end == '.' ? strtoull(end + 1, NULL, 10) : 0;
+    cl_lease_parse(kvEntry_Value(e), kvEntry_ValueLen(e), owner, inc);
     *rev = kvEntry_Revision(e);
     kvEntry_Destroy(e);
     return 1;
+}
+
+/* The same, answered by the bucket stream's leader: js_GetLastMsg asks
+ * $JS.API.STREAM.MSG.GET (cnats 3.4.1; not the direct get, which any replica answers), and
+ * only the leader answers that, with every write it has stored. */
+static int cl_lease_read_leader(cl_t *cl, unsigned p, unsigned *owner, uint64_t *inc, uint64_t *rev)
+{
+    char stream[64], subj[96];
+    snprintf(stream, sizeof stream, "KV_%s_cluster", cl->name);
+    snprintf(subj, sizeof subj, "$KV.%s_cluster.lease.%u", cl->name, p);
+    natsMsg *m = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetLastMsg(&m, cl->jsc, stream, subj, NULL, &code);
+    if (s == NATS_NOT_FOUND) return 0;
+    if (s != NATS_OK) return -1;
+    const char *op = NULL; /* a delete or purge marker: no lease */
+    bool gone = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op && *op;
+    if (!gone) {
+        cl_lease_parse(natsMsg_GetData(m), natsMsg_GetDataLength(m), owner, inc);
+        *rev = natsMsg_GetSequence(m);
+    }
+    natsMsg_Destroy(m);
+    return gone ? 0 : 1;
 }
 
 /* Write p's lease with value node (0 = released), expecting revision `last` (0 = absent). */
@@ -264,6 +299,12 @@ static void cl_lease_take(cl_t *cl, cl_part_t *part, uint64_t last, bool forced,
     }
 }
 
+/* Renew p's lease on revision `rev`. A renewal refused for its revision means the lease
+ * moved on since: taken by another node, or renewed by a write of ours that was stored while
+ * its answer was lost (a timeout when the bucket's leader died, or our connection did). The
+ * bucket's leader tells which: a value that is exactly ours (only this process writes it) is
+ * the lost renewal, whose revision we adopt and renew on at once. The lease stays an
+ * optimisation: if this were ever wrong, the stream fence would still refuse our writes. */
 static void cl_lease_renew(cl_t *cl, cl_part_t *part)
 {
     pthread_mutex_lock(&cl->mu);
@@ -271,14 +312,41 @@ static void cl_lease_renew(cl_t *cl, cl_part_t *part)
     bool due = t >= part->renew_at;
     pthread_mutex_unlock(&cl->mu);
     if (!due) return;
-    uint64_t nrev = 0;
-    natsStatus s = cl_lease_write(cl, part->idx, cl->cfg.node_id, rev, &nrev);
+    uint64_t nrev = 0, found = 0;
+    bool unsure = false; /* refused, but the leader could not be asked: retry, keep the lease */
+    natsStatus s;
+    for (int attempt = 0;; attempt++) {
+        s = cl_lease_write(cl, part->idx, cl->cfg.node_id, rev, &nrev);
+        pthread_mutex_lock(&cl->mu);
+        if (s == NATS_OK && part->test_lose_renewals) { /* tests: stored, answer lost */
+            part->test_lose_renewals--;
+            s = NATS_TIMEOUT;
+        }
+        pthread_mutex_unlock(&cl->mu);
+        if (s != NATS_ERR || attempt > 0) break;
+        unsigned owner = 0;
+        uint64_t inc = 0, lrev = 0;
+        int r = cl_lease_read_leader(cl, part->idx, &owner, &inc, &lrev);
+        if (r < 0) {
+            unsure = true;
+            break;
+        }
+        if (r == 0 || owner != cl->cfg.node_id || inc != cl->incarnation || lrev <= rev) break;
+        log_info("cluster: partition %u: lease renewal stored at revision %llu although its answer "
+                 "was lost; still owner",
+                 part->idx, (unsigned long long)lrev);
+        found = rev = lrev;
+    }
     pthread_mutex_lock(&cl->mu);
+    if (found) {
+        cl->c.lease_readbacks++;
+        part->lease_rev = found;
+    }
     if (s == NATS_OK) {
         part->lease_rev = nrev;
         part->valid_until = t + cl_ms(cl->cfg.lease_ttl_ms) - cl_margin(cl);
         part->renew_at = t + cl_ms(cl->cfg.lease_ttl_ms) / 3;
-    } else if (s == NATS_ERR) { /* the revision moved: someone else holds it now */
+    } else if (s == NATS_ERR && !unsure) { /* the revision moved: someone else holds it now */
         part->lease_rev = 0;
         cl_step_down(cl, part, CL_FENCED, "lease lost");
     } else {
@@ -286,7 +354,9 @@ static void cl_lease_renew(cl_t *cl, cl_part_t *part)
         part->renew_at = t + cl_ms(cl->cfg.tick_ms);
         if (log_ratelimit_ok(&cl->rl_renew, 1))
             log_warn("cluster: partition %u: lease renewal failed (%s); %lld ms left", part->idx,
-                     natsStatus_GetText(s), (long long)(part->valid_until - t) / 1000000);
+                     unsure ? "refused, and the lease could not be read back"
+                            : natsStatus_GetText(s),
+                     (long long)(part->valid_until - t) / 1000000);
     }
     pthread_mutex_unlock(&cl->mu);
 }
@@ -392,13 +462,17 @@ void cl_leases_tick(cl_t *cl)
         cl_part_t *part = &cl->parts[p];
         lease_obs_t o = {0};
         o.present = cl_lease_read(cl, p, &o.owner, &o.inc, &o.rev);
-        if (o.present < 0) { /* the bucket is unavailable: only renewals may still get through */
-            pthread_mutex_lock(&cl->mu);
-            bool held = part->state == CL_P_OWNER || part->state == CL_P_RELEASING;
-            pthread_mutex_unlock(&cl->mu);
-            if (held) cl_lease_renew(cl, part);
-            continue;
-        }
+        /* An owner that reads another holder asks the leader before stepping down: the
+         * direct get may have come from a replica that has not seen our latest write yet
+         * (the lease we have just taken, say). */
+        pthread_mutex_lock(&cl->mu);
+        bool owning = part->state == CL_P_OWNER;
+        pthread_mutex_unlock(&cl->mu);
+        if (owning && o.present > 0 && (o.owner != cl->cfg.node_id || o.inc != cl->incarnation))
+            o.present = cl_lease_read_leader(cl, p, &o.owner, &o.inc, &o.rev);
+        /* The bucket is unavailable: the other reads would wait for the same timeout (renewals
+         * go on in the keeper). */
+        if (o.present < 0) break;
         pthread_mutex_lock(&cl->mu);
         lease_observe(cl, p, now, &o);
         pthread_mutex_unlock(&cl->mu);
@@ -409,13 +483,10 @@ void cl_leases_tick(cl_t *cl)
         }
         switch (o.state) {
         case CL_P_OWNER:
-            cl_lease_renew(cl, part);
+        case CL_P_ACQUIRING:
             break;
         case CL_P_RELEASING:
-            cl_lease_renew(cl, part);
             if (o.idle) lease_release_idle(cl, part);
-            break;
-        case CL_P_ACQUIRING:
             break;
         case CL_P_FOLLOWER:
             /* Take nothing while who is live is unknown, nor while a write of an earlier
@@ -424,4 +495,40 @@ void cl_leases_tick(cl_t *cl)
             break;
         }
     }
+}
+
+/* The keeper thread: this node's key and the renewals of the leases it holds, apart from the
+ * control thread. The control thread makes calls that wait for their timeout (2 s, 5 s for a
+ * write in doubt) while a stream has no leader, one after the other; with a stream-leader
+ * kill under load they added up past the lease's TTL, and owners of partitions the kill did
+ * not touch lost their leases (and their node key: the node was taken for dead). */
+void *cl_keep_main(void *arg)
+{
+    cl_t *cl = arg;
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->cfg.tick_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&cl->keep_cond, &cl->mu, &ts);
+        if (cl->stop) break;
+        bool paused = cl->paused;
+        pthread_mutex_unlock(&cl->mu);
+        if (!paused) {
+            cl_node_put(cl);
+            for (unsigned p = 0; p < cl->n_parts; p++) {
+                cl_part_t *part = &cl->parts[p];
+                pthread_mutex_lock(&cl->mu);
+                bool held =
+                    (part->state == CL_P_OWNER || part->state == CL_P_RELEASING) && part->lease_rev;
+                pthread_mutex_unlock(&cl->mu);
+                if (held) cl_lease_renew(cl, part);
+            }
+        }
+        pthread_mutex_lock(&cl->mu);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
 }

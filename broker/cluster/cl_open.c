@@ -34,8 +34,10 @@ static void cl_on_reconnected(natsConnection *nc, void *closure)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     pthread_mutex_lock(&cl->mu);
     cl->c.nats_reconnects++;
+    bool closing = cl->stop;
     pthread_mutex_unlock(&cl->mu);
     log_info("cluster: reconnected to %s", url);
+    if (!closing) cl_append_reconnected(cl);
 }
 
 /* "nats://a:4222, nats://b:4222" -> natsOptions_SetServers (a comma-separated URL given to
@@ -297,6 +299,7 @@ int cl_open(cl_t **out, const cl_config_t *cfg, const cl_callbacks_t *cb, herald
         cl->stream_pfx[i] = (char)toupper((unsigned char)cl->name[i]);
     pthread_mutex_init(&cl->mu, NULL);
     pthread_cond_init(&cl->ctl_cond, NULL);
+    pthread_cond_init(&cl->keep_cond, NULL);
     pthread_cond_init(&cl->q_cond, NULL);
     cl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     cl->n_parts = cl->cfg.partitions + 1;
@@ -324,6 +327,11 @@ int cl_open(cl_t **out, const cl_config_t *cfg, const cl_callbacks_t *cb, herald
         goto fail;
     }
     cl->ctl_started = true;
+    if (pthread_create(&cl->keep, NULL, cl_keep_main, cl) != 0) {
+        rc = herr_set(err, HERR_IO, "", "cluster: cannot start the lease keeper thread");
+        goto fail;
+    }
+    cl->keep_started = true;
     log_info("cluster: node %u on %s, %u partitions (+1 broadcast), %u replicas", cl->cfg.node_id,
              cl->nats, cl->cfg.partitions, cl->cfg.replicas);
     *out = cl;
@@ -370,8 +378,10 @@ void cl_close(cl_t *cl)
         cl->stop = true;
         cl_kick(cl);
         pthread_cond_broadcast(&cl->q_cond);
+        pthread_cond_broadcast(&cl->keep_cond);
         pthread_mutex_unlock(&cl->mu);
         pthread_join(cl->ctl, NULL);
+        if (cl->keep_started) pthread_join(cl->keep, NULL);
     }
     if (cl->nc) {
         /* Leave before handing over: a node that still answers probes while its partitions
@@ -425,6 +435,7 @@ void cl_close(cl_t *cl)
     if (cl->efd >= 0) close(cl->efd);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->ctl_cond);
+    pthread_cond_destroy(&cl->keep_cond);
     pthread_cond_destroy(&cl->q_cond);
     free(cl);
 }

@@ -124,6 +124,7 @@ typedef struct {
     uint64_t records_appended, messages_appended, bytes_appended;
     uint64_t commits, commit_retries, in_doubt; /* JetStream writes; retried; ever in doubt */
     uint64_t takeovers, stepdowns, leases_forced, lease_renew_errors;
+    uint64_t lease_readbacks; /* renewals refused for their revision, found stored by us */
     uint64_t checkpoints, checkpoint_errors;
     uint64_t forwarded_out, forwarded_in, forward_unavailable;
     uint64_t consumed_messages, consumed_records, corrupt_messages;
@@ -197,5 +198,10 @@ unsigned cl_nodes(cl_t *cl, unsigned *ids, unsigned cap);
  * of writes in doubt) while paused, as a stalled control thread would; delivery and forward
  * timeouts go on. */
 void cl_test_pause(cl_t *cl, bool paused);
+
+/* Tests only: the next n lease renewals of p are written, but their answers are dropped and
+ * they count as timed out, as when the bucket's leader stores a renewal and dies before
+ * answering (the renewal after them then carries a revision that is no longer the last). */
+void cl_test_lose_renewals(cl_t *cl, unsigned p, unsigned n);
 
 #endif

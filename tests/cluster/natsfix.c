@@ -264,3 +264,21 @@ int natsfix_kv_rewrite(natsfix_t *f, const char *bucket, const char *key)
     natsConnection_Destroy(nc);
     return rc;
 }
+
+int natsfix_kv_put(natsfix_t *f, const char *bucket, const char *key, const char *value)
+{
+    natsConnection *nc = natsfix_connect(f);
+    if (!nc) return -1;
+    jsCtx *js = NULL;
+    kvStore *kv = NULL;
+    uint64_t rev = 0;
+    int rc = natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+                     js_KeyValue(&kv, js, bucket) == NATS_OK &&
+                     kvStore_PutString(&rev, kv, key, value) == NATS_OK
+                 ? 0
+                 : -1;
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
+}

@@ -49,6 +49,8 @@ long natsfix_read_stream(natsfix_t *f, const char *stream, natsfix_msg_fn fn, vo
 /* Put key's value in bucket again, as a new revision (0 or -1). */
 int natsfix_kv_rewrite(natsfix_t *f, const char *bucket, const char *key);
 
+/* Put value under key in bucket, whatever is there (0 or -1). */
+int natsfix_kv_put(natsfix_t *f, const char *bucket, const char *key, const char *value);
 /* Stop every server (SIGTERM, then SIGKILL). */
 void natsfix_stop(natsfix_t *f);
 

@@ -473,6 +473,89 @@ START_TEST(checkpoint_whose_chunks_were_rewritten_still_takes_over)
 }
 END_TEST
 
+/* A renewal stored by the bucket while its answer was lost (the leader died before
+ * answering, say) leaves the owner with a revision that is no longer the last: its next
+ * renewal is refused. The lease is still its own, so it stays owner and renews on. */
+START_TEST(renewal_stored_with_its_answer_lost_keeps_the_owner)
+{
+    cl_config_t c1;
+    clnode_t a;
+    clnode_config(&c1, nf.url, 1, PARTS, 1);
+    ck_assert_int_eq(clnode_open(&a, &c1), 0);
+    clnode_t *nodes[] = {&a};
+    owns_all_t oa = {&a};
+    ck_assert(clnode_wait(nodes, 1, 10000, node_owns_all, &oa));
+    const unsigned p = 1;
+    cl_counters_t c0, c;
+    cl_counters(a.cl, &c0);
+    cl_pinfo_t before, mid, after;
+    cl_info(a.cl, p, &before);
+    cl_test_lose_renewals(a.cl, p, 2);
+    /* Renewals every TTL/3: within a TTL the two lost ones and those after them ran. */
+    clnode_pump(nodes, 1, (int)c1.lease_ttl_ms);
+    cl_counters(a.cl, &c);
+    ck_assert_uint_eq(c.stepdowns, c0.stepdowns);
+    ck_assert_uint_eq(a.losses[p], 0);
+    ck_assert_uint_eq(a.gains[p], 1);
+    ck_assert_uint_eq(c.lease_readbacks - c0.lease_readbacks, 2);
+    ck_assert(a.owns[p] && cl_owns(a.cl, p));
+    cl_info(a.cl, p, &mid);
+    ck_assert_int_eq(mid.state, CL_P_OWNER);
+    ck_assert_uint_ge(mid.lease_rev, before.lease_rev + 3);
+    /* It renews on from there, past the TTL, and writes. */
+    clnode_pump(nodes, 1, 2 * (int)c1.lease_ttl_ms);
+    cl_info(a.cl, p, &after);
+    ck_assert_int_eq(after.state, CL_P_OWNER);
+    ck_assert_uint_gt(after.lease_rev, mid.lease_rev);
+    cl_counters(a.cl, &c);
+    ck_assert_uint_eq(c.stepdowns, c0.stepdowns);
+    ck_assert_uint_eq(c.lease_readbacks - c0.lease_readbacks, 2);
+    ck_assert_uint_eq(a.losses[p], 0);
+    char user[16];
+    for (unsigned i = 0;; i++) { /* a user of p */
+        snprintf(user, sizeof user, "u%u", i);
+        if (cl_partition_of(a.cl, user, strlen(user)) == p) break;
+    }
+    cln_round_t *r = clnode_append(&a, user, 1, "x");
+    ck_assert_int_eq(clnode_round_wait(nodes, 1, r, 5000), CL_OK);
+    free(r);
+    clnode_close(&a);
+}
+END_TEST
+
+static bool lost_partition(void *arg)
+{
+    const clnode_t *n = arg;
+    return n->losses[1] > 0;
+}
+
+/* The negative: a lease another node really wrote ends the ownership, even while renewal
+ * answers are being lost (the leader shows the other holder, not us). */
+START_TEST(lease_taken_by_another_node_makes_the_owner_step_down)
+{
+    cl_config_t c1;
+    clnode_t a;
+    clnode_config(&c1, nf.url, 1, PARTS, 1);
+    ck_assert_int_eq(clnode_open(&a, &c1), 0);
+    clnode_t *nodes[] = {&a};
+    owns_all_t oa = {&a};
+    ck_assert(clnode_wait(nodes, 1, 10000, node_owns_all, &oa));
+    const unsigned p = 1;
+    cl_counters_t c0, c;
+    cl_counters(a.cl, &c0);
+    cl_test_lose_renewals(a.cl, p, 1);
+    ck_assert_int_eq(natsfix_kv_put(&nf, "herald_cluster", "lease.1", "9.1"), 0);
+    ck_assert(clnode_wait(nodes, 1, (int)c1.lease_ttl_ms, lost_partition, &a));
+    ck_assert(!cl_owns(a.cl, p));
+    cl_counters(a.cl, &c);
+    ck_assert_uint_eq(c.lease_readbacks, c0.lease_readbacks);
+    ck_assert_uint_gt(c.stepdowns, c0.stepdowns);
+    for (unsigned q = 0; q <= PARTS; q++) /* the others are untouched */
+        if (q != p) ck_assert(a.owns[q] && a.losses[q] == 0);
+    clnode_close(&a);
+}
+END_TEST
+
 static Suite *lease_suite(void)
 {
     Suite *s = suite_create("cluster_lease");
@@ -486,6 +569,8 @@ static Suite *lease_suite(void)
     tcase_add_test(tc, killed_owner_is_taken_over_with_its_seqs_and_message_ids);
     tcase_add_test(tc, forward_held_by_a_restarted_owner_process_is_refused_at_the_lease_change);
     tcase_add_test(tc, checkpoint_whose_chunks_were_rewritten_still_takes_over);
+    tcase_add_test(tc, renewal_stored_with_its_answer_lost_keeps_the_owner);
+    tcase_add_test(tc, lease_taken_by_another_node_makes_the_owner_step_down);
     suite_add_tcase(s, tc);
     return s;
 }
