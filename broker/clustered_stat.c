@@ -47,6 +47,7 @@ static void counters_json(bk_cluster_t *st, jbuf_t *o)
     jbuf_put_kv_u64(o, "stepdowns", c.stepdowns, true);
     jbuf_put_kv_u64(o, "leases_forced", c.leases_forced, true);
     jbuf_put_kv_u64(o, "lease_renew_errors", c.lease_renew_errors, true);
+    jbuf_put_kv_u64(o, "lease_readbacks", c.lease_readbacks, true);
     jbuf_put_kv_u64(o, "checkpoints", c.checkpoints, true);
     jbuf_put_kv_u64(o, "checkpoint_errors", c.checkpoint_errors, true);
     jbuf_put_kv_u64(o, "forwarded_out", c.forwarded_out, true);
@@ -189,6 +190,9 @@ void bk_cluster_metrics(broker_t *b, jbuf_t *o)
            c.leases_forced);
     metric(o, "lease_renew_errors_total", "counter", "Lease renewals that failed.", NULL,
            c.lease_renew_errors);
+    metric(o, "lease_readbacks_total", "counter",
+           "Renewals refused for their revision that had been stored (answer lost).", NULL,
+           c.lease_readbacks);
     metric(o, "checkpoint_errors_total", "counter", "Checkpoints not written.", NULL,
            c.checkpoint_errors);
     metric(o, "forwarded_total", "counter", "Publishes forwarded to their owner, by direction.",
