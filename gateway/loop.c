@@ -69,10 +69,8 @@ void gw_loop_fini(gw_t *g)
 void gw_loop_commit(gw_t *g)
 {
     uint64_t next = g->tick_at_ns, at = gw_deliver_next_deadline(g);
-    /* Wake a slack before the nearest flush deadline: the pass flushes every batch due
-     * within the slack, so the timer's own lateness never holds a batch past its flush
-     * delay (protocol.md 6: "at most"), and the number of wake-ups is the same. */
-    if (at) at = at > GW_FLUSH_SLACK_NS ? at - GW_FLUSH_SLACK_NS : 1;
+    /* GW_TIMER_EARLY_NS before the nearest flush deadline (gw.h) */
+    if (at) at = at > GW_TIMER_EARLY_NS ? at - GW_TIMER_EARLY_NS : 1;
     if (at && at < next) next = at;
     at = gw_control_retry_at(g);
     if (at < next) next = at;
@@ -127,7 +125,8 @@ static void loop_reap(gw_t *g)
         g->now_ns = mono_ns();
         if (!gw_uring_reap(g, loop_dispatch)) break;
     }
-    /* Every wake-up (doorbell, timer, no-op) flushes the batches due by now + the slack. */
+    /* Every wake-up (doorbell, timer, no-op) flushes the batches due by now + the slack,
+     * which covers the timer's advance (gw.h). */
     gw_deliver_due(g, g->now_ns + GW_FLUSH_SLACK_NS);
     gw_deliver_write_now(g);
     gw_drain_idle(g); /* the ring went empty: poll it a while, then sleep on the doorbell */
