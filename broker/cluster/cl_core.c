@@ -18,6 +18,14 @@ uint64_t cl_now(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void cl_tick_deadline(unsigned ms, struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000u;
+    ts->tv_sec += (time_t)(ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
 void cl_stream_name(const cl_t *cl, unsigned p, char *out, size_t cap)
 {
     snprintf(out, cap, "%s_P%u", cl->stream_pfx, p);
@@ -247,10 +255,7 @@ void *cl_ctl_main(void *arg)
     while (!cl->stop) {
         if (!cl->ctl_kick) {
             struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->cfg.tick_ms * 1000000u;
-            ts.tv_sec += (time_t)(ns / 1000000000u);
-            ts.tv_nsec = (long)(ns % 1000000000u);
+            cl_tick_deadline(cl->cfg.tick_ms, &ts);
             pthread_cond_timedwait(&cl->ctl_cond, &cl->mu, &ts);
         }
         cl->ctl_kick = false;

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <nats/nats.h>
 
@@ -203,6 +204,8 @@ struct cl {
 
 /* Monotonic ns. */
 uint64_t cl_now(void);
+/* A pthread_cond_timedwait deadline (CLOCK_REALTIME) ms from now: the threads' ticks. */
+void cl_tick_deadline(unsigned ms, struct timespec *ts);
 
 /* Queue an item for the broker thread (caller holds mu). */
 void cl_push(cl_t *cl, cl_item_t *it);

@@ -508,10 +508,7 @@ void *cl_keep_main(void *arg)
     pthread_mutex_lock(&cl->mu);
     while (!cl->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)cl->cfg.tick_ms * 1000000u;
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
+        cl_tick_deadline(cl->cfg.tick_ms, &ts);
         pthread_cond_timedwait(&cl->keep_cond, &cl->mu, &ts);
         if (cl->stop) break;
         bool paused = cl->paused;
