@@ -11,6 +11,15 @@
 
 #define RING_PF_AHEAD 2048u /* bytes of ring prefetched for writing ahead of the producer */
 
+/* The producer's view of the consumer's head, refreshed (and shown in the header). */
+static inline uint64_t producer_reload_head(ring_t *r)
+{
+    /* pairs with the consumer's release store of head: its reads of that space are done */
+    r->head_cache = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+    r->hdr->head_cache = r->head_cache;
+    return r->head_cache;
+}
+
 /* Make room for a record of `need` bytes at wpos (writing a pad record first if it would
  * cross the end). Returns the data offset for the record, or -HERR_NO_ROOM. */
 static inline long producer_reserve(ring_t *r, uint64_t need)
@@ -18,12 +27,9 @@ static inline long producer_reserve(ring_t *r, uint64_t need)
     uint64_t off = r->wpos & r->mask;
     uint64_t to_end = r->capacity - off;
     uint64_t total = need <= to_end ? need : to_end + need;
-    if (r->capacity - (r->wpos - r->head_cache) < total) {
-        /* pairs with the consumer's release store of head: its reads of that space are done */
-        r->head_cache = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
-        r->hdr->head_cache = r->head_cache;
-        if (r->capacity - (r->wpos - r->head_cache) < total) return -HERR_NO_ROOM;
-    }
+    if (r->capacity - (r->wpos - r->head_cache) < total &&
+        r->capacity - (r->wpos - producer_reload_head(r)) < total)
+        return -HERR_NO_ROOM;
     if (need > to_end) {
         uint32_t pad[2] = {(uint32_t)(to_end - RING_REC_HDR), RING_REC_PAD};
         memcpy(r->data + off, pad, sizeof pad);
@@ -74,12 +80,9 @@ ring_pub_t ring_publish_due(ring_t *r, uint64_t due_ns)
     /* Before it fills: a quarter of the ring unread. The cached head is refreshed only when
      * a write runs out of room, so it may lag by most of the ring; look at the real one
      * before ringing on its account (one load, only in this case). */
-    if (r->wpos - r->head_cache >= r->capacity / 4) {
-        /* pairs with the consumer's release store of head */
-        r->head_cache = atomic_load_explicit(&h->head, memory_order_acquire);
-        h->head_cache = r->head_cache;
-        if (r->wpos - r->head_cache >= r->capacity / 4) return RING_PUB_WAKE;
-    }
+    if (r->wpos - r->head_cache >= r->capacity / 4 &&
+        r->wpos - producer_reload_head(r) >= r->capacity / 4)
+        return RING_PUB_WAKE;
     return RING_PUB_WAITS;
 }
 
@@ -109,10 +112,7 @@ void ring_wake(ring_t *r)
 
 size_t ring_free_bytes(ring_t *r)
 {
-    /* pairs with the consumer's release store of head */
-    r->head_cache = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
-    r->hdr->head_cache = r->head_cache;
-    return (size_t)(r->capacity - (r->wpos - r->head_cache));
+    return (size_t)(r->capacity - (r->wpos - producer_reload_head(r)));
 }
 
 void ring_count_drops(ring_t *r, uint64_t n)
