@@ -42,6 +42,19 @@ static int run_bench(char *const args[], char *out, size_t outlen, pid_t *pid)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Run herald-bench with args, expecting exit 0 and a JSON report first on its stdout (the
+ * readable table follows it). Returns the report; *pid as in run_bench. */
+static json_t *bench_report(char *const args[], pid_t *pid)
+{
+    static char out[1 << 16];
+    int rc = run_bench(args, out, sizeof out, pid);
+    ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);
+    json_error_t jerr;
+    json_t *rep = json_loads(out, JSON_DISABLE_EOF_CHECK, &jerr);
+    ck_assert_msg(rep != NULL, "no JSON report (%s): %s", jerr.text, out);
+    return rep;
+}
+
 static long long get_int(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
@@ -67,16 +80,11 @@ static int shm_left(pid_t pid)
  * receiver chosen by receiver_flag (NULL: the default, lean one). */
 static void check_full_delivery(char *receiver_flag)
 {
-    static char out[1 << 16];
     char *const args[] = {"herald-bench", "e2e",  "-S",          "30",    "--users",    "10",
                           "-M",           "3000", "--rate",      "20000", "--gateways", "2",
                           "--timeout",    "60",   receiver_flag, NULL};
     pid_t pid;
-    int rc = run_bench(args, out, sizeof out, &pid);
-    ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);
-    json_error_t jerr;
-    json_t *rep = json_loads(out, JSON_DISABLE_EOF_CHECK, &jerr);
-    ck_assert_msg(rep != NULL, "no JSON report: %s", jerr.text);
+    json_t *rep = bench_report(args, &pid);
     ck_assert_int_eq(get_int(rep, "sent"), 3000);
     ck_assert_int_eq(get_int(rep, "acked"), 3000);
     ck_assert_int_eq(get_int(rep, "expected"), 9000);
@@ -116,7 +124,6 @@ END_TEST
  * loss either way. */
 START_TEST(bench_e2e_acks_and_slow_readers_are_accounted_for)
 {
-    static char out[1 << 16];
     char *const args[] = {"herald-bench",
                           "e2e",
                           "-S",
@@ -138,11 +145,7 @@ START_TEST(bench_e2e_acks_and_slow_readers_are_accounted_for)
                           "60",
                           NULL};
     pid_t pid;
-    int rc = run_bench(args, out, sizeof out, &pid);
-    ck_assert_msg(rc == 0, "herald-bench exited %d: %s", rc, out);
-    json_error_t jerr;
-    json_t *rep = json_loads(out, JSON_DISABLE_EOF_CHECK, &jerr);
-    ck_assert_msg(rep != NULL, "no JSON report: %s", jerr.text);
+    json_t *rep = bench_report(args, &pid);
     ck_assert_int_eq(get_int(rep, "received"), 4000);
     ck_assert_int_eq(get_int(rep, "lost"), 0);
     long long acks = get_int(rep, "acks_sent");
@@ -164,13 +167,8 @@ END_TEST
  * present and positive, and no child process left behind. */
 static json_t *run_floor(char *const args[])
 {
-    static char out[4096];
     pid_t pid;
-    int rc = run_bench(args, out, sizeof out, &pid);
-    ck_assert_msg(rc == 0, "herald-bench floor exited %d: %s", rc, out);
-    json_error_t jerr;
-    json_t *rep = json_loads(out, 0, &jerr);
-    ck_assert_msg(rep != NULL, "not one JSON report: %s", out);
+    json_t *rep = bench_report(args, &pid);
     char probe[64];
     snprintf(probe, sizeof probe, "pgrep -P %d >/dev/null", (int)pid);
     ck_assert_msg(system(probe) != 0, "a child of herald-bench floor is still running");
