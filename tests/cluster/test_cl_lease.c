@@ -180,6 +180,16 @@ static bool node_owns_all(void *arg)
     return true;
 }
 
+/* Node 1 alone, once it owns every partition. */
+static void open_sole_owner(clnode_t *a, cl_config_t *c)
+{
+    clnode_config(c, nf.url, 1, PARTS, 1);
+    ck_assert_int_eq(clnode_open(a, c), 0);
+    clnode_t *nodes[] = {a};
+    owns_all_t oa = {a};
+    ck_assert(clnode_wait(nodes, 1, 10000, node_owns_all, &oa));
+}
+
 START_TEST(paused_owner_loses_its_lease_and_steps_down_without_writing)
 {
     cl_config_t c1, c2;
@@ -480,11 +490,8 @@ START_TEST(renewal_stored_with_its_answer_lost_keeps_the_owner)
 {
     cl_config_t c1;
     clnode_t a;
-    clnode_config(&c1, nf.url, 1, PARTS, 1);
-    ck_assert_int_eq(clnode_open(&a, &c1), 0);
+    open_sole_owner(&a, &c1);
     clnode_t *nodes[] = {&a};
-    owns_all_t oa = {&a};
-    ck_assert(clnode_wait(nodes, 1, 10000, node_owns_all, &oa));
     const unsigned p = 1;
     cl_counters_t c0, c;
     cl_counters(a.cl, &c0);
@@ -535,11 +542,8 @@ START_TEST(lease_taken_by_another_node_makes_the_owner_step_down)
 {
     cl_config_t c1;
     clnode_t a;
-    clnode_config(&c1, nf.url, 1, PARTS, 1);
-    ck_assert_int_eq(clnode_open(&a, &c1), 0);
+    open_sole_owner(&a, &c1);
     clnode_t *nodes[] = {&a};
-    owns_all_t oa = {&a};
-    ck_assert(clnode_wait(nodes, 1, 10000, node_owns_all, &oa));
     const unsigned p = 1;
     cl_counters_t c0, c;
     cl_counters(a.cl, &c0);
