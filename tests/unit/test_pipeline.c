@@ -92,6 +92,40 @@ static bk_user_t *user(const char *id)
     return bk_users_get(b, id, strlen(id), false);
 }
 
+/* The broker's loop passes again without sleeping only while a round leaves work queued
+ * (bk_drain_pending, read at the end of each pass): a round that takes everything leaves
+ * none, one past the round budget leaves the rest. */
+START_TEST(a_round_past_its_budget_leaves_the_rest_pending_and_only_then)
+{
+    size_t n = BK_ROUND_BUDGET + 100, cap = n * 200 + 16, len = 0;
+    char *json = malloc(cap), one[256];
+    ck_assert_ptr_nonnull(json);
+    json[len++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "budget-%zu", i);
+        note_json(one, sizeof one, "u1", id, 1, "t");
+        len += (size_t)snprintf(json + len, cap - len, "%s%s", i ? "," : "", one);
+    }
+    json[len++] = ']';
+    herald_error_t err = {0};
+    msgpack_sbuffer_clear(&body);
+    ck_assert_msg(json_to_msgpack(json, len, &body, &err) == 0, "%s", err.message);
+    free(json);
+    bk_req_t *r = bk_ingest_body(b, (const uint8_t *)body.data, body.size);
+    ck_assert_ptr_nonnull(r);
+    ck_assert(bk_drain_pending(b));
+    bk_drain(b);
+    ck_assert_uint_eq(bk_queue_total(b), 100);
+    ck_assert(bk_drain_pending(b)); /* the rest: another pass at once */
+    bk_drain(b);
+    ck_assert_uint_eq(bk_queue_total(b), 0);
+    ck_assert(!bk_drain_pending(b)); /* all taken: the loop may sleep */
+    ck_assert_uint_eq(r->pending, 0);
+    bk_req_free(r);
+}
+END_TEST
+
 START_TEST(each_user_gets_gap_free_seqs_and_p0_is_sequenced_first)
 {
     char j[4096], one[300];
@@ -327,6 +361,7 @@ static Suite *pipeline_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_unchecked_fixture(tc, NULL, remove_objects);
     tcase_add_test(tc, each_user_gets_gap_free_seqs_and_p0_is_sequenced_first);
+    tcase_add_test(tc, a_round_past_its_budget_leaves_the_rest_pending_and_only_then);
     tcase_add_test(tc, a_repeat_gets_the_original_seq_and_a_conflict_is_refused);
     tcase_add_test(tc, an_invalid_item_is_refused_alone);
     tcase_add_test(tc, a_gateway_ring_gets_only_the_users_routed_to_it);
