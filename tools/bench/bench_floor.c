@@ -98,7 +98,10 @@ static int fl_wake(const fl_opts_t *o)
     int sp[FL_MAXHOP + 1][2];
     pid_t kids[FL_MAXHOP] = {0};
     for (unsigned i = 0; i <= o->hops; i++)
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0) return 1;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0) {
+            fprintf(stderr, "herald-bench floor: socketpair: %s\n", strerror(errno));
+            return 1;
+        }
     for (unsigned h = 0; h < o->hops; h++) {
         kids[h] = fork();
         if (kids[h] == 0) fl_relay(sp[h][1], sp[h + 1][0], h + 1 == o->hops);
@@ -261,7 +264,11 @@ static int fl_http1_once(const fl_opts_t *o, double *per_s, double *cpu_s, doubl
 {
     uint16_t port;
     int lfd = fl_listen(&port), res[2] = {-1, -1};
-    if (lfd < 0 || pipe(res) < 0) return -1;
+    if (lfd < 0 || pipe(res) < 0) {
+        fprintf(stderr, "herald-bench floor: http1: listen or pipe: %s\n", strerror(errno));
+        if (lfd >= 0) close(lfd);
+        return -1;
+    }
     pid_t kid = fl_fork();
     if (kid == 0) fl_responder(lfd, res[1]);
     close(lfd);
@@ -348,6 +355,8 @@ static double fl_send(const fl_opts_t *o, const int *fds, double *secs)
         uint64_t due = (uint64_t)((double)(now - start) * o->rate / 1e9) + 1;
         for (; sent < due && sent < o->count; sent++, rr = (rr + 1) % o->sessions)
             if (send(fds[rr], msg, o->bytes, MSG_NOSIGNAL) != (ssize_t)o->bytes) {
+                fprintf(stderr, "herald-bench floor: fanout: send to session %llu: %s\n",
+                        (unsigned long long)rr, strerror(errno));
                 free(msg);
                 return -1;
             }
@@ -365,7 +374,12 @@ static int fl_fanout(const fl_opts_t *o)
     uint16_t port;
     int lfd = fl_listen(&port), res[2] = {-1, -1};
     int *fds = calloc(o->sessions, sizeof *fds);
-    if (lfd < 0 || !fds || pipe(res) < 0) return 1;
+    if (lfd < 0 || !fds || pipe(res) < 0) {
+        fprintf(stderr, "herald-bench floor: fanout: listen or pipe: %s\n", strerror(errno));
+        if (lfd >= 0) close(lfd);
+        free(fds);
+        return 1;
+    }
     pid_t kid = fl_fork();
     if (kid == 0) fl_drain(lfd, o->sessions, res[1]);
     close(lfd);
